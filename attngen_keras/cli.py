@@ -1,0 +1,138 @@
+"""The `attngen` command line: train, evaluate, demo."""
+
+import argparse
+import os
+import sys
+
+
+def _add_data_arguments(parser, required=True):
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data", nargs="+", required=required, metavar="D",
+        help="Genomic Benchmarks dataset name, interval-list dir (with --references), "
+        "full-sequence dir ({train,test}/<class>/*.txt), CSV/TSV file(s) with seq,label "
+        "columns, or FASTA files one per class (class=path to name them)",
+    )  # fmt: skip
+    group.add_argument("--references", metavar="DIR", help="reference genomes (FASTA .fa.gz) of an interval list")
+    group.add_argument(
+        "--cache-dir", default="default",
+        help="where parsed data is cached ($ATTNGEN_CACHE or ~/.cache/attngen by default; 'none' disables)",
+    )  # fmt: skip
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="attngen",
+        description="Interpretable DNA sequence classification with AttnGen (Keras 3).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and write a run directory")
+    _add_data_arguments(train)
+    train.add_argument("--model", choices=["attngen", "cnn", "gb-cnn"], default="attngen")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (re-run to resume)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--length", type=int, help="fixed length (default: the longest sequence)")
+    train.add_argument("--crop", choices=["left", "center", "right"], help="keep this part of longer sequences")
+    train.add_argument("--mask-fraction", type=float, default=0.15, help="AttnGen target mask fraction")
+    train.add_argument("--warmup-epochs", type=int, default=2, help="epochs of the masking ramp")
+    train.add_argument("--start-epoch", type=int, default=0, help="first epoch of the masking ramp")
+    train.add_argument("--schedule", choices=["linear", "cosine", "step"], default="linear")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--test-fraction", type=float, default=0.2, help="carved when the source has no test split")
+    train.add_argument("--reverse-complement", action="store_true", help="reverse-complement augmentation")
+    train.add_argument("--patience", type=int, default=5, help="early-stopping patience (0: off)")
+    train.add_argument("--strategy", choices=["default", "mirrored"], default="default")
+    train.add_argument("--filters", type=int, help="backbone filters")
+    train.add_argument("--kernel-size", type=int, help="stem kernel size")
+    train.add_argument("--conv-blocks", type=int, help="backbone conv blocks after the stem")
+    train.add_argument("--dropout", type=float, help="backbone dropout")
+    train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
+    train.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a trained run on any dataset")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    _add_data_arguments(evaluate, required=False)
+    evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
+    evaluate.add_argument("--out", help="metrics JSON (default RUN_DIR/evaluation_<split>.json)")
+
+    demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
+    demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
+    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _train(args):
+    from attngen_keras.training import TrainConfig, format_metrics, train
+
+    backbone = {
+        key: value
+        for key, value in (
+            ("filters", args.filters), ("kernel_size", args.kernel_size),
+            ("conv_blocks", args.conv_blocks), ("dropout", args.dropout),
+        )  # fmt: skip
+        if value is not None
+    }
+    if args.model == "gb-cnn" and backbone:
+        raise SystemExit("error: --filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
+    config = TrainConfig(
+        data=args.data, out=args.out, references=args.references, model=args.model,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        length=args.length, crop=args.crop, mask_fraction=args.mask_fraction,
+        warmup_epochs=args.warmup_epochs, start_epoch=args.start_epoch, schedule=args.schedule,
+        seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        reverse_complement=args.reverse_complement, patience=args.patience,
+        strategy=args.strategy, backbone=backbone, cache_dir=args.cache_dir,
+        jit_compile=False if args.no_jit else "auto",
+    )  # fmt: skip
+    metrics = train(config, overwrite=args.overwrite)
+    for split in ("val", "test"):
+        if split in metrics:
+            print(f"{split}: {format_metrics(metrics[split])}")
+    print(f"run written to {args.out}")
+
+
+def _evaluate(args):
+    from attngen_keras.training import evaluate_run, format_metrics
+
+    result = evaluate_run(
+        args.run_dir, args.data, args.references, split=args.split, out=args.out,
+        cache_dir=args.cache_dir,
+    )  # fmt: skip
+    print(f"{args.split}: {format_metrics(result)}")
+
+
+def _demo(args):
+    from attngen_keras.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, seed=args.seed)
+
+
+def main(argv=None):
+    """Entry point of the `attngen` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    from attngen_keras.data.errors import DataError
+    from attngen_keras.training import RunError
+
+    try:
+        {"train": _train, "evaluate": _evaluate, "demo": _demo}[args.command](args)
+    except (DataError, RunError) as error:
+        print(f"attngen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\nattngen {args.command}: interrupted; re-run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

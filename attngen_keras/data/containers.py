@@ -1,0 +1,203 @@
+"""Containers for parsed sequences: ragged raw splits and padded datasets."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attngen_keras.data import alphabet
+from attngen_keras.data.errors import DataError
+
+SPLITS = ("train", "val", "test")
+CROP_MODES = ("left", "center", "right")
+
+
+@dataclass
+class RawSplit:
+    """Parsed, tokenized, variable-length records of one split.
+
+    Attributes:
+        flat: all tokens concatenated, `uint8`.
+        offsets: `(n + 1,)` int64; record `i` is `flat[offsets[i]:offsets[i+1]]`.
+        ids: `(n,)` record ids (str).
+        labels: `(n,)` class names (str).
+        file_index: `(n,)` index into `files` of each record's source file.
+        files: the source files.
+    """
+
+    flat: np.ndarray
+    offsets: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+    file_index: np.ndarray
+    files: list
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def lengths(self):
+        return np.diff(self.offsets)
+
+    def subset(self, indices):
+        """A new RawSplit holding records `indices` (in that order)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths[indices]
+        offsets = np.zeros(len(indices) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if len(indices):
+            starts = self.offsets[indices]
+            gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+            flat = self.flat[gather]
+        else:
+            flat = np.zeros(0, dtype=np.uint8)
+        return RawSplit(
+            flat, offsets, self.ids[indices], self.labels[indices],
+            self.file_index[indices], list(self.files),
+        )  # fmt: skip
+
+
+class RawSplitBuilder:
+    """Accumulates records into a `RawSplit`, tokenizing as it goes.
+
+    Example:
+
+    >>> builder = RawSplitBuilder()
+    >>> builder.add("s1", "pos", "ACGT", "x.fa")
+    >>> len(builder.build())
+    1
+    """
+
+    def __init__(self):
+        self._chunks, self._lengths, self._ids, self._labels = [], [], [], []
+        self._file_index, self._files = [], {}
+
+    def add(self, record_id, label, sequence, file):
+        tokens = alphabet.encode(sequence, file=file, record=record_id)
+        self._chunks.append(tokens)
+        self._lengths.append(len(tokens))
+        self._ids.append(str(record_id))
+        self._labels.append(str(label))
+        self._file_index.append(self._files.setdefault(str(file), len(self._files)))
+
+    def __len__(self):
+        return len(self._ids)
+
+    def build(self):
+        offsets = np.zeros(len(self._lengths) + 1, dtype=np.int64)
+        np.cumsum(self._lengths, out=offsets[1:])
+        flat = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.uint8)
+        return RawSplit(
+            flat=flat.astype(np.uint8, copy=False),
+            offsets=offsets,
+            ids=np.asarray(self._ids, dtype=str),
+            labels=np.asarray(self._labels, dtype=str),
+            file_index=np.asarray(self._file_index, dtype=np.int32),
+            files=list(self._files),
+        )
+
+
+@dataclass
+class EncodedSplit:
+    """Fixed-length tokens and integer labels of one split.
+
+    Attributes:
+        tokens: `(n, length)` `uint8`, right-padded with `alphabet.PAD`.
+        labels: `(n,)` int32 class indices.
+        ids: `(n,)` record ids.
+    """
+
+    tokens: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def lengths(self):
+        return np.sum(self.tokens != alphabet.PAD, axis=1).astype(np.int32)
+
+    def one_hot(self):
+        """`(n, length, 4)` float32 one-hot (padding all-zero)."""
+        return alphabet.one_hot(self.tokens)
+
+    def sequences(self):
+        """The sequences as upper-case strings (padding removed)."""
+        return [alphabet.decode(row) for row in self.tokens]
+
+
+@dataclass
+class GenomicDataset:
+    """A classification dataset ready for training.
+
+    Attributes:
+        class_names: class names; label `i` is `class_names[i]`.
+        length: the fixed (padded) length of every sequence.
+        splits: `{"train", "val", "test"}` -> `EncodedSplit` (some may be
+            absent, e.g. a dataset loaded for evaluation only).
+        source: a description of where the data came from.
+        kind: the detected source kind.
+    """
+
+    class_names: list
+    length: int
+    splits: dict
+    source: str = ""
+    kind: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def __getitem__(self, split):
+        if split not in self.splits:
+            raise KeyError(f"dataset has no {split!r} split (has {sorted(self.splits)})")
+        return self.splits[split]
+
+    def summary(self):
+        """Counts per split and class, as a dict."""
+        return {
+            split: {
+                name: int(np.sum(data.labels == i))
+                for i, name in enumerate(self.class_names)
+            }
+            for split, data in self.splits.items()
+        }
+
+
+def pad_tokens(raw, length, crop=None, split_name=""):
+    """Pads (or crops) a `RawSplit` to `(n, length)` tokens.
+
+    Args:
+        raw: the split.
+        length: target length.
+        crop: `None` (longer records are an error), `"left"` (keep the first
+            `length` bases), `"center"` or `"right"` (keep the last ones).
+        split_name: named in errors.
+    """
+    if crop is not None and crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES} or None, got {crop!r}")
+    lengths = raw.lengths
+    too_long = np.flatnonzero(lengths > length)
+    if too_long.size and crop is None:
+        first = int(too_long[0])
+        raise DataError(
+            f"sequence of length {int(lengths[first])} is longer than --length "
+            f"{length} ({too_long.size} such record(s) in the {split_name} split); "
+            "raise --length or choose --crop left|center|right",
+            raw.files[raw.file_index[first]] if raw.files else None,
+            str(raw.ids[first]),
+        )
+    n = len(raw)
+    if n and np.all(lengths == length):
+        return raw.flat.reshape(n, length).copy()
+    tokens = np.full((n, length), alphabet.PAD, dtype=np.uint8)
+    for i in range(n):
+        row = raw.flat[raw.offsets[i] : raw.offsets[i + 1]]
+        if len(row) > length:
+            excess = len(row) - length
+            start = {"left": 0, "center": excess // 2, "right": excess}[crop]
+            row = row[start : start + length]
+        tokens[i, : len(row)] = row
+    return tokens

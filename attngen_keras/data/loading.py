@@ -1,0 +1,263 @@
+"""`load_dataset`: one entry point that auto-detects every supported source."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from attngen_keras.data import cache as cache_lib
+from attngen_keras.data import genomic_benchmarks as gb
+from attngen_keras.data import readers
+from attngen_keras.data.containers import EncodedSplit, GenomicDataset, pad_tokens
+from attngen_keras.data.errors import DataError
+
+KINDS = ("genomic_benchmarks_name", "interval_list", "full_sequence_dir", "table", "fasta")
+_READER_VERSION = "1"
+
+
+def detect_source(data):
+    """Returns `(kind, paths)` for a `--data` value (a path, a name, or a list).
+
+    Kinds: `genomic_benchmarks_name`, `interval_list` (dir with
+    `metadata.yaml`), `full_sequence_dir` (`{train,test}/<class>/*.txt`),
+    `table` (CSV/TSV files, or a dir of them), `fasta` (files, one per class,
+    or a dir of them, optionally in `train/` and `test/` subdirs).
+    """
+    items = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    if not items:
+        raise DataError("no --data given")
+    if len(items) > 1:
+        suffixes = {readers.base_suffix(i.split("=", 1)[-1]) for i in items}
+        if suffixes <= set(readers.TABLE_SUFFIXES) | {".txt"}:
+            return "table", items
+        if suffixes <= set(readers.FASTA_SUFFIXES):
+            return "fasta", items
+        raise DataError(
+            f"cannot combine these inputs ({', '.join(items)}): give several CSV/TSV "
+            "files (one per split) or several FASTA files (one per class)"
+        )
+    item = items[0]
+    path = Path(item)
+    if not path.exists():
+        if "=" in item and Path(item.split("=", 1)[1]).exists():
+            return "fasta", items
+        known = gb.known_datasets()
+        if item in known:
+            return "genomic_benchmarks_name", items
+        raise DataError(
+            "no such file or directory, and not a Genomic Benchmarks dataset name "
+            f"(known names: {', '.join(known)})",
+            item,
+        )
+    if path.is_file():
+        suffix = readers.base_suffix(path)
+        if suffix in readers.TABLE_SUFFIXES:
+            return "table", items
+        if suffix in readers.FASTA_SUFFIXES:
+            raise DataError(
+                "a single FASTA file has no classes: give one FASTA file per class "
+                "(--data pos.fa neg.fa) or a CSV with seq,label columns",
+                path,
+            )
+        raise DataError(
+            "unrecognized file type (expected .csv, .tsv, .fa, .fasta, .fna, "
+            "optionally gzipped)",
+            path,
+        )
+    return _detect_directory(path), items
+
+
+def _detect_directory(path):
+    if (path / "metadata.yaml").exists():
+        return "interval_list"
+    split_dirs = [p for p in path.iterdir() if p.is_dir() and p.name in readers.SPLIT_ALIASES]
+    if split_dirs:
+        if any(child.is_dir() for d in split_dirs for child in d.iterdir()):
+            return "full_sequence_dir"
+        if any(readers.base_suffix(f) in readers.FASTA_SUFFIXES for d in split_dirs for f in d.iterdir()):
+            return "fasta_split_dirs"
+    suffixes = {readers.base_suffix(p) for p in path.iterdir() if p.is_file()}
+    if suffixes & set(readers.TABLE_SUFFIXES):
+        return "table_dir"
+    if suffixes & set(readers.FASTA_SUFFIXES):
+        return "fasta"
+    raise DataError(
+        "unrecognized directory layout: expected metadata.yaml (interval list), "
+        "{train,test}/<class>/*.txt (full sequences), CSV/TSV files or FASTA files",
+        path,
+    )
+
+
+def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
+    """Parses any supported source into `{split: RawSplit}` (cached).
+
+    Returns:
+        `(splits, kind, description)`.
+    """
+    kind, items = detect_source(data)
+    description = " ".join(items)
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+
+    if kind == "genomic_benchmarks_name":
+        root = Path(cache_dir or cache_lib.default_cache_dir()) / "genomic_benchmarks"
+        full = root / items[0]
+        if not (full / "train").is_dir():
+            full = gb.download_named(items[0], root)
+        return _cached_full_sequence_dir(full, cache_dir, show_progress), kind, description
+
+    if kind == "interval_list":
+        directory = Path(items[0])
+        _, inputs = gb.interval_list_inputs(directory, references)
+        key = cache_lib.fingerprint(inputs, extra=f"interval_list|{_READER_VERSION}")
+
+        def build():
+            workdir = Path(cache_dir or cache_lib.default_cache_dir())
+            workdir.mkdir(parents=True, exist_ok=True)
+            full = gb.build_full_sequences(directory, references, workdir)
+            try:
+                return readers.read_full_sequence_dir(full, show_progress)
+            finally:
+                shutil.rmtree(Path(full).parent, ignore_errors=True)
+
+        splits, _ = cache_lib.cached(cache_dir, key, build, description)
+        return splits, kind, description
+
+    if kind == "full_sequence_dir":
+        return _cached_full_sequence_dir(Path(items[0]), cache_dir, show_progress), kind, description
+
+    if kind in ("table", "table_dir"):
+        files = items
+        if kind == "table_dir":
+            files = sorted(
+                str(p) for p in Path(items[0]).iterdir()
+                if p.is_file() and readers.base_suffix(p) in readers.TABLE_SUFFIXES
+            )  # fmt: skip
+        key = cache_lib.fingerprint(files, extra=f"table|{_READER_VERSION}|{files}")
+        splits, _ = cache_lib.cached(cache_dir, key, lambda: readers.read_tables(files), description)
+        return splits, "table", description
+
+    # FASTA, per class (files or a directory), optionally in split directories
+    split_dirs = kind == "fasta_split_dirs"
+    paths = [i.split("=", 1)[-1] if not Path(i).exists() else i for i in items]
+    key = cache_lib.fingerprint(paths, extra=f"fasta|{_READER_VERSION}|{items}")
+    splits, _ = cache_lib.cached(
+        cache_dir, key, lambda: readers.read_fasta_per_class(items, split_dirs), description
+    )
+    return splits, "fasta", description
+
+
+def _cached_full_sequence_dir(root, cache_dir, show_progress):
+    key = cache_lib.fingerprint([root], extra=f"full_sequence_dir|{_READER_VERSION}")
+    splits, _ = cache_lib.cached(
+        cache_dir, key, lambda: readers.read_full_sequence_dir(root, show_progress), str(root)
+    )
+    return splits
+
+
+def load_dataset(
+    data,
+    references=None,
+    *,
+    length=None,
+    crop=None,
+    val_fraction=0.1,
+    test_fraction=0.2,
+    seed=0,
+    class_names=None,
+    cache_dir="default",
+    show_progress=True,
+):
+    """Loads any supported DNA classification source, ready for training.
+
+    Args:
+        data: a Genomic Benchmarks dataset name, an interval-list directory
+            (with `references`), a full-sequence directory, CSV/TSV file(s)
+            with `seq` and `label` columns, or FASTA files (one per class), or
+            a list of such files. The kind is detected automatically.
+        references: directory with the reference genomes of an interval list.
+        length: fixed length; default the longest sequence. Shorter sequences
+            are right-padded (padding is all-zero one-hot and never counts as
+            a position); longer ones are an error unless `crop` is set.
+        crop: `"left"`, `"center"` or `"right"`: which part of a too-long
+            sequence to keep.
+        val_fraction: fraction of train carved out (stratified, seeded) as
+            the validation split when the source has none.
+        test_fraction: fraction carved out as the test split when the source
+            has no split of its own (one CSV, FASTA per class).
+        seed: seed of the carving.
+        class_names: fix the class order (e.g. of a trained run); by default
+            the sorted class names of the train split (numerically sorted
+            when all are integers).
+        cache_dir: where parsed sources are cached; `"default"` is
+            `$ATTNGEN_CACHE` or `~/.cache/attngen`, `None` disables it.
+        show_progress: show a progress bar while parsing many files.
+
+    Returns:
+        A `GenomicDataset` with `train`, `val` (if any) and `test` splits.
+
+    Raises:
+        DataError: for every kind of bad input, naming file and record.
+
+    Example:
+
+    >>> ds = load_dataset("examples.csv", length=200)  # doctest: +SKIP
+    >>> ds["train"].tokens.shape  # doctest: +SKIP
+    (720, 200)
+    """
+    if cache_dir == "default":
+        cache_dir = cache_lib.default_cache_dir()
+    if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
+        raise ValueError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
+    raw, kind, description = load_raw_splits(data, references, cache_dir, show_progress)
+    raw = dict(raw)
+    if "all" in raw:
+        everything = raw.pop("all")
+        keep, carved = readers.stratified_split(everything.labels, test_fraction, seed)
+        raw["train"], raw["test"] = everything.subset(keep), everything.subset(carved)
+    if "train" not in raw:
+        raise DataError(f"no train split found (found: {sorted(raw)})", description)
+    if "val" not in raw and val_fraction > 0:
+        keep, carved = readers.stratified_split(raw["train"].labels, val_fraction, seed)
+        raw["val"], raw["train"] = raw["train"].subset(carved), raw["train"].subset(keep)
+
+    if class_names is None:
+        class_names = _sorted_classes(np.unique(raw["train"].labels))
+        if len(class_names) < 2:
+            raise DataError(
+                f"need at least two classes, the train split has only {class_names}",
+                description,
+            )
+    class_names = [str(c) for c in class_names]
+    if length is None:
+        length = int(max(int(split.lengths.max()) for split in raw.values() if len(split)))
+    splits = {}
+    for name, split in raw.items():
+        labels = _label_indices(split, class_names, name)
+        tokens = pad_tokens(split, int(length), crop, name)
+        splits[name] = EncodedSplit(tokens=tokens, labels=labels, ids=split.ids)
+    return GenomicDataset(
+        class_names=class_names, length=int(length), splits=splits,
+        source=description, kind=kind,
+    )  # fmt: skip
+
+
+def _sorted_classes(names):
+    names = [str(n) for n in names]
+    if all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def _label_indices(split, class_names, split_name):
+    lookup = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted(set(np.unique(split.labels)) - set(lookup))
+    if unknown:
+        first = int(np.flatnonzero(split.labels == unknown[0])[0])
+        raise DataError(
+            f"label/class mismatch: the {split_name} split has class(es) {unknown} "
+            f"that are not among the classes {class_names}",
+            split.files[split.file_index[first]] if split.files else None,
+            str(split.ids[first]),
+        )
+    return np.asarray([lookup[label] for label in split.labels], dtype=np.int32)

@@ -1,0 +1,295 @@
+"""Parsers for each supported on-disk format, producing `RawSplit`s.
+
+Every reader returns `{split_name: RawSplit}`; split names are `train`,
+`val`, `test`, or `all` when the source has no split of its own.
+"""
+
+import gzip
+import io
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+from tqdm.auto import tqdm
+
+from attngen_keras.data.containers import RawSplitBuilder
+from attngen_keras.data.errors import DataError
+
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+TABLE_SUFFIXES = (".csv", ".tsv")
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+_CORRUPT_ERRORS = (EOFError, OSError, zlib.error, UnicodeDecodeError)
+
+
+def strip_suffixes(path):
+    """`a.fa.gz` -> `a`, `b.csv` -> `b`."""
+    name = Path(path).name
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return Path(name).stem
+
+
+def base_suffix(path):
+    """`a.fa.gz` -> `.fa` (lower case)."""
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return Path(name).suffix
+
+
+def open_text(path):
+    """Opens plain or gzip text; a missing or corrupt file is a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(path.read_bytes())
+        except _CORRUPT_ERRORS as error:
+            raise DataError(f"corrupt gzip file ({error})", path) from None
+    else:
+        data = path.read_bytes()
+    try:
+        return io.StringIO(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataError(f"not a UTF-8 text file ({error})", path) from None
+
+
+def read_fasta(path, label, builder):
+    """Adds every record of a FASTA file to `builder` with class `label`."""
+    handle = open_text(path)
+    first = handle.read(1)
+    if first == "":
+        raise DataError("empty file (no FASTA records)", path)
+    if first != ">":
+        raise DataError("not a FASTA file: the first character is not '>'", path)
+    handle.seek(0)
+    count = 0
+    try:
+        for title, sequence in SimpleFastaParser(handle):
+            record_id = title.split(None, 1)[0] if title.strip() else f"#{count + 1}"
+            builder.add(record_id, label, sequence, path)
+            count += 1
+    except ValueError as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"malformed FASTA ({error})", path) from None
+    if count == 0:
+        raise DataError("no FASTA records", path)
+    return count
+
+
+def read_fasta_per_class(paths, split_dirs=False):
+    """FASTA files, one per class; the class is `name=` or the file stem.
+
+    Args:
+        paths: file paths, optionally `class=path`; or one directory holding
+            the FASTA files (or `train/` and `test/` directories of them).
+        split_dirs: set by detection when the directory has split subdirs.
+    """
+    if split_dirs:
+        root = Path(paths[0])
+        return {
+            SPLIT_ALIASES[sub.name]: _fasta_split(_fasta_files(sub))
+            for sub in sorted(root.iterdir())
+            if sub.is_dir() and sub.name in SPLIT_ALIASES
+        }
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        paths = _fasta_files(Path(paths[0]))
+    return {"all": _fasta_split(paths)}
+
+
+def _fasta_files(directory):
+    files = sorted(
+        str(p) for p in Path(directory).iterdir() if base_suffix(p) in FASTA_SUFFIXES
+    )
+    if not files:
+        raise DataError("no FASTA files (*.fa, *.fasta, *.fna, optionally .gz)", directory)
+    return files
+
+
+def _fasta_split(paths):
+    builder = RawSplitBuilder()
+    seen = {}
+    for item in paths:
+        label, path = _split_label(item)
+        if label in seen:
+            raise DataError(
+                f"class {label!r} given twice (also {seen[label]}); use one FASTA "
+                "file per class or name them class=path",
+                path,
+            )
+        seen[label] = path
+        read_fasta(path, label, builder)
+    if len(seen) < 2:
+        raise DataError(
+            "FASTA input needs one file per class and at least two classes",
+            ", ".join(seen.values()),
+        )
+    return builder.build()
+
+
+def _split_label(item):
+    item = str(item)
+    if "=" in item and not Path(item).exists():
+        label, path = item.split("=", 1)
+        return label, path
+    return strip_suffixes(item), item
+
+
+def read_tables(paths):
+    """CSV/TSV files with `seq` and `label` columns (optional `id`, `split`).
+
+    One file: its `split` column (train/val/test) if present, else one `all`
+    split. Several files: the split is taken from each file name (a name
+    containing train, val/valid or test).
+    """
+    if len(paths) == 1:
+        frame = _read_table(paths[0])
+        if "split" in frame.columns:
+            return _frame_splits_by_column(frame, paths[0])
+        return {"all": _frame_to_split(frame, paths[0])}
+    splits = {}
+    for path in paths:
+        split = _split_from_name(path)
+        if split in splits:
+            raise DataError(f"two files for the {split} split", path)
+        splits[split] = _frame_to_split(_read_table(path), path)
+    return splits
+
+
+def _split_from_name(path):
+    stem = strip_suffixes(path).lower()
+    for token in ("train", "validation", "valid", "val", "test", "dev"):
+        if token in stem:
+            return SPLIT_ALIASES[token]
+    raise DataError(
+        "cannot tell which split this file is: with several CSV/TSV files, each "
+        "file name must contain train, val or test",
+        path,
+    )
+
+
+def _read_table(path):
+    separator = "\t" if base_suffix(path) in (".tsv", ".txt") else ","
+    handle = open_text(path)
+    try:
+        frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file (no header, no rows)", path) from None
+    except pd.errors.ParserError as error:
+        raise DataError(f"malformed table ({error})", path) from None
+    frame.columns = [c.strip().lower() for c in frame.columns]
+    frame = frame.rename(columns={"sequence": "seq", "class": "label"})
+    missing = [c for c in ("seq", "label") if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {missing}; found {list(frame.columns)} "
+            "(need 'seq' and 'label', optional 'id' and 'split')",
+            path,
+        )
+    if frame.empty:
+        raise DataError("no rows", path)
+    return frame
+
+
+def _frame_to_split(frame, path):
+    builder = RawSplitBuilder()
+    ids = frame["id"] if "id" in frame.columns else None
+    for row, (sequence, label) in enumerate(zip(frame["seq"], frame["label"])):
+        record = ids.iloc[row] if ids is not None else f"row {row + 2}"
+        if label.strip() == "":
+            raise DataError("empty label", path, record)
+        builder.add(record, label.strip(), sequence.strip(), path)
+    return builder.build()
+
+
+def _frame_splits_by_column(frame, path):
+    names = frame["split"].str.strip().str.lower()
+    unknown = sorted(set(names) - set(SPLIT_ALIASES))
+    if unknown:
+        raise DataError(
+            f"unknown split value(s) {unknown} in column 'split' (use train, val, test)",
+            path,
+        )
+    mapped = names.map(SPLIT_ALIASES)
+    return {
+        split: _frame_to_split(frame[mapped == split].reset_index(drop=True), path)
+        for split in ("train", "val", "test")
+        if (mapped == split).any()
+    }
+
+
+def read_full_sequence_dir(root, show_progress=True):
+    """Genomic Benchmarks full-sequence layout `{train,test}/<class>/<id>.txt`."""
+    root = Path(root)
+    files = list_full_sequence_files(root)
+    if not files:
+        raise DataError("no sequence files found in {train,test}/<class>/*.txt", root)
+    builders = {}
+    for split, label, path in tqdm(
+        files, desc=f"reading {root.name}", unit="file", disable=not show_progress,
+        mininterval=1.0,
+    ):  # fmt: skip
+        builder = builders.setdefault(split, RawSplitBuilder())
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise DataError(f"cannot read ({error})", path) from None
+        builder.add(Path(path).stem, label, b"".join(data.split()), path)
+    return {split: builder.build() for split, builder in builders.items()}
+
+
+def list_full_sequence_files(root):
+    """`(split, class, path)` for every `*.txt` in the full-sequence layout."""
+    found = []
+    for split_entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not split_entry.is_dir() or split_entry.name not in SPLIT_ALIASES:
+            continue
+        split = SPLIT_ALIASES[split_entry.name]
+        for class_entry in sorted(os.scandir(split_entry.path), key=lambda e: e.name):
+            if not class_entry.is_dir():
+                continue
+            names = sorted(
+                e.name for e in os.scandir(class_entry.path) if e.name.endswith(".txt")
+            )
+            found.extend(
+                (split, class_entry.name, os.path.join(class_entry.path, n)) for n in names
+            )
+    return found
+
+
+def stratified_split(labels, fraction, seed):
+    """Indices `(keep, carved)` with `fraction` of each class carved out.
+
+    Every class with at least 2 members keeps at least one and gives at
+    least one. Deterministic for a given `seed`.
+
+    Example:
+
+    >>> keep, carved = stratified_split(np.array(["a"] * 10 + ["b"] * 10), 0.2, 0)
+    >>> len(keep), len(carved)
+    (16, 4)
+    """
+    rng = np.random.default_rng(seed)
+    keep, carved = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        n_carved = int(round(len(members) * fraction))
+        if len(members) >= 2:
+            n_carved = min(max(n_carved, 1), len(members) - 1)
+        else:
+            n_carved = 0
+        carved.append(members[:n_carved])
+        keep.append(members[n_carved:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(carved))

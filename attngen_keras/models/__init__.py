@@ -1,0 +1,23 @@
+"""Model builders of attngen_keras."""
+
+from attngen_keras.models.classifiers import (
+    BACKBONE_DEFAULTS,
+    BUILDERS,
+    attention_model,
+    build_attngen,
+    build_cnn,
+    build_gb_cnn,
+    build_model,
+    compile_classifier,
+)
+
+__all__ = [
+    "BACKBONE_DEFAULTS",
+    "BUILDERS",
+    "attention_model",
+    "build_attngen",
+    "build_cnn",
+    "build_gb_cnn",
+    "build_model",
+    "compile_classifier",
+]

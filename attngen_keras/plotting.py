@@ -1,0 +1,41 @@
+"""PNG plots of training runs."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_training_curves(history, path, title=""):
+    """Loss, accuracy and (if present) the mask fraction per epoch.
+
+    Args:
+        history: a pandas DataFrame like `history.csv` (`epoch`, `loss`,
+            `accuracy`, `val_loss`, `val_accuracy`, `mask_fraction`).
+        path: the PNG to write.
+        title: figure title.
+    """
+    epochs = history["epoch"] + 1
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        if metric in history:
+            ax.plot(epochs, history[metric], "o-", label=f"train {metric}")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    if "mask_fraction" in history and history["mask_fraction"].max() > 0:
+        twin = axes[1].twinx()
+        twin.step(epochs, history["mask_fraction"], where="mid", color="gray",
+                  linestyle="--", label="mask fraction")  # fmt: skip
+        twin.set_ylabel("mask fraction")
+        twin.set_ylim(0, max(0.5, float(history["mask_fraction"].max()) * 1.2))
+        twin.legend(loc="lower right")
+    axes[0].legend()
+    axes[1].legend(loc="center right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

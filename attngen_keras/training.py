@@ -1,0 +1,364 @@
+"""Training and evaluation runs: run directories, checkpoints and resume."""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pandas as pd
+import tensorflow as tf
+
+from attngen_keras import __version__
+from attngen_keras.callbacks import MaskingSchedule
+from attngen_keras.data import load_dataset, make_tf_dataset
+from attngen_keras.evaluation import classification_metrics
+from attngen_keras.models import build_model, compile_classifier
+from attngen_keras.plotting import plot_training_curves
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "training_curves.png"
+BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
+BACKUP_DIR = "backup"
+# Fields that must match for a re-run to resume the run in RUN_DIR.
+_IDENTITY_FIELDS = (
+    "data", "references", "model", "epochs", "batch_size", "learning_rate", "length",
+    "crop", "mask_fraction", "warmup_epochs", "start_epoch", "schedule", "seed",
+    "val_fraction", "test_fraction", "reverse_complement", "backbone",
+)  # fmt: skip
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be used as asked."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored as `config.json`).
+
+    Args:
+        data: `--data` value(s): see `attngen_keras.data.load_dataset`.
+        out: the run directory.
+        references: reference genome directory for interval lists.
+        model: `attngen`, `cnn` or `gb-cnn`.
+        epochs: maximum epochs.
+        batch_size: batch size.
+        learning_rate: Adam learning rate.
+        length: fixed sequence length (default: longest sequence).
+        crop: how to crop longer sequences (`left`, `center`, `right`).
+        mask_fraction: AttnGen's target mask fraction.
+        warmup_epochs: epochs of the masking ramp.
+        start_epoch: first epoch of the masking ramp.
+        schedule: ramp shape, `linear`, `cosine` or `step`.
+        seed: seed of initialization, splits, shuffling and augmentation.
+        val_fraction: validation fraction carved from train.
+        test_fraction: test fraction carved when the source has no test split.
+        reverse_complement: reverse-complement augmentation in training.
+        patience: early-stopping patience in epochs (0 disables it).
+        strategy: `default` or `mirrored` (`tf.distribute.MirroredStrategy`).
+        backbone: overrides of the backbone hyperparameters.
+        cache_dir: cache directory for parsed data (`default` or a path).
+        jit_compile: XLA compilation of the train step (`auto`, true, false).
+    """
+
+    data: list
+    out: str
+    references: str = None
+    model: str = "attngen"
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    length: int = None
+    crop: str = None
+    mask_fraction: float = 0.15
+    warmup_epochs: int = 2
+    start_epoch: int = 0
+    schedule: str = "linear"
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    reverse_complement: bool = False
+    patience: int = 5
+    strategy: str = "default"
+    backbone: dict = dataclasses.field(default_factory=dict)
+    cache_dir: str = "default"
+    jit_compile: object = "auto"
+
+    def identity(self):
+        return {name: getattr(self, name) for name in _IDENTITY_FIELDS}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the wall seconds of each epoch to the logs as `epoch_seconds`."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+def _normalize(value):
+    return json.loads(json.dumps(value))
+
+
+def _check_run_dir(out, config, overwrite):
+    out = Path(out)
+    config_path = out / CONFIG_FILE
+    if overwrite and out.exists():
+        for name in (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, METRICS_FILE, CURVES_FILE, BEST_WEIGHTS):
+            (out / name).unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
+        return "new"
+    if not config_path.exists():
+        if out.exists() and any(out.iterdir()):
+            raise RunError(
+                f"{out} exists and is not an attngen run directory; choose another --out"
+            )
+        return "new"
+    previous = json.loads(config_path.read_text())
+    mismatched = [
+        name
+        for name, value in _normalize(config.identity()).items()
+        if previous.get(name) != value
+    ]
+    if mismatched:
+        details = ", ".join(f"{n}: {previous.get(n)!r} -> {getattr(config, n)!r}" for n in mismatched)
+        raise RunError(
+            f"{out} holds a run with a different configuration ({details}); "
+            "use a new --out, or --overwrite to discard it"
+        )
+    if (out / METRICS_FILE).exists() and (out / MODEL_FILE).exists():
+        return "finished"
+    return "resume"
+
+
+def _strategy(name):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r} (default or mirrored)")
+
+
+def train(config, overwrite=False, verbose=None, dataset=None):
+    """Trains one model and writes a complete run directory.
+
+    Re-running with the same config after an interruption resumes from the
+    last completed epoch (`keras.callbacks.BackupAndRestore`); a finished
+    run is not redone.
+
+    Args:
+        config: a `TrainConfig`.
+        overwrite: discard an existing run in `config.out`.
+        verbose: Keras verbosity (default: progress bar on a terminal, one
+            line per epoch otherwise).
+        dataset: an already loaded `GenomicDataset` to use instead of
+            loading `config.data` (it must be what `config.data` loads).
+
+    Returns:
+        The metrics dict written to `metrics.json`.
+    """
+    out = Path(config.out)
+    state = _check_run_dir(out, config, overwrite)
+    if state == "finished":
+        print(f"{out}: run already finished; metrics from {out / METRICS_FILE}")
+        return json.loads((out / METRICS_FILE).read_text())
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    keras.utils.set_random_seed(config.seed)
+    if dataset is None:
+        dataset = load_dataset(
+            config.data, config.references, length=config.length, crop=config.crop,
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+            seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
+        )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    record = dataclasses.asdict(config)
+    record.update(
+        length=dataset.length,
+        class_names=dataset.class_names,
+        data_kind=dataset.kind,
+        counts=dataset.summary(),
+        versions={"attngen_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+    )
+    if state == "new":
+        # The resolved length is part of the identity; store what the user asked.
+        (out / CONFIG_FILE).write_text(json.dumps({**record, "length": config.length}, indent=2))
+        (out / "dataset.json").write_text(json.dumps(record, indent=2))
+
+    has_val = "val" in dataset.splits
+    strategy = _strategy(config.strategy)
+    with strategy.scope():
+        kwargs = dict(config.backbone)
+        if config.model == "attngen":
+            kwargs["mask_fraction"] = 0.0
+        model = build_model(config.model, dataset.length, dataset.num_classes, **kwargs)
+        compile_classifier(model, dataset.num_classes, config.learning_rate, config.jit_compile)
+
+    train_ds = make_tf_dataset(
+        dataset["train"], config.batch_size, shuffle=True, seed=config.seed,
+        reverse_complement=config.reverse_complement,
+    )  # fmt: skip
+    val_ds = make_tf_dataset(dataset["val"], config.batch_size) if has_val else None
+    monitor = "val_loss" if has_val else "loss"
+    callbacks = []
+    schedule = None
+    if config.model == "attngen":
+        schedule = MaskingSchedule(
+            config.mask_fraction, config.warmup_epochs, config.start_epoch, config.schedule
+        )
+        callbacks.append(schedule)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    callbacks += [
+        EpochTimer(),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(
+            str(out / BEST_WEIGHTS), monitor=monitor, save_best_only=True,
+            save_weights_only=True, initial_value_threshold=_best_so_far(out, monitor),
+        ),
+        keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
+        keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), double_checkpoint=True),
+    ]  # fmt: skip
+    if config.patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=config.patience,
+                start_from_epoch=schedule.last_ramp_epoch if schedule else 0,
+            )  # fmt: skip
+        )
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=config.epochs,
+        callbacks=callbacks, verbose=verbose, shuffle=False,
+    )  # fmt: skip
+
+    if (out / BEST_WEIGHTS).exists():
+        model.load_weights(str(out / BEST_WEIGHTS))
+    model.save(str(out / MODEL_FILE))
+    history = _tidy_history(out / HISTORY_FILE)
+    plot_training_curves(history, out / CURVES_FILE, title=f"{config.model} on {dataset.source}")
+    metrics = {
+        split: evaluate_split(model, dataset[split], config.batch_size)
+        for split in ("val", "test")
+        if split in dataset.splits
+    }
+    metrics["epochs_trained"] = int(len(history))
+    if "epoch_seconds" in history:
+        metrics["mean_epoch_seconds"] = float(history["epoch_seconds"].mean())
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _cache_dir(value):
+    return "default" if value in (None, "default") else (None if value == "none" else value)
+
+
+def _best_so_far(out, monitor):
+    path = out / HISTORY_FILE
+    if not path.exists():
+        return None
+    try:
+        history = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return None
+    if monitor not in history or history.empty:
+        return None
+    return float(history[monitor].min())
+
+
+def _tidy_history(path):
+    """Deduplicates epochs written twice around a resume; keeps the last."""
+    history = pd.read_csv(path)
+    history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
+    history = history.reset_index(drop=True)
+    leading = [c for c in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "mask_fraction") if c in history]
+    history = history[leading + [c for c in history.columns if c not in leading]]
+    history.to_csv(path, index=False)
+    return history
+
+
+def predict_probabilities(model, split, batch_size=256):
+    """Model outputs for an `EncodedSplit`, batched through `tf.data`."""
+    dataset = make_tf_dataset(split, batch_size, include_labels=False)
+    return model.predict(dataset, verbose=0)
+
+
+def evaluate_split(model, split, batch_size=256):
+    """Metrics of `model` on an `EncodedSplit`."""
+    return classification_metrics(split.labels, predict_probabilities(model, split, batch_size))
+
+
+def load_run(run_dir):
+    """`(model, config_dict)` of a finished run directory."""
+    run_dir = Path(run_dir)
+    if not (run_dir / MODEL_FILE).exists() or not (run_dir / "dataset.json").exists():
+        raise RunError(
+            f"{run_dir} is not a finished attngen run (no {MODEL_FILE} / dataset.json); "
+            "train it first with `attngen train --out` this directory"
+        )
+    record = json.loads((run_dir / "dataset.json").read_text())
+    model = keras.models.load_model(run_dir / MODEL_FILE)
+    return model, record
+
+
+def evaluate_run(run_dir, data=None, references=None, split="test", batch_size=256, out=None, cache_dir="default"):
+    """Evaluates a trained run on any supported dataset.
+
+    The data is encoded like the training data (same length, crop and class
+    order); classes must match the run's classes.
+
+    Args:
+        run_dir: a finished run directory.
+        data: `--data` value(s); default: the run's own training data.
+        references: reference genomes for interval lists.
+        split: which split to evaluate (`test`, `val` or `train`).
+        batch_size: prediction batch size.
+        out: JSON file to write (default `RUN_DIR/evaluation_<split>.json`).
+        cache_dir: cache directory for parsed data.
+
+    Returns:
+        The metrics dict.
+    """
+    model, record = load_run(run_dir)
+    if data is None:
+        data, references = record["data"], references or record.get("references")
+    dataset = load_dataset(
+        data, references, length=record["length"], crop=record.get("crop"),
+        val_fraction=record.get("val_fraction", 0.1), test_fraction=record.get("test_fraction", 0.2),
+        seed=record.get("seed", 0), class_names=record["class_names"], cache_dir=_cache_dir(cache_dir),
+    )  # fmt: skip
+    metrics = evaluate_split(model, dataset[split], batch_size)
+    result = {"run": str(run_dir), "data": data, "split": split, **metrics}
+    out = Path(out) if out else Path(run_dir) / f"evaluation_{split}.json"
+    out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_metrics(metrics):
+    """One line: accuracy, AUROC, AUPRC, F1, loss and n."""
+    return " ".join(
+        f"{k}={metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+        for k in ("accuracy", "auroc", "auprc", "f1", "loss", "n")
+        if k in metrics
+    )
+
+
+__all__ = [
+    "EpochTimer",
+    "RunError",
+    "TrainConfig",
+    "evaluate_run",
+    "evaluate_split",
+    "format_metrics",
+    "load_run",
+    "predict_probabilities",
+    "train",
+]
