@@ -103,6 +103,15 @@ def build_gb_cnn(length, num_classes, *, name="gb_cnn"):
     >>> build_gb_cnn(200, 2).count_params() > 0
     True
     """
+    remaining = length
+    for _ in range(3):
+        remaining -= 7  # unpadded kernel-8 convolution
+        if remaining < 2:
+            raise ValueError(
+                "gb-cnn needs sequences of at least 57 positions (3 unpadded "
+                f"kernel-8 convolutions, each followed by pooling), got length {length}"
+            )
+        remaining //= 2
     inputs = keras.Input((length, 4), name=INPUT_NAME)
     x = inputs
     for filters in (32, 16, 4):

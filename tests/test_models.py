@@ -1,0 +1,89 @@
+import keras
+import numpy as np
+import pytest
+
+from attngen_keras.data.alphabet import PAD, encode, one_hot
+from attngen_keras.models import attention_model, build_attngen, build_cnn, build_gb_cnn, build_model
+
+
+def _batch(n=6, length=40, seed=0):
+    return np.eye(4, dtype="float32")[np.random.default_rng(seed).integers(0, 4, (n, length))]
+
+
+@pytest.mark.parametrize("builder", [build_attngen, build_cnn, build_gb_cnn])
+@pytest.mark.parametrize("num_classes, width", [(2, 1), (4, 4)])
+def test_output_heads(builder, num_classes, width):
+    model = builder(80, num_classes)
+    probs = np.asarray(model(_batch(length=80)))
+    assert probs.shape == (6, width)
+    assert np.all((probs >= 0) & (probs <= 1))
+    if num_classes > 2:
+        np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_gb_cnn_rejects_too_short_sequences():
+    build_gb_cnn(57, 2)
+    with pytest.raises(ValueError, match="at least 57"):
+        build_gb_cnn(56, 2)
+
+
+def test_gb_cnn_matches_reference_architecture():
+    model = build_gb_cnn(200, 2)
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv1D)]
+    assert [c.filters for c in convs] == [32, 16, 4]
+    assert all(c.kernel_size == (8,) for c in convs)
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 3
+    assert sum(isinstance(l, keras.layers.MaxPooling1D) for l in model.layers) == 3
+    (dropout,) = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert dropout.rate == pytest.approx(0.3)
+    assert any(isinstance(l, keras.layers.GlobalAveragePooling1D) for l in model.layers)
+
+
+def test_cnn_is_attngen_without_saliency_mask():
+    a, c = build_attngen(50, 2), build_cnn(50, 2)
+    names_a = [l.name for l in a.layers if l.name != "saliency_mask"]
+    assert names_a == [l.name for l in c.layers]
+    assert a.count_params() - c.count_params() == a.get_layer("saliency_mask").count_params()
+
+
+def test_padding_does_not_change_prediction():
+    """Appending padding leaves AttnGen's and the CNN's predictions unchanged."""
+    seq = "ACGTTGCAAGGCTTACGATCGATCGGATCCAGT"
+    for builder in (build_attngen, build_cnn):
+        short = builder(len(seq), 2, conv_blocks=0)
+        long = builder(len(seq) + 17, 2, conv_blocks=0)
+        long.set_weights(short.get_weights())
+        x_short = one_hot(encode(seq))[None]
+        x_long = one_hot(np.concatenate([encode(seq), np.full(17, PAD, np.uint8)]))[None]
+        np.testing.assert_allclose(np.asarray(short(x_short)), np.asarray(long(x_long)), rtol=1e-5)
+
+
+def test_attention_model_scores_and_errors():
+    model = build_attngen(40, 2)
+    x = _batch()
+    x[:, 30:] = 0  # padding
+    scores = np.asarray(attention_model(model)(x))
+    assert scores.shape == (6, 40)
+    np.testing.assert_allclose(scores.sum(1), 1.0, rtol=1e-5)
+    assert np.all(scores[:, 30:] == 0)
+    with pytest.raises(ValueError, match="no SaliencyMask"):
+        attention_model(build_cnn(40, 2))
+
+
+def test_keras_round_trip_identical_outputs(tmp_path):
+    model = build_attngen(40, 3, mask_fraction=0.1)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = _batch()
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
+    np.testing.assert_array_equal(
+        np.asarray(attention_model(model)(x)), np.asarray(attention_model(loaded)(x))
+    )
+
+
+def test_build_model_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("transformer", 40, 2)
+    with pytest.raises(TypeError, match="unknown backbone"):
+        build_attngen(40, 2, filterz=3)
