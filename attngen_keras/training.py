@@ -149,7 +149,7 @@ def _strategy(name):
     raise ValueError(f"unknown strategy {name!r} (default or mirrored)")
 
 
-def train(config, overwrite=False, verbose=None, dataset=None):
+def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
     """Trains one model and writes a complete run directory.
 
     Re-running with the same config after an interruption resumes from the
@@ -163,6 +163,7 @@ def train(config, overwrite=False, verbose=None, dataset=None):
             line per epoch otherwise).
         dataset: an already loaded `GenomicDataset` to use instead of
             loading `config.data` (it must be what `config.data` loads).
+        callbacks: extra Keras callbacks, run after the built-in ones.
 
     Returns:
         The metrics dict written to `metrics.json`.
@@ -210,7 +211,7 @@ def train(config, overwrite=False, verbose=None, dataset=None):
     )  # fmt: skip
     val_ds = make_tf_dataset(dataset["val"], config.batch_size) if has_val else None
     monitor = "val_loss" if has_val else "loss"
-    callbacks = []
+    extra_callbacks, callbacks = list(callbacks), []
     schedule = None
     if config.model == "attngen":
         schedule = MaskingSchedule(
@@ -237,7 +238,7 @@ def train(config, overwrite=False, verbose=None, dataset=None):
         )
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs,
-        callbacks=callbacks, verbose=verbose, shuffle=False,
+        callbacks=callbacks + extra_callbacks, verbose=verbose, shuffle=False,
     )  # fmt: skip
 
     if (out / BEST_WEIGHTS).exists():

@@ -251,7 +251,7 @@ def _sorted_classes(names):
 
 def _label_indices(split, class_names, split_name):
     lookup = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted(set(np.unique(split.labels)) - set(lookup))
+    unknown = sorted(str(u) for u in set(np.unique(split.labels)) - set(lookup))
     if unknown:
         first = int(np.flatnonzero(split.labels == unknown[0])[0])
         raise DataError(

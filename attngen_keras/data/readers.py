@@ -205,8 +205,9 @@ def _read_table(path):
 def _frame_to_split(frame, path):
     builder = RawSplitBuilder()
     ids = frame["id"] if "id" in frame.columns else None
-    for row, (sequence, label) in enumerate(zip(frame["seq"], frame["label"])):
-        record = ids.iloc[row] if ids is not None else f"row {row + 2}"
+    for row, (index, sequence, label) in enumerate(zip(frame.index, frame["seq"], frame["label"])):
+        # `index` is the 0-based data row of the file; line 1 is the header.
+        record = ids.iloc[row] if ids is not None else f"line {index + 2}"
         if label.strip() == "":
             raise DataError("empty label", path, record)
         builder.add(record, label.strip(), sequence.strip(), path)
@@ -223,7 +224,7 @@ def _frame_splits_by_column(frame, path):
         )
     mapped = names.map(SPLIT_ALIASES)
     return {
-        split: _frame_to_split(frame[mapped == split].reset_index(drop=True), path)
+        split: _frame_to_split(frame[mapped == split], path)
         for split in ("train", "val", "test")
         if (mapped == split).any()
     }

@@ -1,0 +1,101 @@
+"""The `attngen` command line, run as a user would (subprocesses)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from attngen_keras.synthetic import planted_motif_data
+
+
+def attngen(*args, timeout=600, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "attngen_keras.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "motifs.csv"
+    planted_motif_data(n=600, length=60, motifs=("TGACTCA",), seed=2).to_frame().to_csv(path, index=False)
+    return path
+
+
+def test_help_lists_commands():
+    result = attngen("--help")
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "demo"):
+        assert command in result.stdout
+
+
+def test_train_then_evaluate(data_csv, tmp_path):
+    run = tmp_path / "run"
+    result = attngen("train", "--data", data_csv, "--model", "gb-cnn", "--epochs", "2", "--out", run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test: accuracy=" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    result = attngen("evaluate", run, "--data", data_csv, "--split", "test", "--out", tmp_path / "e.json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = json.loads((tmp_path / "e.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert evaluated["n"] == metrics["test"]["n"] == 120
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("seq,label\nACGT,a\nACXT,b\n", "invalid character 'X' at position 3"),
+        ("", "empty file"),
+        ("seq,y\nACGT,a\n", "missing column(s)"),
+    ],
+)
+def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, content, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = attngen("train", "--data", path, "--epochs", "1", "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert expected in result.stderr and "bad.csv" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_dataset_and_missing_run(tmp_path):
+    result = attngen("train", "--data", "human_or_dolphin", "--out", tmp_path / "r")
+    assert result.returncode == 2 and "not a Genomic Benchmarks dataset name" in result.stderr
+    result = attngen("evaluate", tmp_path / "nothing")
+    assert result.returncode == 2 and "not a finished attngen run" in result.stderr
+
+
+def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
+    """SIGKILL mid-run, then the same command continues from the last epoch."""
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data_csv),
+            "--epochs", "40", "--patience", "0", "--batch-size", "32", "--out", str(run)]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run / "history.csv"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            if history.exists() and len(history.read_text().splitlines()) >= 4:  # 3 epochs done
+                break
+            if process.poll() is not None:
+                pytest.fail("training finished before it could be killed")
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    done_before = len(pd.read_csv(history))
+    assert 3 <= done_before < 40 and not (run / "metrics.json").exists()
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first_epoch_line = next(line for line in resumed.stdout.splitlines() if line.startswith("Epoch "))
+    resumed_from = int(first_epoch_line.split()[1].split("/")[0])
+    # Keras counts epochs from 1: resuming after k saved epochs prints "Epoch k+1/40"
+    assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
+    final = pd.read_csv(history)
+    assert final["epoch"].tolist() == list(range(40))

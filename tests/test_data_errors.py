@@ -1,0 +1,144 @@
+"""Each kind of bad input gives a clear DataError naming file, record, problem."""
+
+import gzip
+
+import pandas as pd
+import pytest
+import yaml
+
+from attngen_keras.data import DataError, load_dataset
+from helpers import write_fasta, write_full_sequence_dir
+
+
+def _error(*args, **kwargs):
+    with pytest.raises(DataError) as info:
+        load_dataset(*args, **kwargs)
+    return str(info.value)
+
+
+def test_invalid_letter_in_fasta(tmp_path):
+    write_fasta(tmp_path / "a.fa", [("ok", "ACGTACGT"), ("bad_rec", "ACGTXCGT")])
+    write_fasta(tmp_path / "b.fa", [("b1", "ACGTACGT")])
+    message = _error([str(tmp_path / "a.fa"), str(tmp_path / "b.fa")])
+    assert "a.fa" in message and "'bad_rec'" in message and "'X' at position 5" in message
+
+
+def test_invalid_letter_in_csv_names_row(tmp_path):
+    pd.DataFrame({"seq": ["ACGT", "AC-T"], "label": ["x", "y"]}).to_csv(tmp_path / "d.csv", index=False)
+    message = _error(str(tmp_path / "d.csv"))
+    assert "d.csv" in message and "'line 3'" in message and "'-' at position 3" in message
+
+
+def test_empty_files(tmp_path):
+    (tmp_path / "a.fa").write_text("")
+    write_fasta(tmp_path / "b.fa", [("b1", "ACGT")])
+    assert "empty file" in _error([str(tmp_path / "a.fa"), str(tmp_path / "b.fa")])
+    (tmp_path / "e.csv").write_text("")
+    assert "e.csv" in _error(str(tmp_path / "e.csv")) and "empty" in _error(str(tmp_path / "e.csv"))
+    (tmp_path / "h.csv").write_text("seq,label\n")
+    assert "no rows" in _error(str(tmp_path / "h.csv"))
+
+
+def test_empty_sequence_record(tmp_path):
+    (tmp_path / "a.fa").write_text(">r1\nACGT\n>r2\n>r3\nAC\n")
+    write_fasta(tmp_path / "b.fa", [("b1", "ACGT")])
+    message = _error([str(tmp_path / "a.fa"), str(tmp_path / "b.fa")])
+    assert "'r2'" in message and "empty sequence" in message
+
+
+def test_corrupt_gzip(tmp_path):
+    data = gzip.compress(b">r1\nACGT\n" * 200)
+    (tmp_path / "a.fa.gz").write_bytes(data[: len(data) // 2])
+    write_fasta(tmp_path / "b.fa", [("b1", "ACGT")])
+    message = _error([str(tmp_path / "a.fa.gz"), str(tmp_path / "b.fa")])
+    assert "a.fa.gz" in message and "corrupt gzip" in message
+
+
+def test_not_fasta_and_missing_columns(tmp_path):
+    (tmp_path / "a.fa").write_text("ACGT\n")
+    write_fasta(tmp_path / "b.fa", [("b1", "ACGT")])
+    assert "not a FASTA file" in _error([str(tmp_path / "a.fa"), str(tmp_path / "b.fa")])
+    pd.DataFrame({"sequence_text": ["ACGT"], "y": [1]}).to_csv(tmp_path / "c.csv", index=False)
+    message = _error(str(tmp_path / "c.csv"))
+    assert "missing column(s) ['seq', 'label']" in message and "sequence_text" in message
+
+
+def test_sequence_longer_than_length(tmp_path):
+    rows = {"train": [(1, "a", "ACGTACGT"), (2, "b", "ACGTACGTACGT"), (3, "a", "ACG"), (4, "b", "ACG")],
+            "test": [(5, "a", "ACGT"), (6, "b", "ACGT")]}  # fmt: skip
+    root = write_full_sequence_dir(tmp_path / "fs", rows)
+    message = _error(str(root), length=8, val_fraction=0.0)
+    assert "2.txt" in message and "'2'" in message and "length 12" in message and "--crop" in message
+
+
+def test_label_class_mismatch(tmp_path):
+    frame = pd.DataFrame({"seq": ["ACGT"] * 6, "label": ["a", "b", "a", "b", "a", "c"],
+                          "split": ["train"] * 4 + ["test"] * 2})  # fmt: skip
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    message = _error(str(tmp_path / "d.csv"), val_fraction=0.0)
+    assert "label/class mismatch" in message and "['c']" in message and "test split" in message
+    assert "'line 7'" in message  # the line of the file, header = line 1
+    # evaluating with a run's classes: unknown class in the data
+    frame.assign(label=["x"] * 6).to_csv(tmp_path / "e.csv", index=False)
+    assert "['x']" in _error(str(tmp_path / "e.csv"), class_names=["a", "b"], val_fraction=0.0)
+
+
+def test_single_class_and_single_fasta(tmp_path):
+    pd.DataFrame({"seq": ["ACGT"] * 4, "label": ["a"] * 4}).to_csv(tmp_path / "d.csv", index=False)
+    assert "at least two classes" in _error(str(tmp_path / "d.csv"))
+    write_fasta(tmp_path / "a.fa", [("r", "ACGT")])
+    assert "one FASTA file per class" in _error(str(tmp_path / "a.fa"))
+
+
+def test_unknown_dataset_name_and_missing_path(tmp_path):
+    message = _error("demo_human_or_wurm")
+    assert "demo_human_or_wurm" in message and "demo_human_or_worm" in message  # lists known names
+    assert "no such file" in _error(str(tmp_path / "nope.csv"))
+
+
+def test_named_dataset_offline_says_how_to_provide_data(tmp_path, monkeypatch):
+    import genomic_benchmarks.loc2seq as loc2seq
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
+
+    monkeypatch.setattr(loc2seq, "download_dataset", offline)
+    message = _error("demo_human_or_worm", cache_dir=str(tmp_path))
+    assert "could not download" in message and "--references" in message and "full-sequence" in message
+
+
+def _interval_list(root, url="http://x/genome.fa.gz"):
+    root.mkdir()
+    (root / "metadata.yaml").write_text(yaml.safe_dump({"version": 0, "classes": {
+        "a": {"type": "fa.gz", "url": url}, "b": {"type": "fa.gz", "url": url}}}))  # fmt: skip
+    for split in ("train", "test"):
+        (root / split).mkdir()
+        for name in ("a", "b"):
+            with gzip.open(root / split / f"{name}.csv.gz", "wt") as out:
+                out.write("id,region,start,end,strand\n0,chrA,0,10,+\n")
+    return root
+
+
+def test_interval_list_missing_reference_and_references_flag(tmp_path):
+    root = _interval_list(tmp_path / "il")
+    assert "--references" in _error(str(root))
+    (tmp_path / "refs").mkdir()
+    message = _error(str(root), str(tmp_path / "refs"))
+    assert "missing reference genome" in message and "genome.fa.gz" in message
+
+
+def test_interval_list_region_absent_from_reference(tmp_path):
+    root = _interval_list(tmp_path / "il")
+    (tmp_path / "refs").mkdir()
+    write_fasta(tmp_path / "refs" / "genome.fa.gz", [("chrB", "ACGT" * 10)])
+    message = _error(str(root), str(tmp_path / "refs"))
+    assert "could not cut the intervals" in message and "chrA" in message
+
+
+def test_interval_list_corrupt_interval_file(tmp_path):
+    root = _interval_list(tmp_path / "il")
+    (root / "test" / "b.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    (tmp_path / "refs").mkdir()
+    write_fasta(tmp_path / "refs" / "genome.fa.gz", [("chrA", "ACGT" * 10)])
+    message = _error(str(root), str(tmp_path / "refs"))
+    assert "b.csv.gz" in message and "corrupt gzip" in message

@@ -1,0 +1,158 @@
+"""Every data source on small generated data."""
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from attngen_keras.data import detect_source, load_dataset
+from attngen_keras.data.alphabet import PAD
+from attngen_keras.synthetic import planted_motif_data
+from helpers import write_fasta, write_full_sequence_dir
+
+
+@pytest.fixture
+def synthetic():
+    return planted_motif_data(n=200, length=60, seed=3)
+
+
+def test_single_csv_carves_stratified_test_and_val(tmp_path, synthetic):
+    path = tmp_path / "data.csv"
+    synthetic.to_frame().to_csv(path, index=False)
+    assert detect_source(str(path))[0] == "table"
+    ds = load_dataset(str(path), test_fraction=0.2, val_fraction=0.1, seed=1)
+    assert ds.class_names == ["neg", "pos"]
+    sizes = {k: len(v) for k, v in ds.splits.items()}
+    assert sizes == {"train": 144, "val": 16, "test": 40}
+    for split in ds.splits.values():  # stratified: balanced classes in every split
+        assert abs(int(split.labels.sum()) * 2 - len(split)) <= 1
+    all_ids = np.concatenate([s.ids for s in ds.splits.values()])
+    assert len(set(all_ids)) == 200  # disjoint
+    again = load_dataset(str(path), test_fraction=0.2, val_fraction=0.1, seed=1)
+    assert np.array_equal(again["test"].ids, ds["test"].ids)  # seeded
+
+
+def test_csv_per_split_and_tsv(tmp_path, synthetic):
+    frame = synthetic.to_frame()
+    frame.iloc[:150].to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    frame.iloc[150:].to_csv(tmp_path / "test.tsv.gz", sep="\t", index=False)
+    files = [str(tmp_path / "train.tsv"), str(tmp_path / "test.tsv.gz")]
+    ds = load_dataset(files, val_fraction=0.0)
+    assert len(ds["train"]) == 150 and len(ds["test"]) == 50 and "val" not in ds.splits
+    assert ds["test"].sequences()[0] == frame.seq.iloc[150]
+    # a directory of tables works the same way
+    assert len(load_dataset(str(tmp_path), val_fraction=0.0)["test"]) == 50
+
+
+def test_csv_split_column_and_integer_labels(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "seq": ["ACGT", "ACGA", "TTTT", "GGGG", "CCCC", "ACGG"] * 3,
+            "label": ["0", "2", "10"] * 6,
+            "split": ["train"] * 12 + ["val"] * 3 + ["test"] * 3,
+        }
+    )
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ds = load_dataset(str(tmp_path / "d.csv"))
+    assert ds.class_names == ["0", "2", "10"]  # numeric order for integer labels
+    assert [len(ds[s]) for s in ("train", "val", "test")] == [12, 3, 3]
+
+
+def test_fasta_one_file_per_class(tmp_path, synthetic):
+    pos = [(f"p{i}", s) for i, s in enumerate(synthetic.sequences) if synthetic.labels[i]]
+    neg = [(f"n{i}", s) for i, s in enumerate(synthetic.sequences) if not synthetic.labels[i]]
+    write_fasta(tmp_path / "bound.fa.gz", pos)
+    write_fasta(tmp_path / "unbound.fasta", neg)
+    ds = load_dataset([str(tmp_path / "bound.fa.gz"), str(tmp_path / "unbound.fasta")], seed=0)
+    assert ds.class_names == ["bound", "unbound"] and ds.length == 60
+    assert sum(len(s) for s in ds.splits.values()) == 200
+    # records spanning several lines are joined; ids are the first word of the title
+    train = ds["train"]
+    first = train.ids[0]
+    original = dict(pos + neg)[first]
+    assert train.sequences()[0] == original
+    # class=path naming and a directory of FASTA files
+    named = load_dataset([f"yes={tmp_path / 'bound.fa.gz'}", f"no={tmp_path / 'unbound.fasta'}"])
+    assert named.class_names == ["no", "yes"]
+    assert load_dataset(str(tmp_path)).class_names == ["bound", "unbound"]
+
+
+def test_fasta_in_split_directories(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        write_fasta(tmp_path / split / "a.fa", [(f"{split}a{i}", "ACGTAC") for i in range(5)])
+        write_fasta(tmp_path / split / "b.fa", [(f"{split}b{i}", "TTGACA") for i in range(5)])
+    ds = load_dataset(str(tmp_path), val_fraction=0.2)
+    assert [len(ds[s]) for s in ("train", "val", "test")] == [8, 2, 10]
+
+
+def test_full_sequence_dir_and_variable_lengths(tmp_path):
+    rows = {
+        "train": [(i, "pos" if i % 2 else "neg", "ACGT" * (5 + i % 3)) for i in range(20)],
+        "test": [(100 + i, "pos" if i % 2 else "neg", "TTGCA" * 4) for i in range(6)],
+    }
+    root = write_full_sequence_dir(tmp_path / "fs", rows)
+    assert detect_source(str(root))[0] == "full_sequence_dir"
+    ds = load_dataset(str(root), val_fraction=0.0)
+    assert ds.length == 28  # longest sequence
+    lengths = ds["train"].lengths
+    assert set(lengths.tolist()) == {20, 24, 28}
+    row = ds["train"].tokens[np.argmin(lengths)]
+    assert np.all(row[20:] == PAD) and np.all(row[:20] != PAD)  # right-padded
+    cropped = load_dataset(str(root), length=22, crop="center", val_fraction=0.0)
+    assert cropped.length == 22 and set(cropped["train"].lengths.tolist()) == {20, 22}
+
+
+def test_interval_list_with_references(tmp_path):
+    rng = np.random.default_rng(0)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    genomes = {}
+    for name, gc in (("alpha", 0.3), ("beta", 0.7)):
+        seq = "".join(rng.choice(list("ACGT"), 3000, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]))
+        genomes[name] = seq
+        write_fasta(refs / f"{name}.fa.gz", [("chrA", seq)])
+    root = tmp_path / "intervals"
+    metadata = {"version": 0, "classes": {n: {"type": "fa.gz", "url": f"http://x/{n}.fa.gz"} for n in genomes}}
+    root.mkdir()
+    (root / "metadata.yaml").write_text(yaml.safe_dump(metadata))
+    for split, count in (("train", 30), ("test", 10)):
+        (root / split).mkdir()
+        for name in genomes:
+            starts = rng.integers(0, 2900, count)
+            frame = pd.DataFrame(
+                {"id": range(count), "region": "chrA", "start": starts, "end": starts + 50,
+                 "strand": rng.choice(["+", "-"], count)}
+            )  # fmt: skip
+            with gzip.open(root / split / f"{name}.csv.gz", "wt") as out:
+                frame.to_csv(out, index=False)
+    assert detect_source(str(root))[0] == "interval_list"
+    ds = load_dataset(str(root), str(refs))
+    assert ds.class_names == ["alpha", "beta"] and ds.length == 50
+    assert len(ds["test"]) == 20 and len(ds["train"]) + len(ds["val"]) == 60
+    # the sequences are the reference intervals (reverse-complemented on -)
+    frame = pd.read_csv(root / "test" / "alpha.csv.gz")
+    test = ds["test"]
+    index = {i: k for k, i in enumerate(test.ids) if test.labels[k] == 0}
+    row = frame.iloc[0]
+    expected = genomes["alpha"][row.start : row.end]
+    if row.strand == "-":
+        expected = expected[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    assert test.sequences()[index[str(row.id)]] == expected
+
+
+def test_genomic_benchmarks_name_uses_local_copy(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    rows = {"train": [(i, "a" if i % 2 else "b", "ACGTTG") for i in range(10)],
+            "test": [(i, "a" if i % 2 else "b", "ACGTTG") for i in range(4)]}  # fmt: skip
+    write_full_sequence_dir(cache / "genomic_benchmarks" / "demo_human_or_worm", rows)
+    import attngen_keras.data.genomic_benchmarks as gb
+
+    def offline(*args, **kwargs):
+        raise AssertionError("must not download when a local copy exists")
+
+    monkeypatch.setattr(gb, "download_named", offline)
+    ds = load_dataset("demo_human_or_worm", cache_dir=str(cache), val_fraction=0.0)
+    assert len(ds["train"]) == 10 and ds.kind == "genomic_benchmarks_name"
