@@ -1,6 +1,7 @@
 """`load_dataset`: one entry point that auto-detects every supported source."""
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,11 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
         key = cache_lib.fingerprint(inputs, extra=f"interval_list|{_READER_VERSION}")
 
         def build():
+            print(
+                f"cutting the {directory.name} intervals from the references with "
+                "genomic_benchmarks (once; the result is cached)",
+                file=sys.stderr,
+            )
             workdir = Path(cache_dir or cache_lib.default_cache_dir())
             workdir.mkdir(parents=True, exist_ok=True)
             full = gb.build_full_sequences(directory, references, workdir)
