@@ -1,0 +1,96 @@
+"""`BatchNormRecalibration`: BatchNorm statistics of the unmasked network."""
+
+import keras
+
+from attngen_keras.callbacks.masking_schedule import find_saliency_masks
+
+
+class BatchNormRecalibration(keras.callbacks.Callback):
+    """Re-estimates BatchNorm moving statistics with saliency masking off.
+
+    Masking zeroes a fraction of the positions in training only, so the
+    BatchNorm layers after a `SaliencyMask` accumulate moving statistics of
+    *masked* features, which inference (unmasked) then uses: a train/inference
+    variance shift that degrades validation and test predictions as the mask
+    fraction grows. Before every validation (`on_test_begin`, which `fit`
+    calls before computing `val_*` metrics) and at the end of training, this
+    callback sets every SaliencyMask's fraction to 0, runs `steps` forward
+    passes in training mode over `data` (which only updates BatchNorm
+    statistics: no gradient step is taken), and restores the fractions.
+
+    Args:
+        data: a `tf.data.Dataset` (or iterable) of training batches `x` or
+            `(x, y)`.
+        steps: batches per recalibration; with BatchNorm momentum `m` the old
+            statistics keep weight `m ** steps`.
+
+    Example:
+
+    >>> recal = BatchNormRecalibration(train_ds, steps=50)  # doctest: +SKIP
+    >>> model.fit(train_ds, validation_data=val_ds,
+    ...           callbacks=[MaskingSchedule(0.15), recal])  # doctest: +SKIP
+    """
+
+    def __init__(self, data, steps=50):
+        super().__init__()
+        if int(steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        self.data = data
+        self.steps = int(steps)
+        self._iterator = None
+        self._forward = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._forward = None
+
+    def _training_forward(self):
+        if self._forward is None:
+            model = self.model
+
+            def forward(x):
+                return model(x, training=True)
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                forward = tf.function(forward, reduce_retracing=True)
+            self._forward = forward
+        return self._forward
+
+    def recalibrate(self):
+        """Runs the recalibration now."""
+        layers = find_saliency_masks(self.model)
+        saved = [float(keras.ops.convert_to_numpy(layer.mask_fraction)) for layer in layers]
+        if not any(saved):
+            return
+        for layer in layers:
+            layer.mask_fraction.assign(0.0)
+        forward = self._training_forward()
+        try:
+            for _ in range(self.steps):
+                batch = self._next_batch()
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                forward(x)
+        finally:
+            for layer, value in zip(layers, saved):
+                layer.mask_fraction.assign(value)
+
+    def _next_batch(self):
+        if self._iterator is None:
+            self._iterator = iter(self.data)
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._iterator = iter(self.data)
+            return next(self._iterator)
+
+    def on_test_begin(self, logs=None):
+        self.recalibrate()
+
+    def on_train_end(self, logs=None):
+        self.recalibrate()
+
+    def get_config(self):
+        # `data` is a dataset and is not serialized.
+        return {"steps": self.steps}
