@@ -27,7 +27,7 @@ BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP_DIR = "backup"
 # Batches of unmasked forward passes that re-estimate BatchNorm statistics
 # before each validation (see BatchNormRecalibration); momentum 0.9 leaves
-# 0.9**50 < 0.01 of the masked statistics.
+# 0.9**50 < 0.01 of the masked statistics; at most one pass over the train split.
 RECALIBRATION_STEPS = 50
 # Fields that must match for a re-run to resume the run in RUN_DIR.
 _IDENTITY_FIELDS = (
@@ -223,7 +223,7 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         )
         recalibration = BatchNormRecalibration(
             make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1),
-            steps=RECALIBRATION_STEPS,
+            steps=min(RECALIBRATION_STEPS, -(-len(dataset["train"]) // config.batch_size)),
         )
         callbacks += [schedule, recalibration]
     (out / "checkpoints").mkdir(exist_ok=True)

@@ -39,17 +39,23 @@ def fingerprint(paths, extra=""):
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    full = os.path.join(root, name)
-                    stat = os.stat(full)
-                    rel = os.path.relpath(full, path)
-                    digest.update(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            lines = []
+            _walk_stats(str(path), "", lines)
+            digest.update("".join(lines).encode())
         else:
             stat = path.stat()
             digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+def _walk_stats(directory, prefix, lines):
+    with os.scandir(directory) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=True):
+                _walk_stats(entry.path, f"{prefix}{entry.name}/", lines)
+            else:
+                stat = entry.stat()
+                lines.append(f"{prefix}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n")
 
 
 def _checksum(arrays):
