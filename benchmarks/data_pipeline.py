@@ -87,9 +87,9 @@ def main():
         compile_classifier(model, dataset.num_classes)
         steps = 60 if args.quick else 200
         schedule = MaskingSchedule(0.15, warmup_epochs=0)
-        model.fit(pipeline.take(10), epochs=1, verbose=0, callbacks=[schedule])  # compile
+        model.fit(pipeline.take(10), epochs=1, verbose=0, shuffle=False, callbacks=[schedule])  # compile
         start = time.perf_counter()
-        model.fit(pipeline.take(steps), epochs=1, verbose=0, callbacks=[schedule])
+        model.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False, callbacks=[schedule])
         train_rate = steps * 128 / (time.perf_counter() - start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
