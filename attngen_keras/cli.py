@@ -56,7 +56,10 @@ def _parser():
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run on any dataset")
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(evaluate, required=False)
-    evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
+    evaluate.add_argument(
+        "--split", choices=["test", "val", "train", "all"], default="test",
+        help="split to score; data without splits of its own is scored whole ('all')",
+    )  # fmt: skip
     evaluate.add_argument("--out", help="metrics JSON (default RUN_DIR/evaluation_<split>.json)")
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
@@ -103,7 +106,7 @@ def _evaluate(args):
         args.run_dir, args.data, args.references, split=args.split, out=args.out,
         cache_dir=args.cache_dir,
     )  # fmt: skip
-    print(f"{args.split}: {format_metrics(result)}")
+    print(f"{result['split']}: {format_metrics(result)}")
 
 
 def _demo(args):
@@ -121,7 +124,10 @@ def main(argv=None):
 
     try:
         {"train": _train, "evaluate": _evaluate, "demo": _demo}[args.command](args)
-    except (DataError, RunError) as error:
+    except (DataError, RunError, ValueError) as error:
+        # ValueError: invalid arguments caught by the library's own checks.
+        if os.environ.get("ATTNGEN_DEBUG"):
+            raise
         print(f"attngen {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

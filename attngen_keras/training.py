@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,12 +20,14 @@ from attngen_keras.models import build_model, compile_classifier
 from attngen_keras.plotting import plot_training_curves
 
 CONFIG_FILE = "config.json"
+DATASET_FILE = "dataset.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP_DIR = "backup"
+FIT_DONE = os.path.join("checkpoints", "fit_complete.json")
 # Batches of unmasked forward passes that re-estimate BatchNorm statistics
 # before each validation (see BatchNormRecalibration); momentum 0.9 leaves
 # 0.9**50 < 0.01 of the masked statistics; at most one pass over the train split.
@@ -93,6 +96,26 @@ class TrainConfig:
     cache_dir: str = "default"
     jit_compile: object = "auto"
 
+    def __post_init__(self):
+        checks = [
+            (self.model in ("attngen", "cnn", "gb-cnn"), f"unknown model {self.model!r} (attngen, cnn, gb-cnn)"),
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
+            (self.length is None or self.length >= 1, f"--length must be >= 1, got {self.length}"),
+            (0.0 <= self.mask_fraction < 1.0, f"--mask-fraction must be in [0, 1), got {self.mask_fraction}"),
+            (self.warmup_epochs >= 0 and self.start_epoch >= 0, "--warmup-epochs and --start-epoch must be >= 0"),
+            (0.0 <= self.val_fraction < 1.0, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
+            (0.0 < self.test_fraction < 1.0, f"--test-fraction must be in (0, 1), got {self.test_fraction}"),
+            (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if isinstance(self.data, (str, os.PathLike)):
+            self.data = [str(self.data)]
+        self.data = [str(d) for d in self.data]
+
     def identity(self):
         return {name: getattr(self, name) for name in _IDENTITY_FIELDS}
 
@@ -116,10 +139,9 @@ def _check_run_dir(out, config, overwrite):
     out = Path(out)
     config_path = out / CONFIG_FILE
     if overwrite and out.exists():
-        for name in (CONFIG_FILE, MODEL_FILE, HISTORY_FILE, METRICS_FILE, CURVES_FILE, BEST_WEIGHTS):
+        for name in (CONFIG_FILE, DATASET_FILE, MODEL_FILE, HISTORY_FILE, METRICS_FILE,
+                     CURVES_FILE, BEST_WEIGHTS, FIT_DONE):  # fmt: skip
             (out / name).unlink(missing_ok=True)
-        import shutil
-
         shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
         return "new"
     if not config_path.exists():
@@ -198,7 +220,8 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
     if state == "new":
         # The resolved length is part of the identity; store what the user asked.
         (out / CONFIG_FILE).write_text(json.dumps({**record, "length": config.length}, indent=2))
-        (out / "dataset.json").write_text(json.dumps(record, indent=2))
+    if state == "new" or not (out / DATASET_FILE).exists():
+        (out / DATASET_FILE).write_text(json.dumps(record, indent=2))
 
     has_val = "val" in dataset.splits
     strategy = _strategy(config.strategy)
@@ -226,16 +249,26 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
             steps=min(RECALIBRATION_STEPS, -(-len(dataset["train"]) // config.batch_size)),
         )
         callbacks += [schedule, recalibration]
+    else:
+        callbacks.append(_LogValue("mask_fraction", 0.0))
+    # For AttnGen the saved model is the best epoch once the mask fraction has
+    # reached its target (if training gets there).
+    select_from = min(schedule.last_ramp_epoch, config.epochs - 1) if schedule else 0
     (out / "checkpoints").mkdir(exist_ok=True)
     callbacks += [
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(
-            str(out / BEST_WEIGHTS), monitor=monitor, save_best_only=True,
-            save_weights_only=True, initial_value_threshold=_best_so_far(out, monitor),
+        _BestCheckpoint(
+            select_from, str(out / BEST_WEIGHTS), monitor=monitor, save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=_best_so_far(out, monitor, select_from),
         ),
         keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
-        keras.callbacks.BackupAndRestore(str(out / BACKUP_DIR), double_checkpoint=True),
+        # The backup is removed only once the whole run is written, so a kill
+        # after fit (saving, evaluating) does not restart training.
+        keras.callbacks.BackupAndRestore(
+            str(out / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
+        ),
     ]  # fmt: skip
     if config.patience > 0:
         callbacks.append(
@@ -244,18 +277,25 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
                 start_from_epoch=schedule.last_ramp_epoch if schedule else 0,
             )  # fmt: skip
         )
-    model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs,
-        callbacks=callbacks + extra_callbacks, verbose=verbose, shuffle=False,
-    )  # fmt: skip
-
-    if (out / BEST_WEIGHTS).exists():
-        model.load_weights(str(out / BEST_WEIGHTS))
+    if not (out / FIT_DONE).exists():
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=config.epochs,
+            callbacks=callbacks + extra_callbacks, verbose=verbose, shuffle=False,
+        )  # fmt: skip
+        (out / FIT_DONE).write_text(json.dumps({"finished": time.time()}))
+    else:
+        print(f"{out}: training had finished; writing the run files")
+    history = _tidy_history(out / HISTORY_FILE)
+    if history[monitor].isna().any() or not (out / BEST_WEIGHTS).exists():
+        raise RunError(
+            f"training diverged or produced no usable epoch ({monitor} is NaN); "
+            "try a lower --learning-rate, then re-run with --overwrite"
+        )
+    model.load_weights(str(out / BEST_WEIGHTS))
     if recalibration is not None:
         recalibration.set_model(model)
         recalibration.recalibrate()
     model.save(str(out / MODEL_FILE))
-    history = _tidy_history(out / HISTORY_FILE)
     plot_training_curves(history, out / CURVES_FILE, title=f"{config.model} on {dataset.source}")
     metrics = {
         split: evaluate_split(model, dataset[split], config.batch_size)
@@ -263,9 +303,14 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         if split in dataset.splits
     }
     metrics["epochs_trained"] = int(len(history))
+    eligible = history[history["epoch"] >= select_from]
+    best = eligible.loc[eligible[monitor].idxmin()]
+    metrics["best_epoch"] = int(best["epoch"])
+    metrics["best_epoch_mask_fraction"] = float(best.get("mask_fraction", 0.0))
     if "epoch_seconds" in history:
         metrics["mean_epoch_seconds"] = float(history["epoch_seconds"].mean())
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return metrics
 
 
@@ -273,7 +318,8 @@ def _cache_dir(value):
     return "default" if value in (None, "default") else (None if value == "none" else value)
 
 
-def _best_so_far(out, monitor):
+def _best_so_far(out, monitor, select_from):
+    """Best `monitor` among the epochs already logged (for a resumed run)."""
     path = out / HISTORY_FILE
     if not path.exists():
         return None
@@ -281,9 +327,34 @@ def _best_so_far(out, monitor):
         history = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError):
         return None
-    if monitor not in history or history.empty:
+    if monitor not in history:
         return None
-    return float(history[monitor].min())
+    values = history.loc[history["epoch"] >= select_from, monitor].dropna()
+    return float(values.min()) if len(values) else None
+
+
+class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that considers only epochs from `start_epoch` on."""
+
+    def __init__(self, start_epoch, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start_epoch = start_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.start_epoch:
+            super().on_epoch_end(epoch, logs)
+
+
+class _LogValue(keras.callbacks.Callback):
+    """Writes a constant into the epoch logs (e.g. `mask_fraction` 0 for a CNN)."""
+
+    def __init__(self, name, value):
+        super().__init__()
+        self.name, self.value = name, value
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[self.name] = self.value
 
 
 def _tidy_history(path):
@@ -311,12 +382,12 @@ def evaluate_split(model, split, batch_size=256):
 def load_run(run_dir):
     """`(model, config_dict)` of a finished run directory."""
     run_dir = Path(run_dir)
-    if not (run_dir / MODEL_FILE).exists() or not (run_dir / "dataset.json").exists():
+    if not (run_dir / MODEL_FILE).exists() or not (run_dir / DATASET_FILE).exists():
         raise RunError(
             f"{run_dir} is not a finished attngen run (no {MODEL_FILE} / dataset.json); "
             "train it first with `attngen train --out` this directory"
         )
-    record = json.loads((run_dir / "dataset.json").read_text())
+    record = json.loads((run_dir / DATASET_FILE).read_text())
     model = keras.models.load_model(run_dir / MODEL_FILE)
     return model, record
 
@@ -342,11 +413,21 @@ def evaluate_run(run_dir, data=None, references=None, split="test", batch_size=2
     model, record = load_run(run_dir)
     if data is None:
         data, references = record["data"], references or record.get("references")
+    data = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    # The run's own data is split exactly as in training; other data is not
+    # carved: a source without splits is evaluated whole (split "all").
+    own_data = data == [str(d) for d in record["data"]]
     dataset = load_dataset(
         data, references, length=record["length"], crop=record.get("crop"),
         val_fraction=record.get("val_fraction", 0.1), test_fraction=record.get("test_fraction", 0.2),
         seed=record.get("seed", 0), class_names=record["class_names"], cache_dir=_cache_dir(cache_dir),
+        carve=own_data,
     )  # fmt: skip
+    if split not in dataset.splits and "all" in dataset.splits:
+        print(f"{' '.join(data)} has no splits of its own: evaluating all {len(dataset['all'])} sequences")
+        split = "all"
+    if split not in dataset.splits:
+        raise RunError(f"{' '.join(data)} has no {split!r} split (it has: {', '.join(dataset.splits)})")
     metrics = evaluate_split(model, dataset[split], batch_size)
     result = {"run": str(run_dir), "data": data, "split": split, **metrics}
     out = Path(out) if out else Path(run_dir) / f"evaluation_{split}.json"

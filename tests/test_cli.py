@@ -64,6 +64,12 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, content, expected)
     assert "Traceback" not in result.stderr
 
 
+def test_invalid_arguments_are_clear_errors(data_csv, tmp_path):
+    result = attngen("train", "--data", data_csv, "--epochs", "0", "--out", tmp_path / "r")
+    assert result.returncode == 2 and "--epochs must be >= 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unknown_dataset_and_missing_run(tmp_path):
     result = attngen("train", "--data", "human_or_dolphin", "--out", tmp_path / "r")
     assert result.returncode == 2 and "not a Genomic Benchmarks dataset name" in result.stderr

@@ -68,7 +68,8 @@ def test_sequence_longer_than_length(tmp_path):
             "test": [(5, "a", "ACGT"), (6, "b", "ACGT")]}  # fmt: skip
     root = write_full_sequence_dir(tmp_path / "fs", rows)
     message = _error(str(root), length=8, val_fraction=0.0)
-    assert "2.txt" in message and "'2'" in message and "length 12" in message and "--crop" in message
+    # the class directory and the record id (= file stem, here 2.txt)
+    assert "fs/train/b" in message and "'2'" in message and "length 12" in message and "--crop" in message
 
 
 def test_label_class_mismatch(tmp_path):
@@ -142,3 +143,44 @@ def test_interval_list_corrupt_interval_file(tmp_path):
     write_fasta(tmp_path / "refs" / "genome.fa.gz", [("chrA", "ACGT" * 10)])
     message = _error(str(root), str(tmp_path / "refs"))
     assert "b.csv.gz" in message and "corrupt gzip" in message
+
+
+def test_missing_file_among_several_inputs(tmp_path):
+    write_fasta(tmp_path / "a.fa", [("r", "ACGT")])
+    message = _error([str(tmp_path / "a.fa"), str(tmp_path / "nothere.fa")])
+    assert "nothere.fa" in message and "no such file" in message
+    pd.DataFrame({"seq": ["ACGT"], "label": ["a"]}).to_csv(tmp_path / "train.csv", index=False)
+    assert "missing.csv" in _error([str(tmp_path / "train.csv"), str(tmp_path / "missing.csv")])
+
+
+def test_split_from_file_name_uses_whole_words(tmp_path):
+    frame = pd.DataFrame({"seq": ["ACGT", "TTGA"] * 4, "label": ["a", "b"] * 4})
+    frame.to_csv(tmp_path / "interval_train.csv", index=False)
+    frame.to_csv(tmp_path / "test_intervals.csv", index=False)
+    ds = load_dataset([str(tmp_path / "interval_train.csv"), str(tmp_path / "test_intervals.csv")], val_fraction=0.0)
+    assert len(ds["train"]) == 8 and len(ds["test"]) == 8
+    frame.to_csv(tmp_path / "retrain_test.csv", index=False)  # "retrain" is not "train"
+    frame.to_csv(tmp_path / "train_or_test.csv", index=False)
+    message = _error([str(tmp_path / "interval_train.csv"), str(tmp_path / "train_or_test.csv")])
+    assert "train_or_test.csv" in message and "exactly one" in message
+    ds = load_dataset([str(tmp_path / "interval_train.csv"), str(tmp_path / "retrain_test.csv")], val_fraction=0.0)
+    assert len(ds["test"]) == 8
+
+
+def test_byte_order_mark_and_duplicate_sequence_columns(tmp_path):
+    (tmp_path / "a.fa").write_bytes(b"\xef\xbb\xbf>r1\nACGT\n>r2\nACGG\n")
+    write_fasta(tmp_path / "b.fa", [("b1", "TTGA"), ("b2", "TTGC")])
+    ds = load_dataset([str(tmp_path / "a.fa"), str(tmp_path / "b.fa")], test_fraction=0.5, val_fraction=0.0)
+    assert sorted(ds["train"].sequences() + ds["test"].sequences()) == ["ACGG", "ACGT", "TTGA", "TTGC"]
+    frame = pd.DataFrame({"seq": ["ACGT", "TTGA"] * 3, "sequence": ["name"] * 6, "label": ["a", "b"] * 3})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert load_dataset(str(tmp_path / "d.csv"), val_fraction=0.0)["train"].sequences()[0] in ("ACGT", "TTGA")
+
+
+def test_too_small_to_carve_validation_warns_and_drops_it(tmp_path):
+    frame = pd.DataFrame({"seq": ["ACGT", "TTGA", "ACGA", "TTGG"], "label": ["a", "b", "a", "b"],
+                          "split": ["train", "train", "test", "test"]})  # fmt: skip
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.warns(UserWarning, match="val split is empty"):
+        ds = load_dataset(str(tmp_path / "d.csv"), val_fraction=0.1)
+    assert "val" not in ds.splits and len(ds["train"]) == 2

@@ -156,3 +156,10 @@ def test_genomic_benchmarks_name_uses_local_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(gb, "download_named", offline)
     ds = load_dataset("demo_human_or_worm", cache_dir=str(cache), val_fraction=0.0)
     assert len(ds["train"]) == 10 and ds.kind == "genomic_benchmarks_name"
+
+
+def test_without_carving_everything_stays_in_one_split(tmp_path, synthetic):
+    path = tmp_path / "external.csv"
+    synthetic.to_frame().to_csv(path, index=False)
+    ds = load_dataset(str(path), carve=False, class_names=["neg", "pos"])
+    assert list(ds.splits) == ["all"] and len(ds["all"]) == 200

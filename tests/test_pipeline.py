@@ -61,3 +61,11 @@ def test_reverse_complement_augmentation_keeps_padding_right():
 def test_without_labels():
     x = next(iter(make_tf_dataset(_split(["ACGT"], 4), 1, include_labels=False)))
     assert x.shape == (1, 4, 4)
+
+
+def test_reverse_complement_is_reproducible_for_a_seed():
+    split = _split(["AACGTT", "GATTACA", "CCGA"] * 30, 8)
+    def epoch(seed):
+        return [_decode_batch(x) for x, _ in make_tf_dataset(split, 16, reverse_complement=True, seed=seed)]
+    assert epoch(3) == epoch(3)
+    assert epoch(3) != epoch(4)

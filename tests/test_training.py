@@ -146,3 +146,47 @@ def test_mirrored_strategy_on_two_logical_cpus(motif_csv, tmp_path):
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     np.testing.assert_allclose(history["mask_fraction"], [0, 0.075] + [0.15] * 6)
     assert summary["accuracy"] >= 0.8  # measured 0.99 (chance 0.5)
+
+
+class _InterruptAtTrainEnd(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt("killed after fit, before the run files were written")
+
+
+def test_kill_after_fit_does_not_retrain(motif_csv, tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(data=[motif_csv], out=str(out), epochs=3, batch_size=64, patience=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0, callbacks=[_InterruptAtTrainEnd()])
+    assert not (out / "metrics.json").exists() and (out / "backup").exists()
+    recorder = _EpochRecorder()
+    metrics = train(config, verbose=0, callbacks=[recorder])
+    assert recorder.epochs == []  # all 3 epochs were kept
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    assert metrics["epochs_trained"] == 3 and not (out / "backup").exists()
+
+
+def test_best_epoch_is_chosen_after_the_masking_ramp(motif_csv, tmp_path):
+    config = TrainConfig(data=[motif_csv], out=str(tmp_path / "a"), epochs=4, batch_size=64,
+                         warmup_epochs=2, patience=0)  # fmt: skip
+    metrics = train(config, verbose=0)
+    assert metrics["best_epoch"] >= 2 and metrics["best_epoch_mask_fraction"] == pytest.approx(0.15)
+    cnn = train(TrainConfig(data=[motif_csv], out=str(tmp_path / "c"), epochs=2, model="cnn", patience=0), verbose=0)
+    assert pd.read_csv(tmp_path / "c" / "history.csv")["mask_fraction"].tolist() == [0.0, 0.0]
+    assert cnn["best_epoch_mask_fraction"] == 0.0
+
+
+def test_evaluate_on_other_data_scores_it_whole(motif_csv, tmp_path):
+    train(TrainConfig(data=[motif_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0), verbose=0)
+    other = tmp_path / "other.csv"
+    planted_motif_data(n=300, length=80, motifs=("TGACTCA",), seed=99).to_frame().to_csv(other, index=False)
+    result = evaluate_run(tmp_path / "run", [str(other)])
+    assert result["split"] == "all" and result["n"] == 300
+    assert (tmp_path / "run" / "evaluation_all.json").exists()
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="--epochs"):
+        TrainConfig(data=["x.csv"], out="r", epochs=0)
+    with pytest.raises(ValueError, match="--mask-fraction"):
+        TrainConfig(data=["x.csv"], out="r", mask_fraction=1.0)

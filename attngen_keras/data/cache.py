@@ -2,9 +2,9 @@
 
 Parsing 100,000 small files takes tens of seconds; the cache stores the
 tokenized splits in one uncompressed `.npz` so later runs load them in well
-under a second. The key is a SHA-256 over the source files' relative paths,
-sizes and modification times (and the reader's version), so any change to
-the source rebuilds the cache. Each cache file also holds a SHA-256 of its
+under a second. The key is a SHA-256 over the source files' paths, sizes,
+modification and change times and inodes (and the reader's version), so any
+write to the source rebuilds the cache; no file is read to compute it. Each cache file also holds a SHA-256 of its
 own arrays; a truncated or corrupt file is detected, reported and rebuilt.
 Writes are atomic (temporary file, then rename).
 """
@@ -31,9 +31,10 @@ def default_cache_dir():
 
 
 def fingerprint(paths, extra=""):
-    """SHA-256 over `(path, size, mtime_ns)` of `paths` plus `extra`.
+    """SHA-256 over path, size, mtime, ctime and inode of `paths`, plus `extra`.
 
-    Directories are walked recursively (stat only, no file is read).
+    Directories are walked recursively (stat only, no file is read: hashing
+    the bytes of 100,000 files would cost as much as parsing them).
     """
     digest = hashlib.sha256(f"{CACHE_FORMAT}|{extra}".encode())
     for path in paths:
@@ -43,8 +44,7 @@ def fingerprint(paths, extra=""):
             _walk_stats(str(path), "", lines)
             digest.update("".join(lines).encode())
         else:
-            stat = path.stat()
-            digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{path.resolve()}|{_stat_key(path.stat())}\n".encode())
     return digest.hexdigest()
 
 
@@ -54,8 +54,13 @@ def _walk_stats(directory, prefix, lines):
             if entry.is_dir(follow_symlinks=True):
                 _walk_stats(entry.path, f"{prefix}{entry.name}/", lines)
             else:
-                stat = entry.stat()
-                lines.append(f"{prefix}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n")
+                lines.append(f"{prefix}{entry.name}|{_stat_key(entry.stat())}\n")
+
+
+def _stat_key(stat):
+    # ctime and inode change on any write or replacement, even when a copy
+    # tool preserves the size and the modification time.
+    return f"{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
 
 
 def _checksum(arrays):

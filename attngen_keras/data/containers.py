@@ -71,13 +71,23 @@ class RawSplitBuilder:
         self._chunks, self._lengths, self._ids, self._labels = [], [], [], []
         self._file_index, self._files = [], {}
 
-    def add(self, record_id, label, sequence, file):
+    def add(self, record_id, label, sequence, file, stored_file=None):
+        """Tokenizes and adds one record.
+
+        Args:
+            record_id: the record's id.
+            label: its class name.
+            sequence: the sequence (str or bytes).
+            file: the file it was read from (named in encoding errors).
+            stored_file: the file to name in later errors (default `file`).
+        """
         tokens = alphabet.encode(sequence, file=file, record=record_id)
         self._chunks.append(tokens)
         self._lengths.append(len(tokens))
         self._ids.append(str(record_id))
         self._labels.append(str(label))
-        self._file_index.append(self._files.setdefault(str(file), len(self._files)))
+        stored = str(file if stored_file is None else stored_file)
+        self._file_index.append(self._files.setdefault(stored, len(self._files)))
 
     def __len__(self):
         return len(self._ids)

@@ -6,6 +6,7 @@ imported (`dataset_getters` pulls in torch, `models.tf` tensorflow_addons).
 
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 import warnings
@@ -130,10 +131,19 @@ def download_named(name, dest):
     """
     from genomic_benchmarks.loc2seq import download_dataset
 
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    # Download next to the final place and rename: an interrupted download
+    # never looks like a complete dataset.
+    partial = Path(tempfile.mkdtemp(prefix=f".partial_{name}_", dir=dest))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Path(download_dataset(name, dest_path=dest))
+            written = Path(download_dataset(name, dest_path=partial))
+        final = dest / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(written, final)
+        return final
     except Exception as error:  # network errors come from requests, urllib, gdown
         raise DataError(
             f"could not download Genomic Benchmarks dataset {name!r} "
@@ -144,3 +154,5 @@ def download_named(name, dest):
             f"genomic_benchmarks.loc2seq.download_dataset({name!r}) ran), or put that "
             f"directory at {Path(dest) / name}",
         ) from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from attngen_keras.data.containers import EncodedSplit, GenomicDataset, pad_toke
 from attngen_keras.data.errors import DataError
 
 KINDS = ("genomic_benchmarks_name", "interval_list", "full_sequence_dir", "table", "fasta")
-_READER_VERSION = "1"
+_READER_VERSION = "2"
 
 
 def detect_source(data):
@@ -28,6 +29,10 @@ def detect_source(data):
     if not items:
         raise DataError("no --data given")
     if len(items) > 1:
+        for item in items:
+            path = item.split("=", 1)[1] if "=" in item and not Path(item).exists() else item
+            if not Path(path).exists():
+                raise DataError("no such file or directory", path)
         suffixes = {readers.base_suffix(i.split("=", 1)[-1]) for i in items}
         if suffixes <= set(readers.TABLE_SUFFIXES) | {".txt"}:
             return "table", items
@@ -110,7 +115,12 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
     if kind == "interval_list":
         directory = Path(items[0])
         _, inputs = gb.interval_list_inputs(directory, references)
-        key = cache_lib.fingerprint(inputs, extra=f"interval_list|{_READER_VERSION}")
+        key = cache_lib.fingerprint(
+            inputs, extra=f"interval_list|{_READER_VERSION}|{directory.resolve()}"
+        )
+
+        def interval_file(split, label):
+            return str(directory / split / f"{label}.csv.gz")
 
         def build():
             print(
@@ -122,7 +132,7 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
             workdir.mkdir(parents=True, exist_ok=True)
             full = gb.build_full_sequences(directory, references, workdir)
             try:
-                return readers.read_full_sequence_dir(full, show_progress)
+                return readers.read_full_sequence_dir(full, show_progress, interval_file)
             finally:
                 shutil.rmtree(Path(full).parent, ignore_errors=True)
 
@@ -154,7 +164,9 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
 
 
 def _cached_full_sequence_dir(root, cache_dir, show_progress):
-    key = cache_lib.fingerprint([root], extra=f"full_sequence_dir|{_READER_VERSION}")
+    key = cache_lib.fingerprint(
+        [root], extra=f"full_sequence_dir|{_READER_VERSION}|{Path(root).resolve()}"
+    )
     splits, _ = cache_lib.cached(
         cache_dir, key, lambda: readers.read_full_sequence_dir(root, show_progress), str(root)
     )
@@ -173,6 +185,7 @@ def load_dataset(
     class_names=None,
     cache_dir="default",
     show_progress=True,
+    carve=True,
 ):
     """Loads any supported DNA classification source, ready for training.
 
@@ -198,6 +211,10 @@ def load_dataset(
         cache_dir: where parsed sources are cached; `"default"` is
             `$ATTNGEN_CACHE` or `~/.cache/attngen`, `None` disables it.
         show_progress: show a progress bar while parsing many files.
+        carve: carve test/val splits as described above. With `False` (for
+            evaluating a trained model on other data) a source without splits
+            keeps all its records in one split named `all`, no validation
+            split is carved, and no train split is required.
 
     Returns:
         A `GenomicDataset` with `train`, `val` (if any) and `test` splits.
@@ -217,23 +234,34 @@ def load_dataset(
         raise ValueError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
     raw, kind, description = load_raw_splits(data, references, cache_dir, show_progress)
     raw = dict(raw)
-    if "all" in raw:
-        everything = raw.pop("all")
-        keep, carved = readers.stratified_split(everything.labels, test_fraction, seed)
-        raw["train"], raw["test"] = everything.subset(keep), everything.subset(carved)
-    if "train" not in raw:
-        raise DataError(f"no train split found (found: {sorted(raw)})", description)
-    if "val" not in raw and val_fraction > 0:
-        keep, carved = readers.stratified_split(raw["train"].labels, val_fraction, seed)
-        raw["val"], raw["train"] = raw["train"].subset(carved), raw["train"].subset(keep)
+    if carve:
+        if "all" in raw:
+            everything = raw.pop("all")
+            keep, carved = readers.stratified_split(everything.labels, test_fraction, seed)
+            raw["train"], raw["test"] = everything.subset(keep), everything.subset(carved)
+        if "train" not in raw:
+            raise DataError(f"no train split found (found: {sorted(raw)})", description)
+        if "val" not in raw and val_fraction > 0:
+            keep, carved = readers.stratified_split(raw["train"].labels, val_fraction, seed)
+            raw["val"], raw["train"] = raw["train"].subset(carved), raw["train"].subset(keep)
+    for name in [n for n, split in raw.items() if len(split) == 0]:
+        if name == "train":
+            raise DataError("the train split is empty", description)
+        warnings.warn(
+            f"{description}: the {name} split is empty (too few sequences per class "
+            f"to carve it); continuing without it",
+            stacklevel=2,
+        )
+        del raw[name]
+    if carve and "test" not in raw:
+        warnings.warn(f"{description}: no test split; only validation metrics are reported", stacklevel=2)
 
     if class_names is None:
-        class_names = _sorted_classes(np.unique(raw["train"].labels))
+        # The train split defines the classes; without one (carve=False), all splits.
+        labelled = [raw["train"]] if "train" in raw else list(raw.values())
+        class_names = _sorted_classes(np.unique(np.concatenate([s.labels for s in labelled])))
         if len(class_names) < 2:
-            raise DataError(
-                f"need at least two classes, the train split has only {class_names}",
-                description,
-            )
+            raise DataError(f"need at least two classes, found only {class_names}", description)
     class_names = [str(c) for c in class_names]
     if length is None:
         length = int(max(int(split.lengths.max()) for split in raw.values() if len(split)))

@@ -48,15 +48,16 @@ def make_tf_dataset(
         dataset = dataset.shuffle(
             max(len(split), 1), seed=seed, reshuffle_each_iteration=True
         )
-    dataset = dataset.batch(batch_size)
-    augment_rng = tf.random.Generator.from_seed(seed) if reverse_complement else None
+    # The batch index seeds the augmentation (stateless), so it is
+    # reproducible for a given seed even with parallel map calls.
+    dataset = dataset.batch(batch_size).enumerate()
 
-    def encode(tokens, *labels):
-        tokens = tf.cast(tokens, tf.int32)
-        if augment_rng is not None:
-            tokens = _random_reverse_complement(tokens, complement, pad, augment_rng)
+    def encode(index, batch):
+        tokens = tf.cast(batch[0], tf.int32)
+        if reverse_complement:
+            tokens = _random_reverse_complement(tokens, complement, pad, [seed, index])
         x = tf.gather(one_hot_table, tokens)
-        return (x, *labels) if labels else x
+        return (x, *batch[1:]) if include_labels else x
 
     dataset = dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:
@@ -64,11 +65,12 @@ def make_tf_dataset(
     return dataset
 
 
-def _random_reverse_complement(tokens, complement, pad, rng):
+def _random_reverse_complement(tokens, complement, pad, seed):
     lengths = tf.reduce_sum(tf.cast(tokens != pad, tf.int32), axis=1)
     flipped = tf.reverse_sequence(tokens, lengths, seq_axis=1, batch_axis=0)
     flipped = tf.gather(complement, flipped)
-    choose = rng.uniform([tf.shape(tokens)[0], 1]) < 0.5
+    seed = tf.cast(tf.stack(seed), tf.int64)
+    choose = tf.random.stateless_uniform([tf.shape(tokens)[0], 1], seed=seed) < 0.5
     return tf.where(choose, flipped, tokens)
 
 

@@ -7,6 +7,7 @@ Every reader returns `{split_name: RawSplit}`; split names are `train`,
 import gzip
 import io
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def open_text(path):
     else:
         data = path.read_bytes()
     try:
-        return io.StringIO(data.decode("utf-8"))
+        return io.StringIO(data.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         raise DataError(f"not a UTF-8 text file ({error})", path) from None
 
@@ -168,15 +169,17 @@ def read_tables(paths):
 
 
 def _split_from_name(path):
-    stem = strip_suffixes(path).lower()
-    for token in ("train", "validation", "valid", "val", "test", "dev"):
-        if token in stem:
-            return SPLIT_ALIASES[token]
-    raise DataError(
-        "cannot tell which split this file is: with several CSV/TSV files, each "
-        "file name must contain train, val or test",
-        path,
-    )
+    """The split named by a whole word of the file name (`my_train.csv` -> train)."""
+    words = re.split(r"[^a-z0-9]+", strip_suffixes(path).lower())
+    found = {SPLIT_ALIASES[w] for w in words if w in SPLIT_ALIASES}
+    if len(found) != 1:
+        raise DataError(
+            "cannot tell which split this file is: with several CSV/TSV files, each "
+            "file name must contain exactly one of the words train, val (valid, "
+            "validation, dev) or test, e.g. train.csv, my_test.tsv",
+            path,
+        )
+    return found.pop()
 
 
 def _read_table(path):
@@ -189,7 +192,10 @@ def _read_table(path):
     except pd.errors.ParserError as error:
         raise DataError(f"malformed table ({error})", path) from None
     frame.columns = [c.strip().lower() for c in frame.columns]
-    frame = frame.rename(columns={"sequence": "seq", "class": "label"})
+    if "seq" not in frame.columns:
+        frame = frame.rename(columns={"sequence": "seq"})
+    if "label" not in frame.columns:
+        frame = frame.rename(columns={"class": "label"})
     missing = [c for c in ("seq", "label") if c not in frame.columns]
     if missing:
         raise DataError(
@@ -230,8 +236,16 @@ def _frame_splits_by_column(frame, path):
     }
 
 
-def read_full_sequence_dir(root, show_progress=True):
-    """Genomic Benchmarks full-sequence layout `{train,test}/<class>/<id>.txt`."""
+def read_full_sequence_dir(root, show_progress=True, source_file=None):
+    """Genomic Benchmarks full-sequence layout `{train,test}/<class>/<id>.txt`.
+
+    Args:
+        root: the dataset directory.
+        show_progress: progress bar over the files.
+        source_file: `(split_dir_name, class) -> path` named for each record
+            in later errors (default: the class directory, the record id being
+            the file stem); parse errors always name the `.txt` file itself.
+    """
     root = Path(root)
     files = list_full_sequence_files(root)
     if not files:
@@ -246,7 +260,8 @@ def read_full_sequence_dir(root, show_progress=True):
             data = Path(path).read_bytes()
         except OSError as error:
             raise DataError(f"cannot read ({error})", path) from None
-        builder.add(Path(path).stem, label, b"".join(data.split()), path)
+        stored = source_file(split, label) if source_file else os.path.dirname(path)
+        builder.add(Path(path).stem, label, b"".join(data.split()), path, stored_file=stored)
     return {split: builder.build() for split, builder in builders.items()}
 
 
