@@ -46,16 +46,22 @@ def test_cnn_is_attngen_without_saliency_mask():
     assert a.count_params() - c.count_params() == a.get_layer("saliency_mask").count_params()
 
 
-def test_padding_does_not_change_prediction():
-    """Appending padding leaves AttnGen's and the CNN's predictions unchanged."""
-    seq = "ACGTTGCAAGGCTTACGATCGATCGGATCCAGT"
-    for builder in (build_attngen, build_cnn):
-        short = builder(len(seq), 2, conv_blocks=0)
-        long = builder(len(seq) + 17, 2, conv_blocks=0)
-        long.set_weights(short.get_weights())
-        x_short = one_hot(encode(seq))[None]
-        x_long = one_hot(np.concatenate([encode(seq), np.full(17, PAD, np.uint8)]))[None]
-        np.testing.assert_allclose(np.asarray(short(x_short)), np.asarray(long(x_long)), rtol=1e-5)
+@pytest.mark.parametrize("builder", [build_attngen, build_cnn])
+@pytest.mark.parametrize("seq_length, pad", [(33, 17), (34, 16), (34, 1)])
+def test_padding_does_not_change_prediction(builder, seq_length, pad):
+    """Appending padding leaves predictions unchanged (full default backbone)."""
+    rng = np.random.default_rng(seq_length)
+    tokens = rng.integers(0, 4, seq_length).astype(np.uint8)
+    short = builder(seq_length, 2)
+    long = builder(seq_length + pad, 2)
+    long.set_weights(short.get_weights())
+    x_short = one_hot(tokens)[None]
+    x_long = one_hot(np.concatenate([tokens, np.full(pad, PAD, np.uint8)]))[None]
+    np.testing.assert_allclose(np.asarray(short(x_short)), np.asarray(long(x_long)), rtol=1e-5, atol=1e-6)
+    if builder is build_attngen:
+        scores_long = np.asarray(attention_model(long)(x_long))[0]
+        np.testing.assert_allclose(scores_long[:seq_length], np.asarray(attention_model(short)(x_short))[0], rtol=1e-5)
+        assert np.all(scores_long[seq_length:] == 0)
 
 
 def test_attention_model_scores_and_errors():

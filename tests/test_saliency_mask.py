@@ -78,7 +78,8 @@ def test_gradients_reach_attention_weights_through_masking():
     assert [v.name for v in layer.non_trainable_variables] == ["mask_fraction"]
 
 
-def test_compiled_train_step_sees_new_mask_fraction():
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_compiled_train_step_sees_new_mask_fraction(jit_compile):
     """A model compiled (and traced) before mask_fraction changes uses the new value."""
     length = 10
     inputs = keras.Input((length, 3))
@@ -86,7 +87,7 @@ def test_compiled_train_step_sees_new_mask_fraction():
     model = keras.Model(inputs, layer(inputs))
     # Uniform attention: every weight is 1, so the output is `features * keep`.
     layer.score_kernel.assign(np.zeros(layer.score_kernel.shape, "float32"))
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile=False)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", jit_compile=jit_compile)
     x_data = np.ones((2, length, 3), "float32")
     target = np.zeros((2, length, 3), "float32")
     # mse against zeros = mean(keep) = 1 - masked / length
