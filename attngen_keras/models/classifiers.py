@@ -13,6 +13,7 @@ from attngen_keras.layers import (
 
 INPUT_NAME = "one_hot"
 SALIENCY_LAYER_NAME = "saliency_mask"
+STEM_LAYER_NAME = "stem_conv"
 
 BACKBONE_DEFAULTS = {
     "filters": 64,
@@ -131,7 +132,7 @@ def _build_backbone(length, num_classes, name, saliency, **overrides):
     cfg = {**BACKBONE_DEFAULTS, **overrides}
     inputs = keras.Input((length, 4), name=INPUT_NAME)
     valid = ValidPositions(name="valid_positions")(inputs)
-    x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name="stem_conv")(
+    x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name=STEM_LAYER_NAME)(
         inputs
     )
     x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name="stem_bn")(x)

@@ -1,0 +1,139 @@
+"""Importance methods, concentration metrics and planted-motif localization."""
+
+import numpy as np
+import pytest
+
+from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+from attngen_keras.data import encode, one_hot
+from attngen_keras.data.alphabet import PAD
+from attngen_keras.explain import (
+    METHODS,
+    concentration_summary,
+    gini,
+    importance_scores,
+    localization_metrics,
+    normalized_entropy,
+    top_mass,
+)
+from attngen_keras.models import build_attngen, build_cnn, compile_classifier
+from attngen_keras.synthetic import planted_motif_data
+
+
+def _padded_batch(n=5, length=60, real=45, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, 4, (n, length)).astype(np.uint8)
+    tokens[:, real:] = PAD
+    return one_hot(tokens)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_aligned_and_zero_on_padding(method):
+    x = _padded_batch()
+    builders = [build_attngen] if method.startswith("attention") else [build_attngen, build_cnn]
+    for builder in builders:
+        model = builder(60, 2)
+        scores = importance_scores(model, x, method, smooth_samples=3)
+        assert scores.shape == (5, 60) and scores.dtype == np.float32
+        assert np.all(scores[:, 45:] == 0)
+        assert np.all(np.isfinite(scores)) and np.any(scores[:, :45] > 0)
+
+
+def test_multiclass_gradients_and_attention_error():
+    x = _padded_batch()
+    scores = importance_scores(build_cnn(60, 3), x, "input_x_gradient", targets=[0, 1, 2, 0, 1])
+    assert scores.shape == (5, 60)
+    with pytest.raises(ValueError, match="no SaliencyMask"):
+        importance_scores(build_cnn(60, 2), x, "attention")
+    with pytest.raises(ValueError, match="unknown method"):
+        importance_scores(build_cnn(60, 2), x, "lime")
+
+
+def test_projection_spreads_scores_over_the_stem_window():
+    from attngen_keras.explain import project_to_nucleotides
+    import keras
+
+    scores = np.zeros((1, 12), np.float32)
+    scores[0, 5] = 0.9
+    projected = project_to_nucleotides(scores, keras.layers.Conv1D(1, 9, padding="same"))
+    np.testing.assert_allclose(projected[0, 1:10], 0.1, rtol=1e-6)
+    assert projected[0, 0] == 0 and projected[0, 10:].sum() == 0
+    dilated = project_to_nucleotides(scores, keras.layers.Conv1D(1, 3, padding="same", dilation_rate=2))
+    np.testing.assert_allclose(np.flatnonzero(dilated[0]), [3, 5, 7])
+
+
+def test_input_x_gradient_only_uses_the_observed_base():
+    x = one_hot(encode("ACGTACGTAC"))[None]
+    model = build_cnn(10, 2, conv_blocks=1)
+    scores = importance_scores(model, x, "input_x_gradient")
+    import tensorflow as tf
+
+    inputs = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        p = model(inputs)[:, 0]
+        target = p if float(p[0]) >= 0.5 else 1 - p
+    grads = tape.gradient(target, inputs).numpy()
+    np.testing.assert_allclose(scores[0], np.abs((grads * x).sum(-1))[0], rtol=1e-5)
+
+
+def test_concentration_metrics_on_known_vectors():
+    assert gini(np.ones(10)) == pytest.approx(0.0)
+    assert gini(np.eye(10)[0]) == pytest.approx(0.9)
+    assert normalized_entropy(np.ones(10)) == pytest.approx(1.0)
+    assert normalized_entropy(np.eye(10)[0]) == pytest.approx(0.0)
+    assert top_mass(np.ones(10), 0.2) == pytest.approx(0.2)
+    scores = np.array([[1.0, 1, 1, 1, 0], [0, 0, 0, 4, 0]])
+    valid = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], bool)
+    summary = concentration_summary(scores, valid)
+    assert summary["n"] == 2
+    assert summary["gini"] == pytest.approx((0.0 + 0.8) / 2)
+    assert summary["top20_mass"] == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_localization_perfect_random_and_inverted():
+    rng = np.random.default_rng(0)
+    planted = np.zeros((200, 50), bool)
+    for row in planted:
+        start = rng.integers(0, 43)
+        row[start : start + 7] = True
+    assert localization_metrics(planted.astype(float), planted)["auroc"] == pytest.approx(1.0)
+    assert localization_metrics(-planted.astype(float), planted)["auroc"] == pytest.approx(0.0)
+    random = localization_metrics(rng.random((200, 50)), planted)
+    assert abs(random["auroc"] - 0.5) < 0.05
+    assert random["auprc_baseline"] == pytest.approx(7 / 50)
+
+
+def test_trained_attngen_attention_finds_planted_motifs():
+    data = planted_motif_data(n=1600, length=80, motifs=("TGACTCA",), seed=7)
+    tokens = np.stack([encode(s) for s in data.sequences])
+    x, y = one_hot(tokens), data.labels
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_attngen(80, 2)
+    compile_classifier(model, 2)
+    train = slice(0, 1300)
+    import tensorflow as tf
+
+    recal_data = tf.data.Dataset.from_tensor_slices(x[train]).batch(64)
+    model.fit(x[train], y[train], epochs=8, batch_size=64, verbose=0,
+              callbacks=[MaskingSchedule(0.15, warmup_epochs=2), BatchNormRecalibration(recal_data, 20)])  # fmt: skip
+    test = slice(1300, None)
+    positives = y[test] == 1
+    probs = model.predict(x[test], verbose=0)[:, 0]
+    assert np.mean((probs >= 0.5) == (y[test] == 1)) >= 0.95
+    planted = data.planted[test][positives]
+    attention = importance_scores(model, x[test][positives], "attention")
+    found = localization_metrics(attention, planted)
+    rng = np.random.default_rng(1)
+    random = localization_metrics(rng.random(attention.shape), planted)
+    # measured (seed-dependent): attention AUROC 0.98, AUPRC 0.75 (baseline
+    # 0.09); a random ranking 0.50
+    assert found["auroc"] >= random["auroc"] + 0.3, (found, random)
+    assert found["auprc"] >= 4 * found["auprc_baseline"]
+    # the raw position-level attention peaks inside the motif (measured: at a
+    # fixed offset from its start, the window seeing the whole motif)
+    raw = importance_scores(model, x[test][positives], "attention_raw")
+    peaks = raw.argmax(1)
+    assert np.mean(planted[np.arange(len(peaks)), peaks]) >= 0.8
+    assert np.bincount(peaks - planted.argmax(1) + 10).max() >= 0.8 * len(peaks)
