@@ -62,6 +62,17 @@ def _parser():
     )  # fmt: skip
     evaluate.add_argument("--out", help="metrics JSON (default RUN_DIR/evaluation_<split>.json)")
 
+    explain = sub.add_parser("explain", help="per-nucleotide importance of a trained run, with plots")
+    explain.add_argument("run_dir", metavar="RUN_DIR")
+    _add_data_arguments(explain, required=False)
+    explain.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
+    explain.add_argument(
+        "--method", default="attention",
+        choices=["attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam"],
+    )  # fmt: skip
+    explain.add_argument("--n", type=int, default=3000, help="sequences (a fixed seeded subset)")
+    explain.add_argument("--out", required=True, help="output directory")
+
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
     demo.add_argument("--epochs", type=int, default=8)
@@ -109,6 +120,23 @@ def _evaluate(args):
     print(f"{result['split']}: {format_metrics(result)}")
 
 
+def _explain(args):
+    from attngen_keras.explain.report import explain_split, write_report
+    from attngen_keras.training import load_run_data
+
+    model, record, _, split = load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
+    result = explain_split(model, split, record["class_names"], args.method, n=args.n)
+    summary = write_report(result, args.out, args.method)
+    c = summary["concentration"]
+    print(
+        f"{args.method} importance of {summary['n']} sequences: Gini {c['gini']:.3f}, "
+        f"normalized entropy {c['entropy']:.3f}, top-10% mass {c['top10_mass']:.3f}"
+    )
+    top = ", ".join(f"{r['kmer']} ({r['enrichment']:.1f}x)" for r in summary["enriched_kmers"][:5])
+    print(f"most enriched 6-mers in high-importance windows: {top}")
+    print(f"wrote importance.npz, summary.json and plots to {args.out}")
+
+
 def _demo(args):
     from attngen_keras.demo import run_demo
 
@@ -123,7 +151,7 @@ def main(argv=None):
     from attngen_keras.training import RunError
 
     try:
-        {"train": _train, "evaluate": _evaluate, "demo": _demo}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "explain": _explain, "demo": _demo}[args.command](args)
     except (DataError, RunError, ValueError) as error:
         # ValueError: invalid arguments caught by the library's own checks.
         if os.environ.get("ATTNGEN_DEBUG"):

@@ -392,6 +392,34 @@ def load_run(run_dir):
     return model, record
 
 
+def load_run_data(run_dir, data=None, references=None, split="test", cache_dir="default"):
+    """A trained run's model, record and one split of data encoded like its training data.
+
+    The run's own data (the default) is split exactly as in training; other
+    data is not carved, and a source without splits is used whole (`all`).
+
+    Returns:
+        `(model, record, split_name, encoded_split)`.
+    """
+    model, record = load_run(run_dir)
+    if data is None:
+        data, references = record["data"], references or record.get("references")
+    data = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    own_data = data == [str(d) for d in record["data"]]
+    dataset = load_dataset(
+        data, references, length=record["length"], crop=record.get("crop"),
+        val_fraction=record.get("val_fraction", 0.1), test_fraction=record.get("test_fraction", 0.2),
+        seed=record.get("seed", 0), class_names=record["class_names"], cache_dir=_cache_dir(cache_dir),
+        carve=own_data,
+    )  # fmt: skip
+    if split not in dataset.splits and "all" in dataset.splits:
+        print(f"{' '.join(data)} has no splits of its own: using all {len(dataset['all'])} sequences")
+        split = "all"
+    if split not in dataset.splits:
+        raise RunError(f"{' '.join(data)} has no {split!r} split (it has: {', '.join(dataset.splits)})")
+    return model, record, split, dataset[split]
+
+
 def evaluate_run(run_dir, data=None, references=None, split="test", batch_size=256, out=None, cache_dir="default"):
     """Evaluates a trained run on any supported dataset.
 
@@ -410,26 +438,9 @@ def evaluate_run(run_dir, data=None, references=None, split="test", batch_size=2
     Returns:
         The metrics dict.
     """
-    model, record = load_run(run_dir)
-    if data is None:
-        data, references = record["data"], references or record.get("references")
-    data = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
-    # The run's own data is split exactly as in training; other data is not
-    # carved: a source without splits is evaluated whole (split "all").
-    own_data = data == [str(d) for d in record["data"]]
-    dataset = load_dataset(
-        data, references, length=record["length"], crop=record.get("crop"),
-        val_fraction=record.get("val_fraction", 0.1), test_fraction=record.get("test_fraction", 0.2),
-        seed=record.get("seed", 0), class_names=record["class_names"], cache_dir=_cache_dir(cache_dir),
-        carve=own_data,
-    )  # fmt: skip
-    if split not in dataset.splits and "all" in dataset.splits:
-        print(f"{' '.join(data)} has no splits of its own: evaluating all {len(dataset['all'])} sequences")
-        split = "all"
-    if split not in dataset.splits:
-        raise RunError(f"{' '.join(data)} has no {split!r} split (it has: {', '.join(dataset.splits)})")
-    metrics = evaluate_split(model, dataset[split], batch_size)
-    result = {"run": str(run_dir), "data": data, "split": split, **metrics}
+    model, record, split, part = load_run_data(run_dir, data, references, split, cache_dir)
+    metrics = evaluate_split(model, part, batch_size)
+    result = {"run": str(run_dir), "data": data or record["data"], "split": split, **metrics}
     out = Path(out) if out else Path(run_dir) / f"evaluation_{split}.json"
     out.write_text(json.dumps(result, indent=2))
     return result
@@ -452,6 +463,7 @@ __all__ = [
     "evaluate_split",
     "format_metrics",
     "load_run",
+    "load_run_data",
     "predict_probabilities",
     "train",
 ]

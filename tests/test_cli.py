@@ -105,3 +105,38 @@ def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
     assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
     final = pd.read_csv(history)
     assert final["epoch"].tolist() == list(range(40))
+
+
+@pytest.fixture(scope="module")
+def attngen_run(data_csv, tmp_path_factory):
+    run = tmp_path_factory.mktemp("explain") / "run"
+    result = attngen("train", "--data", data_csv, "--model", "attngen", "--epochs", "3", "--out", run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+@pytest.mark.parametrize("method", ["attention", "saliency"])
+def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, method):
+    import numpy as np
+
+    out = tmp_path / "explain"
+    result = attngen("explain", attngen_run, "--method", method, "--n", "50", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(out / "importance.npz") as arrays:
+        assert arrays["scores"].shape == (50, 60) and arrays["labels"].shape == (50,)
+        assert arrays["probs"].shape == (50, 1) and arrays["sequences"].shape == (50,)
+        assert len(arrays["sequences"][0]) == 60 and arrays["ids"].shape == (50,)
+        assert np.all(arrays["scores"] >= 0) and np.any(arrays["scores"] > 0)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == method and summary["n"] == 50
+    assert 0 <= summary["concentration"]["gini"] <= 1
+    assert set(summary["per_class"]) == {"neg", "pos"}
+    for name in ("saliency_tracks.png", "mean_profile.png", "enriched_kmers.png"):
+        assert (out / name).stat().st_size > 5_000, name
+
+
+def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path):
+    run = tmp_path / "cnn"
+    assert attngen("train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", run).returncode == 0
+    result = attngen("explain", run, "--method", "attention", "--n", "10", "--out", tmp_path / "e")
+    assert result.returncode == 2 and "no SaliencyMask" in result.stderr and "Traceback" not in result.stderr

@@ -137,3 +137,20 @@ def test_trained_attngen_attention_finds_planted_motifs():
     peaks = raw.argmax(1)
     assert np.mean(planted[np.arange(len(peaks)), peaks]) >= 0.8
     assert np.bincount(peaks - planted.argmax(1) + 10).max() >= 0.8 * len(peaks)
+
+
+def test_enriched_kmers_find_the_high_importance_motif():
+    from attngen_keras.explain.report import enriched_kmers
+
+    rng = np.random.default_rng(0)
+    sequences, scores = [], []
+    for _ in range(60):
+        seq = list(rng.choice(list("ACGT"), 50))
+        start = int(rng.integers(0, 44))
+        seq[start : start + 6] = list("TGACTC")
+        row = np.full(50, 0.01)
+        row[start : start + 6] = 1.0
+        sequences.append("".join(seq))
+        scores.append(row)
+    top = enriched_kmers(sequences, np.array(scores), np.ones((60, 50), bool), k=6)
+    assert top[0][0] == "TGACTC" and top[0][1] > 5 and top[0][2] >= 55

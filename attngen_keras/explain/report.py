@@ -1,0 +1,169 @@
+"""`attngen explain`: importance maps of a trained run, as arrays and plots."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from attngen_keras.explain.importance import importance_scores  # noqa: E402
+from attngen_keras.explain.metrics import concentration_summary  # noqa: E402
+
+BASES = "ACGT"
+
+
+def select_subset(n_total, n, seed=0):
+    """A fixed, sorted random subset of `n` indices out of `n_total` (all if fewer)."""
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
+
+
+def explain_split(model, split, class_names, method="attention", n=3000, seed=0, batch_size=256):
+    """Importance of `model` on (a fixed subset of) an `EncodedSplit`.
+
+    Returns:
+        dict of arrays: `scores (n, length)`, `labels (n,)`, `probs`,
+        `sequences (n,)` str, `ids (n,)`, `valid (n, length)` bool.
+    """
+    index = select_subset(len(split), n, seed)
+    tokens = split.tokens[index]
+    from attngen_keras.data.alphabet import PAD, decode, one_hot
+
+    x = one_hot(tokens)
+    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    scores = importance_scores(model, x, method, batch_size=batch_size)
+    return {
+        "scores": scores,
+        "labels": split.labels[index].astype(np.int32),
+        "probs": np.asarray(probs, np.float32),
+        "sequences": np.asarray([decode(t) for t in tokens], dtype=str),
+        "ids": np.asarray(split.ids[index], dtype=str),
+        "valid": tokens != PAD,
+        "class_names": np.asarray(class_names, dtype=str),
+    }
+
+
+def enriched_kmers(sequences, scores, valid, k=6, top_fraction=0.1, n_top=15):
+    """k-mers over-represented where importance is highest.
+
+    A k-mer window counts as high-importance when its summed importance is in
+    the top `top_fraction` of the sequence's windows. Enrichment is the ratio
+    of its frequency among high-importance windows to its frequency among all
+    windows (+1 pseudocount on both). k-mers are ranked by
+    `high_count * log(enrichment)` (their share of the log-likelihood ratio),
+    so a frequent, enriched k-mer outranks a rare one that happens to occur
+    only in high windows (e.g. a shifted overlap of a motif).
+
+    Returns:
+        list of `(kmer, enrichment, high_count, total_count)`, best first.
+    """
+    high, total = Counter(), Counter()
+    kernel = np.ones(k)
+    for seq, row, keep in zip(sequences, scores, valid):
+        length = int(keep.sum())
+        if length < k:
+            continue
+        window = np.convolve(row[:length], kernel, mode="valid")
+        cutoff = np.quantile(window, 1 - top_fraction)
+        for start, value in enumerate(window):
+            kmer = seq[start : start + k]
+            total[kmer] += 1
+            if value >= cutoff:
+                high[kmer] += 1
+    n_high, n_total = sum(high.values()), sum(total.values())
+    if not n_high:
+        return []
+    rows = [
+        (kmer, ((high[kmer] + 1) / (n_high + 1)) / ((total[kmer] + 1) / (n_total + 1)), high[kmer], total[kmer])
+        for kmer in high
+        if high[kmer] >= 5
+    ]
+    return sorted(rows, key=lambda r: -r[2] * np.log(max(r[1], 1e-12)))[:n_top]
+
+
+def plot_tracks(result, path, n_examples=4, window=None):
+    """Logo-style saliency tracks: letters scaled by importance (logomaker)."""
+    import logomaker
+    import pandas as pd
+
+    order = np.argsort(-result["probs"].max(axis=1) if result["probs"].shape[1] > 1 else -np.abs(result["probs"][:, 0] - 0.5))
+    chosen = order[:n_examples]
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(14, 1.9 * len(chosen)), squeeze=False)
+    for ax, i in zip(axes[:, 0], chosen):
+        seq = result["sequences"][i]
+        scores = result["scores"][i][: len(seq)]
+        matrix = np.zeros((len(seq), 4))
+        for pos, base in enumerate(seq):
+            if base in BASES:
+                matrix[pos, BASES.index(base)] = scores[pos]
+        frame = pd.DataFrame(matrix, columns=list(BASES))
+        logomaker.Logo(frame, ax=ax, color_scheme="classic")
+        label = result["class_names"][result["labels"][i]]
+        ax.set_title(f"{result['ids'][i]} (class {label})", fontsize=9, loc="left")
+        ax.set_ylabel("importance")
+    axes[-1, 0].set_xlabel("position")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_profile(result, path):
+    """Mean importance along the sequence, per class."""
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for c, name in enumerate(result["class_names"]):
+        rows = result["labels"] == c
+        if rows.any():
+            ax.plot(result["scores"][rows].mean(axis=0), label=f"{name} (n={int(rows.sum())})")
+    ax.set_xlabel("position")
+    ax.set_ylabel("mean importance")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_kmers(kmers, path, k):
+    """Bar chart of the most enriched k-mers."""
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(kmers), 1) + 1.2))
+    names = [r[0] for r in kmers][::-1]
+    ax.barh(names, [r[1] for r in kmers][::-1])
+    ax.set_xlabel(f"enrichment of the {k}-mer in top-importance windows")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(result, out, method, k=6):
+    """Writes `importance.npz`, `summary.json` and the PNG plots to `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out / "importance.npz",
+        **{key: result[key] for key in ("scores", "labels", "probs", "sequences", "ids")},
+    )
+    kmers = enriched_kmers(result["sequences"], result["scores"], result["valid"], k=k)
+    summary = {
+        "method": method,
+        "n": int(len(result["labels"])),
+        "concentration": concentration_summary(result["scores"], result["valid"]),
+        "per_class": {
+            str(name): concentration_summary(result["scores"][result["labels"] == c], result["valid"][result["labels"] == c])
+            for c, name in enumerate(result["class_names"])
+        },
+        "enriched_kmers": [{"kmer": a, "enrichment": b, "high": c, "total": d} for a, b, c, d in kmers],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_tracks(result, out / "saliency_tracks.png")
+    plot_profile(result, out / "mean_profile.png")
+    plot_kmers(kmers, out / "enriched_kmers.png", k)
+    return summary
