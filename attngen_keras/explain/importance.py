@@ -8,9 +8,10 @@ probability of class 1, or of class 0 (`1 - p`) when the target is 0.
 - `attention`: AttnGen's own SaliencyMask attention (AttnGen models only),
   mapped to nucleotides. The SaliencyMask scores the stem convolution's
   output at position `i`, which is computed from the `kernel_size`
-  nucleotides around `i`; each nucleotide therefore receives the mean
-  attention of the windows that contain it (a projection through the stem's
-  receptive field). Measured on planted motifs (7 bp, stem kernel 9), the raw
+  nucleotides around `i`; each nucleotide therefore receives the summed
+  attention of the windows that contain it divided by `kernel_size` (a
+  projection through the stem's receptive field; the `kernel_size // 2`
+  nucleotides at each end are covered by fewer windows and get less). Measured on planted motifs (7 bp, stem kernel 9), the raw
   position-level attention peaks exactly at the motif centre (140 of 142
   sequences) but ranks the other motif positions low (per-sequence AUROC
   0.31); the projection gives AUROC 0.98.
