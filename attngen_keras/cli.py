@@ -1,8 +1,11 @@
-"""The `attngen` command line: train, evaluate, demo."""
+"""The `attngen` command line: train, evaluate, explain, perturb, sweep, demo."""
 
 import argparse
 import os
 import sys
+
+# attngen_keras.explain.METHODS, spelled out so that `--help` needs no TensorFlow import
+METHOD_CHOICES = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam")
 
 
 def _add_data_arguments(parser, required=True):
@@ -66,12 +69,26 @@ def _parser():
     explain.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(explain, required=False)
     explain.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
-    explain.add_argument(
-        "--method", default="attention",
-        choices=["attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam"],
-    )  # fmt: skip
+    explain.add_argument("--method", default="attention", choices=METHOD_CHOICES)
     explain.add_argument("--n", type=int, default=3000, help="sequences (a fixed seeded subset)")
     explain.add_argument("--out", required=True, help="output directory")
+
+    perturb = sub.add_parser("perturb", help="accuracy as the top/random/bottom-importance nucleotides are removed")
+    perturb.add_argument("run_dir", metavar="RUN_DIR")
+    _add_data_arguments(perturb, required=False)
+    perturb.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
+    perturb.add_argument("--method", default="attention", choices=METHOD_CHOICES, help="importance used to rank positions")
+    perturb.add_argument("--n", type=int, default=3000, help="sequences (a fixed seeded subset)")
+    perturb.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+        help="shares of each sequence's nucleotides to remove",
+    )  # fmt: skip
+    perturb.add_argument(
+        "--replacement", choices=["N", "random"], default="N",
+        help="what a removed nucleotide becomes: N (uniform 0.25 encoding) or a seeded random base",
+    )  # fmt: skip
+    perturb.add_argument("--seed", type=int, default=0, help="seeds the subset, random ranking and random bases")
+    perturb.add_argument("--out", required=True, help="output directory")
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
@@ -137,6 +154,25 @@ def _explain(args):
     print(f"wrote importance.npz, summary.json and plots to {args.out}")
 
 
+def _perturb(args):
+    from attngen_keras.explain.perturbation import perturb_split, write_perturbation
+    from attngen_keras.training import load_run_data
+
+    model, _, split_name, split = load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
+    result = perturb_split(
+        model, split, args.method, n=args.n, fractions=args.fractions,
+        replacement=args.replacement, seed=args.seed,
+    )  # fmt: skip
+    result = {"run": str(args.run_dir), "split": split_name, **result}
+    write_perturbation(result, args.out)
+    print(f"{args.method} perturbation of {result['n']} {split_name} sequences (removed -> {args.replacement}):")
+    print("fraction  " + "  ".join(f"{r:>7}" for r in result["accuracy"]))
+    for i, fraction in enumerate(result["fractions"]):
+        print(f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["accuracy"].values()))
+    print("deletion AUC " + ", ".join(f"{r} {v:.4f}" for r, v in result["deletion_auc"].items()))
+    print(f"wrote perturb.json and perturbation_curve.png to {args.out}")
+
+
 def _demo(args):
     from attngen_keras.demo import run_demo
 
@@ -151,7 +187,7 @@ def main(argv=None):
     from attngen_keras.training import RunError
 
     try:
-        {"train": _train, "evaluate": _evaluate, "explain": _explain, "demo": _demo}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb, "demo": _demo}[args.command](args)
     except (DataError, RunError, ValueError) as error:
         # ValueError: invalid arguments caught by the library's own checks.
         if os.environ.get("ATTNGEN_DEBUG"):

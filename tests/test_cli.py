@@ -30,7 +30,7 @@ def data_csv(tmp_path_factory):
 def test_help_lists_commands():
     result = attngen("--help")
     assert result.returncode == 0
-    for command in ("train", "evaluate", "demo"):
+    for command in ("train", "evaluate", "explain", "perturb", "demo"):
         assert command in result.stdout
 
 
@@ -140,3 +140,23 @@ def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path):
     assert attngen("train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", run).returncode == 0
     result = attngen("explain", run, "--method", "attention", "--n", "10", "--out", tmp_path / "e")
     assert result.returncode == 2 and "no SaliencyMask" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
+    out = tmp_path / "perturb"
+    result = attngen(
+        "perturb", attngen_run, "--n", "80", "--fractions", "0", "0.2", "0.5",
+        "--replacement", "random", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((out / "perturb.json").read_text())
+    assert saved["method"] == "attention" and saved["n"] == 80 and saved["replacement"] == "random"
+    assert saved["fractions"] == [0.0, 0.2, 0.5]
+    for ranking in ("top", "random", "bottom"):
+        curve = saved["accuracy"][ranking]
+        assert len(curve) == 3 and all(0 <= a <= 1 for a in curve) and curve[0] == saved["accuracy"]["top"][0]
+        assert 0 <= saved["deletion_auc"][ranking] <= 1
+    assert (out / "perturbation_curve.png").stat().st_size > 10_000
+    assert "deletion AUC" in result.stdout
+    bad = attngen("perturb", attngen_run, "--fractions", "0.5", "0.1", "--out", tmp_path / "bad")
+    assert bad.returncode == 2 and "fractions must be sorted" in bad.stderr and "Traceback" not in bad.stderr
