@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+from pathlib import Path
 
 # attngen_keras.explain.METHODS, spelled out so that `--help` needs no TensorFlow import
 METHOD_CHOICES = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam")
@@ -48,6 +49,7 @@ def _parser():
     train.add_argument("--test-fraction", type=float, default=0.2, help="carved when the source has no test split")
     train.add_argument("--reverse-complement", action="store_true", help="reverse-complement augmentation")
     train.add_argument("--patience", type=int, default=5, help="early-stopping patience (0: off)")
+    train.add_argument("--max-train", type=int, help="train on a stratified subset of this many sequences")
     train.add_argument("--strategy", choices=["default", "mirrored"], default="default")
     train.add_argument("--filters", type=int, help="backbone filters")
     train.add_argument("--kernel-size", type=int, help="stem kernel size")
@@ -90,6 +92,23 @@ def _parser():
     perturb.add_argument("--seed", type=int, default=0, help="seeds the subset, random ranking and random bases")
     perturb.add_argument("--out", required=True, help="output directory")
 
+    sweep = sub.add_parser("sweep", help="train AttnGen over mask fractions x seeds; tables and plots")
+    _add_data_arguments(sweep)
+    sweep.add_argument("--out", required=True, help="sweep directory (re-run to resume)")
+    sweep.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5])
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sweep.add_argument("--epochs", type=int, default=5, help="epoch budget of every run (no early stopping)")
+    sweep.add_argument("--warmup-epochs", type=int, default=2)
+    sweep.add_argument("--batch-size", type=int, default=128)
+    sweep.add_argument("--learning-rate", type=float, default=1e-3)
+    sweep.add_argument("--length", type=int)
+    sweep.add_argument("--crop", choices=["left", "center", "right"])
+    sweep.add_argument("--max-train", type=int, help="train on a stratified subset of this many sequences")
+    sweep.add_argument("--target-accuracy", type=float, default=0.95, help="validation accuracy counted as converged")
+    sweep.add_argument("--method", default="attention", choices=METHOD_CHOICES)
+    sweep.add_argument("--n", type=int, default=1000, help="test sequences for importance and perturbation")
+    sweep.add_argument("--perturb-fraction", type=float, default=0.2)
+
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
     demo.add_argument("--epochs", type=int, default=8)
@@ -118,7 +137,7 @@ def _train(args):
         seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         reverse_complement=args.reverse_complement, patience=args.patience,
         strategy=args.strategy, backbone=backbone, cache_dir=args.cache_dir,
-        jit_compile=False if args.no_jit else "auto",
+        jit_compile=False if args.no_jit else "auto", max_train=args.max_train,
     )  # fmt: skip
     metrics = train(config, overwrite=args.overwrite)
     for split in ("val", "test"):
@@ -173,6 +192,22 @@ def _perturb(args):
     print(f"wrote perturb.json and perturbation_curve.png to {args.out}")
 
 
+def _sweep(args):
+    from attngen_keras.sweep import SweepConfig, run_sweep
+
+    config = SweepConfig(
+        data=args.data, out=args.out, references=args.references, fractions=args.fractions,
+        seeds=args.seeds, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, length=args.length,
+        crop=args.crop, max_train=args.max_train, target_accuracy=args.target_accuracy,
+        eval_n=args.n, method=args.method, perturb_fraction=args.perturb_fraction,
+        cache_dir=args.cache_dir,
+    )  # fmt: skip
+    run_sweep(config)
+    print((Path(args.out) / "sweep.md").read_text())
+    print(f"wrote sweep.csv, sweep_summary.csv, sweep.md and plots to {args.out}")
+
+
 def _demo(args):
     from attngen_keras.demo import run_demo
 
@@ -187,7 +222,7 @@ def main(argv=None):
     from attngen_keras.training import RunError
 
     try:
-        {"train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb, "demo": _demo}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb, "sweep": _sweep, "demo": _demo}[args.command](args)
     except (DataError, RunError, ValueError) as error:
         # ValueError: invalid arguments caught by the library's own checks.
         if os.environ.get("ATTNGEN_DEBUG"):

@@ -15,6 +15,8 @@ import tensorflow as tf
 from attngen_keras import __version__
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
 from attngen_keras.data import load_dataset, make_tf_dataset
+from attngen_keras.data.containers import EncodedSplit
+from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
 from attngen_keras.models import build_model, compile_classifier
 from attngen_keras.plotting import plot_training_curves
@@ -36,7 +38,7 @@ RECALIBRATION_STEPS = 50
 _IDENTITY_FIELDS = (
     "data", "references", "model", "epochs", "batch_size", "learning_rate", "length",
     "crop", "mask_fraction", "warmup_epochs", "start_epoch", "schedule", "seed",
-    "val_fraction", "test_fraction", "reverse_complement", "backbone",
+    "val_fraction", "test_fraction", "reverse_complement", "backbone", "max_train",
 )  # fmt: skip
 
 
@@ -71,6 +73,9 @@ class TrainConfig:
         backbone: overrides of the backbone hyperparameters.
         cache_dir: cache directory for parsed data (`default` or a path).
         jit_compile: XLA compilation of the train step (`auto`, true, false).
+        max_train: train on a seeded, class-stratified subset of at most this
+            many training sequences (quick runs and sweeps; val and test are
+            unchanged).
     """
 
     data: list
@@ -95,6 +100,7 @@ class TrainConfig:
     backbone: dict = dataclasses.field(default_factory=dict)
     cache_dir: str = "default"
     jit_compile: object = "auto"
+    max_train: int = None
 
     def __post_init__(self):
         checks = [
@@ -108,6 +114,7 @@ class TrainConfig:
             (0.0 <= self.val_fraction < 1.0, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
             (0.0 < self.test_fraction < 1.0, f"--test-fraction must be in (0, 1), got {self.test_fraction}"),
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
+            (self.max_train is None or self.max_train >= 2, f"--max-train must be >= 2, got {self.max_train}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -208,6 +215,8 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
             val_fraction=config.val_fraction, test_fraction=config.test_fraction,
             seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
         )  # fmt: skip
+    if config.max_train is not None:
+        dataset = _subsample_train(dataset, config.max_train, config.seed)
     out.mkdir(parents=True, exist_ok=True)
     record = dataclasses.asdict(config)
     record.update(
@@ -312,6 +321,16 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return metrics
+
+
+def _subsample_train(dataset, max_train, seed):
+    """`dataset` with a seeded, class-stratified subset of `max_train` training sequences."""
+    part = dataset["train"]
+    if len(part) <= max_train:
+        return dataset
+    _, chosen = stratified_split(part.labels, max_train / len(part), seed)
+    subset = EncodedSplit(part.tokens[chosen], part.labels[chosen], part.ids[chosen])
+    return dataclasses.replace(dataset, splits={**dataset.splits, "train": subset})
 
 
 def _cache_dir(value):

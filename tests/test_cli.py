@@ -30,7 +30,7 @@ def data_csv(tmp_path_factory):
 def test_help_lists_commands():
     result = attngen("--help")
     assert result.returncode == 0
-    for command in ("train", "evaluate", "explain", "perturb", "demo"):
+    for command in ("train", "evaluate", "explain", "perturb", "sweep", "demo"):
         assert command in result.stdout
 
 

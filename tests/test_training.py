@@ -190,3 +190,14 @@ def test_config_validation():
         TrainConfig(data=["x.csv"], out="r", epochs=0)
     with pytest.raises(ValueError, match="--mask-fraction"):
         TrainConfig(data=["x.csv"], out="r", mask_fraction=1.0)
+    with pytest.raises(ValueError, match="--max-train"):
+        TrainConfig(data=["x.csv"], out="r", max_train=1)
+
+
+def test_max_train_uses_a_stratified_subset_and_keeps_val_and_test(motif_csv, tmp_path):
+    config = TrainConfig(data=[motif_csv], out=str(tmp_path / "run"), epochs=1, model="gb-cnn", patience=0, max_train=200)
+    metrics = train(config, verbose=0)
+    counts = json.loads((tmp_path / "run" / "dataset.json").read_text())["counts"]
+    assert counts["train"] == {"neg": 100, "pos": 100}
+    assert sum(counts["test"].values()) == metrics["test"]["n"] == 320
+    assert sum(counts["val"].values()) == 128  # 10% of the 1280 non-test sequences, as without max_train

@@ -1,0 +1,337 @@
+"""Masking-fraction sweep: AttnGen trained over mask fractions x seeds.
+
+Every run uses the same backbone, data and epoch budget (no early stopping);
+only the target mask fraction and the seed change. Each finished run leaves a
+`sweep_row.json` in its run directory, so an interrupted sweep resumes where
+it stopped (an unfinished run resumes from its last epoch).
+
+Per run the sweep records:
+
+- `val_accuracy`, `test_accuracy`, `test_auroc` of the saved model;
+- `epochs_to_target`: the first epoch (1-based) whose validation accuracy
+  reaches `target_accuracy` (empty if never: convergence);
+- `val_acc_epoch_std`: the standard deviation of validation accuracy over
+  epochs 2..E (stability within a run; epoch 1 starts from random weights);
+- `gini`, `top10_mass`: concentration of the importance (`method`) on a
+  fixed subset of the test split;
+- `perturb_drop_top`, `perturb_drop_random`: accuracy lost on that subset
+  when the top-importance (or random) `perturb_fraction` of nucleotides are
+  replaced by N.
+
+The aggregate adds the seed-to-seed standard deviation of each figure.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+ROW_FILE = "sweep_row.json"
+SETTINGS_FILE = "sweep.json"
+_METRIC_COLUMNS = (
+    "val_accuracy", "test_accuracy", "test_auroc", "epochs_to_target", "val_acc_epoch_std",
+    "gini", "top10_mass", "perturb_drop_top", "perturb_drop_random",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """A masking-fraction sweep (stored as `OUT/sweep.json`).
+
+    Args:
+        data: `--data` value(s), as for `attngen train`.
+        out: sweep directory.
+        references: reference genomes for interval lists.
+        fractions: target mask fractions.
+        seeds: seeds (initialization, shuffling and validation carving).
+        epochs: epoch budget of every run (no early stopping).
+        warmup_epochs: masking ramp length.
+        batch_size: batch size.
+        learning_rate: Adam learning rate.
+        length: fixed sequence length (default: the longest sequence).
+        crop: crop mode for longer sequences.
+        max_train: train on a stratified subset of at most this many sequences.
+        backbone: backbone hyperparameter overrides.
+        target_accuracy: validation accuracy that counts as converged.
+        eval_n: test sequences used for importance and perturbation.
+        method: importance method (see `attngen_keras.explain.METHODS`).
+        perturb_fraction: share of nucleotides removed in the perturbation check.
+        cache_dir: parsed-data cache (`default`, a path or `none`).
+
+    Example:
+
+    >>> config = SweepConfig(data=["motifs.csv"], out="sweep", fractions=(0.0, 0.15), seeds=(0,))
+    """
+
+    data: list
+    out: str
+    references: str = None
+    fractions: tuple = DEFAULT_FRACTIONS
+    seeds: tuple = (0, 1, 2)
+    epochs: int = 5
+    warmup_epochs: int = 2
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    length: int = None
+    crop: str = None
+    max_train: int = None
+    backbone: dict = dataclasses.field(default_factory=dict)
+    target_accuracy: float = 0.95
+    eval_n: int = 1000
+    method: str = "attention"
+    perturb_fraction: float = 0.2
+    cache_dir: str = "default"
+
+    def __post_init__(self):
+        from attngen_keras.explain import METHODS
+
+        self.data = [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
+        self.fractions = [float(f) for f in self.fractions]
+        self.seeds = [int(s) for s in self.seeds]
+        checks = [
+            (self.fractions and all(0 <= f < 1 for f in self.fractions), f"--fractions must be in [0, 1), got {self.fractions}"),
+            (len(set(self.fractions)) == len(self.fractions), f"--fractions has duplicates: {self.fractions}"),
+            (self.seeds and len(set(self.seeds)) == len(self.seeds), f"--seeds must be distinct, got {self.seeds}"),
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (0 < self.target_accuracy <= 1, f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
+            (self.eval_n >= 1, f"--n must be >= 1, got {self.eval_n}"),
+            (self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"),
+            (0 < self.perturb_fraction < 1, f"--perturb-fraction must be in (0, 1), got {self.perturb_fraction}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def run_dir(self, fraction, seed):
+        return Path(self.out) / "runs" / f"mask{fraction:.2f}_seed{seed}"
+
+    def train_config(self, fraction, seed):
+        from attngen_keras.training import TrainConfig
+
+        return TrainConfig(
+            data=self.data, out=str(self.run_dir(fraction, seed)), references=self.references,
+            model="attngen", epochs=self.epochs, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, length=self.length, crop=self.crop,
+            mask_fraction=fraction, warmup_epochs=self.warmup_epochs, seed=seed, patience=0,
+            backbone=dict(self.backbone), cache_dir=self.cache_dir, max_train=self.max_train,
+        )  # fmt: skip
+
+
+def _check_settings(config):
+    """Refuses to mix runs of a different sweep into `config.out`."""
+    from attngen_keras.training import RunError
+
+    path = Path(config.out) / SETTINGS_FILE
+    settings = dataclasses.asdict(config)
+    # fractions and seeds may grow between invocations; everything else must match
+    fixed = {k: v for k, v in settings.items() if k not in ("fractions", "seeds", "out", "cache_dir")}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        changed = [k for k, v in fixed.items() if previous.get(k) != json.loads(json.dumps(v))]
+        if changed:
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)
+            raise RunError(f"{config.out} holds a sweep with different settings ({details}); use a new --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+
+
+def first_epoch_reaching(values, target):
+    """1-based index of the first value >= `target`, or None."""
+    hits = np.flatnonzero(np.asarray(values) >= target)
+    return int(hits[0]) + 1 if len(hits) else None
+
+
+def _score_run(config, fraction, seed, metrics, test_split):
+    """The sweep row of one finished run."""
+    import keras
+
+    from attngen_keras.data.alphabet import one_hot
+    from attngen_keras.explain.importance import importance_scores
+    from attngen_keras.explain.metrics import concentration_summary
+    from attngen_keras.explain.perturbation import perturbation_curves
+    from attngen_keras.explain.report import select_subset
+    from attngen_keras.data.alphabet import PAD
+
+    run_dir = config.run_dir(fraction, seed)
+    history = pd.read_csv(run_dir / "history.csv")
+    val_curve = history["val_accuracy"].to_numpy() if "val_accuracy" in history else np.array([])
+    model = keras.models.load_model(run_dir / "model.keras")
+    # the same test subset for every run of the sweep
+    index = select_subset(len(test_split), config.eval_n, seed=0)
+    tokens, labels = test_split.tokens[index], test_split.labels[index]
+    scores = importance_scores(model, one_hot(tokens), config.method)
+    concentration = concentration_summary(scores, tokens != PAD)
+    curves = perturbation_curves(model, tokens, labels, scores, [0.0, config.perturb_fraction], seed=seed)
+    accuracy = curves["accuracy"]
+    return {
+        "mask_fraction": fraction,
+        "seed": seed,
+        "val_accuracy": metrics.get("val", {}).get("accuracy", float("nan")),
+        "test_accuracy": metrics["test"]["accuracy"],
+        "test_auroc": metrics["test"].get("auroc", float("nan")),
+        "epochs_to_target": first_epoch_reaching(val_curve, config.target_accuracy),
+        "val_acc_epoch_std": float(np.std(val_curve[1:])) if len(val_curve) > 2 else float("nan"),
+        "gini": concentration["gini"],
+        "top10_mass": concentration["top10_mass"],
+        "perturb_drop_top": accuracy["top"][0] - accuracy["top"][1],
+        "perturb_drop_random": accuracy["random"][0] - accuracy["random"][1],
+        "epochs_trained": metrics.get("epochs_trained"),
+        "best_epoch": metrics.get("best_epoch"),
+        "val_curve": [float(v) for v in val_curve],
+    }
+
+
+def run_sweep(config, verbose=None):
+    """Trains and scores every (fraction, seed) run not done yet; writes the tables and plots.
+
+    Returns:
+        the per-run `pandas.DataFrame` (also `OUT/sweep.csv`).
+    """
+    from attngen_keras.data import load_dataset
+    from attngen_keras.training import _cache_dir, train
+
+    _check_settings(config)
+    total = len(config.fractions) * len(config.seeds)
+    done = 0
+    for seed in config.seeds:
+        dataset = None  # loaded once per seed (the seed also carves validation)
+        for fraction in config.fractions:
+            done += 1
+            row_path = config.run_dir(fraction, seed) / ROW_FILE
+            label = f"[{done}/{total}] mask fraction {fraction:.2f}, seed {seed}"
+            if row_path.exists():
+                print(f"{label}: done before, kept")
+                continue
+            print(f"{label}: training", flush=True)
+            if dataset is None:
+                dataset = load_dataset(
+                    config.data, config.references, length=config.length, crop=config.crop,
+                    seed=seed, cache_dir=_cache_dir(config.cache_dir),
+                )  # fmt: skip
+            if "test" not in dataset.splits:
+                raise ValueError(f"{' '.join(config.data)} has no test split to score the sweep on")
+            metrics = train(config.train_config(fraction, seed), verbose=verbose, dataset=dataset)
+            row = _score_run(config, fraction, seed, metrics, dataset["test"])
+            row_path.write_text(json.dumps(row, indent=2))
+            print(
+                f"{label}: test accuracy {row['test_accuracy']:.4f}, Gini {row['gini']:.3f}, "
+                f"top-{config.perturb_fraction:.0%} removal drop {row['perturb_drop_top']:.3f}"
+            )
+    return write_sweep_tables(config)
+
+
+def collect_rows(config):
+    """Per-run rows of the sweep's fractions and seeds that are finished."""
+    rows = []
+    for fraction in config.fractions:
+        for seed in config.seeds:
+            path = config.run_dir(fraction, seed) / ROW_FILE
+            if path.exists():
+                rows.append(json.loads(path.read_text()))
+    return pd.DataFrame(rows)
+
+
+def summarize(frame):
+    """Mean and seed-to-seed standard deviation of every figure, per mask fraction."""
+    numeric = frame[["mask_fraction", *_METRIC_COLUMNS]].astype(float)
+    grouped = numeric.groupby("mask_fraction")
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary["runs"] = grouped.size()
+    summary["converged_runs"] = grouped["epochs_to_target"].count()
+    return summary.reset_index()
+
+
+def markdown_table(summary, config):
+    """The sweep summary as a Markdown table (mean ± seed-to-seed std)."""
+
+    def cell(row, name, digits=4):
+        mean, std = row[f"{name}_mean"], row[f"{name}_std"]
+        return "n/a" if np.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    pf = f"{config.perturb_fraction:.0%}"
+    lines = [
+        f"| mask fraction | runs | test acc | val acc | epochs to val acc ≥ {config.target_accuracy} "
+        f"| val acc std over epochs | Gini | top-10% mass | acc drop, top {pf} removed | acc drop, random {pf} removed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in summary.iterrows():
+        converged = f"{int(row['converged_runs'])}/{int(row['runs'])}"
+        epochs = "never" if np.isnan(row["epochs_to_target_mean"]) else f"{row['epochs_to_target_mean']:.1f} ({converged})"
+        lines.append(
+            f"| {row['mask_fraction']:.2f} | {int(row['runs'])} | {cell(row, 'test_accuracy')} | "
+            f"{cell(row, 'val_accuracy')} | {epochs} | {cell(row, 'val_acc_epoch_std')} | {cell(row, 'gini', 3)} | "
+            f"{cell(row, 'top10_mass', 3)} | {cell(row, 'perturb_drop_top', 3)} | {cell(row, 'perturb_drop_random', 3)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(frame, summary, out, config):
+    """`accuracy_vs_fraction.png`, `tradeoff.png` and `convergence.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    x = summary["mask_fraction"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, color in (("test_accuracy", "tab:red"), ("val_accuracy", "tab:blue")):
+        ax.errorbar(x, summary[f"{name}_mean"], yerr=summary[f"{name}_std"], marker="o", capsize=4,
+                    color=color, label=f"{name.replace('_', ' ')} (mean ± sd over seeds)")  # fmt: skip
+    ax.set_xlabel("target mask fraction")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_fraction.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.errorbar(summary["perturb_drop_top_mean"], summary["test_accuracy_mean"],
+                xerr=summary["perturb_drop_top_std"], yerr=summary["test_accuracy_std"],
+                fmt="o", capsize=3, color="tab:purple")  # fmt: skip
+    for _, row in summary.iterrows():
+        ax.annotate(f"{row['mask_fraction']:.2f}", (row["perturb_drop_top_mean"], row["test_accuracy_mean"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=8)  # fmt: skip
+    ax.set_xlabel(f"accuracy drop when the top {config.perturb_fraction:.0%} ({config.method}) are removed")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("accuracy / interpretability trade-off (labels: mask fraction)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "tradeoff.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    cmap = plt.get_cmap("viridis")
+    for i, (fraction, group) in enumerate(frame.groupby("mask_fraction")):
+        curves = [c for c in group["val_curve"] if c]
+        width = min(len(c) for c in curves) if curves else 0
+        if width:
+            mean = np.mean([c[:width] for c in curves], axis=0)
+            ax.plot(np.arange(1, width + 1), mean, marker="o", color=cmap(i / max(len(summary) - 1, 1)),
+                    label=f"mask {fraction:.2f}")  # fmt: skip
+    ax.axhline(config.target_accuracy, color="black", linestyle=":", label="target")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "convergence.png", dpi=110)
+    plt.close(fig)
+
+
+def write_sweep_tables(config):
+    """Writes `sweep.csv`, `sweep_summary.csv`, `sweep.md` and the plots from the finished runs."""
+    out = Path(config.out)
+    frame = collect_rows(config)
+    if frame.empty:
+        raise ValueError(f"{out} has no finished sweep runs yet")
+    frame.drop(columns=["val_curve"]).to_csv(out / "sweep.csv", index=False)
+    summary = summarize(frame)
+    summary.to_csv(out / "sweep_summary.csv", index=False)
+    (out / "sweep.md").write_text(markdown_table(summary, config))
+    plot_sweep(frame, summary, out, config)
+    return frame

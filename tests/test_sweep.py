@@ -1,0 +1,98 @@
+"""Masking-fraction sweep: rows, aggregation, resumability and outputs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attngen_keras.sweep import SweepConfig, first_epoch_reaching, markdown_table, run_sweep, summarize
+from attngen_keras.synthetic import planted_motif_data
+from attngen_keras.training import RunError
+
+
+def test_first_epoch_reaching_target():
+    assert first_epoch_reaching([0.5, 0.8, 0.95, 0.9], 0.9) == 3
+    assert first_epoch_reaching([0.5, 0.6], 0.9) is None
+
+
+def test_summary_means_and_seed_to_seed_std():
+    rows = pd.DataFrame(
+        {
+            "mask_fraction": [0.0, 0.0, 0.2, 0.2],
+            "seed": [0, 1, 0, 1],
+            "val_accuracy": [0.9, 0.8, 0.95, 0.95],
+            "test_accuracy": [0.9, 0.7, 0.9, 0.9],
+            "test_auroc": [0.9] * 4,
+            "epochs_to_target": [2, None, 1, 3],
+            "val_acc_epoch_std": [0.01] * 4,
+            "gini": [0.1, 0.2, 0.3, 0.5],
+            "top10_mass": [0.2] * 4,
+            "perturb_drop_top": [0.1, 0.3, 0.4, 0.4],
+            "perturb_drop_random": [0.0] * 4,
+        }
+    )
+    summary = summarize(rows).set_index("mask_fraction")
+    assert summary.loc[0.0, "test_accuracy_mean"] == pytest.approx(0.8)
+    assert summary.loc[0.0, "test_accuracy_std"] == pytest.approx(0.1)
+    assert summary.loc[0.2, "gini_std"] == pytest.approx(0.1)
+    assert summary.loc[0.0, "converged_runs"] == 1 and summary.loc[0.2, "epochs_to_target_mean"] == 2
+    table = markdown_table(summary.reset_index(), SweepConfig(data=["x"], out="o", target_accuracy=0.9))
+    assert "| 0.00 | 2 | 0.8000 ± 0.1000 |" in table and "2.0 (1/1)" not in table and "(1/2)" in table
+
+
+def test_invalid_sweep_settings_are_rejected():
+    for kwargs, message in (
+        ({"fractions": [0.0, 1.0]}, "fractions"),
+        ({"fractions": [0.1, 0.1]}, "duplicates"),
+        ({"seeds": []}, "seeds"),
+        ({"method": "lime"}, "unknown method"),
+        ({"perturb_fraction": 0.0}, "perturb-fraction"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SweepConfig(data=["x"], out="o", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def motif_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sweep") / "motifs.csv"
+    planted_motif_data(n=900, length=60, motifs=("TGACTCA",), seed=3).to_frame().to_csv(path, index=False)
+    return path
+
+
+def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    config = SweepConfig(
+        data=[str(motif_csv)], out=str(out), fractions=[0.0, 0.3], seeds=[0], epochs=3,
+        warmup_epochs=1, batch_size=32, target_accuracy=0.8, eval_n=60,
+    )  # fmt: skip
+    frame = run_sweep(config, verbose=0)
+    assert sorted(frame["mask_fraction"]) == [0.0, 0.3] and len(frame) == 2
+    for _, row in frame.iterrows():
+        history = pd.read_csv(config.run_dir(row["mask_fraction"], 0) / "history.csv")
+        assert row["epochs_to_target"] == first_epoch_reaching(history["val_accuracy"], 0.8) or (
+            np.isnan(row["epochs_to_target"]) and history["val_accuracy"].max() < 0.8
+        )
+        assert history["mask_fraction"].iloc[-1] == pytest.approx(row["mask_fraction"])
+        assert 0 <= row["gini"] <= 1 and -1 <= row["perturb_drop_top"] <= 1
+        assert 0 <= row["test_accuracy"] <= 1
+    saved = pd.read_csv(out / "sweep.csv")
+    assert len(saved) == 2 and "perturb_drop_top" in saved
+    assert (out / "sweep.md").read_text().count("\n") == 4  # header, rule, two fractions
+    for name in ("accuracy_vs_fraction.png", "tradeoff.png", "convergence.png"):
+        assert (out / name).stat().st_size > 10_000, name
+
+    # a second invocation with one more seed trains only the new runs
+    capsys.readouterr()
+    before = {p: p.stat().st_mtime for p in out.glob("runs/*/model.keras")}
+    config.seeds = [0, 1]
+    frame = run_sweep(config, verbose=0)
+    printed = capsys.readouterr().out
+    assert printed.count("done before, kept") == 2 and printed.count(": training") == 2
+    assert {p: p.stat().st_mtime for p in before} == before and len(frame) == 4
+    assert len(pd.read_csv(out / "sweep.csv")) == 4
+    assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
+
+    # changing the budget of an existing sweep is refused, not mixed in
+    with pytest.raises(RunError, match="different settings.*epochs"):
+        run_sweep(SweepConfig(data=[str(motif_csv)], out=str(out), fractions=[0.0], seeds=[0], epochs=5))
