@@ -73,6 +73,11 @@ def _parser():
     explain.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
     explain.add_argument("--method", default="attention", choices=METHOD_CHOICES)
     explain.add_argument("--n", type=int, default=3000, help="sequences (a fixed seeded subset)")
+    explain.add_argument(
+        "--ground-truth", metavar="FILE",
+        help="informative intervals per sequence id (CSV/TSV with id,start,end, or BED; 0-based, end "
+        "excluded): adds per-sequence AUROC/AUPRC of the importance vs a random ranking",
+    )  # fmt: skip
     explain.add_argument("--out", required=True, help="output directory")
 
     perturb = sub.add_parser("perturb", help="accuracy as the top/random/bottom-importance nucleotides are removed")
@@ -108,6 +113,16 @@ def _parser():
     sweep.add_argument("--method", default="attention", choices=METHOD_CHOICES)
     sweep.add_argument("--n", type=int, default=1000, help="test sequences for importance and perturbation")
     sweep.add_argument("--perturb-fraction", type=float, default=0.2)
+
+    synthetic = sub.add_parser("synthetic", help="write planted-motif sequences with their ground truth")
+    synthetic.add_argument("--out", required=True, help="directory for sequences.csv and planted.csv")
+    synthetic.add_argument("--n", type=int, default=4000, help="sequences (half carry motifs)")
+    synthetic.add_argument("--length", type=int, default=200)
+    synthetic.add_argument("--motifs", nargs="+", default=["TGACTCA", "CCGCGNGGNGGCAG"], help="consensus strings (N = any base)")
+    synthetic.add_argument("--instances", type=int, default=1, help="motif instances per positive")
+    synthetic.add_argument("--gc", type=float, default=0.5, help="background GC content")
+    synthetic.add_argument("--negatives", choices=["background", "shuffled"], default="background")
+    synthetic.add_argument("--seed", type=int, default=0)
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
@@ -162,7 +177,12 @@ def _explain(args):
 
     model, record, _, split = load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
     result = explain_split(model, split, record["class_names"], args.method, n=args.n)
-    summary = write_report(result, args.out, args.method)
+    planted = None
+    if args.ground_truth:
+        from attngen_keras.explain.ground_truth import ground_truth_mask
+
+        planted = ground_truth_mask(args.ground_truth, result["ids"], result["valid"].sum(axis=1))
+    summary = write_report(result, args.out, args.method, planted=planted)
     c = summary["concentration"]
     print(
         f"{args.method} importance of {summary['n']} sequences: Gini {c['gini']:.3f}, "
@@ -170,6 +190,12 @@ def _explain(args):
     )
     top = ", ".join(f"{r['kmer']} ({r['enrichment']:.1f}x)" for r in summary["enriched_kmers"][:5])
     print(f"most enriched 6-mers in high-importance windows: {top}")
+    if "localization" in summary:
+        found, random = summary["localization"]["importance"], summary["localization"]["random"]
+        print(
+            f"ground truth ({found['n']} sequences with informative positions): AUROC {found['auroc']:.3f} "
+            f"(random {random['auroc']:.3f}), AUPRC {found['auprc']:.3f} (baseline {found['auprc_baseline']:.3f})"
+        )
     print(f"wrote importance.npz, summary.json and plots to {args.out}")
 
 
@@ -208,6 +234,20 @@ def _sweep(args):
     print(f"wrote sweep.csv, sweep_summary.csv, sweep.md and plots to {args.out}")
 
 
+def _synthetic(args):
+    from attngen_keras.synthetic import planted_motif_data
+
+    data = planted_motif_data(
+        n=args.n, length=args.length, motifs=args.motifs, instances=args.instances, gc=args.gc,
+        negatives=args.negatives, seed=args.seed,
+    )  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data.to_frame().to_csv(out / "sequences.csv", index=False)
+    data.planted_intervals().to_csv(out / "planted.csv", index=False)
+    print(f"wrote {len(data.sequences)} sequences to {out / 'sequences.csv'} and their motif intervals to {out / 'planted.csv'}")
+
+
 def _demo(args):
     from attngen_keras.demo import run_demo
 
@@ -222,7 +262,7 @@ def main(argv=None):
     from attngen_keras.training import RunError
 
     try:
-        {"train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb, "sweep": _sweep, "demo": _demo}[args.command](args)
+        {"train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb, "sweep": _sweep, "synthetic": _synthetic, "demo": _demo}[args.command](args)
     except (DataError, RunError, ValueError) as error:
         # ValueError: invalid arguments caught by the library's own checks.
         if os.environ.get("ATTNGEN_DEBUG"):

@@ -30,17 +30,30 @@ class PlantedMotifData:
     labels: np.ndarray
     planted: np.ndarray
 
+    @property
+    def ids(self):
+        return [f"syn{i}" for i in range(len(self.sequences))]
+
     def to_frame(self):
         """A pandas DataFrame with `id, seq, label` columns (labels as `pos`/`neg`)."""
         import pandas as pd
 
         return pd.DataFrame(
-            {
-                "id": [f"syn{i}" for i in range(len(self.sequences))],
-                "seq": self.sequences,
-                "label": np.where(self.labels == 1, "pos", "neg"),
-            }
+            {"id": self.ids, "seq": self.sequences, "label": np.where(self.labels == 1, "pos", "neg")}
         )
+
+    def planted_intervals(self):
+        """The planted positions as a DataFrame of `id, start, end` (0-based, end exclusive).
+
+        This is the ground-truth format `attngen explain --ground-truth` reads.
+        """
+        import pandas as pd
+
+        rows = []
+        for record_id, mask in zip(self.ids, self.planted):
+            edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+            rows += [(record_id, int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+        return pd.DataFrame(rows, columns=["id", "start", "end"])
 
 
 def consensus_to_pwm(consensus):
@@ -93,6 +106,11 @@ def planted_motif_data(
     """
     if negatives not in ("background", "shuffled"):
         raise ValueError("negatives must be 'background' or 'shuffled'")
+    if n < 2 or length < 1 or instances < 1 or not 0 <= gc <= 1:
+        raise ValueError(f"need n >= 2, length >= 1, instances >= 1 and 0 <= gc <= 1 (got {n}, {length}, {instances}, {gc})")
+    for motif in motifs:
+        if isinstance(motif, str) and (not motif or set(motif.upper()) - set("ACGTN")):
+            raise ValueError(f"motif {motif!r} must be a non-empty consensus of A, C, G, T and N")
     rng = np.random.default_rng(seed)
     pwms = [consensus_to_pwm(m) if isinstance(m, str) else np.asarray(m, float) for m in motifs]
     background = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])

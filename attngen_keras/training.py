@@ -1,5 +1,6 @@
 """Training and evaluation runs: run directories, checkpoints and resume."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -30,6 +31,7 @@ CURVES_FILE = "training_curves.png"
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP_DIR = "backup"
 FIT_DONE = os.path.join("checkpoints", "fit_complete.json")
+LOCK_FILE = ".lock"
 # Batches of unmasked forward passes that re-estimate BatchNorm statistics
 # before each validation (see BatchNormRecalibration); momentum 0.9 leaves
 # 0.9**50 < 0.01 of the masked statistics; at most one pass over the train split.
@@ -152,7 +154,7 @@ def _check_run_dir(out, config, overwrite):
         shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
         return "new"
     if not config_path.exists():
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
             raise RunError(
                 f"{out} exists and is not an attngen run directory; choose another --out"
             )
@@ -202,6 +204,51 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         The metrics dict written to `metrics.json`.
     """
     out = Path(config.out)
+    with _run_lock(out):
+        return _train_locked(out, config, overwrite, verbose, dataset, callbacks)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _run_lock(out):
+    """Holds `out/.lock` (the owner's pid) so two processes never write one run directory."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _process_alive(owner):
+                raise RunError(
+                    f"{out} is in use by another attngen process (pid {owner}); wait for it to finish "
+                    f"or stop it (if no such process exists, delete {path})"
+                ) from None
+            path.unlink(missing_ok=True)  # left by a killed process
+    else:
+        raise RunError(f"could not lock {out} (another process keeps taking {path})")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
     state = _check_run_dir(out, config, overwrite)
     if state == "finished":
         print(f"{out}: run already finished; metrics from {out / METRICS_FILE}")

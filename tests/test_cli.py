@@ -160,3 +160,37 @@ def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
     assert "deletion AUC" in result.stdout
     bad = attngen("perturb", attngen_run, "--fractions", "0.5", "0.1", "--out", tmp_path / "bad")
     assert bad.returncode == 2 and "fractions must be sorted" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_synthetic_ground_truth_flows_into_explain(tmp_path):
+    import numpy as np
+
+    data_dir = tmp_path / "synthetic"
+    made = attngen("synthetic", "--n", "800", "--length", "60", "--motifs", "TGACTCA", "--seed", "4", "--out", data_dir)
+    assert made.returncode == 0, made.stderr[-2000:]
+    planted = pd.read_csv(data_dir / "planted.csv")
+    assert len(planted) == 400 and (planted["end"] - planted["start"] == 7).all()
+    run = tmp_path / "run"
+    trained = attngen("train", "--data", data_dir / "sequences.csv", "--epochs", "6", "--batch-size", "32", "--out", run)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    out = tmp_path / "explain"
+    result = attngen(
+        "explain", run, "--n", "160", "--method", "saliency", "--ground-truth", data_dir / "planted.csv", "--out", out
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    localization = json.loads((out / "summary.json").read_text())["localization"]
+    found, random = localization["importance"], localization["random"]
+    # every explained positive has a motif; negatives have none and are skipped
+    with np.load(out / "importance.npz") as arrays:
+        assert found["n"] == random["n"] == int((arrays["labels"] == 1).sum()) > 50
+    # measured: saliency AUROC 0.95 vs random 0.51. (This run is too small for the
+    # attention to localize: 512 training sequences leave it flat, AUROC 0.51.)
+    assert found["auroc"] > random["auroc"] + 0.25 and abs(random["auroc"] - 0.5) < 0.1, localization
+    assert "AUROC" in result.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,start,end\nsyn1,9,3\n")
+    result = attngen("explain", run, "--n", "20", "--ground-truth", bad, "--out", tmp_path / "e2")
+    assert result.returncode == 2 and "bad.csv: record 'syn1': line 2" in result.stderr and "Traceback" not in result.stderr
+    result = attngen("synthetic", "--motifs", "TGAXTCA", "--out", tmp_path / "s2")
+    assert result.returncode == 2 and "TGAXTCA" in result.stderr

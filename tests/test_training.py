@@ -201,3 +201,22 @@ def test_max_train_uses_a_stratified_subset_and_keeps_val_and_test(motif_csv, tm
     assert counts["train"] == {"neg": 100, "pos": 100}
     assert sum(counts["test"].values()) == metrics["test"]["n"] == 320
     assert sum(counts["val"].values()) == 128  # 10% of the 1280 non-test sequences, as without max_train
+
+
+def test_a_run_dir_in_use_by_a_live_process_is_refused(motif_csv, tmp_path):
+    import subprocess
+
+    out = tmp_path / "run"
+    out.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (out / ".lock").write_text(str(sleeper.pid))
+        config = TrainConfig(data=[motif_csv], out=str(out), epochs=1, model="gb-cnn", patience=0)
+        with pytest.raises(RunError, match=f"in use by another attngen process \\(pid {sleeper.pid}\\)"):
+            train(config, verbose=0)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the same lock left by a process that is gone is stale: training goes ahead, then releases it
+    metrics = train(config, verbose=0)
+    assert metrics["test"]["n"] == 320 and not (out / ".lock").exists()

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attngen_keras.explain.importance import importance_scores  # noqa: E402
-from attngen_keras.explain.metrics import concentration_summary  # noqa: E402
+from attngen_keras.explain.metrics import concentration_summary, localization_metrics  # noqa: E402
 
 BASES = "ACGT"
 
@@ -143,8 +143,30 @@ def plot_kmers(kmers, path, k):
     return path
 
 
-def write_report(result, out, method, k=6):
-    """Writes `importance.npz`, `summary.json` and the PNG plots to `out`."""
+def localization_summary(result, planted, seed=0):
+    """Per-sequence AUROC/AUPRC of the importance vs ground truth, and of a random ranking.
+
+    Args:
+        result: an `explain_split` result.
+        planted: `(n, length)` bool ground truth of the same sequences.
+        seed: seed of the random reference ranking.
+    """
+    planted = np.asarray(planted, dtype=bool)
+    if planted.shape[1] < result["scores"].shape[1]:
+        planted = np.pad(planted, ((0, 0), (0, result["scores"].shape[1] - planted.shape[1])))
+    random = np.random.default_rng(seed).random(result["scores"].shape)
+    return {
+        "importance": localization_metrics(result["scores"], planted, result["valid"]),
+        "random": localization_metrics(random, planted, result["valid"]),
+    }
+
+
+def write_report(result, out, method, k=6, planted=None):
+    """Writes `importance.npz`, `summary.json` and the PNG plots to `out`.
+
+    With `planted` (ground-truth informative positions, `(n, length)` bool)
+    the summary also holds `localization` (see `localization_summary`).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -162,6 +184,8 @@ def write_report(result, out, method, k=6):
         },
         "enriched_kmers": [{"kmer": a, "enrichment": b, "high": c, "total": d} for a, b, c, d in kmers],
     }
+    if planted is not None:
+        summary["localization"] = localization_summary(result, planted)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_tracks(result, out / "saliency_tracks.png")
     plot_profile(result, out / "mean_profile.png")

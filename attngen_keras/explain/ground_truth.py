@@ -1,0 +1,92 @@
+"""Ground-truth informative positions (e.g. planted motifs) read from a file.
+
+The file lists informative intervals per sequence id, one interval per row,
+0-based with the end excluded (BED convention):
+
+- CSV or TSV with a header holding `id`, `start` and `end` columns, or
+- BED (`.bed`, no header): the first three columns are id, start and end.
+
+`attngen synthetic` writes such a file (`planted.csv`) next to its sequences.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attngen_keras.data.errors import DataError
+from attngen_keras.data.readers import base_suffix, open_text
+
+
+def read_intervals(path):
+    """`id, start, end` rows of a ground-truth file, validated.
+
+    Raises:
+        DataError: missing/empty/malformed file, missing columns, or a row
+            whose start/end is not an integer interval with `0 <= start < end`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("ground-truth file not found", path)
+    suffix = base_suffix(path)
+    try:
+        with open_text(path) as handle:
+            if suffix == ".bed":
+                frame = pd.read_csv(handle, sep="\t", header=None, dtype=str, comment="#", usecols=[0, 1, 2])
+                frame.columns = ["id", "start", "end"]
+            else:
+                frame = pd.read_csv(handle, sep="\t" if suffix in (".tsv", ".txt") else ",", dtype=str)
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file (no rows)", path) from None
+    except (pd.errors.ParserError, ValueError) as error:
+        raise DataError(f"malformed ground-truth table ({error})", path) from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in ("id", "start", "end") if c not in frame.columns]
+    if missing:
+        raise DataError(f"missing column(s) {missing}; found {list(frame.columns)} (need id, start, end)", path)
+    if frame.empty:
+        raise DataError("no intervals", path)
+    starts = pd.to_numeric(frame["start"], errors="coerce")
+    ends = pd.to_numeric(frame["end"], errors="coerce")
+    bad = starts.isna() | ends.isna() | (starts < 0) | (ends <= starts) | (starts % 1 != 0) | (ends % 1 != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        line = row + (1 if suffix == ".bed" else 2)
+        raise DataError(
+            f"line {line}: start {frame['start'].iloc[row]!r}, end {frame['end'].iloc[row]!r} "
+            "is not an interval 0 <= start < end (0-based, end excluded)",
+            path, frame["id"].iloc[row],
+        )  # fmt: skip
+    return pd.DataFrame({"id": frame["id"].str.strip(), "start": starts.astype(int), "end": ends.astype(int)})
+
+
+def ground_truth_mask(path, ids, lengths):
+    """Boolean `(n, max_length)` mask of informative positions for sequences `ids`.
+
+    Args:
+        path: ground-truth file (see module docstring).
+        ids: record ids of the explained sequences.
+        lengths: their valid lengths (an interval past the end is an error).
+
+    Returns:
+        `(n, max(lengths))` bool array; rows of ids absent from the file are
+        all False (no informative positions: skipped by localization metrics).
+    """
+    intervals = read_intervals(path)
+    ids = [str(i) for i in ids]
+    lengths = np.asarray(lengths, dtype=int)
+    mask = np.zeros((len(ids), int(lengths.max()) if len(ids) else 0), dtype=bool)
+    where = {record: i for i, record in enumerate(ids)}
+    matched = 0
+    for record, start, end in intervals.itertuples(index=False):
+        row = where.get(record)
+        if row is None:
+            continue
+        if end > lengths[row]:
+            raise DataError(f"interval {start}-{end} runs past the sequence end ({lengths[row]} nt)", path, record)
+        mask[row, start:end] = True
+        matched += 1
+    if not matched:
+        example = ", ".join(ids[:3])
+        raise DataError(f"none of its ids match the explained sequences (ids such as {example})", path)
+    return mask
