@@ -13,7 +13,12 @@ from attngen_keras.data import readers
 from attngen_keras.data.containers import EncodedSplit, GenomicDataset, pad_tokens
 from attngen_keras.data.errors import DataError
 
-KINDS = ("genomic_benchmarks_name", "interval_list", "full_sequence_dir", "table", "fasta")
+# what detect_source returns; "table_dir" and "fasta_split_dirs" are directory
+# forms of "table" and "fasta" (load_raw_splits reports them as those)
+KINDS = (
+    "genomic_benchmarks_name", "interval_list", "full_sequence_dir",
+    "table", "fasta", "table_dir", "fasta_split_dirs",
+)  # fmt: skip
 _READER_VERSION = "2"
 
 
@@ -22,18 +27,19 @@ def detect_source(data):
 
     Kinds: `genomic_benchmarks_name`, `interval_list` (dir with
     `metadata.yaml`), `full_sequence_dir` (`{train,test}/<class>/*.txt`),
-    `table` (CSV/TSV files, or a dir of them), `fasta` (files, one per class,
-    or a dir of them, optionally in `train/` and `test/` subdirs).
+    `table` (CSV/TSV files), `table_dir` (a dir of them), `fasta` (files,
+    one per class, or a dir of them), `fasta_split_dirs` (FASTA files in
+    `train/` and `test/` subdirs).
     """
     items = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
     if not items:
         raise DataError("no --data given")
     if len(items) > 1:
         for item in items:
-            path = item.split("=", 1)[1] if "=" in item and not Path(item).exists() else item
+            _, path = readers.class_and_path(item)
             if not Path(path).exists():
                 raise DataError("no such file or directory", path)
-        suffixes = {readers.base_suffix(i.split("=", 1)[-1]) for i in items}
+        suffixes = {readers.base_suffix(readers.class_and_path(i)[1]) for i in items}
         if suffixes <= set(readers.TABLE_SUFFIXES) | {".txt"}:
             return "table", items
         if suffixes <= set(readers.FASTA_SUFFIXES):
@@ -45,7 +51,8 @@ def detect_source(data):
     item = items[0]
     path = Path(item)
     if not path.exists():
-        if "=" in item and Path(item.split("=", 1)[1]).exists():
+        label, labelled_path = readers.class_and_path(item)
+        if label is not None and Path(labelled_path).exists():
             return "fasta", items
         known = gb.known_datasets()
         if item in known:
@@ -155,7 +162,7 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
 
     # FASTA, per class (files or a directory), optionally in split directories
     split_dirs = kind == "fasta_split_dirs"
-    paths = [i.split("=", 1)[-1] if not Path(i).exists() else i for i in items]
+    paths = [readers.class_and_path(i)[1] for i in items]
     key = cache_lib.fingerprint(paths, extra=f"fasta|{_READER_VERSION}|{items}")
     splits, _ = cache_lib.cached(
         cache_dir, key, lambda: readers.read_fasta_per_class(items, split_dirs), description

@@ -139,12 +139,27 @@ def _fasta_split(paths):
     return builder.build()
 
 
-def _split_label(item):
+def class_and_path(item):
+    """Splits a `--data` item written `class=path` into `(class, path)`.
+
+    Items without a `class=` prefix (or whose whole text is an existing path)
+    give `(None, item)`.
+
+    Example:
+
+    >>> class_and_path("human=data/human.fa")
+    ('human', 'data/human.fa')
+    """
     item = str(item)
     if "=" in item and not Path(item).exists():
         label, path = item.split("=", 1)
         return label, path
-    return strip_suffixes(item), item
+    return None, item
+
+
+def _split_label(item):
+    label, path = class_and_path(item)
+    return (strip_suffixes(path) if label is None else label), path
 
 
 def read_tables(paths):
