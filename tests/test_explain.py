@@ -139,6 +139,25 @@ def test_trained_attngen_attention_finds_planted_motifs():
     assert np.bincount(peaks - planted.argmax(1) + 10).max() >= 0.8 * len(peaks)
 
 
+def test_cnn_baseline_gradients_localize_like_attngen():
+    """The plain CNN (no SaliencyMask) on the same data: gradient methods still find the motif."""
+    data = planted_motif_data(n=1600, length=80, motifs=("TGACTCA",), seed=7)
+    x, y = one_hot(np.stack([encode(s) for s in data.sequences])), data.labels
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn(80, 2)
+    compile_classifier(model, 2)
+    model.fit(x[:1300], y[:1300], epochs=8, batch_size=64, verbose=0)
+    positives = y[1300:] == 1
+    planted = data.planted[1300:][positives]
+    saliency = localization_metrics(importance_scores(model, x[1300:][positives], "saliency"), planted)
+    random = localization_metrics(np.random.default_rng(1).random(planted.shape), planted)
+    # measured with this seed: CNN saliency AUROC 0.999, AUPRC 0.99 (baseline 0.09);
+    # AttnGen on the same data (test above): attention 0.98 / 0.75
+    assert saliency["auroc"] >= random["auroc"] + 0.3 and saliency["auprc"] >= 4 * saliency["auprc_baseline"]
+
+
 def test_enriched_kmers_find_the_high_importance_motif():
     from attngen_keras.explain.report import enriched_kmers
 
