@@ -27,6 +27,8 @@ probability of class 1, or of class 0 (`1 - p`) when the target is 0.
   tf-keras-vis to the input length (coarse: resolution of that layer).
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -85,12 +87,16 @@ def importance_scores(
     targets = np.asarray(targets, dtype=np.int32)
     sigmoid = model.output_shape[-1] == 1
     out = np.zeros(valid.shape, dtype=np.float32)
-    for start in range(0, len(x), batch_size):
-        stop = start + batch_size
-        out[start:stop] = _gradient_method(
-            model, x[start:stop], targets[start:stop], method, sigmoid,
-            smooth_samples, smooth_noise,
-        )  # fmt: skip
+    with warnings.catch_warnings():
+        # tf-keras-vis calls the model with a list of inputs; Keras warns that
+        # a single-input model received a list (harmless)
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        for start in range(0, len(x), batch_size):
+            stop = start + batch_size
+            out[start:stop] = _gradient_method(
+                model, x[start:stop], targets[start:stop], method, sigmoid,
+                smooth_samples, smooth_noise,
+            )  # fmt: skip
     return out * valid
 
 
