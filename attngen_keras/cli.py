@@ -114,6 +114,20 @@ def _parser():
     sweep.add_argument("--n", type=int, default=1000, help="test sequences for importance and perturbation")
     sweep.add_argument("--perturb-fraction", type=float, default=0.2)
 
+    export = sub.add_parser("export", help="export a run as a versioned SavedModel for TF Serving")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--out", required=True, help="model base directory, e.g. saved_models/NAME")
+    export.add_argument("--version", type=int, help="version number (default: next free)")
+
+    predict = sub.add_parser("predict", help="predict (and explain) sequences from FASTA or CSV, streaming")
+    predict.add_argument("model", metavar="MODEL_DIR_OR_RUN_DIR", help="an exported SavedModel (base or version dir) or a run dir")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--fasta", help="FASTA file (optionally .gz)")
+    source.add_argument("--csv", help="CSV/TSV file with a seq column (optional id)")
+    predict.add_argument("--saliency", action="store_true", help="add per-nucleotide importance")
+    predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--out", required=True, help="output TSV")
+
     synthetic = sub.add_parser("synthetic", help="write planted-motif sequences with their ground truth")
     synthetic.add_argument("--out", required=True, help="directory for sequences.csv and planted.csv")
     synthetic.add_argument("--n", type=int, default=4000, help="sequences (half carry motifs)")
@@ -234,6 +248,24 @@ def _sweep(args):
     print(f"wrote sweep.csv, sweep_summary.csv, sweep.md and plots to {args.out}")
 
 
+def _export(args):
+    from attngen_keras.export import export_run
+
+    path = export_run(args.run_dir, args.out, args.version)
+    print(f"exported SavedModel version {path.name} to {path}")
+    print(f"serve it with: tensorflow_model_server --rest_api_port=8501 --model_name={Path(args.out).name} "
+          f"--model_base_path={Path(args.out).resolve()}")  # fmt: skip
+
+
+def _predict(args):
+    from attngen_keras.predict import predict_file
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    count = predict_file(args.model, args.fasta or args.csv, args.out, args.saliency, args.batch_size)
+    print(f"wrote {count} predictions to {args.out}")
+
+
 def _synthetic(args):
     from attngen_keras.synthetic import planted_motif_data
 
@@ -254,6 +286,12 @@ def _demo(args):
     run_demo(args.out, epochs=args.epochs, seed=args.seed)
 
 
+COMMANDS = {
+    "train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb,
+    "sweep": _sweep, "synthetic": _synthetic, "export": _export, "predict": _predict, "demo": _demo,
+}  # fmt: skip
+
+
 def main(argv=None):
     """Entry point of the `attngen` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -262,8 +300,8 @@ def main(argv=None):
     from attngen_keras.training import RunError
 
     try:
-        {"train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb, "sweep": _sweep, "synthetic": _synthetic, "demo": _demo}[args.command](args)
-    except (DataError, RunError, ValueError) as error:
+        COMMANDS[args.command](args)
+    except (DataError, RunError, ValueError, FileExistsError) as error:
         # ValueError: invalid arguments caught by the library's own checks.
         if os.environ.get("ATTNGEN_DEBUG"):
             raise

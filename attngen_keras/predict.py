@@ -1,0 +1,141 @@
+"""`attngen predict`: stream sequences through an exported model or a run directory.
+
+The input (FASTA, or CSV/TSV with a `seq` column and optional `id`) is read
+in batches, so memory stays flat however large the file. Sequences go
+through the same in-graph preprocessing as TF Serving (see
+`attngen_keras.export`), so predictions match the served model exactly.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from attngen_keras.data.errors import DataError
+from attngen_keras.data.readers import base_suffix, open_text
+from attngen_keras.export import METADATA_FILE
+
+
+def resolve_model(path):
+    """`(predict_fn, saliency_fn, facts)` for a SavedModel (version or base dir) or a run dir."""
+    path = Path(path)
+    if (path / "model.keras").exists():
+        from attngen_keras.export import _Serving
+        from attngen_keras.training import load_run
+
+        model, record = load_run(path)
+        serving = _Serving(model, record["length"], record.get("crop"))
+        facts = {"class_names": record["class_names"], "length": record["length"], "source": str(path)}
+        spec = [tf.TensorSpec([None], tf.string)]
+        return tf.function(serving.predict, input_signature=spec), tf.function(serving.importance, input_signature=spec), facts
+    if not (path / "saved_model.pb").exists():
+        versions = sorted((int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True)
+        if not versions:
+            raise DataError("not a run directory (model.keras) nor an exported SavedModel (saved_model.pb)", path)
+        path = path / str(versions[0])
+    metadata = path / METADATA_FILE
+    if not metadata.exists():
+        raise DataError(f"SavedModel without {METADATA_FILE}: export it with `attngen export`", path)
+    facts = {**json.loads(metadata.read_text()), "source": str(path)}
+    loaded = tf.saved_model.load(str(path))
+    serve, saliency = loaded.signatures["serving_default"], loaded.signatures["saliency"]
+    return (lambda s: serve(sequences=s)), (lambda s: saliency(sequences=s)), facts
+
+
+def iter_records(path):
+    """Yields `(id, sequence)` from FASTA or CSV/TSV without loading the whole file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("no such file", path)
+    suffix = base_suffix(path)
+    if suffix in (".fa", ".fasta", ".fna"):
+        from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+        with open_text(path) as handle:
+            count = 0
+            for title, sequence in SimpleFastaParser(handle):
+                count += 1
+                yield title.split()[0] if title.strip() else f"record{count}", sequence
+            if count == 0:
+                raise DataError("no FASTA records (expected '>id' header lines)", path)
+        return
+    if suffix not in (".csv", ".tsv", ".txt"):
+        raise DataError("unrecognized file type (expected FASTA or CSV/TSV, optionally gzipped)", path)
+    import pandas as pd
+
+    separator = "\t" if suffix in (".tsv", ".txt") else ","
+    with open_text(path) as handle:
+        try:
+            chunks = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False, chunksize=10_000)
+            row = 0
+            for chunk in chunks:
+                chunk.columns = [c.strip().lower() for c in chunk.columns]
+                if "seq" not in chunk.columns and "sequence" in chunk.columns:
+                    chunk = chunk.rename(columns={"sequence": "seq"})
+                if "seq" not in chunk.columns:
+                    raise DataError(f"no 'seq' column (found {list(chunk.columns)})", path)
+                ids = chunk["id"] if "id" in chunk.columns else [f"line {row + i + 2}" for i in range(len(chunk))]
+                for record, sequence in zip(ids, chunk["seq"]):
+                    yield record, sequence
+                row += len(chunk)
+        except pd.errors.EmptyDataError:
+            raise DataError("empty file", path) from None
+        except pd.errors.ParserError as error:
+            raise DataError(f"malformed table ({error})", path) from None
+
+
+def _batches(records, size):
+    batch = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_file(model_path, input_path, out, saliency=False, batch_size=256, show_progress=True):
+    """Writes one TSV row per input sequence; returns the number of sequences.
+
+    Columns: `id`, `predicted_class`, `prob_<class>` per class,
+    `invalid_characters`, `truncated`, and with `saliency` an `importance`
+    column of comma-separated per-nucleotide scores (up to the sequence's
+    length within the model's window).
+
+    Example:
+
+    >>> predict_file("saved_models/hof", "reads.fa", "preds.tsv")  # doctest: +SKIP
+    """
+    predict, importance, facts = resolve_model(model_path)
+    class_names = facts["class_names"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    count = 0
+    with open(partial, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        header = ["id", "predicted_class", *[f"prob_{c}" for c in class_names], "invalid_characters", "truncated"]
+        writer.writerow(header + (["importance"] if saliency else []))
+        progress = tqdm(unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress)
+        for batch in _batches(iter_records(input_path), batch_size):
+            ids = [r for r, _ in batch]
+            strings = tf.constant([s.encode("ascii", "replace") for _, s in batch])
+            result = {k: v.numpy() for k, v in predict(strings).items()}
+            scores = importance(strings)["importance"].numpy() if saliency else None
+            for i, record in enumerate(ids):
+                row = [record, class_names[int(result["class_index"][i])]]
+                row += [f"{p:.6f}" for p in result["probabilities"][i]]
+                row += [int(result["invalid_characters"][i]), bool(result["truncated"][i])]
+                if saliency:
+                    length = min(len(batch[i][1].strip()), scores.shape[1])
+                    row.append(",".join(f"{v:.5g}" for v in np.asarray(scores[i][:length])))
+                writer.writerow(row)
+            count += len(batch)
+            progress.update(len(batch))
+        progress.close()
+    partial.replace(out)
+    return count

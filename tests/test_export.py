@@ -1,0 +1,173 @@
+"""SavedModel export for TF Serving, and `attngen predict`."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from attngen_keras.data import encode, one_hot
+from attngen_keras.data.alphabet import PAD
+from attngen_keras.explain import importance_scores
+from attngen_keras.export import WARMUP_FILE, export_model, next_version
+from attngen_keras.models import build_attngen, build_cnn, build_model
+
+LENGTH = 40
+SEQUENCES = [
+    "ACGTACGTTTGACTCAGGCCAATTGGCCAAGGTTACGTAC",  # exactly the trained length
+    "acgtnRYacgt",  # lower case and IUPAC codes, shorter (padded)
+    "ACGT-XACGT",  # two invalid characters: encoded as N and counted
+    "GATTACA" * 8,  # longer than the trained length: cropped
+    "  ACGTTGCA \n",  # surrounding whitespace is stripped
+    "",  # empty: all padding
+]
+
+
+def _expected_tokens(sequence, crop="left"):
+    sequence = sequence.strip().upper().replace("-", "N").replace("X", "N")
+    if len(sequence) > LENGTH:
+        start = {"left": 0, "right": len(sequence) - LENGTH, "center": (len(sequence) - LENGTH) // 2}[crop]
+        sequence = sequence[start : start + LENGTH]
+    tokens = np.full(LENGTH, PAD, np.uint8)
+    if sequence:
+        tokens[: len(sequence)] = encode(sequence)
+    return tokens
+
+
+@pytest.fixture(scope="module", params=["attngen", "cnn", "multiclass"])
+def exported(request, tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    classes = ["a", "b", "c"] if request.param == "multiclass" else ["neg", "pos"]
+    model = build_model("cnn" if request.param == "multiclass" else request.param, LENGTH, len(classes))
+    path = export_model(model, tmp_path_factory.mktemp("export") / "motif", classes, LENGTH)
+    return model, path, classes
+
+
+def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
+    model, path, classes = exported
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        loaded = tf.saved_model.load({str(path)!r})
+        strings = tf.constant({SEQUENCES!r})
+        out = {{k: v.numpy().tolist() for k, v in loaded.signatures["serving_default"](sequences=strings).items()}}
+        out["importance"] = loaded.signatures["saliency"](sequences=strings)["importance"].numpy().tolist()
+        out["imported_attngen"] = any(name.startswith("attngen_keras") for name in sys.modules)
+        print(json.dumps(out))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["imported_attngen"] is False
+
+    x = one_hot(np.stack([_expected_tokens(s) for s in SEQUENCES]))
+    probs = model.predict(x, verbose=0)
+    if probs.shape[1] == 1:
+        probs = np.concatenate([1 - probs, probs], axis=1)
+    np.testing.assert_allclose(served["probabilities"], probs, atol=1e-5)
+    assert np.array(served["probabilities"]).shape == (len(SEQUENCES), len(classes))
+    assert served["class_index"] == probs.argmax(1).tolist()
+    assert served["invalid_characters"] == [0, 0, 2, 0, 0, 0]
+    assert served["truncated"] == [False, False, False, True, False, False]
+    method = "attention" if model.name == "attngen" else "input_x_gradient"
+    expected = importance_scores(model, x, method)
+    np.testing.assert_allclose(served["importance"], expected, atol=1e-5)
+    assert np.all(np.array(served["importance"])[1, 11:] == 0)  # padding gets no importance
+
+
+def test_signatures_warmup_and_versions(exported):
+    _, path, _ = exported
+    shown = subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir", str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for signature in ("signature_def['serving_default']", "signature_def['saliency']"):
+        block = shown.stdout.split(signature, 1)[1].split("signature_def[", 1)[0]
+        assert "inputs['sequences']" in block and "DT_STRING" in block
+    assert "outputs['probabilities']" in shown.stdout and "outputs['importance']" in shown.stdout
+
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator())
+    logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in records]
+    assert {log.predict_log.request.model_spec.signature_name for log in logs} == {"serving_default", "saliency"}
+    assert all(log.predict_log.request.inputs["sequences"].dtype == tf.string.as_datatype_enum for log in logs)
+    assert path.name == "1" and next_version(path.parent) == 2
+    assert 'base_path: "/models/motif"' in (path.parent / "models.config").read_text()
+
+
+def test_versions_increment_and_are_never_overwritten(tmp_path):
+    model = build_cnn(LENGTH, 2)
+    first = export_model(model, tmp_path / "m", ["a", "b"], LENGTH)
+    second = export_model(model, tmp_path / "m", ["a", "b"], LENGTH)
+    assert (first.name, second.name) == ("1", "2")
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_model(model, tmp_path / "m", ["a", "b"], LENGTH, version=2)
+
+
+def test_failure_mid_export_leaves_no_version_directory(tmp_path, monkeypatch):
+    model = build_cnn(LENGTH, 2)
+    archive_class = type(keras.export.ExportArchive())  # the backend's subclass
+    original = archive_class.write_out
+
+    def write_then_fail(self, filepath, *args, **kwargs):
+        original(self, filepath, *args, **kwargs)  # a complete SavedModel in the staging dir...
+        raise OSError("disk full")  # ...then the export fails before the rename
+
+    monkeypatch.setattr(archive_class, "write_out", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        export_model(model, tmp_path / "m", ["a", "b"], LENGTH)
+    assert [p.name for p in (tmp_path / "m").iterdir()] == []  # no version, no staging leftovers
+
+
+@pytest.mark.parametrize("crop", ["right", "center"])
+def test_long_sequences_are_cropped_like_training(tmp_path, crop):
+    model = build_attngen(LENGTH, 2)
+    path = export_model(model, tmp_path / "m", ["a", "b"], LENGTH, crop=crop)
+    long = "".join(np.random.default_rng(1).choice(list("ACGT"), 100))
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](sequences=tf.constant([long]))
+    expected = model.predict(one_hot(_expected_tokens(long, crop)[None]), verbose=0)[0, 0]
+    assert out["probabilities"].numpy()[0, 1] == pytest.approx(expected, abs=1e-5)
+    assert bool(out["truncated"].numpy()[0])
+
+
+def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path):
+    from attngen_keras.synthetic import planted_motif_data
+
+    data = planted_motif_data(n=300, length=LENGTH, motifs=("TGACTCA",), seed=1)
+    csv_path = tmp_path / "train.csv"
+    data.to_frame().to_csv(csv_path, index=False)
+    run = tmp_path / "run"
+
+    def attngen(*args):
+        return subprocess.run([sys.executable, "-m", "attngen_keras.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    assert attngen("train", "--data", csv_path, "--epochs", "1", "--out", run).returncode == 0
+    exported = attngen("export", run, "--out", tmp_path / "served" / "motif")
+    assert exported.returncode == 0 and "version 1" in exported.stdout, exported.stderr[-2000:]
+    fasta = tmp_path / "reads.fa"
+    fasta.write_text("".join(f">r{i} some description\n{s[:20]}\n{s[20:]}\n" for i, s in enumerate(data.sequences[:70])))
+    by_export = attngen("predict", tmp_path / "served" / "motif", "--fasta", fasta, "--saliency",
+                        "--batch-size", "32", "--out", tmp_path / "a.tsv")  # fmt: skip
+    by_run = attngen("predict", run, "--fasta", fasta, "--batch-size", "32", "--out", tmp_path / "b.tsv")
+    assert by_export.returncode == 0 and by_run.returncode == 0, by_export.stderr[-2000:] + by_run.stderr[-2000:]
+    a, b = pd.read_csv(tmp_path / "a.tsv", sep="\t"), pd.read_csv(tmp_path / "b.tsv", sep="\t")
+    assert a["id"].tolist() == [f"r{i}" for i in range(70)] and list(b.columns[:4]) == ["id", "predicted_class", "prob_neg", "prob_pos"]
+    np.testing.assert_allclose(a["prob_pos"], b["prob_pos"], atol=1e-5)
+    assert all(len(row.split(",")) == LENGTH for row in a["importance"])
+
+    broken = tmp_path / "broken.fa"
+    broken.write_text("ACGT\nACGT\n")
+    result = attngen("predict", run, "--fasta", broken, "--out", tmp_path / "c.tsv")
+    assert result.returncode == 2 and "broken.fa" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "c.tsv").exists()
