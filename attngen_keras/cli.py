@@ -114,6 +114,29 @@ def _parser():
     sweep.add_argument("--n", type=int, default=1000, help="test sequences for importance and perturbation")
     sweep.add_argument("--perturb-fraction", type=float, default=0.2)
 
+    tune = sub.add_parser("tune", help="KerasTuner search over architecture and mask fraction (resumable)")
+    _add_data_arguments(tune)
+    tune.add_argument("--project-name", required=True, help="name of the search (directory under --directory)")
+    tune.add_argument("--directory", default="tuning/runs")
+    tune.add_argument("--tuner", choices=["hyperband", "bayesian", "random"], default="hyperband")
+    tune.add_argument("--model", choices=["attngen", "cnn"], default="attngen", help="cnn: same space without SaliencyMask")
+    tune.add_argument("--max-epochs", type=int, default=6, help="epochs per trial (Hyperband: largest budget)")
+    tune.add_argument("--max-trials", type=int, default=10, help="trials (bayesian, random)")
+    tune.add_argument("--factor", type=int, default=3, help="Hyperband reduction factor")
+    tune.add_argument("--objective", default="val_accuracy", help="val_accuracy, val_auc (max) or val_loss (min)")
+    tune.add_argument("--batch-size", type=int, default=128)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--length", type=int)
+    tune.add_argument("--crop", choices=["left", "center", "right"])
+    tune.add_argument("--max-train", type=int, help="search on a stratified subset of this many sequences")
+    tune.add_argument("--strategy", choices=["default", "mirrored"], default="default", help="devices per trial")
+    tune.add_argument("--distributed", choices=["chief", "worker"], help="KerasTuner chief/worker mode")
+    tune.add_argument("--oracle-address", default="127.0.0.1:8000", help="chief's HOST:PORT (distributed mode)")
+    tune.add_argument("--worker-id", type=int, default=0, help="this worker's number (distributed mode)")
+    tune.add_argument("--retrain-best", action="store_true", help="then train the best configuration on train+val")
+    tune.add_argument("--retrain-out", help="run directory of --retrain-best (default PROJECT/best_run)")
+    tune.add_argument("--retrain-epochs", type=int, help="epochs of --retrain-best (default: the best trial's best epoch)")
+
     export = sub.add_parser("export", help="export a run as a versioned SavedModel for TF Serving")
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--out", required=True, help="model base directory, e.g. saved_models/NAME")
@@ -248,6 +271,36 @@ def _sweep(args):
     print(f"wrote sweep.csv, sweep_summary.csv, sweep.md and plots to {args.out}")
 
 
+def _tune(args):
+    if args.distributed:
+        host, _, port = args.oracle_address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--oracle-address must be HOST:PORT, got {args.oracle_address!r}")
+        os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.distributed == "chief" else f"tuner{args.worker_id}"
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    from attngen_keras.tuning import TuneConfig, retrain_best, run_search
+
+    config = TuneConfig(
+        data=args.data, project_name=args.project_name, references=args.references, tuner=args.tuner,
+        model=args.model, max_epochs=args.max_epochs, max_trials=args.max_trials, factor=args.factor,
+        objective=args.objective, directory=args.directory, batch_size=args.batch_size, seed=args.seed,
+        length=args.length, crop=args.crop, max_train=args.max_train, strategy=args.strategy,
+        cache_dir=args.cache_dir,
+    )  # fmt: skip
+    run_search(config)
+    if args.distributed == "worker":
+        print(f"worker {args.worker_id}: no trials left; done")
+        return
+    print((config.project_dir / "summary.md").read_text())
+    print(f"wrote trials.csv, summary.md and best_hyperparameters.json to {config.project_dir}")
+    if args.retrain_best:
+        out, metrics = retrain_best(config, args.retrain_out, args.retrain_epochs)
+        from attngen_keras.training import format_metrics
+
+        print(f"best configuration retrained on train+val: test {format_metrics(metrics['test'])}")
+        print(f"run written to {out}")
+
+
 def _export(args):
     from attngen_keras.export import export_run
 
@@ -288,7 +341,7 @@ def _demo(args):
 
 COMMANDS = {
     "train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb,
-    "sweep": _sweep, "synthetic": _synthetic, "export": _export, "predict": _predict, "demo": _demo,
+    "sweep": _sweep, "tune": _tune, "synthetic": _synthetic, "export": _export, "predict": _predict, "demo": _demo,
 }  # fmt: skip
 
 

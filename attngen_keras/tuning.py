@@ -1,0 +1,345 @@
+"""KerasTuner search over the architecture and the masking fraction.
+
+`AttnGenHyperModel` defines the search space; `run_search` runs a
+`hyperband`, `bayesian` or `random` search on the foundation's data pipeline
+(locally, or as chief / worker of KerasTuner's distributed mode) and writes
+`trials.csv`, `summary.md` and `best_hyperparameters.json` into the project
+directory; `retrain_best` trains the best configuration on train+val into a
+normal run directory.
+
+Searches resume: KerasTuner reloads the oracle from
+`<directory>/<project_name>` (finished trials are kept; a trial that was
+running when the process died is run again).
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+
+from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+from attngen_keras.models import build_model, compile_classifier
+
+TUNERS = ("hyperband", "bayesian", "random")
+SUMMARY_FILES = ("trials.csv", "summary.md", "best_hyperparameters.json")
+BACKBONE_HPS = ("filters", "kernel_size", "conv_blocks", "block_kernel_size", "dilation_rate",
+                "pool_size", "dropout", "dense_units")  # fmt: skip
+
+
+class AttnGenHyperModel(kt.HyperModel):
+    """Search space over the Conv1D backbone, learning rate and masking.
+
+    Hyperparameters: `conv_blocks` (1-3), `filters` (32/64/96), `kernel_size`
+    (stem, 7/9/11/15), `block_kernel_size` (3/5/7), `dilation_rate` (1/2),
+    `pool_size` (2/3), `dropout` (0-0.5), `dense_units` (0/32/64/128),
+    `learning_rate` (1e-4 to 3e-3, log), and for AttnGen `mask_fraction`
+    (0-0.5, step 0.05) and `warmup_epochs` (0-3). With `model="cnn"` the same
+    backbone is searched without the SaliencyMask, for a fair comparison.
+
+    Every AttnGen trial trains with a `MaskingSchedule` (and the
+    `BatchNormRecalibration` that `attngen train` uses).
+
+    Args:
+        length: sequence length.
+        num_classes: number of classes.
+        model: `"attngen"` or `"cnn"`.
+        recalibration_data: batches of training inputs for BatchNorm
+            recalibration (AttnGen; `None` skips it).
+        recalibration_steps: batches per recalibration.
+
+    Example:
+
+    >>> hypermodel = AttnGenHyperModel(200, 2)
+    >>> model = hypermodel.build(keras_tuner.HyperParameters())  # doctest: +SKIP
+    """
+
+    def __init__(self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50):
+        if model not in ("attngen", "cnn"):
+            raise ValueError(f"the search covers attngen or cnn, got {model!r}")
+        super().__init__(name=f"{model}_hypermodel", tunable=True)
+        self.length = length
+        self.num_classes = num_classes
+        self.model = model
+        self.recalibration_data = recalibration_data
+        self.recalibration_steps = recalibration_steps
+
+    def declare(self, hp):
+        """Declares every hyperparameter; returns the values as build kwargs."""
+        values = {
+            "conv_blocks": hp.Int("conv_blocks", 1, 3),
+            "filters": hp.Choice("filters", [32, 64, 96]),
+            "kernel_size": hp.Choice("kernel_size", [7, 9, 11, 15]),
+            "block_kernel_size": hp.Choice("block_kernel_size", [3, 5, 7]),
+            "dilation_rate": hp.Choice("dilation_rate", [1, 2]),
+            "pool_size": hp.Choice("pool_size", [2, 3]),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
+            "dense_units": hp.Choice("dense_units", [0, 32, 64, 128]),
+            "learning_rate": hp.Float("learning_rate", 1e-4, 3e-3, sampling="log"),
+        }
+        if self.model == "attngen":
+            values["mask_fraction"] = hp.Float("mask_fraction", 0.0, 0.5, step=0.05)
+            values["warmup_epochs"] = hp.Int("warmup_epochs", 0, 3)
+        return values
+
+    def build(self, hp):
+        values = self.declare(hp)
+        model = build_model(self.model, self.length, self.num_classes, **{k: values[k] for k in BACKBONE_HPS})
+        return compile_classifier(model, self.num_classes, values["learning_rate"])
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if self.model == "attngen":
+            callbacks.insert(0, MaskingSchedule(hp.get("mask_fraction"), hp.get("warmup_epochs")))
+            if self.recalibration_data is not None:
+                callbacks.insert(1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps))
+        return model.fit(*args, callbacks=callbacks, **kwargs)
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """A KerasTuner search (see `attngen tune --help`).
+
+    Args:
+        data: `--data` value(s), as for `attngen train`.
+        project_name: name of the search (its directory under `directory`).
+        references: reference genomes for interval lists.
+        tuner: `hyperband`, `bayesian` or `random`.
+        model: `attngen` or `cnn` (the same backbone without SaliencyMask).
+        max_epochs: epochs per trial (Hyperband: the largest budget).
+        max_trials: trials for `bayesian` / `random` (Hyperband derives its
+            own count from `max_epochs` and `factor`).
+        factor: Hyperband's reduction factor.
+        objective: metric to optimize (`val_accuracy`, `val_auc` up; `val_loss` down).
+        directory: where searches live.
+        batch_size: batch size.
+        seed: seed of the search, splits and shuffling.
+        length: fixed sequence length (default: the longest).
+        crop: crop mode for longer sequences.
+        max_train: train on a stratified subset of this many sequences.
+        strategy: `default` or `mirrored` (`tf.distribute.MirroredStrategy` per trial).
+        cache_dir: parsed-data cache.
+    """
+
+    data: list
+    project_name: str
+    references: str = None
+    tuner: str = "hyperband"
+    model: str = "attngen"
+    max_epochs: int = 6
+    max_trials: int = 10
+    factor: int = 3
+    objective: str = "val_accuracy"
+    directory: str = "tuning/runs"
+    batch_size: int = 128
+    seed: int = 0
+    length: int = None
+    crop: str = None
+    max_train: int = None
+    strategy: str = "default"
+    cache_dir: str = "default"
+
+    def __post_init__(self):
+        self.data = [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
+        checks = [
+            (self.tuner in TUNERS, f"--tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}"),
+            (self.model in ("attngen", "cnn"), f"--model must be attngen or cnn, got {self.model!r}"),
+            (self.max_epochs >= 1 and self.max_trials >= 1, "--max-epochs and --max-trials must be >= 1"),
+            (self.factor >= 2, f"--factor must be >= 2, got {self.factor}"),
+            (self.objective.startswith("val_"), f"--objective must be a validation metric (val_...), got {self.objective!r}"),
+            (self.strategy in ("default", "mirrored"), f"--strategy must be default or mirrored, got {self.strategy!r}"),
+            (bool(self.project_name) and "/" not in self.project_name, f"bad --project-name {self.project_name!r}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def project_dir(self):
+        return Path(self.directory) / self.project_name
+
+
+def objective_of(name):
+    """A `keras_tuner.Objective` with the direction the metric implies."""
+    return kt.Objective(name, direction="min" if name.endswith("loss") else "max")
+
+
+def make_tuner(config, hypermodel):
+    """The KerasTuner tuner `config.tuner`, resuming `config.project_dir` if it exists."""
+    import tensorflow as tf
+
+    common = dict(
+        objective=objective_of(config.objective), seed=config.seed, directory=config.directory,
+        project_name=config.project_name, overwrite=False,
+        distribution_strategy=tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else None,
+    )  # fmt: skip
+    if config.tuner == "hyperband":
+        return kt.Hyperband(hypermodel, max_epochs=config.max_epochs, factor=config.factor, **common)
+    if config.tuner == "bayesian":
+        return kt.BayesianOptimization(hypermodel, max_trials=config.max_trials, **common)
+    return kt.RandomSearch(hypermodel, max_trials=config.max_trials, **common)
+
+
+def _load(config, val_fraction=0.1):
+    from attngen_keras.data import load_dataset
+    from attngen_keras.training import _cache_dir, _subsample_train
+
+    dataset = load_dataset(
+        config.data, config.references, length=config.length, crop=config.crop,
+        val_fraction=val_fraction, seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
+    )  # fmt: skip
+    if config.max_train is not None:
+        dataset = _subsample_train(dataset, config.max_train, config.seed)
+    return dataset
+
+
+def _check_settings(config):
+    """Stores the search settings; a resumed search must use the same ones."""
+    from attngen_keras.training import RunError
+
+    path = config.project_dir / "attngen_tune.json"
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cache_dir", "strategy", "directory")}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        changed = [k for k, v in settings.items() if previous.get(k) != v]
+        if changed:
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {settings[k]!r}" for k in changed)
+            raise RunError(f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+
+
+def run_search(config, verbose=None):
+    """Runs (or resumes) the search; returns the tuner.
+
+    In KerasTuner's distributed mode (`KERASTUNER_TUNER_ID`,
+    `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT` set) the chief serves the
+    oracle until the workers are done and then writes the summary; workers
+    run trials.
+    """
+    from keras_tuner.src.distribute import utils as dist_utils
+
+    from attngen_keras.data import make_tf_dataset
+    from attngen_keras.training import RECALIBRATION_STEPS
+
+    if verbose is None:
+        verbose = 1 if os.isatty(1) else 2
+    is_worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
+    if not is_worker:
+        _check_settings(config)
+    keras.utils.set_random_seed(config.seed)
+    dataset = _load(config)
+    if "val" not in dataset.splits:
+        raise ValueError("the search needs a validation split (the data has none and none could be carved)")
+    train_ds = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed)
+    val_ds = make_tf_dataset(dataset["val"], config.batch_size)
+    recalibration = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1)
+    steps = min(RECALIBRATION_STEPS, -(-len(dataset["train"]) // config.batch_size))
+    hypermodel = AttnGenHyperModel(dataset.length, dataset.num_classes, config.model, recalibration, steps)
+    tuner = make_tuner(config, hypermodel)
+    if not is_worker:
+        (config.project_dir / "dataset.json").write_text(
+            json.dumps({"class_names": dataset.class_names, "length": dataset.length, "counts": dataset.summary()}, indent=2)
+        )
+    tuner.search(train_ds, validation_data=val_ds, epochs=config.max_epochs, verbose=verbose)
+    if not is_worker:
+        write_summary(tuner, config)
+    return tuner
+
+
+def trial_rows(tuner):
+    """One dict per trial: id, status, score, best epoch and hyperparameters."""
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        values = {k: v for k, v in trial.hyperparameters.values.items()}
+        rows.append(
+            {
+                "trial": trial_id,
+                "status": str(trial.status),
+                "score": trial.score,
+                "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
+                **values,
+            }
+        )
+    return rows
+
+
+def write_summary(tuner, config):
+    """Writes `trials.csv`, `summary.md` and `best_hyperparameters.json`; returns the best trial's row."""
+    import pandas as pd
+
+    frame = pd.DataFrame(trial_rows(tuner))
+    out = config.project_dir
+    frame.to_csv(out / "trials.csv", index=False)
+    finished = frame[frame["score"].notna()]
+    if finished.empty:
+        raise ValueError(f"no finished trials in {out}")
+    ascending = objective_of(config.objective).direction == "min"
+    ranked = finished.sort_values("score", ascending=ascending)
+    best = ranked.iloc[0].to_dict()
+    shown = [c for c in ("trial", "score", "best_epoch", "mask_fraction", "warmup_epochs", *BACKBONE_HPS, "learning_rate",
+                         "tuner/epochs") if c in ranked]  # fmt: skip
+    lines = [
+        f"{config.tuner} search of {config.model} on {' '.join(config.data)}: {len(frame)} trials "
+        f"({len(finished)} finished), objective {config.objective}",
+        "",
+        "| " + " | ".join(shown) + " |",
+        "|" + "---|" * len(shown),
+    ]
+    for _, row in ranked.iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in shown) + " |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    hps = {k: _plain(v) for k, v in best.items() if k in (*BACKBONE_HPS, "learning_rate", "mask_fraction", "warmup_epochs")}
+    result = {"trial": best["trial"], "objective": config.objective, "score": float(best["score"]),
+              "best_epoch": _plain(best["best_epoch"]), "model": config.model, "hyperparameters": hps}  # fmt: skip
+    (out / "best_hyperparameters.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _plain(value):
+    """numpy scalars -> Python values (for JSON)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def retrain_best(config, out=None, epochs=None, verbose=None):
+    """Trains the best configuration on train+val into a run directory.
+
+    The epoch count is the best trial's best epoch (at least one epoch past
+    the masking warm-up), unless `epochs` is given. The run directory works
+    with `attngen evaluate`, `explain`, `perturb` and `export`.
+
+    Returns:
+        `(run_dir, metrics)`.
+    """
+    from attngen_keras.training import TrainConfig, train
+
+    best_path = config.project_dir / "best_hyperparameters.json"
+    if not best_path.exists():
+        raise FileNotFoundError(f"{best_path} not found: run the search first")
+    best = json.loads(best_path.read_text())
+    hps = best["hyperparameters"]
+    warmup = int(hps.get("warmup_epochs", 0))
+    epochs = int(epochs or max(best.get("best_epoch") or config.max_epochs, warmup + 1))
+    out = Path(out) if out else config.project_dir / "best_run"
+    train_config = TrainConfig(
+        data=config.data, out=str(out), references=config.references, model=config.model,
+        epochs=epochs, batch_size=config.batch_size, learning_rate=float(hps["learning_rate"]),
+        length=config.length, crop=config.crop, mask_fraction=float(hps.get("mask_fraction", 0.0)),
+        warmup_epochs=warmup, seed=config.seed, val_fraction=0.0, patience=0,
+        backbone={k: _int_if_whole(hps[k]) for k in BACKBONE_HPS}, cache_dir=config.cache_dir,
+        max_train=config.max_train, strategy=config.strategy,
+    )  # fmt: skip
+    metrics = train(train_config, verbose=verbose)
+    return out, metrics
+
+
+def _int_if_whole(value):
+    return int(value) if isinstance(value, (int, float)) and float(value).is_integer() else value
