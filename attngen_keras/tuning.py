@@ -200,12 +200,14 @@ def _check_settings(config):
     from attngen_keras.training import RunError
 
     path = config.project_dir / "attngen_tune.json"
+    # max_trials may grow between invocations (more trials); everything else must match
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cache_dir", "strategy", "directory")}
+    fixed = {k: v for k, v in settings.items() if k != "max_trials"}
     if path.exists():
         previous = json.loads(path.read_text())
-        changed = [k for k, v in settings.items() if previous.get(k) != v]
+        changed = [k for k, v in fixed.items() if previous.get(k) != v]
         if changed:
-            details = ", ".join(f"{k}: {previous.get(k)!r} -> {settings[k]!r}" for k in changed)
+            details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)
             raise RunError(f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2))
@@ -243,7 +245,7 @@ def run_search(config, verbose=None):
         (config.project_dir / "dataset.json").write_text(
             json.dumps({"class_names": dataset.class_names, "length": dataset.length, "counts": dataset.summary()}, indent=2)
         )
-    tuner.search(train_ds, validation_data=val_ds, epochs=config.max_epochs, verbose=verbose)
+    tuner.search(train_ds, validation_data=val_ds, epochs=config.max_epochs, verbose=verbose, shuffle=False)
     if not is_worker:
         write_summary(tuner, config)
     return tuner

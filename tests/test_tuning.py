@@ -1,0 +1,155 @@
+"""KerasTuner search: the search space, trials with masking, resume, retrain, distributed mode."""
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras_tuner as kt
+import numpy as np
+import pandas as pd
+import pytest
+
+from attngen_keras.synthetic import planted_motif_data
+from attngen_keras.training import RunError
+from attngen_keras.tuning import AttnGenHyperModel, TuneConfig, retrain_best, run_search
+
+
+@pytest.mark.parametrize("model", ["attngen", "cnn"])
+def test_hypermodel_builds_valid_models_across_its_space(model):
+    hypermodel = AttnGenHyperModel(40, 3, model)
+    hp = kt.HyperParameters()
+    hypermodel.build(hp)  # registers the space
+    assert ("mask_fraction" in hp.values) == (model == "attngen")
+    x = np.random.default_rng(0).random((2, 40, 4)).astype("float32")
+    corners = itertools.product([1, 3], [2, 3], [1, 2], [7, 15], [0, 128])
+    for blocks, pool, dilation, kernel, dense in corners:
+        hp.values.update(conv_blocks=blocks, pool_size=pool, dilation_rate=dilation, kernel_size=kernel, dense_units=dense)
+        built = hypermodel.build(hp)
+        assert built.predict(x, verbose=0).shape == (2, 3)
+        assert built.get_layer("stem_conv").kernel_size == (kernel,)
+        assert len([layer for layer in built.layers if layer.name.startswith("conv_")]) == blocks
+    with pytest.raises(ValueError, match="attngen or cnn"):
+        AttnGenHyperModel(40, 2, "gb-cnn")
+
+
+def test_every_attngen_trial_trains_with_the_masking_schedule():
+    hypermodel = AttnGenHyperModel(40, 2)
+    hp = kt.HyperParameters()
+    hypermodel.build(hp)
+    hp.values.update(mask_fraction=0.3, warmup_epochs=1)
+    model = hypermodel.build(hp)
+    data = planted_motif_data(n=64, length=40, seed=0)
+    from attngen_keras.data import encode, one_hot
+
+    x = one_hot(np.stack([encode(s) for s in data.sequences]))
+    history = hypermodel.fit(hp, model, x, data.labels, epochs=3, batch_size=32, verbose=0)
+    assert history.history["mask_fraction"] == pytest.approx([0.0, 0.3, 0.3])
+    assert float(model.get_layer("saliency_mask").mask_fraction.numpy()) == pytest.approx(0.3)
+
+
+@pytest.fixture(scope="module")
+def motif_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tune") / "motifs.csv"
+    planted_motif_data(n=500, length=40, motifs=("TGACTCA",), seed=3).to_frame().to_csv(path, index=False)
+    return str(path)
+
+
+def _config(motif_csv, directory, **kwargs):
+    settings = dict(tuner="random", max_trials=2, max_epochs=2, batch_size=32, directory=str(directory))
+    return TuneConfig(data=[motif_csv], project_name="search", **{**settings, **kwargs})
+
+
+def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path):
+    config = _config(motif_csv, tmp_path)
+    run_search(config, verbose=0)
+    project = tmp_path / "search"
+    trials = pd.read_csv(project / "trials.csv")
+    assert len(trials) == 2 and trials["score"].notna().all()
+    best = json.loads((project / "best_hyperparameters.json").read_text())
+    assert best["score"] == pytest.approx(trials["score"].max())
+    assert {"mask_fraction", "warmup_epochs", "filters", "learning_rate"} <= set(best["hyperparameters"])
+    assert (project / "summary.md").read_text().count("\n| ") == 3  # header + 2 trials
+
+    # resuming with one more trial runs only that trial; finished ones are kept
+    before = {t: (project / f"trial_{t}" / "trial.json").stat().st_mtime for t in ("0", "1")}
+    config.max_trials = 3
+    run_search(config, verbose=0)
+    assert len(pd.read_csv(project / "trials.csv")) == 3
+    assert {t: (project / f"trial_{t}" / "trial.json").stat().st_mtime for t in ("0", "1")} == before
+
+    # other settings in the same project are refused
+    with pytest.raises(RunError, match="other settings.*max_epochs"):
+        run_search(_config(motif_csv, tmp_path, max_trials=3, max_epochs=5), verbose=0)
+
+    out, metrics = retrain_best(config, verbose=0)
+    record = json.loads((out / "config.json").read_text())
+    hps = json.loads((project / "best_hyperparameters.json").read_text())["hyperparameters"]
+    assert record["val_fraction"] == 0.0 and record["mask_fraction"] == pytest.approx(hps["mask_fraction"])
+    assert record["backbone"]["filters"] == hps["filters"] and (out / "model.keras").exists()
+    assert metrics["test"]["n"] == 100 and "val" not in metrics  # trained on train+val, scored on test
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tune_args(motif_csv, directory, *extra):
+    return [sys.executable, "-m", "attngen_keras.cli", "tune", "--data", motif_csv, "--project-name", "cli",
+            "--directory", str(directory), "--batch-size", "32", *map(str, extra)]  # fmt: skip
+
+
+def test_killed_search_resumes_without_redoing_finished_trials(motif_csv, tmp_path):
+    args = _tune_args(motif_csv, tmp_path, "--tuner", "random", "--max-trials", "3", "--max-epochs", "3")
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "cli" / "trial_0" / "trial.json"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            if first.exists() and json.loads(first.read_text()).get("status") == "COMPLETED":
+                break
+            if process.poll() is not None:
+                pytest.fail("search finished before it could be killed")
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    score = json.loads(first.read_text())["score"]
+    resumed = subprocess.run([*args, "--retrain-best"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
+    assert len(trials) == 3 and trials["status"].eq("COMPLETED").all()
+    assert json.loads(first.read_text())["score"] == score  # trial 0 was not rerun
+    assert (tmp_path / "cli" / "best_run" / "model.keras").exists() and "retrained on train+val" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_distributed_search_with_a_chief_and_two_workers_on_localhost(motif_csv, tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    args = _tune_args(motif_csv, tmp_path, "--tuner", "random", "--max-trials", "4", "--max-epochs", "1",
+                      "--oracle-address", address)  # fmt: skip
+    chief = subprocess.Popen([*args, "--distributed", "chief"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    workers = [
+        subprocess.Popen([*args, "--distributed", "worker", "--worker-id", str(i)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for i in range(2)
+    ]
+    try:
+        outputs = [w.communicate(timeout=600) for w in workers]
+        chief_out, chief_err = chief.communicate(timeout=300)
+    finally:
+        for process in (chief, *workers):
+            process.kill()
+    assert chief.returncode == 0, chief_err[-3000:]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0 and "no trials left" in out, err[-3000:]
+    trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
+    assert len(trials) == 4 and trials["status"].eq("COMPLETED").all()
+    assert {"tuner0.json", "tuner1.json"} <= {p.name for p in (tmp_path / "cli").iterdir()}
