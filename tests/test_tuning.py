@@ -153,3 +153,26 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(motif_csv,
     trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
     assert len(trials) == 4 and trials["status"].eq("COMPLETED").all()
     assert {"tuner0.json", "tuner1.json"} <= {p.name for p in (tmp_path / "cli").iterdir()}
+
+
+MIRRORED_SEARCH = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from attngen_keras.tuning import TuneConfig, run_search
+config = TuneConfig(data=[sys.argv[1]], project_name="mirrored", directory=sys.argv[2], tuner="random",
+                    max_trials=1, max_epochs=2, batch_size=32, strategy="mirrored")
+tuner = run_search(config, verbose=0)
+trial = list(tuner.oracle.trials.values())[0]
+print("RESULT" + json.dumps({"replicas": tuner.distribution_strategy.num_replicas_in_sync,
+                             "status": str(trial.status), "score": trial.score}))
+"""
+
+
+def test_trials_train_under_mirrored_strategy_on_two_logical_cpus(motif_csv, tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SEARCH, motif_csv, str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("RESULT"))[len("RESULT"):])
+    assert summary["replicas"] == 2 and summary["status"] == "COMPLETED" and 0 <= summary["score"] <= 1
