@@ -9,6 +9,13 @@ from pathlib import Path
 METHOD_CHOICES = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam")
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_data_arguments(parser, required=True):
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -72,7 +79,7 @@ def _parser():
     _add_data_arguments(explain, required=False)
     explain.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
     explain.add_argument("--method", default="attention", choices=METHOD_CHOICES)
-    explain.add_argument("--n", type=int, default=3000, help="sequences (a fixed seeded subset)")
+    explain.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
     explain.add_argument(
         "--ground-truth", metavar="FILE",
         help="informative intervals per sequence id (CSV/TSV with id,start,end, or BED; 0-based, end "
@@ -85,7 +92,7 @@ def _parser():
     _add_data_arguments(perturb, required=False)
     perturb.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
     perturb.add_argument("--method", default="attention", choices=METHOD_CHOICES, help="importance used to rank positions")
-    perturb.add_argument("--n", type=int, default=3000, help="sequences (a fixed seeded subset)")
+    perturb.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
     perturb.add_argument(
         "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
         help="shares of each sequence's nucleotides to remove",
@@ -212,13 +219,24 @@ def _explain(args):
     from attngen_keras.explain.report import explain_split, write_report
     from attngen_keras.training import load_run_data
 
+    intervals = None
+    if args.ground_truth:  # checked before the (slow) importance computation
+        from attngen_keras.explain.ground_truth import ground_truth_mask, read_intervals
+
+        intervals = read_intervals(args.ground_truth)
     model, record, _, split = load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
+    crop = record.get("crop")
+    if intervals is not None and crop in ("center", "right"):
+        raise ValueError(
+            f"--ground-truth coordinates refer to the uncropped sequences, but this run crops long "
+            f"sequences at the {crop}; use a run trained with --crop left or without cropping"
+        )
     result = explain_split(model, split, record["class_names"], args.method, n=args.n)
     planted = None
-    if args.ground_truth:
-        from attngen_keras.explain.ground_truth import ground_truth_mask
-
-        planted = ground_truth_mask(args.ground_truth, result["ids"], result["valid"].sum(axis=1))
+    if intervals is not None:
+        planted = ground_truth_mask(
+            args.ground_truth, result["ids"], result["valid"].sum(axis=1), clip=crop == "left", intervals=intervals
+        )
     summary = write_report(result, args.out, args.method, planted=planted)
     c = summary["concentration"]
     print(
@@ -315,7 +333,8 @@ def _predict(args):
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    count = predict_file(args.model, args.fasta or args.csv, args.out, args.saliency, args.batch_size)
+    kind = "fasta" if args.fasta else "table"
+    count = predict_file(args.model, args.fasta or args.csv, args.out, args.saliency, args.batch_size, kind=kind)
     print(f"wrote {count} predictions to {args.out}")
 
 

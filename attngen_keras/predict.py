@@ -1,7 +1,8 @@
 """`attngen predict`: stream sequences through an exported model or a run directory.
 
-The input (FASTA, or CSV/TSV with a `seq` column and optional `id`) is read
-in batches, so memory stays flat however large the file. Sequences go
+The input (FASTA, or CSV/TSV with a `seq` column and optional `id`, plain or
+gzipped) is read as a stream, in batches, so memory stays flat however large
+the file. Sequences go
 through the same in-graph preprocessing as TF Serving (see
 `attngen_keras.export`), so predictions match the served model exactly.
 """
@@ -15,7 +16,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.data.readers import base_suffix, open_text
+from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
 
 
@@ -45,29 +46,58 @@ def resolve_model(path):
     return (lambda s: serve(sequences=s)), (lambda s: saliency(sequences=s)), facts
 
 
-def iter_records(path):
-    """Yields `(id, sequence)` from FASTA or CSV/TSV without loading the whole file."""
+def _open_stream(path):
+    """A text stream over plain or gzip input, read as it is consumed."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
+
+
+def iter_records(path, kind=None):
+    """Yields `(id, sequence)` from FASTA or CSV/TSV without loading the whole file.
+
+    Args:
+        path: the input file (optionally gzipped).
+        kind: `"fasta"` or `"table"` (default: from the file name).
+    """
+    import gzip
+    import zlib
+
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError("no such file", path)
     suffix = base_suffix(path)
-    if suffix in (".fa", ".fasta", ".fna"):
-        from Bio.SeqIO.FastaIO import SimpleFastaParser
-
-        with open_text(path) as handle:
-            count = 0
-            for title, sequence in SimpleFastaParser(handle):
-                count += 1
-                yield title.split()[0] if title.strip() else f"record{count}", sequence
-            if count == 0:
-                raise DataError("no FASTA records (expected '>id' header lines)", path)
-        return
-    if suffix not in (".csv", ".tsv", ".txt"):
+    if kind is None:
+        kind = "fasta" if suffix in FASTA_SUFFIXES else "table" if suffix in (*TABLE_SUFFIXES, ".txt") else None
+    if kind is None:
         raise DataError("unrecognized file type (expected FASTA or CSV/TSV, optionally gzipped)", path)
+    try:
+        yield from (_iter_fasta(path) if kind == "fasta" else _iter_table(path, suffix))
+    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
+        raise DataError(f"corrupt gzip file ({error})", path) from None
+
+
+def _iter_fasta(path):
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+    with _open_stream(path) as handle:
+        count = 0
+        for title, sequence in SimpleFastaParser(handle):
+            count += 1
+            yield title.split()[0] if title.strip() else f"record{count}", sequence
+        if count == 0:
+            raise DataError("no FASTA records (expected '>id' header lines)", path)
+
+
+def _iter_table(path, suffix):
     import pandas as pd
 
     separator = "\t" if suffix in (".tsv", ".txt") else ","
-    with open_text(path) as handle:
+    with _open_stream(path) as handle:
         try:
             chunks = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False, chunksize=10_000)
             row = 0
@@ -98,7 +128,7 @@ def _batches(records, size):
         yield batch
 
 
-def predict_file(model_path, input_path, out, saliency=False, batch_size=256, show_progress=True):
+def predict_file(model_path, input_path, out, saliency=False, batch_size=256, show_progress=True, kind=None):
     """Writes one TSV row per input sequence; returns the number of sequences.
 
     Columns: `id`, `predicted_class`, `prob_<class>` per class,
@@ -110,18 +140,31 @@ def predict_file(model_path, input_path, out, saliency=False, batch_size=256, sh
 
     >>> predict_file("saved_models/hof", "reads.fa", "preds.tsv")  # doctest: +SKIP
     """
+    if Path(out).is_dir():
+        raise DataError("is a directory; give a file name for the predictions", out)
     predict, importance, facts = resolve_model(model_path)
     class_names = facts["class_names"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     count = 0
+    try:
+        count = _write_predictions(partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out)
+    return count
+
+
+def _write_predictions(partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress):
+    count = 0
     with open(partial, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         header = ["id", "predicted_class", *[f"prob_{c}" for c in class_names], "invalid_characters", "truncated"]
         writer.writerow(header + (["importance"] if saliency else []))
         progress = tqdm(unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress)
-        for batch in _batches(iter_records(input_path), batch_size):
+        for batch in _batches(iter_records(input_path, kind), batch_size):
             ids = [r for r, _ in batch]
             strings = tf.constant([s.encode("ascii", "replace") for _, s in batch])
             result = {k: v.numpy() for k, v in predict(strings).items()}
@@ -137,5 +180,4 @@ def predict_file(model_path, input_path, out, saliency=False, batch_size=256, sh
             count += len(batch)
             progress.update(len(batch))
         progress.close()
-    partial.replace(out)
     return count

@@ -104,6 +104,9 @@ class SweepConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        names = [self.run_dir(f, 0).name for f in self.fractions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"--fractions must differ in the first two decimals (run directories), got {self.fractions}")
 
     def run_dir(self, fraction, seed):
         return Path(self.out) / "runs" / f"mask{fraction:.2f}_seed{seed}"

@@ -154,7 +154,7 @@ def _check_run_dir(out, config, overwrite):
         shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
         return "new"
     if not config_path.exists():
-        if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        if out.exists() and any(not p.name.startswith(LOCK_FILE) for p in out.iterdir()):
             raise RunError(
                 f"{out} exists and is not an attngen run directory; choose another --out"
             )
@@ -220,28 +220,35 @@ def _process_alive(pid):
 
 @contextlib.contextmanager
 def _run_lock(out):
-    """Holds `out/.lock` (the owner's pid) so two processes never write one run directory."""
+    """Holds `out/.lock` (the owner's pid) so two processes never write one run directory.
+
+    The lock appears atomically with its content (a hard link of a file that
+    already holds the pid), so another process never reads it half-written.
+    """
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
+    staged = out / f".lock.{os.getpid()}"
+    staged.write_text(str(os.getpid()))
+    try:
+        for _ in range(3):
             try:
-                owner = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and _process_alive(owner):
-                raise RunError(
-                    f"{out} is in use by another attngen process (pid {owner}); wait for it to finish "
-                    f"or stop it (if no such process exists, delete {path})"
-                ) from None
-            path.unlink(missing_ok=True)  # left by a killed process
-    else:
-        raise RunError(f"could not lock {out} (another process keeps taking {path})")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
+                os.link(staged, path)
+                break
+            except FileExistsError:
+                try:
+                    owner = int(path.read_text().strip())
+                except (OSError, ValueError):
+                    owner = None
+                if owner is None or (owner != os.getpid() and _process_alive(owner)):
+                    raise RunError(
+                        f"{out} is in use by another attngen process (pid {owner}); wait for it to finish "
+                        f"or stop it (if no such process exists, delete {path})"
+                    ) from None
+                path.unlink(missing_ok=True)  # left by a killed process
+        else:
+            raise RunError(f"could not lock {out} (another process keeps taking {path})")
+    finally:
+        staged.unlink(missing_ok=True)
     try:
         yield
     finally:

@@ -235,6 +235,9 @@ def run_search(config, verbose=None):
     dataset = _load(config)
     if "val" not in dataset.splits:
         raise ValueError("the search needs a validation split (the data has none and none could be carved)")
+    available = {"val_loss", "val_accuracy"} | ({"val_auc"} if dataset.num_classes == 2 else set())
+    if config.objective not in available:
+        raise ValueError(f"--objective {config.objective} is not computed for this data; choose one of {sorted(available)}")
     train_ds = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed)
     val_ds = make_tf_dataset(dataset["val"], config.batch_size)
     recalibration = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1)
@@ -245,7 +248,12 @@ def run_search(config, verbose=None):
         (config.project_dir / "dataset.json").write_text(
             json.dumps({"class_names": dataset.class_names, "length": dataset.length, "counts": dataset.summary()}, indent=2)
         )
-    tuner.search(train_ds, validation_data=val_ds, epochs=config.max_epochs, verbose=verbose, shuffle=False)
+    try:
+        tuner.search(train_ds, validation_data=val_ds, epochs=config.max_epochs, verbose=verbose, shuffle=False)
+    except RuntimeError as error:  # KerasTuner gives up after consecutive failed trials
+        from attngen_keras.training import RunError
+
+        raise RunError(f"the search stopped: {error} (the trial tracebacks are printed above)") from None
     if not is_worker:
         write_summary(tuner, config)
     return tuner
@@ -261,7 +269,10 @@ def trial_rows(tuner):
                 "trial": trial_id,
                 "status": str(trial.status),
                 "score": trial.score,
-                "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
+                # Hyperband continues trials from `tuner/initial_epoch`; best_step
+                # counts the epochs of that continuation only
+                "best_epoch": None if trial.best_step is None
+                else int(trial.best_step) + 1 + int(values.get("tuner/initial_epoch", 0)),
                 **values,
             }
         )

@@ -170,4 +170,4 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path):
     broken.write_text("ACGT\nACGT\n")
     result = attngen("predict", run, "--fasta", broken, "--out", tmp_path / "c.tsv")
     assert result.returncode == 2 and "broken.fa" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "c.tsv").exists()
+    assert not (tmp_path / "c.tsv").exists() and not (tmp_path / "c.tsv.partial").exists()

@@ -111,3 +111,11 @@ def test_invalid_fractions_are_rejected(motif_model):
     for bad in ([0.5, 0.1], [0, 1.5], []):
         with pytest.raises(ValueError, match="fractions"):
             perturbation_curves(model, split.tokens[:5], split.labels[:5], np.zeros((5, 60)), bad)
+
+
+def test_ties_are_broken_at_random_not_by_position():
+    scores = np.zeros((200, 20))  # a flat map: every position ties
+    orders = removal_orders(scores, np.ones((200, 20), bool), seed=0)
+    first_removed = orders["bottom"][:, 0]
+    assert len(set(first_removed.tolist())) > 10  # not always position 0
+    np.testing.assert_array_equal(orders["top"], removal_orders(scores, np.ones((200, 20), bool), seed=0)["top"])

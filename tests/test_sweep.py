@@ -96,3 +96,8 @@ def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
     # changing the budget of an existing sweep is refused, not mixed in
     with pytest.raises(RunError, match="different settings.*epochs"):
         run_sweep(SweepConfig(data=[str(motif_csv)], out=str(out), fractions=[0.0], seeds=[0], epochs=5))
+
+
+def test_fractions_sharing_a_run_directory_are_refused():
+    with pytest.raises(ValueError, match="first two decimals"):
+        SweepConfig(data=["x"], out="o", fractions=[0.12, 0.123])

@@ -176,3 +176,19 @@ def test_trials_train_under_mirrored_strategy_on_two_logical_cpus(motif_csv, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("RESULT"))[len("RESULT"):])
     assert summary["replicas"] == 2 and summary["status"] == "COMPLETED" and 0 <= summary["score"] <= 1
+
+
+def test_hyperband_best_epoch_counts_from_the_continued_trials_start():
+    from types import SimpleNamespace
+
+    from attngen_keras.tuning import trial_rows
+
+    def trial(best_step, initial):
+        values = {"filters": 32, "tuner/epochs": 6, "tuner/initial_epoch": initial}
+        return SimpleNamespace(hyperparameters=SimpleNamespace(values=values), status="COMPLETED",
+                               score=0.9, best_step=best_step)  # fmt: skip
+
+    tuner = SimpleNamespace(oracle=SimpleNamespace(trials={"0": trial(1, 0), "1": trial(1, 3), "2": trial(None, 0)}))
+    rows = trial_rows(tuner)
+    # a continued trial (from epoch 3) that peaked in its second epoch peaked at absolute epoch 5
+    assert [r["best_epoch"] for r in rows] == [2, 5, None]

@@ -60,20 +60,29 @@ def read_intervals(path):
     return pd.DataFrame({"id": frame["id"].str.strip(), "start": starts.astype(int), "end": ends.astype(int)})
 
 
-def ground_truth_mask(path, ids, lengths):
+def ground_truth_mask(path, ids, lengths, clip=False, intervals=None):
     """Boolean `(n, max_length)` mask of informative positions for sequences `ids`.
 
     Args:
         path: ground-truth file (see module docstring).
         ids: record ids of the explained sequences.
-        lengths: their valid lengths (an interval past the end is an error).
+        lengths: their valid lengths (an interval past the end is an error,
+            unless `clip`).
+        clip: clip intervals to the valid length (sequences cropped at the
+            end, `--crop left`: coordinates are unchanged, the tail is gone).
+        intervals: already read `read_intervals(path)` (read it if `None`).
 
     Returns:
         `(n, max(lengths))` bool array; rows of ids absent from the file are
         all False (no informative positions: skipped by localization metrics).
     """
-    intervals = read_intervals(path)
+    intervals = read_intervals(path) if intervals is None else intervals
     ids = [str(i) for i in ids]
+    seen = set()
+    for record in ids:
+        if record in seen:
+            raise DataError(f"the explained sequences share the id {record!r}, so ground truth by id is ambiguous", path)
+        seen.add(record)
     lengths = np.asarray(lengths, dtype=int)
     mask = np.zeros((len(ids), int(lengths.max()) if len(ids) else 0), dtype=bool)
     where = {record: i for i, record in enumerate(ids)}
@@ -82,7 +91,11 @@ def ground_truth_mask(path, ids, lengths):
         row = where.get(record)
         if row is None:
             continue
-        if end > lengths[row]:
+        if clip:
+            end = min(end, int(lengths[row]))
+            if start >= end:
+                continue
+        elif end > lengths[row]:
             raise DataError(f"interval {start}-{end} runs past the sequence end ({lengths[row]} nt)", path, record)
         mask[row, start:end] = True
         matched += 1

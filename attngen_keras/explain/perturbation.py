@@ -52,11 +52,15 @@ def removal_orders(scores, valid, seed=0):
     scores = np.asarray(scores, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool)
     rng = np.random.default_rng(seed)
-    # padding sorts after every valid position in all three orders
-    top = np.argsort(np.where(valid, -scores, np.inf), axis=1, kind="stable")
-    bottom = np.argsort(np.where(valid, scores, np.inf), axis=1, kind="stable")
-    random = np.argsort(np.where(valid, rng.random(scores.shape), np.inf), axis=1, kind="stable")
-    return {"top": top, "random": random, "bottom": bottom}
+    random_key = rng.random(scores.shape)
+    # padding sorts after every valid position in all three orders; ties in the
+    # importance (flat or sparse maps) are broken at random, not by position
+    padding = (~valid).astype(np.int8)
+
+    def order(primary):
+        return np.stack([np.lexsort((k, p, pad)) for k, p, pad in zip(random_key, primary, padding)])
+
+    return {"top": order(-scores), "random": order(random_key), "bottom": order(scores)}
 
 
 def remove_positions(tokens, order, fraction, replacement="N", rng=None):

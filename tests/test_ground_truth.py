@@ -1,0 +1,43 @@
+"""Ground-truth interval files: parsing, validation, cropping and id checks."""
+
+import numpy as np
+import pytest
+
+from attngen_keras.data.errors import DataError
+from attngen_keras.explain.ground_truth import ground_truth_mask, read_intervals
+
+
+def test_csv_and_bed_intervals_become_a_mask(tmp_path):
+    csv = tmp_path / "gt.csv"
+    csv.write_text("id,start,end\na,2,5\na,8,9\nb,0,1\nzzz,0,3\n")
+    mask = ground_truth_mask(csv, ["a", "b", "c"], [10, 10, 10])
+    assert np.flatnonzero(mask[0]).tolist() == [2, 3, 4, 8] and np.flatnonzero(mask[1]).tolist() == [0]
+    assert not mask[2].any()  # no intervals: skipped by the localization metrics
+    bed = tmp_path / "gt.bed"
+    bed.write_text("a\t2\t5\textra\n")
+    assert read_intervals(bed).values.tolist() == [["a", 2, 5]]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("id,start\na,1\n", "missing column"), ("id,start,end\na,5,5\n", "line 2"), ("id,start,end\na,x,3\n", "line 2"), ("", "empty")],
+)
+def test_bad_files_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "gt.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        ground_truth_mask(path, ["a"], [10])
+
+
+def test_intervals_past_the_end_duplicates_and_cropping(tmp_path):
+    path = tmp_path / "gt.csv"
+    path.write_text("id,start,end\na,8,14\nb,12,15\n")
+    with pytest.raises(DataError, match="runs past the sequence end"):
+        ground_truth_mask(path, ["a", "b"], [10, 10])
+    # cropped at the end (--crop left): coordinates hold, the tail is clipped away
+    clipped = ground_truth_mask(path, ["a", "b"], [10, 10], clip=True)
+    assert np.flatnonzero(clipped[0]).tolist() == [8, 9] and not clipped[1].any()
+    with pytest.raises(DataError, match="share the id 'a'"):
+        ground_truth_mask(path, ["a", "a"], [10, 10])
+    with pytest.raises(DataError, match="none of its ids match"):
+        ground_truth_mask(path, ["x"], [10])
