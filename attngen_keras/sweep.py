@@ -19,6 +19,10 @@ Per run the sweep records:
   replaced by N.
 
 The aggregate adds the seed-to-seed standard deviation of each figure.
+Data with a test split of its own (Genomic Benchmarks) is scored on the same
+test subset in every run; data without one gets its test split carved per
+seed, like `attngen train --seed`, so the seed-to-seed spread then also
+includes the test resampling.
 """
 
 import dataclasses

@@ -25,6 +25,9 @@ for ((i = 0; i < workers; i++)); do
   pids+=($!)
 done
 status=0
-for pid in "${pids[@]}" "$chief"; do wait "$pid" || status=$?; done
+# the chief returns once every worker is done; if it fails, stop the workers
+# (they would otherwise wait for the oracle for up to an hour)
+wait "$chief" || { status=$?; kill "${pids[@]}" 2>/dev/null || true; }
+for pid in "${pids[@]}"; do wait "$pid" || status=${status:-$?}; done
 tail -n 20 "$logs/$project.chief.log"
 exit $status
