@@ -28,6 +28,6 @@ status=0
 # the chief returns once every worker is done; if it fails, stop the workers
 # (they would otherwise wait for the oracle for up to an hour)
 wait "$chief" || { status=$?; kill "${pids[@]}" 2>/dev/null || true; }
-for pid in "${pids[@]}"; do wait "$pid" || status=${status:-$?}; done
+for pid in "${pids[@]}"; do wait "$pid" || { rc=$?; [ "$status" -eq 0 ] && status=$rc; }; done
 tail -n 20 "$logs/$project.chief.log"
 exit $status
