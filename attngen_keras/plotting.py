@@ -6,6 +6,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save_figure(fig, ax, path, legend=True, dpi=110):
+    """Grid, legend and tight layout on `ax`; writes `fig` to `path` and closes it."""
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_training_curves(history, path, title=""):
     """Loss, accuracy and (if present) the mask fraction per epoch.
 

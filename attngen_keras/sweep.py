@@ -155,12 +155,11 @@ def _score_run(config, fraction, seed, metrics, test_split):
     """The sweep row of one finished run."""
     import keras
 
-    from attngen_keras.data.alphabet import one_hot
+    from attngen_keras.data.alphabet import PAD, one_hot
     from attngen_keras.explain.importance import importance_scores
     from attngen_keras.explain.metrics import concentration_summary
     from attngen_keras.explain.perturbation import perturbation_curves
     from attngen_keras.explain.report import select_subset
-    from attngen_keras.data.alphabet import PAD
 
     run_dir = config.run_dir(fraction, seed)
     history = pd.read_csv(run_dir / "history.csv")
@@ -277,10 +276,7 @@ def markdown_table(summary, config):
 
 def plot_sweep(frame, summary, out, config):
     """`accuracy_vs_fraction.png`, `tradeoff.png` and `convergence.png`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from attngen_keras.plotting import plt, save_figure  # selects the Agg backend first
 
     out = Path(out)
     x = summary["mask_fraction"]
@@ -290,11 +286,7 @@ def plot_sweep(frame, summary, out, config):
                     color=color, label=f"{name.replace('_', ' ')} (mean ± sd over seeds)")  # fmt: skip
     ax.set_xlabel("target mask fraction")
     ax.set_ylabel("accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_fraction.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, ax, out / "accuracy_vs_fraction.png")
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.errorbar(summary["perturb_drop_top_mean"], summary["test_accuracy_mean"],
@@ -306,10 +298,7 @@ def plot_sweep(frame, summary, out, config):
     ax.set_xlabel(f"accuracy drop when the top {config.perturb_fraction:.0%} ({config.method}) are removed")
     ax.set_ylabel("test accuracy")
     ax.set_title("accuracy / interpretability trade-off (labels: mask fraction)", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "tradeoff.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, ax, out / "tradeoff.png", legend=False)
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     cmap = plt.get_cmap("viridis")
@@ -323,11 +312,7 @@ def plot_sweep(frame, summary, out, config):
     ax.axhline(config.target_accuracy, color="black", linestyle=":", label="target")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (mean over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "convergence.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, ax, out / "convergence.png")
 
 
 def write_sweep_tables(config):

@@ -186,10 +186,7 @@ def perturb_split(
 
 def plot_perturbation(result, path, title=None):
     """Accuracy vs removed fraction for the three rankings, with chance level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from attngen_keras.plotting import plt, save_figure  # selects the Agg backend first
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     styles = {"top": ("tab:red", "o"), "random": ("tab:gray", "s"), "bottom": ("tab:blue", "^")}
@@ -204,12 +201,7 @@ def plot_perturbation(result, path, title=None):
     ax.set_ylabel("accuracy")
     ax.set_ylim(min(0.0, min(min(v) for v in result["accuracy"].values())), 1.01)
     ax.set_title(title or f"{result.get('method', '')} perturbation, n={result.get('n', '')}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path)
 
 
 def write_perturbation(result, out):
