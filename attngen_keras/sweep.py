@@ -151,8 +151,24 @@ def first_epoch_reaching(values, target):
     return int(hits[0]) + 1 if len(hits) else None
 
 
-def _score_run(config, fraction, seed, metrics, test_split):
-    """The sweep row of one finished run."""
+def score_run(run_dir, metrics, test_split, *, method, eval_n, perturb_fraction, target_accuracy, seed):
+    """Convergence, stability, concentration and perturbation figures of one finished run.
+
+    Args:
+        run_dir: the run directory (`history.csv` and `model.keras`).
+        metrics: what `attngen_keras.training.train` returned for it.
+        test_split: the `EncodedSplit` scored (a fixed subset of `eval_n`).
+        method: importance method for concentration and perturbation.
+        eval_n: test sequences used for importance and perturbation.
+        perturb_fraction: share of nucleotides removed.
+        target_accuracy: validation accuracy that counts as converged.
+        seed: seed of the random-removal order.
+
+    Returns:
+        dict with the `_METRIC_COLUMNS`, `seconds_to_target` (training wall
+        seconds up to the end of the first epoch reaching the target),
+        `epochs_trained`, `best_epoch`, `mean_epoch_seconds` and `val_curve`.
+    """
     import keras
 
     from attngen_keras.data.alphabet import PAD, one_hot
@@ -161,24 +177,27 @@ def _score_run(config, fraction, seed, metrics, test_split):
     from attngen_keras.explain.perturbation import perturbation_curves
     from attngen_keras.explain.report import select_subset
 
-    run_dir = config.run_dir(fraction, seed)
+    run_dir = Path(run_dir)
     history = pd.read_csv(run_dir / "history.csv")
     val_curve = history["val_accuracy"].to_numpy() if "val_accuracy" in history else np.array([])
+    epochs_to_target = first_epoch_reaching(val_curve, target_accuracy)
+    seconds_to_target = None
+    if epochs_to_target is not None and "epoch_seconds" in history:
+        seconds_to_target = float(history["epoch_seconds"].to_numpy()[:epochs_to_target].sum())
     model = keras.models.load_model(run_dir / "model.keras")
-    # the same test subset for every run of the sweep
-    index = select_subset(len(test_split), config.eval_n, seed=0)
+    # the same test subset for every run
+    index = select_subset(len(test_split), eval_n, seed=0)
     tokens, labels = test_split.tokens[index], test_split.labels[index]
-    scores = importance_scores(model, one_hot(tokens), config.method)
+    scores = importance_scores(model, one_hot(tokens), method)
     concentration = concentration_summary(scores, tokens != PAD)
-    curves = perturbation_curves(model, tokens, labels, scores, [0.0, config.perturb_fraction], seed=seed)
+    curves = perturbation_curves(model, tokens, labels, scores, [0.0, perturb_fraction], seed=seed)
     accuracy = curves["accuracy"]
     return {
-        "mask_fraction": fraction,
-        "seed": seed,
         "val_accuracy": metrics.get("val", {}).get("accuracy", float("nan")),
         "test_accuracy": metrics["test"]["accuracy"],
         "test_auroc": metrics["test"].get("auroc", float("nan")),
-        "epochs_to_target": first_epoch_reaching(val_curve, config.target_accuracy),
+        "epochs_to_target": epochs_to_target,
+        "seconds_to_target": seconds_to_target,
         "val_acc_epoch_std": float(np.std(val_curve[1:])) if len(val_curve) > 2 else float("nan"),
         "gini": concentration["gini"],
         "top10_mass": concentration["top10_mass"],
@@ -186,8 +205,18 @@ def _score_run(config, fraction, seed, metrics, test_split):
         "perturb_drop_random": accuracy["random"][0] - accuracy["random"][1],
         "epochs_trained": metrics.get("epochs_trained"),
         "best_epoch": metrics.get("best_epoch"),
+        "mean_epoch_seconds": metrics.get("mean_epoch_seconds"),
         "val_curve": [float(v) for v in val_curve],
     }
+
+
+def _score_run(config, fraction, seed, metrics, test_split):
+    """The sweep row of one finished run."""
+    row = score_run(
+        config.run_dir(fraction, seed), metrics, test_split, method=config.method, eval_n=config.eval_n,
+        perturb_fraction=config.perturb_fraction, target_accuracy=config.target_accuracy, seed=seed,
+    )  # fmt: skip
+    return {"mask_fraction": fraction, "seed": seed, **row}
 
 
 def run_sweep(config, verbose=None):

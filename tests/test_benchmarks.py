@@ -1,0 +1,133 @@
+"""The benchmark scripts' own logic: aggregation, selection, references and counters."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import shared_path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+paper = _load("paper")
+speed = _load("speed")
+
+
+def _rows():
+    """Two seeds of four models; mask 0.30 has the best validation but worse test accuracy."""
+    figures = {
+        "attngen_m0.15": (0.95, 0.96),
+        "attngen_m0.30": (0.97, 0.94),
+        "cnn": (0.94, 0.95),
+        "gb_cnn": (0.90, 0.91),
+    }
+    rows = []
+    for model, (val, test) in figures.items():
+        for seed, jitter in ((0, -0.005), (1, 0.005)):
+            rows.append({
+                "dataset": "toy", "model": model, "seed": seed, "val_accuracy": val + jitter,
+                "test_accuracy": test + jitter, "test_auroc": 0.99, "epochs_to_target": 2 if model != "gb_cnn" else None,
+                "seconds_to_target": 10.0 if model != "gb_cnn" else None, "val_acc_epoch_std": 0.01, "gini": 0.2,
+                "perturb_drop_top": 0.3, "perturb_drop_random": 0.05, "mean_epoch_seconds": 5.0, "val_curve": [0.9, val],
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_paper_best_fraction_is_chosen_on_validation_not_test():
+    summary = paper.summarize(_rows())
+    assert paper.best_attngen(summary, "toy") == "attngen_m0.30"
+    bench = paper.Benchmark("toy", ["x"], goal=0.95)
+    results, details = paper.paper_json(summary, [bench])
+    entry = results["toy"]
+    assert entry["attngen_best"]["mask_fraction"] == 0.30
+    assert entry["attngen"]["mask_fraction"] == 0.15
+    # the verdict uses the validation-chosen model's test accuracy (0.94), not the better test (0.96)
+    verdict = details["toy"]["verdict"]
+    assert verdict["attngen_best_minus_better_cnn"] == pytest.approx(0.94 - 0.95)
+    assert verdict["attngen_best_ahead_of_both_cnns"] is False
+    assert verdict["attngen_default_minus_better_cnn"] == pytest.approx(0.01)
+    assert verdict["goal_met"] is False
+
+
+def test_paper_json_has_the_promised_shape_and_seed_statistics():
+    summary = paper.summarize(_rows())
+    results, _ = paper.paper_json(summary, [paper.Benchmark("toy", ["x"])])
+    json.dumps(results)  # serializable
+    for key in ("attngen", "cnn", "gb_cnn"):
+        entry = results["toy"][key]
+        for field in ("test_accuracy_mean", "test_accuracy_std", "val_accuracy_mean", "epochs_to_target_mean", "seeds"):
+            assert field in entry
+        assert entry["seeds"] == 2
+    assert results["toy"]["cnn"]["test_accuracy_mean"] == pytest.approx(0.95)
+    assert results["toy"]["cnn"]["test_accuracy_std"] == pytest.approx(0.005)
+    # a model that never reached the target has no mean, and 0 converged seeds
+    assert results["toy"]["gb_cnn"]["epochs_to_target_mean"] is None
+    assert results["toy"]["gb_cnn"]["converged_seeds"] == 0
+
+
+def test_paper_markdown_and_learning_curves(tmp_path):
+    frame = _rows()
+    summary = paper.summarize(frame)
+    results, details = paper.paper_json(summary, [paper.Benchmark("toy", ["x"], goal=0.9)])
+    table = paper.markdown(summary, results, details)
+    assert "| attngen_m0.30 | 0.9400 ± 0.0050 |" in table
+    assert "| gb_cnn |" in table and "never" in table
+    assert "Goal AttnGen ≥ 0.90: met" in table
+    path = tmp_path / "curves.png"
+    paper.plot_learning_curves(frame, results, details, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paper_run_keys_map_to_models_and_fractions(tmp_path):
+    bench = paper.Benchmark("toy", ["data.csv"], epochs=3, max_train=100)
+    keys = paper.model_keys([0.15, 0.3])
+    assert keys == ["attngen_m0.15", "attngen_m0.30", "cnn", "gb_cnn"]
+    configs = {key: paper.train_config(bench, key, 1, tmp_path, 64) for key in keys}
+    assert (configs["attngen_m0.30"].model, configs["attngen_m0.30"].mask_fraction) == ("attngen", 0.3)
+    assert configs["gb_cnn"].model == "gb-cnn"
+    assert all(c.patience == 0 and c.epochs == 3 and c.seed == 1 and c.max_train == 100 for c in configs.values())
+    assert len({c.out for c in configs.values()}) == len(keys)
+
+
+def test_reference_pipeline_reads_every_file_and_one_hot_encodes(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in ("negative", "positive"):
+        (tmp_path / label).mkdir()
+        for i in range(25):
+            (tmp_path / label / f"{i}.txt").write_text("".join(rng.choice(list("ACGT"), 40)))
+    seconds, seen, _ = speed.reference_pipeline_epoch(tmp_path, ["negative", "positive"])
+    assert seen == 50 and seconds > 0
+
+
+def test_train_step_flops_counts_the_convolutions():
+    model = speed.build_compiled("cnn", 200)
+    flops = speed.train_step_flops(model, 200)
+    # forward multiply-adds of the three convolutions (stem, two blocks), x2 for FLOPs
+    forward = 2 * speed.BATCH * (200 * 4 * 9 * 64 + 100 * 64 * 5 * 64 + 50 * 64 * 5 * 64)
+    # forward + backward (input and weight gradients) is about 3x the forward pass
+    assert 2.5 * forward < flops < 4 * forward
+
+
+def test_genome_windows_are_real_n_free_and_of_both_classes(tmp_path, monkeypatch):
+    monkeypatch.setattr(speed, "REFERENCES", shared_path("references"))
+    files = {label: tmp_path / f"{label}.fa" for label in ("fungus", "human")}
+    speed.write_genome_windows(files, 30, length=50, seed=1)
+    for label, path in files.items():
+        lines = path.read_text().splitlines()
+        headers, sequences = lines[0::2], lines[1::2]
+        assert len(sequences) == 30 and all(h.startswith(f">{label}_") for h in headers)
+        assert all(len(s) == 50 and set(s) <= set("ACGT") for s in sequences)
+        assert len(set(sequences)) == 30
