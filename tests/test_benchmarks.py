@@ -131,3 +131,16 @@ def test_genome_windows_are_real_n_free_and_of_both_classes(tmp_path, monkeypatc
         assert len(sequences) == 30 and all(h.startswith(f">{label}_") for h in headers)
         assert all(len(s) == 50 and set(s) <= set("ACGT") for s in sequences)
         assert len(set(sequences)) == 30
+
+
+def test_time_to_accuracy_warm_up_leaves_the_model_untrained():
+    import tensorflow as tf
+
+    model = speed.build_compiled("attngen", 50, mask_fraction=0.0)
+    x = np.eye(4, dtype="float32")[np.random.default_rng(0).integers(0, 4, (256, 50))]
+    data = tf.data.Dataset.from_tensor_slices((x, np.ones(256, "float32"))).batch(128)
+    before = [v.numpy().copy() for v in model.weights]
+    speed._trace_then_reset(model, data, data)
+    assert model.train_function is not None  # traced
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.weights))
+    assert int(model.optimizer.iterations.numpy()) == 0
