@@ -47,7 +47,8 @@ DEFAULT_FRACTION = 0.15
 ROW_FILE = "paper_row.json"
 FIGURES = (
     "test_accuracy", "val_accuracy", "test_auroc", "epochs_to_target", "seconds_to_target",
-    "val_acc_epoch_std", "gini", "perturb_drop_top", "perturb_drop_random", "mean_epoch_seconds",
+    "val_acc_epoch_std", "val_acc_fluctuation", "gini", "perturb_drop_top", "perturb_drop_random",
+    "mean_epoch_seconds",
 )  # fmt: skip
 
 
@@ -70,16 +71,18 @@ def benchmarks(quick=False):
     found = [
         Benchmark("human_or_fungus", [str(SHARED / "genomic_benchmarks" / "human_or_fungus")],
                   references=str(SHARED / "references"), epochs=3, max_train=15000,
-                  target_accuracy=0.97, goal=0.99),
+                  target_accuracy=0.985, goal=0.99),
         Benchmark("human_nontata_promoters_resplit", [str(gb_seq / "human_nontata_promoters_resplit")],
-                  epochs=10, target_accuracy=0.85, goal=0.90),
+                  epochs=10, target_accuracy=0.83, goal=0.90),
         Benchmark("human_enhancers_cohn_resplit", [str(gb_seq / "human_enhancers_cohn_resplit")],
                   epochs=8, target_accuracy=0.70),
     ]  # fmt: skip
     demo = demo_human_or_worm_sequences()
+    if demo is None and online():
+        demo = "demo_human_or_worm"  # load_dataset downloads it with genomic_benchmarks
     if demo is not None:
         found.insert(0, Benchmark("demo_human_or_worm", [str(demo)], epochs=3, max_train=15000,
-                                  target_accuracy=0.93))  # fmt: skip
+                                  target_accuracy=0.95))  # fmt: skip
     if quick:
         for bench in found:
             bench.epochs, bench.max_train = 2, 2000
@@ -94,6 +97,17 @@ def demo_human_or_worm_sequences():
         if (root / "demo_human_or_worm" / "train").is_dir():
             return root / "demo_human_or_worm"
     return None
+
+
+def online(host="github.com", timeout=3):
+    """Whether the Genomic Benchmarks downloads could be reached."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def model_keys(fractions):
@@ -115,6 +129,26 @@ def train_config(bench, key, seed, out, batch_size):
     )  # fmt: skip
 
 
+def convergence(row, run_dir, target):
+    """Convergence and stability figures of a run, recomputed from its history for `target`.
+
+    - `epochs_to_target`: first epoch (1-based) whose validation accuracy reaches `target`;
+    - `seconds_to_target`: wall seconds of the epochs up to it (`EpochTimer`: training,
+      validation, AttnGen's BatchNorm recalibration and the first epoch's tracing);
+    - `val_acc_fluctuation`: mean |change| of validation accuracy between consecutive
+      epochs after the first (epoch-to-epoch instability).
+    """
+    from attngen_keras.sweep import first_epoch_reaching
+
+    history = pd.read_csv(Path(run_dir) / "history.csv")
+    curve = history["val_accuracy"].to_numpy()
+    epochs = first_epoch_reaching(curve, target)
+    seconds = float(history["epoch_seconds"].to_numpy()[:epochs].sum()) if epochs else None
+    fluctuation = float(np.mean(np.abs(np.diff(curve[1:])))) if len(curve) > 2 else float("nan")
+    return {**row, "epochs_to_target": epochs, "seconds_to_target": seconds, "val_acc_fluctuation": fluctuation,
+            "target_accuracy": target}  # fmt: skip
+
+
 def run_benchmark(bench, keys, seeds, out, args):
     """Trains and scores every (model, seed) of one dataset; returns the rows."""
     from attngen_keras.data import load_dataset
@@ -130,7 +164,7 @@ def run_benchmark(bench, keys, seeds, out, args):
             label = f"{bench.name}: {key}, seed {seed}"
             if row_path.exists():
                 print(f"{label}: done before, kept")
-                rows.append(json.loads(row_path.read_text()))
+                rows.append(convergence(json.loads(row_path.read_text()), config.out, bench.target_accuracy))
                 continue
             print(f"{label}: training {bench.epochs} epochs", flush=True)
             if dataset is None:
@@ -143,16 +177,20 @@ def run_benchmark(bench, keys, seeds, out, args):
             row.update({"dataset": bench.name, "model": key, "seed": seed})
             row_path.write_text(json.dumps(row, indent=2))
             print(f"{label}: test accuracy {row['test_accuracy']:.4f}", flush=True)
-            rows.append(row)
+            rows.append(convergence(row, config.out, bench.target_accuracy))
     return rows
 
 
 def summarize(frame):
-    """Mean and seed-to-seed std of every figure, per (dataset, model)."""
+    """Mean and seed-to-seed (sample, ddof=1) std of every figure, per (dataset, model).
+
+    `epochs_to_target` and `seconds_to_target` average the seeds that reached the
+    target only (`converged` counts them).
+    """
     numeric = frame[["dataset", "model", *FIGURES]].copy()
     numeric[list(FIGURES)] = numeric[list(FIGURES)].astype(float)
     grouped = numeric.groupby(["dataset", "model"], sort=False)
-    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
     summary["seeds"] = grouped.size()
     summary["converged"] = grouped["epochs_to_target"].count()
     return summary.reset_index()
@@ -226,7 +264,7 @@ def markdown(summary, results, details):
             f"attngen_best = mask {best:.2f}, chosen on validation)",
             "",
             f"| model | test acc | val acc | test AUROC | epochs to val ≥ {protocol['target_accuracy']} "
-            "| s to target | val acc std over epochs | s/epoch | saliency Gini | drop, top 20% removed | drop, random 20% |",
+            "| s to target | val acc mean abs change per epoch | s/epoch | saliency Gini | drop, top 20% removed | drop, random 20% |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for _, row in summary[summary["dataset"] == dataset].iterrows():
@@ -235,10 +273,16 @@ def markdown(summary, results, details):
             seconds = "—" if np.isnan(row["seconds_to_target_mean"]) else f"{row['seconds_to_target_mean']:.0f}"
             lines.append(
                 f"| {row['model']} | {cell(row, 'test_accuracy')} | {cell(row, 'val_accuracy')} | "
-                f"{cell(row, 'test_auroc')} | {epochs} | {seconds} | {cell(row, 'val_acc_epoch_std')} | "
+                f"{cell(row, 'test_auroc')} | {epochs} | {seconds} | {cell(row, 'val_acc_fluctuation')} | "
                 f"{row['mean_epoch_seconds_mean']:.1f} | {cell(row, 'gini', 3)} | {cell(row, 'perturb_drop_top', 3)} | "
                 f"{cell(row, 'perturb_drop_random', 3)} |"
             )
+        lines += [
+            "",
+            "Epochs and seconds to target average the seeds that reached it; seconds are epoch wall "
+            "times (training, validation, BatchNorm recalibration, first-epoch tracing). Std: sample "
+            "std over seeds.",
+        ]
         verdict = details[dataset]["verdict"]
         goal = ""
         if "goal_met" in verdict:
@@ -309,15 +353,17 @@ def main(argv=None):
         if unknown:
             sys.exit(f"unknown or unavailable datasets: {sorted(unknown)}; have {[b.name for b in benches]}")
         benches = [b for b in benches if b.name in args.datasets]
-    if demo_human_or_worm_sequences() is None:
-        print("demo_human_or_worm: skipped (its sequences need a download from Ensembl; "
-              "run genomic_benchmarks.loc2seq.download_dataset('demo_human_or_worm') online first)")  # fmt: skip
+    if "demo_human_or_worm" not in {b.name for b in benches}:
+        print("demo_human_or_worm: skipped (not cached and no network: its sequences need a "
+              "download from Ensembl through genomic_benchmarks)")  # fmt: skip
 
     keys = model_keys(args.fractions)
     start = time.perf_counter()
     rows = []
     for bench in benches:
         rows += run_benchmark(bench, keys, args.seeds, out, args)
+    if not rows:
+        sys.exit("no runs: nothing to summarize")
     frame = pd.DataFrame(rows)
     summary = summarize(frame)
     results, details = paper_json(summary, benches)
