@@ -166,6 +166,9 @@ def run_benchmark(bench, keys, seeds, out, args):
                 print(f"{label}: done before, kept")
                 rows.append(convergence(json.loads(row_path.read_text()), config.out, bench.target_accuracy))
                 continue
+            if args.summarize_only:
+                print(f"{label}: not run yet, left out (--summarize-only)")
+                continue
             print(f"{label}: training {bench.epochs} epochs", flush=True)
             if dataset is None:
                 dataset = load_dataset(bench.data, bench.references, seed=seed, cache_dir=_cache_dir("default"))
@@ -340,6 +343,7 @@ def main(argv=None):
     parser.add_argument("--eval-n", type=int, default=1000, help="test sequences for saliency and perturbation")
     parser.add_argument("--out", default=None, help="work directory (default benchmarks/results/paper[_quick])")
     parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--summarize-only", action="store_true", help="tables from the finished runs; train nothing")
     args = parser.parse_args(argv)
 
     if DEFAULT_FRACTION not in args.fractions:
