@@ -343,6 +343,8 @@ def main(argv=None):
     parser.add_argument("--eval-n", type=int, default=1000, help="test sequences for saliency and perturbation")
     parser.add_argument("--out", default=None, help="work directory (default benchmarks/results/paper[_quick])")
     parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--epochs", type=int, help="override every dataset's epoch budget")
+    parser.add_argument("--max-train", type=int, help="override every dataset's training subset (0: all)")
     parser.add_argument("--summarize-only", action="store_true", help="tables from the finished runs; train nothing")
     args = parser.parse_args(argv)
 
@@ -357,6 +359,10 @@ def main(argv=None):
         if unknown:
             sys.exit(f"unknown or unavailable datasets: {sorted(unknown)}; have {[b.name for b in benches]}")
         benches = [b for b in benches if b.name in args.datasets]
+    for bench in benches:
+        bench.epochs = args.epochs or bench.epochs
+        if args.max_train is not None:
+            bench.max_train = args.max_train or None
     if "demo_human_or_worm" not in {b.name for b in benches}:
         print("demo_human_or_worm: skipped (not cached and no network: its sequences need a "
               "download from Ensembl through genomic_benchmarks)")  # fmt: skip
