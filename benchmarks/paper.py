@@ -75,7 +75,7 @@ def benchmarks(quick=False):
         Benchmark("human_nontata_promoters_resplit", [str(gb_seq / "human_nontata_promoters_resplit")],
                   epochs=10, target_accuracy=0.83, goal=0.90),
         Benchmark("human_enhancers_cohn_resplit", [str(gb_seq / "human_enhancers_cohn_resplit")],
-                  epochs=8, target_accuracy=0.70),
+                  epochs=8, target_accuracy=0.67),
     ]  # fmt: skip
     demo = demo_human_or_worm_sequences()
     if demo is None and online():
