@@ -46,6 +46,21 @@ def test_exactly_lowest_fraction_of_valid_positions_masked_in_training():
         assert np.all(zeroed[i][valid[i] == 0])
 
 
+def test_tied_scores_still_drop_exactly_the_fraction_leftmost_first():
+    # identical features give identical attention logits at every position
+    features = np.ones((3, 12, 6), "float32")
+    valid = np.ones((3, 12), "float32")
+    valid[1, 9:] = 0
+    valid[2, 1:] = 0
+    keep = SaliencyMask(attention_units=8, mask_fraction=0.25)(
+        [features, valid], training=True
+    )
+    zeroed = np.all(np.asarray(keep) == 0, axis=-1)
+    assert np.flatnonzero(zeroed[0]).tolist() == [0, 1, 2]  # floor(0.25 * 12) = 3
+    assert np.flatnonzero(zeroed[1] & (valid[1] == 1)).tolist() == [0, 1]  # floor(0.25 * 9) = 2
+    assert not zeroed[2, 0]  # floor(0.25 * 1) = 0: the only position stays
+
+
 def test_no_masking_at_inference():
     features, valid = _inputs()
     layer = _layer(0.5)

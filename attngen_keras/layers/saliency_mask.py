@@ -128,14 +128,26 @@ class SaliencyMask(keras.layers.Layer):
         return outputs
 
     def _keep_mask(self, logits, is_valid, n_valid):
-        """1.0 for kept positions, 0.0 for the lowest-scoring valid ones."""
+        """1.0 for kept positions, 0.0 for the lowest-scoring valid ones.
+
+        One sort per sequence gives the score of the last dropped position;
+        everything below it is dropped, and of the positions tied with it the
+        leftmost ones, so exactly `n_drop` positions go (one sort is cheaper
+        than ranking every position with two argsorts).
+        """
         ranking = ops.stop_gradient(ops.where(is_valid, logits, -_NEG_LARGE))
-        order = ops.argsort(ranking, axis=-1)
-        ranks = ops.cast(ops.argsort(order, axis=-1), "float32")
         n_drop = ops.floor(
             ops.cast(self.mask_fraction, "float32") * n_valid + _FLOOR_EPSILON
         )
-        return ops.cast(ranks >= n_drop, "float32")
+        last_dropped = ops.cast(ops.maximum(n_drop - 1.0, 0.0), "int32")
+        threshold = ops.take_along_axis(ops.sort(ranking, axis=-1), last_dropped, axis=-1)
+        below = ranking < threshold
+        tied = ops.cast(ranking == threshold, "float32")
+        tie_order = ops.cumsum(tied, axis=-1) - tied
+        ties_to_drop = n_drop - ops.sum(ops.cast(below, "float32"), axis=-1, keepdims=True)
+        drop = ops.logical_or(below, ops.logical_and(tied > 0, tie_order < ties_to_drop))
+        drop = ops.logical_and(drop, n_drop > 0)
+        return 1.0 - ops.cast(drop, "float32")
 
     def compute_output_shape(self, input_shape):
         feature_shape = input_shape[0] if _is_pair(input_shape) else input_shape
