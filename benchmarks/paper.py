@@ -16,7 +16,7 @@ validation accuracy, and, with gradient saliency for every model (attention
 exists only in AttnGen), the accuracy drop when the top or a random 20% of
 nucleotides are replaced by N, and the Gini concentration of the saliency.
 
-    python benchmarks/paper.py            # all datasets, 3 seeds (about 40 min on 2 cores)
+    python benchmarks/paper.py            # all datasets, 3 seeds (about 35 min on 2 cores)
     python benchmarks/paper.py --quick    # small subsets, 2 epochs (a smoke test, minutes)
 
 Runs are resumable (each finished run leaves a row file). Writes

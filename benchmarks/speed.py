@@ -22,7 +22,7 @@ Sections (all on `human_or_fungus` from ../shared/data unless noted):
    cut from the shared reference genomes, and streaming `predict` over a
    1M-sequence FASTA with its RSS sampled over time.
 
-    python benchmarks/speed.py            # everything (about 25 min on 2 cores)
+    python benchmarks/speed.py            # everything (about 15 min on 2 cores)
     python benchmarks/speed.py --quick    # smaller scales and fewer repeats
 
 Prints Markdown tables, writes benchmarks/results/speed.json (quick:
