@@ -95,7 +95,6 @@ def run_child(task, **kwargs):
 
 
 def machine():
-    import keras
     import tensorflow as tf
 
     cpu = platform.processor() or platform.machine()
@@ -129,12 +128,6 @@ def matmul_peak_gflops(n=2048, repeats=10):
         matmul(a, b).numpy()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
-
-
-def encoded_sequences(n, length, seed=0):
-    """(tokens uint8, labels) of `n` random sequences (for shape-only timing)."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 4, (n, length)).astype("uint8"), rng.integers(0, 2, n).astype("int32")
 
 
 # ---------------------------------------------------------------- 1. pipeline
@@ -228,8 +221,6 @@ def pipeline_section(work, quick):
 
 
 def build_compiled(kind, length, mask_fraction=0.15):
-    import keras
-
     from attngen_keras.models import build_model, compile_classifier
 
     keras.utils.set_random_seed(0)
@@ -267,7 +258,6 @@ def saliency_layer_profile(length, channels=64, repeats=30):
     Where AttnGen's extra step time goes: the attention scorer on full-resolution
     features, or the masking (two argsorts per sequence).
     """
-    import keras
     import tensorflow as tf
 
     from attngen_keras.layers import SaliencyMask
