@@ -41,6 +41,7 @@ _IDENTITY_FIELDS = (
     "data", "references", "model", "epochs", "batch_size", "learning_rate", "length",
     "crop", "mask_fraction", "warmup_epochs", "start_epoch", "schedule", "seed",
     "val_fraction", "test_fraction", "reverse_complement", "backbone", "max_train",
+    "preset", "attention",
 )  # fmt: skip
 
 
@@ -78,6 +79,11 @@ class TrainConfig:
         max_train: train on a seeded, class-stratified subset of at most this
             many training sequences (quick runs and sweeps; val and test are
             unchanged).
+        preset: AttnGen variant, `faithful` (default) or `paper` (see
+            `attngen_keras.models.PRESETS`).
+        attention: AttnGen options overriding the preset (`mask_on`,
+            `inference`, `temperature`, `stem_activation`,
+            `faithfulness_weight`, `faithfulness_fraction`).
     """
 
     data: list
@@ -103,6 +109,8 @@ class TrainConfig:
     cache_dir: str = "default"
     jit_compile: object = "auto"
     max_train: int = None
+    preset: str = "faithful"
+    attention: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         checks = [
@@ -291,7 +299,7 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
     with strategy.scope():
         kwargs = dict(config.backbone)
         if config.model == "attngen":
-            kwargs["mask_fraction"] = 0.0
+            kwargs.update(mask_fraction=0.0, preset=config.preset, seed=config.seed, **config.attention)
         model = build_model(config.model, dataset.length, dataset.num_classes, **kwargs)
         compile_classifier(model, dataset.num_classes, config.learning_rate, config.jit_compile)
 

@@ -90,7 +90,7 @@ def test_gradients_reach_attention_weights_through_masking():
     for name, grad in zip(names, grads):
         assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0, name
     assert "mask_fraction" not in names
-    assert [v.name for v in layer.non_trainable_variables] == ["mask_fraction"]
+    assert [v.name for v in layer.non_trainable_variables] == ["mask_fraction", "uniform_attention"]
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

@@ -18,6 +18,11 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     passes in training mode over `data` (which only updates BatchNorm
     statistics: no gradient step is taken), and restores the fractions.
 
+    Models trained with a faithfulness loss (`AttnGen(faithfulness_weight>0)`)
+    also update BatchNorm statistics on perturbed copies of each batch, so
+    they are recalibrated too; SaliencyMasks with `inference="hard"` keep
+    their fraction (they mask at inference as well).
+
     Args:
         data: a `tf.data.Dataset` (or iterable) of training batches `x` or
             `(x, y)`.
@@ -59,12 +64,15 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         return self._forward
 
     def recalibrate(self):
-        """Runs the recalibration now."""
+        """Runs the recalibration now (a no-op when nothing needs it)."""
         layers = find_saliency_masks(self.model)
-        saved = [float(keras.ops.convert_to_numpy(layer.mask_fraction)) for layer in layers]
-        if not any(saved):
+        # masks that act at inference too ("hard") keep their fraction
+        soft = [layer for layer in layers if getattr(layer, "inference", "soft") == "soft"]
+        saved = [float(keras.ops.convert_to_numpy(layer.mask_fraction)) for layer in soft]
+        perturbed = float(getattr(self.model, "faithfulness_weight", 0.0) or 0.0) > 0
+        if not any(saved) and not perturbed:
             return
-        for layer in layers:
+        for layer in soft:
             layer.mask_fraction.assign(0.0)
         forward = self._training_forward()
         try:
@@ -73,7 +81,7 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 forward(x)
         finally:
-            for layer, value in zip(layers, saved):
+            for layer, value in zip(soft, saved):
                 layer.mask_fraction.assign(value)
 
     def _next_batch(self):

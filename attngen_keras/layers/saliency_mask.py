@@ -8,6 +8,42 @@ from keras import ops
 # intended number of positions.
 _FLOOR_EPSILON = 1e-4
 _NEG_LARGE = -1e9
+INFERENCE_MODES = ("soft", "hard")
+
+
+def lowest_fraction_mask(ranking, is_valid, fraction):
+    """Boolean `(batch, length)`: the lowest-ranked `floor(fraction * n_valid)` valid positions.
+
+    One sort per sequence gives the value of the last selected position;
+    everything below it is selected, and of the positions tied with it the
+    leftmost ones, so exactly `floor(fraction * n_valid)` positions are chosen
+    (one sort is cheaper than ranking every position with two argsorts).
+    Padding (`is_valid` False) is never selected. Take `-ranking` to select the
+    highest-ranked positions instead.
+
+    Args:
+        ranking: `(batch, length)` float scores (no gradient is taken).
+        is_valid: `(batch, length)` bool.
+        fraction: scalar or `(batch, 1)` share of each row's valid positions.
+
+    Example:
+
+    >>> r = keras.ops.convert_to_tensor([[0.3, 0.1, 0.2, 0.9]])
+    >>> keras.ops.convert_to_numpy(
+    ...     lowest_fraction_mask(r, r > -1, 0.5)).tolist()
+    [[False, True, True, False]]
+    """
+    ranking = ops.stop_gradient(ops.where(is_valid, ops.cast(ranking, "float32"), -_NEG_LARGE))
+    n_valid = ops.sum(ops.cast(is_valid, "float32"), axis=-1, keepdims=True)
+    n_drop = ops.floor(ops.cast(fraction, "float32") * n_valid + _FLOOR_EPSILON)
+    last_dropped = ops.cast(ops.maximum(n_drop - 1.0, 0.0), "int32")
+    threshold = ops.take_along_axis(ops.sort(ranking, axis=-1), last_dropped, axis=-1)
+    below = ranking < threshold
+    tied = ops.cast(ranking == threshold, "float32")
+    tie_order = ops.cumsum(tied, axis=-1) - tied
+    ties_to_drop = n_drop - ops.sum(ops.cast(below, "float32"), axis=-1, keepdims=True)
+    drop = ops.logical_or(below, ops.logical_and(tied > 0, tie_order < ties_to_drop))
+    return ops.logical_and(ops.logical_and(drop, n_drop > 0), is_valid)
 
 
 @keras.saving.register_keras_serializable(package="attngen")
@@ -15,34 +51,51 @@ class SaliencyMask(keras.layers.Layer):
     """Scores every position with attention and masks the least salient ones.
 
     For per-position features `h` of shape `(batch, length, channels)` the
-    layer computes additive-attention logits `v^T tanh(W h + b)`, a softmax
-    over the *valid* positions of each sequence (padding gets probability 0),
-    and reweights the features by `score * n_valid` (so uniform attention is
-    the identity). In training only, it then zeroes the positions whose score
-    lies in the lowest `mask_fraction` of each sequence's valid positions:
-    exactly `floor(mask_fraction * n_valid)` positions per sequence. The
-    threshold is computed from the scores without gradient; gradients still
-    reach the attention parameters through the reweighting. At inference no
-    position is masked. Padded positions are always zeroed.
+    layer computes additive-attention logits `v^T tanh(W h + b) / temperature`,
+    a softmax over the *valid* positions of each sequence (padding gets
+    probability 0) and the weights `w = score * n_valid` (uniform attention
+    gives `w = 1`). The lowest `mask_fraction` of each sequence's valid
+    positions, exactly `floor(mask_fraction * n_valid)` of them, are masked:
+    a masked position becomes `fill_value`, a kept one
+    `fill_value + (h - fill_value) * multiplier`.
 
-    `mask_fraction` is a non-trainable `keras.Variable`; assign to it (for
-    example from `attngen_keras.callbacks.MaskingSchedule`) and the new value
-    is used by already-compiled train steps.
+    - `inference="soft"` (the paper): `multiplier = w`, and positions are
+      masked in training only; at inference every position is kept and
+      reweighted. Gradients reach the attention through the reweighting.
+    - `inference="hard"` (select-then-predict): the keep mask is applied in
+      training *and* at inference, and kept positions pass unchanged
+      (`multiplier = 1`): what follows sees only the selected positions.
+      In training the multiplier is the straight-through estimator
+      `keep + w - stop_gradient(w)`, so gradients reach the attention.
+
+    The attention can be computed from other features than the ones it
+    masks: with inputs `[values, valid, context]` the logits come from
+    `context` and the mask acts on `values` (e.g. the one-hot nucleotides,
+    with `fill_value=0.25`, the encoding of N).
+
+    `mask_fraction` and `uniform_attention` are non-trainable
+    `keras.Variable`s: assign to them (e.g. from `MaskingSchedule`) and
+    already-compiled steps use the new value. `uniform_attention = 1`
+    replaces the attention by uniform weights and masks nothing (the
+    uniform-attention control of Wiegreffe & Pinter, 2019).
 
     Args:
         attention_units: width of the hidden layer of the attention scorer.
-        mask_fraction: initial fraction of valid positions masked in training,
-            in `[0, 1)`.
-        return_scores: if `True`, the layer returns `(features, scores)` where
+        mask_fraction: initial fraction of valid positions masked, in `[0, 1)`.
+        return_scores: if `True`, the layer returns `(values, scores)` where
             `scores` has shape `(batch, length)`, sums to 1 over the valid
             positions and is 0 on padding.
+        inference: `"soft"` or `"hard"` (see above).
+        temperature: divides the attention logits (< 1: sharper attention).
+        fill_value: what a masked position becomes (0 for features, 0.25 for
+            one-hot nucleotides, i.e. N).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        inputs: a tensor `(batch, length, channels)` or a list
-            `[features, valid]` where `valid` is `(batch, length)` with 1 for
-            real positions and 0 for padding.
-        training: Python bool; masking happens only when `True`.
+        inputs: a tensor `(batch, length, channels)`, or a list
+            `[values, valid]` or `[values, valid, context]`, where `valid` is
+            `(batch, length)` with 1 for real positions and 0 for padding.
+        training: Python bool; soft masking happens only when `True`.
 
     Example:
 
@@ -56,7 +109,14 @@ class SaliencyMask(keras.layers.Layer):
     """
 
     def __init__(
-        self, attention_units=32, mask_fraction=0.0, return_scores=False, **kwargs
+        self,
+        attention_units=32,
+        mask_fraction=0.0,
+        return_scores=False,
+        inference="soft",
+        temperature=1.0,
+        fill_value=0.0,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         mask_fraction = float(mask_fraction)
@@ -68,8 +128,15 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(
                 f"attention_units must be >= 1, got {attention_units}"
             )
+        if inference not in INFERENCE_MODES:
+            raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
+        if not float(temperature) > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
         self.return_scores = bool(return_scores)
+        self.inference = inference
+        self.temperature = float(temperature)
+        self.fill_value = float(fill_value)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
             name="mask_fraction",
@@ -80,8 +147,11 @@ class SaliencyMask(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        feature_shape = input_shape[0] if _is_pair(input_shape) else input_shape
-        channels = feature_shape[-1]
+        if _is_list(input_shape):
+            score_shape = input_shape[2] if len(input_shape) == 3 else input_shape[0]
+        else:
+            score_shape = input_shape
+        channels = score_shape[-1]
         if channels is None:
             raise ValueError("SaliencyMask needs a known channel dimension")
         self.attention_kernel = self.add_weight(
@@ -97,63 +167,72 @@ class SaliencyMask(keras.layers.Layer):
             shape=(self.attention_units, 1),
             initializer="glorot_uniform",
         )
+        # Created last so that models saved before it existed still load.
+        self.uniform_attention = self.add_weight(
+            name="uniform_attention",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            dtype="float32",
+        )
+
+    def load_own_variables(self, store):
+        if len(store.keys()) == len(self.variables) - 1:
+            # saved before `uniform_attention` existed: it stays 0
+            for i, variable in enumerate(self.variables[:-1]):
+                variable.assign(store[str(i)])
+            return
+        super().load_own_variables(store)
 
     def attention_logits(self, features):
         """Unnormalized per-position attention logits, `(batch, length)`."""
         hidden = ops.tanh(
             ops.matmul(features, self.attention_kernel) + self.attention_bias
         )
-        return ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1)
+        return ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1) / self.temperature
 
     def call(self, inputs, training=None):
-        if _is_pair(inputs):
-            features, valid = inputs
+        if _is_list(inputs):
+            values, valid = inputs[0], inputs[1]
+            context = inputs[2] if len(inputs) == 3 else values
             valid = ops.cast(valid, self.compute_dtype)
         else:
-            features = inputs
-            valid = ops.ones(ops.shape(features)[:-1], dtype=self.compute_dtype)
+            values = context = inputs
+            valid = ops.ones(ops.shape(values)[:-1], dtype=self.compute_dtype)
         is_valid = valid > 0
-        logits = ops.cast(self.attention_logits(features), "float32")
+        uniform = ops.cast(self.uniform_attention, "float32")
+        logits = ops.cast(self.attention_logits(context), "float32") * (1.0 - uniform)
         logits = ops.where(is_valid, logits, _NEG_LARGE)
         scores = ops.softmax(logits, axis=-1) * ops.cast(is_valid, "float32")
         n_valid = ops.sum(ops.cast(is_valid, "float32"), axis=-1, keepdims=True)
         weights = scores * n_valid
-        if training:
-            weights = weights * self._keep_mask(logits, is_valid, n_valid)
-        outputs = features * ops.expand_dims(
-            ops.cast(weights, features.dtype), axis=-1
-        )
+        fraction = ops.cast(self.mask_fraction, "float32") * (1.0 - uniform)
+        if self.inference == "hard":
+            keep = 1.0 - ops.cast(lowest_fraction_mask(logits, is_valid, fraction), "float32")
+            if training:
+                multiplier = keep + weights - ops.stop_gradient(weights)
+            else:
+                multiplier = keep
+        elif training:
+            keep = 1.0 - ops.cast(lowest_fraction_mask(logits, is_valid, fraction), "float32")
+            multiplier = weights * keep
+        else:
+            multiplier = weights
+        multiplier = ops.expand_dims(ops.cast(multiplier * ops.cast(is_valid, "float32"), values.dtype), axis=-1)
+        fill = ops.cast(self.fill_value, values.dtype)
+        outputs = fill + (values - fill) * multiplier
+        if self.fill_value != 0.0:
+            # padding stays padding (all-zero), whatever the fill
+            outputs = outputs * ops.expand_dims(ops.cast(valid, values.dtype), axis=-1)
         if self.return_scores:
             return outputs, ops.cast(scores, self.compute_dtype)
         return outputs
 
-    def _keep_mask(self, logits, is_valid, n_valid):
-        """1.0 for kept positions, 0.0 for the lowest-scoring valid ones.
-
-        One sort per sequence gives the score of the last dropped position;
-        everything below it is dropped, and of the positions tied with it the
-        leftmost ones, so exactly `n_drop` positions go (one sort is cheaper
-        than ranking every position with two argsorts).
-        """
-        ranking = ops.stop_gradient(ops.where(is_valid, logits, -_NEG_LARGE))
-        n_drop = ops.floor(
-            ops.cast(self.mask_fraction, "float32") * n_valid + _FLOOR_EPSILON
-        )
-        last_dropped = ops.cast(ops.maximum(n_drop - 1.0, 0.0), "int32")
-        threshold = ops.take_along_axis(ops.sort(ranking, axis=-1), last_dropped, axis=-1)
-        below = ranking < threshold
-        tied = ops.cast(ranking == threshold, "float32")
-        tie_order = ops.cumsum(tied, axis=-1) - tied
-        ties_to_drop = n_drop - ops.sum(ops.cast(below, "float32"), axis=-1, keepdims=True)
-        drop = ops.logical_or(below, ops.logical_and(tied > 0, tie_order < ties_to_drop))
-        drop = ops.logical_and(drop, n_drop > 0)
-        return 1.0 - ops.cast(drop, "float32")
-
     def compute_output_shape(self, input_shape):
-        feature_shape = input_shape[0] if _is_pair(input_shape) else input_shape
+        values_shape = input_shape[0] if _is_list(input_shape) else input_shape
         if self.return_scores:
-            return tuple(feature_shape), tuple(feature_shape[:-1])
-        return tuple(feature_shape)
+            return tuple(values_shape), tuple(values_shape[:-1])
+        return tuple(values_shape)
 
     def get_config(self):
         config = super().get_config()
@@ -162,13 +241,16 @@ class SaliencyMask(keras.layers.Layer):
                 "attention_units": self.attention_units,
                 "mask_fraction": float(ops.convert_to_numpy(self.mask_fraction)),
                 "return_scores": self.return_scores,
+                "inference": self.inference,
+                "temperature": self.temperature,
+                "fill_value": self.fill_value,
             }
         )
         return config
 
 
-def _is_pair(value):
-    if isinstance(value, (list, tuple)) and len(value) == 2:
+def _is_list(value):
+    if isinstance(value, (list, tuple)) and len(value) in (2, 3):
         first = value[0]
         return not isinstance(first, (int, type(None)))
     return False

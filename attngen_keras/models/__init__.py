@@ -3,7 +3,10 @@
 from attngen_keras.models.classifiers import (
     BACKBONE_DEFAULTS,
     BUILDERS,
+    PRESETS,
+    AttnGen,
     attention_model,
+    attention_projection_conv,
     build_attngen,
     build_cnn,
     build_gb_cnn,
@@ -14,7 +17,10 @@ from attngen_keras.models.classifiers import (
 __all__ = [
     "BACKBONE_DEFAULTS",
     "BUILDERS",
+    "PRESETS",
+    "AttnGen",
     "attention_model",
+    "attention_projection_conv",
     "build_attngen",
     "build_cnn",
     "build_gb_cnn",

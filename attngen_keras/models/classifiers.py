@@ -1,7 +1,7 @@
 """Conv1D DNA classifiers: AttnGen, the same backbone without it, and GB's CNN."""
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from attngen_keras.layers import (
     ApplyValidity,
@@ -10,10 +10,12 @@ from attngen_keras.layers import (
     SaliencyMask,
     ValidPositions,
 )
+from attngen_keras.layers.saliency_mask import lowest_fraction_mask
 
 INPUT_NAME = "one_hot"
 SALIENCY_LAYER_NAME = "saliency_mask"
 STEM_LAYER_NAME = "stem_conv"
+CONTEXT_LAYER_NAME = "attention_context"
 
 BACKBONE_DEFAULTS = {
     "filters": 64,
@@ -28,19 +30,256 @@ BACKBONE_DEFAULTS = {
 }
 
 
+MASK_PLACEMENTS = ("features", "nucleotides")
+STEM_ACTIVATIONS = ("relu", "exponential")
+N_ENCODING = 0.25  # one-hot value of each base for N (see attngen_keras.data.alphabet)
+
+# The paper's AttnGen (arXiv 2605.14073): soft attention on the stem features,
+# masking in training only, no faithfulness objective.
+PAPER_PRESET = {
+    "mask_on": "features",
+    "inference": "soft",
+    "temperature": 1.0,
+    "stem_activation": "relu",
+    "faithfulness_weight": 0.0,
+}
+# The default AttnGen: attention on the nucleotides themselves, trained so that
+# its top `faithfulness_fraction` of positions is necessary and sufficient.
+FAITHFUL_PRESET = {
+    "mask_on": "nucleotides",
+    "inference": "soft",
+    "temperature": 1.0,
+    "stem_activation": "relu",
+    "faithfulness_weight": 1.0,
+}
+PRESETS = {"faithful": FAITHFUL_PRESET, "paper": PAPER_PRESET}
+DEFAULT_PRESET = "faithful"
+
+
+@keras.saving.register_keras_serializable(package="attngen")
+class AttnGen(keras.Model):
+    """AttnGen: a Conv1D classifier with a `SaliencyMask`, optionally faithful by training.
+
+    A functional model (`model.input`, `get_layer` and `.keras` files work as
+    for any functional model) built from its constructor arguments, which
+    `get_config` stores.
+
+    - `mask_on="features"` (the paper): the SaliencyMask scores and masks the
+      stem convolution's output; a nucleotide's attention is the projection
+      of the scores through the stem's receptive field.
+    - `mask_on="nucleotides"`: a small context convolution scores every
+      nucleotide and the SaliencyMask masks the one-hot input itself (a
+      masked nucleotide becomes N), so the attention ranks exactly what a
+      perturbation removes.
+    - `faithfulness_weight > 0` adds, in training only, a loss on a second
+      forward pass of perturbed copies of the batch, split in three: with the
+      top `faithfulness_fraction` of nucleotides by the model's own attention
+      replaced by N, the output is pulled to the uniform distribution
+      (comprehensiveness: the top positions are necessary); with only those
+      kept and everything else N, and with a random `faithfulness_fraction`
+      replaced by N, the output is trained on the label (sufficiency, and
+      robustness to removing positions that are not the top ones).
+
+    Args:
+        length: sequence length of the one-hot input.
+        num_classes: number of classes; 2 gives a single sigmoid output.
+        mask_fraction: initial mask fraction (usually 0, ramped by
+            `MaskingSchedule`).
+        attention_units: hidden width of the attention scorer.
+        mask_on: `"features"` or `"nucleotides"`.
+        inference: SaliencyMask inference mode, `"soft"` or `"hard"`.
+        temperature: attention temperature (< 1: sharper).
+        stem_activation: `"relu"` or `"exponential"` (Koo & Ploenzke 2021).
+        faithfulness_weight: weight of the faithfulness loss (0: off).
+        faithfulness_fraction: share of nucleotides that the loss treats as
+            the model's rationale.
+        seed: seed of the random positions of the faithfulness loss.
+        backbone: overrides of `BACKBONE_DEFAULTS`.
+        name: model name.
+
+    Example:
+
+    >>> model = AttnGen(200, 2, mask_on="nucleotides", faithfulness_weight=1.0)
+    >>> model.output_shape
+    (None, 1)
+    """
+
+    def __init__(
+        self,
+        length,
+        num_classes,
+        mask_fraction=0.0,
+        attention_units=32,
+        mask_on="features",
+        inference="soft",
+        temperature=1.0,
+        stem_activation="relu",
+        faithfulness_weight=0.0,
+        faithfulness_fraction=0.2,
+        seed=None,
+        backbone=None,
+        name="attngen",
+        **kwargs,
+    ):
+        if mask_on not in MASK_PLACEMENTS:
+            raise ValueError(f"mask_on must be one of {MASK_PLACEMENTS}, got {mask_on!r}")
+        if stem_activation not in STEM_ACTIVATIONS:
+            raise ValueError(f"stem_activation must be one of {STEM_ACTIVATIONS}, got {stem_activation!r}")
+        if float(faithfulness_weight) < 0:
+            raise ValueError(f"faithfulness_weight must be >= 0, got {faithfulness_weight}")
+        if not 0.0 < float(faithfulness_fraction) < 1.0:
+            raise ValueError(f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction}")
+        backbone = dict(backbone or {})
+        saliency = SaliencyMask(
+            attention_units=attention_units,
+            mask_fraction=mask_fraction,
+            return_scores=True,
+            inference=inference,
+            temperature=temperature,
+            fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
+            name=SALIENCY_LAYER_NAME,
+        )
+        inputs, outputs = _backbone_graph(
+            length, num_classes, saliency, mask_on=mask_on, stem_activation=stem_activation, **backbone
+        )
+        super().__init__(inputs, outputs, name=name, **kwargs)
+        self.length = int(length)
+        self.num_classes = int(num_classes)
+        self.attention_units = int(attention_units)
+        self.mask_on = mask_on
+        self.inference = inference
+        self.temperature = float(temperature)
+        self.stem_activation = stem_activation
+        self.faithfulness_weight = float(faithfulness_weight)
+        self.faithfulness_fraction = float(faithfulness_fraction)
+        self.seed = seed
+        self.backbone = backbone
+        self._initial_mask_fraction = float(mask_fraction)
+        self._faithfulness_seed = keras.random.SeedGenerator(seed)
+        scores = self.get_layer(SALIENCY_LAYER_NAME).output[1]
+        # not a Layer, so not tracked: the ranking the faithfulness loss uses
+        self._attention_function = keras.Function(inputs, scores)
+
+    def nucleotide_attention(self, x):
+        """Per-nucleotide attention `(batch, length)` of one-hot `x` (inference mode).
+
+        The same ranking as `importance_scores(model, x, "attention")`: the
+        SaliencyMask scores, projected through the stem's receptive field
+        when the mask acts on stem features.
+        """
+        scores = ops.cast(self._attention_function(x), "float32")
+        if self.mask_on == "features":
+            stem = self.get_layer(STEM_LAYER_NAME)
+            scores = project_scores(scores, int(stem.kernel_size[0]), int(stem.dilation_rate[0]))
+        return scores
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        if not training or self.faithfulness_weight == 0.0 or y is None:
+            return loss
+        return loss + self.faithfulness_weight * self.faithfulness_loss(x, y)
+
+    def faithfulness_loss(self, x, y):
+        """The faithfulness loss of one batch (see the class docstring)."""
+        x = ops.convert_to_tensor(x)
+        valid = ops.sum(x, axis=-1) > 0.5
+        ranking = ops.stop_gradient(self.nucleotide_attention(x))
+        fraction = self.faithfulness_fraction
+        top = lowest_fraction_mask(-ranking, valid, fraction)
+        noise = keras.random.uniform(ops.shape(ranking), seed=self._faithfulness_seed)
+        random = lowest_fraction_mask(noise, valid, fraction)
+        group = ops.expand_dims(ops.arange(ops.shape(x)[0]) % 3, -1)  # 0 comp, 1 suff, 2 random
+        only_top = ops.logical_and(valid, ops.logical_not(top))
+        replaced = ops.where(group == 0, top, ops.where(group == 1, only_top, random))
+        perturbed = ops.where(ops.expand_dims(replaced, -1), ops.cast(N_ENCODING, x.dtype), x)
+        probs = ops.cast(self(perturbed, training=True), "float32")
+        eps = keras.config.epsilon()
+        probs = ops.clip(probs, eps, 1.0 - eps)
+        if self.num_classes == 2:
+            p = probs[:, 0]
+            label = ops.cast(ops.reshape(y, (-1,)), "float32")
+            on_label = -(label * ops.log(p) + (1.0 - label) * ops.log(1.0 - p))
+            to_uniform = -0.5 * (ops.log(p) + ops.log(1.0 - p)) - ops.log(2.0)
+        else:
+            label = ops.cast(ops.reshape(y, (-1, 1)), "int32")
+            on_label = -ops.log(ops.squeeze(ops.take_along_axis(probs, label, axis=-1), -1))
+            to_uniform = -ops.mean(ops.log(probs), axis=-1) - ops.log(float(self.num_classes))
+        per_sequence = ops.where(group[:, 0] == 0, to_uniform, on_label)
+        return ops.mean(per_sequence)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "length": self.length,
+            "num_classes": self.num_classes,
+            "mask_fraction": float(ops.convert_to_numpy(self.get_layer(SALIENCY_LAYER_NAME).mask_fraction)),
+            "attention_units": self.attention_units,
+            "mask_on": self.mask_on,
+            "inference": self.inference,
+            "temperature": self.temperature,
+            "stem_activation": self.stem_activation,
+            "faithfulness_weight": self.faithfulness_weight,
+            "faithfulness_fraction": self.faithfulness_fraction,
+            "seed": self.seed,
+            "backbone": dict(self.backbone),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def project_scores(scores, kernel_size, dilation_rate=1):
+    """`project_to_nucleotides` in `keras.ops`: position scores spread over a 'same' Conv1D's window.
+
+    Args:
+        scores: `(batch, length)` scores of a Conv1D's output positions.
+        kernel_size: the Conv1D's kernel size.
+        dilation_rate: its dilation.
+
+    Example:
+
+    >>> s = keras.ops.convert_to_tensor([[0.0, 3.0, 0.0, 0.0]])
+    >>> keras.ops.convert_to_numpy(project_scores(s, 3)).tolist()
+    [[1.0, 1.0, 1.0, 0.0]]
+    """
+    pad = ((kernel_size - 1) * dilation_rate) // 2
+    out = ops.zeros_like(scores)
+    length = ops.shape(scores)[1]
+    for t in range(kernel_size):
+        shift = t * dilation_rate - pad  # input j = i + shift receives scores[i]
+        if shift >= 0:
+            shifted = ops.pad(scores, [[0, 0], [shift, 0]])[:, :length]
+        else:
+            shifted = ops.pad(scores, [[0, 0], [0, -shift]])[:, -shift:]
+        out = out + shifted / kernel_size
+    return out
+
+
 def build_attngen(
     length,
     num_classes,
     *,
     mask_fraction=0.0,
     attention_units=32,
+    preset=DEFAULT_PRESET,
     name="attngen",
+    seed=None,
+    mask_on=None,
+    inference=None,
+    temperature=None,
+    stem_activation=None,
+    faithfulness_weight=None,
+    faithfulness_fraction=0.2,
     **backbone,
 ):
-    """AttnGen: the Conv1D backbone with a `SaliencyMask` after the stem.
+    """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
 
-    The stem convolution keeps nucleotide resolution, so the SaliencyMask
-    scores (and in training masks) individual positions before any pooling.
+    `preset` picks the AttnGen variant: `"faithful"` (the default:
+    attention on the nucleotides, trained to be necessary and sufficient) or
+    `"paper"` (the paper's configuration: soft attention on the stem
+    features, no faithfulness loss). Any option given explicitly overrides the
+    preset.
 
     Args:
         length: sequence length (positions) of the one-hot input.
@@ -48,7 +287,11 @@ def build_attngen(
         mask_fraction: initial mask fraction of the SaliencyMask (usually 0,
             ramped by `MaskingSchedule`).
         attention_units: hidden width of the attention scorer.
+        preset: `"faithful"` or `"paper"` (see `PRESETS`).
         name: model name.
+        seed: seed of the faithfulness loss's random positions.
+        mask_on, inference, temperature, stem_activation,
+            faithfulness_weight, faithfulness_fraction: see `AttnGen`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
@@ -56,16 +299,27 @@ def build_attngen(
     Example:
 
     >>> model = build_attngen(200, 2)
-    >>> model.output_shape
-    (None, 1)
+    >>> model.output_shape, model.mask_on
+    ((None, 1), 'nucleotides')
+    >>> build_attngen(200, 2, preset="paper").faithfulness_weight
+    0.0
     """
-    saliency = SaliencyMask(
-        attention_units=attention_units,
-        mask_fraction=mask_fraction,
-        return_scores=True,
-        name=SALIENCY_LAYER_NAME,
-    )
-    return _build_backbone(length, num_classes, name, saliency, **backbone)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    unknown = set(backbone) - set(BACKBONE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown backbone arguments: {sorted(unknown)}")
+    options = dict(PRESETS[preset])
+    for key, value in (
+        ("mask_on", mask_on), ("inference", inference), ("temperature", temperature),
+        ("stem_activation", stem_activation), ("faithfulness_weight", faithfulness_weight),
+    ):  # fmt: skip
+        if value is not None:
+            options[key] = value
+    return AttnGen(
+        length, num_classes, mask_fraction=mask_fraction, attention_units=attention_units,
+        faithfulness_fraction=faithfulness_fraction, seed=seed, backbone=backbone, name=name, **options,
+    )  # fmt: skip
 
 
 def build_cnn(length, num_classes, *, name="cnn", **backbone):
@@ -126,19 +380,28 @@ def build_gb_cnn(length, num_classes, *, name="gb_cnn"):
 
 
 def _build_backbone(length, num_classes, name, saliency, **overrides):
+    inputs, outputs = _backbone_graph(length, num_classes, saliency, **overrides)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _backbone_graph(length, num_classes, saliency, mask_on="features", stem_activation="relu", **overrides):
     unknown = set(overrides) - set(BACKBONE_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown backbone arguments: {sorted(unknown)}")
     cfg = {**BACKBONE_DEFAULTS, **overrides}
     inputs = keras.Input((length, 4), name=INPUT_NAME)
     valid = ValidPositions(name="valid_positions")(inputs)
-    x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name=STEM_LAYER_NAME)(
-        inputs
-    )
+    x = inputs
+    if saliency is not None and mask_on == "nucleotides":
+        context = layers.Conv1D(
+            cfg["filters"], cfg["kernel_size"], padding="same", activation="relu", name=CONTEXT_LAYER_NAME
+        )(inputs)
+        x, _ = saliency([inputs, valid, context])
+    x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name=STEM_LAYER_NAME)(x)
     x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name="stem_bn")(x)
-    x = layers.Activation("relu", name="stem_relu")(x)
+    x = layers.Activation(stem_activation, name="stem_relu")(x)
     x = ApplyValidity(name="stem_valid")([x, valid])
-    if saliency is not None:
+    if saliency is not None and mask_on == "features":
         x, _ = saliency([x, valid])
     for block in range(cfg["conv_blocks"]):
         x = layers.MaxPooling1D(cfg["pool_size"], padding="same", name=f"pool_{block}")(x)
@@ -159,7 +422,7 @@ def _build_backbone(length, num_classes, name, saliency, **overrides):
         x = layers.Dense(cfg["dense_units"], activation="relu", name="dense")(x)
         x = layers.Dropout(cfg["dropout"], name="dense_dropout")(x)
     outputs = _classification_head(x, num_classes)
-    return keras.Model(inputs, outputs, name=name)
+    return inputs, outputs
 
 
 def _classification_head(x, num_classes):
@@ -212,6 +475,28 @@ def attention_model(model):
             "scores exist only for AttnGen models"
         ) from None
     return keras.Model(model.input, layer.output[1], name=f"{model.name}_attention")
+
+
+def attention_projection_conv(model):
+    """The Conv1D whose receptive field maps the attention to nucleotides, or `None`.
+
+    `None` when the SaliencyMask scores the nucleotides themselves (or the
+    model has none); the stem convolution when it scores the stem features
+    (the paper's AttnGen, and AttnGen models saved before `mask_on` existed).
+    """
+    try:
+        layer = model.get_layer(SALIENCY_LAYER_NAME)
+    except ValueError:
+        return None
+    if getattr(model, "mask_on", None) == "nucleotides":
+        return None
+    inbound = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+    if any(inbound is tensor for tensor in model.inputs):
+        return None
+    try:
+        return model.get_layer(STEM_LAYER_NAME)
+    except ValueError:
+        return None
 
 
 BUILDERS = {"attngen": build_attngen, "cnn": build_cnn, "gb-cnn": build_gb_cnn}

@@ -1,0 +1,213 @@
+"""Semantics of the AttnGen options: mask placement, hard inference, temperature,
+fill value, uniform-attention control, the faithfulness loss and the presets."""
+
+import keras
+import numpy as np
+import pytest
+
+from attngen_keras.callbacks import BatchNormRecalibration
+from attngen_keras.explain.importance import project_to_nucleotides
+from attngen_keras.layers import SaliencyMask
+from attngen_keras.layers.saliency_mask import lowest_fraction_mask
+from attngen_keras.models import (
+    PRESETS,
+    AttnGen,
+    attention_projection_conv,
+    build_attngen,
+    compile_classifier,
+)
+from attngen_keras.models.classifiers import N_ENCODING, project_scores
+
+
+def _one_hot(n=6, length=30, seed=0):
+    return np.eye(4, dtype="float32")[np.random.default_rng(seed).integers(0, 4, (n, length))]
+
+
+def _features(batch=3, length=20, channels=5, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, length, channels)).astype("float32") + 2.0
+
+
+def test_lowest_fraction_mask_counts_and_padding():
+    ranking = np.array([[5.0, 1.0, 3.0, 2.0, 4.0, 0.0]], "float32")
+    valid = np.array([[True, True, True, True, True, False]])
+    got = np.asarray(lowest_fraction_mask(ranking, valid, 0.4))  # floor(0.4 * 5) = 2
+    assert got.tolist() == [[False, True, False, True, False, False]]
+    top = np.asarray(lowest_fraction_mask(-ranking, valid, 0.4))
+    assert top.tolist() == [[True, False, False, False, True, False]]
+
+
+def test_hard_inference_keeps_exactly_the_top_positions_unchanged_at_inference():
+    features = _features()
+    valid = np.ones(features.shape[:2], "float32")
+    layer = SaliencyMask(attention_units=4, mask_fraction=0.25, return_scores=True, inference="hard")
+    out, scores = layer([features, valid], training=False)
+    out, scores = np.asarray(out), np.asarray(scores)
+    for i in range(len(features)):
+        dropped = np.all(out[i] == 0, axis=-1)
+        assert dropped.sum() == 5  # floor(0.25 * 20)
+        assert set(np.flatnonzero(dropped)) == set(np.argsort(scores[i])[:5])
+        np.testing.assert_array_equal(out[i][~dropped], features[i][~dropped])
+
+
+def test_soft_inference_masks_nothing_and_reweights():
+    features = _features()
+    valid = np.ones(features.shape[:2], "float32")
+    layer = SaliencyMask(attention_units=4, mask_fraction=0.25, return_scores=True)
+    out, scores = layer([features, valid], training=False)
+    expected = features * (np.asarray(scores) * 20)[..., None]
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5)
+
+
+def test_hard_training_forward_is_the_mask_and_gradient_reaches_attention():
+    import tensorflow as tf
+
+    features = _features()
+    valid = np.ones(features.shape[:2], "float32")
+    layer = SaliencyMask(attention_units=4, mask_fraction=0.25, inference="hard")
+    inference = np.asarray(layer([features, valid], training=False))
+    with tf.GradientTape() as tape:
+        out = layer([features, valid], training=True)
+        loss = tf.reduce_sum(out**2)
+    np.testing.assert_allclose(np.asarray(out), inference, rtol=1e-6)
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
+def test_fill_value_and_context_input():
+    x = _one_hot(3, 20)
+    valid = np.ones((3, 20), "float32")
+    context = _features(3, 20, 7, seed=1)
+    layer = SaliencyMask(attention_units=4, mask_fraction=0.3, return_scores=True, inference="hard", fill_value=0.25)
+    out, scores = layer([x, valid, context], training=False)
+    out = np.asarray(out)
+    # masked nucleotides become N (0.25 each), exactly floor(0.3 * 20) = 6 per sequence
+    is_n = np.all(np.isclose(out, 0.25), axis=-1)
+    assert is_n.sum(axis=1).tolist() == [6, 6, 6]
+    np.testing.assert_array_equal(out[~is_n], x[~is_n])
+    # the attention depends on the context only, not on the masked values
+    _, scores_other = layer([_one_hot(3, 20, seed=9), valid, context], training=False)
+    np.testing.assert_allclose(np.asarray(scores), np.asarray(scores_other), rtol=1e-6)
+
+
+def test_temperature_divides_the_logits():
+    features = _features()
+    valid = np.ones(features.shape[:2], "float32")
+    sharp = SaliencyMask(attention_units=4, return_scores=True, temperature=0.5)
+    sharp([features, valid])
+    plain = SaliencyMask(attention_units=4, return_scores=True)
+    plain([features, valid])
+    plain.set_weights(sharp.get_weights())
+    logits = np.asarray(plain.attention_logits(features))
+    _, scores = sharp([features, valid])
+    expected = np.exp(2 * logits) / np.exp(2 * logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(scores), expected, rtol=1e-4)
+
+
+def test_uniform_attention_control_gives_uniform_scores_and_no_masking():
+    features = _features()
+    valid = np.ones(features.shape[:2], "float32")
+    layer = SaliencyMask(attention_units=4, mask_fraction=0.4, return_scores=True, inference="hard")
+    layer([features, valid])
+    layer.uniform_attention.assign(1.0)
+    out, scores = layer([features, valid], training=False)
+    np.testing.assert_allclose(np.asarray(scores), 1 / 20, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(out), features, rtol=1e-6)
+
+
+def test_layer_loads_weights_saved_before_uniform_attention_existed():
+    features = _features()
+    valid = np.ones(features.shape[:2], "float32")
+    layer = SaliencyMask(attention_units=4, mask_fraction=0.2)
+    layer([features, valid])
+    old = {str(i): v for i, v in enumerate(layer.get_weights()[:-1])}  # the 4 old variables
+    clone = SaliencyMask(attention_units=4)
+    clone([features, valid])
+    clone.load_own_variables(old)
+    assert float(np.asarray(clone.mask_fraction)) == pytest.approx(0.2)
+    assert float(np.asarray(clone.uniform_attention)) == 0.0
+
+
+@pytest.mark.parametrize("kernel, dilation, length", [(9, 1, 30), (4, 1, 17), (5, 2, 25)])
+def test_project_scores_matches_numpy_projection(kernel, dilation, length):
+    scores = np.random.default_rng(0).random((3, length)).astype("float32")
+    conv = keras.layers.Conv1D(1, kernel, padding="same", dilation_rate=dilation)
+    np.testing.assert_allclose(
+        np.asarray(project_scores(scores, kernel, dilation)), project_to_nucleotides(scores, conv), rtol=1e-5
+    )
+
+
+def test_presets_and_placements():
+    faithful = build_attngen(40, 2)
+    paper = build_attngen(40, 2, preset="paper")
+    assert (faithful.mask_on, faithful.faithfulness_weight) == ("nucleotides", PRESETS["faithful"]["faithfulness_weight"])
+    assert (paper.mask_on, paper.faithfulness_weight, paper.inference) == ("features", 0.0, "soft")
+    assert attention_projection_conv(faithful) is None
+    assert attention_projection_conv(paper).name == "stem_conv"
+    # the paper's SaliencyMask reads the stem; the faithful one reads the one-hot input
+    assert faithful.get_layer("saliency_mask").fill_value == N_ENCODING
+    assert paper.get_layer("saliency_mask").fill_value == 0.0
+    assert build_attngen(40, 2, preset="paper", inference="hard").inference == "hard"
+    assert build_attngen(40, 2, stem_activation="exponential").get_layer("stem_relu").activation.__name__ == "exponential"
+    with pytest.raises(ValueError, match="preset"):
+        build_attngen(40, 2, preset="nope")
+    with pytest.raises(ValueError, match="mask_on"):
+        AttnGen(40, 2, mask_on="pooled")
+
+
+def test_nucleotide_attention_is_the_ranking_explain_uses():
+    x = _one_hot()
+    for preset in ("faithful", "paper"):
+        model = build_attngen(30, 2, preset=preset)
+        from attngen_keras.models import attention_model
+
+        raw = np.asarray(attention_model(model)(x))
+        conv = attention_projection_conv(model)
+        expected = project_to_nucleotides(raw, conv) if conv is not None else raw
+        np.testing.assert_allclose(np.asarray(model.nucleotide_attention(x)), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_faithfulness_loss_matches_a_hand_built_perturbed_batch():
+    # two sequences: the first gets its top 20% replaced by N (pulled to p = 0.5),
+    # the second keeps only its top 20% (trained on its label)
+    model = build_attngen(30, 2, dropout=0.0, faithfulness_fraction=0.2)
+    x, y = _one_hot(2, 30, seed=3), np.array([1, 0])
+    ranking = np.asarray(model.nucleotide_attention(x))
+    top = np.zeros_like(ranking, dtype=bool)
+    for i in range(2):
+        top[i, np.argsort(-ranking[i], kind="stable")[:6]] = True
+    perturbed = x.copy()
+    perturbed[0][top[0]] = N_ENCODING
+    perturbed[1][~top[1]] = N_ENCODING
+    p = np.asarray(model(perturbed, training=True))[:, 0].astype("float64")
+    expected = np.mean([-0.5 * (np.log(p[0]) + np.log(1 - p[0])) - np.log(2), -np.log(1 - p[1])])
+    assert float(model.faithfulness_loss(x, y)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_faithfulness_loss_only_in_training_and_round_trip(tmp_path):
+    x, y = _one_hot(32, 30), np.arange(32) % 2
+    model = build_attngen(30, 2, faithfulness_weight=2.0, seed=4)
+    compile_classifier(model, 2, jit_compile=False)
+    evaluated = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    bce = keras.losses.BinaryCrossentropy()(y, model.predict(x, verbose=0))
+    assert evaluated == pytest.approx(float(bce), rel=1e-4)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, AttnGen)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_recalibration_keeps_hard_fractions_and_runs_for_faithful_models():
+    x = _one_hot(16, 30)
+    model = build_attngen(30, 2, inference="hard", faithfulness_weight=1.0)
+    layer = model.get_layer("saliency_mask")
+    layer.mask_fraction.assign(0.2)
+    bn = model.get_layer("stem_bn")
+    before = np.asarray(bn.moving_mean).copy()
+    recal = BatchNormRecalibration([x], steps=2)
+    recal.set_model(model)
+    recal.recalibrate()
+    assert float(np.asarray(layer.mask_fraction)) == pytest.approx(0.2)
+    assert not np.allclose(np.asarray(bn.moving_mean), before)
