@@ -63,7 +63,10 @@ def _parser():
     train.add_argument("--conv-blocks", type=int, help="backbone conv blocks after the stem")
     train.add_argument("--dropout", type=float, help="backbone dropout")
     train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
-    train.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    train.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the run in --out (trained beside it, swapped in when complete; the old run stays until then)",
+    )  # fmt: skip
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run on any dataset")
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
@@ -364,20 +367,79 @@ COMMANDS = {
 }  # fmt: skip
 
 
+def _start_tensorflow_quietly(debug=False):
+    """Imports TensorFlow and Keras and probes the devices with fd 2 sent to a temporary file.
+
+    TensorFlow, XLA and CUDA log several lines at import and at the first
+    device query, before `absl::InitializeLog()` (so `TF_CPP_MIN_LOG_LEVEL`
+    does not reach them); a user would see them before every message, even a
+    one-line error. They are shown only if the import itself fails (and
+    always with `ATTNGEN_DEBUG=1`).
+    """
+    import tempfile
+
+    if debug:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        failed = False
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA probing logs here, not at import
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+
+
+def _one_line_warnings(command):
+    """Python warnings as `attngen COMMAND: warning: ...`, one line each."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"attngen {command}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
+# commands that never touch TensorFlow (they skip its ~10 s import)
+_WITHOUT_TENSORFLOW = ("synthetic",)
+
+
 def main(argv=None):
     """Entry point of the `attngen` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
+    debug = bool(os.environ.get("ATTNGEN_DEBUG"))
+    if not debug:
+        _one_line_warnings(args.command)
+    if args.command not in _WITHOUT_TENSORFLOW:
+        _start_tensorflow_quietly(debug)
     from attngen_keras.data.errors import DataError
     from attngen_keras.training import RunError
 
     try:
         COMMANDS[args.command](args)
-    except (DataError, RunError, ValueError, FileExistsError) as error:
-        # ValueError: invalid arguments caught by the library's own checks.
-        if os.environ.get("ATTNGEN_DEBUG"):
+    except (DataError, RunError, ValueError, OSError) as error:
+        # ValueError: invalid arguments caught by the library's own checks;
+        # OSError: a file that cannot be read or written (it names the file).
+        if debug:
             raise
-        print(f"attngen {args.command}: error: {error}", file=sys.stderr)
+        print(f"attngen {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -386,6 +448,17 @@ def main(argv=None):
         )
         return 130
     return 0
+
+
+def _describe(error):
+    """One line for an error: OSErrors as `FILE: problem`."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        problem = {
+            "Not a directory": "is a file or lies under one, not a directory",
+            "Is a directory": "is a directory, not a file",
+        }.get(error.strerror, error.strerror.lower())
+        return f"{error.filename}: {problem}"
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

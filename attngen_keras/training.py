@@ -1,7 +1,9 @@
 """Training and evaluation runs: run directories, checkpoints and resume."""
 
 import contextlib
+import ctypes
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -32,6 +34,9 @@ BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP_DIR = "backup"
 FIT_DONE = os.path.join("checkpoints", "fit_complete.json")
 LOCK_FILE = ".lock"
+# In the hidden sibling `.<name>.overwrite` where `--overwrite` trains the new
+# run: it replaces RUN_DIR only once complete.
+STAGING_MARKER = ".attngen-overwrite"
 # Batches of unmasked forward passes that re-estimate BatchNorm statistics
 # before each validation (see BatchNormRecalibration); momentum 0.9 leaves
 # 0.9**50 < 0.01 of the masked statistics; at most one pass over the train split.
@@ -153,20 +158,23 @@ def _normalize(value):
 
 
 def _check_run_dir(out, config, overwrite):
+    """`new`, `resume`, `finished` or (with `overwrite`, for a run already there) `replace`.
+
+    Nothing is changed on disk.
+    """
     out = Path(out)
     config_path = out / CONFIG_FILE
-    if overwrite and out.exists():
-        for name in (CONFIG_FILE, DATASET_FILE, MODEL_FILE, HISTORY_FILE, METRICS_FILE,
-                     CURVES_FILE, BEST_WEIGHTS, FIT_DONE):  # fmt: skip
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
-        return "new"
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} is a file, not a run directory; choose another --out")
     if not config_path.exists():
-        if out.exists() and any(not p.name.startswith(LOCK_FILE) for p in out.iterdir()):
+        if out.exists() and any(not p.name.startswith((LOCK_FILE, STAGING_MARKER)) for p in out.iterdir()):
             raise RunError(
                 f"{out} exists and is not an attngen run directory; choose another --out"
+                + (" (--overwrite replaces only attngen run directories)" if overwrite else "")
             )
         return "new"
+    if overwrite:
+        return "replace"
     previous = json.loads(config_path.read_text())
     mismatched = [
         name
@@ -197,11 +205,15 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
 
     Re-running with the same config after an interruption resumes from the
     last completed epoch (`keras.callbacks.BackupAndRestore`); a finished
-    run is not redone.
+    run is not redone. Nothing is written before the data has loaded; a run
+    that fails before training starts leaves no directory behind.
 
     Args:
         config: a `TrainConfig`.
-        overwrite: discard an existing run in `config.out`.
+        overwrite: replace an existing run in `config.out`. The new run is
+            trained in a hidden sibling directory (`.<name>.overwrite`,
+            resumed if interrupted) and swapped in atomically once complete:
+            until then the old run stays whole.
         verbose: Keras verbosity (default: progress bar on a terminal, one
             line per epoch otherwise).
         dataset: an already loaded `GenomicDataset` to use instead of
@@ -212,8 +224,14 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         The metrics dict written to `metrics.json`.
     """
     out = Path(config.out)
-    with _run_lock(out):
-        return _train_locked(out, config, overwrite, verbose, dataset, callbacks)
+    created = not out.exists()
+    try:
+        with _run_lock(out):
+            return _train_locked(out, config, overwrite, verbose, dataset, callbacks)
+    except BaseException:
+        if created and out.is_dir() and not (out / CONFIG_FILE).exists():
+            shutil.rmtree(out, ignore_errors=True)  # nothing was trained: leave no empty --out
+        raise
 
 
 def _process_alive(pid):
@@ -270,8 +288,7 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
         return json.loads((out / METRICS_FILE).read_text())
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    keras.utils.set_random_seed(config.seed)
-    if dataset is None:
+    if dataset is None:  # loaded (and so validated) before anything is written
         dataset = load_dataset(
             config.data, config.references, length=config.length, crop=config.crop,
             val_fraction=config.val_fraction, test_fraction=config.test_fraction,
@@ -279,8 +296,72 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
         )  # fmt: skip
     if config.max_train is not None:
         dataset = _subsample_train(dataset, config.max_train, config.seed)
+    if state != "replace":
+        return _fit_and_write(out, out, state, config, verbose, dataset, callbacks)
+    staging = out.parent / f".{out.name}.overwrite"
+    staged_state = _prepare_staging(staging, out, config)
+    try:
+        if staged_state == "finished":  # killed between finishing and the swap
+            metrics = json.loads((staging / METRICS_FILE).read_text())
+        else:
+            metrics = _fit_and_write(staging, out, staged_state, config, verbose, dataset, callbacks)
+    except RunError:  # diverged: nothing worth resuming
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _exchange_dirs(staging, out)  # the old run is now at `staging`
+    (out / STAGING_MARKER).unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+def _prepare_staging(staging, out, config):
+    """The state of `--overwrite`'s staging directory: a matching interrupted one is resumed."""
+    if staging.exists():
+        state = None
+        if (staging / STAGING_MARKER).exists():
+            try:
+                state = _check_run_dir(staging, config, overwrite=False)
+            except RunError:
+                state = None
+        if state in ("resume", "finished"):
+            return state
+        # another configuration's leftovers, or an old run swapped out by a killed process
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    (staging / STAGING_MARKER).write_text(json.dumps({"replaces": str(out)}))
+    return "new"
+
+
+def _exchange_dirs(a, b):
+    """Swaps directories `a` and `b` in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`).
+
+    Where that call does not exist, falls back to three renames (not atomic).
+    """
+    a, b = os.fsencode(str(a)), os.fsencode(str(b))
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, a, at_fdcwd, b, rename_exchange) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), os.fsdecode(b))
+    aside = b + b".old-" + str(os.getpid()).encode()
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+
+
+def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks):
+    """Trains in `out` (a run directory, or the staging one of `final_out`) and writes the run files."""
+    keras.utils.set_random_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
     record = dataclasses.asdict(config)
+    record["out"] = str(final_out)
     record.update(
         length=dataset.length,
         class_names=dataset.class_names,
