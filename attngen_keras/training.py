@@ -130,6 +130,7 @@ class TrainConfig:
             (0.0 < self.test_fraction < 1.0, f"--test-fraction must be in (0, 1), got {self.test_fraction}"),
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
             (self.max_train is None or self.max_train >= 2, f"--max-train must be >= 2, got {self.max_train}"),
+            (self.preset in ("faithful", "paper"), f"unknown --preset {self.preset!r} (faithful, paper)"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

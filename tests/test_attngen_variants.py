@@ -178,7 +178,7 @@ def test_faithfulness_loss_matches_a_hand_built_perturbed_batch():
     perturbed = x.copy()
     perturbed[0][top[0]] = N_ENCODING
     perturbed[1][~top[1]] = N_ENCODING
-    p = np.asarray(model(perturbed, training=True))[:, 0].astype("float64")
+    p = np.asarray(model(perturbed, training=False))[:, 0].astype("float64")
     expected = np.mean([-0.5 * (np.log(p[0]) + np.log(1 - p[0])) - np.log(2), -np.log(1 - p[1])])
     assert float(model.faithfulness_loss(x, y)) == pytest.approx(expected, rel=1e-4)
 
@@ -199,15 +199,34 @@ def test_faithfulness_loss_only_in_training_and_round_trip(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 
 
-def test_recalibration_keeps_hard_fractions_and_runs_for_faithful_models():
+def test_recalibration_skips_hard_masks_and_recalibrates_soft_ones():
     x = _one_hot(16, 30)
-    model = build_attngen(30, 2, inference="hard", faithfulness_weight=1.0)
-    layer = model.get_layer("saliency_mask")
-    layer.mask_fraction.assign(0.2)
-    bn = model.get_layer("stem_bn")
-    before = np.asarray(bn.moving_mean).copy()
-    recal = BatchNormRecalibration([x], steps=2)
-    recal.set_model(model)
-    recal.recalibrate()
-    assert float(np.asarray(layer.mask_fraction)) == pytest.approx(0.2)
-    assert not np.allclose(np.asarray(bn.moving_mean), before)
+    for inference, changes in (("hard", False), ("soft", True)):
+        model = build_attngen(30, 2, inference=inference)
+        layer = model.get_layer("saliency_mask")
+        layer.mask_fraction.assign(0.2)
+        bn = model.get_layer("stem_bn")
+        before = np.asarray(bn.moving_mean).copy()
+        recal = BatchNormRecalibration([x], steps=2)
+        recal.set_model(model)
+        recal.recalibrate()
+        assert float(np.asarray(layer.mask_fraction)) == pytest.approx(0.2)
+        assert (not np.allclose(np.asarray(bn.moving_mean), before)) == changes
+
+
+def test_sigmoid_gates_do_not_renormalize_when_a_position_changes():
+    features = _features(1, 12, 5)
+    valid = np.ones((1, 12), "float32")
+    changed = features.copy()
+    changed[0, 3] = -5.0  # one position's features change
+    for normalization, others_unchanged in (("sigmoid", True), ("softmax", False)):
+        layer = SaliencyMask(attention_units=4, normalization=normalization, fill_value=0.0)
+        layer([features, valid])
+        ratio = np.asarray(layer([features, valid])) / features
+        ratio_changed = np.asarray(layer([changed, valid])) / changed
+        others = [i for i in range(12) if i != 3]
+        same = np.allclose(ratio[0, others], ratio_changed[0, others], rtol=1e-5)
+        assert same == others_unchanged, normalization
+        if normalization == "sigmoid":
+            logits = np.asarray(layer.attention_logits(features))
+            np.testing.assert_allclose(ratio[0, :, 0], 1 / (1 + np.exp(-logits[0])), rtol=1e-5)

@@ -18,10 +18,8 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     passes in training mode over `data` (which only updates BatchNorm
     statistics: no gradient step is taken), and restores the fractions.
 
-    Models trained with a faithfulness loss (`AttnGen(faithfulness_weight>0)`)
-    also update BatchNorm statistics on perturbed copies of each batch, so
-    they are recalibrated too; SaliencyMasks with `inference="hard"` keep
-    their fraction (they mask at inference as well).
+    SaliencyMasks with `inference="hard"` keep their fraction (they mask at
+    inference as well, so their training statistics are the right ones).
 
     Args:
         data: a `tf.data.Dataset` (or iterable) of training batches `x` or
@@ -69,8 +67,7 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         # masks that act at inference too ("hard") keep their fraction
         soft = [layer for layer in layers if getattr(layer, "inference", "soft") == "soft"]
         saved = [float(keras.ops.convert_to_numpy(layer.mask_fraction)) for layer in soft]
-        perturbed = float(getattr(self.model, "faithfulness_weight", 0.0) or 0.0) > 0
-        if not any(saved) and not perturbed:
+        if not any(saved):
             return
         for layer in soft:
             layer.mask_fraction.assign(0.0)

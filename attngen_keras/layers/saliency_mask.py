@@ -9,6 +9,7 @@ from keras import ops
 _FLOOR_EPSILON = 1e-4
 _NEG_LARGE = -1e9
 INFERENCE_MODES = ("soft", "hard")
+NORMALIZATIONS = ("softmax", "sigmoid")
 
 
 def lowest_fraction_mask(ranking, is_valid, fraction):
@@ -52,9 +53,12 @@ class SaliencyMask(keras.layers.Layer):
 
     For per-position features `h` of shape `(batch, length, channels)` the
     layer computes additive-attention logits `v^T tanh(W h + b) / temperature`,
-    a softmax over the *valid* positions of each sequence (padding gets
-    probability 0) and the weights `w = score * n_valid` (uniform attention
-    gives `w = 1`). The lowest `mask_fraction` of each sequence's valid
+    the scores, a softmax over the *valid* positions of each sequence (padding
+    gets probability 0), and the weights: `w = score * n_valid` with
+    `normalization="softmax"` (uniform attention gives `w = 1`), or an
+    independent gate `w = sigmoid(logit)` per position with
+    `normalization="sigmoid"` (same ranking; removing a position leaves the
+    others' weights alone, where a softmax would renormalize them). The lowest `mask_fraction` of each sequence's valid
     positions, exactly `floor(mask_fraction * n_valid)` of them, are masked:
     a masked position becomes `fill_value`, a kept one
     `fill_value + (h - fill_value) * multiplier`.
@@ -89,6 +93,7 @@ class SaliencyMask(keras.layers.Layer):
         temperature: divides the attention logits (< 1: sharper attention).
         fill_value: what a masked position becomes (0 for features, 0.25 for
             one-hot nucleotides, i.e. N).
+        normalization: `"softmax"` or `"sigmoid"` weights (see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -116,6 +121,7 @@ class SaliencyMask(keras.layers.Layer):
         inference="soft",
         temperature=1.0,
         fill_value=0.0,
+        normalization="softmax",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -130,6 +136,8 @@ class SaliencyMask(keras.layers.Layer):
             )
         if inference not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
@@ -137,6 +145,7 @@ class SaliencyMask(keras.layers.Layer):
         self.inference = inference
         self.temperature = float(temperature)
         self.fill_value = float(fill_value)
+        self.normalization = normalization
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
             name="mask_fraction",
@@ -205,7 +214,12 @@ class SaliencyMask(keras.layers.Layer):
         logits = ops.where(is_valid, logits, _NEG_LARGE)
         scores = ops.softmax(logits, axis=-1) * ops.cast(is_valid, "float32")
         n_valid = ops.sum(ops.cast(is_valid, "float32"), axis=-1, keepdims=True)
-        weights = scores * n_valid
+        if self.normalization == "sigmoid":
+            # an independent gate per position: removing one position does not
+            # raise the weight of the others (softmax renormalizes)
+            weights = ops.sigmoid(logits) * (1.0 - uniform) + uniform
+        else:
+            weights = scores * n_valid
         fraction = ops.cast(self.mask_fraction, "float32") * (1.0 - uniform)
         if self.inference == "hard":
             keep = 1.0 - ops.cast(lowest_fraction_mask(logits, is_valid, fraction), "float32")
@@ -244,6 +258,7 @@ class SaliencyMask(keras.layers.Layer):
                 "inference": self.inference,
                 "temperature": self.temperature,
                 "fill_value": self.fill_value,
+                "normalization": self.normalization,
             }
         )
         return config

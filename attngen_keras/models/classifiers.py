@@ -40,6 +40,7 @@ PAPER_PRESET = {
     "mask_on": "features",
     "inference": "soft",
     "temperature": 1.0,
+    "normalization": "softmax",
     "stem_activation": "relu",
     "faithfulness_weight": 0.0,
 }
@@ -49,6 +50,7 @@ FAITHFUL_PRESET = {
     "mask_on": "nucleotides",
     "inference": "soft",
     "temperature": 1.0,
+    "normalization": "softmax",
     "stem_activation": "relu",
     "faithfulness_weight": 1.0,
 }
@@ -72,7 +74,8 @@ class AttnGen(keras.Model):
       masked nucleotide becomes N), so the attention ranks exactly what a
       perturbation removes.
     - `faithfulness_weight > 0` adds, in training only, a loss on a second
-      forward pass of perturbed copies of the batch, split in three: with the
+      forward pass (in inference mode) of perturbed copies of the batch, split
+      in three: with the
       top `faithfulness_fraction` of nucleotides by the model's own attention
       replaced by N, the output is pulled to the uniform distribution
       (comprehensiveness: the top positions are necessary); with only those
@@ -89,6 +92,7 @@ class AttnGen(keras.Model):
         mask_on: `"features"` or `"nucleotides"`.
         inference: SaliencyMask inference mode, `"soft"` or `"hard"`.
         temperature: attention temperature (< 1: sharper).
+        normalization: SaliencyMask weights, `"softmax"` or `"sigmoid"` gates.
         stem_activation: `"relu"` or `"exponential"` (Koo & Ploenzke 2021).
         faithfulness_weight: weight of the faithfulness loss (0: off).
         faithfulness_fraction: share of nucleotides that the loss treats as
@@ -116,6 +120,7 @@ class AttnGen(keras.Model):
         stem_activation="relu",
         faithfulness_weight=0.0,
         faithfulness_fraction=0.2,
+        normalization="softmax",
         seed=None,
         backbone=None,
         name="attngen",
@@ -136,6 +141,7 @@ class AttnGen(keras.Model):
             return_scores=True,
             inference=inference,
             temperature=temperature,
+            normalization=normalization,
             fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
             name=SALIENCY_LAYER_NAME,
         )
@@ -149,6 +155,7 @@ class AttnGen(keras.Model):
         self.mask_on = mask_on
         self.inference = inference
         self.temperature = float(temperature)
+        self.normalization = normalization
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
         self.faithfulness_fraction = float(faithfulness_fraction)
@@ -192,7 +199,10 @@ class AttnGen(keras.Model):
         only_top = ops.logical_and(valid, ops.logical_not(top))
         replaced = ops.where(group == 0, top, ops.where(group == 1, only_top, random))
         perturbed = ops.where(ops.expand_dims(replaced, -1), ops.cast(N_ENCODING, x.dtype), x)
-        probs = ops.cast(self(perturbed, training=True), "float32")
+        # inference mode: BatchNorm uses its moving statistics (which the
+        # perturbed copies leave alone) and the SaliencyMask behaves as when the
+        # model is evaluated, so the loss trains exactly what a perturbation test measures
+        probs = ops.cast(self(perturbed, training=False), "float32")
         eps = keras.config.epsilon()
         probs = ops.clip(probs, eps, 1.0 - eps)
         if self.num_classes == 2:
@@ -217,6 +227,7 @@ class AttnGen(keras.Model):
             "mask_on": self.mask_on,
             "inference": self.inference,
             "temperature": self.temperature,
+            "normalization": self.normalization,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
             "faithfulness_fraction": self.faithfulness_fraction,
@@ -271,6 +282,7 @@ def build_attngen(
     stem_activation=None,
     faithfulness_weight=None,
     faithfulness_fraction=0.2,
+    normalization=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
@@ -313,6 +325,7 @@ def build_attngen(
     for key, value in (
         ("mask_on", mask_on), ("inference", inference), ("temperature", temperature),
         ("stem_activation", stem_activation), ("faithfulness_weight", faithfulness_weight),
+        ("normalization", normalization),
     ):  # fmt: skip
         if value is not None:
             options[key] = value

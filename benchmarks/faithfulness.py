@@ -1,0 +1,304 @@
+"""Benchmark: is AttnGen's own attention what its predictions rely on?
+
+Trains AttnGen variants (and the plain CNN as the reference) with the same
+data, seeds and epoch budget (no early stopping) on:
+
+- `human_or_fungus` (../shared/data, interval list + references);
+- `human_nontata_promoters_resplit` (../shared/data, full-sequence layout);
+- `planted`: 200-nt sequences, half carrying one of two degenerate 10-mers
+  (each base 85% the consensus), the other half the same motifs with their
+  bases shuffled (decoys of the same composition), 4,000 training sequences;
+  the planted positions are the ground truth.
+
+and measures, on a fixed seeded subset of the test split (N replacement):
+
+- test accuracy (the whole test split);
+- deletion@20%: accuracy when the top 20% of nucleotides by the model's own
+  attention are replaced by N, vs a random 20% (for the CNN: by its gradient
+  saliency and by ISM);
+- sufficiency@20%: accuracy when only the top 20% are kept (the rest N), vs a
+  random 20%;
+- AOPC (comprehensiveness and sufficiency, k in 1, 5, 10, 20, 50%);
+- the uniform-attention control (accuracy with the attention replaced by
+  uniform weights at inference);
+- on `planted`: per-sequence AUROC/AUPRC of the attention vs the planted positions.
+
+Variants (`VARIANTS`): `paper` (the paper's configuration: soft attention on
+stem features, no faithfulness loss), `paper_hard` (the same, hard top-k kept
+at inference), `nucleotides` (attention on the nucleotides, no faithfulness
+loss), `faithful_features` (faithfulness loss, attention on stem features),
+`faithful` (the default: attention on nucleotides + faithfulness loss),
+`faithful_hard`, `faithful_exp` (exponential stem activation), `cnn`.
+
+    python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
+    python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
+    python benchmarks/faithfulness.py --datasets planted --variants paper faithful cnn --seeds 0
+
+Runs are resumable (each finished run leaves `row.json`). Writes
+`benchmarks/results/faithfulness/{faithfulness.json,faithfulness.md,runs.csv,tradeoff.png}`.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+ROW_FILE = "row.json"
+FRACTION = 0.2
+
+# name -> (model, TrainConfig.preset, TrainConfig.attention)
+VARIANTS = {
+    "paper": ("attngen", "paper", {}),
+    "paper_hard": ("attngen", "paper", {"inference": "hard"}),
+    "nucleotides": ("attngen", "faithful", {"faithfulness_weight": 0.0}),
+    "faithful_features": ("attngen", "paper", {"faithfulness_weight": 1.0}),
+    "faithful": ("attngen", "faithful", {}),
+    "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
+    "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),
+    "cnn": ("cnn", "faithful", {}),
+}
+FIGURES = (
+    "test_accuracy", "deletion_top", "deletion_random", "sufficiency_top", "sufficiency_random",
+    "aopc_comprehensiveness_top", "aopc_comprehensiveness_random", "aopc_sufficiency_top",
+    "aopc_sufficiency_random", "uniform_attention_accuracy", "planted_auroc", "planted_auprc",
+    "cnn_ism_deletion_top", "mean_epoch_seconds",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Dataset:
+    """One dataset of the benchmark and its training budget."""
+
+    name: str
+    data: list
+    references: str = None
+    epochs: int = 3
+    max_train: int = None
+    ground_truth: str = None
+
+
+def planted_dataset(root, n=5000, length=200, seed=7):
+    """Writes the planted-motif set (CSV + ground truth) under `root`; returns its paths.
+
+    4,000 of the 5,000 sequences are training data once the run carves its
+    20% test split.
+    """
+    from attngen_keras.synthetic import planted_motif_data
+
+    root = Path(root)
+    sequences, truth = root / "sequences.csv", root / "planted.csv"
+    if not sequences.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        motifs = [_degenerate_pwm(m) for m in ("TGACGTCAGC", "CCAATGGCGA")]
+        data = planted_motif_data(n=n, length=length, motifs=motifs, negatives="shuffled", seed=seed)
+        data.to_frame().to_csv(sequences, index=False)
+        data.planted_intervals().to_csv(truth, index=False)
+    return str(sequences), str(truth)
+
+
+def _degenerate_pwm(consensus, main=0.85):
+    pwm = np.full((len(consensus), 4), (1 - main) / 3)
+    for i, base in enumerate(consensus):
+        pwm[i, "ACGT".index(base)] = main
+    return pwm
+
+
+def datasets(work, quick=False):
+    """The benchmark's datasets (those whose files exist)."""
+    found = []
+    hof = SHARED / "genomic_benchmarks" / "human_or_fungus"
+    if hof.exists():
+        found.append(Dataset("human_or_fungus", [str(hof)], str(SHARED / "references"), epochs=3, max_train=15000))
+    nontata = SHARED / "genomic_benchmarks_seq" / "human_nontata_promoters_resplit"
+    if nontata.exists():
+        found.append(Dataset("nontata", [str(nontata)], epochs=10))
+    sequences, truth = planted_dataset(Path(work) / "planted_data")
+    found.append(Dataset("planted", [sequences], epochs=10, ground_truth=truth))
+    if quick:
+        for item in found:
+            item.epochs, item.max_train = 1, 600
+    return found
+
+
+def train_run(dataset, variant, seed, out, batch_size=128):
+    """Trains one (dataset, variant, seed) run into `out` (resumes or reuses it)."""
+    from attngen_keras.training import TrainConfig, train
+
+    model, preset, attention = VARIANTS[variant]
+    config = TrainConfig(
+        data=dataset.data, out=str(out), references=dataset.references, model=model, epochs=dataset.epochs,
+        batch_size=batch_size, seed=seed, patience=0, max_train=dataset.max_train, preset=preset,
+        attention=dict(attention),
+    )  # fmt: skip
+    return train(config, verbose=2)
+
+
+def score_run(dataset, variant, run, n, seed=0):
+    """The faithfulness figures of one trained run."""
+    from attngen_keras.explain.perturbation import perturb_split
+    from attngen_keras.training import load_run_data
+
+    model, record, _, split = load_run_data(run, split="test")
+    methods = ["saliency", "ism"] if variant == "cnn" else ["attention"]
+    row = {}
+    k = None
+    for method in methods:
+        result = perturb_split(model, split, method, n=n, fractions=[0.0, FRACTION], seed=seed)
+        k = result["fractions"].index(FRACTION)
+        prefix = "" if method in ("attention", "saliency") else f"cnn_{method}_"
+        row[f"{prefix}deletion_top"] = result["accuracy"]["top"][k]
+        row[f"{prefix}deletion_random"] = result["accuracy"]["random"][k]
+        row[f"{prefix}sufficiency_top"] = result["sufficiency"]["top"][k]
+        row[f"{prefix}sufficiency_random"] = result["sufficiency"]["random"][k]
+        for mode in ("comprehensiveness", "sufficiency"):
+            for ranking in ("top", "random"):
+                row[f"{prefix}aopc_{mode}_{ranking}"] = result["aopc"][mode][ranking]
+        if result.get("uniform_attention"):
+            row["uniform_attention_accuracy"] = result["uniform_attention"]["accuracy"]
+        row[f"{prefix}method"] = method
+    if dataset.ground_truth:
+        row.update(_localization(model, record, split, dataset.ground_truth, methods[0], n))
+    return row
+
+
+def _localization(model, record, split, truth, method, n):
+    from attngen_keras.explain.ground_truth import ground_truth_mask
+    from attngen_keras.explain.report import explain_split, localization_summary
+
+    result = explain_split(model, split, record["class_names"], method, n=n)
+    planted = ground_truth_mask(truth, result["ids"], result["valid"].sum(axis=1))
+    found = localization_summary(result, planted)["importance"]
+    return {"planted_auroc": found["auroc"], "planted_auprc": found["auprc"]}
+
+
+def run_all(selected, variants, seeds, work, n):
+    rows = []
+    for dataset in selected:
+        for variant in variants:
+            for seed in seeds:
+                out = Path(work) / dataset.name / f"{variant}_s{seed}"
+                row_path = out / ROW_FILE
+                if row_path.exists():
+                    rows.append(json.loads(row_path.read_text()))
+                    continue
+                print(f"== {dataset.name} / {variant} / seed {seed}", flush=True)
+                start = time.time()
+                metrics = train_run(dataset, variant, seed, out)
+                row = {
+                    "dataset": dataset.name, "variant": variant, "seed": seed,
+                    "test_accuracy": metrics["test"]["accuracy"],
+                    "mean_epoch_seconds": metrics.get("mean_epoch_seconds"),
+                    "epochs": dataset.epochs, "max_train": dataset.max_train,
+                }  # fmt: skip
+                row.update(score_run(dataset, variant, out, n))
+                row["wall_seconds"] = time.time() - start
+                row_path.write_text(json.dumps(row, indent=2))
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(frame):
+    """Mean and sample std over seeds of every figure, per dataset and variant."""
+    present = [f for f in FIGURES if f in frame]
+    grouped = frame.groupby(["dataset", "variant"], sort=False)[present]
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
+    summary["runs"] = grouped.size()
+    return summary.reset_index()
+
+
+def markdown(summary):
+    def cell(row, name, digits=3):
+        mean = row.get(f"{name}_mean")
+        if mean is None or pd.isna(mean):
+            return "-"
+        std = row.get(f"{name}_std")
+        return f"{mean:.{digits}f}" + ("" if std is None or pd.isna(std) else f" ± {std:.{digits}f}")
+
+    lines = [
+        "| dataset | variant | runs | test acc | del@20 top | del@20 random | suff@20 top | suff@20 random "
+        "| AOPC comp top / random | AOPC suff top / random | uniform attn | planted AUROC | planted AUPRC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in summary.iterrows():
+        lines.append(
+            f"| {row['dataset']} | {row['variant']} | {int(row['runs'])} | {cell(row, 'test_accuracy', 4)} "
+            f"| {cell(row, 'deletion_top')} | {cell(row, 'deletion_random')} | {cell(row, 'sufficiency_top')} "
+            f"| {cell(row, 'sufficiency_random')} "
+            f"| {cell(row, 'aopc_comprehensiveness_top')} / {cell(row, 'aopc_comprehensiveness_random')} "
+            f"| {cell(row, 'aopc_sufficiency_top')} / {cell(row, 'aopc_sufficiency_random')} "
+            f"| {cell(row, 'uniform_attention_accuracy')} | {cell(row, 'planted_auroc')} | {cell(row, 'planted_auprc')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_tradeoff(summary, path):
+    """Deletion@20% (x, lower = more faithful) vs sufficiency@20% (y), one point per run group."""
+    from attngen_keras.plotting import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    markers = dict(zip(summary["dataset"].unique(), "osD^v"))
+    for _, row in summary.iterrows():
+        ax.scatter(row["deletion_top_mean"], row["sufficiency_top_mean"], marker=markers[row["dataset"]], s=50)
+        ax.annotate(f"{row['variant']} ({row['dataset'][:6]})", (row["deletion_top_mean"], row["sufficiency_top_mean"]),
+                    fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    ax.axvline(0.65, color="tab:red", linestyle=":", label="goal: deletion@20% <= 0.65")
+    ax.axhline(0.90, color="tab:green", linestyle=":", label="goal: sufficiency@20% >= 0.90")
+    ax.set_xlabel("accuracy with the top 20% (own ranking) replaced by N")
+    ax.set_ylabel("accuracy with only the top 20% kept")
+    ax.set_title("faithfulness of each variant's own ranking (N replacement)")
+    return save_figure(fig, ax, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", help="subset of: human_or_fungus nontata planted")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n", type=int, default=1000, help="test sequences perturbed per run")
+    parser.add_argument("--work", default=str(ROOT / "benchmarks" / "runs" / "faithfulness"), help="run directories")
+    parser.add_argument("--out", default=str(RESULTS / "faithfulness"))
+    parser.add_argument("--quick", action="store_true", help="600 training sequences, 1 epoch: a smoke test")
+    args = parser.parse_args(argv)
+    selected = datasets(args.work, args.quick)
+    if args.datasets:
+        unknown = set(args.datasets) - {d.name for d in selected}
+        if unknown:
+            print(f"unknown or unavailable datasets: {sorted(unknown)}", file=sys.stderr)
+            return 2
+        selected = [d for d in selected if d.name in args.datasets]
+    frame = run_all(selected, args.variants, args.seeds, args.work, args.n)
+    summary = summarize(frame)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "runs.csv", index=False)
+    table = markdown(summary)
+    (out / "faithfulness.md").write_text(table)
+    details = {
+        "protocol": {"fraction": FRACTION, "replacement": "N", "n": args.n, "quick": args.quick,
+                     "budgets": {d.name: {"epochs": d.epochs, "max_train": d.max_train} for d in selected}},
+        "summary": json.loads(summary.to_json(orient="records")),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count()},
+    }  # fmt: skip
+    (out / "faithfulness.json").write_text(json.dumps(details, indent=2))
+    plot_tradeoff(summary, out / "tradeoff.png")
+    print(table)
+    print(f"wrote faithfulness.json, faithfulness.md, runs.csv and tradeoff.png to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
