@@ -72,10 +72,14 @@ def _parser():
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(evaluate, required=False)
     evaluate.add_argument(
-        "--split", choices=["test", "val", "train", "all"], default="test",
-        help="split to score; data without splits of its own is scored whole ('all')",
+        "--split", choices=["test", "val", "train", "all"],
+        help="split to score (default: test; other data without splits of its own is scored whole, 'all'); "
+        "a split the data does not have is an error",
     )  # fmt: skip
-    evaluate.add_argument("--out", help="metrics JSON (default RUN_DIR/evaluation_<split>.json)")
+    evaluate.add_argument(
+        "--out", help="metrics JSON (default RUN_DIR/evaluation_<split>.json, or .2.json, ... if that exists)"
+    )
+    evaluate.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     explain = sub.add_parser("explain", help="per-nucleotide importance of a trained run, with plots")
     explain.add_argument("run_dir", metavar="RUN_DIR")
@@ -160,6 +164,7 @@ def _parser():
     predict.add_argument("--saliency", action="store_true", help="add per-nucleotide importance")
     predict.add_argument("--batch-size", type=int, default=256)
     predict.add_argument("--out", required=True, help="output TSV")
+    predict.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     synthetic = sub.add_parser("synthetic", help="write planted-motif sequences with their ground truth")
     synthetic.add_argument("--out", required=True, help="directory for sequences.csv and planted.csv")
@@ -213,9 +218,10 @@ def _evaluate(args):
 
     result = evaluate_run(
         args.run_dir, args.data, args.references, split=args.split, out=args.out,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, force=args.force,
     )  # fmt: skip
     print(f"{result['split']}: {format_metrics(result)}")
+    print(f"wrote {result['written']}")
 
 
 def _explain(args):
@@ -337,7 +343,9 @@ def _predict(args):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     kind = "fasta" if args.fasta else "table"
-    count = predict_file(args.model, args.fasta or args.csv, args.out, args.saliency, args.batch_size, kind=kind)
+    count = predict_file(
+        args.model, args.fasta or args.csv, args.out, args.saliency, args.batch_size, kind=kind, force=args.force
+    )
     print(f"wrote {count} predictions to {args.out}")
 
 

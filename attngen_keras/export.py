@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from attngen_keras.data import alphabet
+from attngen_keras.files import check_output_dir
 from attngen_keras.models.classifiers import SALIENCY_LAYER_NAME, STEM_LAYER_NAME
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -187,10 +188,11 @@ def export_model(model, out, class_names, length, crop=None, version=None, metad
     >>> export_model(model, "saved_models/hof", ["fungus", "human"], 200)  # doctest: +SKIP
     PosixPath('saved_models/hof/1')
     """
-    out = Path(out)
-    version = next_version(out) if version is None else int(version)
-    if version < 1:
+    if version is not None and int(version) < 1:
         raise ValueError(f"--version must be a positive integer, got {version}")
+    created = not Path(out).exists()
+    out = check_output_dir(out)  # a file there, or an unwritable place, is a one-line error up front
+    version = next_version(out) if version is None else int(version)
     final = out / str(version)
     if final.exists():
         raise FileExistsError(f"{final} already exists; choose another --version (next free: {next_version(out)})")
@@ -201,7 +203,6 @@ def export_model(model, out, class_names, length, crop=None, version=None, metad
     archive.track(serving)
     archive.add_endpoint("serving_default", tf.function(serving.predict), input_signature=[strings])
     archive.add_endpoint("saliency", tf.function(serving.importance), input_signature=[strings])
-    out.mkdir(parents=True, exist_ok=True)
     staging = out / f".{version}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -216,6 +217,8 @@ def export_model(model, out, class_names, length, crop=None, version=None, metad
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()  # leave no empty base directory behind
         raise
     config = out / "models.config"
     if not config.exists():

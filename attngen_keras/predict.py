@@ -8,7 +8,7 @@ through the same in-graph preprocessing as TF Serving (see
 """
 
 import csv
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,19 @@ from tqdm import tqdm
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
+from attngen_keras.files import check_output_file, read_json
+
+# Above this share of invalid characters the input is reported as probably not DNA.
+NOT_DNA_SHARE = 0.25
 
 
 def resolve_model(path):
     """`(predict_fn, saliency_fn, facts)` for a SavedModel (version or base dir) or a run dir."""
     path = Path(path)
+    if not path.exists():
+        raise DataError("no such file or directory", path)
+    if not path.is_dir():
+        raise DataError("is a file; give an exported SavedModel directory or a run directory", path)
     if (path / "model.keras").exists():
         from attngen_keras.export import _Serving
         from attngen_keras.training import load_run
@@ -40,8 +48,18 @@ def resolve_model(path):
     metadata = path / METADATA_FILE
     if not metadata.exists():
         raise DataError(f"SavedModel without {METADATA_FILE}: export it with `attngen export`", path)
-    facts = {**json.loads(metadata.read_text()), "source": str(path)}
-    loaded = tf.saved_model.load(str(path))
+    facts = {**read_json(metadata, "export metadata file"), "source": str(path)}
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:  # DecodeError, OpError, OSError, ...: all mean an unusable SavedModel
+        reason = " ".join(str(error).split())[:200]
+        raise DataError(
+            f"corrupt or truncated SavedModel, cannot load it ({type(error).__name__}: {reason}); export it again",
+            path / "saved_model.pb",
+        ) from None
+    missing = [name for name in ("serving_default", "saliency") if name not in loaded.signatures]
+    if missing:
+        raise DataError(f"SavedModel without the {' and '.join(missing)} signature(s): export it with `attngen export`", path)
     serve, saliency = loaded.signatures["serving_default"], loaded.signatures["saliency"]
     return (lambda s: serve(sequences=s)), (lambda s: saliency(sequences=s)), facts
 
@@ -128,42 +146,73 @@ def _batches(records, size):
         yield batch
 
 
-def predict_file(model_path, input_path, out, saliency=False, batch_size=256, show_progress=True, kind=None):
+def predict_file(
+    model_path, input_path, out, saliency=False, batch_size=256, show_progress=True, kind=None, force=False
+):
     """Writes one TSV row per input sequence; returns the number of sequences.
 
     Columns: `id`, `predicted_class`, `prob_<class>` per class,
     `invalid_characters`, `truncated`, and with `saliency` an `importance`
     column of comma-separated per-nucleotide scores (up to the sequence's
-    length within the model's window).
+    length within the model's window). An existing `out` is replaced only
+    with `force`. Characters that are not nucleotides (or IUPAC codes) are
+    summarized on stderr: how many sequences have them, and a warning when
+    they are a large share of the input (protein, say).
 
     Example:
 
     >>> predict_file("saved_models/hof", "reads.fa", "preds.tsv")  # doctest: +SKIP
     """
-    if Path(out).is_dir():
-        raise DataError("is a directory; give a file name for the predictions", out)
+    out = check_output_file(out, force)
+    if not Path(input_path).is_file():
+        raise DataError("no such file", input_path)
     predict, importance, facts = resolve_model(model_path)
     class_names = facts["class_names"]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     count = 0
     try:
-        count = _write_predictions(partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress)
+        count, invalid = _write_predictions(
+            partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress,
+            window=int(facts["length"]),
+        )  # fmt: skip
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     partial.replace(out)
+    _report_invalid(input_path, count, invalid)
     return count
 
 
-def _write_predictions(partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress):
-    count = 0
-    with open(partial, "w", newline="") as handle:
+def _report_invalid(input_path, count, invalid):
+    """One stderr line when some characters were not nucleotides (they were read as N)."""
+    sequences, characters, total = invalid
+    if not characters:
+        return
+    share = characters / max(total, 1)
+    line = (
+        f"attngen predict: warning: {input_path}: {sequences} of {count} sequences have characters that are "
+        f"not nucleotides or IUPAC codes ({characters} of {total} characters, {share:.1%}), read as N "
+        f"(see the invalid_characters column)"
+    )
+    if share >= NOT_DNA_SHARE:
+        line += "; this does not look like DNA: the predictions are meaningless"
+    print(line, file=sys.stderr)
+
+
+def _write_predictions(
+    partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress, window=None
+):
+    """Writes the TSV; returns `(count, (sequences with invalid characters, invalid characters, characters))`.
+
+    Characters are counted within the model's `window` (as `invalid_characters` is).
+    """
+    count = invalid_sequences = invalid_characters = characters = 0
+    with open(partial, "w", newline="") as handle, tqdm(
+        unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress
+    ) as progress:  # closed (ending its line) before any error message
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         header = ["id", "predicted_class", *[f"prob_{c}" for c in class_names], "invalid_characters", "truncated"]
         writer.writerow(header + (["importance"] if saliency else []))
-        progress = tqdm(unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress)
         for batch in _batches(iter_records(input_path, kind), batch_size):
             ids = [r for r, _ in batch]
             strings = tf.constant([s.encode("ascii", "replace") for _, s in batch])
@@ -178,6 +227,8 @@ def _write_predictions(partial, predict, importance, class_names, input_path, ki
                     row.append(",".join(f"{v:.5g}" for v in np.asarray(scores[i][:length])))
                 writer.writerow(row)
             count += len(batch)
+            invalid_sequences += int((result["invalid_characters"] > 0).sum())
+            invalid_characters += int(result["invalid_characters"].sum())
+            characters += sum(min(len(s.strip()), window or len(s)) for _, s in batch)
             progress.update(len(batch))
-        progress.close()
-    return count
+    return count, (invalid_sequences, invalid_characters, characters)

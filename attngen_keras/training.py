@@ -4,14 +4,17 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -19,8 +22,11 @@ from attngen_keras import __version__
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
 from attngen_keras.data import load_dataset, make_tf_dataset
 from attngen_keras.data.containers import EncodedSplit
+from attngen_keras.data.errors import DataError
+from attngen_keras.data.loading import resolve_data_paths
 from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
+from attngen_keras.files import check_output_file, read_json, unique_path, write_json_atomic
 from attngen_keras.models import build_model, compile_classifier
 from attngen_keras.plotting import plot_training_curves
 
@@ -137,7 +143,11 @@ class TrainConfig:
                 raise ValueError(message)
         if isinstance(self.data, (str, os.PathLike)):
             self.data = [str(self.data)]
-        self.data = [str(d) for d in self.data]
+        # absolute paths: the run evaluates, explains and perturbs on its own
+        # data from any working directory
+        self.data = resolve_data_paths([str(d) for d in self.data])
+        if self.references is not None:
+            self.references = resolve_data_paths([str(self.references)])[0]
 
     def identity(self):
         return {name: getattr(self, name) for name in _IDENTITY_FIELDS}
@@ -176,7 +186,11 @@ def _check_run_dir(out, config, overwrite):
         return "new"
     if overwrite:
         return "replace"
-    previous = json.loads(config_path.read_text())
+    previous = read_json(config_path, "run configuration")
+    # runs written before data paths were stored absolute: relative to the working directory
+    previous["data"] = resolve_data_paths(previous.get("data") or [])
+    if previous.get("references"):
+        previous["references"] = resolve_data_paths([previous["references"]])[0]
     mismatched = [
         name
         for name, value in _normalize(config.identity()).items()
@@ -225,6 +239,8 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         The metrics dict written to `metrics.json`.
     """
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} is a file, not a run directory; choose another --out")
     created = not out.exists()
     try:
         with _run_lock(out):
@@ -286,7 +302,7 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
     state = _check_run_dir(out, config, overwrite)
     if state == "finished":
         print(f"{out}: run already finished; metrics from {out / METRICS_FILE}")
-        return json.loads((out / METRICS_FILE).read_text())
+        return read_json(out / METRICS_FILE, "metrics file")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if dataset is None:  # loaded (and so validated) before anything is written
@@ -295,17 +311,18 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
             val_fraction=config.val_fraction, test_fraction=config.test_fraction,
             seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
         )  # fmt: skip
+    fingerprint = data_fingerprint(dataset)  # of the full splits, as evaluate loads them
     if config.max_train is not None:
         dataset = _subsample_train(dataset, config.max_train, config.seed)
     if state != "replace":
-        return _fit_and_write(out, out, state, config, verbose, dataset, callbacks)
+        return _fit_and_write(out, out, state, config, verbose, dataset, callbacks, fingerprint)
     staging = out.parent / f".{out.name}.overwrite"
     staged_state = _prepare_staging(staging, out, config)
     try:
         if staged_state == "finished":  # killed between finishing and the swap
-            metrics = json.loads((staging / METRICS_FILE).read_text())
+            metrics = read_json(staging / METRICS_FILE, "metrics file")
         else:
-            metrics = _fit_and_write(staging, out, staged_state, config, verbose, dataset, callbacks)
+            metrics = _fit_and_write(staging, out, staged_state, config, verbose, dataset, callbacks, fingerprint)
     except RunError:  # diverged: nothing worth resuming
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -357,12 +374,30 @@ def _exchange_dirs(a, b):
     os.rename(aside, a)
 
 
-def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks):
+def data_fingerprint(dataset):
+    """SHA-256 per split of what the model sees (class names, tokens, labels, ids).
+
+    It does not depend on where the files are: the same data at another path
+    has the same fingerprint, and any change to the sequences, labels or the
+    split changes it.
+    """
+    result = {}
+    for name, split in sorted(dataset.splits.items()):
+        digest = hashlib.sha256(json.dumps([dataset.class_names, list(split.tokens.shape)]).encode())
+        digest.update(np.ascontiguousarray(split.tokens).tobytes())
+        digest.update(np.ascontiguousarray(split.labels, dtype=np.int32).tobytes())
+        digest.update("\n".join(map(str, split.ids)).encode())
+        result[name] = digest.hexdigest()
+    return result
+
+
+def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, fingerprint=None):
     """Trains in `out` (a run directory, or the staging one of `final_out`) and writes the run files."""
     keras.utils.set_random_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
     record = dataclasses.asdict(config)
-    record["out"] = str(final_out)
+    record["out"] = str(Path(final_out).absolute())
+    record["data_fingerprint"] = fingerprint or data_fingerprint(dataset)
     record.update(
         length=dataset.length,
         class_names=dataset.class_names,
@@ -372,9 +407,9 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks):
     )
     if state == "new":
         # The resolved length is part of the identity; store what the user asked.
-        (out / CONFIG_FILE).write_text(json.dumps({**record, "length": config.length}, indent=2))
+        write_json_atomic(out / CONFIG_FILE, {**record, "length": config.length})
     if state == "new" or not (out / DATASET_FILE).exists():
-        (out / DATASET_FILE).write_text(json.dumps(record, indent=2))
+        write_json_atomic(out / DATASET_FILE, record)
 
     has_val = "val" in dataset.splits
     strategy = _strategy(config.strategy)
@@ -435,7 +470,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks):
             train_ds, validation_data=val_ds, epochs=config.epochs,
             callbacks=callbacks + extra_callbacks, verbose=verbose, shuffle=False,
         )  # fmt: skip
-        (out / FIT_DONE).write_text(json.dumps({"finished": time.time()}))
+        write_json_atomic(out / FIT_DONE, {"finished": time.time()})
     else:
         print(f"{out}: training had finished; writing the run files")
     history = _tidy_history(out / HISTORY_FILE)
@@ -462,7 +497,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks):
     metrics["best_epoch_mask_fraction"] = float(best.get("mask_fraction", 0.0))
     if "epoch_seconds" in history:
         metrics["mean_epoch_seconds"] = float(history["epoch_seconds"].mean())
-    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(out / METRICS_FILE, metrics)
     shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return metrics
 
@@ -543,47 +578,149 @@ def evaluate_split(model, split, batch_size=256):
 
 
 def load_run(run_dir):
-    """`(model, config_dict)` of a finished run directory."""
+    """`(model, config_dict)` of a finished run directory.
+
+    Raises:
+        RunError: a missing or unfinished run, or a corrupt or truncated
+            `model.keras` / `dataset.json` (naming the file).
+    """
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunError(f"{run_dir} is not a finished attngen run (no such directory)")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run directory")
     if not (run_dir / MODEL_FILE).exists() or not (run_dir / DATASET_FILE).exists():
         raise RunError(
             f"{run_dir} is not a finished attngen run (no {MODEL_FILE} / dataset.json); "
             "train it first with `attngen train --out` this directory"
         )
-    record = json.loads((run_dir / DATASET_FILE).read_text())
-    model = keras.models.load_model(run_dir / MODEL_FILE)
-    return model, record
+    record = read_json(run_dir / DATASET_FILE, "run record")
+    return load_model_file(run_dir / MODEL_FILE), record
 
 
-def load_run_data(run_dir, data=None, references=None, split="test", cache_dir="default"):
+def load_model_file(path):
+    """`keras.models.load_model(path)`, with a one-line `RunError` naming the file when it cannot load."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:
+        if not zipfile.is_zipfile(path):
+            problem = "corrupt or truncated Keras model file (not a complete .keras zip archive)"
+        else:
+            reason = " ".join(str(error).split())[:200]
+            problem = (
+                f"cannot load the Keras model ({type(error).__name__}: {reason}); the file may be corrupt, "
+                "or saved by another version of attngen-keras"
+            )
+        raise RunError(f"{path}: {problem}") from None
+
+
+def _describe_data(data):
+    return " ".join(data)
+
+
+def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):
     """A trained run's model, record and one split of data encoded like its training data.
 
-    The run's own data (the default) is split exactly as in training; other
-    data is not carved, and a source without splits is used whole (`all`).
+    The run's own data (the default, at the absolute paths recorded at
+    training) is split exactly as in training. Data given at another path is
+    recognized as the run's own when its content fingerprint matches the
+    recorded one, and split the same way. Other data is not carved: it has
+    the splits of its own source, or is used whole (`all`).
+
+    Args:
+        split: `test`, `val`, `train` or `all`; a split the data does not
+            have is an error, never replaced by another. `None`: `test` of
+            the run's own data; for other data its `test` split if it has
+            one, else all of it.
 
     Returns:
         `(model, record, split_name, encoded_split)`.
     """
     model, record = load_run(run_dir)
+    own_paths = [str(d) for d in record["data"]]
     if data is None:
-        data, references = record["data"], references or record.get("references")
-    data = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
-    own_data = data == [str(d) for d in record["data"]]
-    dataset = load_dataset(
-        data, references, length=record["length"], crop=record.get("crop"),
+        data, references = own_paths, references or record.get("references")
+        missing = _missing_paths(data)
+        if missing:
+            relative = [p for p in missing if not Path(p).is_absolute()]
+            where = (
+                f" (recorded relative to the directory it was trained in: run from there, or give --data)"
+                if relative else ""
+            )
+            raise RunError(
+                f"{run_dir}: the run's training data {', '.join(missing)} is not there any more{where}; "
+                "give its new location with --data (recognized as the training data by its content)"
+            )
+    else:
+        data = resolve_data_paths(data)
+        if references is not None:
+            references = resolve_data_paths([references])[0]
+    options = dict(
+        length=record["length"], crop=record.get("crop"), class_names=record["class_names"],
         val_fraction=record.get("val_fraction", 0.1), test_fraction=record.get("test_fraction", 0.2),
-        seed=record.get("seed", 0), class_names=record["class_names"], cache_dir=_cache_dir(cache_dir),
-        carve=own_data,
+        seed=record.get("seed", 0), cache_dir=_cache_dir(cache_dir),
     )  # fmt: skip
-    if split not in dataset.splits and "all" in dataset.splits:
-        print(f"{' '.join(data)} has no splits of its own: using all {len(dataset['all'])} sequences")
-        split = "all"
+    recorded = record.get("data_fingerprint")
+    own = data == resolve_data_paths(own_paths)
+    dataset = None
+    if own or recorded:
+        try:
+            dataset = load_dataset(data, references, carve=True, **options)
+        except DataError:
+            if own:
+                raise
+        if dataset is not None and recorded:
+            same = data_fingerprint(dataset) == recorded
+            if own and not same:
+                warnings.warn(
+                    f"{_describe_data(data)} has changed since {run_dir} was trained (its content fingerprint "
+                    "differs): the splits may no longer be the training ones, and the test split may hold "
+                    "training sequences",
+                    stacklevel=2,
+                )
+            elif not own and same:
+                print(f"{_describe_data(data)} holds the run's training data (same content): split as in training")
+                own = True
+        if not own:
+            dataset = None
+    if dataset is None:
+        dataset = load_dataset(data, references, carve=False, **options)
+    if split is None:
+        split = "test" if own or "test" in dataset.splits else "all" if "all" in dataset.splits else None
+        if split == "all":
+            print(f"{_describe_data(data)} has no splits of its own: using all {len(dataset['all'])} sequences")
     if split not in dataset.splits:
-        raise RunError(f"{' '.join(data)} has no {split!r} split (it has: {', '.join(dataset.splits)})")
+        hint = ""
+        if "all" in dataset.splits:
+            hint = (
+                " (it is not the run's training data and has no splits of its own: use --split all to score "
+                "all of it, or omit --data to use the run's own test split)"
+            )
+        raise RunError(
+            f"{_describe_data(data)} has no {split!r} split (it has: {', '.join(dataset.splits)}){hint}"
+        )
     return model, record, split, dataset[split]
 
 
-def evaluate_run(run_dir, data=None, references=None, split="test", batch_size=256, out=None, cache_dir="default"):
+def _missing_paths(items):
+    """Paths among `--data` items that do not exist (a dataset name is not a path)."""
+    from attngen_keras.data.readers import base_suffix, class_and_path
+
+    missing = []
+    for item in items:
+        label, path = class_and_path(item)
+        looks_like_path = label is not None or os.sep in path or base_suffix(path) != ""
+        if looks_like_path and not Path(path).exists():
+            missing.append(path)
+    return missing
+
+
+def evaluate_run(
+    run_dir, data=None, references=None, split=None, batch_size=256, out=None, cache_dir="default", force=False
+):
     """Evaluates a trained run on any supported dataset.
 
     The data is encoded like the training data (same length, crop and class
@@ -593,20 +730,28 @@ def evaluate_run(run_dir, data=None, references=None, split="test", batch_size=2
         run_dir: a finished run directory.
         data: `--data` value(s); default: the run's own training data.
         references: reference genomes for interval lists.
-        split: which split to evaluate (`test`, `val` or `train`).
+        split: which split to evaluate (`test`, `val`, `train` or `all`);
+            see `load_run_data` (default: test, or all of other data without splits).
         batch_size: prediction batch size.
-        out: JSON file to write (default `RUN_DIR/evaluation_<split>.json`).
+        out: JSON file to write; an existing one is replaced only with
+            `force`. Default `RUN_DIR/evaluation_<split>.json`, or
+            `evaluation_<split>.2.json`, ... when that exists (earlier
+            evaluations are kept).
         cache_dir: cache directory for parsed data.
+        force: replace an existing `out`.
 
     Returns:
-        The metrics dict.
+        The metrics dict (with `written`: the path of the JSON file).
     """
+    if out is not None:
+        out = check_output_file(out, force)  # before the (slow) work
     model, record, split, part = load_run_data(run_dir, data, references, split, cache_dir)
     metrics = evaluate_split(model, part, batch_size)
-    result = {"run": str(run_dir), "data": data or record["data"], "split": split, **metrics}
-    out = Path(out) if out else Path(run_dir) / f"evaluation_{split}.json"
-    out.write_text(json.dumps(result, indent=2))
-    return result
+    used = resolve_data_paths(data) if data is not None else record["data"]
+    result = {"run": str(Path(run_dir).absolute()), "data": used, "split": split, **metrics}
+    out = out or unique_path(Path(run_dir) / f"evaluation_{split}.json")
+    write_json_atomic(out, result)
+    return {**result, "written": str(out)}
 
 
 def format_metrics(metrics):
@@ -625,6 +770,8 @@ __all__ = [
     "evaluate_run",
     "evaluate_split",
     "format_metrics",
+    "data_fingerprint",
+    "load_model_file",
     "load_run",
     "load_run_data",
     "predict_probabilities",

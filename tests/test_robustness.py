@@ -130,3 +130,165 @@ def test_overwrite_refuses_a_directory_that_is_not_a_run(fasta_pair, tmp_path):
     with pytest.raises(RunError, match="not an attngen run directory"):
         train(config, overwrite=True, verbose=0)
     assert [p.name for p in folder.iterdir()] == ["thesis.txt"]
+
+
+def run_cli(capsys, *args):
+    """`attngen ARGS` in this process (same code path as the console script): `(rc, stdout, stderr)`."""
+    from attngen_keras.cli import main
+
+    rc = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def in_process_error(capsys, *args):
+    rc, _, err = run_cli(capsys, *args)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# 1. runs are relocatable; --split is never silently ignored ---------------------------------------
+
+
+def test_run_records_absolute_data_paths_and_a_fingerprint(trained_run, fasta_pair):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["data"] == [f"low={fasta_pair / 'low.fa'}", f"high={fasta_pair / 'high.fa'}"]
+    record = json.loads((trained_run / "dataset.json").read_text())
+    assert set(record["data_fingerprint"]) == {"train", "val", "test"}
+
+
+def test_evaluate_from_another_directory_uses_the_runs_own_test_split(trained_run, tmp_path):
+    """The issue's report: `cd work && attngen train ... --out run`, then evaluate from elsewhere."""
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    result = attngen("evaluate", trained_run, "--split", "test", "--out", "e.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""  # no TensorFlow start-up noise either
+    evaluated = json.loads((tmp_path / "e.json").read_text())
+    assert evaluated["n"] == metrics["test"]["n"] == 80
+    assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_same_data_at_another_path_is_split_as_in_training(trained_run, fasta_pair, tmp_path, monkeypatch):
+    from attngen_keras.training import evaluate_run
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("low.fa", "high.fa"):
+        shutil.copy(fasta_pair / name, copy / name)
+    monkeypatch.chdir(tmp_path)  # relative paths, another directory
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    result = evaluate_run(trained_run, ["low=copy/low.fa", "high=copy/high.fa"], split="test", out="e.json")
+    assert result["n"] == metrics["test"]["n"] == 80  # not all 400 sequences, training ones included
+    assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+
+
+@pytest.fixture
+def other_fasta(tmp_path):
+    data = planted_motif_data(n=60, length=60, motifs=("TGACTCA",), seed=11)
+    paths = []
+    for name, label in (("low", 0), ("high", 1)):
+        path = tmp_path / f"other_{name}.fa"
+        path.write_text("".join(f">o{i}\n{s}\n" for i, (s, y) in enumerate(zip(data.sequences, data.labels)) if y == label))
+        paths.append(f"{name}={path}")
+    return paths
+
+
+def test_split_of_other_data_is_an_error_when_it_has_none(run_copy, other_fasta, capsys):
+    line = in_process_error(capsys, "evaluate", run_copy, "--data", *other_fasta, "--split", "test")
+    assert "other_low.fa" in line and "no 'test' split" in line and "--split all" in line
+    rc, out, _ = run_cli(capsys, "evaluate", run_copy, "--data", *other_fasta, "--split", "all")
+    assert rc == 0 and "n=60" in out
+    rc, out, _ = run_cli(capsys, "evaluate", run_copy, "--data", *other_fasta)  # no --split: all of it, said so
+    assert rc == 0 and "no splits of its own: using all 60 sequences" in out
+
+
+def test_moved_training_data_is_a_clear_error_then_found_by_content(fasta_pair, tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name in ("low.fa", "high.fa"):
+        shutil.copy(fasta_pair / name, data_dir / name)
+    run = tmp_path / "run"
+    train(TrainConfig(data=[str(data_dir / "low.fa"), str(data_dir / "high.fa")], out=str(run), model="gb-cnn",
+                      epochs=1, patience=0, jit_compile=False), verbose=0)  # fmt: skip
+    data_dir.rename(tmp_path / "moved")
+    line = in_process_error(capsys, "evaluate", run)
+    assert str(data_dir / "low.fa") in line and "not there any more" in line and "--data" in line
+    rc, out, err = run_cli(capsys, "evaluate", run, "--data", tmp_path / "moved" / "low.fa", tmp_path / "moved" / "high.fa")
+    assert rc == 0 and "same content" in out and "n=80" in out, err
+
+
+# 3. one-line errors for every file the tool reads or writes ----------------------------------------
+
+
+def test_export_to_an_existing_file_is_one_line(run_copy, tmp_path, capsys):
+    target = tmp_path / "not_a_dir"
+    target.write_text("x")
+    line = in_process_error(capsys, "export", run_copy, "--out", target)
+    assert str(target) in line and "is a file, not a directory" in line
+    assert target.read_text() == "x"
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_truncated_model_files_are_one_line_errors(run_copy, tmp_path, capsys):
+    reads = tmp_path / "reads.fa"
+    reads.write_text(">r1\nACGTACGTTGACTCAACGT\n")
+    from attngen_keras.export import export_run
+
+    exported = export_run(run_copy, tmp_path / "served")
+    _truncate(exported / "saved_model.pb")
+    line = in_process_error(capsys, "predict", tmp_path / "served", "--fasta", reads, "--out", tmp_path / "a.tsv")
+    assert "saved_model.pb" in line and "corrupt or truncated" in line
+    _truncate(run_copy / "model.keras")
+    for command in (["predict", run_copy, "--fasta", reads, "--out", tmp_path / "b.tsv"], ["evaluate", run_copy],
+                    ["export", run_copy, "--out", tmp_path / "served2"]):  # fmt: skip
+        line = in_process_error(capsys, *command)
+        assert "model.keras" in line and "corrupt or truncated" in line and "not found" not in line.lower()
+    assert not (tmp_path / "served2").exists() and not (tmp_path / "a.tsv").exists()
+    (run_copy / "dataset.json").write_text('{"length": 6')
+    line = in_process_error(capsys, "evaluate", run_copy)
+    assert "dataset.json" in line and "corrupt or truncated" in line
+
+
+def test_existing_outputs_are_kept_unless_forced(run_copy, tmp_path, capsys):
+    reads = tmp_path / "reads.fa"
+    reads.write_text(">r1\nACGTACGTTGACTCAACGT\n")
+    preds = tmp_path / "preds.tsv"
+    preds.write_text("earlier results")
+    line = in_process_error(capsys, "predict", run_copy, "--fasta", reads, "--out", preds)
+    assert str(preds) in line and "--force" in line and preds.read_text() == "earlier results"
+    rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", reads, "--out", preds, "--force")
+    assert rc == 0 and preds.read_text().startswith("id\t"), err
+    line = in_process_error(capsys, "predict", run_copy, "--fasta", reads, "--out", tmp_path / "reads.fa" / "p.tsv")
+    assert "reads.fa" in line and "is a file, not a directory" in line
+    line = in_process_error(capsys, "predict", run_copy, "--fasta", reads, "--out", "/proc/attngen/p.tsv")
+    assert "/proc/attngen" in line and "cannot create the directory" in line
+    # evaluate: the default name never replaces an earlier evaluation; --out needs --force
+    first = run_cli(capsys, "evaluate", run_copy)
+    second = run_cli(capsys, "evaluate", run_copy)
+    assert first[0] == second[0] == 0
+    assert f"wrote {run_copy / 'evaluation_test.json'}" in first[1]
+    assert f"wrote {run_copy / 'evaluation_test.2.json'}" in second[1]
+    line = in_process_error(capsys, "evaluate", run_copy, "--out", run_copy / "evaluation_test.json")
+    assert "already exists" in line and "--force" in line
+    assert run_cli(capsys, "evaluate", run_copy, "--out", run_copy / "evaluation_test.json", "--force")[0] == 0
+
+
+def test_predict_errors_start_on_their_own_line(run_copy, tmp_path):
+    """A gzip file that breaks after several batches: the error is not glued to the progress bar."""
+    import gzip
+
+    data = gzip.compress("".join(f">r{i}\nACGTACGTTGACTCA\n" for i in range(20000)).encode())
+    reads = tmp_path / "reads.fa.gz"
+    reads.write_bytes(data[: len(data) * 2 // 3])
+    result = attngen("predict", run_copy, "--fasta", reads, "--batch-size", "500", "--out", tmp_path / "p.tsv")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("attngen predict: error: ") and "reads.fa.gz" in errors[0]
+    assert "predicting reads.fa.gz" in result.stderr  # the progress bar was shown, on its own line
+    assert not (tmp_path / "p.tsv").exists()

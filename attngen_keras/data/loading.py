@@ -1,5 +1,6 @@
 """`load_dataset`: one entry point that auto-detects every supported source."""
 
+import os
 import shutil
 import sys
 import warnings
@@ -20,6 +21,29 @@ KINDS = (
     "table", "fasta", "table_dir", "fasta_split_dirs",
 )  # fmt: skip
 _READER_VERSION = "2"
+
+
+def resolve_data_paths(data):
+    """`--data` items with every existing path made absolute (`class=path` keeps its class).
+
+    Names (Genomic Benchmarks datasets) and paths that do not exist are kept
+    as given. Symbolic links are not followed: a FASTA file's class is its
+    file stem, which the link's own name defines.
+
+    Example:
+
+    >>> resolve_data_paths(["human=data/human.fa"])  # doctest: +SKIP
+    ['human=/home/me/project/data/human.fa']
+    """
+    items = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    resolved = []
+    for item in items:
+        label, path = readers.class_and_path(item)
+        if Path(path).exists():
+            absolute = os.path.abspath(path)
+            item = absolute if label is None else f"{label}={absolute}"
+        resolved.append(item)
+    return resolved
 
 
 def detect_source(data):

@@ -1,0 +1,110 @@
+"""Files the commands read and write: checked up front, written atomically, errors naming the file.
+
+Every command that writes a file or directory checks the path first (so a
+typo costs seconds, not a finished computation) and reports a problem as one
+`FileError` naming the path: an existing file that `--force` was not given
+for, a file where a directory is needed (or the reverse), a directory that
+cannot be created or written, a JSON file that is corrupt or truncated.
+Files are written to a temporary name and renamed into place, so a reader
+never sees half a file.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class FileError(ValueError):
+    """A file or directory that cannot be read or written as asked (`PATH: problem`)."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        super().__init__(f"{path}: {problem}")
+
+
+def _first_existing_ancestor(path):
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            return parent
+    return None
+
+
+def check_output_dir(path, create=True):
+    """Checks (and by default creates) a directory that outputs go into; returns it as a `Path`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileError(path, "is a file, not a directory")
+    if not path.exists():
+        ancestor = _first_existing_ancestor(path)
+        if ancestor is not None and not ancestor.is_dir():
+            raise FileError(ancestor, f"is a file, not a directory (needed for {path})")
+        if not create:
+            return path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise FileError(path, f"cannot create the directory ({error.strerror or error})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FileError(path, "directory is not writable (permission denied)")
+    return path
+
+
+def check_output_file(path, force=False):
+    """Checks that `path` can be written (parents created) and is not an existing file, unless `force`.
+
+    Returns `path` as a `Path`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FileError(path, "is a directory; give a file name")
+    if path.exists() and not force:
+        raise FileError(path, "already exists; use --force to replace it, or choose another name")
+    check_output_dir(path.parent if str(path.parent) else Path("."))
+    return path
+
+
+def unique_path(path):
+    """`path` if free, else `stem.2.suffix`, `stem.3.suffix`, ... (the first free one)."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    number = 2
+    while True:
+        candidate = path.with_name(f"{path.stem}.{number}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+        number += 1
+
+
+def write_text_atomic(path, text):
+    """Writes `text` to `path` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path, value):
+    write_text_atomic(path, json.dumps(value, indent=2))
+
+
+def read_json(path, what="file"):
+    """A JSON file's content; a missing, unreadable or corrupt one is an `FileError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileError(path, f"{what} not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FileError(path, f"corrupt or truncated {what} (invalid JSON: {error})") from None
+    except OSError as error:
+        raise FileError(path, f"cannot read the {what} ({error.strerror or error})") from None
