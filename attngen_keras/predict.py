@@ -20,8 +20,11 @@ from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suff
 from attngen_keras.export import METADATA_FILE
 from attngen_keras.files import check_output_file, read_json
 
-# Above this share of invalid characters the input is reported as probably not DNA.
+# Above this share of characters other than A, C, G, T (U) and N the input is
+# reported as probably not DNA (protein letters are mostly IUPAC codes, so
+# the invalid characters alone undercount them).
 NOT_DNA_SHARE = 0.25
+_DEFINITE = "ACGTUNacgtun"
 
 
 def resolve_model(path):
@@ -183,30 +186,35 @@ def predict_file(
     return count
 
 
-def _report_invalid(input_path, count, invalid):
-    """One stderr line when some characters were not nucleotides (they were read as N)."""
-    sequences, characters, total = invalid
-    if not characters:
-        return
-    share = characters / max(total, 1)
-    line = (
-        f"attngen predict: warning: {input_path}: {sequences} of {count} sequences have characters that are "
-        f"not nucleotides or IUPAC codes ({characters} of {total} characters, {share:.1%}), read as N "
-        f"(see the invalid_characters column)"
-    )
+def _report_invalid(input_path, count, stats):
+    """One stderr line when characters were not nucleotides (read as N), or the input does not look like DNA."""
+    sequences, invalid, unusual, total = stats
+    share = unusual / max(total, 1)
+    parts = []
+    if invalid:
+        parts.append(
+            f"{sequences} of {count} sequences have characters that are not nucleotides or IUPAC codes "
+            f"({invalid} of {total} characters), read as N (see the invalid_characters column)"
+        )
     if share >= NOT_DNA_SHARE:
-        line += "; this does not look like DNA: the predictions are meaningless"
-    print(line, file=sys.stderr)
+        parts.append(
+            f"{share:.0%} of the characters are not A, C, G, T or N: this does not look like DNA (protein?), "
+            "and the predictions are meaningless"
+        )
+    if parts:
+        print(f"attngen predict: warning: {input_path}: {'; '.join(parts)}", file=sys.stderr)
 
 
 def _write_predictions(
     partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress, window=None
 ):
-    """Writes the TSV; returns `(count, (sequences with invalid characters, invalid characters, characters))`.
+    """Writes the TSV; returns `(count, stats)`.
 
-    Characters are counted within the model's `window` (as `invalid_characters` is).
+    `stats`: sequences with invalid characters, invalid characters,
+    characters other than A/C/G/T/U/N, and all characters, counted within the
+    model's `window` (as `invalid_characters` is).
     """
-    count = invalid_sequences = invalid_characters = characters = 0
+    count = invalid_sequences = invalid_characters = unusual = characters = 0
     with open(partial, "w", newline="") as handle, tqdm(
         unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress
     ) as progress:  # closed (ending its line) before any error message
@@ -229,6 +237,9 @@ def _write_predictions(
             count += len(batch)
             invalid_sequences += int((result["invalid_characters"] > 0).sum())
             invalid_characters += int(result["invalid_characters"].sum())
-            characters += sum(min(len(s.strip()), window or len(s)) for _, s in batch)
+            for _, sequence in batch:
+                seen = sequence.strip()[: window or None]
+                characters += len(seen)
+                unusual += len(seen) - sum(seen.count(c) for c in _DEFINITE)
             progress.update(len(batch))
-    return count, (invalid_sequences, invalid_characters, characters)
+    return count, (invalid_sequences, invalid_characters, unusual, characters)

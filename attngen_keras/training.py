@@ -493,7 +493,8 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     metrics["epochs_trained"] = int(len(history))
     eligible = history[history["epoch"] >= select_from]
     best = eligible.loc[eligible[monitor].idxmin()]
-    metrics["best_epoch"] = int(best["epoch"])
+    # counted from 1, like Keras' "Epoch k/N" lines and the plots (history.csv's `epoch` column counts from 0)
+    metrics["best_epoch"] = int(best["epoch"]) + 1
     metrics["best_epoch_mask_fraction"] = float(best.get("mask_fraction", 0.0))
     if "epoch_seconds" in history:
         metrics["mean_epoch_seconds"] = float(history["epoch_seconds"].mean())

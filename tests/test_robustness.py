@@ -292,3 +292,43 @@ def test_predict_errors_start_on_their_own_line(run_copy, tmp_path):
     assert len(errors) == 1 and errors[0].startswith("attngen predict: error: ") and "reads.fa.gz" in errors[0]
     assert "predicting reads.fa.gz" in result.stderr  # the progress bar was shown, on its own line
     assert not (tmp_path / "p.tsv").exists()
+
+
+# warnings for the friction a user meets ------------------------------------------------------------
+
+
+def test_a_few_very_long_sequences_warn_and_suggest_length_and_crop(fasta_pair, tmp_path):
+    long = tmp_path / "high_with_outlier.fa"
+    long.write_text((fasta_pair / "high.fa").read_text() + ">giant\n" + "ACGT" * 500 + "\n")
+    result = attngen("train", "--data", f"low={fasta_pair / 'low.fa'}", f"high={long}", "--model", "gb-cnn",
+                     "--epochs", "1", "--no-jit", "--out", tmp_path / "run")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1, result.stderr
+    line = warnings[0]
+    assert line.startswith("attngen train: warning: ") and "'giant'" in line and "2,000 nt" in line
+    assert "--length 60" in line and "--crop" in line
+
+
+def test_identical_class_files_warn(fasta_pair, tmp_path, capsys):
+    copy = tmp_path / "high_copy.fa"
+    shutil.copy(fasta_pair / "high.fa", copy)
+    rc, _, err = run_cli(capsys, "train", "--data", f"low={copy}", f"high={fasta_pair / 'high.fa'}", "--model",
+                         "gb-cnn", "--epochs", "1", "--no-jit", "--out", tmp_path / "run")  # fmt: skip
+    assert rc == 0
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "identical content" in warnings[0] and "high_copy.fa" in warnings[0], err
+
+
+def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
+    protein = tmp_path / "proteins.fa"
+    protein.write_text(">p1\nMKVLAAGIVGLLLAQWERTYPSDFGHKLIVNM\n>p2\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n>d1\nACGTACGTTGACTCA\n")
+    rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", protein, "--out", tmp_path / "p.tsv")
+    assert rc == 0
+    summary = [line for line in err.splitlines() if "warning:" in line]
+    assert len(summary) == 1, err
+    assert "2 of 3 sequences" in summary[0] and "does not look like DNA" in summary[0]
+    dna = tmp_path / "dna.fa"
+    dna.write_text(">d1\nACGTACGTTGACTCA\n>d2\nACGTNNRYACGT\n")
+    rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", dna, "--out", tmp_path / "d.tsv")
+    assert rc == 0 and "warning" not in err

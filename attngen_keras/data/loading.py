@@ -187,11 +187,71 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
     # FASTA, per class (files or a directory), optionally in split directories
     split_dirs = kind == "fasta_split_dirs"
     paths = [readers.class_and_path(i)[1] for i in items]
+    if kind == "fasta" and len(paths) > 1:
+        _warn_identical_files(items)
     key = cache_lib.fingerprint(paths, extra=f"fasta|{_READER_VERSION}|{items}")
     splits, _ = cache_lib.cached(
         cache_dir, key, lambda: readers.read_fasta_per_class(items, split_dirs), description
     )
     return splits, "fasta", description
+
+
+def _warn_identical_files(items):
+    """Warns when two classes' FASTA files are the same file or have the same bytes."""
+    import hashlib
+
+    files = [(readers._split_label(i)[0], Path(readers.class_and_path(i)[1])) for i in items]
+    files = [(label, path) for label, path in files if path.is_file()]
+    digests = {}
+    for label, path in files:
+        size = path.stat().st_size
+        same_size = [other for other in files if other[1] != path and other[1].stat().st_size == size]
+        if not same_size:
+            continue
+        digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+    seen = {}
+    for label, path in files:
+        key = digests.get(path)
+        if key is None:
+            continue
+        if key in seen:
+            other_label, other_path = seen[key]
+            warnings.warn(
+                f"{other_path} (class {other_label!r}) and {path} (class {label!r}) have identical content: "
+                "the classes cannot be told apart and a model trained on them stays at chance; check --data",
+                stacklevel=3,
+            )
+        else:
+            seen[key] = (label, path)
+
+
+def _warn_length_outliers(raw, description):
+    """Warns when a few very long sequences set the padded length of all (training gets much slower).
+
+    The padded length is the longest sequence; when it exceeds twice the
+    95th percentile of the lengths, the warning names the longest record and
+    suggests `--length` with `--crop`.
+    """
+    lengths = np.concatenate([split.lengths for split in raw.values() if len(split)])
+    if len(lengths) < 20:
+        return
+    typical = int(np.percentile(lengths, 95))
+    longest = int(lengths.max())
+    if longest <= 2 * max(typical, 1):
+        return
+    outliers = int((lengths > 2 * typical).sum())
+    for split in raw.values():
+        if len(split) and int(split.lengths.max()) == longest:
+            index = int(split.lengths.argmax())
+            where = f"record {str(split.ids[index])!r}" + (f" in {split.files[split.file_index[index]]}" if split.files else "")
+            break
+    warnings.warn(
+        f"{description}: {outliers} of {len(lengths)} sequences are more than twice the typical length "
+        f"(95% are <= {typical:,} nt; the longest, {where}, has {longest:,} nt): every sequence is padded "
+        f"to {longest:,}, about {longest / max(typical, 1):.0f}x the work; pass --length {typical} with "
+        "--crop left|center|right to crop the long ones",
+        stacklevel=3,
+    )
 
 
 def _cached_full_sequence_dir(root, cache_dir, show_progress):
@@ -295,6 +355,7 @@ def load_dataset(
             raise DataError(f"need at least two classes, found only {class_names}", description)
     class_names = [str(c) for c in class_names]
     if length is None:
+        _warn_length_outliers(raw, description)
         length = int(max(int(split.lengths.max()) for split in raw.values() if len(split)))
     splits = {}
     for name, split in raw.items():
