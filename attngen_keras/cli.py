@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 # attngen_keras.explain.METHODS, spelled out so that `--help` needs no TensorFlow import
-METHOD_CHOICES = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam")
+METHOD_CHOICES = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam", "ism")
 
 
 def _positive_int(text):
@@ -94,7 +94,9 @@ def _parser():
     )  # fmt: skip
     explain.add_argument("--out", required=True, help="output directory")
 
-    perturb = sub.add_parser("perturb", help="accuracy as the top/random/bottom-importance nucleotides are removed")
+    perturb = sub.add_parser(
+        "perturb", help="accuracy as the top/random/bottom-importance nucleotides are removed (or only they kept)"
+    )
     perturb.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(perturb, required=False)
     perturb.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
@@ -102,13 +104,16 @@ def _parser():
     perturb.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
     perturb.add_argument(
         "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
-        help="shares of each sequence's nucleotides to remove",
+        help="shares of each sequence's nucleotides to remove (and, for sufficiency, to keep)",
     )  # fmt: skip
     perturb.add_argument(
-        "--replacement", choices=["N", "random"], default="N",
-        help="what a removed nucleotide becomes: N (uniform 0.25 encoding) or a seeded random base",
+        "--replacement", choices=["N", "random", "shuffle"], default="N",
+        help="what a removed nucleotide becomes: N (uniform 0.25 encoding), a seeded random base, or "
+        "shuffle: the base at that position of a seeded dinucleotide-preserving shuffle of the sequence",
     )  # fmt: skip
-    perturb.add_argument("--seed", type=int, default=0, help="seeds the subset, random ranking and random bases")
+    perturb.add_argument(
+        "--seed", type=int, default=0, help="seeds the subset, random ranking, random bases and shuffles"
+    )
     perturb.add_argument("--out", required=True, help="output directory")
 
     sweep = sub.add_parser("sweep", help="train AttnGen over mask fractions x seeds; tables and plots")
@@ -260,6 +265,8 @@ def _explain(args):
             f"ground truth ({found['n']} sequences with informative positions): AUROC {found['auroc']:.3f} "
             f"(random {random['auroc']:.3f}), AUPRC {found['auprc']:.3f} (baseline {found['auprc_baseline']:.3f})"
         )
+    if "ism" in result:
+        print("importance.npz also holds ism (n, length, 4): p_mutant - p_ref of the predicted class per base")
     print(f"wrote importance.npz, summary.json and plots to {args.out}")
 
 
@@ -279,6 +286,17 @@ def _perturb(args):
     for i, fraction in enumerate(result["fractions"]):
         print(f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["accuracy"].values()))
     print("deletion AUC " + ", ".join(f"{r} {v:.4f}" for r, v in result["deletion_auc"].items()))
+    print("sufficiency (accuracy with only that fraction kept):")
+    print("fraction  " + "  ".join(f"{r:>7}" for r in result["sufficiency"]))
+    for i, fraction in enumerate(result["fractions"]):
+        print(f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["sufficiency"].values()))
+    percents = "/".join(f"{f:.0%}" for f in result["aopc_fractions"])
+    for mode, values in result["aopc"].items():
+        print(f"AOPC {mode} (probability drop, mean over k = {percents}): "
+              + ", ".join(f"{r} {v:.4f}" for r, v in values.items()))  # fmt: skip
+    if result["uniform_attention"] is not None:
+        uniform = result["uniform_attention"]
+        print(f"uniform attention: accuracy {uniform['accuracy']:.4f} (learned attention {uniform['baseline_accuracy']:.4f})")
     print(f"wrote perturb.json and perturbation_curve.png to {args.out}")
 
 

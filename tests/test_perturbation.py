@@ -71,11 +71,11 @@ def test_deletion_auc_is_the_mean_height_of_the_curve():
 
 @pytest.fixture(scope="module")
 def motif_model():
-    """A small AttnGen that has learned one planted motif (trained once per module)."""
+    """A small AttnGen (the paper's preset) that has learned one planted motif (trained once per module)."""
     data = planted_motif_data(n=1400, length=60, motifs=("TGACTCA",), seed=5)
     tokens = np.stack([encode(s) for s in data.sequences])
     keras.utils.set_random_seed(0)
-    model = build_attngen(60, 2)
+    model = build_attngen(60, 2, preset="paper")
     compile_classifier(model, 2)
     model.fit(one_hot(tokens[:1000]), data.labels[:1000], epochs=6, batch_size=64, verbose=0)
     held_out = EncodedSplit(tokens[1000:], data.labels[1000:], np.array([f"s{i}" for i in range(400)]))
@@ -96,11 +96,29 @@ def test_f0_reproduces_accuracy_and_top_removal_hurts_most(motif_model, tmp_path
     top, random, bottom = (result["accuracy"][r][1] for r in ("top", "random", "bottom"))
     assert top < 0.65 and top < random - 0.25 and top < bottom - 0.3, result["accuracy"]
     assert result["deletion_auc"]["top"] < result["deletion_auc"]["bottom"]
+    # sufficiency: keeping only the top 30% keeps the accuracy, only a random 30% does not;
+    # f = 0 keeps nothing (every nucleotide N): one class for all.
+    # measured: top 0.49 / 0.63 / 0.99, random 0.49 / 0.49 / 0.49 at f = 0 / 0.1 / 0.3
+    sufficiency = result["sufficiency"]
+    assert set(sufficiency) == {"top", "random"} and all(len(v) == 3 for v in sufficiency.values())
+    assert sufficiency["top"][0] == sufficiency["random"][0]
+    assert max(sufficiency["top"][0], 1 - sufficiency["top"][0]) == pytest.approx(result["chance"])
+    assert sufficiency["top"][2] > 0.9 and sufficiency["random"][2] < 0.65, sufficiency
+    # AOPC (measured): comprehensiveness top 0.37 vs random 0.17; sufficiency top 0.28 vs random 0.50
+    aopc = result["aopc"]
+    assert aopc["comprehensiveness"]["top"] > aopc["comprehensiveness"]["random"] + 0.1, aopc
+    assert aopc["sufficiency"]["top"] < aopc["sufficiency"]["random"] - 0.1, aopc
+    drops = result["probability_drop"]
+    assert drops["comprehensiveness"]["top"][0] == 0 and len(drops["sufficiency"]["random"]) == 3
+    # this model needs its attention: uniform weights drop it to chance (measured 0.49 vs 0.99)
+    uniform = result["uniform_attention"]
+    assert uniform["baseline_accuracy"] == expected and uniform["accuracy"] < 0.7, uniform
     # the same seed gives the same curves
     assert perturb_split(model, split, "attention", n=300, fractions=[0, 0.1, 0.3], seed=0) == result
     write_perturbation(result, tmp_path)
     saved = json.loads((tmp_path / "perturb.json").read_text())
-    assert set(saved) >= {"method", "n", "fractions", "accuracy", "deletion_auc"}
+    assert set(saved) >= {"method", "n", "fractions", "accuracy", "deletion_auc", "sufficiency", "aopc",
+                          "aopc_fractions", "probability_drop", "uniform_attention", "replacement"}  # fmt: skip
     assert saved["n"] == 300 and saved["method"] == "attention" and saved["fractions"] == [0, 0.1, 0.3]
     assert set(saved["accuracy"]) == set(saved["deletion_auc"]) == {"top", "random", "bottom"}
     assert (tmp_path / "perturbation_curve.png").stat().st_size > 10_000

@@ -11,10 +11,18 @@ real (non-padding) positions, chosen three ways:
 
 A removed position is replaced by the encoding of `N` (uniform 0.25 over
 A/C/G/T: the model sees "unknown base", not padding), or, with
-`replacement="random"`, by a seeded random base. The model is then scored on
+`replacement="random"`, by a seeded random base, or, with
+`replacement="shuffle"`, by the base at the same position of a seeded
+dinucleotide-preserving shuffle of the same sequence (the replaced stretch
+keeps the sequence's own composition). The model is then scored on
 the perturbed sequences. The deletion AUC is the area under accuracy vs
 fraction divided by the fraction range (the mean accuracy over the curve):
 a faithful importance ranking gives a low `top` AUC and a high `bottom` AUC.
+
+`perturb_split` (behind `attngen perturb`) adds the faithfulness metrics of
+`attngen_keras.explain.faithfulness`: sufficiency curves (only the top or
+random `f` kept), comprehensiveness/sufficiency probability drops, their
+AOPC, and the uniform-attention control.
 """
 
 import json
@@ -23,12 +31,25 @@ from pathlib import Path
 import numpy as np
 
 from attngen_keras.data.alphabet import PAD, SYMBOLS, one_hot
-from attngen_keras.explain.importance import predicted_targets
+from attngen_keras.explain.importance import predicted_targets, target_probability
+from attngen_keras.explain.shuffle import shuffle_tokens
 
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 RANKINGS = ("top", "random", "bottom")
-REPLACEMENTS = ("N", "random")
+REPLACEMENTS = ("N", "random", "shuffle")
 N_TOKEN = SYMBOLS.index("N")
+_SHUFFLE_STREAM = 1985  # the shuffled background's random stream, next to `seed`
+
+
+def shuffled_background(tokens, seed=0):
+    """The `"shuffle"` replacement source: one seeded dinucleotide shuffle per sequence.
+
+    Example:
+
+    >>> shuffled_background(np.array([[0, 1, 2, 3, 0]], np.uint8)).shape
+    (1, 5)
+    """
+    return shuffle_tokens(tokens, np.random.default_rng([seed, _SHUFFLE_STREAM]))
 
 
 def removal_orders(scores, valid, seed=0):
@@ -63,31 +84,55 @@ def removal_orders(scores, valid, seed=0):
     return {"top": order(-scores), "random": order(random_key), "bottom": order(scores)}
 
 
-def remove_positions(tokens, order, fraction, replacement="N", rng=None):
+def remove_positions(tokens, order, fraction, replacement="N", rng=None, keep=False, background=None):
     """Copies `tokens` with the first `floor(fraction * valid_length)` positions of `order` replaced.
+
+    With `keep=True` it is the other way round (sufficiency): those positions
+    are kept and every other valid position is replaced (`fraction=0`:
+    all of them). Padding is never touched.
 
     Args:
         tokens: `(n, length)` uint8 tokens (padding is `PAD`).
         order: `(n, length)` removal order (from `removal_orders`).
-        fraction: share of each sequence's valid positions to remove.
-        replacement: `"N"` or `"random"` (a random A/C/G/T from `rng`).
-        rng: `numpy.random.Generator` for `replacement="random"`.
+        fraction: share of each sequence's valid positions to remove (or keep).
+        replacement: `"N"`, `"random"` (a random A/C/G/T from `rng`) or
+            `"shuffle"` (the token at the same position of `background`).
+        rng: `numpy.random.Generator` for `"random"` (and for `"shuffle"`
+            when `background` is not given).
+        keep: replace the complement of the chosen positions instead.
+        background: `(n, length)` tokens for `"shuffle"` (default:
+            `shuffle_tokens(tokens, rng)`).
 
     Returns:
         the perturbed `(n, length)` tokens.
+
+    Example:
+
+    >>> tokens = np.array([[0, 1, 2, 3]], np.uint8); order = np.array([[2, 0, 1, 3]])
+    >>> remove_positions(tokens, order, 0.5).tolist(), remove_positions(tokens, order, 0.5, keep=True).tolist()
+    ([[4, 1, 4, 3]], [[0, 4, 2, 4]])
     """
     if replacement not in REPLACEMENTS:
         raise ValueError(f"replacement must be one of {REPLACEMENTS}, got {replacement!r}")
     tokens = np.array(tokens, dtype=np.uint8, copy=True)
-    counts = np.floor(fraction * (tokens != PAD).sum(axis=1) + 1e-9).astype(int)
+    valid = tokens != PAD
+    counts = np.floor(fraction * valid.sum(axis=1) + 1e-9).astype(int)
     chosen = np.arange(tokens.shape[1])[None, :] < counts[:, None]
     rows = np.nonzero(chosen)[0]
-    columns = order[chosen]
+    columns = np.asarray(order)[chosen]
+    if keep:
+        replaced = valid.copy()
+        replaced[rows, columns] = False
+        rows, columns = np.nonzero(replaced)
     if replacement == "N":
         tokens[rows, columns] = N_TOKEN
-    else:
+    elif replacement == "random":
         rng = rng if rng is not None else np.random.default_rng(0)
         tokens[rows, columns] = rng.integers(0, 4, size=len(rows), dtype=np.uint8)
+    else:
+        if background is None:
+            background = shuffle_tokens(tokens, rng if rng is not None else np.random.default_rng(0))
+        tokens[rows, columns] = np.asarray(background, dtype=np.uint8)[rows, columns]
     return tokens
 
 
@@ -120,13 +165,17 @@ def perturbation_curves(
         labels: `(n,)` int class labels.
         scores: `(n, length)` importance of the unperturbed sequences.
         fractions: removal fractions (sorted, in [0, 1]).
-        replacement: `"N"` (default) or `"random"`.
-        seed: seeds the random ranking and random replacement bases.
+        replacement: `"N"` (default), `"random"` or `"shuffle"`.
+        seed: seeds the random ranking, random replacement bases and the
+            shuffled background (`shuffled_background(tokens, seed)`).
         batch_size: prediction batch size.
 
     Returns:
         dict with `fractions`, `accuracy` (ranking -> list), `deletion_auc`
-        (ranking -> float) and `chance` (majority-class share).
+        (ranking -> float), `chance` (majority-class share) and
+        `probability_drop` (ranking -> list: the mean drop of the
+        probability of the class predicted on the intact input, i.e. the
+        comprehensiveness at each fraction).
 
     Example:
 
@@ -140,20 +189,26 @@ def perturbation_curves(
     tokens = np.asarray(tokens, dtype=np.uint8)
     labels = np.asarray(labels).astype(np.int64)
     orders = removal_orders(scores, tokens != PAD, seed)
-    accuracy = {}
+    background = shuffled_background(tokens, seed) if replacement == "shuffle" else None
+    intact = model.predict(one_hot(tokens), batch_size=batch_size, verbose=0)
+    targets = predicted_targets(intact)
+    p_ref = target_probability(intact, targets)
+    accuracy, drop = {}, {}
     for index, ranking in enumerate(RANKINGS):
         rng = np.random.default_rng([seed, index])
-        curve = []
+        curve, drops = [], []
         for fraction in fractions:
-            perturbed = remove_positions(tokens, orders[ranking], fraction, replacement, rng)
+            perturbed = remove_positions(tokens, orders[ranking], fraction, replacement, rng, background=background)
             probs = model.predict(one_hot(perturbed), batch_size=batch_size, verbose=0)
             curve.append(float(np.mean(predicted_targets(probs) == labels)))
-        accuracy[ranking] = curve
+            drops.append(float(np.mean(p_ref - target_probability(probs, targets))))
+        accuracy[ranking], drop[ranking] = curve, drops
     return {
         "fractions": fractions,
         "accuracy": accuracy,
         "deletion_auc": {r: deletion_auc(fractions, accuracy[r]) for r in RANKINGS},
         "chance": float(np.bincount(labels).max() / len(labels)),
+        "probability_drop": drop,
     }
 
 
@@ -167,41 +222,112 @@ def perturb_split(
     seed=0,
     batch_size=256,
 ):
-    """Perturbation curves of `model` on a fixed seeded subset of an `EncodedSplit`.
+    """Perturbation curves and faithfulness metrics of `model` on a fixed seeded subset of an `EncodedSplit`.
 
     The subset is the one `attngen explain` uses with the same `n` and seed.
 
+    Args:
+        model: a trained classifier.
+        split: the `EncodedSplit` to sample from.
+        method: importance method (`attngen_keras.explain.METHODS`).
+        n: sequences in the subset.
+        fractions: removal (and sufficiency keep) fractions.
+        replacement: one of `REPLACEMENTS`.
+        seed: seeds the subset, random ranking and replacement.
+        batch_size: prediction batch size.
+
     Returns:
-        the `perturbation_curves` dict plus `method`, `n`, `replacement`, `seed`.
+        the `perturbation_curves` dict plus `method`, `n`, `replacement`,
+        `seed`; `sufficiency` (`top`/`random` -> accuracy with only that
+        fraction kept); `probability_drop` (`comprehensiveness`: ranking ->
+        list, `sufficiency`: ranking -> list); `aopc_fractions`; `aopc`
+        (`comprehensiveness`/`sufficiency` -> `top`/`random` -> float);
+        `uniform_attention` (`accuracy`, `baseline_accuracy`; `None`
+        without a SaliencyMask).
+
+    Example:
+
+    >>> result = perturb_split(model, ds["test"], "saliency", n=500)  # doctest: +SKIP
+    >>> result["aopc"]["comprehensiveness"]["top"]  # doctest: +SKIP
     """
+    from attngen_keras.explain.faithfulness import (
+        AOPC_FRACTIONS,
+        aopc_summary,
+        faithfulness_curves,
+        uniform_attention_accuracy,
+    )
     from attngen_keras.explain.importance import importance_scores
     from attngen_keras.explain.report import select_subset
 
     index = select_subset(len(split), n, seed)
     tokens, labels = split.tokens[index], split.labels[index]
-    scores = importance_scores(model, one_hot(tokens), method, batch_size=batch_size)
+    x = one_hot(tokens)
+    scores = importance_scores(model, x, method, batch_size=batch_size)
     curves = perturbation_curves(model, tokens, labels, scores, fractions, replacement, seed, batch_size)
-    return {"method": method, "n": int(len(index)), "replacement": replacement, "seed": seed, **curves}
+    kept = faithfulness_curves(
+        model, tokens, labels, scores, curves["fractions"], ("sufficiency",), ("top", "random"),
+        replacement, seed, batch_size,
+    )  # fmt: skip
+    table, _ = aopc_summary(model, tokens, labels, scores, replacement, seed, batch_size)
+    uniform = uniform_attention_accuracy(model, x, labels, batch_size)
+    return {
+        "method": method, "n": int(len(index)), "replacement": replacement, "seed": seed, **curves,
+        "sufficiency": kept["accuracy"]["sufficiency"],
+        "probability_drop": {
+            "comprehensiveness": curves["probability_drop"],
+            "sufficiency": kept["probability_drop"]["sufficiency"],
+        },
+        "aopc_fractions": list(AOPC_FRACTIONS),
+        "aopc": table,
+        "uniform_attention": None if uniform is None
+        else {"accuracy": uniform, "baseline_accuracy": kept["baseline"]["accuracy"]},
+    }  # fmt: skip
 
 
 def plot_perturbation(result, path, title=None):
-    """Accuracy vs removed fraction for the three rankings, with chance level."""
+    """Deletion (top/random/bottom removed) and, when present, sufficiency (top/random kept) curves.
+
+    Two panels of accuracy vs fraction, with chance level; the title names
+    the method, `n` and the replacement.
+    """
     from attngen_keras.plotting import plt, save_figure  # selects the Agg backend first
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sufficiency = result.get("sufficiency")
+    panels = 2 if sufficiency else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
     styles = {"top": ("tab:red", "o"), "random": ("tab:gray", "s"), "bottom": ("tab:blue", "^")}
+    ax = axes[0, 0]
     for ranking in RANKINGS:
         color, marker = styles[ranking]
         ax.plot(
             result["fractions"], result["accuracy"][ranking], marker=marker, color=color,
             label=f"{ranking} removed (deletion AUC {result['deletion_auc'][ranking]:.3f})",
         )  # fmt: skip
-    ax.axhline(result["chance"], color="black", linestyle=":", label=f"chance ({result['chance']:.2f})")
     ax.set_xlabel("fraction of nucleotides removed")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(min(0.0, min(min(v) for v in result["accuracy"].values())), 1.01)
-    ax.set_title(title or f"{result.get('method', '')} perturbation, n={result.get('n', '')}")
-    return save_figure(fig, ax, path)
+    ax.set_title("deletion (comprehensiveness)", fontsize=10)
+    curves = [*result["accuracy"].values()]
+    if sufficiency:
+        right = axes[0, 1]
+        for ranking, curve in sufficiency.items():
+            color, marker = styles[ranking]
+            right.plot(result["fractions"], curve, marker=marker, color=color, label=f"only {ranking} kept")
+        right.set_xlabel("fraction of nucleotides kept (the rest replaced)")
+        right.set_title("sufficiency", fontsize=10)
+        curves += [*sufficiency.values()]
+    low = min(0.0, min(min(v) for v in curves))
+    for ax in axes[0]:
+        ax.axhline(result["chance"], color="black", linestyle=":", label=f"chance ({result['chance']:.2f})")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(low, 1.01)
+    replaced = {"N": "N", "random": "random bases", "shuffle": "dinucleotide-shuffled bases"}
+    fig.suptitle(
+        title or f"{result.get('method', '')} perturbation, n={result.get('n', '')}, "
+        f"replaced by {replaced.get(result.get('replacement'), result.get('replacement', 'N'))}"
+    )  # fmt: skip
+    for ax in axes[0, :-1]:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, axes[0, -1], path)
 
 
 def write_perturbation(result, out):

@@ -28,7 +28,9 @@ def explain_split(model, split, class_names, method="attention", n=3000, seed=0,
 
     Returns:
         dict of arrays: `scores (n, length)`, `labels (n,)`, `probs`,
-        `sequences (n,)` str, `ids (n,)`, `valid (n, length)` bool.
+        `sequences (n,)` str, `ids (n,)`, `valid (n, length)` bool; with
+        `method="ism"` also `ism (n, length, 4)`, the signed per-base map
+        `p_mutant - p_ref` of the predicted class (see `attngen_keras.explain.ism`).
     """
     index = select_subset(len(split), n, seed)
     tokens = split.tokens[index]
@@ -36,8 +38,15 @@ def explain_split(model, split, class_names, method="attention", n=3000, seed=0,
 
     x = one_hot(tokens)
     probs = model.predict(x, batch_size=batch_size, verbose=0)
-    scores = importance_scores(model, x, method, batch_size=batch_size)
+    extra = {}
+    if method == "ism":
+        from attngen_keras.explain.ism import DEFAULT_ISM_BATCH, ism
+
+        scores, extra["ism"] = ism(model, x, batch_size=max(batch_size, DEFAULT_ISM_BATCH))
+    else:
+        scores = importance_scores(model, x, method, batch_size=batch_size)
     return {
+        **extra,
         "scores": scores,
         "labels": split.labels[index].astype(np.int32),
         "probs": np.asarray(probs, np.float32),
@@ -166,13 +175,13 @@ def write_report(result, out, method, k=6, planted=None):
 
     With `planted` (ground-truth informative positions, `(n, length)` bool)
     the summary also holds `localization` (see `localization_summary`).
+    `importance.npz` holds `scores`, `labels`, `probs`, `sequences`, `ids`
+    and, for `method="ism"`, `ism` (the `(n, length, 4)` per-base map).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out / "importance.npz",
-        **{key: result[key] for key in ("scores", "labels", "probs", "sequences", "ids")},
-    )
+    keys = ("scores", "labels", "probs", "sequences", "ids", "ism")
+    np.savez_compressed(out / "importance.npz", **{key: result[key] for key in keys if key in result})
     kmers = enriched_kmers(result["sequences"], result["scores"], result["valid"], k=k)
     summary = {
         "method": method,
