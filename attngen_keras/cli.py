@@ -64,6 +64,14 @@ def _parser():
     train.add_argument("--dropout", type=float, help="backbone dropout")
     train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
     train.add_argument(
+        "--deterministic", action="store_true",
+        help="op determinism: a run killed at any moment and resumed ends exactly as an uninterrupted one",
+    )  # fmt: skip
+    train.add_argument(
+        "--checkpoint-every", type=_positive_int, metavar="N",
+        help="also checkpoint the full training state every N steps (default: every epoch)",
+    )  # fmt: skip
+    train.add_argument(
         "--overwrite", action="store_true",
         help="replace the run in --out (trained beside it, swapped in when complete; the old run stays until then)",
     )  # fmt: skip
@@ -210,6 +218,7 @@ def _train(args):
         reverse_complement=args.reverse_complement, patience=args.patience,
         strategy=args.strategy, backbone=backbone, cache_dir=args.cache_dir,
         jit_compile=False if args.no_jit else "auto", max_train=args.max_train,
+        deterministic=args.deterministic, checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
     metrics = train(config, overwrite=args.overwrite)
     for split in ("val", "test"):

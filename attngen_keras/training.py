@@ -6,6 +6,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -20,7 +21,8 @@ import tensorflow as tf
 
 from attngen_keras import __version__
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
-from attngen_keras.data import load_dataset, make_tf_dataset
+from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
+from attngen_keras.data.pipeline import epoch_permutation, make_epoch_stream
 from attngen_keras.data.containers import EncodedSplit
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.loading import resolve_data_paths
@@ -38,6 +40,8 @@ METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 BACKUP_DIR = "backup"
+# The full training state (see TrainingState), replaced atomically at every checkpoint.
+STATE_FILE = os.path.join(BACKUP_DIR, "state.npz")
 FIT_DONE = os.path.join("checkpoints", "fit_complete.json")
 LOCK_FILE = ".lock"
 # In the hidden sibling `.<name>.overwrite` where `--overwrite` trains the new
@@ -95,6 +99,13 @@ class TrainConfig:
         attention: AttnGen options overriding the preset (`mask_on`,
             `inference`, `temperature`, `stem_activation`,
             `faithfulness_weight`, `faithfulness_fraction`).
+        deterministic: TensorFlow op determinism
+            (`tf.config.experimental.enable_op_determinism`); with the seeded
+            data order and the full checkpointed state, a run killed at any
+            moment and resumed gives the same history and weights as an
+            uninterrupted one.
+        checkpoint_every: also checkpoint the full training state every this
+            many training steps (default: at the end of every epoch only).
     """
 
     data: list
@@ -122,6 +133,8 @@ class TrainConfig:
     max_train: int = None
     preset: str = "faithful"
     attention: dict = dataclasses.field(default_factory=dict)
+    deterministic: bool = False
+    checkpoint_every: int = None
 
     def __post_init__(self):
         checks = [
@@ -136,6 +149,8 @@ class TrainConfig:
             (0.0 < self.test_fraction < 1.0, f"--test-fraction must be in (0, 1), got {self.test_fraction}"),
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
             (self.max_train is None or self.max_train >= 2, f"--max-train must be >= 2, got {self.max_train}"),
+            (self.checkpoint_every is None or self.checkpoint_every >= 1,
+             f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
             (self.preset in ("faithful", "paper"), f"unknown --preset {self.preset!r} (faithful, paper)"),
         ]  # fmt: skip
         for ok, message in checks:
@@ -219,8 +234,8 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
     """Trains one model and writes a complete run directory.
 
     Re-running with the same config after an interruption resumes from the
-    last completed epoch (`keras.callbacks.BackupAndRestore`); a finished
-    run is not redone. Nothing is written before the data has loaded; a run
+    last checkpoint of the full training state (`TrainingState`: every epoch,
+    and every `config.checkpoint_every` steps); a finished run is not redone. Nothing is written before the data has loaded; a run
     that fails before training starts leaves no directory behind.
 
     Args:
@@ -393,6 +408,8 @@ def data_fingerprint(dataset):
 
 def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, fingerprint=None):
     """Trains in `out` (a run directory, or the staging one of `final_out`) and writes the run files."""
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
     record = dataclasses.asdict(config)
@@ -420,10 +437,8 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         model = build_model(config.model, dataset.length, dataset.num_classes, **kwargs)
         compile_classifier(model, dataset.num_classes, config.learning_rate, config.jit_compile)
 
-    train_ds = make_tf_dataset(
-        dataset["train"], config.batch_size, shuffle=True, seed=config.seed,
-        reverse_complement=config.reverse_complement,
-    )  # fmt: skip
+    train_split = dataset["train"]
+    steps_per_epoch = -(-len(train_split) // config.batch_size)
     val_ds = make_tf_dataset(dataset["val"], config.batch_size) if has_val else None
     monitor = "val_loss" if has_val else "loss"
     extra_callbacks, callbacks = list(callbacks), []
@@ -432,10 +447,10 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         schedule = MaskingSchedule(
             config.mask_fraction, config.warmup_epochs, config.start_epoch, config.schedule
         )
-        recalibration = BatchNormRecalibration(
-            make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1),
-            steps=min(RECALIBRATION_STEPS, -(-len(dataset["train"]) // config.batch_size)),
-        )
+        recalibration = _StreamRecalibration(
+            train_split, config.batch_size, config.seed + 1,
+            steps=min(RECALIBRATION_STEPS, steps_per_epoch),
+        )  # fmt: skip
         callbacks += [schedule, recalibration]
     else:
         callbacks.append(_LogValue("mask_fraction", 0.0))
@@ -443,42 +458,54 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     # reached its target (if training gets there).
     select_from = min(schedule.last_ramp_epoch, config.epochs - 1) if schedule else 0
     (out / "checkpoints").mkdir(exist_ok=True)
+    # The state is removed only once the whole run is written, so a kill after
+    # fit (saving, evaluating) does not restart training.
+    tracker = TrainingState(
+        out / STATE_FILE, out / BEST_WEIGHTS, steps_per_epoch=steps_per_epoch, every=config.checkpoint_every,
+        monitor=monitor, select_from=select_from, patience=config.patience,
+        patience_from=schedule.last_ramp_epoch if schedule else 0, recalibration=recalibration,
+    )  # fmt: skip
+    tracker.load()
     callbacks += [
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
-        _BestCheckpoint(
-            select_from, str(out / BEST_WEIGHTS), monitor=monitor, save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=_best_so_far(out, monitor, select_from),
-        ),
         keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
-        # The backup is removed only once the whole run is written, so a kill
-        # after fit (saving, evaluating) does not restart training.
-        keras.callbacks.BackupAndRestore(
-            str(out / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
-        ),
+        tracker,  # after the logs are complete: best weights, early stopping, then the state
     ]  # fmt: skip
-    if config.patience > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=config.patience,
-                start_from_epoch=schedule.last_ramp_epoch if schedule else 0,
-            )  # fmt: skip
-        )
     if not (out / FIT_DONE).exists():
-        model.fit(
-            train_ds, validation_data=val_ds, epochs=config.epochs,
-            callbacks=callbacks + extra_callbacks, verbose=verbose, shuffle=False,
-        )  # fmt: skip
+        if tracker.epoch > 0 or tracker.step > 0:
+            print(f"{out}: resuming at epoch {tracker.epoch + 1}, batch {tracker.step} of {steps_per_epoch}")
+        epoch, step = tracker.epoch, tracker.step
+        fit = dict(validation_data=val_ds, callbacks=[tracker.restorer()] + callbacks + extra_callbacks,
+                   verbose=verbose, shuffle=False)  # fmt: skip
+        if step > 0 and not tracker.stopped and epoch < config.epochs:  # finish the interrupted epoch first
+            stream = make_epoch_stream(
+                train_split, config.batch_size, seed=config.seed, start_epoch=epoch, end_epoch=epoch + 1,
+                start_batch=step, reverse_complement=config.reverse_complement,
+            )  # fmt: skip
+            tracker.batch_offset = step
+            _build_compiled_metrics(model, train_split)  # so that their accumulators can be restored
+            model.fit(stream, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps_per_epoch - step, **fit)
+            epoch = tracker.epoch
+        if not tracker.stopped and not model.stop_training and epoch < config.epochs:
+            stream = make_epoch_stream(
+                train_split, config.batch_size, seed=config.seed, start_epoch=epoch, end_epoch=config.epochs,
+                reverse_complement=config.reverse_complement,
+            )  # fmt: skip
+            tracker.batch_offset = 0
+            model.fit(stream, initial_epoch=epoch, epochs=config.epochs, steps_per_epoch=steps_per_epoch, **fit)
         write_json_atomic(out / FIT_DONE, {"finished": time.time()})
     else:
         print(f"{out}: training had finished; writing the run files")
+        tracker.restore_model_now(model)  # the random-generator states of the final recalibration
     history = _tidy_history(out / HISTORY_FILE)
     if history[monitor].isna().any() or not (out / BEST_WEIGHTS).exists():
         raise RunError(
             f"training diverged or produced no usable epoch ({monitor} is NaN); "
             "try a lower --learning-rate, then re-run with --overwrite"
         )
+    if not model.optimizer.built:  # (when no step ran in this process) the weight file holds its variables too
+        model.optimizer.build(model.trainable_variables)
     model.load_weights(str(out / BEST_WEIGHTS))
     if recalibration is not None:
         recalibration.set_model(model)
@@ -517,31 +544,216 @@ def _cache_dir(value):
     return "default" if value in (None, "default") else (None if value == "none" else value)
 
 
-def _best_so_far(out, monitor, select_from):
-    """Best `monitor` among the epochs already logged (for a resumed run)."""
-    path = out / HISTORY_FILE
-    if not path.exists():
-        return None
-    try:
-        history = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
-        return None
-    if monitor not in history:
-        return None
-    values = history.loc[history["epoch"] >= select_from, monitor].dropna()
-    return float(values.min()) if len(values) else None
+def _build_compiled_metrics(model, split):
+    """Creates the compiled metrics' variables (Keras builds them lazily, at the first training step).
+
+    One inference pass on two sequences; the metric values are reset when
+    the epoch starts, and every model variable is restored from the state.
+    """
+    x = one_hot(split.tokens[:2])
+    model.compute_metrics(x, split.labels[:2], model(x, training=False), None)
 
 
-class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that considers only epochs from `start_epoch` on."""
+class _StreamRecalibration(BatchNormRecalibration):
+    """`BatchNormRecalibration` over a seeded stream of training batches whose position is saved.
 
-    def __init__(self, start_epoch, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.start_epoch = start_epoch
+    Batch `p` of the stream is batch `p mod S` of pass `p div S` over the
+    split (S batches per pass, in the order `epoch_permutation(n, seed,
+    pass)`): a function of `p` alone, so a resumed run recalibrates on the same
+    batches as an uninterrupted one. The recalibration at the end of `fit` is
+    left to the caller (it runs once, after the best weights are loaded).
+    """
+
+    def __init__(self, split, batch_size, seed, steps=50):
+        super().__init__(data=None, steps=steps)
+        self.split, self.batch_size, self.seed = split, int(batch_size), int(seed)
+        self.position = 0
+        self._per_pass = -(-len(split) // self.batch_size)
+        self._order = (None, None)
+
+    def _next_batch(self):
+        repeat, index = divmod(self.position, self._per_pass)
+        if self._order[0] != repeat:
+            self._order = (repeat, epoch_permutation(len(self.split), self.seed, repeat))
+        chosen = self._order[1][index * self.batch_size : (index + 1) * self.batch_size]
+        self.position += 1
+        return one_hot(self.split.tokens[chosen])
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+class TrainingState(keras.callbacks.Callback):
+    """The full training state, checkpointed atomically and restored on resume.
+
+    Saved in one `.npz` (written to a temporary file, then renamed over the
+    previous one, so a kill at any moment leaves one complete state): every
+    model variable (weights, BatchNorm statistics, mask fractions, random
+    generator states), the optimizer's variables (Adam moments, iteration
+    count), the metric accumulators of an unfinished epoch, and as JSON the
+    position (epoch and batch), the best monitored value and the
+    early-stopping counter, and the position of the BatchNorm recalibration
+    stream. Saved at the end of every epoch and, with `every`, every `every`
+    training steps; the best epoch's weights go to `best_path` (also via a
+    rename). With the data order a function of the seed and the epoch
+    (`make_epoch_stream`), a resumed run takes the same steps as an
+    uninterrupted one.
+
+    Early stopping (`patience` epochs without improvement of `monitor`,
+    counted from epoch `patience_from`) and the best-epoch selection (epochs
+    from `select_from`) follow `keras.callbacks.EarlyStopping` and
+    `ModelCheckpoint(save_best_only=True)`, with their state in the
+    checkpoint.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, path, best_path, *, steps_per_epoch, every=None, monitor="val_loss", select_from=0,
+                 patience=0, patience_from=0, recalibration=None):  # fmt: skip
+        super().__init__()
+        self.path, self.best_path = Path(path), Path(best_path)
+        self.steps_per_epoch, self.every = int(steps_per_epoch), every
+        self.monitor, self.select_from = monitor, select_from
+        self.patience, self.patience_from = patience, patience_from
+        self.recalibration = recalibration
+        self.epoch = self.step = 0  # the next batch to train: batch `step` of epoch `epoch`
+        self.best = None
+        self.wait, self.stop_best, self.stopped = 0, math.inf, False
+        self.batch_offset = 0  # batches of the current epoch trained before this `fit` call
+        self._pending = None
+
+    # -- saving ---------------------------------------------------------------------------------
+
+    def _arrays(self, model):
+        arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
+        if model.optimizer is not None and model.optimizer.built:
+            arrays.update({f"optimizer/{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+        if self.step > 0:
+            metric_vars = [v for m in model.metrics for v in m.variables]
+            arrays.update({f"metrics/{i}": np.asarray(v) for i, v in enumerate(metric_vars)})
+        return arrays
+
+    def save(self):
+        meta = {
+            "format": self.FORMAT, "epoch": self.epoch, "step": self.step, "steps_per_epoch": self.steps_per_epoch,
+            "best": self.best, "wait": self.wait, "stop_best": None if math.isinf(self.stop_best) else self.stop_best,
+            "stopped": self.stopped,
+            "recalibration_position": self.recalibration.position if self.recalibration is not None else 0,
+        }  # fmt: skip
+        arrays = self._arrays(self.model)
+        arrays["meta"] = np.asarray(json.dumps(meta))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _save_best(self):
+        tmp = self.best_path.with_name(".best-partial.weights.h5")
+        self.model.save_weights(str(tmp), overwrite=True)
+        os.replace(tmp, self.best_path)
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def load(self):
+        """Reads the saved state, if any (its variables are assigned when training starts)."""
+        if not self.path.exists():
+            return False
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except Exception as error:
+            raise RunError(
+                f"{self.path}: corrupt or truncated training state ({type(error).__name__}); "
+                "re-run with --overwrite to start the run again"
+            ) from None
+        if meta.get("steps_per_epoch") != self.steps_per_epoch:
+            raise RunError(
+                f"{self.path} was saved with {meta.get('steps_per_epoch')} steps per epoch, not "
+                f"{self.steps_per_epoch}: the training data changed; re-run with --overwrite"
+            )
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.best, self.wait, self.stopped = meta["best"], int(meta["wait"]), bool(meta["stopped"])
+        self.stop_best = math.inf if meta["stop_best"] is None else float(meta["stop_best"])
+        if self.recalibration is not None:
+            self.recalibration.position = int(meta["recalibration_position"])
+        self._pending = arrays
+        return True
+
+    def _assign(self, group, variables):
+        saved = sorted((k for k in self._pending if k.startswith(group + "/")), key=lambda k: int(k.split("/")[1]))
+        if len(saved) != len(variables):
+            raise RunError(
+                f"{self.path}: the saved training state has {len(saved)} {group} variables, the model "
+                f"{len(variables)}; it belongs to another model: re-run with --overwrite"
+            )
+        for key, variable in zip(saved, variables):
+            value = self._pending[key]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise RunError(f"{self.path}: {group} variable {variable.path} has another shape; re-run with --overwrite")
+            variable.assign(value)
+
+    def restore_model_now(self, model):
+        """Assigns the saved model variables (weights and random-generator states) to a built model."""
+        if self._pending is not None:
+            self._assign("model", model.variables)
+
+    def restorer(self):
+        """A callback to put first: restores the state when `fit` starts (variables exist by then)."""
+        tracker = self
+
+        class _Restore(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                if tracker._pending is not None:
+                    tracker._assign("model", self.model.variables)
+                    if any(k.startswith("optimizer/") for k in tracker._pending):
+                        optimizer = self.model.optimizer
+                        if not optimizer.built:  # built lazily at the first step otherwise
+                            optimizer.build(self.model.trainable_variables)
+                        tracker._assign("optimizer", optimizer.variables)
+
+            def on_epoch_begin(self, epoch, logs=None):
+                # after fit has reset the metrics: the accumulators of the unfinished epoch
+                if tracker._pending is not None and tracker.step > 0:
+                    tracker._assign("metrics", [v for m in self.model.metrics for v in m.variables])
+                tracker._pending = None
+
+        return _Restore()
+
+    # -- callback -------------------------------------------------------------------------------
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step = self.batch_offset + batch + 1
+        done = self.epoch * self.steps_per_epoch + self.step
+        if self.every and done % self.every == 0 and self.step < self.steps_per_epoch:
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch >= self.start_epoch:
-            super().on_epoch_end(epoch, logs)
+        logs = logs or {}
+        current = logs.get(self.monitor)
+        current = None if current is None else float(current)
+        if current is not None and not math.isnan(current) and epoch >= self.select_from:
+            if self.best is None or current < self.best:
+                self.best = current
+                self._save_best()
+        if self.patience > 0 and current is not None and epoch >= self.patience_from:
+            self.wait += 1
+            if current < self.stop_best:
+                self.stop_best, self.wait = current, 0
+            elif self.wait >= self.patience and epoch > 0:
+                self.stopped = True
+                self.model.stop_training = True
+        self.epoch, self.step, self.batch_offset = epoch + 1, 0, 0
+        self.save()
 
 
 class _LogValue(keras.callbacks.Callback):
@@ -768,6 +980,7 @@ __all__ = [
     "EpochTimer",
     "RunError",
     "TrainConfig",
+    "TrainingState",
     "evaluate_run",
     "evaluate_split",
     "format_metrics",

@@ -65,6 +65,67 @@ def make_tf_dataset(
     return dataset
 
 
+def _permutation(n, seed, epoch):
+    seeds = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=seeds)
+
+
+def epoch_permutation(n, seed, epoch):
+    """The order of `n` sequences in epoch `epoch`: a permutation seeded by `(seed, epoch)` alone.
+
+    It depends on nothing else (not on how many epochs this process has run),
+    so a resumed run sees the same order as an uninterrupted one.
+
+    Example:
+
+    >>> sorted(epoch_permutation(5, seed=0, epoch=3).tolist())
+    [0, 1, 2, 3, 4]
+    """
+    return _permutation(int(n), int(seed), int(epoch)).numpy()
+
+
+def make_epoch_stream(
+    split, batch_size, *, seed=0, start_epoch=0, end_epoch=1, start_batch=0, reverse_complement=False
+):
+    """Training batches of epochs `start_epoch`..`end_epoch - 1`, the first from batch `start_batch` on.
+
+    Epoch `e` visits the split in the order `epoch_permutation(n, seed, e)`
+    in batches of `batch_size` (the last one smaller); the reverse-complement
+    augmentation of batch `j` of epoch `e` is seeded by `(seed, e, j)`. Every
+    batch is thus a function of `(seed, e, j)` only: a run resumed at any
+    batch continues exactly where the uninterrupted run would have been.
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)` with `x` `(batch, length, 4)` float32.
+    """
+    n = len(split)
+    steps = -(-n // batch_size)
+    tokens = tf.constant(split.tokens)
+    labels = tf.constant(split.labels)
+    one_hot_table = tf.constant(alphabet.ONE_HOT_TABLE)
+    complement = tf.constant(alphabet.COMPLEMENT_TOKEN.astype("int32"))
+
+    def epoch_batches(epoch):
+        order = _permutation(n, seed, epoch)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return batches.map(lambda j, indices: (epoch, j, indices))
+
+    stream = epoch_batches(tf.constant(start_epoch, tf.int64)).skip(start_batch)
+    if end_epoch > start_epoch + 1:
+        stream = stream.concatenate(tf.data.Dataset.range(start_epoch + 1, end_epoch).flat_map(epoch_batches))
+
+    def encode(epoch, j, indices):
+        batch_tokens = tf.cast(tf.gather(tokens, indices), tf.int32)
+        if reverse_complement:
+            batch_tokens = _random_reverse_complement(
+                batch_tokens, complement, alphabet.PAD, [tf.constant(seed, tf.int64), epoch * steps + j]
+            )
+        return tf.gather(one_hot_table, batch_tokens), tf.gather(labels, indices)
+
+    stream = stream.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return stream.prefetch(tf.data.AUTOTUNE)
+
+
 def _random_reverse_complement(tokens, complement, pad, seed):
     lengths = tf.reduce_sum(tf.cast(tokens != pad, tf.int32), axis=1)
     flipped = tf.reverse_sequence(tokens, lengths, seq_axis=1, batch_axis=0)
