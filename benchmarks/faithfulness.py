@@ -63,7 +63,7 @@ VARIANTS = {
     "paper": ("attngen", "paper", {}),
     "paper_hard": ("attngen", "paper", {"inference": "hard"}),
     "nucleotides": ("attngen", "faithful", {"faithfulness_weight": 0.0}),
-    "faithful_features": ("attngen", "paper", {"faithfulness_weight": 1.0}),
+    "faithful_features": ("attngen", "paper", {"faithfulness_weight": 2.0}),
     "faithful": ("attngen", "faithful", {}),
     "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
     "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),

@@ -230,3 +230,97 @@ def test_sigmoid_gates_do_not_renormalize_when_a_position_changes():
         if normalization == "sigmoid":
             logits = np.asarray(layer.attention_logits(features))
             np.testing.assert_allclose(ratio[0, :, 0], 1 / (1 + np.exp(-logits[0])), rtol=1e-5)
+
+
+def test_cli_preset_paper_and_variant_options(tmp_path):
+    """`attngen train --preset paper` builds the paper's AttnGen; options override the preset."""
+    import json
+    import subprocess
+    import sys
+
+    from attngen_keras.synthetic import planted_motif_data
+
+    data = tmp_path / "motifs.csv"
+    planted_motif_data(n=200, length=40, motifs=("TGACTCA",), seed=2).to_frame().to_csv(data, index=False)
+    runs = {}
+    for name, extra in (("paper", ["--preset", "paper"]), ("hard", ["--inference", "hard", "--normalization", "sigmoid"])):
+        out = tmp_path / name
+        result = subprocess.run(
+            [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data), "--epochs", "1",
+             "--no-jit", "--out", str(out), *extra],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[name] = (json.loads((out / "config.json").read_text()), keras.models.load_model(out / "model.keras"))
+    config, model = runs["paper"]
+    assert config["preset"] == "paper" and config["attention"] == {}
+    assert (model.mask_on, model.faithfulness_weight) == ("features", 0.0)
+    config, model = runs["hard"]
+    assert config["preset"] == "faithful"
+    assert config["attention"] == {"inference": "hard", "normalization": "sigmoid"}
+    assert (model.mask_on, model.inference, model.normalization) == ("nucleotides", "hard", "sigmoid")
+    assert model.faithfulness_weight == PRESETS["faithful"]["faithfulness_weight"]
+    result = subprocess.run(
+        [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data), "--model", "cnn",
+         "--preset", "paper", "--out", str(tmp_path / "cnn")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0 and "apply to --model attngen only" in result.stderr
+
+
+def test_faithfulness_inputs_groups():
+    x = _one_hot(6, 30, seed=5)
+    x[5, 25:] = 0.0  # padding
+    model = build_attngen(30, 2, faithfulness_fraction=0.2, seed=1)
+    perturbed, group, valid = (np.asarray(a) for a in model.faithfulness_inputs(x))
+    ranking = np.asarray(model.nucleotide_attention(x))
+    assert group.tolist() == [0, 1, 2, 0, 1, 2]
+    is_n = np.all(np.isclose(perturbed, N_ENCODING), axis=-1)
+    for i in range(6):
+        n = int(valid[i].sum())
+        k = int(np.floor(0.2 * n + 1e-4))
+        real = np.flatnonzero(valid[i])
+        top = set(real[np.argsort(-ranking[i, real], kind="stable")[:k]])
+        replaced = set(np.flatnonzero(is_n[i]))
+        if group[i] == 0:
+            assert replaced == top
+        elif group[i] == 1:
+            assert replaced == set(real) - top
+        else:
+            assert len(replaced) == k and not replaced & top
+        np.testing.assert_array_equal(perturbed[i][~valid[i]], 0.0)  # padding stays padding
+        untouched = [j for j in real if j not in replaced]
+        np.testing.assert_array_equal(perturbed[i][untouched], x[i][untouched])
+
+
+def test_faithfulness_target_baseline_pulls_towards_the_all_n_output():
+    model = build_attngen(30, 2, dropout=0.0, faithfulness_target="baseline")
+    x, y = _one_hot(2, 30, seed=3), np.array([1, 0])
+    perturbed, _, _ = model.faithfulness_inputs(x)
+    p = np.asarray(model(perturbed, training=False))[:, 0].astype("float64")
+    q = float(np.asarray(model(np.full((1, 30, 4), N_ENCODING, "float32"), training=False))[0, 0])
+    kl = q * np.log(q / p[0]) + (1 - q) * np.log((1 - q) / (1 - p[0]))
+    expected = np.mean([kl, -np.log(1 - p[1])])
+    assert float(model.faithfulness_loss(x, y)) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="faithfulness_target"):
+        build_attngen(30, 2, faithfulness_target="zero")
+
+
+def test_masking_schedule_ramps_the_faithfulness_loss():
+    from attngen_keras.callbacks import MaskingSchedule
+
+    model = build_attngen(30, 2)
+    schedule = MaskingSchedule(target=0.2, warmup_epochs=2)
+    schedule.set_model(model)
+    seen = []
+    for epoch in range(4):
+        schedule.on_epoch_begin(epoch)
+        seen.append(round(float(np.asarray(model.faithfulness_scale)), 3))
+    assert seen == [0.0, 0.5, 1.0, 1.0]
+    x, y = _one_hot(6, 30), np.arange(6) % 2
+    compile_classifier(model, 2, jit_compile=False)
+    model.faithfulness_scale.assign(0.0)
+    plain = float(model.compute_loss(x, y, model(x), training=True))
+    model.faithfulness_scale.assign(1.0)
+    assert float(model.compute_loss(x, y, model(x), training=True)) > plain
+    model.load_own_variables({})  # a file saved before the variable existed

@@ -23,7 +23,9 @@ class MaskingSchedule(keras.callbacks.Callback):
     - `step`: `0` until `progress == 1`, then `target`
 
     Epochs before `start_epoch` are unmasked; `warmup_epochs=0` jumps to
-    `target` at `start_epoch`. The fraction used in the epoch is written to
+    `target` at `start_epoch`. A model with a `faithfulness_scale` variable
+    (`AttnGen`) gets the same ramp from 0 to 1 (`progress(e)`), which
+    switches its faithfulness loss on gradually. The fraction used in the epoch is written to
     the epoch logs as `mask_fraction`, so it appears in `History` and
     `CSVLogger` output (put this callback before `CSVLogger`).
 
@@ -78,10 +80,23 @@ class MaskingSchedule(keras.callbacks.Callback):
                 "MaskingSchedule was given a model without any SaliencyMask layer"
             )
 
+    def progress(self, epoch):
+        """Share of the ramp done at 0-based `epoch` (0 before `start_epoch`, 1 from `last_ramp_epoch`)."""
+        if epoch < self.start_epoch:
+            return 0.0
+        if self.warmup_epochs == 0:
+            return 1.0
+        return self.value(epoch) / self.target if self.target > 0 else min(
+            (epoch - self.start_epoch) / self.warmup_epochs, 1.0
+        )
+
     def on_epoch_begin(self, epoch, logs=None):
         self._current = self.value(epoch)
         for layer in find_saliency_masks(self.model):
             layer.mask_fraction.assign(self._current)
+        scale = getattr(self.model, "faithfulness_scale", None)
+        if scale is not None:
+            scale.assign(self.progress(epoch))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -32,6 +32,7 @@ BACKBONE_DEFAULTS = {
 
 MASK_PLACEMENTS = ("features", "nucleotides")
 STEM_ACTIVATIONS = ("relu", "exponential")
+FAITHFULNESS_TARGETS = ("uniform", "baseline")
 N_ENCODING = 0.25  # one-hot value of each base for N (see attngen_keras.data.alphabet)
 
 # The paper's AttnGen (arXiv 2605.14073): soft attention on the stem features,
@@ -43,6 +44,7 @@ PAPER_PRESET = {
     "normalization": "softmax",
     "stem_activation": "relu",
     "faithfulness_weight": 0.0,
+    "faithfulness_target": "uniform",
 }
 # The default AttnGen: attention on the nucleotides themselves, trained so that
 # its top `faithfulness_fraction` of positions is necessary and sufficient.
@@ -52,7 +54,8 @@ FAITHFUL_PRESET = {
     "temperature": 1.0,
     "normalization": "softmax",
     "stem_activation": "relu",
-    "faithfulness_weight": 1.0,
+    "faithfulness_weight": 2.0,
+    "faithfulness_target": "uniform",
 }
 PRESETS = {"faithful": FAITHFUL_PRESET, "paper": PAPER_PRESET}
 DEFAULT_PRESET = "faithful"
@@ -80,8 +83,13 @@ class AttnGen(keras.Model):
       replaced by N, the output is pulled to the uniform distribution
       (comprehensiveness: the top positions are necessary); with only those
       kept and everything else N, and with a random `faithfulness_fraction`
-      replaced by N, the output is trained on the label (sufficiency, and
-      robustness to removing positions that are not the top ones).
+      of the *other* positions replaced by N, the output is trained on the
+      label (sufficiency, and: removing what is not the rationale does not
+      matter). The loss
+      is multiplied by `faithfulness_scale` (a non-trainable variable, 1 by
+      default), which `MaskingSchedule` ramps from 0 to 1 with the mask
+      fraction: asking the top positions to be necessary before the model has
+      learned what they are only slows training down.
 
     Args:
         length: sequence length of the one-hot input.
@@ -93,6 +101,10 @@ class AttnGen(keras.Model):
         inference: SaliencyMask inference mode, `"soft"` or `"hard"`.
         temperature: attention temperature (< 1: sharper).
         normalization: SaliencyMask weights, `"softmax"` or `"sigmoid"` gates.
+        faithfulness_target: where the loss pulls the output when the top
+            positions are removed: `"uniform"` (chance) or `"baseline"` (the
+            model's own output on the all-N sequence, so that e.g. a motif
+            classifier may call "no motif" once its motif is removed).
         stem_activation: `"relu"` or `"exponential"` (Koo & Ploenzke 2021).
         faithfulness_weight: weight of the faithfulness loss (0: off).
         faithfulness_fraction: share of nucleotides that the loss treats as
@@ -121,6 +133,7 @@ class AttnGen(keras.Model):
         faithfulness_weight=0.0,
         faithfulness_fraction=0.2,
         normalization="softmax",
+        faithfulness_target="uniform",
         seed=None,
         backbone=None,
         name="attngen",
@@ -132,6 +145,8 @@ class AttnGen(keras.Model):
             raise ValueError(f"stem_activation must be one of {STEM_ACTIVATIONS}, got {stem_activation!r}")
         if float(faithfulness_weight) < 0:
             raise ValueError(f"faithfulness_weight must be >= 0, got {faithfulness_weight}")
+        if faithfulness_target not in FAITHFULNESS_TARGETS:
+            raise ValueError(f"faithfulness_target must be one of {FAITHFULNESS_TARGETS}, got {faithfulness_target!r}")
         if not 0.0 < float(faithfulness_fraction) < 1.0:
             raise ValueError(f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction}")
         backbone = dict(backbone or {})
@@ -156,6 +171,7 @@ class AttnGen(keras.Model):
         self.inference = inference
         self.temperature = float(temperature)
         self.normalization = normalization
+        self.faithfulness_target = faithfulness_target
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
         self.faithfulness_fraction = float(faithfulness_fraction)
@@ -163,9 +179,17 @@ class AttnGen(keras.Model):
         self.backbone = backbone
         self._initial_mask_fraction = float(mask_fraction)
         self._faithfulness_seed = keras.random.SeedGenerator(seed)
+        # ramped from 0 to 1 by `MaskingSchedule` (with the mask fraction), so the
+        # faithfulness loss starts once the classifier has learned something
+        self.faithfulness_scale = keras.Variable(1.0, trainable=False, dtype="float32", name="faithfulness_scale")
         scores = self.get_layer(SALIENCY_LAYER_NAME).output[1]
         # not a Layer, so not tracked: the ranking the faithfulness loss uses
         self._attention_function = keras.Function(inputs, scores)
+
+    def load_own_variables(self, store):
+        if not len(store.keys()):
+            return  # saved before `faithfulness_scale` existed: it keeps its value
+        super().load_own_variables(store)
 
     def nucleotide_attention(self, x):
         """Per-nucleotide attention `(batch, length)` of one-hot `x` (inference mode).
@@ -184,37 +208,63 @@ class AttnGen(keras.Model):
         loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training or self.faithfulness_weight == 0.0 or y is None:
             return loss
-        return loss + self.faithfulness_weight * self.faithfulness_loss(x, y)
+        scale = ops.cast(self.faithfulness_scale, "float32") * self.faithfulness_weight
+        return loss + ops.cast(scale, loss.dtype) * ops.cast(self.faithfulness_loss(x, y), loss.dtype)
 
-    def faithfulness_loss(self, x, y):
-        """The faithfulness loss of one batch (see the class docstring)."""
+    def faithfulness_inputs(self, x):
+        """The perturbed copies of one-hot `x` that the faithfulness loss scores.
+
+        Row `i` belongs to group `i % 3`: 0 has its top `faithfulness_fraction`
+        of nucleotides by `nucleotide_attention` replaced by N, 1 keeps only
+        those, 2 has as many random *other* nucleotides replaced.
+
+        Returns:
+            `(perturbed, group, valid)`: `(batch, length, 4)`, `(batch,)` int
+            and the `(batch, length)` bool real positions.
+        """
         x = ops.convert_to_tensor(x)
         valid = ops.sum(x, axis=-1) > 0.5
         ranking = ops.stop_gradient(self.nucleotide_attention(x))
         fraction = self.faithfulness_fraction
         top = lowest_fraction_mask(-ranking, valid, fraction)
         noise = keras.random.uniform(ops.shape(ranking), seed=self._faithfulness_seed)
-        random = lowest_fraction_mask(noise, valid, fraction)
-        group = ops.expand_dims(ops.arange(ops.shape(x)[0]) % 3, -1)  # 0 comp, 1 suff, 2 random
+        random = lowest_fraction_mask(ops.where(top, 2.0, noise), valid, fraction)
+        group = ops.arange(ops.shape(x)[0]) % 3
+        rows = ops.expand_dims(group, -1)
         only_top = ops.logical_and(valid, ops.logical_not(top))
-        replaced = ops.where(group == 0, top, ops.where(group == 1, only_top, random))
+        replaced = ops.where(rows == 0, top, ops.where(rows == 1, only_top, random))
         perturbed = ops.where(ops.expand_dims(replaced, -1), ops.cast(N_ENCODING, x.dtype), x)
+        return perturbed, group, valid
+
+    def faithfulness_loss(self, x, y):
+        """The faithfulness loss of one batch (see the class docstring)."""
+        x = ops.convert_to_tensor(x)
+        perturbed, group, valid = self.faithfulness_inputs(x)
         # inference mode: BatchNorm uses its moving statistics (which the
         # perturbed copies leave alone) and the SaliencyMask behaves as when the
         # model is evaluated, so the loss trains exactly what a perturbation test measures
-        probs = ops.cast(self(perturbed, training=False), "float32")
         eps = keras.config.epsilon()
+        if self.faithfulness_target == "baseline":
+            # the model's own output with no evidence: every real position N
+            empty = ops.where(ops.expand_dims(valid, -1), ops.cast(N_ENCODING, x.dtype), x)
+            both = ops.cast(self(ops.concatenate([perturbed, empty], axis=0), training=False), "float32")
+            probs, baseline = both[: ops.shape(x)[0]], ops.stop_gradient(both[ops.shape(x)[0] :])
+        else:
+            probs = ops.cast(self(perturbed, training=False), "float32")
+            baseline = ops.ones_like(probs) / (2.0 if self.num_classes == 2 else float(self.num_classes))
         probs = ops.clip(probs, eps, 1.0 - eps)
+        baseline = ops.clip(baseline, eps, 1.0 - eps)
         if self.num_classes == 2:
-            p = probs[:, 0]
+            p, q = probs[:, 0], baseline[:, 0]
             label = ops.cast(ops.reshape(y, (-1,)), "float32")
             on_label = -(label * ops.log(p) + (1.0 - label) * ops.log(1.0 - p))
-            to_uniform = -0.5 * (ops.log(p) + ops.log(1.0 - p)) - ops.log(2.0)
+            # KL(q || p) of Bernoulli distributions: 0 when p = q
+            to_baseline = q * (ops.log(q) - ops.log(p)) + (1.0 - q) * (ops.log(1.0 - q) - ops.log(1.0 - p))
         else:
             label = ops.cast(ops.reshape(y, (-1, 1)), "int32")
             on_label = -ops.log(ops.squeeze(ops.take_along_axis(probs, label, axis=-1), -1))
-            to_uniform = -ops.mean(ops.log(probs), axis=-1) - ops.log(float(self.num_classes))
-        per_sequence = ops.where(group[:, 0] == 0, to_uniform, on_label)
+            to_baseline = ops.sum(baseline * (ops.log(baseline) - ops.log(probs)), axis=-1)
+        per_sequence = ops.where(group == 0, to_baseline, on_label)
         return ops.mean(per_sequence)
 
     def get_config(self):
@@ -228,6 +278,7 @@ class AttnGen(keras.Model):
             "inference": self.inference,
             "temperature": self.temperature,
             "normalization": self.normalization,
+            "faithfulness_target": self.faithfulness_target,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
             "faithfulness_fraction": self.faithfulness_fraction,
@@ -283,6 +334,7 @@ def build_attngen(
     faithfulness_weight=None,
     faithfulness_fraction=0.2,
     normalization=None,
+    faithfulness_target=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
@@ -325,7 +377,7 @@ def build_attngen(
     for key, value in (
         ("mask_on", mask_on), ("inference", inference), ("temperature", temperature),
         ("stem_activation", stem_activation), ("faithfulness_weight", faithfulness_weight),
-        ("normalization", normalization),
+        ("normalization", normalization), ("faithfulness_target", faithfulness_target),
     ):  # fmt: skip
         if value is not None:
             options[key] = value
