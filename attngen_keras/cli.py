@@ -62,6 +62,26 @@ def _parser():
     train.add_argument("--kernel-size", type=int, help="stem kernel size")
     train.add_argument("--conv-blocks", type=int, help="backbone conv blocks after the stem")
     train.add_argument("--dropout", type=float, help="backbone dropout")
+    attn = train.add_argument_group("AttnGen variant (defaults from --preset)")
+    attn.add_argument(
+        "--preset", choices=["faithful", "paper"], default="faithful",
+        help="faithful (default): attention on the nucleotides, trained so that its top positions are "
+        "necessary and sufficient; paper: the paper's soft attention on the stem features",
+    )  # fmt: skip
+    attn.add_argument("--mask-on", choices=["features", "nucleotides"], help="what the SaliencyMask scores and masks")
+    attn.add_argument("--inference", choices=["soft", "hard"], help="hard: keep only the top positions at inference too")
+    attn.add_argument("--temperature", type=float, help="attention temperature (< 1: sharper)")
+    attn.add_argument("--normalization", choices=["softmax", "sigmoid"], help="attention weights: softmax or per-position sigmoid gates")
+    attn.add_argument("--stem-activation", choices=["relu", "exponential"], help="activation of the stem convolution")
+    attn.add_argument("--faithfulness-weight", type=float, help="weight of the faithfulness loss (0: off)")
+    attn.add_argument(
+        "--faithfulness-target", choices=["uniform", "baseline"],
+        help="where the loss pulls the output once the top positions are removed: chance or the all-N output",
+    )  # fmt: skip
+    attn.add_argument(
+        "--faithfulness-fraction", type=float,
+        help="share of nucleotides the faithfulness loss treats as the rationale (default 0.2)",
+    )  # fmt: skip
     train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
     train.add_argument(
         "--deterministic", action="store_true",
@@ -209,6 +229,18 @@ def _train(args):
     }
     if args.model == "gb-cnn" and backbone:
         raise SystemExit("error: --filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
+    attention = {
+        key: value
+        for key, value in (
+            ("mask_on", args.mask_on), ("inference", args.inference), ("temperature", args.temperature),
+            ("stem_activation", args.stem_activation), ("faithfulness_weight", args.faithfulness_weight),
+            ("faithfulness_fraction", args.faithfulness_fraction), ("normalization", args.normalization),
+            ("faithfulness_target", args.faithfulness_target),
+        )  # fmt: skip
+        if value is not None
+    }
+    if args.model != "attngen" and (attention or args.preset != "faithful"):
+        raise SystemExit("error: --preset and the AttnGen variant options apply to --model attngen only")
     config = TrainConfig(
         data=args.data, out=args.out, references=args.references, model=args.model,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -219,6 +251,7 @@ def _train(args):
         strategy=args.strategy, backbone=backbone, cache_dir=args.cache_dir,
         jit_compile=False if args.no_jit else "auto", max_train=args.max_train,
         deterministic=args.deterministic, checkpoint_every=args.checkpoint_every,
+        preset=args.preset, attention=attention,
     )  # fmt: skip
     metrics = train(config, overwrite=args.overwrite)
     for split in ("val", "test"):
