@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from attngen_keras.data import alphabet
 from attngen_keras.files import check_output_dir
-from attngen_keras.models.classifiers import SALIENCY_LAYER_NAME, STEM_LAYER_NAME
+from attngen_keras.models.classifiers import SALIENCY_LAYER_NAME, attention_projection_conv
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 METADATA_FILE = os.path.join("assets.extra", "attngen.json")
@@ -74,11 +74,9 @@ class _Serving(tf.Module):
             self.attention = keras.Model(model.inputs, layer.output[1])
         except ValueError:
             pass
-        stem = None
-        try:
-            stem = model.get_layer(STEM_LAYER_NAME)
-        except ValueError:
-            pass
+        # the conv whose receptive field maps the attention to nucleotides (None:
+        # the attention already scores nucleotides, as in the faithful AttnGen)
+        stem = attention_projection_conv(model)
         self.stem_kernel = int(stem.kernel_size[0]) if stem is not None else 1
         self.stem_dilation = int(stem.dilation_rate[0]) if stem is not None else 1
 

@@ -39,11 +39,14 @@ def _expected_tokens(sequence, crop="left"):
     return tokens
 
 
-@pytest.fixture(scope="module", params=["attngen", "cnn", "multiclass"])
+@pytest.fixture(scope="module", params=["attngen", "attngen_paper", "cnn", "multiclass"])
 def exported(request, tmp_path_factory):
     keras.utils.set_random_seed(0)
     classes = ["a", "b", "c"] if request.param == "multiclass" else ["neg", "pos"]
-    model = build_model("cnn" if request.param == "multiclass" else request.param, LENGTH, len(classes))
+    if request.param == "attngen_paper":  # attention on stem features, projected to nucleotides
+        model = build_model("attngen", LENGTH, len(classes), preset="paper")
+    else:
+        model = build_model("cnn" if request.param == "multiclass" else request.param, LENGTH, len(classes))
     path = export_model(model, tmp_path_factory.mktemp("export") / "motif", classes, LENGTH)
     return model, path, classes
 
