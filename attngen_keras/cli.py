@@ -208,6 +208,7 @@ def _parser():
     synthetic.add_argument("--gc", type=float, default=0.5, help="background GC content")
     synthetic.add_argument("--negatives", choices=["background", "shuffled"], default="background")
     synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--force", action="store_true", help="replace sequences.csv and planted.csv in --out")
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
@@ -410,16 +411,20 @@ def _predict(args):
 
 
 def _synthetic(args):
+    from attngen_keras.files import check_output_dir, check_output_file, write_text_atomic
     from attngen_keras.synthetic import planted_motif_data
 
+    out = check_output_dir(args.out, create=False)  # a file there is an error before any work
+    if out.exists():
+        for name in ("sequences.csv", "planted.csv"):
+            check_output_file(out / name, args.force)  # earlier data is kept unless --force
     data = planted_motif_data(
         n=args.n, length=args.length, motifs=args.motifs, instances=args.instances, gc=args.gc,
         negatives=args.negatives, seed=args.seed,
     )  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data.to_frame().to_csv(out / "sequences.csv", index=False)
-    data.planted_intervals().to_csv(out / "planted.csv", index=False)
+    check_output_dir(out)
+    write_text_atomic(out / "sequences.csv", data.to_frame().to_csv(index=False))
+    write_text_atomic(out / "planted.csv", data.planted_intervals().to_csv(index=False))
     print(f"wrote {len(data.sequences)} sequences to {out / 'sequences.csv'} and their motif intervals to {out / 'planted.csv'}")
 
 

@@ -484,7 +484,8 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
                 start_batch=step, reverse_complement=config.reverse_complement,
             )  # fmt: skip
             tracker.batch_offset = step
-            _build_compiled_metrics(model, train_split)  # so that their accumulators can be restored
+            with strategy.scope():
+                _build_compiled_metrics(model, train_split)  # so that their accumulators can be restored
             model.fit(stream, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps_per_epoch - step, **fit)
             epoch = tracker.epoch
         if not tracker.stopped and not model.stop_training and epoch < config.epochs:

@@ -332,3 +332,13 @@ def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
     dna.write_text(">d1\nACGTACGTTGACTCA\n>d2\nACGTNNRYACGT\n")
     rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", dna, "--out", tmp_path / "d.tsv")
     assert rc == 0 and "warning" not in err
+
+
+def test_synthetic_keeps_earlier_data_unless_forced(tmp_path, capsys):
+    out = tmp_path / "synthetic"
+    assert run_cli(capsys, "synthetic", "--n", "20", "--length", "30", "--out", out)[0] == 0
+    before = (out / "sequences.csv").read_text()
+    line = in_process_error(capsys, "synthetic", "--n", "20", "--length", "30", "--seed", "1", "--out", out)
+    assert "sequences.csv" in line and "--force" in line and (out / "sequences.csv").read_text() == before
+    assert run_cli(capsys, "synthetic", "--n", "20", "--length", "30", "--seed", "1", "--out", out, "--force")[0] == 0
+    assert (out / "sequences.csv").read_text() != before
