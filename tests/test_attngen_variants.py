@@ -310,13 +310,16 @@ def test_masking_schedule_ramps_the_faithfulness_loss():
     from attngen_keras.callbacks import MaskingSchedule
 
     model = build_attngen(30, 2)
-    schedule = MaskingSchedule(target=0.2, warmup_epochs=2)
-    schedule.set_model(model)
-    seen = []
-    for epoch in range(4):
-        schedule.on_epoch_begin(epoch)
-        seen.append(round(float(np.asarray(model.faithfulness_scale)), 3))
-    assert seen == [0.0, 0.5, 1.0, 1.0]
+    for ramp, expected in ((True, [0.0, 0.5, 1.0, 1.0]), (False, [1.0, 1.0, 1.0, 1.0])):
+        model.faithfulness_scale.assign(1.0)
+        schedule = MaskingSchedule(target=0.2, warmup_epochs=2, ramp_faithfulness=ramp)
+        schedule.set_model(model)
+        seen = []
+        for epoch in range(4):
+            schedule.on_epoch_begin(epoch)
+            seen.append(round(float(np.asarray(model.faithfulness_scale)), 3))
+        assert seen == expected
+        assert MaskingSchedule.from_config(schedule.get_config()).ramp_faithfulness is ramp
     x, y = _one_hot(6, 30), np.arange(6) % 2
     compile_classifier(model, 2, jit_compile=False)
     model.faithfulness_scale.assign(0.0)

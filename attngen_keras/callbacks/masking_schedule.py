@@ -23,9 +23,10 @@ class MaskingSchedule(keras.callbacks.Callback):
     - `step`: `0` until `progress == 1`, then `target`
 
     Epochs before `start_epoch` are unmasked; `warmup_epochs=0` jumps to
-    `target` at `start_epoch`. A model with a `faithfulness_scale` variable
-    (`AttnGen`) gets the same ramp from 0 to 1 (`progress(e)`), which
-    switches its faithfulness loss on gradually. The fraction used in the epoch is written to
+    `target` at `start_epoch`. With `ramp_faithfulness=True`, a model with a
+    `faithfulness_scale` variable (`AttnGen`) gets the same ramp from 0 to 1
+    (`progress(e)`), which switches its faithfulness loss on gradually (off by
+    default: the loss shapes the attention from the first step). The fraction used in the epoch is written to
     the epoch logs as `mask_fraction`, so it appears in `History` and
     `CSVLogger` output (put this callback before `CSVLogger`).
 
@@ -34,6 +35,7 @@ class MaskingSchedule(keras.callbacks.Callback):
         warmup_epochs: epochs the ramp takes.
         start_epoch: first epoch of the ramp.
         shape: `"linear"`, `"cosine"` or `"step"`.
+        ramp_faithfulness: also ramp an AttnGen's `faithfulness_scale`.
 
     Example:
 
@@ -42,7 +44,7 @@ class MaskingSchedule(keras.callbacks.Callback):
     [0.0, 0.1, 0.2, 0.2]
     """
 
-    def __init__(self, target=0.15, warmup_epochs=2, start_epoch=0, shape="linear"):
+    def __init__(self, target=0.15, warmup_epochs=2, start_epoch=0, shape="linear", ramp_faithfulness=False):
         super().__init__()
         if not 0.0 <= float(target) < 1.0:
             raise ValueError(f"target must be in [0, 1), got {target}")
@@ -54,6 +56,7 @@ class MaskingSchedule(keras.callbacks.Callback):
         self.warmup_epochs = int(warmup_epochs)
         self.start_epoch = int(start_epoch)
         self.shape = shape
+        self.ramp_faithfulness = bool(ramp_faithfulness)
         self._current = 0.0
 
     def value(self, epoch):
@@ -95,7 +98,7 @@ class MaskingSchedule(keras.callbacks.Callback):
         for layer in find_saliency_masks(self.model):
             layer.mask_fraction.assign(self._current)
         scale = getattr(self.model, "faithfulness_scale", None)
-        if scale is not None:
+        if self.ramp_faithfulness and scale is not None:
             scale.assign(self.progress(epoch))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -108,6 +111,7 @@ class MaskingSchedule(keras.callbacks.Callback):
             "warmup_epochs": self.warmup_epochs,
             "start_epoch": self.start_epoch,
             "shape": self.shape,
+            "ramp_faithfulness": self.ramp_faithfulness,
         }
 
     @classmethod

@@ -87,9 +87,8 @@ class AttnGen(keras.Model):
       label (sufficiency, and: removing what is not the rationale does not
       matter). The loss
       is multiplied by `faithfulness_scale` (a non-trainable variable, 1 by
-      default), which `MaskingSchedule` ramps from 0 to 1 with the mask
-      fraction: asking the top positions to be necessary before the model has
-      learned what they are only slows training down.
+      default), which `MaskingSchedule(ramp_faithfulness=True)` ramps from 0
+      to 1 with the mask fraction.
 
     Args:
         length: sequence length of the one-hot input.
@@ -179,8 +178,7 @@ class AttnGen(keras.Model):
         self.backbone = backbone
         self._initial_mask_fraction = float(mask_fraction)
         self._faithfulness_seed = keras.random.SeedGenerator(seed)
-        # ramped from 0 to 1 by `MaskingSchedule` (with the mask fraction), so the
-        # faithfulness loss starts once the classifier has learned something
+        # scales the faithfulness loss; `MaskingSchedule(ramp_faithfulness=True)` ramps it 0 -> 1
         self.faithfulness_scale = keras.Variable(1.0, trainable=False, dtype="float32", name="faithfulness_scale")
         scores = self.get_layer(SALIENCY_LAYER_NAME).output[1]
         # not a Layer, so not tracked: the ranking the faithfulness loss uses
