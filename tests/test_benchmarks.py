@@ -212,3 +212,31 @@ def test_speed_report_and_plots_handle_unreached_targets_and_projections(tmp_pat
     assert "growth +20 MiB" in table
     speed.plot(results, tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["predict_memory.png", "scale.png", "time_to_accuracy.png"]
+
+
+faithfulness = _load("faithfulness")
+
+
+def test_faithfulness_summary_table_and_planted_set(tmp_path):
+    rows = [
+        {"dataset": "d", "variant": v, "seed": s, "test_accuracy": acc, "deletion_top": top,
+         "deletion_random": 0.95, "sufficiency_top": 0.9, "sufficiency_random": 0.6}
+        for v, acc, top in (("paper", 0.98, 0.95), ("faithful", 0.97, 0.55))
+        for s in (0, 1)
+    ]  # fmt: skip
+    rows[3]["deletion_top"] = 0.65  # faithful, seed 1
+    summary = faithfulness.summarize(pd.DataFrame(rows))
+    faithful = summary[summary["variant"] == "faithful"].iloc[0]
+    assert faithful["runs"] == 2
+    assert faithful["deletion_top_mean"] == pytest.approx(0.60)
+    assert faithful["deletion_top_std"] == pytest.approx(np.std([0.55, 0.65], ddof=1))
+    table = faithfulness.markdown(summary)
+    assert "| d | faithful | 2 | 0.9700 ± 0.0000 | 0.600 ± 0.071 |" in table
+    assert table.count("\n") == 4  # header, rule, two rows
+    sequences, truth = faithfulness.planted_dataset(tmp_path / "planted", n=40, length=50)
+    frame, intervals = pd.read_csv(sequences), pd.read_csv(truth)
+    assert len(frame) == 40 and frame["seq"].str.len().eq(50).all()
+    # every positive carries one 10-bp motif instance; decoys have none in the ground truth
+    positives = set(frame.loc[frame["label"] == "pos", "id"])
+    assert set(intervals["id"]) == positives and (intervals["end"] - intervals["start"]).eq(10).all()
+    assert set(faithfulness.VARIANTS) >= {"paper", "faithful", "cnn"}
