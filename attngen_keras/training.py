@@ -465,7 +465,9 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         monitor=monitor, select_from=select_from, patience=config.patience,
         patience_from=schedule.last_ramp_epoch if schedule else 0, recalibration=recalibration,
     )  # fmt: skip
-    tracker.load()
+    if not tracker.load() and (out / BACKUP_DIR / "training_metadata.json").exists():
+        print(f"{out}: the backup of this run was written by an older attngen-keras (weights only, no full "
+              "training state): training starts again from epoch 1")  # fmt: skip
     callbacks += [
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
