@@ -112,7 +112,10 @@ def _parser():
     explain = sub.add_parser("explain", help="per-nucleotide importance of a trained run, with plots")
     explain.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(explain, required=False)
-    explain.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
+    explain.add_argument(
+        "--split", choices=["test", "val", "train", "all"],
+        help="split to use (default: test; other data without splits of its own is used whole, 'all')",
+    )  # fmt: skip
     explain.add_argument("--method", default="attention", choices=METHOD_CHOICES)
     explain.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
     explain.add_argument(
@@ -127,7 +130,10 @@ def _parser():
     )
     perturb.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(perturb, required=False)
-    perturb.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
+    perturb.add_argument(
+        "--split", choices=["test", "val", "train", "all"],
+        help="split to use (default: test; other data without splits of its own is used whole, 'all')",
+    )  # fmt: skip
     perturb.add_argument("--method", default="attention", choices=METHOD_CHOICES, help="importance used to rank positions")
     perturb.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
     perturb.add_argument(
