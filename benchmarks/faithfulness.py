@@ -252,7 +252,7 @@ def plot_tradeoff(summary, path):
     markers = dict(zip(summary["dataset"].unique(), "osD^v"))
     for _, row in summary.iterrows():
         ax.scatter(row["deletion_top_mean"], row["sufficiency_top_mean"], marker=markers[row["dataset"]], s=50)
-        ax.annotate(f"{row['variant']} ({row['dataset'][:6]})", (row["deletion_top_mean"], row["sufficiency_top_mean"]),
+        ax.annotate(f"{row['variant']} ({row['dataset']})", (row["deletion_top_mean"], row["sufficiency_top_mean"]),
                     fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
     ax.axvline(0.65, color="tab:red", linestyle=":", label="goal: deletion@20% <= 0.65")
     ax.axhline(0.90, color="tab:green", linestyle=":", label="goal: sufficiency@20% >= 0.90")
