@@ -39,11 +39,16 @@ def test_gb_cnn_matches_reference_architecture():
     assert any(isinstance(l, keras.layers.GlobalAveragePooling1D) for l in model.layers)
 
 
-def test_cnn_is_attngen_without_saliency_mask():
-    a, c = build_attngen(50, 2), build_cnn(50, 2)
-    names_a = [l.name for l in a.layers if l.name != "saliency_mask"]
-    assert names_a == [l.name for l in c.layers]
-    assert a.count_params() - c.count_params() == a.get_layer("saliency_mask").count_params()
+@pytest.mark.parametrize("preset, extra", [("paper", ["saliency_mask"]), ("faithful", ["saliency_mask", "attention_context"])])
+def test_cnn_is_attngen_without_saliency_mask(preset, extra):
+    """The CNN is AttnGen minus its attention: the SaliencyMask (and the faithful preset's scoring context)."""
+    a, c = build_attngen(50, 2, preset=preset), build_cnn(50, 2)
+    names_a = [l.name for l in a.layers if l.name not in extra]
+    assert sorted(names_a) == sorted(l.name for l in c.layers)  # same layers (graph order differs)
+    for name in names_a:
+        assert [w.shape for w in a.get_layer(name).weights] == [w.shape for w in c.get_layer(name).weights], name
+    # plus the model's own scalar `faithfulness_scale`
+    assert a.count_params() - c.count_params() == sum(a.get_layer(name).count_params() for name in extra) + 1
 
 
 @pytest.mark.parametrize("builder", [build_attngen, build_cnn])
