@@ -73,7 +73,9 @@ class _RegisterOnKerasImport(importlib.abc.MetaPathFinder):
             except Exception as error:  # never break `import keras` itself
                 import warnings
 
-                warnings.warn(f"attngen_keras could not register its Keras classes ({error})", stacklevel=2)
+                warnings.warn(
+                    f"attngen_keras could not register its Keras classes ({error})", stacklevel=2
+                )
 
         loader.exec_module = exec_module
         return spec

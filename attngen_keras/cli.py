@@ -6,7 +6,15 @@ import sys
 from pathlib import Path
 
 # attngen_keras.explain.METHODS, spelled out so that `--help` needs no TensorFlow import
-METHOD_CHOICES = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam", "ism")
+METHOD_CHOICES = (
+    "attention",
+    "attention_raw",
+    "saliency",
+    "smoothgrad",
+    "input_x_gradient",
+    "gradcam",
+    "ism",
+)
 
 
 def _positive_int(text):
@@ -24,7 +32,9 @@ def _add_data_arguments(parser, required=True):
         "full-sequence dir ({train,test}/<class>/*.txt), CSV/TSV file(s) with seq,label "
         "columns, or FASTA files one per class (class=path to name them)",
     )  # fmt: skip
-    group.add_argument("--references", metavar="DIR", help="reference genomes (FASTA .fa.gz) of an interval list")
+    group.add_argument(
+        "--references", metavar="DIR", help="reference genomes (FASTA .fa.gz) of an interval list"
+    )
     group.add_argument(
         "--cache-dir", default="default",
         help="where parsed data is cached ($ATTNGEN_CACHE or ~/.cache/attngen by default; 'none' disables)",
@@ -41,22 +51,34 @@ def _parser():
     train = sub.add_parser("train", help="train a model and write a run directory")
     _add_data_arguments(train)
     train.add_argument("--model", choices=["attngen", "cnn", "gb-cnn"], default="attngen")
-    train.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (re-run to resume)")
+    train.add_argument(
+        "--out", required=True, metavar="RUN_DIR", help="run directory (re-run to resume)"
+    )
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--length", type=int, help="fixed length (default: the longest sequence)")
-    train.add_argument("--crop", choices=["left", "center", "right"], help="keep this part of longer sequences")
-    train.add_argument("--mask-fraction", type=float, default=0.15, help="AttnGen target mask fraction")
+    train.add_argument(
+        "--crop", choices=["left", "center", "right"], help="keep this part of longer sequences"
+    )
+    train.add_argument(
+        "--mask-fraction", type=float, default=0.15, help="AttnGen target mask fraction"
+    )
     train.add_argument("--warmup-epochs", type=int, default=2, help="epochs of the masking ramp")
     train.add_argument("--start-epoch", type=int, default=0, help="first epoch of the masking ramp")
     train.add_argument("--schedule", choices=["linear", "cosine", "step"], default="linear")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-fraction", type=float, default=0.1)
-    train.add_argument("--test-fraction", type=float, default=0.2, help="carved when the source has no test split")
-    train.add_argument("--reverse-complement", action="store_true", help="reverse-complement augmentation")
+    train.add_argument(
+        "--test-fraction", type=float, default=0.2, help="carved when the source has no test split"
+    )
+    train.add_argument(
+        "--reverse-complement", action="store_true", help="reverse-complement augmentation"
+    )
     train.add_argument("--patience", type=int, default=5, help="early-stopping patience (0: off)")
-    train.add_argument("--max-train", type=int, help="train on a stratified subset of this many sequences")
+    train.add_argument(
+        "--max-train", type=int, help="train on a stratified subset of this many sequences"
+    )
     train.add_argument("--strategy", choices=["default", "mirrored"], default="default")
     train.add_argument("--filters", type=int, help="backbone filters")
     train.add_argument("--kernel-size", type=int, help="stem kernel size")
@@ -68,12 +90,30 @@ def _parser():
         help="faithful (default): attention on the nucleotides, trained so that its top positions are "
         "necessary and sufficient; paper: the paper's soft attention on the stem features",
     )  # fmt: skip
-    attn.add_argument("--mask-on", choices=["features", "nucleotides"], help="what the SaliencyMask scores and masks")
-    attn.add_argument("--inference", choices=["soft", "hard"], help="hard: keep only the top positions at inference too")
+    attn.add_argument(
+        "--mask-on",
+        choices=["features", "nucleotides"],
+        help="what the SaliencyMask scores and masks",
+    )
+    attn.add_argument(
+        "--inference",
+        choices=["soft", "hard"],
+        help="hard: keep only the top positions at inference too",
+    )
     attn.add_argument("--temperature", type=float, help="attention temperature (< 1: sharper)")
-    attn.add_argument("--normalization", choices=["softmax", "sigmoid"], help="attention weights: softmax or per-position sigmoid gates")
-    attn.add_argument("--stem-activation", choices=["relu", "exponential"], help="activation of the stem convolution")
-    attn.add_argument("--faithfulness-weight", type=float, help="weight of the faithfulness loss (0: off)")
+    attn.add_argument(
+        "--normalization",
+        choices=["softmax", "sigmoid"],
+        help="attention weights: softmax or per-position sigmoid gates",
+    )
+    attn.add_argument(
+        "--stem-activation",
+        choices=["relu", "exponential"],
+        help="activation of the stem convolution",
+    )
+    attn.add_argument(
+        "--faithfulness-weight", type=float, help="weight of the faithfulness loss (0: off)"
+    )
     attn.add_argument(
         "--faithfulness-target", choices=["uniform", "baseline"],
         help="where the loss pulls the output once the top positions are removed: chance or the all-N output",
@@ -105,11 +145,14 @@ def _parser():
         "a split the data does not have is an error",
     )  # fmt: skip
     evaluate.add_argument(
-        "--out", help="metrics JSON (default RUN_DIR/evaluation_<split>.json, or .2.json, ... if that exists)"
+        "--out",
+        help="metrics JSON (default RUN_DIR/evaluation_<split>.json, or .2.json, ... if that exists)",
     )
     evaluate.add_argument("--force", action="store_true", help="replace an existing --out file")
 
-    explain = sub.add_parser("explain", help="per-nucleotide importance of a trained run, with plots")
+    explain = sub.add_parser(
+        "explain", help="per-nucleotide importance of a trained run, with plots"
+    )
     explain.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(explain, required=False)
     explain.add_argument(
@@ -117,7 +160,9 @@ def _parser():
         help="split to use (default: test; other data without splits of its own is used whole, 'all')",
     )  # fmt: skip
     explain.add_argument("--method", default="attention", choices=METHOD_CHOICES)
-    explain.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
+    explain.add_argument(
+        "--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)"
+    )
     explain.add_argument(
         "--ground-truth", metavar="FILE",
         help="informative intervals per sequence id (CSV/TSV with id,start,end, or BED; 0-based, end "
@@ -126,7 +171,8 @@ def _parser():
     explain.add_argument("--out", required=True, help="output directory")
 
     perturb = sub.add_parser(
-        "perturb", help="accuracy as the top/random/bottom-importance nucleotides are removed (or only they kept)"
+        "perturb",
+        help="accuracy as the top/random/bottom-importance nucleotides are removed (or only they kept)",
     )
     perturb.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(perturb, required=False)
@@ -134,8 +180,15 @@ def _parser():
         "--split", choices=["test", "val", "train", "all"],
         help="split to use (default: test; other data without splits of its own is used whole, 'all')",
     )  # fmt: skip
-    perturb.add_argument("--method", default="attention", choices=METHOD_CHOICES, help="importance used to rank positions")
-    perturb.add_argument("--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)")
+    perturb.add_argument(
+        "--method",
+        default="attention",
+        choices=METHOD_CHOICES,
+        help="importance used to rank positions",
+    )
+    perturb.add_argument(
+        "--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)"
+    )
     perturb.add_argument(
         "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
         help="shares of each sequence's nucleotides to remove (and, for sufficiency, to keep)",
@@ -146,57 +199,112 @@ def _parser():
         "shuffle: the base at that position of a seeded dinucleotide-preserving shuffle of the sequence",
     )  # fmt: skip
     perturb.add_argument(
-        "--seed", type=int, default=0, help="seeds the subset, random ranking, random bases and shuffles"
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the subset, random ranking, random bases and shuffles",
     )
     perturb.add_argument("--out", required=True, help="output directory")
 
-    sweep = sub.add_parser("sweep", help="train AttnGen over mask fractions x seeds; tables and plots")
+    sweep = sub.add_parser(
+        "sweep", help="train AttnGen over mask fractions x seeds; tables and plots"
+    )
     _add_data_arguments(sweep)
     sweep.add_argument("--out", required=True, help="sweep directory (re-run to resume)")
-    sweep.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5])
+    sweep.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]
+    )
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    sweep.add_argument("--epochs", type=int, default=5, help="epoch budget of every run (no early stopping)")
+    sweep.add_argument(
+        "--epochs", type=int, default=5, help="epoch budget of every run (no early stopping)"
+    )
     sweep.add_argument("--warmup-epochs", type=int, default=2)
     sweep.add_argument("--batch-size", type=int, default=128)
     sweep.add_argument("--learning-rate", type=float, default=1e-3)
     sweep.add_argument("--length", type=int)
     sweep.add_argument("--crop", choices=["left", "center", "right"])
-    sweep.add_argument("--max-train", type=int, help="train on a stratified subset of this many sequences")
-    sweep.add_argument("--target-accuracy", type=float, default=0.95, help="validation accuracy counted as converged")
+    sweep.add_argument(
+        "--max-train", type=int, help="train on a stratified subset of this many sequences"
+    )
+    sweep.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=0.95,
+        help="validation accuracy counted as converged",
+    )
     sweep.add_argument("--method", default="attention", choices=METHOD_CHOICES)
-    sweep.add_argument("--n", type=int, default=1000, help="test sequences for importance and perturbation")
+    sweep.add_argument(
+        "--n", type=int, default=1000, help="test sequences for importance and perturbation"
+    )
     sweep.add_argument("--perturb-fraction", type=float, default=0.2)
 
-    tune = sub.add_parser("tune", help="KerasTuner search over architecture and mask fraction (resumable)")
+    tune = sub.add_parser(
+        "tune", help="KerasTuner search over architecture and mask fraction (resumable)"
+    )
     _add_data_arguments(tune)
-    tune.add_argument("--project-name", required=True, help="name of the search (directory under --directory)")
+    tune.add_argument(
+        "--project-name", required=True, help="name of the search (directory under --directory)"
+    )
     tune.add_argument("--directory", default="tuning/runs")
     tune.add_argument("--tuner", choices=["hyperband", "bayesian", "random"], default="hyperband")
-    tune.add_argument("--model", choices=["attngen", "cnn"], default="attngen", help="cnn: same space without SaliencyMask")
-    tune.add_argument("--max-epochs", type=int, default=6, help="epochs per trial (Hyperband: largest budget)")
+    tune.add_argument(
+        "--model",
+        choices=["attngen", "cnn"],
+        default="attngen",
+        help="cnn: same space without SaliencyMask",
+    )
+    tune.add_argument(
+        "--max-epochs", type=int, default=6, help="epochs per trial (Hyperband: largest budget)"
+    )
     tune.add_argument("--max-trials", type=int, default=10, help="trials (bayesian, random)")
     tune.add_argument("--factor", type=int, default=3, help="Hyperband reduction factor")
-    tune.add_argument("--objective", default="val_accuracy", help="val_accuracy, val_auc (max) or val_loss (min)")
+    tune.add_argument(
+        "--objective", default="val_accuracy", help="val_accuracy, val_auc (max) or val_loss (min)"
+    )
     tune.add_argument("--batch-size", type=int, default=128)
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--length", type=int)
     tune.add_argument("--crop", choices=["left", "center", "right"])
-    tune.add_argument("--max-train", type=int, help="search on a stratified subset of this many sequences")
-    tune.add_argument("--strategy", choices=["default", "mirrored"], default="default", help="devices per trial")
-    tune.add_argument("--distributed", choices=["chief", "worker"], help="KerasTuner chief/worker mode")
-    tune.add_argument("--oracle-address", default="127.0.0.1:8000", help="chief's HOST:PORT (distributed mode)")
-    tune.add_argument("--worker-id", type=int, default=0, help="this worker's number (distributed mode)")
-    tune.add_argument("--retrain-best", action="store_true", help="then train the best configuration on train+val")
-    tune.add_argument("--retrain-out", help="run directory of --retrain-best (default PROJECT/best_run)")
-    tune.add_argument("--retrain-epochs", type=int, help="epochs of --retrain-best (default: the best trial's best epoch)")
+    tune.add_argument(
+        "--max-train", type=int, help="search on a stratified subset of this many sequences"
+    )
+    tune.add_argument(
+        "--strategy", choices=["default", "mirrored"], default="default", help="devices per trial"
+    )
+    tune.add_argument(
+        "--distributed", choices=["chief", "worker"], help="KerasTuner chief/worker mode"
+    )
+    tune.add_argument(
+        "--oracle-address", default="127.0.0.1:8000", help="chief's HOST:PORT (distributed mode)"
+    )
+    tune.add_argument(
+        "--worker-id", type=int, default=0, help="this worker's number (distributed mode)"
+    )
+    tune.add_argument(
+        "--retrain-best", action="store_true", help="then train the best configuration on train+val"
+    )
+    tune.add_argument(
+        "--retrain-out", help="run directory of --retrain-best (default PROJECT/best_run)"
+    )
+    tune.add_argument(
+        "--retrain-epochs",
+        type=int,
+        help="epochs of --retrain-best (default: the best trial's best epoch)",
+    )
 
     export = sub.add_parser("export", help="export a run as a versioned SavedModel for TF Serving")
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--out", required=True, help="model base directory, e.g. saved_models/NAME")
     export.add_argument("--version", type=int, help="version number (default: next free)")
 
-    predict = sub.add_parser("predict", help="predict (and explain) sequences from FASTA or CSV, streaming")
-    predict.add_argument("model", metavar="MODEL_DIR_OR_RUN_DIR", help="an exported SavedModel (base or version dir) or a run dir")
+    predict = sub.add_parser(
+        "predict", help="predict (and explain) sequences from FASTA or CSV, streaming"
+    )
+    predict.add_argument(
+        "model",
+        metavar="MODEL_DIR_OR_RUN_DIR",
+        help="an exported SavedModel (base or version dir) or a run dir",
+    )
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--fasta", help="FASTA file (optionally .gz)")
     source.add_argument("--csv", help="CSV/TSV file with a seq column (optional id)")
@@ -205,16 +313,27 @@ def _parser():
     predict.add_argument("--out", required=True, help="output TSV")
     predict.add_argument("--force", action="store_true", help="replace an existing --out file")
 
-    synthetic = sub.add_parser("synthetic", help="write planted-motif sequences with their ground truth")
-    synthetic.add_argument("--out", required=True, help="directory for sequences.csv and planted.csv")
+    synthetic = sub.add_parser(
+        "synthetic", help="write planted-motif sequences with their ground truth"
+    )
+    synthetic.add_argument(
+        "--out", required=True, help="directory for sequences.csv and planted.csv"
+    )
     synthetic.add_argument("--n", type=int, default=4000, help="sequences (half carry motifs)")
     synthetic.add_argument("--length", type=int, default=200)
-    synthetic.add_argument("--motifs", nargs="+", default=["TGACTCA", "CCGCGNGGNGGCAG"], help="consensus strings (N = any base)")
+    synthetic.add_argument(
+        "--motifs",
+        nargs="+",
+        default=["TGACTCA", "CCGCGNGGNGGCAG"],
+        help="consensus strings (N = any base)",
+    )
     synthetic.add_argument("--instances", type=int, default=1, help="motif instances per positive")
     synthetic.add_argument("--gc", type=float, default=0.5, help="background GC content")
     synthetic.add_argument("--negatives", choices=["background", "shuffled"], default="background")
     synthetic.add_argument("--seed", type=int, default=0)
-    synthetic.add_argument("--force", action="store_true", help="replace sequences.csv and planted.csv in --out")
+    synthetic.add_argument(
+        "--force", action="store_true", help="replace sequences.csv and planted.csv in --out"
+    )
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
@@ -229,25 +348,35 @@ def _train(args):
     backbone = {
         key: value
         for key, value in (
-            ("filters", args.filters), ("kernel_size", args.kernel_size),
-            ("conv_blocks", args.conv_blocks), ("dropout", args.dropout),
+            ("filters", args.filters),
+            ("kernel_size", args.kernel_size),
+            ("conv_blocks", args.conv_blocks),
+            ("dropout", args.dropout),
         )  # fmt: skip
         if value is not None
     }
     if args.model == "gb-cnn" and backbone:
-        raise SystemExit("error: --filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
+        raise SystemExit(
+            "error: --filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn"
+        )
     attention = {
         key: value
         for key, value in (
-            ("mask_on", args.mask_on), ("inference", args.inference), ("temperature", args.temperature),
-            ("stem_activation", args.stem_activation), ("faithfulness_weight", args.faithfulness_weight),
-            ("faithfulness_fraction", args.faithfulness_fraction), ("normalization", args.normalization),
+            ("mask_on", args.mask_on),
+            ("inference", args.inference),
+            ("temperature", args.temperature),
+            ("stem_activation", args.stem_activation),
+            ("faithfulness_weight", args.faithfulness_weight),
+            ("faithfulness_fraction", args.faithfulness_fraction),
+            ("normalization", args.normalization),
             ("faithfulness_target", args.faithfulness_target),
         )  # fmt: skip
         if value is not None
     }
     if args.model != "attngen" and (attention or args.preset != "faithful"):
-        raise SystemExit("error: --preset and the AttnGen variant options apply to --model attngen only")
+        raise SystemExit(
+            "error: --preset and the AttnGen variant options apply to --model attngen only"
+        )
     config = TrainConfig(
         data=args.data, out=args.out, references=args.references, model=args.model,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -287,7 +416,9 @@ def _explain(args):
         from attngen_keras.explain.ground_truth import ground_truth_mask, read_intervals
 
         intervals = read_intervals(args.ground_truth)
-    model, record, _, split = load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
+    model, record, _, split = load_run_data(
+        args.run_dir, args.data, args.references, args.split, args.cache_dir
+    )
     crop = record.get("crop")
     if intervals is not None and crop in ("center", "right"):
         raise ValueError(
@@ -298,7 +429,11 @@ def _explain(args):
     planted = None
     if intervals is not None:
         planted = ground_truth_mask(
-            args.ground_truth, result["ids"], result["valid"].sum(axis=1), clip=crop == "left", intervals=intervals
+            args.ground_truth,
+            result["ids"],
+            result["valid"].sum(axis=1),
+            clip=crop == "left",
+            intervals=intervals,
         )
     summary = write_report(result, args.out, args.method, planted=planted)
     c = summary["concentration"]
@@ -315,7 +450,9 @@ def _explain(args):
             f"(random {random['auroc']:.3f}), AUPRC {found['auprc']:.3f} (baseline {found['auprc_baseline']:.3f})"
         )
     if "ism" in result:
-        print("importance.npz also holds ism (n, length, 4): p_mutant - p_ref of the predicted class per base")
+        print(
+            "importance.npz also holds ism (n, length, 4): p_mutant - p_ref of the predicted class per base"
+        )
     print(f"wrote importance.npz, summary.json and plots to {args.out}")
 
 
@@ -323,14 +460,18 @@ def _perturb(args):
     from attngen_keras.explain.perturbation import perturb_split, write_perturbation
     from attngen_keras.training import load_run_data
 
-    model, _, split_name, split = load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
+    model, _, split_name, split = load_run_data(
+        args.run_dir, args.data, args.references, args.split, args.cache_dir
+    )
     result = perturb_split(
         model, split, args.method, n=args.n, fractions=args.fractions,
         replacement=args.replacement, seed=args.seed,
     )  # fmt: skip
     result = {"run": str(args.run_dir), "split": split_name, **result}
     write_perturbation(result, args.out)
-    print(f"{args.method} perturbation of {result['n']} {split_name} sequences (removed -> {args.replacement}):")
+    print(
+        f"{args.method} perturbation of {result['n']} {split_name} sequences (removed -> {args.replacement}):"
+    )
     print("fraction  " + "  ".join(f"{r:>7}" for r in result["accuracy"]))
     for i, fraction in enumerate(result["fractions"]):
         print(f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["accuracy"].values()))
@@ -338,14 +479,18 @@ def _perturb(args):
     print("sufficiency (accuracy with only that fraction kept):")
     print("fraction  " + "  ".join(f"{r:>7}" for r in result["sufficiency"]))
     for i, fraction in enumerate(result["fractions"]):
-        print(f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["sufficiency"].values()))
+        print(
+            f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["sufficiency"].values())
+        )
     percents = "/".join(f"{f:.0%}" for f in result["aopc_fractions"])
     for mode, values in result["aopc"].items():
         print(f"AOPC {mode} (probability drop, mean over k = {percents}): "
               + ", ".join(f"{r} {v:.4f}" for r, v in values.items()))  # fmt: skip
     if result["uniform_attention"] is not None:
         uniform = result["uniform_attention"]
-        print(f"uniform attention: accuracy {uniform['accuracy']:.4f} (learned attention {uniform['baseline_accuracy']:.4f})")
+        print(
+            f"uniform attention: accuracy {uniform['accuracy']:.4f} (learned attention {uniform['baseline_accuracy']:.4f})"
+        )
     print(f"wrote perturb.json and perturbation_curve.png to {args.out}")
 
 
@@ -370,7 +515,9 @@ def _tune(args):
         host, _, port = args.oracle_address.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"--oracle-address must be HOST:PORT, got {args.oracle_address!r}")
-        os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.distributed == "chief" else f"tuner{args.worker_id}"
+        os.environ["KERASTUNER_TUNER_ID"] = (
+            "chief" if args.distributed == "chief" else f"tuner{args.worker_id}"
+        )
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
     from attngen_keras.tuning import TuneConfig, retrain_best, run_search
 
@@ -411,7 +558,13 @@ def _predict(args):
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     kind = "fasta" if args.fasta else "table"
     count = predict_file(
-        args.model, args.fasta or args.csv, args.out, args.saliency, args.batch_size, kind=kind, force=args.force
+        args.model,
+        args.fasta or args.csv,
+        args.out,
+        args.saliency,
+        args.batch_size,
+        kind=kind,
+        force=args.force,
     )
     print(f"wrote {count} predictions to {args.out}")
 
@@ -431,7 +584,9 @@ def _synthetic(args):
     check_output_dir(out)
     write_text_atomic(out / "sequences.csv", data.to_frame().to_csv(index=False))
     write_text_atomic(out / "planted.csv", data.planted_intervals().to_csv(index=False))
-    print(f"wrote {len(data.sequences)} sequences to {out / 'sequences.csv'} and their motif intervals to {out / 'planted.csv'}")
+    print(
+        f"wrote {len(data.sequences)} sequences to {out / 'sequences.csv'} and their motif intervals to {out / 'planted.csv'}"
+    )
 
 
 def _demo(args):
@@ -542,4 +697,3 @@ def _describe(error):
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -37,7 +37,9 @@ def run_demo(out="runs/demo", epochs=8, seed=0, models=DEMO_MODELS, verbose=None
     data = str(demo_data_path())
     dataset = load_dataset(data, seed=seed, cache_dir=None, show_progress=False)
     counts = {split: len(part) for split, part in dataset.splits.items()}
-    print(f"demo data: {data}\n  classes {dataset.class_names}, length {dataset.length}, sizes {counts}")
+    print(
+        f"demo data: {data}\n  classes {dataset.class_names}, length {dataset.length}, sizes {counts}"
+    )
     results = {}
     for model in models:
         print(f"\n== training {model} ==")
@@ -49,7 +51,9 @@ def run_demo(out="runs/demo", epochs=8, seed=0, models=DEMO_MODELS, verbose=None
         results[model] = train(config, verbose=verbose, dataset=dataset)
     print()
     print(format_table(results))
-    print(f"\nrun directories (model.keras, history.csv, metrics.json, training_curves.png) in {out}/")
+    print(
+        f"\nrun directories (model.keras, history.csv, metrics.json, training_curves.png) in {out}/"
+    )
     return results
 
 

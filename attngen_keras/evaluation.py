@@ -63,7 +63,9 @@ def classification_metrics(labels, probs):
             result["auroc"] = float(
                 skm.roc_auc_score(labels, class_probs, multi_class="ovr", average="macro")
             )
-            result["auprc"] = float(skm.average_precision_score(onehot, class_probs, average="macro"))
+            result["auprc"] = float(
+                skm.average_precision_score(onehot, class_probs, average="macro")
+            )
     result.setdefault("auroc", float("nan"))
     result.setdefault("auprc", float("nan"))
     return result

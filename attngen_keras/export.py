@@ -53,7 +53,11 @@ def _byte_table():
 def next_version(root):
     """1 + the largest integer version directory in `root` (1 if none)."""
     root = Path(root)
-    versions = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.exists() else []
+    versions = (
+        [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
+        if root.exists()
+        else []
+    )
     return max(versions, default=0) + 1
 
 
@@ -151,8 +155,12 @@ def _warmup_records(path, sequences):
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(signature_name=signature),
             )
-            request.inputs["sequences"].CopyFrom(tf.make_tensor_proto(list(sequences), dtype=tf.string))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            request.inputs["sequences"].CopyFrom(
+                tf.make_tensor_proto(list(sequences), dtype=tf.string)
+            )
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
             writer.write(log.SerializeToString())
 
 
@@ -189,11 +197,15 @@ def export_model(model, out, class_names, length, crop=None, version=None, metad
     if version is not None and int(version) < 1:
         raise ValueError(f"--version must be a positive integer, got {version}")
     created = not Path(out).exists()
-    out = check_output_dir(out)  # a file there, or an unwritable place, is a one-line error up front
+    out = check_output_dir(
+        out
+    )  # a file there, or an unwritable place, is a one-line error up front
     version = next_version(out) if version is None else int(version)
     final = out / str(version)
     if final.exists():
-        raise FileExistsError(f"{final} already exists; choose another --version (next free: {next_version(out)})")
+        raise FileExistsError(
+            f"{final} already exists; choose another --version (next free: {next_version(out)})"
+        )
     serving = _Serving(model, length, crop)
     strings = tf.TensorSpec([None], tf.string, name="sequences")
     archive = keras.export.ExportArchive()

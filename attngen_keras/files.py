@@ -44,7 +44,9 @@ def check_output_dir(path, create=True):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise FileError(path, f"cannot create the directory ({error.strerror or error})") from None
+            raise FileError(
+                path, f"cannot create the directory ({error.strerror or error})"
+            ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise FileError(path, "directory is not writable (permission denied)")
     return path

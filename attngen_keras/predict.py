@@ -40,21 +40,38 @@ def resolve_model(path):
 
         model, record = load_run(path)
         serving = _Serving(model, record["length"], record.get("crop"))
-        facts = {"class_names": record["class_names"], "length": record["length"], "source": str(path)}
+        facts = {
+            "class_names": record["class_names"],
+            "length": record["length"],
+            "source": str(path),
+        }
         spec = [tf.TensorSpec([None], tf.string)]
-        return tf.function(serving.predict, input_signature=spec), tf.function(serving.importance, input_signature=spec), facts
+        return (
+            tf.function(serving.predict, input_signature=spec),
+            tf.function(serving.importance, input_signature=spec),
+            facts,
+        )
     if not (path / "saved_model.pb").exists():
-        versions = sorted((int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True)
+        versions = sorted(
+            (int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True
+        )
         if not versions:
-            raise DataError("not a run directory (model.keras) nor an exported SavedModel (saved_model.pb)", path)
+            raise DataError(
+                "not a run directory (model.keras) nor an exported SavedModel (saved_model.pb)",
+                path,
+            )
         path = path / str(versions[0])
     metadata = path / METADATA_FILE
     if not metadata.exists():
-        raise DataError(f"SavedModel without {METADATA_FILE}: export it with `attngen export`", path)
+        raise DataError(
+            f"SavedModel without {METADATA_FILE}: export it with `attngen export`", path
+        )
     facts = {**read_json(metadata, "export metadata file"), "source": str(path)}
     try:
         loaded = tf.saved_model.load(str(path))
-    except Exception as error:  # DecodeError, OpError, OSError, ...: all mean an unusable SavedModel
+    except (
+        Exception
+    ) as error:  # DecodeError, OpError, OSError, ...: all mean an unusable SavedModel
         reason = " ".join(str(error).split())[:200]
         raise DataError(
             f"corrupt or truncated SavedModel, cannot load it ({type(error).__name__}: {reason}); export it again",
@@ -62,7 +79,10 @@ def resolve_model(path):
         ) from None
     missing = [name for name in ("serving_default", "saliency") if name not in loaded.signatures]
     if missing:
-        raise DataError(f"SavedModel without the {' and '.join(missing)} signature(s): export it with `attngen export`", path)
+        raise DataError(
+            f"SavedModel without the {' and '.join(missing)} signature(s): export it with `attngen export`",
+            path,
+        )
     serve, saliency = loaded.signatures["serving_default"], loaded.signatures["saliency"]
     return (lambda s: serve(sequences=s)), (lambda s: saliency(sequences=s)), facts
 
@@ -93,9 +113,17 @@ def iter_records(path, kind=None):
         raise DataError("no such file", path)
     suffix = base_suffix(path)
     if kind is None:
-        kind = "fasta" if suffix in FASTA_SUFFIXES else "table" if suffix in (*TABLE_SUFFIXES, ".txt") else None
+        kind = (
+            "fasta"
+            if suffix in FASTA_SUFFIXES
+            else "table"
+            if suffix in (*TABLE_SUFFIXES, ".txt")
+            else None
+        )
     if kind is None:
-        raise DataError("unrecognized file type (expected FASTA or CSV/TSV, optionally gzipped)", path)
+        raise DataError(
+            "unrecognized file type (expected FASTA or CSV/TSV, optionally gzipped)", path
+        )
     try:
         yield from (_iter_fasta(path) if kind == "fasta" else _iter_table(path, suffix))
     except (gzip.BadGzipFile, zlib.error, EOFError) as error:
@@ -120,7 +148,9 @@ def _iter_table(path, suffix):
     separator = "\t" if suffix in (".tsv", ".txt") else ","
     with _open_stream(path) as handle:
         try:
-            chunks = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False, chunksize=10_000)
+            chunks = pd.read_csv(
+                handle, sep=separator, dtype=str, keep_default_na=False, chunksize=10_000
+            )
             row = 0
             for chunk in chunks:
                 chunk.columns = [c.strip().lower() for c in chunk.columns]
@@ -128,9 +158,12 @@ def _iter_table(path, suffix):
                     chunk = chunk.rename(columns={"sequence": "seq"})
                 if "seq" not in chunk.columns:
                     raise DataError(f"no 'seq' column (found {list(chunk.columns)})", path)
-                ids = chunk["id"] if "id" in chunk.columns else [f"line {row + i + 2}" for i in range(len(chunk))]
-                for record, sequence in zip(ids, chunk["seq"]):
-                    yield record, sequence
+                ids = (
+                    chunk["id"]
+                    if "id" in chunk.columns
+                    else [f"line {row + i + 2}" for i in range(len(chunk))]
+                )
+                yield from zip(ids, chunk["seq"])
                 row += len(chunk)
         except pd.errors.EmptyDataError:
             raise DataError("empty file", path) from None
@@ -150,7 +183,14 @@ def _batches(records, size):
 
 
 def predict_file(
-    model_path, input_path, out, saliency=False, batch_size=256, show_progress=True, kind=None, force=False
+    model_path,
+    input_path,
+    out,
+    saliency=False,
+    batch_size=256,
+    show_progress=True,
+    kind=None,
+    force=False,
 ):
     """Writes one TSV row per input sequence; returns the number of sequences.
 
@@ -206,7 +246,16 @@ def _report_invalid(input_path, count, stats):
 
 
 def _write_predictions(
-    partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress, window=None
+    partial,
+    predict,
+    importance,
+    class_names,
+    input_path,
+    kind,
+    saliency,
+    batch_size,
+    show_progress,
+    window=None,
 ):
     """Writes the TSV; returns `(count, stats)`.
 
@@ -215,11 +264,20 @@ def _write_predictions(
     model's `window` (as `invalid_characters` is).
     """
     count = invalid_sequences = invalid_characters = unusual = characters = 0
-    with open(partial, "w", newline="") as handle, tqdm(
-        unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress
-    ) as progress:  # closed (ending its line) before any error message
+    with (
+        open(partial, "w", newline="") as handle,
+        tqdm(
+            unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress
+        ) as progress,
+    ):  # closed (ending its line) before any error message
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        header = ["id", "predicted_class", *[f"prob_{c}" for c in class_names], "invalid_characters", "truncated"]
+        header = [
+            "id",
+            "predicted_class",
+            *[f"prob_{c}" for c in class_names],
+            "invalid_characters",
+            "truncated",
+        ]
         writer.writerow(header + (["importance"] if saliency else []))
         for batch in _batches(iter_records(input_path, kind), batch_size):
             ids = [r for r, _ in batch]

@@ -92,7 +92,9 @@ class SweepConfig:
     def __post_init__(self):
         from attngen_keras.explain import METHODS
 
-        self.data = [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
+        self.data = [
+            str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)
+        ]
         self.fractions = [float(f) for f in self.fractions]
         self.seeds = [int(s) for s in self.seeds]
         checks = [
@@ -110,7 +112,9 @@ class SweepConfig:
                 raise ValueError(message)
         names = [self.run_dir(f, 0).name for f in self.fractions]
         if len(set(names)) != len(names):
-            raise ValueError(f"--fractions must differ in the first two decimals (run directories), got {self.fractions}")
+            raise ValueError(
+                f"--fractions must differ in the first two decimals (run directories), got {self.fractions}"
+            )
 
     def run_dir(self, fraction, seed):
         return Path(self.out) / "runs" / f"mask{fraction:.2f}_seed{seed}"
@@ -134,13 +138,17 @@ def _check_settings(config):
     path = Path(config.out) / SETTINGS_FILE
     settings = dataclasses.asdict(config)
     # fractions and seeds may grow between invocations; everything else must match
-    fixed = {k: v for k, v in settings.items() if k not in ("fractions", "seeds", "out", "cache_dir")}
+    fixed = {
+        k: v for k, v in settings.items() if k not in ("fractions", "seeds", "out", "cache_dir")
+    }
     if path.exists():
         previous = json.loads(path.read_text())
         changed = [k for k, v in fixed.items() if previous.get(k) != json.loads(json.dumps(v))]
         if changed:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)
-            raise RunError(f"{config.out} holds a sweep with different settings ({details}); use a new --out")
+            raise RunError(
+                f"{config.out} holds a sweep with different settings ({details}); use a new --out"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2))
 
@@ -151,7 +159,9 @@ def first_epoch_reaching(values, target):
     return int(hits[0]) + 1 if len(hits) else None
 
 
-def score_run(run_dir, metrics, test_split, *, method, eval_n, perturb_fraction, target_accuracy, seed):
+def score_run(
+    run_dir, metrics, test_split, *, method, eval_n, perturb_fraction, target_accuracy, seed
+):
     """Convergence, stability, concentration and perturbation figures of one finished run.
 
     Args:
@@ -294,7 +304,11 @@ def markdown_table(summary, config):
     ]
     for _, row in summary.iterrows():
         converged = f"{int(row['converged_runs'])}/{int(row['runs'])}"
-        epochs = "never" if np.isnan(row["epochs_to_target_mean"]) else f"{row['epochs_to_target_mean']:.1f} ({converged})"
+        epochs = (
+            "never"
+            if np.isnan(row["epochs_to_target_mean"])
+            else f"{row['epochs_to_target_mean']:.1f} ({converged})"
+        )
         lines.append(
             f"| {row['mask_fraction']:.2f} | {int(row['runs'])} | {cell(row, 'test_accuracy')} | "
             f"{cell(row, 'val_accuracy')} | {epochs} | {cell(row, 'val_acc_epoch_std')} | {cell(row, 'gini', 3)} | "
@@ -324,7 +338,9 @@ def plot_sweep(frame, summary, out, config):
     for _, row in summary.iterrows():
         ax.annotate(f"{row['mask_fraction']:.2f}", (row["perturb_drop_top_mean"], row["test_accuracy_mean"]),
                     textcoords="offset points", xytext=(5, 4), fontsize=8)  # fmt: skip
-    ax.set_xlabel(f"accuracy drop when the top {config.perturb_fraction:.0%} ({config.method}) are removed")
+    ax.set_xlabel(
+        f"accuracy drop when the top {config.perturb_fraction:.0%} ({config.method}) are removed"
+    )
     ax.set_ylabel("test accuracy")
     ax.set_title("accuracy / interpretability trade-off (labels: mask fraction)", fontsize=10)
     save_figure(fig, ax, out / "tradeoff.png", legend=False)

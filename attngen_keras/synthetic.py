@@ -39,7 +39,11 @@ class PlantedMotifData:
         import pandas as pd
 
         return pd.DataFrame(
-            {"id": self.ids, "seq": self.sequences, "label": np.where(self.labels == 1, "pos", "neg")}
+            {
+                "id": self.ids,
+                "seq": self.sequences,
+                "label": np.where(self.labels == 1, "pos", "neg"),
+            }
         )
 
     def planted_intervals(self):
@@ -52,7 +56,10 @@ class PlantedMotifData:
         rows = []
         for record_id, mask in zip(self.ids, self.planted):
             edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-            rows += [(record_id, int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+            rows += [
+                (record_id, int(a), int(b))
+                for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
+            ]
         return pd.DataFrame(rows, columns=["id", "start", "end"])
 
 
@@ -107,7 +114,9 @@ def planted_motif_data(
     if negatives not in ("background", "shuffled"):
         raise ValueError("negatives must be 'background' or 'shuffled'")
     if n < 2 or length < 1 or instances < 1 or not 0 <= gc <= 1:
-        raise ValueError(f"need n >= 2, length >= 1, instances >= 1 and 0 <= gc <= 1 (got {n}, {length}, {instances}, {gc})")
+        raise ValueError(
+            f"need n >= 2, length >= 1, instances >= 1 and 0 <= gc <= 1 (got {n}, {length}, {instances}, {gc})"
+        )
     for motif in motifs:
         if isinstance(motif, str) and (not motif or set(motif.upper()) - set("ACGTN")):
             raise ValueError(f"motif {motif!r} must be a non-empty consensus of A, C, G, T and N")

@@ -22,10 +22,10 @@ import tensorflow as tf
 from attngen_keras import __version__
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
 from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
-from attngen_keras.data.pipeline import epoch_permutation, make_epoch_stream
 from attngen_keras.data.containers import EncodedSplit
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.loading import resolve_data_paths
+from attngen_keras.data.pipeline import epoch_permutation, make_epoch_stream
 from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
 from attngen_keras.files import check_output_file, read_json, unique_path, write_json_atomic
@@ -193,7 +193,9 @@ def _check_run_dir(out, config, overwrite):
     if out.exists() and not out.is_dir():
         raise RunError(f"{out} is a file, not a run directory; choose another --out")
     if not config_path.exists():
-        if out.exists() and any(not p.name.startswith((LOCK_FILE, STAGING_MARKER)) for p in out.iterdir()):
+        if out.exists() and any(
+            not p.name.startswith((LOCK_FILE, STAGING_MARKER)) for p in out.iterdir()
+        ):
             raise RunError(
                 f"{out} exists and is not an attngen run directory; choose another --out"
                 + (" (--overwrite replaces only attngen run directories)" if overwrite else "")
@@ -207,12 +209,12 @@ def _check_run_dir(out, config, overwrite):
     if previous.get("references"):
         previous["references"] = resolve_data_paths([previous["references"]])[0]
     mismatched = [
-        name
-        for name, value in _normalize(config.identity()).items()
-        if previous.get(name) != value
+        name for name, value in _normalize(config.identity()).items() if previous.get(name) != value
     ]
     if mismatched:
-        details = ", ".join(f"{n}: {previous.get(n)!r} -> {getattr(config, n)!r}" for n in mismatched)
+        details = ", ".join(
+            f"{n}: {previous.get(n)!r} -> {getattr(config, n)!r}" for n in mismatched
+        )
         raise RunError(
             f"{out} holds a run with a different configuration ({details}); "
             "use a new --out, or --overwrite to discard it"
@@ -337,7 +339,9 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
         if staged_state == "finished":  # killed between finishing and the swap
             metrics = read_json(staging / METRICS_FILE, "metrics file")
         else:
-            metrics = _fit_and_write(staging, out, staged_state, config, verbose, dataset, callbacks, fingerprint)
+            metrics = _fit_and_write(
+                staging, out, staged_state, config, verbose, dataset, callbacks, fingerprint
+            )
     except RunError:  # diverged: nothing worth resuming
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -376,7 +380,13 @@ def _exchange_dirs(a, b):
     except (OSError, AttributeError):
         renameat2 = None
     if renameat2 is not None:
-        renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        renameat2.argtypes = [
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
         at_fdcwd, rename_exchange = -100, 2
         if renameat2(at_fdcwd, a, at_fdcwd, b, rename_exchange) == 0:
             return
@@ -398,7 +408,9 @@ def data_fingerprint(dataset):
     """
     result = {}
     for name, split in sorted(dataset.splits.items()):
-        digest = hashlib.sha256(json.dumps([dataset.class_names, list(split.tokens.shape)]).encode())
+        digest = hashlib.sha256(
+            json.dumps([dataset.class_names, list(split.tokens.shape)]).encode()
+        )
         digest.update(np.ascontiguousarray(split.tokens).tobytes())
         digest.update(np.ascontiguousarray(split.labels, dtype=np.int32).tobytes())
         digest.update("\n".join(map(str, split.ids)).encode())
@@ -420,7 +432,11 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         class_names=dataset.class_names,
         data_kind=dataset.kind,
         counts=dataset.summary(),
-        versions={"attngen_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        versions={
+            "attngen_keras": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
     )
     if state == "new":
         # The resolved length is part of the identity; store what the user asked.
@@ -433,7 +449,9 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     with strategy.scope():
         kwargs = dict(config.backbone)
         if config.model == "attngen":
-            kwargs.update(mask_fraction=0.0, preset=config.preset, seed=config.seed, **config.attention)
+            kwargs.update(
+                mask_fraction=0.0, preset=config.preset, seed=config.seed, **config.attention
+            )
         model = build_model(config.model, dataset.length, dataset.num_classes, **kwargs)
         compile_classifier(model, dataset.num_classes, config.learning_rate, config.jit_compile)
 
@@ -476,19 +494,31 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     ]  # fmt: skip
     if not (out / FIT_DONE).exists():
         if tracker.epoch > 0 or tracker.step > 0:
-            print(f"{out}: resuming at epoch {tracker.epoch + 1}, batch {tracker.step} of {steps_per_epoch}")
+            print(
+                f"{out}: resuming at epoch {tracker.epoch + 1}, batch {tracker.step} of {steps_per_epoch}"
+            )
         epoch, step = tracker.epoch, tracker.step
         fit = dict(validation_data=val_ds, callbacks=[tracker.restorer()] + callbacks + extra_callbacks,
                    verbose=verbose, shuffle=False)  # fmt: skip
-        if step > 0 and not tracker.stopped and epoch < config.epochs:  # finish the interrupted epoch first
+        if (
+            step > 0 and not tracker.stopped and epoch < config.epochs
+        ):  # finish the interrupted epoch first
             stream = make_epoch_stream(
                 train_split, config.batch_size, seed=config.seed, start_epoch=epoch, end_epoch=epoch + 1,
                 start_batch=step, reverse_complement=config.reverse_complement,
             )  # fmt: skip
             tracker.batch_offset = step
             with strategy.scope():
-                _build_compiled_metrics(model, train_split)  # so that their accumulators can be restored
-            model.fit(stream, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps_per_epoch - step, **fit)
+                _build_compiled_metrics(
+                    model, train_split
+                )  # so that their accumulators can be restored
+            model.fit(
+                stream,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                steps_per_epoch=steps_per_epoch - step,
+                **fit,
+            )
             epoch = tracker.epoch
         if not tracker.stopped and not model.stop_training and epoch < config.epochs:
             stream = make_epoch_stream(
@@ -496,7 +526,13 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
                 reverse_complement=config.reverse_complement,
             )  # fmt: skip
             tracker.batch_offset = 0
-            model.fit(stream, initial_epoch=epoch, epochs=config.epochs, steps_per_epoch=steps_per_epoch, **fit)
+            model.fit(
+                stream,
+                initial_epoch=epoch,
+                epochs=config.epochs,
+                steps_per_epoch=steps_per_epoch,
+                **fit,
+            )
         write_json_atomic(out / FIT_DONE, {"finished": time.time()})
     else:
         print(f"{out}: training had finished; writing the run files")
@@ -507,7 +543,9 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
             f"training diverged or produced no usable epoch ({monitor} is NaN); "
             "try a lower --learning-rate, then re-run with --overwrite"
         )
-    if not model.optimizer.built:  # (when no step ran in this process) the weight file holds its variables too
+    if (
+        not model.optimizer.built
+    ):  # (when no step ran in this process) the weight file holds its variables too
         model.optimizer.build(model.trainable_variables)
     model.load_weights(str(out / BEST_WEIGHTS))
     if recalibration is not None:
@@ -630,7 +668,9 @@ class TrainingState(keras.callbacks.Callback):
     def _arrays(self, model):
         arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
         if model.optimizer is not None and model.optimizer.built:
-            arrays.update({f"optimizer/{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+            arrays.update(
+                {f"optimizer/{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
+            )
         if self.step > 0:
             metric_vars = [v for m in model.metrics for v in m.variables]
             arrays.update({f"metrics/{i}": np.asarray(v) for i, v in enumerate(metric_vars)})
@@ -690,7 +730,10 @@ class TrainingState(keras.callbacks.Callback):
         return True
 
     def _assign(self, group, variables):
-        saved = sorted((k for k in self._pending if k.startswith(group + "/")), key=lambda k: int(k.split("/")[1]))
+        saved = sorted(
+            (k for k in self._pending if k.startswith(group + "/")),
+            key=lambda k: int(k.split("/")[1]),
+        )
         if len(saved) != len(variables):
             raise RunError(
                 f"{self.path}: the saved training state has {len(saved)} {group} variables, the model "
@@ -699,7 +742,9 @@ class TrainingState(keras.callbacks.Callback):
         for key, variable in zip(saved, variables):
             value = self._pending[key]
             if tuple(value.shape) != tuple(variable.shape):
-                raise RunError(f"{self.path}: {group} variable {variable.path} has another shape; re-run with --overwrite")
+                raise RunError(
+                    f"{self.path}: {group} variable {variable.path} has another shape; re-run with --overwrite"
+                )
             variable.assign(value)
 
     def restore_model_now(self, model):
@@ -744,10 +789,14 @@ class TrainingState(keras.callbacks.Callback):
         logs = logs or {}
         current = logs.get(self.monitor)
         current = None if current is None else float(current)
-        if current is not None and not math.isnan(current) and epoch >= self.select_from:
-            if self.best is None or current < self.best:
-                self.best = current
-                self._save_best()
+        improved = (
+            current is not None
+            and not math.isnan(current)
+            and (self.best is None or current < self.best)
+        )
+        if improved and epoch >= self.select_from:
+            self.best = current
+            self._save_best()
         if self.patience > 0 and current is not None and epoch >= self.patience_from:
             self.wait += 1
             if current < self.stop_best:
@@ -776,7 +825,11 @@ def _tidy_history(path):
     history = pd.read_csv(path)
     history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
     history = history.reset_index(drop=True)
-    leading = [c for c in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "mask_fraction") if c in history]
+    leading = [
+        c
+        for c in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "mask_fraction")
+        if c in history
+    ]
     history = history[leading + [c for c in history.columns if c not in leading]]
     history.to_csv(path, index=False)
     return history
@@ -863,8 +916,9 @@ def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="de
         if missing:
             relative = [p for p in missing if not Path(p).is_absolute()]
             where = (
-                f" (recorded relative to the directory it was trained in: run from there, or give --data)"
-                if relative else ""
+                " (recorded relative to the directory it was trained in: run from there, or give --data)"
+                if relative
+                else ""
             )
             raise RunError(
                 f"{run_dir}: the run's training data {', '.join(missing)} is not there any more{where}; "
@@ -898,16 +952,26 @@ def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="de
                     stacklevel=2,
                 )
             elif not own and same:
-                print(f"{_describe_data(data)} holds the run's training data (same content): split as in training")
+                print(
+                    f"{_describe_data(data)} holds the run's training data (same content): split as in training"
+                )
                 own = True
         if not own:
             dataset = None
     if dataset is None:
         dataset = load_dataset(data, references, carve=False, **options)
     if split is None:
-        split = "test" if own or "test" in dataset.splits else "all" if "all" in dataset.splits else None
+        split = (
+            "test"
+            if own or "test" in dataset.splits
+            else "all"
+            if "all" in dataset.splits
+            else None
+        )
         if split == "all":
-            print(f"{_describe_data(data)} has no splits of its own: using all {len(dataset['all'])} sequences")
+            print(
+                f"{_describe_data(data)} has no splits of its own: using all {len(dataset['all'])} sequences"
+            )
     if split not in dataset.splits:
         hint = ""
         if "all" in dataset.splits:
@@ -935,7 +999,14 @@ def _missing_paths(items):
 
 
 def evaluate_run(
-    run_dir, data=None, references=None, split=None, batch_size=256, out=None, cache_dir="default", force=False
+    run_dir,
+    data=None,
+    references=None,
+    split=None,
+    batch_size=256,
+    out=None,
+    cache_dir="default",
+    force=False,
 ):
     """Evaluates a trained run on any supported dataset.
 

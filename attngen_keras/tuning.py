@@ -56,7 +56,9 @@ class AttnGenHyperModel(kt.HyperModel):
     >>> model = hypermodel.build(keras_tuner.HyperParameters())  # doctest: +SKIP
     """
 
-    def __init__(self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50):
+    def __init__(
+        self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50
+    ):
         if model not in ("attngen", "cnn"):
             raise ValueError(f"the search covers attngen or cnn, got {model!r}")
         super().__init__(name=f"{model}_hypermodel", tunable=True)
@@ -86,7 +88,9 @@ class AttnGenHyperModel(kt.HyperModel):
 
     def build(self, hp):
         values = self.declare(hp)
-        model = build_model(self.model, self.length, self.num_classes, **{k: values[k] for k in BACKBONE_HPS})
+        model = build_model(
+            self.model, self.length, self.num_classes, **{k: values[k] for k in BACKBONE_HPS}
+        )
         return compile_classifier(model, self.num_classes, values["learning_rate"])
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
@@ -94,7 +98,9 @@ class AttnGenHyperModel(kt.HyperModel):
         if self.model == "attngen":
             callbacks.insert(0, MaskingSchedule(hp.get("mask_fraction"), hp.get("warmup_epochs")))
             if self.recalibration_data is not None:
-                callbacks.insert(1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps))
+                callbacks.insert(
+                    1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps)
+                )
         return model.fit(*args, callbacks=callbacks, **kwargs)
 
 
@@ -142,7 +148,9 @@ class TuneConfig:
     cache_dir: str = "default"
 
     def __post_init__(self):
-        self.data = [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
+        self.data = [
+            str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)
+        ]
         checks = [
             (self.tuner in TUNERS, f"--tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}"),
             (self.model in ("attngen", "cnn"), f"--model must be attngen or cnn, got {self.model!r}"),
@@ -176,7 +184,9 @@ def make_tuner(config, hypermodel):
         distribution_strategy=tf.distribute.MirroredStrategy() if config.strategy == "mirrored" else None,
     )  # fmt: skip
     if config.tuner == "hyperband":
-        return kt.Hyperband(hypermodel, max_epochs=config.max_epochs, factor=config.factor, **common)
+        return kt.Hyperband(
+            hypermodel, max_epochs=config.max_epochs, factor=config.factor, **common
+        )
     if config.tuner == "bayesian":
         return kt.BayesianOptimization(hypermodel, max_trials=config.max_trials, **common)
     return kt.RandomSearch(hypermodel, max_trials=config.max_trials, **common)
@@ -201,14 +211,20 @@ def _check_settings(config):
 
     path = config.project_dir / "attngen_tune.json"
     # max_trials may grow between invocations (more trials); everything else must match
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cache_dir", "strategy", "directory")}
+    settings = {
+        k: v
+        for k, v in dataclasses.asdict(config).items()
+        if k not in ("cache_dir", "strategy", "directory")
+    }
     fixed = {k: v for k, v in settings.items() if k != "max_trials"}
     if path.exists():
         previous = json.loads(path.read_text())
         changed = [k for k, v in fixed.items() if previous.get(k) != v]
         if changed:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)
-            raise RunError(f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name")
+            raise RunError(
+                f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2))
 
@@ -234,26 +250,49 @@ def run_search(config, verbose=None):
     keras.utils.set_random_seed(config.seed)
     dataset = _load(config)
     if "val" not in dataset.splits:
-        raise ValueError("the search needs a validation split (the data has none and none could be carved)")
+        raise ValueError(
+            "the search needs a validation split (the data has none and none could be carved)"
+        )
     available = {"val_loss", "val_accuracy"} | ({"val_auc"} if dataset.num_classes == 2 else set())
     if config.objective not in available:
-        raise ValueError(f"--objective {config.objective} is not computed for this data; choose one of {sorted(available)}")
+        raise ValueError(
+            f"--objective {config.objective} is not computed for this data; choose one of {sorted(available)}"
+        )
     train_ds = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed)
     val_ds = make_tf_dataset(dataset["val"], config.batch_size)
-    recalibration = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1)
+    recalibration = make_tf_dataset(
+        dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1
+    )
     steps = min(RECALIBRATION_STEPS, -(-len(dataset["train"]) // config.batch_size))
-    hypermodel = AttnGenHyperModel(dataset.length, dataset.num_classes, config.model, recalibration, steps)
+    hypermodel = AttnGenHyperModel(
+        dataset.length, dataset.num_classes, config.model, recalibration, steps
+    )
     tuner = make_tuner(config, hypermodel)
     if not is_worker:
         (config.project_dir / "dataset.json").write_text(
-            json.dumps({"class_names": dataset.class_names, "length": dataset.length, "counts": dataset.summary()}, indent=2)
+            json.dumps(
+                {
+                    "class_names": dataset.class_names,
+                    "length": dataset.length,
+                    "counts": dataset.summary(),
+                },
+                indent=2,
+            )
         )
     try:
-        tuner.search(train_ds, validation_data=val_ds, epochs=config.max_epochs, verbose=verbose, shuffle=False)
+        tuner.search(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.max_epochs,
+            verbose=verbose,
+            shuffle=False,
+        )
     except RuntimeError as error:  # KerasTuner gives up after consecutive failed trials
         from attngen_keras.training import RunError
 
-        raise RunError(f"the search stopped: {error} (the trial tracebacks are printed above)") from None
+        raise RunError(
+            f"the search stopped: {error} (the trial tracebacks are printed above)"
+        ) from None
     if not is_worker:
         write_summary(tuner, config)
     return tuner
@@ -271,7 +310,8 @@ def trial_rows(tuner):
                 "score": trial.score,
                 # Hyperband continues trials from `tuner/initial_epoch`; best_step
                 # counts the epochs of that continuation only
-                "best_epoch": None if trial.best_step is None
+                "best_epoch": None
+                if trial.best_step is None
                 else int(trial.best_step) + 1 + int(values.get("tuner/initial_epoch", 0)),
                 **values,
             }
@@ -304,7 +344,11 @@ def write_summary(tuner, config):
     for _, row in ranked.iterrows():
         lines.append("| " + " | ".join(_fmt(row[c]) for c in shown) + " |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    hps = {k: _plain(v) for k, v in best.items() if k in (*BACKBONE_HPS, "learning_rate", "mask_fraction", "warmup_epochs")}
+    hps = {
+        k: _plain(v)
+        for k, v in best.items()
+        if k in (*BACKBONE_HPS, "learning_rate", "mask_fraction", "warmup_epochs")
+    }
     result = {"trial": best["trial"], "objective": config.objective, "score": float(best["score"]),
               "best_epoch": _plain(best["best_epoch"]), "model": config.model, "hyperparameters": hps}  # fmt: skip
     (out / "best_hyperparameters.json").write_text(json.dumps(result, indent=2))

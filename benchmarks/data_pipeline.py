@@ -44,7 +44,9 @@ def _time(fn, repeat=1):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer training steps")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "data_pipeline.json"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "data_pipeline.json")
+    )
     args = parser.parse_args()
 
     intervals = SHARED / "genomic_benchmarks" / "human_or_fungus"
@@ -64,10 +66,14 @@ def main():
     try:
         build_seconds, full = _time(lambda: gb.build_full_sequences(intervals, references, work))
         n_files = sum(1 for _ in Path(full).rglob("*.txt"))
-        cold_seconds, _ = _time(lambda: load_dataset(str(full), cache_dir=None, show_progress=False))
+        cold_seconds, _ = _time(
+            lambda: load_dataset(str(full), cache_dir=None, show_progress=False)
+        )
         parse_seconds, _ = _time(lambda: read_full_sequence_dir(full, show_progress=False))
         cache = work / "cache"
-        first_seconds, _ = _time(lambda: load_dataset(str(full), cache_dir=str(cache), show_progress=False))
+        first_seconds, _ = _time(
+            lambda: load_dataset(str(full), cache_dir=str(cache), show_progress=False)
+        )
         warm_seconds, dataset = _time(
             lambda: load_dataset(str(full), cache_dir=str(cache), show_progress=False), repeat=3
         )
@@ -87,7 +93,9 @@ def main():
         compile_classifier(model, dataset.num_classes)
         steps = 60 if args.quick else 200
         schedule = MaskingSchedule(0.15, warmup_epochs=0)
-        model.fit(pipeline.take(10), epochs=1, verbose=0, shuffle=False, callbacks=[schedule])  # compile
+        model.fit(
+            pipeline.take(10), epochs=1, verbose=0, shuffle=False, callbacks=[schedule]
+        )  # compile
         start = time.perf_counter()
         model.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False, callbacks=[schedule])
         train_rate = steps * 128 / (time.perf_counter() - start)
@@ -106,7 +114,11 @@ def main():
         "pipeline_examples_per_second": pipeline_rate,
         "training_examples_per_second": train_rate,
         "pipeline_over_training_rate": pipeline_rate / train_rate,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

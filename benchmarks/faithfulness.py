@@ -102,7 +102,9 @@ def planted_dataset(root, n=5000, length=200, seed=7):
     if not sequences.exists():
         root.mkdir(parents=True, exist_ok=True)
         motifs = [_degenerate_pwm(m) for m in ("TGACGTCAGC", "CCAATGGCGA")]
-        data = planted_motif_data(n=n, length=length, motifs=motifs, negatives="shuffled", seed=seed)
+        data = planted_motif_data(
+            n=n, length=length, motifs=motifs, negatives="shuffled", seed=seed
+        )
         data.to_frame().to_csv(sequences, index=False)
         data.planted_intervals().to_csv(truth, index=False)
     return str(sequences), str(truth)
@@ -120,7 +122,11 @@ def datasets(work, quick=False):
     found = []
     hof = SHARED / "genomic_benchmarks" / "human_or_fungus"
     if hof.exists():
-        found.append(Dataset("human_or_fungus", [str(hof)], str(SHARED / "references"), epochs=3, max_train=15000))
+        found.append(
+            Dataset(
+                "human_or_fungus", [str(hof)], str(SHARED / "references"), epochs=3, max_train=15000
+            )
+        )
     nontata = SHARED / "genomic_benchmarks_seq" / "human_nontata_promoters_resplit"
     if nontata.exists():
         found.append(Dataset("nontata", [str(nontata)], epochs=10))
@@ -225,7 +231,9 @@ def markdown(summary):
         if mean is None or pd.isna(mean):
             return "-"
         std = row.get(f"{name}_std")
-        return f"{mean:.{digits}f}" + ("" if std is None or pd.isna(std) else f" ± {std:.{digits}f}")
+        return f"{mean:.{digits}f}" + (
+            "" if std is None or pd.isna(std) else f" ± {std:.{digits}f}"
+        )
 
     lines = [
         "| dataset | variant | runs | test acc | del@20 top | del@20 random | suff@20 top | suff@20 random "
@@ -251,7 +259,12 @@ def plot_tradeoff(summary, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     markers = dict(zip(summary["dataset"].unique(), "osD^v"))
     for _, row in summary.iterrows():
-        ax.scatter(row["deletion_top_mean"], row["sufficiency_top_mean"], marker=markers[row["dataset"]], s=50)
+        ax.scatter(
+            row["deletion_top_mean"],
+            row["sufficiency_top_mean"],
+            marker=markers[row["dataset"]],
+            s=50,
+        )
         ax.annotate(f"{row['variant']} ({row['dataset']})", (row["deletion_top_mean"], row["sufficiency_top_mean"]),
                     fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
     ax.axvline(0.65, color="tab:red", linestyle=":", label="goal: deletion@20% <= 0.65")
@@ -268,9 +281,13 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=1000, help="test sequences perturbed per run")
-    parser.add_argument("--work", default=str(ROOT / "benchmarks" / "runs" / "faithfulness"), help="run directories")
+    parser.add_argument(
+        "--work", default=str(ROOT / "benchmarks" / "runs" / "faithfulness"), help="run directories"
+    )
     parser.add_argument("--out", default=str(RESULTS / "faithfulness"))
-    parser.add_argument("--quick", action="store_true", help="600 training sequences, 1 epoch: a smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="600 training sequences, 1 epoch: a smoke test"
+    )
     args = parser.parse_args(argv)
     selected = datasets(args.work, args.quick)
     if args.datasets:

@@ -93,7 +93,10 @@ def demo_human_or_worm_sequences():
     """The downloaded demo_human_or_worm full-sequence directory, or None."""
     from attngen_keras.data import cache
 
-    for root in (Path.home() / ".genomic_benchmarks", Path(cache.default_cache_dir()) / "genomic_benchmarks"):
+    for root in (
+        Path.home() / ".genomic_benchmarks",
+        Path(cache.default_cache_dir()) / "genomic_benchmarks",
+    ):
         if (root / "demo_human_or_worm" / "train").is_dir():
             return root / "demo_human_or_worm"
     return None
@@ -119,7 +122,7 @@ def train_config(bench, key, seed, out, batch_size):
     from attngen_keras.training import TrainConfig
 
     if key.startswith("attngen_m"):
-        model, fraction = "attngen", float(key[len("attngen_m"):])
+        model, fraction = "attngen", float(key[len("attngen_m") :])
     else:
         model, fraction = key.replace("_", "-"), 0.0
     return TrainConfig(
@@ -164,14 +167,18 @@ def run_benchmark(bench, keys, seeds, out, args):
             label = f"{bench.name}: {key}, seed {seed}"
             if row_path.exists():
                 print(f"{label}: done before, kept")
-                rows.append(convergence(json.loads(row_path.read_text()), config.out, bench.target_accuracy))
+                rows.append(
+                    convergence(json.loads(row_path.read_text()), config.out, bench.target_accuracy)
+                )
                 continue
             if args.summarize_only:
                 print(f"{label}: not run yet, left out (--summarize-only)")
                 continue
             print(f"{label}: training {bench.epochs} epochs", flush=True)
             if dataset is None:
-                dataset = load_dataset(bench.data, bench.references, seed=seed, cache_dir=_cache_dir("default"))
+                dataset = load_dataset(
+                    bench.data, bench.references, seed=seed, cache_dir=_cache_dir("default")
+                )
             metrics = train(config, verbose=args.verbose, dataset=dataset)
             row = score_run(
                 config.out, metrics, dataset["test"], method="saliency", eval_n=args.eval_n,
@@ -201,8 +208,12 @@ def summarize(frame):
 
 def best_attngen(summary, dataset):
     """The AttnGen run key with the best mean validation accuracy on `dataset`."""
-    candidates = summary[(summary["dataset"] == dataset) & summary["model"].str.startswith("attngen_m")]
-    return candidates.sort_values("val_accuracy_mean", ascending=False, kind="stable")["model"].iloc[0]
+    candidates = summary[
+        (summary["dataset"] == dataset) & summary["model"].str.startswith("attngen_m")
+    ]
+    return candidates.sort_values("val_accuracy_mean", ascending=False, kind="stable")[
+        "model"
+    ].iloc[0]
 
 
 def paper_json(summary, benches):
@@ -229,7 +240,7 @@ def paper_json(summary, benches):
         default = f"attngen_m{DEFAULT_FRACTION:.2f}"
         best = best_attngen(summary, bench.name)
         entry["attngen"] = {**entry[default], "mask_fraction": DEFAULT_FRACTION}
-        entry["attngen_best"] = {**entry[best], "mask_fraction": float(best[len("attngen_m"):])}
+        entry["attngen_best"] = {**entry[best], "mask_fraction": float(best[len("attngen_m") :])}
         detail = {"protocol": {
             "epochs": bench.epochs, "max_train": bench.max_train, "target_accuracy": bench.target_accuracy,
             "importance_method": "saliency", "perturb_fraction": 0.2,
@@ -272,8 +283,16 @@ def markdown(summary, results, details):
         ]
         for _, row in summary[summary["dataset"] == dataset].iterrows():
             reached = f"{int(row['converged'])}/{int(row['seeds'])}"
-            epochs = "never" if np.isnan(row["epochs_to_target_mean"]) else f"{row['epochs_to_target_mean']:.1f} ({reached})"
-            seconds = "—" if np.isnan(row["seconds_to_target_mean"]) else f"{row['seconds_to_target_mean']:.0f}"
+            epochs = (
+                "never"
+                if np.isnan(row["epochs_to_target_mean"])
+                else f"{row['epochs_to_target_mean']:.1f} ({reached})"
+            )
+            seconds = (
+                "—"
+                if np.isnan(row["seconds_to_target_mean"])
+                else f"{row['seconds_to_target_mean']:.0f}"
+            )
             lines.append(
                 f"| {row['model']} | {cell(row, 'test_accuracy')} | {cell(row, 'val_accuracy')} | "
                 f"{cell(row, 'test_auroc')} | {epochs} | {seconds} | {cell(row, 'val_acc_fluctuation')} | "
@@ -305,7 +324,12 @@ def plot_learning_curves(frame, results, details, path):
 
     datasets = list(results)
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.0), squeeze=False)
-    colors = {"attngen": "tab:red", "attngen_best": "tab:orange", "cnn": "tab:blue", "gb_cnn": "tab:gray"}
+    colors = {
+        "attngen": "tab:red",
+        "attngen_best": "tab:orange",
+        "cnn": "tab:blue",
+        "gb_cnn": "tab:gray",
+    }
     for ax, dataset in zip(axes[0], datasets):
         entry = results[dataset]
         shown = {"attngen": f"attngen_m{DEFAULT_FRACTION:.2f}", "cnn": "cnn", "gb_cnn": "gb_cnn"}
@@ -313,7 +337,11 @@ def plot_learning_curves(frame, results, details, path):
         if best != shown["attngen"]:
             shown["attngen_best"] = best
         for name, key in shown.items():
-            curves = [c for c in frame[(frame["dataset"] == dataset) & (frame["model"] == key)]["val_curve"] if c]
+            curves = [
+                c
+                for c in frame[(frame["dataset"] == dataset) & (frame["model"] == key)]["val_curve"]
+                if c
+            ]
             if not curves:
                 continue
             width = min(len(c) for c in curves)
@@ -323,7 +351,12 @@ def plot_learning_curves(frame, results, details, path):
             label = f"{name} ({key})" if name.startswith("attngen") else name
             ax.plot(epochs, mean, marker="o", color=colors[name], label=label)
             ax.fill_between(epochs, mean - std, mean + std, color=colors[name], alpha=0.2)
-        ax.axhline(details[dataset]["protocol"]["target_accuracy"], color="black", linestyle=":", label="target")
+        ax.axhline(
+            details[dataset]["protocol"]["target_accuracy"],
+            color="black",
+            linestyle=":",
+            label="target",
+        )
         ax.set_title(dataset, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (mean ± sd over seeds)")
@@ -334,18 +367,28 @@ def plot_learning_curves(frame, results, details, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2,000 training sequences and 2 epochs per dataset")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 training sequences and 2 epochs per dataset"
+    )
     parser.add_argument("--datasets", nargs="+", help="subset of the dataset names")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fractions", type=float, nargs="+", default=[DEFAULT_FRACTION, 0.05, 0.30],
                         help="AttnGen mask fractions (the first-listed default 0.15 is `attngen`)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--eval-n", type=int, default=1000, help="test sequences for saliency and perturbation")
-    parser.add_argument("--out", default=None, help="work directory (default benchmarks/results/paper[_quick])")
+    parser.add_argument(
+        "--eval-n", type=int, default=1000, help="test sequences for saliency and perturbation"
+    )
+    parser.add_argument(
+        "--out", default=None, help="work directory (default benchmarks/results/paper[_quick])"
+    )
     parser.add_argument("--verbose", type=int, default=2)
     parser.add_argument("--epochs", type=int, help="override every dataset's epoch budget")
-    parser.add_argument("--max-train", type=int, help="override every dataset's training subset (0: all)")
-    parser.add_argument("--summarize-only", action="store_true", help="tables from the finished runs; train nothing")
+    parser.add_argument(
+        "--max-train", type=int, help="override every dataset's training subset (0: all)"
+    )
+    parser.add_argument(
+        "--summarize-only", action="store_true", help="tables from the finished runs; train nothing"
+    )
     args = parser.parse_args(argv)
 
     if DEFAULT_FRACTION not in args.fractions:
@@ -357,7 +400,9 @@ def main(argv=None):
     if args.datasets:
         unknown = set(args.datasets) - {b.name for b in benches}
         if unknown:
-            sys.exit(f"unknown or unavailable datasets: {sorted(unknown)}; have {[b.name for b in benches]}")
+            sys.exit(
+                f"unknown or unavailable datasets: {sorted(unknown)}; have {[b.name for b in benches]}"
+            )
         benches = [b for b in benches if b.name in args.datasets]
     for bench in benches:
         bench.epochs = args.epochs or bench.epochs

@@ -27,7 +27,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.15])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "planted_motif_localization.json"))
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "planted_motif_localization.json")
+    )
     args = parser.parse_args()
 
     import keras
@@ -51,14 +53,22 @@ def main():
         for fraction in [*args.fractions, None]:  # None: the CNN baseline
             keras.utils.set_random_seed(seed)
             if fraction is None:
-                model, callbacks, methods = build_cnn(80, 2), [], [m for m in METHODS if not m.startswith("attention")]
+                model, callbacks, methods = (
+                    build_cnn(80, 2),
+                    [],
+                    [m for m in METHODS if not m.startswith("attention")],
+                )
             else:
                 model, methods = build_attngen(80, 2), METHODS
-                recal = BatchNormRecalibration(tf.data.Dataset.from_tensor_slices(x[train]).batch(64), 20)
+                recal = BatchNormRecalibration(
+                    tf.data.Dataset.from_tensor_slices(x[train]).batch(64), 20
+                )
                 callbacks = [MaskingSchedule(fraction, warmup_epochs=2), recal]
             compile_classifier(model, 2)
             model.fit(x[train], y[train], epochs=8, batch_size=64, verbose=0, callbacks=callbacks)
-            accuracy = float(np.mean((model.predict(x[test], verbose=0)[:, 0] >= 0.5) == (y[test] == 1)))
+            accuracy = float(
+                np.mean((model.predict(x[test], verbose=0)[:, 0] >= 0.5) == (y[test] == 1))
+            )
             for method in methods:
                 scores = importance_scores(model, x[test][positives], method, smooth_samples=10)
                 rows.append({"seed": seed, "model": "cnn" if fraction is None else "attngen",
@@ -73,19 +83,27 @@ def main():
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    frame["mask_fraction"] = frame["mask_fraction"].map(lambda f: "-" if f is None or f != f else f"{f:.2f}")
+    frame["mask_fraction"] = frame["mask_fraction"].map(
+        lambda f: "-" if f is None or f != f else f"{f:.2f}"
+    )
     grouped = frame.groupby(["model", "mask_fraction", "method"], sort=False)
     print(f"mean ± sd over {args.seeds} seed(s)\n")
-    print("| model | mask fraction | method | test accuracy | AUROC | AUPRC (random baseline) | Gini |")
+    print(
+        "| model | mask fraction | method | test accuracy | AUROC | AUPRC (random baseline) | Gini |"
+    )
     print("|---|---|---|---|---|---|---|")
 
     def cell(values, digits):
         values = values.dropna().astype(float)
-        return "-" if values.empty else f"{values.mean():.{digits}f} ± {values.std(ddof=0):.{digits}f}"
+        return (
+            "-" if values.empty else f"{values.mean():.{digits}f} ± {values.std(ddof=0):.{digits}f}"
+        )
 
     for (model_name, fraction, method), group in grouped:
-        print(f"| {model_name} | {fraction} | {method} | {cell(group['test_accuracy'], 4)} | {cell(group['auroc'], 3)} "
-              f"| {cell(group['auprc'], 3)} ({group['auprc_baseline'].mean():.3f}) | {cell(group['gini'], 3)} |")
+        print(
+            f"| {model_name} | {fraction} | {method} | {cell(group['test_accuracy'], 4)} | {cell(group['auroc'], 3)} "
+            f"| {cell(group['auprc'], 3)} ({group['auprc_baseline'].mean():.3f}) | {cell(group['gini'], 3)} |"
+        )
     print(f"\nwrote {args.out}")
 
 

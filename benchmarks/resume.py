@@ -77,8 +77,18 @@ def speed(data, work, epochs, batch_size, repeats):
     for repeat in range(repeats):
         for deterministic in (False, True):
             out = work / f"speed_{int(deterministic)}_{repeat}"
-            cli(train_args(data, out, epochs, batch_size, ["--deterministic"] if deterministic else []))
-            rows.append({"deterministic": deterministic, "repeat": repeat, "epoch_seconds": epoch_seconds(out)})
+            cli(
+                train_args(
+                    data, out, epochs, batch_size, ["--deterministic"] if deterministic else []
+                )
+            )
+            rows.append(
+                {
+                    "deterministic": deterministic,
+                    "repeat": repeat,
+                    "epoch_seconds": epoch_seconds(out),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -119,7 +129,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "motifs.csv"
-        planted_motif_data(n=n, length=200, motifs=("TGACTCA",), seed=0).to_frame().to_csv(data, index=False)
+        planted_motif_data(n=n, length=200, motifs=("TGACTCA",), seed=0).to_frame().to_csv(
+            data, index=False
+        )
         steps = -(-int(n * 0.8 * 0.9) // batch_size)
         timing = speed(data, work, epochs, batch_size, repeats)
         # killed mid-epoch, between two checkpoints: the resumed run redoes the steps since the last one

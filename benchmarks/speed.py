@@ -103,7 +103,13 @@ def machine():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        mem = int(
+            next(
+                line
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ).split()[1]
+        )
     except (OSError, StopIteration):
         mem = 0
     return {
@@ -143,9 +149,16 @@ def reference_pipeline(directory, class_names):
 
     start = time.perf_counter()
     texts = keras.utils.text_dataset_from_directory(
-        str(directory), batch_size=BATCH, class_names=class_names, shuffle=True, seed=0, verbose=False
+        str(directory),
+        batch_size=BATCH,
+        class_names=class_names,
+        shuffle=True,
+        seed=0,
+        verbose=False,
     )
-    vectorize = keras.layers.TextVectorization(output_mode="int", split="character", standardize="lower")
+    vectorize = keras.layers.TextVectorization(
+        output_mode="int", split="character", standardize="lower"
+    )
     vectorize.adapt(texts.map(lambda x, y: x))
     adapt_seconds = time.perf_counter() - start
 
@@ -153,7 +166,11 @@ def reference_pipeline(directory, class_names):
         tokens = vectorize(tf.expand_dims(x, -1)) - 2  # 0 padding, 1 OOV: bases start at 2
         return tf.one_hot(tf.cast(tokens, tf.int32), 4), y
 
-    return texts.map(encode).prefetch(tf.data.AUTOTUNE), vectorize.get_vocabulary()[2:], adapt_seconds
+    return (
+        texts.map(encode).prefetch(tf.data.AUTOTUNE),
+        vectorize.get_vocabulary()[2:],
+        adapt_seconds,
+    )
 
 
 def reference_pipeline_epoch(directory, class_names, repeats=2):
@@ -288,16 +305,18 @@ def saliency_layer_profile(length, channels=64, repeats=30):
 
     weights = saliency.trainable_weights
     return {
-        "saliency_mask_training_ms": timed(lambda f: saliency([f, valid], training=True), x, weights),
-        "saliency_mask_no_masking_ms": timed(lambda f: saliency([f, valid], training=False), x, weights),
+        "saliency_mask_training_ms": timed(
+            lambda f: saliency([f, valid], training=True), x, weights
+        ),
+        "saliency_mask_no_masking_ms": timed(
+            lambda f: saliency([f, valid], training=False), x, weights
+        ),
         "conv_block_1_ms": timed(conv, pooled, conv.trainable_weights),
     }
 
 
 def step_time_section(split, quick):
     import tensorflow as tf
-
-    from attngen_keras.data import make_tf_dataset
 
     print("## 2. training step time", flush=True)
     length = split.tokens.shape[1]
@@ -315,7 +334,12 @@ def step_time_section(split, quick):
             model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
             times[kind] += timer.seconds[2:]
     peak = matmul_peak_gflops()
-    result = {"matmul_peak_gflops": peak, "steps_per_repeat": steps, "repeats": repeats, "models": {}}
+    result = {
+        "matmul_peak_gflops": peak,
+        "steps_per_repeat": steps,
+        "repeats": repeats,
+        "models": {},
+    }
     for kind, model in models.items():
         step = float(np.median(times[kind]))
         flops = train_step_flops(model, length)
@@ -325,9 +349,13 @@ def step_time_section(split, quick):
             "achieved_gflops": flops / step / 1e9, "fraction_of_matmul_peak": flops / step / 1e9 / peak,
             "parameters": model.count_params(),
         }  # fmt: skip
-    result["attngen_over_cnn_step_time"] = result["models"]["attngen"]["step_ms_median"] / result["models"]["cnn"]["step_ms_median"]
+    result["attngen_over_cnn_step_time"] = (
+        result["models"]["attngen"]["step_ms_median"] / result["models"]["cnn"]["step_ms_median"]
+    )
     result["saliency_layer_profile"] = saliency_layer_profile(length)
-    result["attngen_over_gb_cnn_step_time"] = result["models"]["attngen"]["step_ms_median"] / result["models"]["gb-cnn"]["step_ms_median"]
+    result["attngen_over_gb_cnn_step_time"] = (
+        result["models"]["attngen"]["step_ms_median"] / result["models"]["gb-cnn"]["step_ms_median"]
+    )
     return result
 
 
@@ -405,7 +433,12 @@ def time_to_accuracy_section(dataset, quick):
     chunks_per_epoch = max(1, len(train) // BATCH // chunk)
     max_chunks = 4 * chunks_per_epoch if not quick else 2 * chunks_per_epoch
     index = select_subset(len(val), 2000, seed=0)
-    val_ds = make_tf_dataset(dataclasses.replace(val, tokens=val.tokens[index], labels=val.labels[index], ids=val.ids[index]), 500)
+    val_ds = make_tf_dataset(
+        dataclasses.replace(
+            val, tokens=val.tokens[index], labels=val.labels[index], ids=val.ids[index]
+        ),
+        500,
+    )
     result, trained = {}, {}
     for kind in MODELS:
         model = build_compiled(kind, train.tokens.shape[1], mask_fraction=0.0)
@@ -416,7 +449,9 @@ def time_to_accuracy_section(dataset, quick):
         if kind == "attngen":  # the library's schedule: ramp to 0.15 over two real epochs
             callbacks += [
                 MaskingSchedule(0.15, warmup_epochs=2 * chunks_per_epoch),
-                BatchNormRecalibration(make_tf_dataset(train, BATCH, shuffle=True, seed=1).repeat(), steps=50),
+                BatchNormRecalibration(
+                    make_tf_dataset(train, BATCH, shuffle=True, seed=1).repeat(), steps=50
+                ),
             ]
         model.fit(train_ds, steps_per_epoch=chunk, epochs=max_chunks, validation_data=val_ds,
                   callbacks=callbacks, verbose=0)  # fmt: skip
@@ -494,8 +529,9 @@ def serving_section(model, split, class_names, work, quick):
 
 def write_genome_windows(path_for_class, n_per_class, length=200, seed=0):
     """Writes `n_per_class` random windows (no N, random strand) per reference genome as FASTA."""
-    from Bio import SeqIO
     import gzip
+
+    from Bio import SeqIO
 
     rng = np.random.default_rng(seed)
     complement = np.frombuffer(bytes.maketrans(b"ACGT", b"TGCA"), dtype=np.uint8)
@@ -515,7 +551,12 @@ def write_genome_windows(path_for_class, n_per_class, length=200, seed=0):
                 block = seq[starts[first : first + 50_000, None] + np.arange(length)]
                 turn = flip[first : first + 50_000]
                 block[turn] = complement[block[turn][:, ::-1]]
-                out.write("".join(f">{label}_{first + i}\n{row.tobytes().decode()}\n" for i, row in enumerate(block)))
+                out.write(
+                    "".join(
+                        f">{label}_{first + i}\n{row.tobytes().decode()}\n"
+                        for i, row in enumerate(block)
+                    )
+                )
 
 
 def scale_section(work, sizes, predict_model, quick):
@@ -529,8 +570,12 @@ def scale_section(work, sizes, predict_model, quick):
         data = [f"{label}={path}" for label, path in files.items()]
         build = run_child("cache_build", data=data, cache=str(folder / "cache"))
         max_steps = 300 if size > 200_000 else None
-        epoch = run_child("train_epoch", data=data, cache=str(folder / "cache"), max_steps=max_steps)
-        rows.append({"sequences": size, **{f"cache_build_{k}": v for k, v in build.items()}, **epoch})
+        epoch = run_child(
+            "train_epoch", data=data, cache=str(folder / "cache"), max_steps=max_steps
+        )
+        rows.append(
+            {"sequences": size, **{f"cache_build_{k}": v for k, v in build.items()}, **epoch}
+        )
         print(f"  {size:,}: cache {build['seconds']:.1f} s, epoch {epoch['epoch_seconds']:.0f} s"
               f"{' (projected)' if epoch['projected'] else ''}, peak {epoch['peak_rss_gib']:.2f} GiB", flush=True)  # fmt: skip
     largest = max(sizes)
@@ -539,7 +584,9 @@ def scale_section(work, sizes, predict_model, quick):
         for label in ("fungus", "human"):
             with open(work / f"scale_{largest}" / f"{label}.fa") as part:
                 shutil.copyfileobj(part, out)
-    predict = run_child("predict_stream", model=str(predict_model), fasta=str(fasta), out=str(work / "preds.tsv"))
+    predict = run_child(
+        "predict_stream", model=str(predict_model), fasta=str(fasta), out=str(work / "preds.tsv")
+    )
     return {"sizes": rows, "predict": {"sequences": largest, **predict}}
 
 
@@ -613,7 +660,11 @@ def child_predict_stream(spec):
             "rss_growth_gib_after_first_10pct": float(rss[-1] - rss[tenth]), "peak_rss_gib": peak_rss_gib()}  # fmt: skip
 
 
-CHILDREN = {"cache_build": child_cache_build, "train_epoch": child_train_epoch, "predict_stream": child_predict_stream}
+CHILDREN = {
+    "cache_build": child_cache_build,
+    "train_epoch": child_train_epoch,
+    "predict_stream": child_predict_stream,
+}
 
 
 # ---------------------------------------------------------------- report
@@ -639,7 +690,10 @@ def plot(results, out):
     ax.set_ylim(0, max(1.0, samples[:, 1].max() * 1.3))
     ax.set_xlabel("seconds")
     ax.set_ylabel("resident memory (GiB)")
-    ax.set_title(f"streaming predict over {results['scale']['predict']['sequences']:,} sequences", fontsize=10)
+    ax.set_title(
+        f"streaming predict over {results['scale']['predict']['sequences']:,} sequences",
+        fontsize=10,
+    )
     save_figure(fig, ax, out / "predict_memory.png")
 
     rows = results["scale"]["sizes"]
@@ -656,20 +710,39 @@ def report(results):
     """The Markdown tables (also written to speed.md)."""
     lines = []
     emit = lines.append
-    p, s, t, v, m = (results[k] for k in ("pipeline", "step_time", "time_to_accuracy", "serving", "memory"))
+    p, s, t, v, m = (
+        results[k] for k in ("pipeline", "step_time", "time_to_accuracy", "serving", "memory")
+    )
     hw = results["machine"]
     emit(f"Machine: {hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB; TensorFlow {hw['tensorflow']}, "
          f"Keras {hw['keras']}, {'GPU ' + ', '.join(hw['gpu']) if hw['gpu'] else 'CPU only'}.")  # fmt: skip
     emit("\n| measure | value | goal |\n|---|---|---|")
     rows = [
-        (f"reference pipeline epoch ({p['epoch_sequences']:,} seq; files read, vectorized, one-hot)",
-         f"{p['reference_epoch_seconds']:.1f} s ({p['reference_examples_per_second']:,.0f} seq/s)", ""),
-        (f"our cache build, first load of the {p['files']:,} files (in the OS page cache, as for the reference)",
-         f"{p['cache_build_seconds']:.1f} s, peak RSS {p['cache_build_peak_rss_gib']:.2f} GiB", ""),
-        ("our tf.data epoch from the cache (RC augmentation)",
-         f"{p['pipeline_epoch_seconds']:.2f} s ({p['pipeline_examples_per_second']:,.0f} seq/s)", ""),
-        ("**pipeline speed-up vs reference (per epoch)**", f"**{p['pipeline_speedup_vs_reference']:.1f}x**", "≥ 5x"),
-        ("**pipeline / AttnGen training rate**", f"**{results['pipeline_over_training_rate']:.0f}x**", "≥ 10x"),
+        (
+            f"reference pipeline epoch ({p['epoch_sequences']:,} seq; files read, vectorized, one-hot)",
+            f"{p['reference_epoch_seconds']:.1f} s ({p['reference_examples_per_second']:,.0f} seq/s)",
+            "",
+        ),
+        (
+            f"our cache build, first load of the {p['files']:,} files (in the OS page cache, as for the reference)",
+            f"{p['cache_build_seconds']:.1f} s, peak RSS {p['cache_build_peak_rss_gib']:.2f} GiB",
+            "",
+        ),
+        (
+            "our tf.data epoch from the cache (RC augmentation)",
+            f"{p['pipeline_epoch_seconds']:.2f} s ({p['pipeline_examples_per_second']:,.0f} seq/s)",
+            "",
+        ),
+        (
+            "**pipeline speed-up vs reference (per epoch)**",
+            f"**{p['pipeline_speedup_vs_reference']:.1f}x**",
+            "≥ 5x",
+        ),
+        (
+            "**pipeline / AttnGen training rate**",
+            f"**{results['pipeline_over_training_rate']:.0f}x**",
+            "≥ 10x",
+        ),
     ]
     for kind, entry in s["models"].items():
         rows.append((f"{kind} train step (batch {BATCH})",
@@ -695,9 +768,15 @@ def report(results):
     ]  # fmt: skip
     for name, value, goal in rows:
         emit(f"| {name} | {value} | {goal} |")
-    emit("\n| sequences | cache build s | cache peak RSS GiB | train seq | epoch s | training peak RSS GiB |\n|---|---|---|---|---|---|")
+    emit(
+        "\n| sequences | cache build s | cache peak RSS GiB | train seq | epoch s | training peak RSS GiB |\n|---|---|---|---|---|---|"
+    )
     for row in results["scale"]["sizes"]:
-        projected = f" (projected from {row['steps_run']} of {row['steps_per_epoch']} steps)" if row["projected"] else ""
+        projected = (
+            f" (projected from {row['steps_run']} of {row['steps_per_epoch']} steps)"
+            if row["projected"]
+            else ""
+        )
         emit(f"| {row['sequences']:,} | {row['cache_build_seconds']:.1f} | {row['cache_build_peak_rss_gib']:.2f} | "
               f"{row['train_sequences']:,} | {row['epoch_seconds']:.0f}{projected} | {row['peak_rss_gib']:.2f} |")  # fmt: skip
     pr = results["scale"]["predict"]
@@ -709,10 +788,20 @@ def report(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="test split for the pipeline, scales 10k and 100k, fewer repeats")
-    parser.add_argument("--sizes", type=int, nargs="+", help="scale sizes (default 10000 100000 1000000)")
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/speed.json)")
-    parser.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one, removed)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="test split for the pipeline, scales 10k and 100k, fewer repeats",
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="scale sizes (default 10000 100000 1000000)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="JSON path (default benchmarks/results/speed.json)"
+    )
+    parser.add_argument(
+        "--workdir", default=None, help="scratch directory (default: a temporary one, removed)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -731,7 +820,9 @@ def main(argv=None):
         dataset, results["pipeline"] = pipeline_section(work, args.quick)
         results["step_time"] = step_time_section(dataset["train"], args.quick)
         training_rate = results["step_time"]["models"]["attngen"]["sequences_per_second"]
-        results["pipeline_over_training_rate"] = results["pipeline"]["pipeline_examples_per_second"] / training_rate
+        results["pipeline_over_training_rate"] = (
+            results["pipeline"]["pipeline_examples_per_second"] / training_rate
+        )
         results["time_to_accuracy"], trained = time_to_accuracy_section(dataset, args.quick)
         export_path, results["serving"] = serving_section(
             trained["attngen"], dataset["test"], dataset.class_names, work, args.quick
@@ -750,8 +841,12 @@ def main(argv=None):
         "pipeline_speedup_vs_reference": results["pipeline"]["pipeline_speedup_vs_reference"],
         "pipeline_over_training_rate": results["pipeline_over_training_rate"],
         "attngen_over_cnn_step_time": results["step_time"]["attngen_over_cnn_step_time"],
-        "train_flops_fraction_of_peak": results["step_time"]["models"]["attngen"]["fraction_of_matmul_peak"],
-        "serving_over_inprocess_throughput": results["serving"]["serving_over_inprocess_throughput"],
+        "train_flops_fraction_of_peak": results["step_time"]["models"]["attngen"][
+            "fraction_of_matmul_peak"
+        ],
+        "serving_over_inprocess_throughput": results["serving"][
+            "serving_over_inprocess_throughput"
+        ],
         "serving_latency_ms_p50_batch1": results["serving"]["serving_latency_ms_p50_batch1"],
         "train_peak_rss_gib": results["memory"]["peak_rss_gib"],
     }

@@ -53,13 +53,20 @@ def main():
     parser.add_argument("--test-per-class", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
-        "--out", default=str(Path(__file__).parents[1] / "attngen_keras/demo_data/human_or_fungus_demo.csv.gz")
+        "--out",
+        default=str(
+            Path(__file__).parents[1] / "attngen_keras/demo_data/human_or_fungus_demo.csv.gz"
+        ),
     )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     rows = []
     for label, file in GENOMES.items():
-        drawn = windows(Path(args.references) / file, {"train": args.train_per_class, "test": args.test_per_class}, rng)
+        drawn = windows(
+            Path(args.references) / file,
+            {"train": args.train_per_class, "test": args.test_per_class},
+            rng,
+        )
         for split, items in drawn.items():
             rows += [{"id": i, "seq": s, "label": label, "split": split} for i, s in items]
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=args.seed)

@@ -24,7 +24,9 @@ def _one_hot(n=6, length=30, seed=0):
 
 
 def _features(batch=3, length=20, channels=5, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, length, channels)).astype("float32") + 2.0
+    return (
+        np.random.default_rng(seed).normal(size=(batch, length, channels)).astype("float32") + 2.0
+    )
 
 
 def test_lowest_fraction_mask_counts_and_padding():
@@ -39,7 +41,9 @@ def test_lowest_fraction_mask_counts_and_padding():
 def test_hard_inference_keeps_exactly_the_top_positions_unchanged_at_inference():
     features = _features()
     valid = np.ones(features.shape[:2], "float32")
-    layer = SaliencyMask(attention_units=4, mask_fraction=0.25, return_scores=True, inference="hard")
+    layer = SaliencyMask(
+        attention_units=4, mask_fraction=0.25, return_scores=True, inference="hard"
+    )
     out, scores = layer([features, valid], training=False)
     out, scores = np.asarray(out), np.asarray(scores)
     for i in range(len(features)):
@@ -77,7 +81,9 @@ def test_fill_value_and_context_input():
     x = _one_hot(3, 20)
     valid = np.ones((3, 20), "float32")
     context = _features(3, 20, 7, seed=1)
-    layer = SaliencyMask(attention_units=4, mask_fraction=0.3, return_scores=True, inference="hard", fill_value=0.25)
+    layer = SaliencyMask(
+        attention_units=4, mask_fraction=0.3, return_scores=True, inference="hard", fill_value=0.25
+    )
     out, scores = layer([x, valid, context], training=False)
     out = np.asarray(out)
     # masked nucleotides become N (0.25 each), exactly floor(0.3 * 20) = 6 per sequence
@@ -132,14 +138,19 @@ def test_project_scores_matches_numpy_projection(kernel, dilation, length):
     scores = np.random.default_rng(0).random((3, length)).astype("float32")
     conv = keras.layers.Conv1D(1, kernel, padding="same", dilation_rate=dilation)
     np.testing.assert_allclose(
-        np.asarray(project_scores(scores, kernel, dilation)), project_to_nucleotides(scores, conv), rtol=1e-5
+        np.asarray(project_scores(scores, kernel, dilation)),
+        project_to_nucleotides(scores, conv),
+        rtol=1e-5,
     )
 
 
 def test_presets_and_placements():
     faithful = build_attngen(40, 2)
     paper = build_attngen(40, 2, preset="paper")
-    assert (faithful.mask_on, faithful.faithfulness_weight) == ("nucleotides", PRESETS["faithful"]["faithfulness_weight"])
+    assert (faithful.mask_on, faithful.faithfulness_weight) == (
+        "nucleotides",
+        PRESETS["faithful"]["faithfulness_weight"],
+    )
     assert (paper.mask_on, paper.faithfulness_weight, paper.inference) == ("features", 0.0, "soft")
     assert attention_projection_conv(faithful) is None
     assert attention_projection_conv(paper).name == "stem_conv"
@@ -147,7 +158,12 @@ def test_presets_and_placements():
     assert faithful.get_layer("saliency_mask").fill_value == N_ENCODING
     assert paper.get_layer("saliency_mask").fill_value == 0.0
     assert build_attngen(40, 2, preset="paper", inference="hard").inference == "hard"
-    assert build_attngen(40, 2, stem_activation="exponential").get_layer("stem_relu").activation.__name__ == "exponential"
+    assert (
+        build_attngen(40, 2, stem_activation="exponential")
+        .get_layer("stem_relu")
+        .activation.__name__
+        == "exponential"
+    )
     with pytest.raises(ValueError, match="preset"):
         build_attngen(40, 2, preset="nope")
     with pytest.raises(ValueError, match="mask_on"):
@@ -163,7 +179,9 @@ def test_nucleotide_attention_is_the_ranking_explain_uses():
         raw = np.asarray(attention_model(model)(x))
         conv = attention_projection_conv(model)
         expected = project_to_nucleotides(raw, conv) if conv is not None else raw
-        np.testing.assert_allclose(np.asarray(model.nucleotide_attention(x)), expected, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            np.asarray(model.nucleotide_attention(x)), expected, rtol=1e-5, atol=1e-7
+        )
 
 
 def test_faithfulness_loss_matches_a_hand_built_perturbed_batch():
@@ -241,9 +259,14 @@ def test_cli_preset_paper_and_variant_options(tmp_path):
     from attngen_keras.synthetic import planted_motif_data
 
     data = tmp_path / "motifs.csv"
-    planted_motif_data(n=200, length=40, motifs=("TGACTCA",), seed=2).to_frame().to_csv(data, index=False)
+    planted_motif_data(n=200, length=40, motifs=("TGACTCA",), seed=2).to_frame().to_csv(
+        data, index=False
+    )
     runs = {}
-    for name, extra in (("paper", ["--preset", "paper"]), ("hard", ["--inference", "hard", "--normalization", "sigmoid"])):
+    for name, extra in (
+        ("paper", ["--preset", "paper"]),
+        ("hard", ["--inference", "hard", "--normalization", "sigmoid"]),
+    ):
         out = tmp_path / name
         result = subprocess.run(
             [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data), "--epochs", "1",
@@ -251,14 +274,21 @@ def test_cli_preset_paper_and_variant_options(tmp_path):
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
-        runs[name] = (json.loads((out / "config.json").read_text()), keras.models.load_model(out / "model.keras"))
+        runs[name] = (
+            json.loads((out / "config.json").read_text()),
+            keras.models.load_model(out / "model.keras"),
+        )
     config, model = runs["paper"]
     assert config["preset"] == "paper" and config["attention"] == {}
     assert (model.mask_on, model.faithfulness_weight) == ("features", 0.0)
     config, model = runs["hard"]
     assert config["preset"] == "faithful"
     assert config["attention"] == {"inference": "hard", "normalization": "sigmoid"}
-    assert (model.mask_on, model.inference, model.normalization) == ("nucleotides", "hard", "sigmoid")
+    assert (model.mask_on, model.inference, model.normalization) == (
+        "nucleotides",
+        "hard",
+        "sigmoid",
+    )
     assert model.faithfulness_weight == PRESETS["faithful"]["faithfulness_weight"]
     result = subprocess.run(
         [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data), "--model", "cnn",

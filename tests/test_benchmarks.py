@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import shared_path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -68,7 +67,13 @@ def test_paper_json_has_the_promised_shape_and_seed_statistics():
     json.dumps(results)  # serializable
     for key in ("attngen", "cnn", "gb_cnn"):
         entry = results["toy"][key]
-        for field in ("test_accuracy_mean", "test_accuracy_std", "val_accuracy_mean", "epochs_to_target_mean", "seeds"):
+        for field in (
+            "test_accuracy_mean",
+            "test_accuracy_std",
+            "val_accuracy_mean",
+            "epochs_to_target_mean",
+            "seeds",
+        ):
             assert field in entry
         assert entry["seeds"] == 2
     assert results["toy"]["cnn"]["test_accuracy_mean"] == pytest.approx(0.95)
@@ -108,9 +113,15 @@ def test_paper_run_keys_map_to_models_and_fractions(tmp_path):
     keys = paper.model_keys([0.15, 0.3])
     assert keys == ["attngen_m0.15", "attngen_m0.30", "cnn", "gb_cnn"]
     configs = {key: paper.train_config(bench, key, 1, tmp_path, 64) for key in keys}
-    assert (configs["attngen_m0.30"].model, configs["attngen_m0.30"].mask_fraction) == ("attngen", 0.3)
+    assert (configs["attngen_m0.30"].model, configs["attngen_m0.30"].mask_fraction) == (
+        "attngen",
+        0.3,
+    )
     assert configs["gb_cnn"].model == "gb-cnn"
-    assert all(c.patience == 0 and c.epochs == 3 and c.seed == 1 and c.max_train == 100 for c in configs.values())
+    assert all(
+        c.patience == 0 and c.epochs == 3 and c.seed == 1 and c.max_train == 100
+        for c in configs.values()
+    )
     assert len({c.out for c in configs.values()}) == len(keys)
 
 
@@ -169,7 +180,9 @@ def test_time_to_accuracy_warm_up_leaves_the_model_untrained():
     assert model.train_function is not None  # traced
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.weights))
     state = [v for v in model.optimizer.variables if not v.path.endswith("learning_rate")]
-    assert len(state) > 2 and all(not np.any(v.numpy()) for v in state)  # step count and Adam moments
+    assert len(state) > 2 and all(
+        not np.any(v.numpy()) for v in state
+    )  # step count and Adam moments
 
 
 def test_speed_report_and_plots_handle_unreached_targets_and_projections(tmp_path):
@@ -211,7 +224,11 @@ def test_speed_report_and_plots_handle_unreached_targets_and_projections(tmp_pat
     assert "(projected from 3 of 10 steps)" in table
     assert "growth +20 MiB" in table
     speed.plot(results, tmp_path)
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["predict_memory.png", "scale.png", "time_to_accuracy.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "predict_memory.png",
+        "scale.png",
+        "time_to_accuracy.png",
+    ]
 
 
 faithfulness = _load("faithfulness")
@@ -238,5 +255,7 @@ def test_faithfulness_summary_table_and_planted_set(tmp_path):
     assert len(frame) == 40 and frame["seq"].str.len().eq(50).all()
     # every positive carries one 10-bp motif instance; decoys have none in the ground truth
     positives = set(frame.loc[frame["label"] == "pos", "id"])
-    assert set(intervals["id"]) == positives and (intervals["end"] - intervals["start"]).eq(10).all()
+    assert (
+        set(intervals["id"]) == positives and (intervals["end"] - intervals["start"]).eq(10).all()
+    )
     assert set(faithfulness.VARIANTS) >= {"paper", "faithful", "cnn"}

@@ -2,17 +2,18 @@ import os
 
 import numpy as np
 import pytest
-
-from attngen_keras.data import load_dataset
-from attngen_keras.data import cache as cache_lib
-from attngen_keras.data import readers
 from helpers import write_full_sequence_dir
+
+from attngen_keras.data import cache as cache_lib
+from attngen_keras.data import load_dataset, readers
 
 
 @pytest.fixture
 def full_dir(tmp_path):
     rows = {
-        "train": [(i, "pos" if i % 2 else "neg", "ACGTTGCA"[i % 8 :] + "ACGTTGCA") for i in range(40)],
+        "train": [
+            (i, "pos" if i % 2 else "neg", "ACGTTGCA"[i % 8 :] + "ACGTTGCA") for i in range(40)
+        ],
         "test": [(100 + i, "pos" if i % 2 else "neg", "TTGACAGG") for i in range(10)],
     }
     return write_full_sequence_dir(tmp_path / "fs", rows)

@@ -23,7 +23,9 @@ def attngen(*args, timeout=600, **kwargs):
 @pytest.fixture(scope="module")
 def data_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "motifs.csv"
-    planted_motif_data(n=600, length=60, motifs=("TGACTCA",), seed=2).to_frame().to_csv(path, index=False)
+    planted_motif_data(n=600, length=60, motifs=("TGACTCA",), seed=2).to_frame().to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -36,11 +38,15 @@ def test_help_lists_commands():
 
 def test_train_then_evaluate(data_csv, tmp_path):
     run = tmp_path / "run"
-    result = attngen("train", "--data", data_csv, "--model", "gb-cnn", "--epochs", "2", "--out", run)
+    result = attngen(
+        "train", "--data", data_csv, "--model", "gb-cnn", "--epochs", "2", "--out", run
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test: accuracy=" in result.stdout
     metrics = json.loads((run / "metrics.json").read_text())
-    result = attngen("evaluate", run, "--data", data_csv, "--split", "test", "--out", tmp_path / "e.json")
+    result = attngen(
+        "evaluate", run, "--data", data_csv, "--split", "test", "--out", tmp_path / "e.json"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     evaluated = json.loads((tmp_path / "e.json").read_text())
     assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
@@ -99,7 +105,9 @@ def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
     assert 3 <= done_before < 40 and not (run / "metrics.json").exists()
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    first_epoch_line = next(line for line in resumed.stdout.splitlines() if line.startswith("Epoch "))
+    first_epoch_line = next(
+        line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")
+    )
     resumed_from = int(first_epoch_line.split()[1].split("/")[0])
     # Keras counts epochs from 1: resuming after k saved epochs prints "Epoch k+1/40"
     assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
@@ -110,7 +118,9 @@ def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
 @pytest.fixture(scope="module")
 def attngen_run(data_csv, tmp_path_factory):
     run = tmp_path_factory.mktemp("explain") / "run"
-    result = attngen("train", "--data", data_csv, "--model", "attngen", "--epochs", "3", "--out", run)
+    result = attngen(
+        "train", "--data", data_csv, "--model", "attngen", "--epochs", "3", "--out", run
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return run
 
@@ -137,9 +147,18 @@ def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, method):
 
 def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path):
     run = tmp_path / "cnn"
-    assert attngen("train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", run).returncode == 0
+    assert (
+        attngen(
+            "train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", run
+        ).returncode
+        == 0
+    )
     result = attngen("explain", run, "--method", "attention", "--n", "10", "--out", tmp_path / "e")
-    assert result.returncode == 2 and "no SaliencyMask" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "no SaliencyMask" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
@@ -154,28 +173,67 @@ def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
     assert saved["fractions"] == [0.0, 0.2, 0.5]
     for ranking in ("top", "random", "bottom"):
         curve = saved["accuracy"][ranking]
-        assert len(curve) == 3 and all(0 <= a <= 1 for a in curve) and curve[0] == saved["accuracy"]["top"][0]
+        assert (
+            len(curve) == 3
+            and all(0 <= a <= 1 for a in curve)
+            and curve[0] == saved["accuracy"]["top"][0]
+        )
         assert 0 <= saved["deletion_auc"][ranking] <= 1
     assert (out / "perturbation_curve.png").stat().st_size > 10_000
     assert "deletion AUC" in result.stdout
     bad = attngen("perturb", attngen_run, "--fractions", "0.5", "0.1", "--out", tmp_path / "bad")
-    assert bad.returncode == 2 and "fractions must be sorted" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "fractions must be sorted" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
 
 
 def test_synthetic_ground_truth_flows_into_explain(tmp_path):
     import numpy as np
 
     data_dir = tmp_path / "synthetic"
-    made = attngen("synthetic", "--n", "800", "--length", "60", "--motifs", "TGACTCA", "--seed", "4", "--out", data_dir)
+    made = attngen(
+        "synthetic",
+        "--n",
+        "800",
+        "--length",
+        "60",
+        "--motifs",
+        "TGACTCA",
+        "--seed",
+        "4",
+        "--out",
+        data_dir,
+    )
     assert made.returncode == 0, made.stderr[-2000:]
     planted = pd.read_csv(data_dir / "planted.csv")
     assert len(planted) == 400 and (planted["end"] - planted["start"] == 7).all()
     run = tmp_path / "run"
-    trained = attngen("train", "--data", data_dir / "sequences.csv", "--epochs", "6", "--batch-size", "32", "--out", run)
+    trained = attngen(
+        "train",
+        "--data",
+        data_dir / "sequences.csv",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "32",
+        "--out",
+        run,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     out = tmp_path / "explain"
     result = attngen(
-        "explain", run, "--n", "160", "--method", "saliency", "--ground-truth", data_dir / "planted.csv", "--out", out
+        "explain",
+        run,
+        "--n",
+        "160",
+        "--method",
+        "saliency",
+        "--ground-truth",
+        data_dir / "planted.csv",
+        "--out",
+        out,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     localization = json.loads((out / "summary.json").read_text())["localization"]
@@ -185,12 +243,18 @@ def test_synthetic_ground_truth_flows_into_explain(tmp_path):
         assert found["n"] == random["n"] == int((arrays["labels"] == 1).sum()) > 50
     # measured: saliency AUROC 0.95 vs random 0.51. (This run is too small for the
     # attention to localize: 512 training sequences leave it flat, AUROC 0.51.)
-    assert found["auroc"] > random["auroc"] + 0.25 and abs(random["auroc"] - 0.5) < 0.1, localization
+    assert found["auroc"] > random["auroc"] + 0.25 and abs(random["auroc"] - 0.5) < 0.1, (
+        localization
+    )
     assert "AUROC" in result.stdout
 
     bad = tmp_path / "bad.csv"
     bad.write_text("id,start,end\nsyn1,9,3\n")
     result = attngen("explain", run, "--n", "20", "--ground-truth", bad, "--out", tmp_path / "e2")
-    assert result.returncode == 2 and "bad.csv: record 'syn1': line 2" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "bad.csv: record 'syn1': line 2" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     result = attngen("synthetic", "--motifs", "TGAXTCA", "--out", tmp_path / "s2")
     assert result.returncode == 2 and "TGAXTCA" in result.stderr

@@ -5,9 +5,9 @@ import gzip
 import pandas as pd
 import pytest
 import yaml
+from helpers import write_fasta, write_full_sequence_dir
 
 from attngen_keras.data import DataError, load_dataset
-from helpers import write_fasta, write_full_sequence_dir
 
 
 def _error(*args, **kwargs):
@@ -24,7 +24,9 @@ def test_invalid_letter_in_fasta(tmp_path):
 
 
 def test_invalid_letter_in_csv_names_row(tmp_path):
-    pd.DataFrame({"seq": ["ACGT", "AC-T"], "label": ["x", "y"]}).to_csv(tmp_path / "d.csv", index=False)
+    pd.DataFrame({"seq": ["ACGT", "AC-T"], "label": ["x", "y"]}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
     message = _error(str(tmp_path / "d.csv"))
     assert "d.csv" in message and "'line 3'" in message and "'-' at position 3" in message
 
@@ -69,7 +71,12 @@ def test_sequence_longer_than_length(tmp_path):
     root = write_full_sequence_dir(tmp_path / "fs", rows)
     message = _error(str(root), length=8, val_fraction=0.0)
     # the class directory and the record id (= file stem, here 2.txt)
-    assert "fs/train/b" in message and "'2'" in message and "length 12" in message and "--crop" in message
+    assert (
+        "fs/train/b" in message
+        and "'2'" in message
+        and "length 12" in message
+        and "--crop" in message
+    )
 
 
 def test_label_class_mismatch(tmp_path):
@@ -105,7 +112,9 @@ def test_named_dataset_offline_says_how_to_provide_data(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loc2seq, "download_dataset", offline)
     message = _error("demo_human_or_worm", cache_dir=str(tmp_path))
-    assert "could not download" in message and "--references" in message and "full-sequence" in message
+    assert (
+        "could not download" in message and "--references" in message and "full-sequence" in message
+    )
 
 
 def _interval_list(root, url="http://x/genome.fa.gz"):
@@ -157,24 +166,41 @@ def test_split_from_file_name_uses_whole_words(tmp_path):
     frame = pd.DataFrame({"seq": ["ACGT", "TTGA"] * 4, "label": ["a", "b"] * 4})
     frame.to_csv(tmp_path / "interval_train.csv", index=False)
     frame.to_csv(tmp_path / "test_intervals.csv", index=False)
-    ds = load_dataset([str(tmp_path / "interval_train.csv"), str(tmp_path / "test_intervals.csv")], val_fraction=0.0)
+    ds = load_dataset(
+        [str(tmp_path / "interval_train.csv"), str(tmp_path / "test_intervals.csv")],
+        val_fraction=0.0,
+    )
     assert len(ds["train"]) == 8 and len(ds["test"]) == 8
     frame.to_csv(tmp_path / "retrain_test.csv", index=False)  # "retrain" is not "train"
     frame.to_csv(tmp_path / "train_or_test.csv", index=False)
     message = _error([str(tmp_path / "interval_train.csv"), str(tmp_path / "train_or_test.csv")])
     assert "train_or_test.csv" in message and "exactly one" in message
-    ds = load_dataset([str(tmp_path / "interval_train.csv"), str(tmp_path / "retrain_test.csv")], val_fraction=0.0)
+    ds = load_dataset(
+        [str(tmp_path / "interval_train.csv"), str(tmp_path / "retrain_test.csv")], val_fraction=0.0
+    )
     assert len(ds["test"]) == 8
 
 
 def test_byte_order_mark_and_duplicate_sequence_columns(tmp_path):
     (tmp_path / "a.fa").write_bytes(b"\xef\xbb\xbf>r1\nACGT\n>r2\nACGG\n")
     write_fasta(tmp_path / "b.fa", [("b1", "TTGA"), ("b2", "TTGC")])
-    ds = load_dataset([str(tmp_path / "a.fa"), str(tmp_path / "b.fa")], test_fraction=0.5, val_fraction=0.0)
-    assert sorted(ds["train"].sequences() + ds["test"].sequences()) == ["ACGG", "ACGT", "TTGA", "TTGC"]
-    frame = pd.DataFrame({"seq": ["ACGT", "TTGA"] * 3, "sequence": ["name"] * 6, "label": ["a", "b"] * 3})
+    ds = load_dataset(
+        [str(tmp_path / "a.fa"), str(tmp_path / "b.fa")], test_fraction=0.5, val_fraction=0.0
+    )
+    assert sorted(ds["train"].sequences() + ds["test"].sequences()) == [
+        "ACGG",
+        "ACGT",
+        "TTGA",
+        "TTGC",
+    ]
+    frame = pd.DataFrame(
+        {"seq": ["ACGT", "TTGA"] * 3, "sequence": ["name"] * 6, "label": ["a", "b"] * 3}
+    )
     frame.to_csv(tmp_path / "d.csv", index=False)
-    assert load_dataset(str(tmp_path / "d.csv"), val_fraction=0.0)["train"].sequences()[0] in ("ACGT", "TTGA")
+    assert load_dataset(str(tmp_path / "d.csv"), val_fraction=0.0)["train"].sequences()[0] in (
+        "ACGT",
+        "TTGA",
+    )
 
 
 def test_too_small_to_carve_validation_warns_and_drops_it(tmp_path):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import write_fasta, write_full_sequence_dir
 
 from attngen_keras.data import detect_source, load_dataset
 from attngen_keras.data.alphabet import PAD
 from attngen_keras.synthetic import planted_motif_data
-from helpers import write_fasta, write_full_sequence_dir
 
 
 @pytest.fixture
@@ -111,11 +111,16 @@ def test_interval_list_with_references(tmp_path):
     refs.mkdir()
     genomes = {}
     for name, gc in (("alpha", 0.3), ("beta", 0.7)):
-        seq = "".join(rng.choice(list("ACGT"), 3000, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]))
+        seq = "".join(
+            rng.choice(list("ACGT"), 3000, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
+        )
         genomes[name] = seq
         write_fasta(refs / f"{name}.fa.gz", [("chrA", seq)])
     root = tmp_path / "intervals"
-    metadata = {"version": 0, "classes": {n: {"type": "fa.gz", "url": f"http://x/{n}.fa.gz"} for n in genomes}}
+    metadata = {
+        "version": 0,
+        "classes": {n: {"type": "fa.gz", "url": f"http://x/{n}.fa.gz"} for n in genomes},
+    }
     root.mkdir()
     (root / "metadata.yaml").write_text(yaml.safe_dump(metadata))
     for split, count in (("train", 30), ("test", 10)):

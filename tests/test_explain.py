@@ -49,15 +49,18 @@ def test_multiclass_gradients_and_attention_error():
 
 
 def test_projection_spreads_scores_over_the_stem_window():
-    from attngen_keras.explain import project_to_nucleotides
     import keras
+
+    from attngen_keras.explain import project_to_nucleotides
 
     scores = np.zeros((1, 12), np.float32)
     scores[0, 5] = 0.9
     projected = project_to_nucleotides(scores, keras.layers.Conv1D(1, 9, padding="same"))
     np.testing.assert_allclose(projected[0, 1:10], 0.1, rtol=1e-6)
     assert projected[0, 0] == 0 and projected[0, 10:].sum() == 0
-    dilated = project_to_nucleotides(scores, keras.layers.Conv1D(1, 3, padding="same", dilation_rate=2))
+    dilated = project_to_nucleotides(
+        scores, keras.layers.Conv1D(1, 3, padding="same", dilation_rate=2)
+    )
     np.testing.assert_allclose(np.flatnonzero(dilated[0]), [3, 5, 7])
 
 
@@ -110,7 +113,9 @@ def test_trained_attngen_attention_finds_planted_motifs():
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build_attngen(80, 2, preset="paper")  # the measurements below are of the paper's AttnGen
+    model = build_attngen(
+        80, 2, preset="paper"
+    )  # the measurements below are of the paper's AttnGen
     compile_classifier(model, 2)
     train = slice(0, 1300)
     import tensorflow as tf
@@ -151,11 +156,16 @@ def test_cnn_baseline_gradients_localize_like_attngen():
     model.fit(x[:1300], y[:1300], epochs=8, batch_size=64, verbose=0)
     positives = y[1300:] == 1
     planted = data.planted[1300:][positives]
-    saliency = localization_metrics(importance_scores(model, x[1300:][positives], "saliency"), planted)
+    saliency = localization_metrics(
+        importance_scores(model, x[1300:][positives], "saliency"), planted
+    )
     random = localization_metrics(np.random.default_rng(1).random(planted.shape), planted)
     # measured with this seed: CNN saliency AUROC 0.999, AUPRC 0.99 (baseline 0.09);
     # AttnGen on the same data (test above): attention 0.98 / 0.75
-    assert saliency["auroc"] >= random["auroc"] + 0.3 and saliency["auprc"] >= 4 * saliency["auprc_baseline"]
+    assert (
+        saliency["auroc"] >= random["auroc"] + 0.3
+        and saliency["auprc"] >= 4 * saliency["auprc_baseline"]
+    )
     # ISM (max drop over the 3 substitutions) on the same model: measured AUROC 0.9997, AUPRC 0.997
     ism = localization_metrics(importance_scores(model, x[1300:][positives], "ism"), planted)
     assert ism["auroc"] >= random["auroc"] + 0.3 and ism["auprc"] >= 4 * ism["auprc_baseline"]

@@ -31,7 +31,11 @@ SEQUENCES = [
 def _expected_tokens(sequence, crop="left"):
     sequence = sequence.strip().upper().replace("-", "N").replace("X", "N")
     if len(sequence) > LENGTH:
-        start = {"left": 0, "right": len(sequence) - LENGTH, "center": (len(sequence) - LENGTH) // 2}[crop]
+        start = {
+            "left": 0,
+            "right": len(sequence) - LENGTH,
+            "center": (len(sequence) - LENGTH) // 2,
+        }[crop]
         sequence = sequence[start : start + LENGTH]
     tokens = np.full(LENGTH, PAD, np.uint8)
     if sequence:
@@ -46,7 +50,9 @@ def exported(request, tmp_path_factory):
     if request.param == "attngen_paper":  # attention on stem features, projected to nucleotides
         model = build_model("attngen", LENGTH, len(classes), preset="paper")
     else:
-        model = build_model("cnn" if request.param == "multiclass" else request.param, LENGTH, len(classes))
+        model = build_model(
+            "cnn" if request.param == "multiclass" else request.param, LENGTH, len(classes)
+        )
     path = export_model(model, tmp_path_factory.mktemp("export") / "motif", classes, LENGTH)
     return model, path, classes
 
@@ -66,7 +72,9 @@ def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
         print(json.dumps(out))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["imported_attngen"] is False
@@ -102,8 +110,14 @@ def test_signatures_warmup_and_versions(exported):
 
     records = list(tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator())
     logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in records]
-    assert {log.predict_log.request.model_spec.signature_name for log in logs} == {"serving_default", "saliency"}
-    assert all(log.predict_log.request.inputs["sequences"].dtype == tf.string.as_datatype_enum for log in logs)
+    assert {log.predict_log.request.model_spec.signature_name for log in logs} == {
+        "serving_default",
+        "saliency",
+    }
+    assert all(
+        log.predict_log.request.inputs["sequences"].dtype == tf.string.as_datatype_enum
+        for log in logs
+    )
     assert path.name == "1" and next_version(path.parent) == 2
     assert 'base_path: "/models/motif"' in (path.parent / "models.config").read_text()
 
@@ -129,7 +143,9 @@ def test_failure_mid_export_leaves_no_version_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(archive_class, "write_out", write_then_fail)
     with pytest.raises(OSError, match="disk full"):
         export_model(model, tmp_path / "m", ["a", "b"], LENGTH)
-    assert not (tmp_path / "m").exists()  # no version, no staging leftovers, no empty base directory
+    assert not (
+        tmp_path / "m"
+    ).exists()  # no version, no staging leftovers, no empty base directory
 
 
 @pytest.mark.parametrize("crop", ["right", "center"])
@@ -137,7 +153,9 @@ def test_long_sequences_are_cropped_like_training(tmp_path, crop):
     model = build_attngen(LENGTH, 2)
     path = export_model(model, tmp_path / "m", ["a", "b"], LENGTH, crop=crop)
     long = "".join(np.random.default_rng(1).choice(list("ACGT"), 100))
-    out = tf.saved_model.load(str(path)).signatures["serving_default"](sequences=tf.constant([long]))
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](
+        sequences=tf.constant([long])
+    )
     expected = model.predict(one_hot(_expected_tokens(long, crop)[None]), verbose=0)[0, 0]
     assert out["probabilities"].numpy()[0, 1] == pytest.approx(expected, abs=1e-5)
     assert bool(out["truncated"].numpy()[0])
@@ -159,18 +177,34 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path):
     exported = attngen("export", run, "--out", tmp_path / "served" / "motif")
     assert exported.returncode == 0 and "version 1" in exported.stdout, exported.stderr[-2000:]
     fasta = tmp_path / "reads.fa"
-    fasta.write_text("".join(f">r{i} some description\n{s[:20]}\n{s[20:]}\n" for i, s in enumerate(data.sequences[:70])))
+    fasta.write_text(
+        "".join(
+            f">r{i} some description\n{s[:20]}\n{s[20:]}\n"
+            for i, s in enumerate(data.sequences[:70])
+        )
+    )
     by_export = attngen("predict", tmp_path / "served" / "motif", "--fasta", fasta, "--saliency",
                         "--batch-size", "32", "--out", tmp_path / "a.tsv")  # fmt: skip
-    by_run = attngen("predict", run, "--fasta", fasta, "--batch-size", "32", "--out", tmp_path / "b.tsv")
-    assert by_export.returncode == 0 and by_run.returncode == 0, by_export.stderr[-2000:] + by_run.stderr[-2000:]
+    by_run = attngen(
+        "predict", run, "--fasta", fasta, "--batch-size", "32", "--out", tmp_path / "b.tsv"
+    )
+    assert by_export.returncode == 0 and by_run.returncode == 0, (
+        by_export.stderr[-2000:] + by_run.stderr[-2000:]
+    )
     a, b = pd.read_csv(tmp_path / "a.tsv", sep="\t"), pd.read_csv(tmp_path / "b.tsv", sep="\t")
-    assert a["id"].tolist() == [f"r{i}" for i in range(70)] and list(b.columns[:4]) == ["id", "predicted_class", "prob_neg", "prob_pos"]
+    assert a["id"].tolist() == [f"r{i}" for i in range(70)] and list(b.columns[:4]) == [
+        "id",
+        "predicted_class",
+        "prob_neg",
+        "prob_pos",
+    ]
     np.testing.assert_allclose(a["prob_pos"], b["prob_pos"], atol=1e-5)
     assert all(len(row.split(",")) == LENGTH for row in a["importance"])
 
     broken = tmp_path / "broken.fa"
     broken.write_text("ACGT\nACGT\n")
     result = attngen("predict", run, "--fasta", broken, "--out", tmp_path / "c.tsv")
-    assert result.returncode == 2 and "broken.fa" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and "broken.fa" in result.stderr and "Traceback" not in result.stderr
+    )
     assert not (tmp_path / "c.tsv").exists() and not (tmp_path / "c.tsv.partial").exists()

@@ -41,7 +41,9 @@ def test_dinucleotide_shuffle_keeps_dinucleotide_counts_and_ends_exactly():
     changed = 0
     for trial in range(300):
         length = int(rng.integers(3, 80))
-        row = rng.integers(0, 5 if trial % 3 else 4, length).astype(np.uint8)  # some with N (token 4)
+        row = rng.integers(0, 5 if trial % 3 else 4, length).astype(
+            np.uint8
+        )  # some with N (token 4)
         if trial % 4 == 0:
             row = np.concatenate([row, np.full(7, PAD, np.uint8)])
         shuffled = dinucleotide_shuffle(row, rng)
@@ -59,11 +61,16 @@ def test_dinucleotide_shuffle_keeps_dinucleotide_counts_and_ends_exactly():
     np.testing.assert_array_equal(dinucleotide_shuffle(encode("AC"), rng), encode("AC"))
     outcomes = Counter(tuple(dinucleotide_shuffle(encode("ACAGACGA"), rng)) for _ in range(3000))
     assert len(outcomes) == 6 and min(outcomes.values()) > 350  # 6 paths, about 500 each
-    assert shuffle_tokens(np.stack([tokens, tokens]), np.random.default_rng(0)).shape == (2, len(tokens))
+    assert shuffle_tokens(np.stack([tokens, tokens]), np.random.default_rng(0)).shape == (
+        2,
+        len(tokens),
+    )
 
 
 def test_keep_and_shuffle_replacement():
-    tokens = np.array([[0, 1, 2, 3, 0, 1, 2, 3, 0, 1], [3, 2, 1, 0, 3, PAD, PAD, PAD, PAD, PAD]], np.uint8)
+    tokens = np.array(
+        [[0, 1, 2, 3, 0, 1, 2, 3, 0, 1], [3, 2, 1, 0, 3, PAD, PAD, PAD, PAD, PAD]], np.uint8
+    )
     scores = np.array([np.arange(10) / 10.0, [0.5, 0.1, 0.9, 0.3, 0.7, 9, 9, 9, 9, 9]])
     orders = removal_orders(scores, tokens != PAD)
     kept = remove_positions(tokens, orders["top"], 0.4, keep=True)
@@ -76,13 +83,17 @@ def test_keep_and_shuffle_replacement():
     np.testing.assert_array_equal(remove_positions(tokens, orders["top"], 1.0, keep=True), tokens)
     background = shuffled_background(tokens, seed=3)
     for keep in (False, True):
-        out = remove_positions(tokens, orders["top"], 0.4, "shuffle", keep=keep, background=background)
+        out = remove_positions(
+            tokens, orders["top"], 0.4, "shuffle", keep=keep, background=background
+        )
         replaced = remove_positions(tokens, orders["top"], 0.4, keep=keep) == N_TOKEN
         np.testing.assert_array_equal(out[replaced], background[replaced])
         np.testing.assert_array_equal(out[~replaced], tokens[~replaced])
     # without a background the shuffle is drawn from rng
     a = remove_positions(tokens, orders["top"], 0.5, "shuffle", np.random.default_rng(1))
-    np.testing.assert_array_equal(a, remove_positions(tokens, orders["top"], 0.5, "shuffle", np.random.default_rng(1)))
+    np.testing.assert_array_equal(
+        a, remove_positions(tokens, orders["top"], 0.5, "shuffle", np.random.default_rng(1))
+    )
 
 
 class ToyModel:
@@ -103,7 +114,9 @@ def _toy_data():
 
 def test_comprehensiveness_sufficiency_and_aopc_by_hand():
     tokens, labels, scores = _toy_data()
-    curves = faithfulness_curves(ToyModel(), tokens, labels, scores, AOPC_FRACTIONS, rankings=("top",))
+    curves = faithfulness_curves(
+        ToyModel(), tokens, labels, scores, AOPC_FRACTIONS, rankings=("top",)
+    )
     # sequence 1 (AA..., 10 nt): p = 0.9, class 1. Removing position 0 -> 0.1 + 0.1 + 0.4 = 0.6,
     # positions 0 and 1 -> 0.3. Sequence 2 (CC..., 5 nt): p = 0.1, class 0 (target 1 - p = 0.9);
     # with 1 or 2 positions replaced by N the target probability is 0.8 or 0.7.
@@ -117,7 +130,9 @@ def test_comprehensiveness_sufficiency_and_aopc_by_hand():
     assert sufficiency == pytest.approx([0.4, 0.4, 0.25, 0.05, 0], abs=1e-9)
     assert curves["accuracy"]["comprehensiveness"]["top"] == [1, 1, 1, 0.5, 0.5]
     assert curves["accuracy"]["sufficiency"]["top"] == [0.5, 0.5, 1, 1, 1]
-    assert aopc(comprehensiveness) == pytest.approx(0.18) and aopc(sufficiency) == pytest.approx(0.22)
+    assert aopc(comprehensiveness) == pytest.approx(0.18) and aopc(sufficiency) == pytest.approx(
+        0.22
+    )
     table, _ = aopc_summary(ToyModel(), tokens, labels, scores)
     assert table["comprehensiveness"]["top"] == pytest.approx(0.18)
     assert table["sufficiency"]["top"] == pytest.approx(0.22)
@@ -131,8 +146,12 @@ def test_comprehensiveness_sufficiency_and_aopc_by_hand():
     assert table["comprehensiveness"]["random"] == pytest.approx(np.mean(expected))
     # comprehensiveness at k is the deletion curve's probability drop (N and shuffle are deterministic)
     for replacement in ("N", "shuffle"):
-        deletion = perturbation_curves(ToyModel(), tokens, labels, scores, [0, 0.2, 0.5], replacement)
-        again = faithfulness_curves(ToyModel(), tokens, labels, scores, [0, 0.2, 0.5], replacement=replacement)
+        deletion = perturbation_curves(
+            ToyModel(), tokens, labels, scores, [0, 0.2, 0.5], replacement
+        )
+        again = faithfulness_curves(
+            ToyModel(), tokens, labels, scores, [0, 0.2, 0.5], replacement=replacement
+        )
         for ranking in ("top", "random"):
             assert deletion["probability_drop"][ranking] == pytest.approx(
                 again["probability_drop"]["comprehensiveness"][ranking]
@@ -181,17 +200,23 @@ def _brute_force_ism(model, x):
 def test_ism_matches_a_brute_force_loop(builder, classes):
     model = _tiny(builder, classes)
     tokens = np.array(
-        [encode("ACGTTGCAACGT"), encode("GGATCNATTACA"), np.r_[encode("TTGACTCA"), [PAD] * 4]], np.uint8
+        [encode("ACGTTGCAACGT"), encode("GGATCNATTACA"), np.r_[encode("TTGACTCA"), [PAD] * 4]],
+        np.uint8,
     )
     x = one_hot(tokens)
     scores, per_base = ism(model, x, batch_size=7)  # batches that split sequences
     expected_scores, expected_map = _brute_force_ism(model, x)
     np.testing.assert_allclose(per_base, expected_map, atol=2e-6)
     np.testing.assert_allclose(scores, expected_scores, atol=2e-6)
-    assert per_base.shape == (3, 12, 4) and per_base.dtype == np.float32 and scores.dtype == np.float32
+    assert (
+        per_base.shape == (3, 12, 4) and per_base.dtype == np.float32 and scores.dtype == np.float32
+    )
     assert np.all(scores[2, 8:] == 0) and np.all(per_base[2, 8:] == 0)
     assert np.all(per_base[x == 1.0] == 0)  # 0 at the observed base
-    assert np.count_nonzero(per_base[1, 5]) in (3, 4)  # N: all 4 bases mutated (one may tie exactly)
+    assert np.count_nonzero(per_base[1, 5]) in (
+        3,
+        4,
+    )  # N: all 4 bases mutated (one may tie exactly)
     np.testing.assert_allclose(importance_scores(model, x, "ism"), scores, atol=1e-6)
 
 
@@ -222,7 +247,9 @@ def test_uniform_attention_control_restores_weights_and_is_uniform(monkeypatch):
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
     np.testing.assert_allclose(attention.predict(x, verbose=0), learned, atol=1e-7)
-    assert not np.allclose(learned[valid], np.broadcast_to(1.0 / n_valid, valid.shape)[valid], atol=1e-4)
+    assert not np.allclose(
+        learned[valid], np.broadcast_to(1.0 / n_valid, valid.shape)[valid], atol=1e-4
+    )
     # a layer without a `uniform_attention` variable: its score kernel is zeroed instead
     layer = model.get_layer("saliency_mask")
     flag = layer.__dict__.pop("uniform_attention", None)  # hidden from getattr, restored below
@@ -256,7 +283,9 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("faithfulness")
     data = root / "motifs.csv"
-    planted_motif_data(n=300, length=40, motifs=("TGACTCA",), seed=1).to_frame().to_csv(data, index=False)
+    planted_motif_data(n=300, length=40, motifs=("TGACTCA",), seed=1).to_frame().to_csv(
+        data, index=False
+    )
     config = TrainConfig(data=[str(data)], out=str(root / "run"), epochs=1, batch_size=32, patience=0,
                          cache_dir="none", jit_compile=False)  # fmt: skip
     train(config, verbose=0)
@@ -286,10 +315,17 @@ def test_cli_perturb_writes_sufficiency_aopc_and_uniform_attention(tiny_run, tmp
     for mode in ("comprehensiveness", "sufficiency"):
         assert set(saved["aopc"][mode]) == {"top", "random"}
     uniform = saved["uniform_attention"]
-    assert 0 <= uniform["accuracy"] <= 1 and uniform["baseline_accuracy"] == saved["accuracy"]["top"][0]
+    assert (
+        0 <= uniform["accuracy"] <= 1
+        and uniform["baseline_accuracy"] == saved["accuracy"]["top"][0]
+    )
     assert (out / "perturbation_curve.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert "sufficiency" in printed and "AOPC comprehensiveness" in printed and "uniform attention" in printed
+    assert (
+        "sufficiency" in printed
+        and "AOPC comprehensiveness" in printed
+        and "uniform attention" in printed
+    )
 
 
 def test_cli_explain_ism_saves_the_per_base_map(tiny_run, tmp_path):
@@ -306,5 +342,7 @@ def test_cli_explain_ism_saves_the_per_base_map(tiny_run, tmp_path):
     observed = one_hot(np.stack([encode(s) for s in sequences])) == 1.0
     assert np.all(per_base[observed] == 0)
     # the position score is the largest drop over the 3 substitutions
-    np.testing.assert_allclose(scores, np.where(observed, -np.inf, -per_base).max(axis=-1), atol=1e-7)
+    np.testing.assert_allclose(
+        scores, np.where(observed, -np.inf, -per_base).max(axis=-1), atol=1e-7
+    )
     assert json.loads((out / "summary.json").read_text())["method"] == "ism"

@@ -11,7 +11,9 @@ def test_csv_and_bed_intervals_become_a_mask(tmp_path):
     csv = tmp_path / "gt.csv"
     csv.write_text("id,start,end\na,2,5\na,8,9\nb,0,1\nzzz,0,3\n")
     mask = ground_truth_mask(csv, ["a", "b", "c"], [10, 10, 10])
-    assert np.flatnonzero(mask[0]).tolist() == [2, 3, 4, 8] and np.flatnonzero(mask[1]).tolist() == [0]
+    assert np.flatnonzero(mask[0]).tolist() == [2, 3, 4, 8] and np.flatnonzero(
+        mask[1]
+    ).tolist() == [0]
     assert not mask[2].any()  # no intervals: skipped by the localization metrics
     bed = tmp_path / "gt.bed"
     bed.write_text("a\t2\t5\textra\n")
@@ -20,7 +22,12 @@ def test_csv_and_bed_intervals_become_a_mask(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("id,start\na,1\n", "missing column"), ("id,start,end\na,5,5\n", "line 2"), ("id,start,end\na,x,3\n", "line 2"), ("", "empty")],
+    [
+        ("id,start\na,1\n", "missing column"),
+        ("id,start,end\na,5,5\n", "line 2"),
+        ("id,start,end\na,x,3\n", "line 2"),
+        ("", "empty"),
+    ],
 )
 def test_bad_files_name_the_problem(tmp_path, content, message):
     path = tmp_path / "gt.csv"

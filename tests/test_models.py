@@ -2,8 +2,14 @@ import keras
 import numpy as np
 import pytest
 
-from attngen_keras.data.alphabet import PAD, encode, one_hot
-from attngen_keras.models import attention_model, build_attngen, build_cnn, build_gb_cnn, build_model
+from attngen_keras.data.alphabet import PAD, one_hot
+from attngen_keras.models import (
+    attention_model,
+    build_attngen,
+    build_cnn,
+    build_gb_cnn,
+    build_model,
+)
 
 
 def _batch(n=6, length=40, seed=0):
@@ -29,26 +35,36 @@ def test_gb_cnn_rejects_too_short_sequences():
 
 def test_gb_cnn_matches_reference_architecture():
     model = build_gb_cnn(200, 2)
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv1D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv1D)]
     assert [c.filters for c in convs] == [32, 16, 4]
     assert all(c.kernel_size == (8,) for c in convs)
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 3
-    assert sum(isinstance(l, keras.layers.MaxPooling1D) for l in model.layers) == 3
-    (dropout,) = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 3
+    assert sum(isinstance(layer, keras.layers.MaxPooling1D) for layer in model.layers) == 3
+    (dropout,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert dropout.rate == pytest.approx(0.3)
-    assert any(isinstance(l, keras.layers.GlobalAveragePooling1D) for l in model.layers)
+    assert any(isinstance(layer, keras.layers.GlobalAveragePooling1D) for layer in model.layers)
 
 
-@pytest.mark.parametrize("preset, extra", [("paper", ["saliency_mask"]), ("faithful", ["saliency_mask", "attention_context"])])
+@pytest.mark.parametrize(
+    "preset, extra",
+    [("paper", ["saliency_mask"]), ("faithful", ["saliency_mask", "attention_context"])],
+)
 def test_cnn_is_attngen_without_saliency_mask(preset, extra):
     """The CNN is AttnGen minus its attention: the SaliencyMask (and the faithful preset's scoring context)."""
     a, c = build_attngen(50, 2, preset=preset), build_cnn(50, 2)
-    names_a = [l.name for l in a.layers if l.name not in extra]
-    assert sorted(names_a) == sorted(l.name for l in c.layers)  # same layers (graph order differs)
+    names_a = [layer.name for layer in a.layers if layer.name not in extra]
+    assert sorted(names_a) == sorted(
+        layer.name for layer in c.layers
+    )  # same layers (graph order differs)
     for name in names_a:
-        assert [w.shape for w in a.get_layer(name).weights] == [w.shape for w in c.get_layer(name).weights], name
+        assert [w.shape for w in a.get_layer(name).weights] == [
+            w.shape for w in c.get_layer(name).weights
+        ], name
     # plus the model's own scalar `faithfulness_scale`
-    assert a.count_params() - c.count_params() == sum(a.get_layer(name).count_params() for name in extra) + 1
+    assert (
+        a.count_params() - c.count_params()
+        == sum(a.get_layer(name).count_params() for name in extra) + 1
+    )
 
 
 @pytest.mark.parametrize("builder", [build_attngen, build_cnn])
@@ -62,10 +78,14 @@ def test_padding_does_not_change_prediction(builder, seq_length, pad):
     long.set_weights(short.get_weights())
     x_short = one_hot(tokens)[None]
     x_long = one_hot(np.concatenate([tokens, np.full(pad, PAD, np.uint8)]))[None]
-    np.testing.assert_allclose(np.asarray(short(x_short)), np.asarray(long(x_long)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(short(x_short)), np.asarray(long(x_long)), rtol=1e-5, atol=1e-6
+    )
     if builder is build_attngen:
         scores_long = np.asarray(attention_model(long)(x_long))[0]
-        np.testing.assert_allclose(scores_long[:seq_length], np.asarray(attention_model(short)(x_short))[0], rtol=1e-5)
+        np.testing.assert_allclose(
+            scores_long[:seq_length], np.asarray(attention_model(short)(x_short))[0], rtol=1e-5
+        )
         assert np.all(scores_long[seq_length:] == 0)
 
 

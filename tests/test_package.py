@@ -16,7 +16,9 @@ def _registered_in_source():
     names = set()
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
-        for match in re.finditer(r"@keras\.saving\.register_keras_serializable\([^)]*\)\s*\nclass (\w+)", text):
+        for match in re.finditer(
+            r"@keras\.saving\.register_keras_serializable\([^)]*\)\s*\nclass (\w+)", text
+        ):
             names.add(f"attngen>{match.group(1)}")
     return sorted(names)
 
@@ -48,7 +50,9 @@ model = keras.saving.load_model({str(saved_model)!r})
 registered = [n for n in {names!r} if keras.saving.get_registered_object(n) is None]
 print("RESULT" + json.dumps({{"name": model.name, "missing": registered}}))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
     outcome = json.loads(line[len("RESULT") :])
@@ -57,7 +61,11 @@ print("RESULT" + json.dumps({{"name": model.name, "missing": registered}}))
 
 def test_cli_import_stays_free_of_keras():
     """`attngen --help` must not pay Keras' ~10 s import."""
-    script = "import sys, attngen_keras.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    script = (
+        "import sys, attngen_keras.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]

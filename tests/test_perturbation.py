@@ -25,7 +25,9 @@ from attngen_keras.training import predict_probabilities
 
 
 def _tokens_with_padding():
-    tokens = np.array([[0, 1, 2, 3, 0, 1, 2, 3, 0, 1], [3, 2, 1, 0, 3, PAD, PAD, PAD, PAD, PAD]], np.uint8)
+    tokens = np.array(
+        [[0, 1, 2, 3, 0, 1, 2, 3, 0, 1], [3, 2, 1, 0, 3, PAD, PAD, PAD, PAD, PAD]], np.uint8
+    )
     scores = np.array([np.arange(10) / 10.0, [0.5, 0.1, 0.9, 0.3, 0.7, 9, 9, 9, 9, 9]])
     return tokens, scores
 
@@ -58,7 +60,9 @@ def test_random_removal_is_seeded_nested_and_random_bases_are_bases():
     assert np.all(large[small]) and small.sum() == 50 * 4 and large.sum() == 50 * 12
     swapped = remove_positions(tokens, first, 0.5, "random", np.random.default_rng(1))
     assert swapped.max() < 4 and np.mean(swapped != tokens) > 0.3  # ~3/4 of 50% changed
-    np.testing.assert_array_equal(swapped, remove_positions(tokens, first, 0.5, "random", np.random.default_rng(1)))
+    np.testing.assert_array_equal(
+        swapped, remove_positions(tokens, first, 0.5, "random", np.random.default_rng(1))
+    )
     with pytest.raises(ValueError, match="replacement"):
         remove_positions(tokens, first, 0.5, "X")
 
@@ -78,15 +82,24 @@ def motif_model():
     model = build_attngen(60, 2, preset="paper")
     compile_classifier(model, 2)
     model.fit(one_hot(tokens[:1000]), data.labels[:1000], epochs=6, batch_size=64, verbose=0)
-    held_out = EncodedSplit(tokens[1000:], data.labels[1000:], np.array([f"s{i}" for i in range(400)]))
+    held_out = EncodedSplit(
+        tokens[1000:], data.labels[1000:], np.array([f"s{i}" for i in range(400)])
+    )
     return model, held_out
 
 
 def test_f0_reproduces_accuracy_and_top_removal_hurts_most(motif_model, tmp_path):
     model, split = motif_model
     result = perturb_split(model, split, "attention", n=300, fractions=[0, 0.1, 0.3], seed=0)
-    subset = EncodedSplit(*(a[np.sort(np.random.default_rng(0).choice(400, 300, replace=False))] for a in (split.tokens, split.labels, split.ids)))
-    expected = classification_metrics(subset.labels, predict_probabilities(model, subset))["accuracy"]
+    subset = EncodedSplit(
+        *(
+            a[np.sort(np.random.default_rng(0).choice(400, 300, replace=False))]
+            for a in (split.tokens, split.labels, split.ids)
+        )
+    )
+    expected = classification_metrics(subset.labels, predict_probabilities(model, subset))[
+        "accuracy"
+    ]
     assert expected >= 0.9
     for ranking in ("top", "random", "bottom"):
         assert result["accuracy"][ranking][0] == expected
@@ -114,12 +127,16 @@ def test_f0_reproduces_accuracy_and_top_removal_hurts_most(motif_model, tmp_path
     uniform = result["uniform_attention"]
     assert uniform["baseline_accuracy"] == expected and uniform["accuracy"] < 0.7, uniform
     # the same seed gives the same curves
-    assert perturb_split(model, split, "attention", n=300, fractions=[0, 0.1, 0.3], seed=0) == result
+    assert (
+        perturb_split(model, split, "attention", n=300, fractions=[0, 0.1, 0.3], seed=0) == result
+    )
     write_perturbation(result, tmp_path)
     saved = json.loads((tmp_path / "perturb.json").read_text())
     assert set(saved) >= {"method", "n", "fractions", "accuracy", "deletion_auc", "sufficiency", "aopc",
                           "aopc_fractions", "probability_drop", "uniform_attention", "replacement"}  # fmt: skip
-    assert saved["n"] == 300 and saved["method"] == "attention" and saved["fractions"] == [0, 0.1, 0.3]
+    assert (
+        saved["n"] == 300 and saved["method"] == "attention" and saved["fractions"] == [0, 0.1, 0.3]
+    )
     assert set(saved["accuracy"]) == set(saved["deletion_auc"]) == {"top", "random", "bottom"}
     assert (tmp_path / "perturbation_curve.png").stat().st_size > 10_000
 
@@ -136,4 +153,6 @@ def test_ties_are_broken_at_random_not_by_position():
     orders = removal_orders(scores, np.ones((200, 20), bool), seed=0)
     first_removed = orders["bottom"][:, 0]
     assert len(set(first_removed.tolist())) > 10  # not always position 0
-    np.testing.assert_array_equal(orders["top"], removal_orders(scores, np.ones((200, 20), bool), seed=0)["top"])
+    np.testing.assert_array_equal(
+        orders["top"], removal_orders(scores, np.ones((200, 20), bool), seed=0)["top"]
+    )

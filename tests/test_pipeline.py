@@ -9,7 +9,9 @@ def _split(sequences, length):
     tokens = np.full((len(sequences), length), PAD, np.uint8)
     for i, s in enumerate(sequences):
         tokens[i, : len(s)] = encode(s)
-    return EncodedSplit(tokens, np.arange(len(sequences)) % 2, np.array([str(i) for i in range(len(sequences))]))
+    return EncodedSplit(
+        tokens, np.arange(len(sequences)) % 2, np.array([str(i) for i in range(len(sequences))])
+    )
 
 
 def _decode_batch(x):
@@ -32,8 +34,10 @@ def test_batches_one_hot_and_labels():
 
 def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     split = _split([c * 3 for c in "ACGTACGTAC"], 3)
+
     def order(ds):
         return [_decode_batch(x) for x, _ in ds]
+
     a = make_tf_dataset(split, 10, shuffle=True, seed=5)
     b = make_tf_dataset(split, 10, shuffle=True, seed=5)
     first_a, first_b = order(a), order(b)
@@ -65,7 +69,12 @@ def test_without_labels():
 
 def test_reverse_complement_is_reproducible_for_a_seed():
     split = _split(["AACGTT", "GATTACA", "CCGA"] * 30, 8)
+
     def epoch(seed):
-        return [_decode_batch(x) for x, _ in make_tf_dataset(split, 16, reverse_complement=True, seed=seed)]
+        return [
+            _decode_batch(x)
+            for x, _ in make_tf_dataset(split, 16, reverse_complement=True, seed=seed)
+        ]
+
     assert epoch(3) == epoch(3)
     assert epoch(3) != epoch(4)

@@ -19,7 +19,9 @@ from attngen_keras.training import STATE_FILE, TrainConfig, train
 @pytest.fixture(scope="module")
 def motif_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("resume") / "motifs.csv"
-    planted_motif_data(n=400, length=50, motifs=("TGACTCA",), seed=5).to_frame().to_csv(path, index=False)
+    planted_motif_data(n=400, length=50, motifs=("TGACTCA",), seed=5).to_frame().to_csv(
+        path, index=False
+    )
     return str(path)
 
 
@@ -45,28 +47,42 @@ def _config(data, out, **overrides):
 
 def _weights(run):
     model = keras.saving.load_model(run / "model.keras")
-    return [np.asarray(v) for v in model.weights]  # (random-generator states are not saved in .keras)
+    return [
+        np.asarray(v) for v in model.weights
+    ]  # (random-generator states are not saved in .keras)
 
 
 @pytest.mark.parametrize(
     "model, epochs",
-    [("cnn", 2), pytest.param("attngen", 4, marks=pytest.mark.slow)],  # AttnGen: masking ramp, BN recalibration
+    [
+        ("cnn", 2),
+        pytest.param("attngen", 4, marks=pytest.mark.slow),
+    ],  # AttnGen: masking ramp, BN recalibration
 )
-def test_interrupted_mid_epoch_and_resumed_matches_the_uninterrupted_run(motif_csv, tmp_path, model, epochs):
+def test_interrupted_mid_epoch_and_resumed_matches_the_uninterrupted_run(
+    motif_csv, tmp_path, model, epochs
+):
     """Weights, Adam moments and iteration, metric accumulators, data order, augmentation and dropout RNG."""
     # 288 training sequences / 32 = 9 steps per epoch; checkpoints at steps 4, 8, 12 (epoch 1, batch 3), ...
     config = dict(model=model, epochs=epochs)
     reference = train(_config(motif_csv, tmp_path / "ref", **config), verbose=0)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train(_config(motif_csv, run, **config), verbose=0, callbacks=[_StopAtStep(15)])  # epoch 1, batch 6
+        train(
+            _config(motif_csv, run, **config), verbose=0, callbacks=[_StopAtStep(15)]
+        )  # epoch 1, batch 6
     saved = json.loads(str(np.load(run / STATE_FILE)["meta"]))
-    assert (saved["epoch"], saved["step"]) == (1, 3)  # the last checkpoint: mid-epoch, steps 13-15 are redone
+    assert (saved["epoch"], saved["step"]) == (
+        1,
+        3,
+    )  # the last checkpoint: mid-epoch, steps 13-15 are redone
     resumed = train(_config(motif_csv, run, **config), verbose=0)
     expected, got = pd.read_csv(tmp_path / "ref" / "history.csv"), pd.read_csv(run / "history.csv")
     assert got["epoch"].tolist() == expected["epoch"].tolist()
     np.testing.assert_allclose(got["val_loss"], expected["val_loss"], atol=1e-4)
-    np.testing.assert_allclose(got["loss"], expected["loss"], atol=1e-4)  # the full epoch's mean, not the tail's
+    np.testing.assert_allclose(
+        got["loss"], expected["loss"], atol=1e-4
+    )  # the full epoch's mean, not the tail's
     assert resumed["best_epoch"] == reference["best_epoch"]
     assert resumed["test"]["loss"] == pytest.approx(reference["test"]["loss"], abs=1e-4)
     for a, b in zip(_weights(run), _weights(tmp_path / "ref")):
@@ -85,7 +101,11 @@ def test_early_stopping_state_survives_a_resume(motif_csv, tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(_config(motif_csv, tmp_path / "run", **overrides), verbose=0, callbacks=[_StopAtEpochEnd()])
+        train(
+            _config(motif_csv, tmp_path / "run", **overrides),
+            verbose=0,
+            callbacks=[_StopAtEpochEnd()],
+        )
     resumed = train(_config(motif_csv, tmp_path / "run", **overrides), verbose=0)
     assert resumed["epochs_trained"] == reference["epochs_trained"]
     assert resumed["test"]["loss"] == pytest.approx(reference["test"]["loss"], abs=1e-4)
@@ -124,7 +144,9 @@ def test_deterministic_run_killed_mid_epoch_resumes_exactly_from_the_cli(motif_c
 
     reference = run(tmp_path / "ref", 0)
     assert reference.returncode == 0, reference.stderr[-3000:]
-    killed = run(tmp_path / "run", 14)  # epoch 1, batch 5 (9 steps per epoch), after the checkpoint at step 12
+    killed = run(
+        tmp_path / "run", 14
+    )  # epoch 1, batch 5 (9 steps per epoch), after the checkpoint at step 12
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "run" / "metrics.json").exists()
     resumed = subprocess.run(
@@ -136,7 +158,10 @@ def test_deterministic_run_killed_mid_epoch_resumes_exactly_from_the_cli(motif_c
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming at epoch 2, batch 3 of 9" in resumed.stdout
-    expected, got = pd.read_csv(tmp_path / "ref" / "history.csv"), pd.read_csv(tmp_path / "run" / "history.csv")
+    expected, got = (
+        pd.read_csv(tmp_path / "ref" / "history.csv"),
+        pd.read_csv(tmp_path / "run" / "history.csv"),
+    )
     np.testing.assert_allclose(got["val_loss"], expected["val_loss"], atol=1e-4)
     np.testing.assert_allclose(got["loss"], expected["loss"], atol=1e-4)
     for a, b in zip(_weights(tmp_path / "run"), _weights(tmp_path / "ref")):

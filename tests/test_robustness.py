@@ -51,7 +51,11 @@ def fasta_pair(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     data = planted_motif_data(n=400, length=60, motifs=("TGACTCA",), seed=3)
     for name, label in (("low", 0), ("high", 1)):
-        records = [(f"{name}{i}", s) for i, (s, y) in enumerate(zip(data.sequences, data.labels)) if y == label]
+        records = [
+            (f"{name}{i}", s)
+            for i, (s, y) in enumerate(zip(data.sequences, data.labels))
+            if y == label
+        ]
         (root / f"{name}.fa").write_text("".join(f">{r}\n{s}\n" for r, s in records))
     return root
 
@@ -105,7 +109,9 @@ def test_interrupted_overwrite_keeps_the_old_run_then_resumes_and_swaps(fasta_pa
     first = train(TrainConfig(data=data, out=str(out), model="gb-cnn", epochs=1, patience=0, jit_compile=False),
                   verbose=0)  # fmt: skip
     before = digest(out)
-    other = TrainConfig(data=data, out=str(out), model="cnn", epochs=2, patience=0, jit_compile=False)
+    other = TrainConfig(
+        data=data, out=str(out), model="cnn", epochs=2, patience=0, jit_compile=False
+    )
     with pytest.raises(KeyboardInterrupt):
         train(other, overwrite=True, verbose=0, callbacks=[_Interrupt()])
     assert digest(out) == before  # the old run is whole while the new one trains beside it
@@ -169,7 +175,9 @@ def test_evaluate_from_another_directory_uses_the_runs_own_test_split(trained_ru
     assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
-def test_same_data_at_another_path_is_split_as_in_training(trained_run, fasta_pair, tmp_path, monkeypatch):
+def test_same_data_at_another_path_is_split_as_in_training(
+    trained_run, fasta_pair, tmp_path, monkeypatch
+):
     from attngen_keras.training import evaluate_run
 
     copy = tmp_path / "copy"
@@ -178,8 +186,12 @@ def test_same_data_at_another_path_is_split_as_in_training(trained_run, fasta_pa
         shutil.copy(fasta_pair / name, copy / name)
     monkeypatch.chdir(tmp_path)  # relative paths, another directory
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    result = evaluate_run(trained_run, ["low=copy/low.fa", "high=copy/high.fa"], split="test", out="e.json")
-    assert result["n"] == metrics["test"]["n"] == 80  # not all 400 sequences, training ones included
+    result = evaluate_run(
+        trained_run, ["low=copy/low.fa", "high=copy/high.fa"], split="test", out="e.json"
+    )
+    assert (
+        result["n"] == metrics["test"]["n"] == 80
+    )  # not all 400 sequences, training ones included
     assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
@@ -189,7 +201,13 @@ def other_fasta(tmp_path):
     paths = []
     for name, label in (("low", 0), ("high", 1)):
         path = tmp_path / f"other_{name}.fa"
-        path.write_text("".join(f">o{i}\n{s}\n" for i, (s, y) in enumerate(zip(data.sequences, data.labels)) if y == label))
+        path.write_text(
+            "".join(
+                f">o{i}\n{s}\n"
+                for i, (s, y) in enumerate(zip(data.sequences, data.labels))
+                if y == label
+            )
+        )
         paths.append(f"{name}={path}")
     return paths
 
@@ -199,7 +217,9 @@ def test_split_of_other_data_is_an_error_when_it_has_none(run_copy, other_fasta,
     assert "other_low.fa" in line and "no 'test' split" in line and "--split all" in line
     rc, out, _ = run_cli(capsys, "evaluate", run_copy, "--data", *other_fasta, "--split", "all")
     assert rc == 0 and "n=60" in out
-    rc, out, _ = run_cli(capsys, "evaluate", run_copy, "--data", *other_fasta)  # no --split: all of it, said so
+    rc, out, _ = run_cli(
+        capsys, "evaluate", run_copy, "--data", *other_fasta
+    )  # no --split: all of it, said so
     assert rc == 0 and "no splits of its own: using all 60 sequences" in out
 
 
@@ -214,7 +234,14 @@ def test_moved_training_data_is_a_clear_error_then_found_by_content(fasta_pair, 
     data_dir.rename(tmp_path / "moved")
     line = in_process_error(capsys, "evaluate", run)
     assert str(data_dir / "low.fa") in line and "not there any more" in line and "--data" in line
-    rc, out, err = run_cli(capsys, "evaluate", run, "--data", tmp_path / "moved" / "low.fa", tmp_path / "moved" / "high.fa")
+    rc, out, err = run_cli(
+        capsys,
+        "evaluate",
+        run,
+        "--data",
+        tmp_path / "moved" / "low.fa",
+        tmp_path / "moved" / "high.fa",
+    )
     assert rc == 0 and "same content" in out and "n=80" in out, err
 
 
@@ -241,13 +268,19 @@ def test_truncated_model_files_are_one_line_errors(run_copy, tmp_path, capsys):
 
     exported = export_run(run_copy, tmp_path / "served")
     _truncate(exported / "saved_model.pb")
-    line = in_process_error(capsys, "predict", tmp_path / "served", "--fasta", reads, "--out", tmp_path / "a.tsv")
+    line = in_process_error(
+        capsys, "predict", tmp_path / "served", "--fasta", reads, "--out", tmp_path / "a.tsv"
+    )
     assert "saved_model.pb" in line and "corrupt or truncated" in line
     _truncate(run_copy / "model.keras")
     for command in (["predict", run_copy, "--fasta", reads, "--out", tmp_path / "b.tsv"], ["evaluate", run_copy],
                     ["export", run_copy, "--out", tmp_path / "served2"]):  # fmt: skip
         line = in_process_error(capsys, *command)
-        assert "model.keras" in line and "corrupt or truncated" in line and "not found" not in line.lower()
+        assert (
+            "model.keras" in line
+            and "corrupt or truncated" in line
+            and "not found" not in line.lower()
+        )
     assert not (tmp_path / "served2").exists() and not (tmp_path / "a.tsv").exists()
     (run_copy / "dataset.json").write_text('{"length": 6')
     line = in_process_error(capsys, "evaluate", run_copy)
@@ -263,9 +296,13 @@ def test_existing_outputs_are_kept_unless_forced(run_copy, tmp_path, capsys):
     assert str(preds) in line and "--force" in line and preds.read_text() == "earlier results"
     rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", reads, "--out", preds, "--force")
     assert rc == 0 and preds.read_text().startswith("id\t"), err
-    line = in_process_error(capsys, "predict", run_copy, "--fasta", reads, "--out", tmp_path / "reads.fa" / "p.tsv")
+    line = in_process_error(
+        capsys, "predict", run_copy, "--fasta", reads, "--out", tmp_path / "reads.fa" / "p.tsv"
+    )
     assert "reads.fa" in line and "is a file, not a directory" in line
-    line = in_process_error(capsys, "predict", run_copy, "--fasta", reads, "--out", "/proc/attngen/p.tsv")
+    line = in_process_error(
+        capsys, "predict", run_copy, "--fasta", reads, "--out", "/proc/attngen/p.tsv"
+    )
     assert "/proc/attngen" in line and "cannot create the directory" in line
     # evaluate: the default name never replaces an earlier evaluation; --out needs --force
     first = run_cli(capsys, "evaluate", run_copy)
@@ -273,9 +310,16 @@ def test_existing_outputs_are_kept_unless_forced(run_copy, tmp_path, capsys):
     assert first[0] == second[0] == 0
     assert f"wrote {run_copy / 'evaluation_test.json'}" in first[1]
     assert f"wrote {run_copy / 'evaluation_test.2.json'}" in second[1]
-    line = in_process_error(capsys, "evaluate", run_copy, "--out", run_copy / "evaluation_test.json")
+    line = in_process_error(
+        capsys, "evaluate", run_copy, "--out", run_copy / "evaluation_test.json"
+    )
     assert "already exists" in line and "--force" in line
-    assert run_cli(capsys, "evaluate", run_copy, "--out", run_copy / "evaluation_test.json", "--force")[0] == 0
+    assert (
+        run_cli(
+            capsys, "evaluate", run_copy, "--out", run_copy / "evaluation_test.json", "--force"
+        )[0]
+        == 0
+    )
 
 
 def test_predict_errors_start_on_their_own_line(run_copy, tmp_path):
@@ -285,11 +329,17 @@ def test_predict_errors_start_on_their_own_line(run_copy, tmp_path):
     data = gzip.compress("".join(f">r{i}\nACGTACGTTGACTCA\n" for i in range(20000)).encode())
     reads = tmp_path / "reads.fa.gz"
     reads.write_bytes(data[: len(data) * 2 // 3])
-    result = attngen("predict", run_copy, "--fasta", reads, "--batch-size", "500", "--out", tmp_path / "p.tsv")
+    result = attngen(
+        "predict", run_copy, "--fasta", reads, "--batch-size", "500", "--out", tmp_path / "p.tsv"
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.replace("\r", "\n").splitlines()
     errors = [line for line in lines if "error:" in line]
-    assert len(errors) == 1 and errors[0].startswith("attngen predict: error: ") and "reads.fa.gz" in errors[0]
+    assert (
+        len(errors) == 1
+        and errors[0].startswith("attngen predict: error: ")
+        and "reads.fa.gz" in errors[0]
+    )
     assert "predicting reads.fa.gz" in result.stderr  # the progress bar was shown, on its own line
     assert not (tmp_path / "p.tsv").exists()
 
@@ -317,13 +367,19 @@ def test_identical_class_files_warn(fasta_pair, tmp_path, capsys):
                          "gb-cnn", "--epochs", "1", "--no-jit", "--out", tmp_path / "run")  # fmt: skip
     assert rc == 0
     warnings = [line for line in err.splitlines() if "warning:" in line]
-    assert len(warnings) == 1 and "identical content" in warnings[0] and "high_copy.fa" in warnings[0], err
+    assert (
+        len(warnings) == 1 and "identical content" in warnings[0] and "high_copy.fa" in warnings[0]
+    ), err
 
 
 def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
     protein = tmp_path / "proteins.fa"
-    protein.write_text(">p1\nMKVLAAGIVGLLLAQWERTYPSDFGHKLIVNM\n>p2\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n>d1\nACGTACGTTGACTCA\n")
-    rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", protein, "--out", tmp_path / "p.tsv")
+    protein.write_text(
+        ">p1\nMKVLAAGIVGLLLAQWERTYPSDFGHKLIVNM\n>p2\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n>d1\nACGTACGTTGACTCA\n"
+    )
+    rc, _, err = run_cli(
+        capsys, "predict", run_copy, "--fasta", protein, "--out", tmp_path / "p.tsv"
+    )
     assert rc == 0
     summary = [line for line in err.splitlines() if "warning:" in line]
     assert len(summary) == 1, err
@@ -338,7 +394,28 @@ def test_synthetic_keeps_earlier_data_unless_forced(tmp_path, capsys):
     out = tmp_path / "synthetic"
     assert run_cli(capsys, "synthetic", "--n", "20", "--length", "30", "--out", out)[0] == 0
     before = (out / "sequences.csv").read_text()
-    line = in_process_error(capsys, "synthetic", "--n", "20", "--length", "30", "--seed", "1", "--out", out)
-    assert "sequences.csv" in line and "--force" in line and (out / "sequences.csv").read_text() == before
-    assert run_cli(capsys, "synthetic", "--n", "20", "--length", "30", "--seed", "1", "--out", out, "--force")[0] == 0
+    line = in_process_error(
+        capsys, "synthetic", "--n", "20", "--length", "30", "--seed", "1", "--out", out
+    )
+    assert (
+        "sequences.csv" in line
+        and "--force" in line
+        and (out / "sequences.csv").read_text() == before
+    )
+    assert (
+        run_cli(
+            capsys,
+            "synthetic",
+            "--n",
+            "20",
+            "--length",
+            "30",
+            "--seed",
+            "1",
+            "--out",
+            out,
+            "--force",
+        )[0]
+        == 0
+    )
     assert (out / "sequences.csv").read_text() != before

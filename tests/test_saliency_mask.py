@@ -52,9 +52,7 @@ def test_tied_scores_still_drop_exactly_the_fraction_leftmost_first():
     valid = np.ones((3, 12), "float32")
     valid[1, 9:] = 0
     valid[2, 1:] = 0
-    keep = SaliencyMask(attention_units=8, mask_fraction=0.25)(
-        [features, valid], training=True
-    )
+    keep = SaliencyMask(attention_units=8, mask_fraction=0.25)([features, valid], training=True)
     zeroed = np.all(np.asarray(keep) == 0, axis=-1)
     assert np.flatnonzero(zeroed[0]).tolist() == [0, 1, 2]  # floor(0.25 * 12) = 3
     assert np.flatnonzero(zeroed[1] & (valid[1] == 1)).tolist() == [0, 1]  # floor(0.25 * 9) = 2

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_path
 
 from attngen_keras.data import DataError, load_dataset
-from conftest import shared_path
 
 
 def test_nontata_promoters_full_sequence_layout(tmp_path):

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attngen_keras.sweep import SweepConfig, first_epoch_reaching, markdown_table, run_sweep, summarize
+from attngen_keras.sweep import (
+    SweepConfig,
+    first_epoch_reaching,
+    markdown_table,
+    run_sweep,
+    summarize,
+)
 from attngen_keras.synthetic import planted_motif_data
 from attngen_keras.training import RunError
 
@@ -36,9 +42,15 @@ def test_summary_means_and_seed_to_seed_std():
     assert summary.loc[0.0, "test_accuracy_mean"] == pytest.approx(0.8)
     assert summary.loc[0.0, "test_accuracy_std"] == pytest.approx(0.1)
     assert summary.loc[0.2, "gini_std"] == pytest.approx(0.1)
-    assert summary.loc[0.0, "converged_runs"] == 1 and summary.loc[0.2, "epochs_to_target_mean"] == 2
-    table = markdown_table(summary.reset_index(), SweepConfig(data=["x"], out="o", target_accuracy=0.9))
-    assert "| 0.00 | 2 | 0.8000 ± 0.1000 |" in table and "2.0 (1/1)" not in table and "(1/2)" in table
+    assert (
+        summary.loc[0.0, "converged_runs"] == 1 and summary.loc[0.2, "epochs_to_target_mean"] == 2
+    )
+    table = markdown_table(
+        summary.reset_index(), SweepConfig(data=["x"], out="o", target_accuracy=0.9)
+    )
+    assert (
+        "| 0.00 | 2 | 0.8000 ± 0.1000 |" in table and "2.0 (1/1)" not in table and "(1/2)" in table
+    )
 
 
 def test_invalid_sweep_settings_are_rejected():
@@ -56,7 +68,9 @@ def test_invalid_sweep_settings_are_rejected():
 @pytest.fixture(scope="module")
 def motif_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("sweep") / "motifs.csv"
-    planted_motif_data(n=900, length=60, motifs=("TGACTCA",), seed=3).to_frame().to_csv(path, index=False)
+    planted_motif_data(n=900, length=60, motifs=("TGACTCA",), seed=3).to_frame().to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -95,7 +109,9 @@ def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
 
     # changing the budget of an existing sweep is refused, not mixed in
     with pytest.raises(RunError, match="different settings.*epochs"):
-        run_sweep(SweepConfig(data=[str(motif_csv)], out=str(out), fractions=[0.0], seeds=[0], epochs=5))
+        run_sweep(
+            SweepConfig(data=[str(motif_csv)], out=str(out), fractions=[0.0], seeds=[0], epochs=5)
+        )
 
 
 def test_fractions_sharing_a_run_directory_are_refused():

@@ -1,8 +1,8 @@
 import numpy as np
 import tensorflow_datasets as tfds
+from helpers import write_full_sequence_dir
 
 import attngen_keras.data.tfds_builder  # noqa: F401  (registers the builder)
-from helpers import write_full_sequence_dir
 
 
 def test_tfds_load_from_manual_full_sequence_dir(tmp_path):

@@ -14,7 +14,9 @@ from attngen_keras.training import RunError, TrainConfig, evaluate_run, train
 @pytest.fixture(scope="module")
 def motif_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "motifs.csv"
-    planted_motif_data(n=1600, length=80, motifs=("TGACTCA",), seed=7).to_frame().to_csv(path, index=False)
+    planted_motif_data(n=1600, length=80, motifs=("TGACTCA",), seed=7).to_frame().to_csv(
+        path, index=False
+    )
     return str(path)
 
 
@@ -45,12 +47,28 @@ def test_attngen_learns_planted_motif_and_writes_run_dir(motif_csv, tmp_path):
     # measured: 0.99+ test accuracy; a motif-blind model gets 0.5
     assert metrics["test"]["accuracy"] >= 0.95
     assert metrics["test"]["auroc"] >= 0.97
-    for name in ("config.json", "dataset.json", "model.keras", "history.csv", "metrics.json", "training_curves.png"):
+    for name in (
+        "config.json",
+        "dataset.json",
+        "model.keras",
+        "history.csv",
+        "metrics.json",
+        "training_curves.png",
+    ):
         assert (out / name).exists(), name
     assert (out / "training_curves.png").stat().st_size > 10_000
     history = pd.read_csv(out / "history.csv")
-    assert list(history.columns[:6]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "mask_fraction"]
-    np.testing.assert_allclose(history["mask_fraction"], [0, 0.075, 0.15, 0.15, 0.15, 0.15, 0.15, 0.15])
+    assert list(history.columns[:6]) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "mask_fraction",
+    ]
+    np.testing.assert_allclose(
+        history["mask_fraction"], [0, 0.075, 0.15, 0.15, 0.15, 0.15, 0.15, 0.15]
+    )
     written = json.loads((out / "metrics.json").read_text())
     for split in ("val", "test"):
         assert set(written[split]) >= {"accuracy", "auroc", "auprc", "f1", "loss", "n"}
@@ -99,17 +117,21 @@ def test_multiclass_run(tmp_path):
     motifs = {"ap1": "TGACTCA", "ctcf": "CCGCGAGGCGGCAG", "none": None}
     rows = []
     for label, motif in motifs.items():
-        for i in range(200):
+        for _i in range(200):
             seq = "".join(rng.choice(list("ACGT"), 60))
             if motif:
                 start = rng.integers(0, 60 - len(motif))
-                seq = seq[:start] + motif + seq[start + len(motif):]
+                seq = seq[:start] + motif + seq[start + len(motif) :]
             rows.append({"seq": seq, "label": label})
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
     config = TrainConfig(data=[str(tmp_path / "m.csv")], out=str(tmp_path / "run"), epochs=12,
                          batch_size=32, patience=0, model="cnn")  # fmt: skip
     metrics = train(config, verbose=0)
-    assert json.loads((tmp_path / "run" / "dataset.json").read_text())["class_names"] == ["ap1", "ctcf", "none"]
+    assert json.loads((tmp_path / "run" / "dataset.json").read_text())["class_names"] == [
+        "ap1",
+        "ctcf",
+        "none",
+    ]
     assert metrics["test"]["accuracy"] >= 0.9  # measured 0.98; chance is 0.33
     assert 0.9 <= metrics["test"]["auroc"] <= 1.0
 
@@ -140,8 +162,8 @@ def test_mirrored_strategy_on_two_logical_cpus(motif_csv, tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT")][0]
-    summary = json.loads(line[len("RESULT"):])
+    line = [line for line in result.stdout.splitlines() if line.startswith("RESULT")][0]
+    summary = json.loads(line[len("RESULT") :])
     assert summary["replicas"] == 2
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     np.testing.assert_allclose(history["mask_fraction"], [0, 0.075] + [0.15] * 6)
@@ -171,18 +193,30 @@ def test_best_epoch_is_chosen_after_the_masking_ramp(motif_csv, tmp_path):
                          warmup_epochs=2, patience=0)  # fmt: skip
     metrics = train(config, verbose=0)
     # best_epoch counts from 1 (as the "Epoch 3/4" log lines): epochs 3 and 4 have the full mask fraction
-    assert metrics["best_epoch"] in (3, 4) and metrics["best_epoch_mask_fraction"] == pytest.approx(0.15)
+    assert metrics["best_epoch"] in (3, 4) and metrics["best_epoch_mask_fraction"] == pytest.approx(
+        0.15
+    )
     history = pd.read_csv(tmp_path / "a" / "history.csv")
-    assert history.loc[history["epoch"] == metrics["best_epoch"] - 1, "mask_fraction"].item() == pytest.approx(0.15)
-    cnn = train(TrainConfig(data=[motif_csv], out=str(tmp_path / "c"), epochs=2, model="cnn", patience=0), verbose=0)
+    assert history.loc[
+        history["epoch"] == metrics["best_epoch"] - 1, "mask_fraction"
+    ].item() == pytest.approx(0.15)
+    cnn = train(
+        TrainConfig(data=[motif_csv], out=str(tmp_path / "c"), epochs=2, model="cnn", patience=0),
+        verbose=0,
+    )
     assert pd.read_csv(tmp_path / "c" / "history.csv")["mask_fraction"].tolist() == [0.0, 0.0]
     assert cnn["best_epoch_mask_fraction"] == 0.0
 
 
 def test_evaluate_on_other_data_scores_it_whole(motif_csv, tmp_path):
-    train(TrainConfig(data=[motif_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0), verbose=0)
+    train(
+        TrainConfig(data=[motif_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0),
+        verbose=0,
+    )
     other = tmp_path / "other.csv"
-    planted_motif_data(n=300, length=80, motifs=("TGACTCA",), seed=99).to_frame().to_csv(other, index=False)
+    planted_motif_data(n=300, length=80, motifs=("TGACTCA",), seed=99).to_frame().to_csv(
+        other, index=False
+    )
     result = evaluate_run(tmp_path / "run", [str(other)])
     assert result["split"] == "all" and result["n"] == 300
     assert (tmp_path / "run" / "evaluation_all.json").exists()
@@ -198,12 +232,21 @@ def test_config_validation():
 
 
 def test_max_train_uses_a_stratified_subset_and_keeps_val_and_test(motif_csv, tmp_path):
-    config = TrainConfig(data=[motif_csv], out=str(tmp_path / "run"), epochs=1, model="gb-cnn", patience=0, max_train=200)
+    config = TrainConfig(
+        data=[motif_csv],
+        out=str(tmp_path / "run"),
+        epochs=1,
+        model="gb-cnn",
+        patience=0,
+        max_train=200,
+    )
     metrics = train(config, verbose=0)
     counts = json.loads((tmp_path / "run" / "dataset.json").read_text())["counts"]
     assert counts["train"] == {"neg": 100, "pos": 100}
     assert sum(counts["test"].values()) == metrics["test"]["n"] == 320
-    assert sum(counts["val"].values()) == 128  # 10% of the 1280 non-test sequences, as without max_train
+    assert (
+        sum(counts["val"].values()) == 128
+    )  # 10% of the 1280 non-test sequences, as without max_train
 
 
 def test_a_run_dir_in_use_by_a_live_process_is_refused(motif_csv, tmp_path):
@@ -215,7 +258,9 @@ def test_a_run_dir_in_use_by_a_live_process_is_refused(motif_csv, tmp_path):
     try:
         (out / ".lock").write_text(str(sleeper.pid))
         config = TrainConfig(data=[motif_csv], out=str(out), epochs=1, model="gb-cnn", patience=0)
-        with pytest.raises(RunError, match=f"in use by another attngen process \\(pid {sleeper.pid}\\)"):
+        with pytest.raises(
+            RunError, match=f"in use by another attngen process \\(pid {sleeper.pid}\\)"
+        ):
             train(config, verbose=0)
     finally:
         sleeper.kill()

@@ -28,7 +28,13 @@ def test_hypermodel_builds_valid_models_across_its_space(model):
     x = np.random.default_rng(0).random((2, 40, 4)).astype("float32")
     corners = itertools.product([1, 3], [2, 3], [1, 2], [7, 15], [0, 128])
     for blocks, pool, dilation, kernel, dense in corners:
-        hp.values.update(conv_blocks=blocks, pool_size=pool, dilation_rate=dilation, kernel_size=kernel, dense_units=dense)
+        hp.values.update(
+            conv_blocks=blocks,
+            pool_size=pool,
+            dilation_rate=dilation,
+            kernel_size=kernel,
+            dense_units=dense,
+        )
         built = hypermodel.build(hp)
         assert built.predict(x, verbose=0).shape == (2, 3)
         assert built.get_layer("stem_conv").kernel_size == (kernel,)
@@ -55,12 +61,16 @@ def test_every_attngen_trial_trains_with_the_masking_schedule():
 @pytest.fixture(scope="module")
 def motif_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("tune") / "motifs.csv"
-    planted_motif_data(n=500, length=40, motifs=("TGACTCA",), seed=3).to_frame().to_csv(path, index=False)
+    planted_motif_data(n=500, length=40, motifs=("TGACTCA",), seed=3).to_frame().to_csv(
+        path, index=False
+    )
     return str(path)
 
 
 def _config(motif_csv, directory, **kwargs):
-    settings = dict(tuner="random", max_trials=2, max_epochs=2, batch_size=32, directory=str(directory))
+    settings = dict(
+        tuner="random", max_trials=2, max_epochs=2, batch_size=32, directory=str(directory)
+    )
     return TuneConfig(data=[motif_csv], project_name="search", **{**settings, **kwargs})
 
 
@@ -72,7 +82,9 @@ def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path
     assert len(trials) == 2 and trials["score"].notna().all()
     best = json.loads((project / "best_hyperparameters.json").read_text())
     assert best["score"] == pytest.approx(trials["score"].max())
-    assert {"mask_fraction", "warmup_epochs", "filters", "learning_rate"} <= set(best["hyperparameters"])
+    assert {"mask_fraction", "warmup_epochs", "filters", "learning_rate"} <= set(
+        best["hyperparameters"]
+    )
     assert (project / "summary.md").read_text().count("\n| ") == 3  # header + 2 trials
 
     # resuming with one more trial runs only that trial; finished ones are kept
@@ -80,7 +92,9 @@ def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path
     config.max_trials = 3
     run_search(config, verbose=0)
     assert len(pd.read_csv(project / "trials.csv")) == 3
-    assert {t: (project / f"trial_{t}" / "trial.json").stat().st_mtime for t in ("0", "1")} == before
+    assert {
+        t: (project / f"trial_{t}" / "trial.json").stat().st_mtime for t in ("0", "1")
+    } == before
 
     # other settings in the same project are refused
     with pytest.raises(RunError, match="other settings.*max_epochs"):
@@ -89,9 +103,13 @@ def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path
     out, metrics = retrain_best(config, verbose=0)
     record = json.loads((out / "config.json").read_text())
     hps = json.loads((project / "best_hyperparameters.json").read_text())["hyperparameters"]
-    assert record["val_fraction"] == 0.0 and record["mask_fraction"] == pytest.approx(hps["mask_fraction"])
+    assert record["val_fraction"] == 0.0 and record["mask_fraction"] == pytest.approx(
+        hps["mask_fraction"]
+    )
     assert record["backbone"]["filters"] == hps["filters"] and (out / "model.keras").exists()
-    assert metrics["test"]["n"] == 100 and "val" not in metrics  # trained on train+val, scored on test
+    assert (
+        metrics["test"]["n"] == 100 and "val" not in metrics
+    )  # trained on train+val, scored on test
 
 
 def _free_port():
@@ -106,7 +124,9 @@ def _tune_args(motif_csv, directory, *extra):
 
 
 def test_killed_search_resumes_without_redoing_finished_trials(motif_csv, tmp_path):
-    args = _tune_args(motif_csv, tmp_path, "--tuner", "random", "--max-trials", "3", "--max-epochs", "3")
+    args = _tune_args(
+        motif_csv, tmp_path, "--tuner", "random", "--max-trials", "3", "--max-epochs", "3"
+    )
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "cli" / "trial_0" / "trial.json"
     deadline = time.time() + 300
@@ -126,7 +146,9 @@ def test_killed_search_resumes_without_redoing_finished_trials(motif_csv, tmp_pa
     trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
     assert len(trials) == 3 and trials["status"].eq("COMPLETED").all()
     assert json.loads(first.read_text())["score"] == score  # trial 0 was not rerun
-    assert (tmp_path / "cli" / "best_run" / "model.keras").exists() and "retrained on train+val" in resumed.stdout
+    assert (
+        tmp_path / "cli" / "best_run" / "model.keras"
+    ).exists() and "retrained on train+val" in resumed.stdout
 
 
 @pytest.mark.slow
@@ -134,11 +156,17 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(motif_csv,
     address = f"127.0.0.1:{_free_port()}"
     args = _tune_args(motif_csv, tmp_path, "--tuner", "random", "--max-trials", "4", "--max-epochs", "1",
                       "--oracle-address", address)  # fmt: skip
-    chief = subprocess.Popen([*args, "--distributed", "chief"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chief = subprocess.Popen(
+        [*args, "--distributed", "chief"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(3)
     workers = [
-        subprocess.Popen([*args, "--distributed", "worker", "--worker-id", str(i)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [*args, "--distributed", "worker", "--worker-id", str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for i in range(2)
     ]
     try:
@@ -174,8 +202,14 @@ def test_trials_train_under_mirrored_strategy_on_two_logical_cpus(motif_csv, tmp
     result = subprocess.run([sys.executable, "-c", MIRRORED_SEARCH, motif_csv, str(tmp_path)],
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("RESULT"))[len("RESULT"):])
-    assert summary["replicas"] == 2 and summary["status"] == "COMPLETED" and 0 <= summary["score"] <= 1
+    summary = json.loads(
+        next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))[
+            len("RESULT") :
+        ]
+    )
+    assert (
+        summary["replicas"] == 2 and summary["status"] == "COMPLETED" and 0 <= summary["score"] <= 1
+    )
 
 
 def test_hyperband_best_epoch_counts_from_the_continued_trials_start():
@@ -188,7 +222,9 @@ def test_hyperband_best_epoch_counts_from_the_continued_trials_start():
         return SimpleNamespace(hyperparameters=SimpleNamespace(values=values), status="COMPLETED",
                                score=0.9, best_step=best_step)  # fmt: skip
 
-    tuner = SimpleNamespace(oracle=SimpleNamespace(trials={"0": trial(1, 0), "1": trial(1, 3), "2": trial(None, 0)}))
+    tuner = SimpleNamespace(
+        oracle=SimpleNamespace(trials={"0": trial(1, 0), "1": trial(1, 3), "2": trial(None, 0)})
+    )
     rows = trial_rows(tuner)
     # a continued trial (from epoch 3) that peaked in its second epoch peaked at absolute epoch 5
     assert [r["best_epoch"] for r in rows] == [2, 5, None]

@@ -44,7 +44,9 @@ class MaskingSchedule(keras.callbacks.Callback):
     [0.0, 0.1, 0.2, 0.2]
     """
 
-    def __init__(self, target=0.15, warmup_epochs=2, start_epoch=0, shape="linear", ramp_faithfulness=False):
+    def __init__(
+        self, target=0.15, warmup_epochs=2, start_epoch=0, shape="linear", ramp_faithfulness=False
+    ):
         super().__init__()
         if not 0.0 <= float(target) < 1.0:
             raise ValueError(f"target must be in [0, 1), got {target}")
@@ -79,9 +81,7 @@ class MaskingSchedule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if not find_saliency_masks(self.model):
-            raise ValueError(
-                "MaskingSchedule was given a model without any SaliencyMask layer"
-            )
+            raise ValueError("MaskingSchedule was given a model without any SaliencyMask layer")
 
     def progress(self, epoch):
         """Share of the ramp done at 0-based `epoch` (0 before `start_epoch`, 1 from `last_ramp_epoch`)."""
@@ -89,8 +89,10 @@ class MaskingSchedule(keras.callbacks.Callback):
             return 0.0
         if self.warmup_epochs == 0:
             return 1.0
-        return self.value(epoch) / self.target if self.target > 0 else min(
-            (epoch - self.start_epoch) / self.warmup_epochs, 1.0
+        return (
+            self.value(epoch) / self.target
+            if self.target > 0
+            else min((epoch - self.start_epoch) / self.warmup_epochs, 1.0)
         )
 
     def on_epoch_begin(self, epoch, logs=None):

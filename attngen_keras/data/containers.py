@@ -168,10 +168,7 @@ class GenomicDataset:
     def summary(self):
         """Counts per split and class, as a dict."""
         return {
-            split: {
-                name: int(np.sum(data.labels == i))
-                for i, name in enumerate(self.class_names)
-            }
+            split: {name: int(np.sum(data.labels == i)) for i, name in enumerate(self.class_names)}
             for split, data in self.splits.items()
         }
 

@@ -97,8 +97,7 @@ def detect_source(data):
                 path,
             )
         raise DataError(
-            "unrecognized file type (expected .csv, .tsv, .fa, .fasta, .fna, "
-            "optionally gzipped)",
+            "unrecognized file type (expected .csv, .tsv, .fa, .fasta, .fna, optionally gzipped)",
             path,
         )
     return _detect_directory(path), items
@@ -111,7 +110,11 @@ def _detect_directory(path):
     if split_dirs:
         if any(child.is_dir() for d in split_dirs for child in d.iterdir()):
             return "full_sequence_dir"
-        if any(readers.base_suffix(f) in readers.FASTA_SUFFIXES for d in split_dirs for f in d.iterdir()):
+        if any(
+            readers.base_suffix(f) in readers.FASTA_SUFFIXES
+            for d in split_dirs
+            for f in d.iterdir()
+        ):
             return "fasta_split_dirs"
     suffixes = {readers.base_suffix(p) for p in path.iterdir() if p.is_file()}
     if suffixes & set(readers.TABLE_SUFFIXES):
@@ -171,7 +174,11 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
         return splits, kind, description
 
     if kind == "full_sequence_dir":
-        return _cached_full_sequence_dir(Path(items[0]), cache_dir, show_progress), kind, description
+        return (
+            _cached_full_sequence_dir(Path(items[0]), cache_dir, show_progress),
+            kind,
+            description,
+        )
 
     if kind in ("table", "table_dir"):
         files = items
@@ -181,7 +188,9 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
                 if p.is_file() and readers.base_suffix(p) in readers.TABLE_SUFFIXES
             )  # fmt: skip
         key = cache_lib.fingerprint(files, extra=f"table|{_READER_VERSION}|{files}")
-        splits, _ = cache_lib.cached(cache_dir, key, lambda: readers.read_tables(files), description)
+        splits, _ = cache_lib.cached(
+            cache_dir, key, lambda: readers.read_tables(files), description
+        )
         return splits, "table", description
 
     # FASTA, per class (files or a directory), optionally in split directories
@@ -203,9 +212,11 @@ def _warn_identical_files(items):
     files = [(readers._split_label(i)[0], Path(readers.class_and_path(i)[1])) for i in items]
     files = [(label, path) for label, path in files if path.is_file()]
     digests = {}
-    for label, path in files:
+    for _label, path in files:
         size = path.stat().st_size
-        same_size = [other for other in files if other[1] != path and other[1].stat().st_size == size]
+        same_size = [
+            other for other in files if other[1] != path and other[1].stat().st_size == size
+        ]
         if not same_size:
             continue
         digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -243,7 +254,9 @@ def _warn_length_outliers(raw, description):
     for split in raw.values():
         if len(split) and int(split.lengths.max()) == longest:
             index = int(split.lengths.argmax())
-            where = f"record {str(split.ids[index])!r}" + (f" in {split.files[split.file_index[index]]}" if split.files else "")
+            where = f"record {str(split.ids[index])!r}" + (
+                f" in {split.files[split.file_index[index]]}" if split.files else ""
+            )
             break
     warnings.warn(
         f"{description}: {outliers} of {len(lengths)} sequences are more than twice the typical length "
@@ -345,7 +358,9 @@ def load_dataset(
         )
         del raw[name]
     if carve and "test" not in raw:
-        warnings.warn(f"{description}: no test split; only validation metrics are reported", stacklevel=2)
+        warnings.warn(
+            f"{description}: no test split; only validation metrics are reported", stacklevel=2
+        )
 
     if class_names is None:
         # The train split defines the classes; without one (carve=False), all splits.

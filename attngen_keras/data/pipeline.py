@@ -45,9 +45,7 @@ def make_tf_dataset(
     tensors = (split.tokens, split.labels) if include_labels else (split.tokens,)
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
-        dataset = dataset.shuffle(
-            max(len(split), 1), seed=seed, reshuffle_each_iteration=True
-        )
+        dataset = dataset.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
     # The batch index seeds the augmentation (stateless), so it is
     # reproducible for a given seed even with parallel map calls.
     dataset = dataset.batch(batch_size).enumerate()
@@ -85,7 +83,14 @@ def epoch_permutation(n, seed, epoch):
 
 
 def make_epoch_stream(
-    split, batch_size, *, seed=0, start_epoch=0, end_epoch=1, start_batch=0, reverse_complement=False
+    split,
+    batch_size,
+    *,
+    seed=0,
+    start_epoch=0,
+    end_epoch=1,
+    start_batch=0,
+    reverse_complement=False,
 ):
     """Training batches of epochs `start_epoch`..`end_epoch - 1`, the first from batch `start_batch` on.
 
@@ -112,13 +117,18 @@ def make_epoch_stream(
 
     stream = epoch_batches(tf.constant(start_epoch, tf.int64)).skip(start_batch)
     if end_epoch > start_epoch + 1:
-        stream = stream.concatenate(tf.data.Dataset.range(start_epoch + 1, end_epoch).flat_map(epoch_batches))
+        stream = stream.concatenate(
+            tf.data.Dataset.range(start_epoch + 1, end_epoch).flat_map(epoch_batches)
+        )
 
     def encode(epoch, j, indices):
         batch_tokens = tf.cast(tf.gather(tokens, indices), tf.int32)
         if reverse_complement:
             batch_tokens = _random_reverse_complement(
-                batch_tokens, complement, alphabet.PAD, [tf.constant(seed, tf.int64), epoch * steps + j]
+                batch_tokens,
+                complement,
+                alphabet.PAD,
+                [tf.constant(seed, tf.int64), epoch * steps + j],
             )
         return tf.gather(one_hot_table, batch_tokens), tf.gather(labels, indices)
 

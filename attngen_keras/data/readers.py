@@ -110,9 +110,7 @@ def read_fasta_per_class(paths, split_dirs=False):
 
 
 def _fasta_files(directory):
-    files = sorted(
-        str(p) for p in Path(directory).iterdir() if base_suffix(p) in FASTA_SUFFIXES
-    )
+    files = sorted(str(p) for p in Path(directory).iterdir() if base_suffix(p) in FASTA_SUFFIXES)
     if not files:
         raise DataError("no FASTA files (*.fa, *.fasta, *.fna, optionally .gz)", directory)
     return files
@@ -290,9 +288,7 @@ def list_full_sequence_files(root):
         for class_entry in sorted(os.scandir(split_entry.path), key=lambda e: e.name):
             if not class_entry.is_dir():
                 continue
-            names = sorted(
-                e.name for e in os.scandir(class_entry.path) if e.name.endswith(".txt")
-            )
+            names = sorted(e.name for e in os.scandir(class_entry.path) if e.name.endswith(".txt"))
             found.extend(
                 (split, class_entry.name, os.path.join(class_entry.path, n)) for n in names
             )

@@ -62,7 +62,9 @@ class GenomicBenchmarks(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
-        GenomicBenchmarksConfig(name=name, class_names=classes, description=f"Genomic Benchmarks {name}")
+        GenomicBenchmarksConfig(
+            name=name, class_names=classes, description=f"Genomic Benchmarks {name}"
+        )
         for name, classes in DATASET_CLASSES.items()
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -104,8 +106,11 @@ class GenomicBenchmarks(tfds.core.GeneratorBasedBuilder):
         for i in range(len(raw)):
             tokens = raw.flat[raw.offsets[i] : raw.offsets[i + 1]]
             key = f"{raw.labels[i]}/{raw.ids[i]}"
-            yield key, {
-                "id": str(raw.ids[i]),
-                "sequence": alphabet.decode(tokens),
-                "label": str(raw.labels[i]),
-            }
+            yield (
+                key,
+                {
+                    "id": str(raw.ids[i]),
+                    "sequence": alphabet.decode(tokens),
+                    "label": str(raw.labels[i]),
+                },
+            )

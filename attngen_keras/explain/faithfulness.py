@@ -100,7 +100,12 @@ def faithfulness_curves(
             accuracy[mode][ranking], drop[mode][ranking] = [], []
             for fraction in fractions:
                 rng = np.random.default_rng(
-                    [seed, MODES.index(mode), ("top", "random", "bottom").index(ranking), round(fraction * 1e6)]
+                    [
+                        seed,
+                        MODES.index(mode),
+                        ("top", "random", "bottom").index(ranking),
+                        round(fraction * 1e6),
+                    ]
                 )
                 perturbed = remove_positions(
                     tokens, orders[ranking], fraction, replacement, rng,
@@ -111,7 +116,10 @@ def faithfulness_curves(
                 drop[mode][ranking].append(float(np.mean(p_ref - target_probability(out, targets))))
     return {
         "fractions": fractions,
-        "baseline": {"accuracy": float(np.mean(targets == labels)), "probability": float(np.mean(p_ref))},
+        "baseline": {
+            "accuracy": float(np.mean(targets == labels)),
+            "probability": float(np.mean(p_ref)),
+        },
         "accuracy": accuracy,
         "probability_drop": drop,
     }
@@ -128,7 +136,16 @@ def aopc(drops):
     return float(np.mean(np.asarray(drops, dtype=np.float64))) if len(drops) else float("nan")
 
 
-def aopc_summary(model, tokens, labels, scores, replacement="N", seed=0, batch_size=256, rankings=("top", "random")):
+def aopc_summary(
+    model,
+    tokens,
+    labels,
+    scores,
+    replacement="N",
+    seed=0,
+    batch_size=256,
+    rankings=("top", "random"),
+):
     """AOPC of comprehensiveness and sufficiency over `AOPC_FRACTIONS`, per ranking.
 
     Returns:
@@ -142,9 +159,20 @@ def aopc_summary(model, tokens, labels, scores, replacement="N", seed=0, batch_s
     True
     """
     curves = faithfulness_curves(
-        model, tokens, labels, scores, AOPC_FRACTIONS, MODES, rankings, replacement, seed, batch_size
+        model,
+        tokens,
+        labels,
+        scores,
+        AOPC_FRACTIONS,
+        MODES,
+        rankings,
+        replacement,
+        seed,
+        batch_size,
     )
-    table = {mode: {r: aopc(curves["probability_drop"][mode][r]) for r in rankings} for mode in MODES}
+    table = {
+        mode: {r: aopc(curves["probability_drop"][mode][r]) for r in rankings} for mode in MODES
+    }
     return table, curves
 
 

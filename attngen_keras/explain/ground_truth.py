@@ -32,10 +32,14 @@ def read_intervals(path):
     try:
         with open_text(path) as handle:
             if suffix == ".bed":
-                frame = pd.read_csv(handle, sep="\t", header=None, dtype=str, comment="#", usecols=[0, 1, 2])
+                frame = pd.read_csv(
+                    handle, sep="\t", header=None, dtype=str, comment="#", usecols=[0, 1, 2]
+                )
                 frame.columns = ["id", "start", "end"]
             else:
-                frame = pd.read_csv(handle, sep="\t" if suffix in (".tsv", ".txt") else ",", dtype=str)
+                frame = pd.read_csv(
+                    handle, sep="\t" if suffix in (".tsv", ".txt") else ",", dtype=str
+                )
     except pd.errors.EmptyDataError:
         raise DataError("empty file (no rows)", path) from None
     except (pd.errors.ParserError, ValueError) as error:
@@ -43,12 +47,21 @@ def read_intervals(path):
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("id", "start", "end") if c not in frame.columns]
     if missing:
-        raise DataError(f"missing column(s) {missing}; found {list(frame.columns)} (need id, start, end)", path)
+        raise DataError(
+            f"missing column(s) {missing}; found {list(frame.columns)} (need id, start, end)", path
+        )
     if frame.empty:
         raise DataError("no intervals", path)
     starts = pd.to_numeric(frame["start"], errors="coerce")
     ends = pd.to_numeric(frame["end"], errors="coerce")
-    bad = starts.isna() | ends.isna() | (starts < 0) | (ends <= starts) | (starts % 1 != 0) | (ends % 1 != 0)
+    bad = (
+        starts.isna()
+        | ends.isna()
+        | (starts < 0)
+        | (ends <= starts)
+        | (starts % 1 != 0)
+        | (ends % 1 != 0)
+    )
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         line = row + (1 if suffix == ".bed" else 2)
@@ -57,7 +70,9 @@ def read_intervals(path):
             "is not an interval 0 <= start < end (0-based, end excluded)",
             path, frame["id"].iloc[row],
         )  # fmt: skip
-    return pd.DataFrame({"id": frame["id"].str.strip(), "start": starts.astype(int), "end": ends.astype(int)})
+    return pd.DataFrame(
+        {"id": frame["id"].str.strip(), "start": starts.astype(int), "end": ends.astype(int)}
+    )
 
 
 def ground_truth_mask(path, ids, lengths, clip=False, intervals=None):
@@ -81,7 +96,10 @@ def ground_truth_mask(path, ids, lengths, clip=False, intervals=None):
     seen = set()
     for record in ids:
         if record in seen:
-            raise DataError(f"the explained sequences share the id {record!r}, so ground truth by id is ambiguous", path)
+            raise DataError(
+                f"the explained sequences share the id {record!r}, so ground truth by id is ambiguous",
+                path,
+            )
         seen.add(record)
     lengths = np.asarray(lengths, dtype=int)
     mask = np.zeros((len(ids), int(lengths.max()) if len(ids) else 0), dtype=bool)
@@ -96,10 +114,16 @@ def ground_truth_mask(path, ids, lengths, clip=False, intervals=None):
             if start >= end:
                 continue
         elif end > lengths[row]:
-            raise DataError(f"interval {start}-{end} runs past the sequence end ({lengths[row]} nt)", path, record)
+            raise DataError(
+                f"interval {start}-{end} runs past the sequence end ({lengths[row]} nt)",
+                path,
+                record,
+            )
         mask[row, start:end] = True
         matched += 1
     if not matched:
         example = ", ".join(ids[:3])
-        raise DataError(f"none of its ids match the explained sequences (ids such as {example})", path)
+        raise DataError(
+            f"none of its ids match the explained sequences (ids such as {example})", path
+        )
     return mask

@@ -41,7 +41,15 @@ import tensorflow as tf
 
 from attngen_keras.models import attention_model
 
-METHODS = ("attention", "attention_raw", "saliency", "smoothgrad", "input_x_gradient", "gradcam", "ism")
+METHODS = (
+    "attention",
+    "attention_raw",
+    "saliency",
+    "smoothgrad",
+    "input_x_gradient",
+    "gradcam",
+    "ism",
+)
 
 
 def predicted_targets(probs):
@@ -107,7 +115,9 @@ def importance_scores(
     x = np.asarray(x, dtype=np.float32)
     valid = (x.sum(axis=-1) > 0.5).astype(np.float32)
     if method in ("attention", "attention_raw"):
-        scores = np.asarray(attention_model(model).predict(x, batch_size=batch_size, verbose=0), np.float32)
+        scores = np.asarray(
+            attention_model(model).predict(x, batch_size=batch_size, verbose=0), np.float32
+        )
         if method == "attention":
             scores = project_to_nucleotides(scores * valid, _stem_conv(model))
         return (scores * valid).astype(np.float32)
@@ -200,7 +210,11 @@ def _gradient_method(model, x, targets, method, sigmoid, smooth_samples, smooth_
         from tf_keras_vis.saliency import Saliency
 
         saliency = Saliency(model, clone=False)
-        kwargs = {"smooth_samples": smooth_samples, "smooth_noise": smooth_noise} if method == "smoothgrad" else {}
+        kwargs = (
+            {"smooth_samples": smooth_samples, "smooth_noise": smooth_noise}
+            if method == "smoothgrad"
+            else {}
+        )
         grads = saliency(_score(targets, sigmoid), x, keepdims=True, normalize_map=False, **kwargs)
         return np.abs(np.asarray(grads)).max(axis=-1)
     from tf_keras_vis.gradcam import Gradcam

@@ -68,7 +68,9 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
     n, length = x.shape[:2]
     forward = forward_function(model, length)
 
-    probs = np.concatenate([np.asarray(forward(x[i : i + batch_size])) for i in range(0, n, batch_size)])
+    probs = np.concatenate(
+        [np.asarray(forward(x[i : i + batch_size])) for i in range(0, n, batch_size)]
+    )
     targets = predicted_targets(probs) if targets is None else np.asarray(targets, dtype=np.int32)
     p_ref = target_probability(probs, targets)
     valid = x.sum(axis=-1) > 0.5

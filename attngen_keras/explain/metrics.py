@@ -119,7 +119,12 @@ def localization_metrics(scores, planted, valid=None):
         auprcs.append(average_precision_score(truth, row))
         baselines.append(truth.mean())
     if not aurocs:
-        return {"auroc": float("nan"), "auprc": float("nan"), "auprc_baseline": float("nan"), "n": 0}
+        return {
+            "auroc": float("nan"),
+            "auprc": float("nan"),
+            "auprc_baseline": float("nan"),
+            "n": 0,
+        }
     return {
         "auroc": float(np.mean(aurocs)),
         "auprc": float(np.mean(auprcs)),

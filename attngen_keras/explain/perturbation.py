@@ -79,12 +79,16 @@ def removal_orders(scores, valid, seed=0):
     padding = (~valid).astype(np.int8)
 
     def order(primary):
-        return np.stack([np.lexsort((k, p, pad)) for k, p, pad in zip(random_key, primary, padding)])
+        return np.stack(
+            [np.lexsort((k, p, pad)) for k, p, pad in zip(random_key, primary, padding)]
+        )
 
     return {"top": order(-scores), "random": order(random_key), "bottom": order(scores)}
 
 
-def remove_positions(tokens, order, fraction, replacement="N", rng=None, keep=False, background=None):
+def remove_positions(
+    tokens, order, fraction, replacement="N", rng=None, keep=False, background=None
+):
     """Copies `tokens` with the first `floor(fraction * valid_length)` positions of `order` replaced.
 
     With `keep=True` it is the other way round (sufficiency): those positions
@@ -131,7 +135,9 @@ def remove_positions(tokens, order, fraction, replacement="N", rng=None, keep=Fa
         tokens[rows, columns] = rng.integers(0, 4, size=len(rows), dtype=np.uint8)
     else:
         if background is None:
-            background = shuffle_tokens(tokens, rng if rng is not None else np.random.default_rng(0))
+            background = shuffle_tokens(
+                tokens, rng if rng is not None else np.random.default_rng(0)
+            )
         tokens[rows, columns] = np.asarray(background, dtype=np.uint8)[rows, columns]
     return tokens
 
@@ -198,7 +204,9 @@ def perturbation_curves(
         rng = np.random.default_rng([seed, index])
         curve, drops = [], []
         for fraction in fractions:
-            perturbed = remove_positions(tokens, orders[ranking], fraction, replacement, rng, background=background)
+            perturbed = remove_positions(
+                tokens, orders[ranking], fraction, replacement, rng, background=background
+            )
             probs = model.predict(one_hot(perturbed), batch_size=batch_size, verbose=0)
             curve.append(float(np.mean(predicted_targets(probs) == labels)))
             drops.append(float(np.mean(p_ref - target_probability(probs, targets))))
@@ -263,7 +271,9 @@ def perturb_split(
     tokens, labels = split.tokens[index], split.labels[index]
     x = one_hot(tokens)
     scores = importance_scores(model, x, method, batch_size=batch_size)
-    curves = perturbation_curves(model, tokens, labels, scores, fractions, replacement, seed, batch_size)
+    curves = perturbation_curves(
+        model, tokens, labels, scores, fractions, replacement, seed, batch_size
+    )
     kept = faithfulness_curves(
         model, tokens, labels, scores, curves["fractions"], ("sufficiency",), ("top", "random"),
         replacement, seed, batch_size,
@@ -310,13 +320,17 @@ def plot_perturbation(result, path, title=None):
         right = axes[0, 1]
         for ranking, curve in sufficiency.items():
             color, marker = styles[ranking]
-            right.plot(result["fractions"], curve, marker=marker, color=color, label=f"only {ranking} kept")
+            right.plot(
+                result["fractions"], curve, marker=marker, color=color, label=f"only {ranking} kept"
+            )
         right.set_xlabel("fraction of nucleotides kept (the rest replaced)")
         right.set_title("sufficiency", fontsize=10)
         curves += [*sufficiency.values()]
     low = min(0.0, min(min(v) for v in curves))
     for ax in axes[0]:
-        ax.axhline(result["chance"], color="black", linestyle=":", label=f"chance ({result['chance']:.2f})")
+        ax.axhline(
+            result["chance"], color="black", linestyle=":", label=f"chance ({result['chance']:.2f})"
+        )
         ax.set_ylabel("accuracy")
         ax.set_ylim(low, 1.01)
     replaced = {"N": "N", "random": "random bases", "shuffle": "dinucleotide-shuffled bases"}

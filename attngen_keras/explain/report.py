@@ -88,7 +88,12 @@ def enriched_kmers(sequences, scores, valid, k=6, top_fraction=0.1, n_top=15):
     if not n_high:
         return []
     rows = [
-        (kmer, ((high[kmer] + 1) / (n_high + 1)) / ((total[kmer] + 1) / (n_total + 1)), high[kmer], total[kmer])
+        (
+            kmer,
+            ((high[kmer] + 1) / (n_high + 1)) / ((total[kmer] + 1) / (n_total + 1)),
+            high[kmer],
+            total[kmer],
+        )
         for kmer in high
         if high[kmer] >= 5
     ]
@@ -100,7 +105,11 @@ def plot_tracks(result, path, n_examples=4, window=None):
     import logomaker
     import pandas as pd
 
-    order = np.argsort(-result["probs"].max(axis=1) if result["probs"].shape[1] > 1 else -np.abs(result["probs"][:, 0] - 0.5))
+    order = np.argsort(
+        -result["probs"].max(axis=1)
+        if result["probs"].shape[1] > 1
+        else -np.abs(result["probs"][:, 0] - 0.5)
+    )
     chosen = order[:n_examples]
     fig, axes = plt.subplots(len(chosen), 1, figsize=(14, 1.9 * len(chosen)), squeeze=False)
     for ax, i in zip(axes[:, 0], chosen):
@@ -181,17 +190,23 @@ def write_report(result, out, method, k=6, planted=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keys = ("scores", "labels", "probs", "sequences", "ids", "ism")
-    np.savez_compressed(out / "importance.npz", **{key: result[key] for key in keys if key in result})
+    np.savez_compressed(
+        out / "importance.npz", **{key: result[key] for key in keys if key in result}
+    )
     kmers = enriched_kmers(result["sequences"], result["scores"], result["valid"], k=k)
     summary = {
         "method": method,
         "n": int(len(result["labels"])),
         "concentration": concentration_summary(result["scores"], result["valid"]),
         "per_class": {
-            str(name): concentration_summary(result["scores"][result["labels"] == c], result["valid"][result["labels"] == c])
+            str(name): concentration_summary(
+                result["scores"][result["labels"] == c], result["valid"][result["labels"] == c]
+            )
             for c, name in enumerate(result["class_names"])
         },
-        "enriched_kmers": [{"kmer": a, "enrichment": b, "high": c, "total": d} for a, b, c, d in kmers],
+        "enriched_kmers": [
+            {"kmer": a, "enrichment": b, "high": c, "total": d} for a, b, c, d in kmers
+        ],
     }
     if planted is not None:
         summary["localization"] = localization_summary(result, planted)

@@ -59,7 +59,9 @@ def dinucleotide_shuffle(tokens_row, rng):
         if not edges[start] and start != last:
             continue  # cannot happen in an Eulerian path (only `last` may lack out-edges)
         v = start
-        while not in_tree[v]:  # random walk, remembering the last exit of each vertex (loop erasure)
+        while not in_tree[
+            v
+        ]:  # random walk, remembering the last exit of each vertex (loop erasure)
             last_exit[v] = rng.integers(len(edges[v]))
             v = edges[v][last_exit[v]]
         v = start
@@ -91,4 +93,8 @@ def shuffle_tokens(tokens, rng):
     (2, 5)
     """
     tokens = np.asarray(tokens, dtype=np.uint8)
-    return np.stack([dinucleotide_shuffle(row, rng) for row in tokens]) if len(tokens) else tokens.copy()
+    return (
+        np.stack([dinucleotide_shuffle(row, rng) for row in tokens])
+        if len(tokens)
+        else tokens.copy()
+    )

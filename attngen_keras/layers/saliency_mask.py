@@ -127,17 +127,15 @@ class SaliencyMask(keras.layers.Layer):
         super().__init__(**kwargs)
         mask_fraction = float(mask_fraction)
         if not 0.0 <= mask_fraction < 1.0:
-            raise ValueError(
-                f"mask_fraction must be in [0, 1), got {mask_fraction}"
-            )
+            raise ValueError(f"mask_fraction must be in [0, 1), got {mask_fraction}")
         if int(attention_units) < 1:
-            raise ValueError(
-                f"attention_units must be >= 1, got {attention_units}"
-            )
+            raise ValueError(f"attention_units must be >= 1, got {attention_units}")
         if inference not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
+            )
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
@@ -195,9 +193,7 @@ class SaliencyMask(keras.layers.Layer):
 
     def attention_logits(self, features):
         """Unnormalized per-position attention logits, `(batch, length)`."""
-        hidden = ops.tanh(
-            ops.matmul(features, self.attention_kernel) + self.attention_bias
-        )
+        hidden = ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
         return ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1) / self.temperature
 
     def call(self, inputs, training=None):
@@ -232,7 +228,9 @@ class SaliencyMask(keras.layers.Layer):
             multiplier = weights * keep
         else:
             multiplier = weights
-        multiplier = ops.expand_dims(ops.cast(multiplier * ops.cast(is_valid, "float32"), values.dtype), axis=-1)
+        multiplier = ops.expand_dims(
+            ops.cast(multiplier * ops.cast(is_valid, "float32"), values.dtype), axis=-1
+        )
         fill = ops.cast(self.fill_value, values.dtype)
         outputs = fill + (values - fill) * multiplier
         if self.fill_value != 0.0:

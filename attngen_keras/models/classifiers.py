@@ -141,13 +141,19 @@ class AttnGen(keras.Model):
         if mask_on not in MASK_PLACEMENTS:
             raise ValueError(f"mask_on must be one of {MASK_PLACEMENTS}, got {mask_on!r}")
         if stem_activation not in STEM_ACTIVATIONS:
-            raise ValueError(f"stem_activation must be one of {STEM_ACTIVATIONS}, got {stem_activation!r}")
+            raise ValueError(
+                f"stem_activation must be one of {STEM_ACTIVATIONS}, got {stem_activation!r}"
+            )
         if float(faithfulness_weight) < 0:
             raise ValueError(f"faithfulness_weight must be >= 0, got {faithfulness_weight}")
         if faithfulness_target not in FAITHFULNESS_TARGETS:
-            raise ValueError(f"faithfulness_target must be one of {FAITHFULNESS_TARGETS}, got {faithfulness_target!r}")
+            raise ValueError(
+                f"faithfulness_target must be one of {FAITHFULNESS_TARGETS}, got {faithfulness_target!r}"
+            )
         if not 0.0 < float(faithfulness_fraction) < 1.0:
-            raise ValueError(f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction}")
+            raise ValueError(
+                f"faithfulness_fraction must be in (0, 1), got {faithfulness_fraction}"
+            )
         backbone = dict(backbone or {})
         saliency = SaliencyMask(
             attention_units=attention_units,
@@ -160,7 +166,12 @@ class AttnGen(keras.Model):
             name=SALIENCY_LAYER_NAME,
         )
         inputs, outputs = _backbone_graph(
-            length, num_classes, saliency, mask_on=mask_on, stem_activation=stem_activation, **backbone
+            length,
+            num_classes,
+            saliency,
+            mask_on=mask_on,
+            stem_activation=stem_activation,
+            **backbone,
         )
         super().__init__(inputs, outputs, name=name, **kwargs)
         self.length = int(length)
@@ -179,7 +190,9 @@ class AttnGen(keras.Model):
         self._initial_mask_fraction = float(mask_fraction)
         self._faithfulness_seed = keras.random.SeedGenerator(seed)
         # scales the faithfulness loss; `MaskingSchedule(ramp_faithfulness=True)` ramps it 0 -> 1
-        self.faithfulness_scale = keras.Variable(1.0, trainable=False, dtype="float32", name="faithfulness_scale")
+        self.faithfulness_scale = keras.Variable(
+            1.0, trainable=False, dtype="float32", name="faithfulness_scale"
+        )
         scores = self.get_layer(SALIENCY_LAYER_NAME).output[1]
         # not a Layer, so not tracked: the ranking the faithfulness loss uses
         self._attention_function = keras.Function(inputs, scores)
@@ -207,7 +220,9 @@ class AttnGen(keras.Model):
         if not training or self.faithfulness_weight == 0.0 or y is None:
             return loss
         scale = ops.cast(self.faithfulness_scale, "float32") * self.faithfulness_weight
-        return loss + ops.cast(scale, loss.dtype) * ops.cast(self.faithfulness_loss(x, y), loss.dtype)
+        return loss + ops.cast(scale, loss.dtype) * ops.cast(
+            self.faithfulness_loss(x, y), loss.dtype
+        )
 
     def faithfulness_inputs(self, x):
         """The perturbed copies of one-hot `x` that the faithfulness loss scores.
@@ -245,11 +260,15 @@ class AttnGen(keras.Model):
         if self.faithfulness_target == "baseline":
             # the model's own output with no evidence: every real position N
             empty = ops.where(ops.expand_dims(valid, -1), ops.cast(N_ENCODING, x.dtype), x)
-            both = ops.cast(self(ops.concatenate([perturbed, empty], axis=0), training=False), "float32")
+            both = ops.cast(
+                self(ops.concatenate([perturbed, empty], axis=0), training=False), "float32"
+            )
             probs, baseline = both[: ops.shape(x)[0]], ops.stop_gradient(both[ops.shape(x)[0] :])
         else:
             probs = ops.cast(self(perturbed, training=False), "float32")
-            baseline = ops.ones_like(probs) / (2.0 if self.num_classes == 2 else float(self.num_classes))
+            baseline = ops.ones_like(probs) / (
+                2.0 if self.num_classes == 2 else float(self.num_classes)
+            )
         probs = ops.clip(probs, eps, 1.0 - eps)
         baseline = ops.clip(baseline, eps, 1.0 - eps)
         if self.num_classes == 2:
@@ -257,7 +276,9 @@ class AttnGen(keras.Model):
             label = ops.cast(ops.reshape(y, (-1,)), "float32")
             on_label = -(label * ops.log(p) + (1.0 - label) * ops.log(1.0 - p))
             # KL(q || p) of Bernoulli distributions: 0 when p = q
-            to_baseline = q * (ops.log(q) - ops.log(p)) + (1.0 - q) * (ops.log(1.0 - q) - ops.log(1.0 - p))
+            to_baseline = q * (ops.log(q) - ops.log(p)) + (1.0 - q) * (
+                ops.log(1.0 - q) - ops.log(1.0 - p)
+            )
         else:
             label = ops.cast(ops.reshape(y, (-1, 1)), "int32")
             on_label = -ops.log(ops.squeeze(ops.take_along_axis(probs, label, axis=-1), -1))
@@ -270,7 +291,9 @@ class AttnGen(keras.Model):
             "name": self.name,
             "length": self.length,
             "num_classes": self.num_classes,
-            "mask_fraction": float(ops.convert_to_numpy(self.get_layer(SALIENCY_LAYER_NAME).mask_fraction)),
+            "mask_fraction": float(
+                ops.convert_to_numpy(self.get_layer(SALIENCY_LAYER_NAME).mask_fraction)
+            ),
             "attention_units": self.attention_units,
             "mask_on": self.mask_on,
             "inference": self.inference,
@@ -447,7 +470,9 @@ def _build_backbone(length, num_classes, name, saliency, **overrides):
     return keras.Model(inputs, outputs, name=name)
 
 
-def _backbone_graph(length, num_classes, saliency, mask_on="features", stem_activation="relu", **overrides):
+def _backbone_graph(
+    length, num_classes, saliency, mask_on="features", stem_activation="relu", **overrides
+):
     unknown = set(overrides) - set(BACKBONE_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown backbone arguments: {sorted(unknown)}")
@@ -457,7 +482,11 @@ def _backbone_graph(length, num_classes, saliency, mask_on="features", stem_acti
     x = inputs
     if saliency is not None and mask_on == "nucleotides":
         context = layers.Conv1D(
-            cfg["filters"], cfg["kernel_size"], padding="same", activation="relu", name=CONTEXT_LAYER_NAME
+            cfg["filters"],
+            cfg["kernel_size"],
+            padding="same",
+            activation="relu",
+            name=CONTEXT_LAYER_NAME,
         )(inputs)
         x, _ = saliency([inputs, valid, context])
     x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name=STEM_LAYER_NAME)(x)
