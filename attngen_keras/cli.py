@@ -24,6 +24,13 @@ def _positive_int(text):
     return value
 
 
+def _odd_positive_int(text):
+    value = _positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be odd, got {value}")
+    return value
+
+
 def _add_data_arguments(parser, required=True):
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -101,6 +108,11 @@ def _parser():
         help="hard: keep only the top positions at inference too",
     )
     attn.add_argument("--temperature", type=float, help="attention temperature (< 1: sharper)")
+    attn.add_argument(
+        "--attention-window",
+        type=_odd_positive_int,
+        help="odd width over which attention logits are averaged (contiguity prior; 1: none)",
+    )
     attn.add_argument(
         "--normalization",
         choices=["softmax", "sigmoid"],
@@ -365,6 +377,7 @@ def _train(args):
             ("mask_on", args.mask_on),
             ("inference", args.inference),
             ("temperature", args.temperature),
+            ("attention_window", args.attention_window),
             ("stem_activation", args.stem_activation),
             ("faithfulness_weight", args.faithfulness_weight),
             ("faithfulness_fraction", args.faithfulness_fraction),

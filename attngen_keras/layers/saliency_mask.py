@@ -47,6 +47,26 @@ def lowest_fraction_mask(ranking, is_valid, fraction):
     return ops.logical_and(ops.logical_and(drop, n_drop > 0), is_valid)
 
 
+def window_mean(values, weights, window):
+    """`(batch, length)` weighted mean of `values` over the `window` centred on each position.
+
+    `sum(values * weights) / sum(weights)` over the window (positions past
+    either end count as weight 0); 0 where the window holds no weight.
+    `values` must already be multiplied by `weights`.
+
+    Example:
+
+    >>> v = keras.ops.convert_to_tensor([[3.0, 0.0, 6.0, 0.0]])
+    >>> w = keras.ops.convert_to_tensor([[1.0, 1.0, 1.0, 0.0]])
+    >>> keras.ops.convert_to_numpy(window_mean(v, w, 3)).round(2).tolist()
+    [[1.5, 3.0, 3.0, 6.0]]
+    """
+    kernel = ops.ones((window, 1, 1), dtype="float32")
+    sums = ops.conv(ops.expand_dims(values, -1), kernel, padding="same")
+    counts = ops.conv(ops.expand_dims(weights, -1), kernel, padding="same")
+    return ops.squeeze(sums / ops.maximum(counts, 1e-6), -1)
+
+
 @keras.saving.register_keras_serializable(package="attngen")
 class SaliencyMask(keras.layers.Layer):
     """Scores every position with attention and masks the least salient ones.
@@ -72,6 +92,11 @@ class SaliencyMask(keras.layers.Layer):
       In training the multiplier is the straight-through estimator
       `keep + w - stop_gradient(w)`, so gradients reach the attention.
 
+    With `window > 1` the logit of a position is the mean of the raw logits
+    of the valid positions in the `window` centred on it (a contiguity prior:
+    the attention, and so the mask, then selects runs of neighbouring
+    positions, such as a whole motif, rather than isolated ones).
+
     The attention can be computed from other features than the ones it
     masks: with inputs `[values, valid, context]` the logits come from
     `context` and the mask acts on `values` (e.g. the one-hot nucleotides,
@@ -94,6 +119,7 @@ class SaliencyMask(keras.layers.Layer):
         fill_value: what a masked position becomes (0 for features, 0.25 for
             one-hot nucleotides, i.e. N).
         normalization: `"softmax"` or `"sigmoid"` weights (see above).
+        window: odd width of the logit smoothing (1: none; see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -122,6 +148,7 @@ class SaliencyMask(keras.layers.Layer):
         temperature=1.0,
         fill_value=0.0,
         normalization="softmax",
+        window=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -136,6 +163,8 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
             )
+        if int(window) < 1 or int(window) % 2 == 0:
+            raise ValueError(f"window must be an odd integer >= 1, got {window}")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
@@ -144,6 +173,7 @@ class SaliencyMask(keras.layers.Layer):
         self.temperature = float(temperature)
         self.fill_value = float(fill_value)
         self.normalization = normalization
+        self.window = int(window)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
             name="mask_fraction",
@@ -191,10 +221,23 @@ class SaliencyMask(keras.layers.Layer):
             return
         super().load_own_variables(store)
 
-    def attention_logits(self, features):
-        """Unnormalized per-position attention logits, `(batch, length)`."""
+    def attention_logits(self, features, valid=None):
+        """Unnormalized per-position attention logits, `(batch, length)`.
+
+        Args:
+            features: `(batch, length, channels)` scoring features.
+            valid: optional `(batch, length)` real positions; with `window > 1`
+                only those enter a position's mean.
+        """
         hidden = ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
-        return ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1) / self.temperature
+        logits = ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1) / self.temperature
+        if self.window == 1:
+            return logits
+        logits = ops.cast(logits, "float32")
+        if valid is None:
+            valid = ops.ones_like(logits)
+        valid = ops.cast(valid, "float32")
+        return window_mean(logits * valid, valid, self.window)
 
     def call(self, inputs, training=None):
         if _is_list(inputs):
@@ -206,7 +249,7 @@ class SaliencyMask(keras.layers.Layer):
             valid = ops.ones(ops.shape(values)[:-1], dtype=self.compute_dtype)
         is_valid = valid > 0
         uniform = ops.cast(self.uniform_attention, "float32")
-        logits = ops.cast(self.attention_logits(context), "float32") * (1.0 - uniform)
+        logits = ops.cast(self.attention_logits(context, is_valid), "float32") * (1.0 - uniform)
         logits = ops.where(is_valid, logits, _NEG_LARGE)
         scores = ops.softmax(logits, axis=-1) * ops.cast(is_valid, "float32")
         n_valid = ops.sum(ops.cast(is_valid, "float32"), axis=-1, keepdims=True)
@@ -257,6 +300,7 @@ class SaliencyMask(keras.layers.Layer):
                 "temperature": self.temperature,
                 "fill_value": self.fill_value,
                 "normalization": self.normalization,
+                "window": self.window,
             }
         )
         return config

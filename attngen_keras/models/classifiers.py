@@ -104,6 +104,9 @@ class AttnGen(keras.Model):
             positions are removed: `"uniform"` (chance) or `"baseline"` (the
             model's own output on the all-N sequence, so that e.g. a motif
             classifier may call "no motif" once its motif is removed).
+        attention_window: odd width over which the SaliencyMask averages the
+            attention logits (1: none), a contiguity prior so that the
+            attention selects runs of neighbouring positions.
         stem_activation: `"relu"` or `"exponential"` (Koo & Ploenzke 2021).
         faithfulness_weight: weight of the faithfulness loss (0: off).
         faithfulness_fraction: share of nucleotides that the loss treats as
@@ -133,6 +136,7 @@ class AttnGen(keras.Model):
         faithfulness_fraction=0.2,
         normalization="softmax",
         faithfulness_target="uniform",
+        attention_window=1,
         seed=None,
         backbone=None,
         name="attngen",
@@ -162,6 +166,7 @@ class AttnGen(keras.Model):
             inference=inference,
             temperature=temperature,
             normalization=normalization,
+            window=attention_window,
             fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
             name=SALIENCY_LAYER_NAME,
         )
@@ -182,6 +187,7 @@ class AttnGen(keras.Model):
         self.temperature = float(temperature)
         self.normalization = normalization
         self.faithfulness_target = faithfulness_target
+        self.attention_window = int(attention_window)
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
         self.faithfulness_fraction = float(faithfulness_fraction)
@@ -300,6 +306,7 @@ class AttnGen(keras.Model):
             "temperature": self.temperature,
             "normalization": self.normalization,
             "faithfulness_target": self.faithfulness_target,
+            "attention_window": self.attention_window,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
             "faithfulness_fraction": self.faithfulness_fraction,
@@ -356,6 +363,7 @@ def build_attngen(
     faithfulness_fraction=0.2,
     normalization=None,
     faithfulness_target=None,
+    attention_window=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
@@ -376,7 +384,8 @@ def build_attngen(
         name: model name.
         seed: seed of the faithfulness loss's random positions.
         mask_on, inference, temperature, stem_activation,
-            faithfulness_weight, faithfulness_fraction: see `AttnGen`.
+            faithfulness_weight, faithfulness_fraction, normalization,
+            faithfulness_target, attention_window: see `AttnGen`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
@@ -399,6 +408,7 @@ def build_attngen(
         ("mask_on", mask_on), ("inference", inference), ("temperature", temperature),
         ("stem_activation", stem_activation), ("faithfulness_weight", faithfulness_weight),
         ("normalization", normalization), ("faithfulness_target", faithfulness_target),
+        ("attention_window", attention_window),
     ):  # fmt: skip
         if value is not None:
             options[key] = value

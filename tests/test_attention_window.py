@@ -1,0 +1,79 @@
+"""The attention window (contiguity prior): logits averaged over neighbouring valid positions."""
+
+import keras
+import numpy as np
+import pytest
+
+from attngen_keras.layers import SaliencyMask
+from attngen_keras.layers.saliency_mask import window_mean
+from attngen_keras.models import AttnGen, build_attngen
+
+
+def _brute_window_mean(values, valid, window):
+    half = window // 2
+    out = np.zeros_like(values)
+    for b in range(values.shape[0]):
+        for i in range(values.shape[1]):
+            lo, hi = max(0, i - half), min(values.shape[1], i + half + 1)
+            w = valid[b, lo:hi]
+            out[b, i] = (values[b, lo:hi] * w).sum() / w.sum() if w.sum() else 0.0
+    return out
+
+
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_window_mean_matches_a_loop_with_padding(window):
+    rng = np.random.default_rng(window)
+    values = rng.normal(size=(3, 12)).astype("float32")
+    valid = np.ones((3, 12), "float32")
+    valid[1, 9:] = 0.0  # padding at the end of row 1
+    got = np.asarray(window_mean(values * valid, valid, window))
+    np.testing.assert_allclose(got, _brute_window_mean(values, valid, window), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_window_smooths_the_raw_logits_of_valid_positions():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2, 15, 6)).astype("float32")
+    valid = np.ones((2, 15), "float32")
+    valid[0, 11:] = 0.0
+    raw = SaliencyMask(attention_units=4, return_scores=True)
+    smooth = SaliencyMask(attention_units=4, return_scores=True, window=5)
+    raw([features, valid])
+    smooth([features, valid])
+    smooth.set_weights(raw.get_weights())
+    raw_logits = np.asarray(raw.attention_logits(features))
+    got = np.asarray(smooth.attention_logits(features, valid > 0))
+    np.testing.assert_allclose(got, _brute_window_mean(raw_logits, valid, 5), rtol=1e-5, atol=1e-5)
+    # the scores are the softmax of the smoothed logits over the valid positions
+    _, scores = smooth([features, valid])
+    scores = np.asarray(scores)
+    expected = np.exp(got[0, :11] - got[0, :11].max())
+    np.testing.assert_allclose(scores[0, :11], expected / expected.sum(), rtol=1e-5, atol=1e-6)
+    assert np.all(scores[0, 11:] == 0.0)
+
+
+def test_window_validation_and_config_round_trip():
+    for bad in (0, 2, -3):
+        with pytest.raises(ValueError, match="window"):
+            SaliencyMask(window=bad)
+    layer = SaliencyMask(window=7)
+    assert SaliencyMask.from_config(layer.get_config()).window == 7
+    assert SaliencyMask().window == 1
+
+
+def test_attngen_attention_window_round_trips_through_a_keras_file(tmp_path):
+    model = build_attngen(40, 2, attention_window=5, seed=0)
+    assert model.get_layer("saliency_mask").window == 5
+    assert (
+        model.attention_window == 5
+        and AttnGen.from_config(model.get_config()).attention_window == 5
+    )
+    x = np.eye(4, dtype="float32")[np.random.default_rng(1).integers(0, 4, (4, 40))]
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.attention_window == 5
+    np.testing.assert_allclose(
+        np.asarray(loaded.nucleotide_attention(x)),
+        np.asarray(model.nucleotide_attention(x)),
+        atol=1e-6,
+    )
