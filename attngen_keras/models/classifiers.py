@@ -383,9 +383,9 @@ def build_attngen(
         preset: `"faithful"` or `"paper"` (see `PRESETS`).
         name: model name.
         seed: seed of the faithfulness loss's random positions.
-        mask_on, inference, temperature, stem_activation,
-            faithfulness_weight, faithfulness_fraction, normalization,
-            faithfulness_target, attention_window: see `AttnGen`.
+        mask_on: see `AttnGen`, as for `inference`, `temperature`,
+            `stem_activation`, `faithfulness_weight`, `faithfulness_fraction`,
+            `normalization`, `faithfulness_target` and `attention_window`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
