@@ -144,6 +144,14 @@ def _parser():
         help="also checkpoint the full training state every N steps (default: every epoch)",
     )  # fmt: skip
     train.add_argument(
+        "--steps-per-epoch", type=_positive_int, metavar="N",
+        help="an epoch is N batches (default: one pass over train); the data order runs on across epochs",
+    )  # fmt: skip
+    train.add_argument(
+        "--validation-steps", type=_positive_int, metavar="N",
+        help="validate each epoch on a fixed seeded sample of N batches (default: the whole val split)",
+    )  # fmt: skip
+    train.add_argument(
         "--overwrite", action="store_true",
         help="replace the run in --out (trained beside it, swapped in when complete; the old run stays until then)",
     )  # fmt: skip
@@ -401,6 +409,7 @@ def _train(args):
         jit_compile=False if args.no_jit else "auto", max_train=args.max_train,
         deterministic=args.deterministic, checkpoint_every=args.checkpoint_every,
         preset=args.preset, attention=attention,
+        steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
     )  # fmt: skip
     metrics = train(config, overwrite=args.overwrite)
     for split in ("val", "test"):

@@ -22,10 +22,11 @@ import tensorflow as tf
 from attngen_keras import __version__
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
 from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
+from attngen_keras.data.cache import sha256_array
 from attngen_keras.data.containers import EncodedSplit
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.loading import resolve_data_paths
-from attngen_keras.data.pipeline import epoch_permutation, make_epoch_stream
+from attngen_keras.data.pipeline import epoch_permutation, make_step_stream
 from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
 from attngen_keras.files import check_output_file, read_json, unique_path, write_json_atomic
@@ -56,7 +57,7 @@ _IDENTITY_FIELDS = (
     "data", "references", "model", "epochs", "batch_size", "learning_rate", "length",
     "crop", "mask_fraction", "warmup_epochs", "start_epoch", "schedule", "seed",
     "val_fraction", "test_fraction", "reverse_complement", "backbone", "max_train",
-    "preset", "attention",
+    "preset", "attention", "steps_per_epoch", "validation_steps",
 )  # fmt: skip
 
 
@@ -106,6 +107,13 @@ class TrainConfig:
             uninterrupted one.
         checkpoint_every: also checkpoint the full training state every this
             many training steps (default: at the end of every epoch only).
+        steps_per_epoch: batches per epoch (default: one pass over the
+            train split). The batches run on across epochs through seeded
+            passes over the data (`make_step_stream`), for training sets too
+            large to pass over every epoch.
+        validation_steps: validate every epoch on the same seeded sample of
+            this many batches of the val split (default: all of it); the
+            final metrics use the whole val and test splits.
     """
 
     data: list
@@ -135,6 +143,8 @@ class TrainConfig:
     attention: dict = dataclasses.field(default_factory=dict)
     deterministic: bool = False
     checkpoint_every: int = None
+    steps_per_epoch: int = None
+    validation_steps: int = None
 
     def __post_init__(self):
         checks = [
@@ -152,6 +162,10 @@ class TrainConfig:
             (self.checkpoint_every is None or self.checkpoint_every >= 1,
              f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
             (self.preset in ("faithful", "paper"), f"unknown --preset {self.preset!r} (faithful, paper)"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+             f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}"),
+            (self.validation_steps is None or self.validation_steps >= 1,
+             f"--validation-steps must be >= 1, got {self.validation_steps}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -411,9 +425,11 @@ def data_fingerprint(dataset):
         digest = hashlib.sha256(
             json.dumps([dataset.class_names, list(split.tokens.shape)]).encode()
         )
-        digest.update(np.ascontiguousarray(split.tokens).tobytes())
+        sha256_array(split.tokens, digest)  # in chunks: a memory-mapped split is not loaded whole
         digest.update(np.ascontiguousarray(split.labels, dtype=np.int32).tobytes())
-        digest.update("\n".join(map(str, split.ids)).encode())
+        for start in range(0, len(split.ids), 65_536):
+            text = "\n".join(map(str, split.ids[start : start + 65_536]))
+            digest.update((text if start == 0 else "\n" + text).encode())
         result[name] = digest.hexdigest()
     return result
 
@@ -456,8 +472,16 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         compile_classifier(model, dataset.num_classes, config.learning_rate, config.jit_compile)
 
     train_split = dataset["train"]
-    steps_per_epoch = -(-len(train_split) // config.batch_size)
-    val_ds = make_tf_dataset(dataset["val"], config.batch_size) if has_val else None
+    full_pass = -(-len(train_split) // config.batch_size)
+    steps_per_epoch = config.steps_per_epoch or full_pass
+    val_ds = None
+    if has_val:
+        val_ds = make_tf_dataset(
+            _validation_sample(
+                dataset["val"], config.validation_steps, config.batch_size, config.seed
+            ),
+            config.batch_size,
+        )
     monitor = "val_loss" if has_val else "loss"
     extra_callbacks, callbacks = list(callbacks), []
     schedule = recalibration = None
@@ -467,7 +491,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         )
         recalibration = _StreamRecalibration(
             train_split, config.batch_size, config.seed + 1,
-            steps=min(RECALIBRATION_STEPS, steps_per_epoch),
+            steps=min(RECALIBRATION_STEPS, full_pass),
         )  # fmt: skip
         callbacks += [schedule, recalibration]
     else:
@@ -503,9 +527,9 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         if (
             step > 0 and not tracker.stopped and epoch < config.epochs
         ):  # finish the interrupted epoch first
-            stream = make_epoch_stream(
-                train_split, config.batch_size, seed=config.seed, start_epoch=epoch, end_epoch=epoch + 1,
-                start_batch=step, reverse_complement=config.reverse_complement,
+            stream = make_step_stream(
+                train_split, config.batch_size, seed=config.seed, start_step=epoch * steps_per_epoch + step,
+                end_step=(epoch + 1) * steps_per_epoch, reverse_complement=config.reverse_complement,
             )  # fmt: skip
             tracker.batch_offset = step
             with strategy.scope():
@@ -521,9 +545,9 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
             )
             epoch = tracker.epoch
         if not tracker.stopped and not model.stop_training and epoch < config.epochs:
-            stream = make_epoch_stream(
-                train_split, config.batch_size, seed=config.seed, start_epoch=epoch, end_epoch=config.epochs,
-                reverse_complement=config.reverse_complement,
+            stream = make_step_stream(
+                train_split, config.batch_size, seed=config.seed, start_step=epoch * steps_per_epoch,
+                end_step=config.epochs * steps_per_epoch, reverse_complement=config.reverse_complement,
             )  # fmt: skip
             tracker.batch_offset = 0
             model.fit(
@@ -569,6 +593,14 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     write_json_atomic(out / METRICS_FILE, metrics)
     shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return metrics
+
+
+def _validation_sample(split, steps, batch_size, seed):
+    """The val split, or with `steps` a fixed seeded sample of `steps` batches of it (in file order)."""
+    if steps is None or steps * batch_size >= len(split):
+        return split
+    chosen = np.sort(epoch_permutation(len(split), seed, 0)[: steps * batch_size])
+    return EncodedSplit(split.tokens[chosen], split.labels[chosen], split.ids[chosen])
 
 
 def _subsample_train(dataset, max_train, seed):

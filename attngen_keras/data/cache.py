@@ -9,6 +9,7 @@ own arrays; a truncated or corrupt file is detected, reported and rebuilt.
 Writes are atomic (temporary file, then rename).
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from attngen_keras.data.containers import RawSplit
+from attngen_keras.data.errors import DataError
 
 CACHE_FORMAT = 1
 _FIELDS = ("flat", "offsets", "ids", "labels", "file_index")
@@ -148,3 +150,284 @@ def cached(cache_dir, key, build, description=""):
     except OSError as error:
         warnings.warn(f"could not write cache {path} ({error})", stacklevel=2)
     return splits, False
+
+
+# ---------------------------------------------------------------- memory-mapped splits
+#
+# Large CSV/TSV sources are read in chunks and written as one directory of
+# `.npy` files per (source, loading options): `<split>.tokens.npy` (uint8
+# `[n, length]`, opened memory-mapped), `<split>.labels.npy` (int32, read) and
+# `<split>.ids.npy` (fixed-width str, memory-mapped), plus `meta.json` with the
+# class names, the length and a SHA-256 of every array. Nothing holds a whole
+# split's tokens in memory: not the build, not training, not evaluation.
+
+MEMMAP_FORMAT = 1
+MEMMAP_META = "meta.json"
+# Bytes of a memory-mapped array touched before its pages are released
+# (`madvise(MADV_DONTNEED)`): the file stays in the page cache, but pages
+# mapped into this process count in its resident set size.
+RELEASE_EVERY_BYTES = 64 * 2**20
+_HASH_CHUNK_BYTES = 32 * 2**20
+
+
+def release_pages(array):
+    """Drops the pages of a memory-mapped `array` from this process's resident set.
+
+    The data stays in the operating system's page cache (re-reading it is
+    cheap); a no-op for an in-memory array.
+
+    Example:
+
+    >>> release_pages(np.zeros(3))  # nothing to release
+    """
+    mapped = getattr(array, "_mmap", None)
+    if mapped is None:
+        base = getattr(array, "base", None)
+        while base is not None and mapped is None:
+            mapped = getattr(base, "_mmap", None)
+            base = getattr(base, "base", None)
+    if mapped is not None and hasattr(mapped, "madvise"):
+        import mmap
+
+        with contextlib.suppress(OSError, ValueError):  # closed, or not supported here
+            mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def is_memory_mapped(array):
+    """Whether `array` (or the array it views) is a `np.memmap`."""
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+def sha256_array(array, digest=None):
+    """SHA-256 of an array's bytes, read in chunks (a memory-mapped one is released as it goes)."""
+    digest = digest or hashlib.sha256()
+    flat = array.reshape(-1) if array.ndim else array.reshape(1)
+    step = max(1, _HASH_CHUNK_BYTES // max(1, flat.itemsize))
+    for start in range(0, len(flat), step):
+        digest.update(np.ascontiguousarray(flat[start : start + step]).tobytes())
+        release_pages(array)
+    return digest
+
+
+def memmap_dir(cache_dir, key):
+    """Directory of the memory-mapped splits for `key`."""
+    return Path(cache_dir) / "encoded" / key[:32]
+
+
+def write_memmap_meta(directory, meta):
+    """Writes `meta.json` last: a directory without it is incomplete."""
+    (Path(directory) / MEMMAP_META).write_text(json.dumps({"format": MEMMAP_FORMAT, **meta}))
+
+
+def load_memmap_splits(directory, verify=True):
+    """Opens memory-mapped splits; returns `(splits, meta)` or raises `CacheError`.
+
+    Returns:
+        `splits` maps each split name to `(tokens, labels, ids)`: tokens and
+        ids memory-mapped, labels in memory.
+    """
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / MEMMAP_META).read_text())
+    except (OSError, ValueError) as error:
+        raise CacheError(f"unreadable cache {directory} ({error})") from None
+    if meta.get("format") != MEMMAP_FORMAT:
+        raise CacheError(f"cache {directory} has format {meta.get('format')}")
+    splits = {}
+    for name, info in meta["splits"].items():
+        try:
+            tokens = np.load(directory / f"{name}.tokens.npy", mmap_mode="r")
+            labels = np.load(directory / f"{name}.labels.npy", allow_pickle=False)
+            ids = np.load(directory / f"{name}.ids.npy", mmap_mode="r")
+        except (OSError, ValueError, EOFError) as error:
+            raise CacheError(f"unreadable cache {directory} ({error})") from None
+        if (
+            tokens.shape != (info["n"], meta["length"])
+            or len(labels) != info["n"]
+            or len(ids) != info["n"]
+        ):
+            raise CacheError(
+                f"cache {directory} is corrupt (the {name} arrays have the wrong size)"
+            )
+        if verify:
+            found = [sha256_array(a).hexdigest() for a in (tokens, labels, ids)]
+            if found != info["sha256"]:
+                raise CacheError(f"cache {directory} is corrupt (checksum mismatch)")
+        splits[name] = (tokens, labels, ids)
+    return splits, meta
+
+
+class TableScan:
+    """Records of CSV/TSV files read in chunks: tokens on disk, the rest as small arrays.
+
+    Attributes:
+        flat: memory-mapped `uint8` tokens of all records, concatenated.
+        offsets: `(n + 1,)` int64; record `i` is `flat[offsets[i]:offsets[i+1]]`.
+        label_names: the class names, sorted (`labels` index them, so that
+            sorting the codes sorts the names).
+        labels: `(n,)` int32 codes into `label_names`.
+        splits: `(n,)` int8 codes into `SPLIT_NAMES`.
+        ids: `(n,)` utf-8 `bytes` record ids.
+        file_index: `(n,)` int16 index into `files`.
+        files: the files read.
+    """
+
+    SPLIT_NAMES = ("train", "val", "test", "all")
+
+
+def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
+    """Reads CSV/TSV files as `readers.read_tables` does, in chunks of `chunk_rows` rows.
+
+    Tokens are appended to `flat_path`; memory holds one chunk plus a few
+    bytes per record. Errors are the same `DataError`s as the in-memory reader's.
+
+    Returns:
+        A `TableScan`.
+    """
+    from tqdm.auto import tqdm
+
+    from attngen_keras.data import readers
+
+    by_name = len(paths) > 1
+    lengths, labels, split_codes, ids, file_index = [], [], [], [], []
+    label_codes = {}
+    with (
+        open(flat_path, "wb") as flat,
+        tqdm(
+            desc="reading tables", unit=" rows", disable=not show_progress, mininterval=1.0
+        ) as bar,
+    ):
+        for number, path in enumerate(paths):
+            split = readers._split_from_name(path) if by_name else None
+            rows_in_file = 0
+            for chunk in _table_chunks(path, chunk_rows):
+                chunk_split = split
+                if split is None and "split" in chunk.columns:
+                    names = chunk["split"].str.strip().str.lower()
+                    unknown = sorted(set(names) - set(readers.SPLIT_ALIASES))
+                    if unknown:
+                        raise DataError(
+                            f"unknown split value(s) {unknown} in column 'split' (use train, val, test)",
+                            path,
+                        )
+                    chunk_split = names.map(readers.SPLIT_ALIASES).to_numpy()
+                tokens, chunk_lengths, chunk_labels, chunk_ids = _encode_chunk(chunk, path)
+                flat.write(tokens.tobytes())
+                lengths.append(chunk_lengths)
+                codes = np.fromiter(
+                    (label_codes.setdefault(label, len(label_codes)) for label in chunk_labels),
+                    dtype=np.int32, count=len(chunk_labels),
+                )  # fmt: skip
+                labels.append(codes)
+                where = TableScan.SPLIT_NAMES.index
+                if chunk_split is None:
+                    split_codes.append(np.full(len(chunk), where("all"), np.int8))
+                elif isinstance(chunk_split, str):
+                    split_codes.append(np.full(len(chunk), where(chunk_split), np.int8))
+                else:
+                    split_codes.append(np.array([where(s) for s in chunk_split], np.int8))
+                ids.append(np.array([str(i).encode() for i in chunk_ids], dtype=bytes))
+                file_index.append(np.full(len(chunk), number, np.int16))
+                rows_in_file += len(chunk)
+                bar.update(len(chunk))
+            if rows_in_file == 0:
+                raise DataError("no rows", path)
+    scan = TableScan()
+    scan.files = [str(p) for p in paths]
+    lengths = np.concatenate(lengths)
+    scan.offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=scan.offsets[1:])
+    names = sorted(label_codes)
+    rank = np.zeros(len(names), np.int32)
+    for sorted_code, name in enumerate(names):
+        rank[label_codes[name]] = sorted_code
+    scan.label_names = names
+    scan.labels = rank[np.concatenate(labels)]
+    scan.splits = np.concatenate(split_codes)
+    scan.ids = np.concatenate(ids)
+    scan.file_index = np.concatenate(file_index)
+    scan.flat = (
+        np.memmap(flat_path, dtype=np.uint8, mode="r")
+        if scan.offsets[-1]
+        else np.zeros(0, np.uint8)
+    )
+    return scan
+
+
+def _table_chunks(path, chunk_rows):
+    """`pandas` chunks of a CSV/TSV file with the columns normalized as `readers._read_table` does."""
+    import gzip
+    import zlib
+
+    import pandas as pd
+
+    from attngen_keras.data import readers
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    separator = "\t" if readers.base_suffix(path) in (".tsv", ".txt") else ","
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    index = 0
+    try:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
+            reader = pd.read_csv(
+                handle, sep=separator, dtype=str, keep_default_na=False, chunksize=chunk_rows
+            )
+            for chunk in reader:
+                chunk.columns = [c.strip().lower() for c in chunk.columns]
+                if "seq" not in chunk.columns:
+                    chunk = chunk.rename(columns={"sequence": "seq"})
+                if "label" not in chunk.columns:
+                    chunk = chunk.rename(columns={"class": "label"})
+                missing = [c for c in ("seq", "label") if c not in chunk.columns]
+                if missing:
+                    raise DataError(
+                        f"missing column(s) {missing}; found {list(chunk.columns)} "
+                        "(need 'seq' and 'label', optional 'id' and 'split')",
+                        path,
+                    )
+                chunk.index = pd.RangeIndex(index, index + len(chunk))
+                index += len(chunk)
+                yield chunk
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file (no header, no rows)", path) from None
+    except pd.errors.ParserError as error:
+        raise DataError(f"malformed table ({error})", path) from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"not a UTF-8 text file ({error})", path) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"corrupt gzip file ({error})", path) from None
+
+
+def _encode_chunk(chunk, path):
+    """Tokens (concatenated), lengths, labels and ids of one chunk, vectorized; errors as the reader's."""
+    from attngen_keras.data import alphabet
+
+    sequences = chunk["seq"].str.strip()
+    labels = chunk["label"].str.strip().to_numpy()
+    ids = (
+        chunk["id"].to_numpy() if "id" in chunk.columns else [f"line {i + 2}" for i in chunk.index]
+    )
+    lengths = sequences.str.len().to_numpy().astype(np.int64)
+    joined = "".join(sequences).encode("utf-8")
+    tokens = alphabet.BYTE_TO_TOKEN[np.frombuffer(joined, dtype=np.uint8)]
+    empty_label = labels == ""
+    if (
+        len(joined) != lengths.sum()
+        or (tokens == alphabet.INVALID).any()
+        or (lengths == 0).any()
+        or empty_label.any()
+    ):
+        # the first bad record, reported exactly as the per-record reader does
+        for row, (sequence, label) in enumerate(zip(sequences, labels)):
+            if label == "":
+                raise DataError("empty label", path, ids[row])
+            alphabet.encode(sequence, file=path, record=ids[row])
+    return tokens, lengths, labels, ids

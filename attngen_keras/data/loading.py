@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from attngen_keras.data import alphabet, readers
 from attngen_keras.data import cache as cache_lib
 from attngen_keras.data import genomic_benchmarks as gb
-from attngen_keras.data import readers
-from attngen_keras.data.containers import EncodedSplit, GenomicDataset, pad_tokens
+from attngen_keras.data.containers import CROP_MODES, EncodedSplit, GenomicDataset, pad_tokens
 from attngen_keras.data.errors import DataError
 
 # what detect_source returns; "table_dir" and "fasta_split_dirs" are directory
@@ -21,6 +21,8 @@ KINDS = (
     "table", "fasta", "table_dir", "fasta_split_dirs",
 )  # fmt: skip
 _READER_VERSION = "2"
+# `load_dataset(memory_map="auto")` memory-maps CSV/TSV sources larger than this.
+MEMORY_MAP_MIN_BYTES = 256 * 2**20
 
 
 def resolve_data_paths(data):
@@ -181,12 +183,7 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
         )
 
     if kind in ("table", "table_dir"):
-        files = items
-        if kind == "table_dir":
-            files = sorted(
-                str(p) for p in Path(items[0]).iterdir()
-                if p.is_file() and readers.base_suffix(p) in readers.TABLE_SUFFIXES
-            )  # fmt: skip
+        files = _table_files(kind, items)
         key = cache_lib.fingerprint(files, extra=f"table|{_READER_VERSION}|{files}")
         splits, _ = cache_lib.cached(
             cache_dir, key, lambda: readers.read_tables(files), description
@@ -290,6 +287,7 @@ def load_dataset(
     cache_dir="default",
     show_progress=True,
     carve=True,
+    memory_map="auto",
 ):
     """Loads any supported DNA classification source, ready for training.
 
@@ -319,6 +317,12 @@ def load_dataset(
             evaluating a trained model on other data) a source without splits
             keeps all its records in one split named `all`, no validation
             split is carved, and no train split is required.
+        memory_map: for CSV/TSV sources, read the files in chunks and keep
+            the tokens in memory-mapped `.npy` files in the cache (memory
+            stays flat in the data size; see `cache.scan_tables`). `"auto"`
+            does so for files of more than `MEMORY_MAP_MIN_BYTES` in all;
+            `True` always (needs a cache directory), `False` never. The
+            splits, tokens, labels and ids are the same either way.
 
     Returns:
         A `GenomicDataset` with `train`, `val` (if any) and `test` splits.
@@ -336,6 +340,19 @@ def load_dataset(
         cache_dir = cache_lib.default_cache_dir()
     if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
+    if memory_map and cache_dir is not None:
+        kind, items = detect_source(data)
+        if kind in ("table", "table_dir"):
+            files = _table_files(kind, items)
+            size = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
+            if memory_map is True or size > MEMORY_MAP_MIN_BYTES:
+                return _load_tables_memory_mapped(
+                    files, " ".join(items), cache_dir, length=length, crop=crop,
+                    val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                    class_names=class_names, show_progress=show_progress, carve=carve,
+                )  # fmt: skip
+    elif memory_map is True:
+        raise ValueError("memory_map=True needs a cache directory")
     raw, kind, description = load_raw_splits(data, references, cache_dir, show_progress)
     raw = dict(raw)
     if carve:
@@ -402,3 +419,175 @@ def _label_indices(split, class_names, split_name):
             str(split.ids[first]),
         )
     return np.asarray([lookup[label] for label in split.labels], dtype=np.int32)
+
+
+def _table_files(kind, items):
+    if kind == "table_dir":
+        return sorted(
+            str(p) for p in Path(items[0]).iterdir()
+            if p.is_file() and readers.base_suffix(p) in readers.TABLE_SUFFIXES
+        )  # fmt: skip
+    return list(items)
+
+
+def _load_tables_memory_mapped(
+    files, description, cache_dir, *, length, crop, val_fraction, test_fraction, seed,
+    class_names, show_progress, carve,
+):  # fmt: skip
+    """`load_dataset` for CSV/TSV files, with memory-mapped token arrays (same splits, same order)."""
+    options = [length, crop, val_fraction, test_fraction, seed, class_names, carve]
+    key = cache_lib.fingerprint(files, extra=f"table-memmap|{_READER_VERSION}|{files}|{options}")
+    directory = cache_lib.memmap_dir(cache_dir, key)
+    if directory.exists():
+        try:
+            opened, meta = cache_lib.load_memmap_splits(directory)
+            return _memmap_dataset(opened, meta, description)
+        except cache_lib.CacheError as error:
+            warnings.warn(f"{error}; rebuilding it", stacklevel=3)
+            shutil.rmtree(directory, ignore_errors=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".{directory.name}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        meta = _build_memmap_splits(
+            files, description, staging, length=length, crop=crop, val_fraction=val_fraction,
+            test_fraction=test_fraction, seed=seed, class_names=class_names,
+            show_progress=show_progress, carve=carve,
+        )  # fmt: skip
+        try:
+            os.replace(staging, directory)
+        except OSError:  # another process finished the same cache first
+            if not directory.exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    opened, meta = cache_lib.load_memmap_splits(directory, verify=False)
+    return _memmap_dataset(opened, meta, description)
+
+
+def _memmap_dataset(opened, meta, description):
+    splits = {
+        name: EncodedSplit(tokens=tokens, labels=labels, ids=ids)
+        for name, (tokens, labels, ids) in opened.items()
+    }
+    return GenomicDataset(
+        class_names=meta["class_names"], length=int(meta["length"]), splits=splits,
+        source=description, kind="table", info={"memory_mapped": True},
+    )  # fmt: skip
+
+
+def _build_memmap_splits(
+    files, description, staging, *, length, crop, val_fraction, test_fraction, seed,
+    class_names, show_progress, carve,
+):  # fmt: skip
+    """Scans the tables into `staging` and writes each split's arrays there; returns the meta."""
+    if crop is not None and crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES} or None, got {crop!r}")
+    scan = cache_lib.scan_tables(files, staging / "flat.tmp", show_progress=show_progress)
+    names = cache_lib.TableScan.SPLIT_NAMES
+    present = [name for code, name in enumerate(names) if (scan.splits == code).any()]
+    index = {name: np.flatnonzero(scan.splits == names.index(name)) for name in present}
+    codes = scan.labels  # sorted like the label names: the carving matches the in-memory one
+    if carve:
+        if "all" in index:
+            everything = index.pop("all")
+            keep, carved = readers.stratified_split(codes[everything], test_fraction, seed)
+            index["train"], index["test"] = everything[keep], everything[carved]
+        if "train" not in index:
+            raise DataError(f"no train split found (found: {sorted(index)})", description)
+        if "val" not in index and val_fraction > 0:
+            train = index["train"]
+            keep, carved = readers.stratified_split(codes[train], val_fraction, seed)
+            index["val"], index["train"] = train[carved], train[keep]
+    for name in [n for n, rows in index.items() if len(rows) == 0]:
+        if name == "train":
+            raise DataError("the train split is empty", description)
+        warnings.warn(
+            f"{description}: the {name} split is empty (too few sequences per class "
+            f"to carve it); continuing without it",
+            stacklevel=4,
+        )
+        del index[name]
+    if carve and "test" not in index:
+        warnings.warn(
+            f"{description}: no test split; only validation metrics are reported", stacklevel=4
+        )
+    if class_names is None:
+        labelled = [index["train"]] if "train" in index else list(index.values())
+        found = np.unique(np.concatenate([codes[rows] for rows in labelled]))
+        class_names = _sorted_classes([scan.label_names[c] for c in found])
+        if len(class_names) < 2:
+            raise DataError(f"need at least two classes, found only {class_names}", description)
+    class_names = [str(c) for c in class_names]
+    lengths = np.diff(scan.offsets)
+    if length is None:
+        length = int(max(int(lengths[rows].max()) for rows in index.values()))
+    length = int(length)
+    lookup = {name: i for i, name in enumerate(class_names)}
+    to_class = np.array([lookup.get(name, -1) for name in scan.label_names], dtype=np.int32)
+    # utf-8 bytes >= characters: wide enough for every id
+    id_width = max(1, int(np.char.str_len(scan.ids).max()) if len(scan.ids) else 1)
+    meta = {"class_names": class_names, "length": length, "source": description, "splits": {}}
+    for name, rows in index.items():
+        labels = to_class[codes[rows]]
+        unknown = np.flatnonzero(labels < 0)
+        if unknown.size:
+            missing = sorted({scan.label_names[c] for c in codes[rows[unknown]]})
+            first = int(rows[np.flatnonzero(codes[rows] == scan.label_names.index(missing[0]))[0]])
+            raise DataError(
+                f"label/class mismatch: the {name} split has class(es) {missing} "
+                f"that are not among the classes {class_names}",
+                scan.files[scan.file_index[first]],
+                scan.ids[first].decode(),
+            )
+        too_long = np.flatnonzero(lengths[rows] > length)
+        if too_long.size and crop is None:
+            first = int(rows[too_long[0]])
+            raise DataError(
+                f"sequence of length {int(lengths[first])} is longer than --length "
+                f"{length} ({too_long.size} such record(s) in the {name} split); "
+                "raise --length or choose --crop left|center|right",
+                scan.files[scan.file_index[first]],
+                scan.ids[first].decode(),
+            )
+        meta["splits"][name] = {"n": len(rows), "sha256": _write_memmap_split(
+            staging, name, scan, rows, labels, length, crop, id_width
+        )}  # fmt: skip
+    (staging / "flat.tmp").unlink()
+    cache_lib.write_memmap_meta(staging, meta)
+    return meta
+
+
+def _write_memmap_split(staging, name, scan, rows, labels, length, crop, id_width, chunk=8192):
+    """Writes `<name>.{tokens,labels,ids}.npy` chunk by chunk; returns their SHA-256s."""
+    from numpy.lib.format import open_memmap
+
+    tokens = open_memmap(staging / f"{name}.tokens.npy", "w+", np.uint8, (len(rows), length))
+    ids = open_memmap(staging / f"{name}.ids.npy", "w+", f"<U{id_width}", (len(rows),))
+    starts, lengths = scan.offsets[:-1], np.diff(scan.offsets)
+    token_digest, id_digest = cache_lib.hashlib.sha256(), cache_lib.hashlib.sha256()
+    for first in range(0, len(rows), chunk):
+        part = rows[first : first + chunk]
+        block = np.full((len(part), length), alphabet.PAD, np.uint8)
+        kept = np.minimum(lengths[part], length)
+        excess = lengths[part] - kept
+        shift = {None: 0, "left": 0, "center": excess // 2, "right": excess}[crop]
+        begin = starts[part] + shift
+        column = np.arange(length)
+        valid = column[None, :] < kept[:, None]
+        block[valid] = scan.flat[(begin[:, None] + column[None, :])[valid]]
+        tokens[first : first + len(part)] = block
+        token_digest.update(block.tobytes())
+        decoded = np.char.decode(scan.ids[part], "utf-8").astype(f"<U{id_width}")
+        ids[first : first + len(part)] = decoded
+        id_digest.update(decoded.tobytes())
+        cache_lib.release_pages(scan.flat)
+        cache_lib.release_pages(tokens)
+        cache_lib.release_pages(ids)
+    tokens.flush()
+    ids.flush()
+    del tokens, ids
+    np.save(staging / f"{name}.labels.npy", labels.astype(np.int32))
+    labels_digest = cache_lib.sha256_array(labels.astype(np.int32))
+    return [token_digest.hexdigest(), labels_digest.hexdigest(), id_digest.hexdigest()]

@@ -1,8 +1,51 @@
 """`tf.data` input pipelines over tokenized splits."""
 
+import threading
+
+import numpy as np
 import tensorflow as tf
 
 from attngen_keras.data import alphabet
+from attngen_keras.data.cache import RELEASE_EVERY_BYTES, is_memory_mapped, release_pages
+
+
+class RowGatherer:
+    """Rows of a (memory-mapped) token array by index, for `tf.data`, with flat memory.
+
+    Gathering from a `np.memmap` maps the pages it reads into this process;
+    every `RELEASE_EVERY_BYTES` bytes read they are released again
+    (`cache.release_pages`), so the resident set stays flat however large the
+    file. The file itself stays in the page cache.
+
+    Example:
+
+    >>> rows = RowGatherer(np.arange(6, dtype=np.uint8).reshape(3, 2))
+    >>> rows(np.array([2, 0])).tolist()
+    [[4, 5], [0, 1]]
+    """
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self.mapped = is_memory_mapped(tokens)
+        self._read = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, indices):
+        rows = self.tokens[np.asarray(indices, dtype=np.int64)]
+        if self.mapped:
+            with self._lock:
+                self._read += rows.nbytes
+                release = self._read >= RELEASE_EVERY_BYTES
+                if release:
+                    self._read = 0
+            if release:
+                release_pages(self.tokens)
+        return np.ascontiguousarray(rows)
+
+    def tf_gather(self, indices):
+        """`tf.numpy_function` around `__call__`: `(batch, length)` uint8."""
+        rows = tf.numpy_function(self, [indices], tf.uint8, stateful=False)
+        return tf.ensure_shape(rows, [None, self.tokens.shape[1]])
 
 
 def make_tf_dataset(
@@ -19,6 +62,9 @@ def make_tf_dataset(
 
     Tokens stay `uint8` until after batching; one-hot encoding (and the
     optional reverse-complement augmentation) run once per batch, vectorized.
+    Memory-mapped tokens (see `load_dataset(memory_map=...)`) are read batch
+    by batch (`RowGatherer`) and shuffled by index (a seeded permutation
+    per epoch): memory does not grow with the split.
 
     Args:
         split: an `EncodedSplit` (tokens `(n, length)`, labels `(n,)`).
@@ -42,13 +88,17 @@ def make_tf_dataset(
     one_hot_table = tf.constant(alphabet.ONE_HOT_TABLE)
     complement = tf.constant(alphabet.COMPLEMENT_TOKEN.astype("int32"))
     pad = alphabet.PAD
-    tensors = (split.tokens, split.labels) if include_labels else (split.tokens,)
-    dataset = tf.data.Dataset.from_tensor_slices(tensors)
-    if shuffle:
-        dataset = dataset.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
+    if is_memory_mapped(split.tokens):
+        dataset = _memory_mapped_batches(split, batch_size, shuffle, seed, include_labels)
+    else:
+        tensors = (split.tokens, split.labels) if include_labels else (split.tokens,)
+        dataset = tf.data.Dataset.from_tensor_slices(tensors)
+        if shuffle:
+            dataset = dataset.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
     # The batch index seeds the augmentation (stateless), so it is
     # reproducible for a given seed even with parallel map calls.
-    dataset = dataset.batch(batch_size).enumerate()
+    dataset = dataset.enumerate()
 
     def encode(index, batch):
         tokens = tf.cast(batch[0], tf.int32)
@@ -61,6 +111,40 @@ def make_tf_dataset(
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset
+
+
+def _memory_mapped_batches(split, batch_size, shuffle, seed, include_labels):
+    """Batches `(tokens, [labels])` gathered by index from a memory-mapped split."""
+    n = len(split)
+    rows = RowGatherer(split.tokens)
+    labels = tf.constant(np.asarray(split.labels))
+    if shuffle:  # a new seeded permutation for every pass
+        indices = _reshuffling_indices(n, batch_size, seed)
+    else:
+        indices = tf.data.Dataset.range(n).batch(batch_size)
+
+    def gather(batch):
+        tokens = rows.tf_gather(batch)
+        return (tokens, tf.gather(labels, batch)) if include_labels else (tokens,)
+
+    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _reshuffling_indices(n, batch_size, seed):
+    """Index batches of one pass, in a new seeded order each time the dataset is iterated."""
+    counter = {"pass": 0}
+
+    def order():
+        epoch = counter["pass"]
+        counter["pass"] += 1
+        return np.random.default_rng([seed, epoch]).permutation(n)
+
+    def generate():
+        yield from np.array_split(order(), range(batch_size, n, batch_size))
+
+    return tf.data.Dataset.from_generator(
+        generate, output_signature=tf.TensorSpec([None], tf.int64)
+    )
 
 
 def _permutation(n, seed, epoch):
@@ -105,8 +189,12 @@ def make_epoch_stream(
     """
     n = len(split)
     steps = -(-n // batch_size)
-    tokens = tf.constant(split.tokens)
-    labels = tf.constant(split.labels)
+    if is_memory_mapped(split.tokens):
+        gather_tokens = RowGatherer(split.tokens).tf_gather
+    else:
+        tokens = tf.constant(split.tokens)
+        gather_tokens = lambda indices: tf.gather(tokens, indices)  # noqa: E731
+    labels = tf.constant(np.asarray(split.labels))
     one_hot_table = tf.constant(alphabet.ONE_HOT_TABLE)
     complement = tf.constant(alphabet.COMPLEMENT_TOKEN.astype("int32"))
 
@@ -122,7 +210,7 @@ def make_epoch_stream(
         )
 
     def encode(epoch, j, indices):
-        batch_tokens = tf.cast(tf.gather(tokens, indices), tf.int32)
+        batch_tokens = tf.cast(gather_tokens(indices), tf.int32)
         if reverse_complement:
             batch_tokens = _random_reverse_complement(
                 batch_tokens,
@@ -134,6 +222,31 @@ def make_epoch_stream(
 
     stream = stream.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return stream.prefetch(tf.data.AUTOTUNE)
+
+
+def make_step_stream(
+    split, batch_size, *, seed=0, start_step=0, end_step=1, reverse_complement=False
+):
+    """Training batches `start_step`..`end_step - 1` of the endless sequence of seeded passes over `split`.
+
+    Batch `p` is batch `p mod S` of pass `p div S` of `make_epoch_stream`
+    (S = batches per pass), whatever the number of steps per training epoch:
+    with `attngen train --steps-per-epoch N`, epoch `e` trains on batches
+    `e * N`..`(e + 1) * N - 1`, the data order running on across epochs, and a
+    resumed run continues the same sequence.
+
+    Example:
+
+    >>> stream = make_step_stream(dataset["train"], 128, start_step=500, end_step=1000)  # doctest: +SKIP
+    """
+    per_pass = max(1, -(-len(split) // batch_size))
+    start_epoch, start_batch = divmod(int(start_step), per_pass)
+    end_epoch = max(start_epoch + 1, -(-int(end_step) // per_pass))
+    stream = make_epoch_stream(
+        split, batch_size, seed=seed, start_epoch=start_epoch, end_epoch=end_epoch,
+        start_batch=start_batch, reverse_complement=reverse_complement,
+    )  # fmt: skip
+    return stream.take(max(0, int(end_step) - int(start_step)))
 
 
 def _random_reverse_complement(tokens, complement, pad, seed):

@@ -1,0 +1,266 @@
+"""Streaming, constant-memory data: memory-mapped CSV/TSV splits, index shuffling, steps per epoch."""
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from attngen_keras.data import DataError, load_dataset, make_tf_dataset
+from attngen_keras.data import cache as cache_lib
+from attngen_keras.data.pipeline import epoch_permutation, make_epoch_stream, make_step_stream
+from attngen_keras.synthetic import planted_motif_data
+from attngen_keras.training import TrainConfig, _validation_sample, train
+
+
+def _write_csv(path, n, *, ragged=False, split=False, seed=0, ids=False):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(12, 30, n) if ragged else np.full(n, 24)
+    rows = {
+        "seq": ["".join(rng.choice(list("ACGTN"), size=k)) for k in lengths],
+        "label": rng.choice(["neg", "pos", "other"], size=n),
+    }
+    if ids:
+        rows = {"id": [f"r{i}" for i in range(n)], **rows}
+    if split:
+        rows["split"] = rng.choice(["train", "test", "val"], size=n, p=[0.7, 0.2, 0.1])
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _same(a, b):
+    assert a.class_names == b.class_names and a.length == b.length
+    assert sorted(a.splits) == sorted(b.splits)
+    for name in a.splits:
+        np.testing.assert_array_equal(np.asarray(a[name].tokens), np.asarray(b[name].tokens))
+        np.testing.assert_array_equal(a[name].labels, b[name].labels)
+        assert [str(i) for i in a[name].ids] == [str(i) for i in b[name].ids]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"split": True, "ids": True},
+        {"ragged": True},
+    ],
+)
+def test_memory_mapped_tables_equal_the_in_memory_ones(tmp_path, options):
+    csv = _write_csv(tmp_path / "data.csv", 500, **options)
+    cache = tmp_path / "cache"
+    mapped = load_dataset(str(csv), cache_dir=str(cache), memory_map=True, show_progress=False)
+    plain = load_dataset(str(csv), cache_dir=None, memory_map=False)
+    _same(mapped, plain)
+    for split in mapped.splits.values():
+        assert cache_lib.is_memory_mapped(split.tokens) and split.tokens.dtype == np.uint8
+        assert not split.tokens.flags.writeable
+    assert not cache_lib.is_memory_mapped(plain["train"].tokens)
+
+
+def test_memory_mapped_crop_length_and_several_files(tmp_path):
+    train = _write_csv(tmp_path / "train.csv", 300, ragged=True, seed=1)
+    test = _write_csv(tmp_path / "test.csv", 100, ragged=True, seed=2)
+    data = [str(train), str(test)]
+    for crop in ("left", "center", "right"):
+        options = {"length": 16, "crop": crop, "seed": 3}
+        mapped = load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True, **options)
+        _same(mapped, load_dataset(data, cache_dir=None, memory_map=False, **options))
+    with pytest.raises(DataError, match="longer than --length 16"):
+        load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True, length=16)
+
+
+def test_memory_mapped_cache_is_reused_and_rebuilt_when_corrupt(tmp_path, monkeypatch):
+    csv = _write_csv(tmp_path / "data.csv", 200)
+    cache = tmp_path / "cache"
+    first = load_dataset(str(csv), cache_dir=str(cache), memory_map=True)
+    (directory,) = (cache / "encoded").iterdir()
+    scans = {"n": 0}
+    original = cache_lib.scan_tables
+
+    def counting(*args, **kwargs):
+        scans["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cache_lib, "scan_tables", counting)
+    _same(first, load_dataset(str(csv), cache_dir=str(cache), memory_map=True))
+    assert scans["n"] == 0
+    del first
+    path = directory / "train.tokens.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # one flipped bit in the last token
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="checksum mismatch"):
+        again = load_dataset(str(csv), cache_dir=str(cache), memory_map=True)
+    assert scans["n"] == 1
+    _same(again, load_dataset(str(csv), cache_dir=None))
+
+
+def test_memory_mapped_bad_input_names_file_and_record(tmp_path):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("seq,label\nACGT,a\nACGT,b\nACXT,a\n")
+    with pytest.raises(DataError) as mapped:
+        load_dataset(str(csv), cache_dir=str(tmp_path / "c"), memory_map=True)
+    with pytest.raises(DataError) as plain:
+        load_dataset(str(csv), cache_dir=None)
+    assert str(mapped.value) == str(plain.value)
+    assert "record 'line 4'" in str(mapped.value) and "invalid character 'X'" in str(mapped.value)
+    csv.write_text("seq,label\nACGT,a\nACGT,\n")
+    with pytest.raises(DataError, match="record 'line 3': empty label"):
+        load_dataset(str(csv), cache_dir=str(tmp_path / "c"), memory_map=True)
+    csv.write_text("sequence,kind\nACGT,a\n")
+    with pytest.raises(DataError, match="missing column"):
+        load_dataset(str(csv), cache_dir=str(tmp_path / "c"), memory_map=True)
+
+
+def test_epoch_visits_every_index_once_in_a_seeded_order(tmp_path):
+    csv = _write_csv(tmp_path / "data.csv", 400)
+    split = load_dataset(str(csv), cache_dir=str(tmp_path / "c"), memory_map=True)["train"]
+    n, batch = len(split), 32
+    tokens = np.asarray(split.tokens)
+    row_of = {row.tobytes(): i for i, row in enumerate(tokens)}
+    assert len(row_of) == n  # random rows are distinct: a row identifies its index
+
+    def visited(stream):
+        order, labels = [], []
+        for x, y in stream:
+            rows = np.argmax(x.numpy(), axis=-1) + 4 * (x.numpy().max(-1) < 1)  # N -> 4
+            for row in rows.astype(np.uint8):
+                order.append(row_of[row.tobytes()])
+            labels.extend(y.numpy().tolist())
+        return np.array(order), labels
+
+    order, labels = visited(make_epoch_stream(split, batch, seed=5, start_epoch=0, end_epoch=1))
+    assert sorted(order.tolist()) == list(range(n))
+    np.testing.assert_array_equal(order, epoch_permutation(n, 5, 0))
+    np.testing.assert_array_equal(labels, split.labels[order])
+    assert not np.array_equal(order, epoch_permutation(n, 6, 0))
+    # a resumed stream (epoch 1 from batch 3) continues the same order
+    second, _ = visited(make_epoch_stream(split, batch, seed=5, start_epoch=1, end_epoch=2))
+    resumed, _ = visited(
+        make_epoch_stream(split, batch, seed=5, start_epoch=1, end_epoch=2, start_batch=3)
+    )
+    np.testing.assert_array_equal(resumed, second[3 * batch :])
+    # the same batches as from the in-memory tokens
+    plain = load_dataset(str(csv), cache_dir=None)["train"]
+    for a, b in zip(
+        make_epoch_stream(split, batch, seed=5, reverse_complement=True),
+        make_epoch_stream(plain, batch, seed=5, reverse_complement=True),
+    ):
+        np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+        np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
+
+
+def test_make_tf_dataset_streams_memory_mapped_splits(tmp_path):
+    csv = _write_csv(tmp_path / "data.csv", 300)
+    mapped = load_dataset(str(csv), cache_dir=str(tmp_path / "c"), memory_map=True)["test"]
+    plain = load_dataset(str(csv), cache_dir=None)["test"]
+    for a, b in zip(make_tf_dataset(mapped, 16), make_tf_dataset(plain, 16)):
+        np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+        np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
+    shuffled = make_tf_dataset(mapped, 16, shuffle=True, seed=2, include_labels=False)
+    first = np.concatenate([x.numpy() for x in shuffled])
+    second = np.concatenate([x.numpy() for x in shuffled])
+    assert first.shape == (len(mapped), mapped.tokens.shape[1], 4)
+    assert not np.array_equal(first, second)  # reshuffled each pass
+    key = lambda a: sorted(map(bytes, a.reshape(len(a), -1).astype(np.uint8)))  # noqa: E731
+    assert key(first) == key(second)  # the same sequences, each once
+
+
+def test_step_stream_runs_on_across_passes(tmp_path):
+    csv = _write_csv(tmp_path / "data.csv", 200)
+    split = load_dataset(str(csv), cache_dir=str(tmp_path / "c"), memory_map=True)["train"]
+    batch = 32
+    per_pass = -(-len(split) // batch)
+    passes = [
+        y.numpy() for y in (b[1] for b in make_epoch_stream(split, batch, seed=1, end_epoch=3))
+    ]
+    steps = [
+        y.numpy()
+        for _, y in make_step_stream(split, batch, seed=1, start_step=0, end_step=2 * per_pass + 2)
+    ]
+    assert len(steps) == 2 * per_pass + 2
+    for a, b in zip(steps, passes):
+        np.testing.assert_array_equal(a, b)
+    middle = [
+        y.numpy()
+        for _, y in make_step_stream(
+            split, batch, seed=1, start_step=per_pass - 1, end_step=per_pass + 3
+        )
+    ]
+    assert len(middle) == 4
+    for a, b in zip(middle, passes[per_pass - 1 :]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def motif_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("streaming")
+    path = folder / "motifs.csv"
+    planted_motif_data(n=400, length=50, motifs=("TGACTCA",), seed=5).to_frame().to_csv(
+        path, index=False
+    )
+    dataset = load_dataset(str(path), cache_dir=str(folder / "cache"), memory_map=True)
+    assert cache_lib.is_memory_mapped(dataset["train"].tokens)
+    return str(path), dataset
+
+
+class _FinalWeights(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.weights = [np.array(w) for w in self.model.get_weights()]
+
+
+class _StopAtStep(keras.callbacks.Callback):
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.done = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.at:
+            raise KeyboardInterrupt("interrupted")
+
+
+def _train(motif_data, out, callbacks=(), **overrides):
+    path, dataset = motif_data
+    options = dict(data=[path], out=str(out), model="cnn", epochs=3, batch_size=32, patience=0,
+                   jit_compile=False, seed=3, reverse_complement=True, steps_per_epoch=4)  # fmt: skip
+    options.update(overrides)
+    return train(TrainConfig(**options), verbose=0, dataset=dataset, callbacks=list(callbacks))
+
+
+def test_steps_per_epoch_continues_the_data_order_and_resumes_exactly(motif_data, tmp_path):
+    # 288 train sequences / 32 = 9 batches per pass; 3 epochs of 4 steps are 12 steps of one run
+    assert -(-len(motif_data[1]["train"]) // 32) == 9
+    by_epochs, at_once = _FinalWeights(), _FinalWeights()
+    metrics = _train(motif_data, tmp_path / "epochs", [by_epochs])
+    _train(motif_data, tmp_path / "once", [at_once], epochs=1, steps_per_epoch=12)
+    history = pd.read_csv(tmp_path / "epochs" / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2] and metrics["epochs_trained"] == 3
+    for a, b in zip(by_epochs.weights, at_once.weights):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # no epoch restarted the data at batch 0
+    # killed at step 7 (epoch 2, batch 3), last checkpoint at step 6; resumed: the same end
+    with pytest.raises(KeyboardInterrupt):
+        _train(motif_data, tmp_path / "run", [_StopAtStep(7)], checkpoint_every=2)
+    resumed = _FinalWeights()
+    _train(motif_data, tmp_path / "run", [resumed], checkpoint_every=2)
+    for a, b in zip(resumed.weights, by_epochs.weights):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    got = pd.read_csv(tmp_path / "run" / "history.csv")
+    np.testing.assert_allclose(got["loss"], history["loss"], atol=1e-4)
+    with pytest.raises(
+        Exception, match="steps_per_epoch"
+    ):  # another --steps-per-epoch is another run
+        _train(motif_data, tmp_path / "run", steps_per_epoch=5)
+
+
+def test_validation_steps_use_a_fixed_seeded_sample(motif_data, tmp_path):
+    val = motif_data[1]["val"]
+    sample = _validation_sample(val, 1, 16, seed=3)
+    assert len(sample) == 16 and cache_lib.is_memory_mapped(val.tokens)
+    chosen = np.sort(epoch_permutation(len(val), 3, 0)[:16])
+    np.testing.assert_array_equal(sample.tokens, np.asarray(val.tokens)[chosen])
+    assert _validation_sample(val, 100, 16, seed=3) is val
+    _train(
+        motif_data, tmp_path / "val", epochs=1, steps_per_epoch=2, validation_steps=1, batch_size=16
+    )
+    history = pd.read_csv(tmp_path / "val" / "history.csv")
+    assert np.isfinite(history["val_loss"]).all()
