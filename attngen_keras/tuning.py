@@ -53,7 +53,9 @@ class AttnGenHyperModel(kt.HyperModel):
     Example:
 
     >>> hypermodel = AttnGenHyperModel(200, 2)
-    >>> model = hypermodel.build(keras_tuner.HyperParameters())  # doctest: +SKIP
+    >>> model = hypermodel.build(kt.HyperParameters())
+    >>> model.input_shape
+    (None, 200, 4)
     """
 
     def __init__(

@@ -75,8 +75,18 @@ def faithfulness_curves(
 
     Example:
 
-    >>> curves = faithfulness_curves(model, tokens, labels, scores, modes=("sufficiency",))  # doctest: +SKIP
-    >>> aopc(curves["probability_drop"]["sufficiency"]["top"])  # doctest: +SKIP
+    >>> import keras
+    >>> from attngen_keras.models import build_cnn
+    >>> keras.utils.set_random_seed(0)
+    >>> rng = np.random.default_rng(0)
+    >>> tokens = rng.integers(0, 4, size=(8, 40)).astype("uint8")
+    >>> labels, scores = np.arange(8) % 2, rng.random((8, 40))
+    >>> curves = faithfulness_curves(build_cnn(40, 2), tokens, labels, scores, fractions=(0.1, 0.5))
+    >>> sorted(curves["probability_drop"]), len(curves["accuracy"]["sufficiency"]["top"])
+    (['comprehensiveness', 'sufficiency'], 2)
+    >>> drops = curves["probability_drop"]["sufficiency"]["top"]
+    >>> aopc(drops) == sum(drops) / 2
+    True
     """
     fractions = [float(f) for f in fractions]
     if any(not 0 <= f <= 1 for f in fractions):
@@ -154,8 +164,14 @@ def aopc_summary(
 
     Example:
 
-    >>> table, _ = aopc_summary(model, tokens, labels, scores)  # doctest: +SKIP
-    >>> table["comprehensiveness"]["top"] > table["comprehensiveness"]["random"]  # doctest: +SKIP
+    >>> from attngen_keras.models import build_cnn
+    >>> rng = np.random.default_rng(0)
+    >>> tokens = rng.integers(0, 4, size=(8, 40)).astype("uint8")
+    >>> labels, scores = np.arange(8) % 2, rng.random((8, 40))
+    >>> table, curves = aopc_summary(build_cnn(40, 2), tokens, labels, scores)
+    >>> {mode: sorted(table[mode]) for mode in table}
+    {'comprehensiveness': ['random', 'top'], 'sufficiency': ['random', 'top']}
+    >>> curves["fractions"] == list(AOPC_FRACTIONS)
     True
     """
     curves = faithfulness_curves(
@@ -198,7 +214,12 @@ def uniform_attention_accuracy(model, x, labels, batch_size=256):
 
     Example:
 
-    >>> uniform_attention_accuracy(build_cnn(60, 2), x, y) is None  # doctest: +SKIP
+    >>> from attngen_keras.models import build_attngen, build_cnn
+    >>> x = one_hot(np.random.default_rng(0).integers(0, 4, size=(8, 40)).astype("uint8"))
+    >>> y = np.arange(8) % 2
+    >>> uniform_attention_accuracy(build_cnn(40, 2), x, y) is None
+    True
+    >>> 0.0 <= uniform_attention_accuracy(build_attngen(40, 2), x, y) <= 1.0
     True
     """
     import keras

@@ -108,7 +108,12 @@ def importance_scores(
 
     Example:
 
-    >>> scores = importance_scores(model, ds["test"].one_hot()[:100])  # doctest: +SKIP
+    >>> from attngen_keras.data import one_hot
+    >>> from attngen_keras.models import build_attngen
+    >>> model = build_attngen(40, 2)
+    >>> x = one_hot(np.random.default_rng(0).integers(0, 4, size=(3, 40)).astype("uint8"))
+    >>> [importance_scores(model, x, method).shape for method in ("attention", "saliency")]
+    [(3, 40), (3, 40)]
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

@@ -60,9 +60,14 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
 
     Example:
 
-    >>> scores, per_base = ism(model, one_hot(tokens[:10]))  # doctest: +SKIP
-    >>> scores.shape, per_base.shape  # doctest: +SKIP
-    ((10, 200), (10, 200, 4))
+    >>> from attngen_keras.data import one_hot
+    >>> from attngen_keras.models import build_cnn
+    >>> tokens = np.random.default_rng(0).integers(0, 4, size=(2, 20)).astype("uint8")
+    >>> scores, per_base = ism(build_cnn(20, 2), one_hot(tokens))
+    >>> scores.shape, per_base.shape
+    ((2, 20), (2, 20, 4))
+    >>> bool(np.all(per_base[0, np.arange(20), tokens[0]] == 0))  # the observed base
+    True
     """
     x = np.asarray(x, dtype=np.float32)
     n, length = x.shape[:2]

@@ -185,7 +185,15 @@ def perturbation_curves(
 
     Example:
 
-    >>> curves = perturbation_curves(model, split.tokens, split.labels, scores)  # doctest: +SKIP
+    >>> from attngen_keras.models import build_cnn
+    >>> rng = np.random.default_rng(0)
+    >>> tokens = rng.integers(0, 4, size=(8, 40)).astype("uint8")
+    >>> labels, scores = np.arange(8) % 2, rng.random((8, 40))
+    >>> curves = perturbation_curves(build_cnn(40, 2), tokens, labels, scores, fractions=(0, 0.2))
+    >>> sorted(curves["deletion_auc"])
+    ['bottom', 'random', 'top']
+    >>> len({curves["accuracy"][ranking][0] for ranking in ("top", "random", "bottom")})
+    1
     """
     fractions = [float(f) for f in fractions]
     if not fractions or any(not 0 <= f <= 1 for f in fractions) or fractions != sorted(fractions):
