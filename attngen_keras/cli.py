@@ -355,6 +355,63 @@ def _parser():
         "--force", action="store_true", help="replace sequences.csv and planted.csv in --out"
     )
 
+    scan = sub.add_parser(
+        "scan", help="tile a genome into windows, score them, write bedGraph/bigWig tracks"
+    )
+    scan.add_argument(
+        "model",
+        metavar="MODEL_OR_RUN",
+        help="an exported SavedModel (base or version dir) or a run dir",
+    )
+    scan.add_argument("--fasta", required=True, help="genome FASTA (plain, .gz or bgzip), streamed")
+    scan.add_argument(
+        "--out", required=True,
+        help="bedGraph track (a multi-class model writes OUT-stem.<class>.bedGraph per class)",
+    )  # fmt: skip
+    scan.add_argument("--stride", type=_positive_int, help="window step S (default: length // 4)")
+    scan.add_argument("--regions", metavar="BED", help="scan only these intervals (BED)")
+    scan.add_argument(
+        "--both-strands", action="store_true", help="average each window and its reverse complement"
+    )
+    scan.add_argument("--bigwig", help="also write a bigWig track (pyBigWig)")
+    scan.add_argument(
+        "--tsv", help="one row per window with every class probability (.gz: gzipped)"
+    )
+    scan.add_argument(
+        "--max-n-fraction", type=float, default=0.1,
+        help="skip windows with more than this share of N's (default 0.1)",
+    )  # fmt: skip
+    scan.add_argument("--batch-size", type=_positive_int, default=256)
+    scan.add_argument("--runner", choices=["local", "beam"], default="local")
+    scan.add_argument(
+        "--beam-option", action="append", default=[], metavar="OPT",
+        help="Beam pipeline option, repeatable (e.g. --beam-option=--runner=DataflowRunner)",
+    )  # fmt: skip
+
+    variants = sub.add_parser(
+        "variants", help="score VCF variants: REF and ALT windows, effect sizes, annotated VCF"
+    )
+    variants.add_argument(
+        "model",
+        metavar="MODEL_OR_RUN",
+        help="an exported SavedModel (base or version dir) or a run dir",
+    )
+    variants.add_argument("--vcf", required=True, help="variants (VCF or BCF, optionally bgzipped)")
+    variants.add_argument(
+        "--fasta", required=True, help="reference genome FASTA (plain, .gz, bgzip)"
+    )
+    variants.add_argument("--out", required=True, help="effects TSV, one row per ALT allele")
+    variants.add_argument("--vcf-out", help="input VCF with ATTNGEN_PREF/PALT/DELTA INFO tags")
+    variants.add_argument(
+        "--both-strands", action="store_true", help="average each window and its reverse complement"
+    )
+    variants.add_argument("--batch-size", type=_positive_int, default=256)
+    variants.add_argument("--runner", choices=["local", "beam"], default="local")
+    variants.add_argument(
+        "--beam-option", action="append", default=[], metavar="OPT",
+        help="Beam pipeline option, repeatable (e.g. --beam-option=--runner=FlinkRunner)",
+    )  # fmt: skip
+
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
     demo.add_argument("--epochs", type=int, default=8)
@@ -611,6 +668,34 @@ def _synthetic(args):
     )
 
 
+def _scan(args):
+    from attngen_keras.genome.scan import scan_genome
+
+    summary = scan_genome(
+        args.model, args.fasta, args.out, stride=args.stride, regions=args.regions,
+        both_strands=args.both_strands, bigwig=args.bigwig, tsv=args.tsv,
+        max_n_fraction=args.max_n_fraction, batch_size=args.batch_size, runner=args.runner,
+        beam_options=args.beam_option,
+    )  # fmt: skip
+    print(
+        f"scored {summary['windows']} windows ({summary['length']} nt, stride {summary['stride']}) "
+        f"of {summary['records']} records; wrote {', '.join(summary['outputs'])}"
+    )
+
+
+def _variants(args):
+    from attngen_keras.genome.variants import score_variants
+
+    summary = score_variants(
+        args.model, args.vcf, args.fasta, args.out, vcf_out=args.vcf_out,
+        both_strands=args.both_strands, batch_size=args.batch_size, runner=args.runner,
+        beam_options=args.beam_option,
+    )  # fmt: skip
+    print(
+        f"scored {summary['scored']} of {summary['alleles']} ALT alleles; wrote {', '.join(summary['outputs'])}"
+    )
+
+
 def _demo(args):
     from attngen_keras.demo import run_demo
 
@@ -620,6 +705,7 @@ def _demo(args):
 COMMANDS = {
     "train": _train, "evaluate": _evaluate, "explain": _explain, "perturb": _perturb,
     "sweep": _sweep, "tune": _tune, "synthetic": _synthetic, "export": _export, "predict": _predict, "demo": _demo,
+    "scan": _scan, "variants": _variants,
 }  # fmt: skip
 
 

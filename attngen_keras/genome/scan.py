@@ -1,0 +1,115 @@
+"""`attngen scan`: tile a genome into windows, score them, write tracks (locally or on Apache Beam)."""
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from attngen_keras.data.errors import DataError
+from attngen_keras.genome.scoring import Scorer, score_windows
+from attngen_keras.genome.tracks import TrackWriter
+from attngen_keras.genome.windows import CHUNK_BASES, Tiler, read_regions
+
+DEFAULT_MAX_N_FRACTION = 0.1
+
+
+def scan_genome(
+    model,
+    fasta,
+    out,
+    stride=None,
+    regions=None,
+    both_strands=False,
+    bigwig=None,
+    tsv=None,
+    max_n_fraction=DEFAULT_MAX_N_FRACTION,
+    batch_size=256,
+    runner="local",
+    beam_options=(),
+    show_progress=True,
+    chunk_bases=CHUNK_BASES,
+):
+    """Scores every window of a FASTA and writes the tracks; returns a summary dict.
+
+    Args:
+        model: an exported SavedModel or run directory (as `attngen predict`), or a `Scorer`.
+        fasta: the genome (plain, gzip or bgzip), streamed.
+        out: the bedGraph (`track.bedGraph`; `track.<class>.bedGraph` per class of a multi-class model).
+        stride: S (default: L // 4).
+        regions: a BED file: tile only these intervals.
+        both_strands: average each window's and its reverse complement's probabilities.
+        bigwig, tsv: optional bigWig and per-window TSV outputs.
+        max_n_fraction: skip windows with more than this share of N's.
+        runner: `local` or `beam` (`beam_options`: Beam pipeline options).
+
+    Example:
+
+    >>> scan_genome("saved_models/hof", "chr22.fa.gz", "hof.bedGraph", stride=50)  # doctest: +SKIP
+    {'windows': 431000, 'skipped_n': 12, ...}
+    """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if not Path(fasta).is_file():
+        raise DataError("no such file", fasta)
+    region_map = read_regions(regions) if regions else None
+    scorer = model if isinstance(model, Scorer) else None
+    if runner == "beam":
+        from attngen_keras.genome.beam import require_beam
+
+        require_beam()
+    if scorer is None:
+        scorer = Scorer.load(model)
+    length = scorer.length
+    stride = length // 4 if stride is None else int(stride)
+    if stride < 1:
+        stride = 1
+    tiler = Tiler(fasta, length, stride, region_map, max_n_fraction, chunk_bases)
+    writer = TrackWriter(out, scorer.class_names, length, stride, bigwig, tsv)
+    if runner == "beam":
+        from attngen_keras.genome.beam import scan_with_beam
+
+        with writer:
+            summary = scan_with_beam(
+                model if not isinstance(model, Scorer) else None, tiler, writer, batch_size,
+                both_strands, beam_options, show_progress,
+            )  # fmt: skip
+        _report(fasta, summary)
+        return summary
+    with (
+        writer,
+        tqdm(
+            unit="win", desc=f"scanning {Path(fasta).name}", disable=not show_progress
+        ) as progress,
+    ):
+        for chrom, start, probs in score_windows(scorer, tiler, batch_size, both_strands):
+            writer.add(chrom, start, probs)
+            progress.update(1)
+        paths = writer.finish(tiler.sizes)
+    summary = _summary(tiler, paths, stride, length)
+    _report(fasta, summary)
+    return summary
+
+
+def _summary(tiler, paths, stride, length):
+    return {
+        "records": len(tiler.sizes),
+        "bases": sum(tiler.sizes.values()),
+        "windows": tiler.windows,
+        "skipped_n": tiler.skipped_n,
+        "short": tiler.short,
+        "length": length,
+        "stride": stride,
+        "outputs": [str(p) for p in paths],
+    }
+
+
+def _report(fasta, summary):
+    parts = []
+    if summary["skipped_n"]:
+        parts.append(f"{summary['skipped_n']} windows skipped for N's (--max-n-fraction)")
+    if summary["short"]:
+        parts.append(
+            f"{summary['short']} records or regions shorter than the window ({summary['length']}) have no score"
+        )
+    if parts:
+        print(f"attngen scan: {fasta}: {'; '.join(parts)}", file=sys.stderr)

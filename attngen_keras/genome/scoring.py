@@ -1,0 +1,117 @@
+"""Batched scoring of genome windows through the same model and in-graph preprocessing as `attngen predict`.
+
+`Scorer.load(path)` takes what `attngen predict` takes (an exported
+SavedModel, base or version directory, or a run directory) through
+`attngen_keras.predict.resolve_model`, so raw window strings go through the
+exported `serving_default` / `saliency` graphs (or the identical
+`export._Serving` module built on a run's model): the scan's and the
+variants' probabilities are `predict`'s probabilities for the same strings.
+"""
+
+import numpy as np
+
+_COMPLEMENT = bytes.maketrans(
+    b"ACGTUNRYSWKMBDHVacgtunryswkmbdhv", b"TGCAANYRSWMKVHDBtgcaanyrswmkvhdb"
+)
+
+
+def reverse_complement(sequence):
+    """The reverse complement of a byte string (IUPAC codes complemented, case kept)."""
+    return sequence.translate(_COMPLEMENT)[::-1]
+
+
+class Scorer:
+    """Probabilities (and importance) of raw window strings, in batches.
+
+    Args:
+        predict: `strings -> {"probabilities": [b, C], ...}` (a signature or tf.function).
+        importance: `strings -> {"importance": [b, L]}`.
+        facts: `{"class_names": [...], "length": L, ...}`.
+
+    Example:
+
+    >>> scorer = Scorer.load("saved_models/hof")  # doctest: +SKIP
+    >>> scorer.probabilities([b"ACGT" * 50])  # doctest: +SKIP
+    array([[0.12, 0.88]], dtype=float32)
+    """
+
+    def __init__(self, predict, importance, facts):
+        self._predict, self._importance = predict, importance
+        self.facts = facts
+        self.class_names = list(facts["class_names"])
+        self.length = int(facts["length"])
+
+    @classmethod
+    def load(cls, path):
+        """The scorer of an exported SavedModel or a run directory (as `attngen predict` resolves it)."""
+        from attngen_keras.predict import resolve_model
+
+        return cls(*resolve_model(path))
+
+    @classmethod
+    def from_model(cls, model, class_names, length, crop=None):
+        """A scorer of an in-memory Keras classifier (one-hot input), through `export._Serving`."""
+        import tensorflow as tf
+
+        from attngen_keras.export import _Serving
+
+        serving = _Serving(model, length, crop)
+        spec = [tf.TensorSpec([None], tf.string)]
+        facts = {
+            "class_names": list(class_names),
+            "length": int(length),
+            "source": "in-memory model",
+        }
+        return cls(
+            tf.function(serving.predict, input_signature=spec),
+            tf.function(serving.importance, input_signature=spec),
+            facts,
+        )
+
+    @property
+    def target(self):
+        """The column the single-score outputs use: the second class of a binary model."""
+        return 1 if len(self.class_names) == 2 else None
+
+    def probabilities(self, sequences, both_strands=False):
+        """`[n, C]` float32 probabilities; with `both_strands` the mean over each window and its reverse complement."""
+        import tensorflow as tf
+
+        if not len(sequences):
+            return np.zeros((0, len(self.class_names)), np.float32)
+        batch = list(sequences)
+        if both_strands:
+            batch = batch + [reverse_complement(s) for s in batch]
+        probs = self._predict(tf.constant(batch))["probabilities"].numpy()
+        if both_strands:
+            n = len(sequences)
+            probs = (probs[:n] + probs[n:]) / np.float32(2)
+        return probs
+
+    def importance(self, sequences):
+        """`[n, L]` per-nucleotide importance (the `saliency` signature: attention, or |gradient x input|)."""
+        import tensorflow as tf
+
+        if not len(sequences):
+            return np.zeros((0, self.length), np.float32)
+        return self._importance(tf.constant(list(sequences)))["importance"].numpy()
+
+
+def batched(items, size):
+    """Lists of up to `size` consecutive items."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_windows(scorer, windows, batch_size=256, both_strands=False):
+    """Yields `(chrom, start, probabilities)` for `(chrom, start, sequence)` windows, scored in batches."""
+    for batch in batched(windows, batch_size):
+        probs = scorer.probabilities([w[2] for w in batch], both_strands)
+        for (chrom, start, _), row in zip(batch, probs):
+            yield chrom, start, row

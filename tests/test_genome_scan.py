@@ -1,0 +1,310 @@
+"""`attngen scan`: a synthetic genome with planted motifs; the track must peak exactly there.
+
+The model is hand-set (no training): a Conv1D whose filter matches one
+8-mer exactly, max-pooled, through a steep sigmoid, so a window scores
+~0.993 when it contains the whole motif and ~0 otherwise. Where the track
+must be high is then known to the base.
+"""
+
+import gzip
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from attngen_keras.cli import main
+from attngen_keras.data.errors import DataError
+from attngen_keras.genome.scan import scan_genome
+from attngen_keras.genome.scoring import Scorer, reverse_complement
+from attngen_keras.genome.windows import Tiler, iter_fasta_pieces, read_regions
+
+L, K, S = 60, 8, 10
+MOTIF = "GATTACAG"
+HIGH = 1 / (1 + math.exp(-(20 * 0.5 - 5)))  # sigmoid(20 * (K - (K - 0.5)) - 5)
+LOW = 1 / (1 + math.exp(5))  # sigmoid(-5): no whole motif in the window
+
+
+def motif_model(classes=2):
+    """Hand-set detector of MOTIF on the forward strand (binary: sigmoid; 3 classes: softmax)."""
+    inputs = keras.Input((L, 4))
+    conv = keras.layers.Conv1D(1, K)
+    pooled = keras.layers.GlobalMaxPooling1D()(keras.layers.ReLU()(conv(inputs)))
+    dense = keras.layers.Dense(
+        1 if classes == 2 else classes, activation="sigmoid" if classes == 2 else "softmax"
+    )
+    model = keras.Model(inputs, dense(pooled))
+    kernel = np.full((K, 4, 1), -1.0, np.float32)
+    for i, base in enumerate(MOTIF):
+        kernel[i, "ACGT".index(base), 0] = 1.0
+    conv.set_weights([kernel, np.array([-(K - 0.5)], np.float32)])
+    if classes == 2:
+        dense.set_weights([np.array([[20.0]], np.float32), np.array([-5.0], np.float32)])
+    else:
+        dense.set_weights(
+            [np.array([[20.0, 0.0, -20.0]], np.float32), np.array([-5.0, 0.0, 1.0], np.float32)]
+        )
+    return model
+
+
+def class_names(classes=2):
+    return ["background", "motif"] if classes == 2 else ["motif_rich", "neutral", "motif_poor"]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer.from_model(motif_model(), class_names(), L)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The same model exported as a SavedModel (what `attngen scan` / `predict` take by path)."""
+    from attngen_keras.export import export_model
+
+    return export_model(motif_model(), tmp_path_factory.mktemp("model") / "motif", class_names(), L)
+
+
+def random_dna(rng, n):
+    return "".join(rng.choice(list("ACGT"), n))
+
+
+def genome(seed=0):
+    """Records with planted motifs (positions chosen to cross chunk boundaries), an N run, a short record."""
+    rng = np.random.default_rng(seed)
+    records, planted = {}, []
+    chr1 = list(random_dna(rng, 2400))
+    for m in (500, 1011, 1990):
+        chr1[m : m + K] = MOTIF
+        planted.append(("chr1", m))
+    records["chr1"] = "".join(chr1)
+    chr2 = list(random_dna(rng, 1500).lower())  # soft-masked: case must not matter
+    chr2[700:760] = "N" * 60
+    for m in (90, 1200):
+        chr2[m : m + K] = MOTIF
+        planted.append(("chr2", m))
+    records["chr2"] = "".join(chr2)
+    records["chr0_short"] = random_dna(rng, L - 1)
+    return records, planted
+
+
+def write_genome(path, records, width=60, compression="plain"):
+    text = "".join(
+        f">{name} description\n"
+        + "".join(seq[i : i + width] + "\n" for i in range(0, len(seq), width))
+        for name, seq in records.items()
+    )
+    if compression == "plain":
+        path.write_text(text)
+    elif compression == "gzip":
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        import pysam
+
+        plain = path.with_name(path.name + ".plain")
+        plain.write_text(text)
+        pysam.tabix_compress(str(plain), str(path), force=True)
+    return path
+
+
+def expected_windows(records, stride=S, max_n_fraction=0.1):
+    """Brute force over whole in-memory sequences: `{(chrom, start): high?}` of the kept windows."""
+    out = {}
+    for name, seq in records.items():
+        for w in range(0, len(seq) - L + 1, stride):
+            window = seq[w : w + L]
+            if window.upper().count("N") > max_n_fraction * L:
+                continue
+            out[(name, w)] = MOTIF in window.upper()
+    return out
+
+
+def read_bedgraph(path):
+    rows = []
+    for line in path.read_text().splitlines():
+        chrom, start, end, value = line.split("\t")
+        rows.append((chrom, int(start), int(end), float(value)))
+    return rows
+
+
+@pytest.mark.parametrize("compression", ["plain", "gzip", "bgzip"])
+def test_track_peaks_exactly_at_the_planted_motifs(tmp_path, scorer, compression):
+    records, _ = genome()
+    fasta = write_genome(
+        tmp_path / f"g.fa{'' if compression == 'plain' else '.gz'}", records, 60, compression
+    )
+    out = tmp_path / "track.bedGraph"
+    summary = scan_genome(scorer, fasta, out, stride=S, show_progress=False, chunk_bases=97)
+    rows = read_bedgraph(out)
+    expected = expected_windows(records)
+    offset = (L - S) // 2
+    assert [(c, s, e) for c, s, e, _ in rows] == sorted(
+        (chrom, w + offset, w + offset + S) for chrom, w in expected
+    )  # sorted by chrom then start: chr0_short has no window, chr1 before chr2
+    for chrom, start, _, value in rows:
+        high = expected[(chrom, start - offset)]
+        assert value == pytest.approx(HIGH if high else LOW, abs=1e-5)
+    assert summary["windows"] == len(expected)
+    assert summary["skipped_n"] == 11  # chr2 windows 650..750 hold more than 6 of the run's 60 N's
+    assert summary["short"] == 1
+    # to the base: the motif at chr1:500-508 lies whole in windows 450..500, whose centres are 475..535
+    high = [(s, e) for c, s, e, v in rows if c == "chr1" and v > 0.5 and s < 700]
+    assert (high[0][0], high[-1][1]) == (475, 535) and len(high) == 6
+    ends = [(c, e) for c, _, e, _ in rows]
+    assert all(a[1] <= b[1] for a, b in zip(rows, rows[1:]) if a[0] == b[0])  # non-overlapping
+    assert len(set(ends)) == len(ends)
+
+
+def test_chunks_and_blocks_do_not_change_windows(tmp_path):
+    records, _ = genome(1)
+    records["long_line"] = random_dna(np.random.default_rng(5), 700)
+    fasta = write_genome(tmp_path / "g.fa", records, width=10_000)  # one line per record
+    pieces, name = {}, None
+    for kind, value in iter_fasta_pieces(
+        fasta, block_bytes=7
+    ):  # headers and lines split across blocks
+        if kind == "record":
+            name = value
+            pieces[name] = b""
+        else:
+            pieces[name] += value
+    assert {k: v.decode() for k, v in pieces.items()} == records
+    for chunk in (1, 59, 61, 1 << 20):
+        tiler = Tiler(fasta, L, 7, chunk_bases=chunk)
+        windows = [(c, s, w.decode()) for c, s, w in tiler]
+        assert windows == [
+            (c, s, records[c][s : s + L])
+            for c in records
+            for s in range(0, len(records[c]) - L + 1, 7)
+            if records[c][s : s + L].upper().count("N") <= 6
+        ]
+    assert tiler.sizes == {k: len(v) for k, v in records.items()}
+
+
+def test_both_strands_averages_a_window_and_its_reverse_complement(tmp_path, scorer):
+    rng = np.random.default_rng(2)
+    seq = list(random_dna(rng, 400))
+    seq[200 : 200 + K] = reverse_complement(MOTIF.encode()).decode()
+    fasta = write_genome(tmp_path / "g.fa", {"chrR": "".join(seq)})
+    forward, both = tmp_path / "f.bedGraph", tmp_path / "b.bedGraph"
+    scan_genome(scorer, fasta, forward, stride=S, show_progress=False)
+    scan_genome(scorer, fasta, both, stride=S, both_strands=True, show_progress=False)
+    assert max(v for *_, v in read_bedgraph(forward)) == pytest.approx(LOW, abs=1e-5)
+    values = {s: v for _, s, _, v in read_bedgraph(both)}
+    high = sorted(s for s, v in values.items() if v > 0.25)
+    assert min(values.values()) == pytest.approx(LOW, abs=1e-5)
+    # the reverse-strand motif at 200-208: windows 150..200, centres 175..225, each (HIGH + 0) / 2
+    assert high == list(range(175, 226, 10))
+    assert all(values[s] == pytest.approx((HIGH + LOW) / 2, abs=1e-5) for s in high)
+
+
+def test_regions_multiclass_tsv_and_bigwig(tmp_path):
+    import pyBigWig
+
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa.gz", records, compression="gzip")
+    bed = tmp_path / "r.bed"
+    bed.write_text("track name=x\nchr1\t400\t600\nchr1\t550\t700\nchr2\t0\t100\nchrX\t0\t100\n")
+    assert read_regions(bed) == {"chr1": [(400, 700)], "chr2": [(0, 100)], "chrX": [(0, 100)]}
+    three = Scorer.from_model(motif_model(3), class_names(3), L)
+    out = tmp_path / "track.bedGraph"
+    summary = scan_genome(
+        three, fasta, out, stride=S, regions=bed, tsv=tmp_path / "w.tsv.gz", bigwig=tmp_path / "t.bw",
+        show_progress=False,
+    )  # fmt: skip
+    assert not out.exists()
+    paths = {n: tmp_path / f"track.{n}.bedGraph" for n in class_names(3)}
+    rows = {n: read_bedgraph(p) for n, p in paths.items()}
+    # windows 400..640 of chr1 and 0..40 of chr2; centres +25
+    starts = [("chr1", w + 25) for w in range(400, 641, 10)] + [
+        ("chr2", w + 25) for w in range(0, 41, 10)
+    ]
+    assert [(c, s) for c, s, _, _ in rows["motif_rich"]] == starts
+    assert summary["windows"] == len(starts)
+    for i in range(len(starts)):
+        total = sum(rows[n][i][3] for n in rows)
+        assert total == pytest.approx(1, abs=2e-6)
+    rich = {s: v for c, s, _, v in rows["motif_rich"] if c == "chr1"}
+    assert [s for s, v in rich.items() if v > 0.5] == list(range(475, 526, 10))
+    with gzip.open(tmp_path / "w.tsv.gz", "rt") as handle:
+        lines = handle.read().splitlines()
+    assert lines[0].split("\t") == [
+        "chrom",
+        "start",
+        "end",
+        "prob_motif_rich",
+        "prob_neutral",
+        "prob_motif_poor",
+    ]
+    assert lines[1].split("\t")[:3] == ["chr1", "400", "460"] and len(lines) == len(starts) + 1
+    bigwig = pyBigWig.open(str(tmp_path / "t.motif_rich.bw"))
+    assert bigwig.chroms() == {"chr0_short": L - 1, "chr1": 2400, "chr2": 1500}
+    assert bigwig.values("chr1", 475, 476)[0] == pytest.approx(rich[475], abs=1e-6)
+    assert bigwig.intervals("chr1")[0] == (425, 435, pytest.approx(rich[425], abs=1e-6))
+    bigwig.close()
+
+
+def test_scan_command_matches_predict_on_the_same_windows(tmp_path, exported, capsys):
+    from attngen_keras.predict import predict_file
+
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    out, tsv = tmp_path / "t.bedGraph", tmp_path / "w.tsv"
+    argv = [
+        "scan",
+        str(exported.parent),
+        "--fasta",
+        str(fasta),
+        "--out",
+        str(out),
+        "--tsv",
+        str(tsv),
+    ]
+    assert main([*argv, "--stride", "10", "--batch-size", "33"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "11 windows skipped for N's" in captured.err
+        and "1 records or regions shorter" in captured.err
+    )
+    windows = tmp_path / "windows.fa"
+    expected = expected_windows(records)
+    windows.write_text("".join(f">{c}:{w}\n{records[c][w : w + L]}\n" for c, w in expected))
+    predict_file(exported, windows, tmp_path / "p.tsv", show_progress=False)
+    predicted = [line.split("\t")[3] for line in (tmp_path / "p.tsv").read_text().splitlines()[1:]]
+    scanned = [line.split("\t")[4] for line in tsv.read_text().splitlines()[1:]]
+    assert scanned == predicted
+    assert [
+        line.split("\t")[3] for line in out.read_text().splitlines()
+    ] == predicted  # chr1 < chr2 as in FASTA
+
+
+def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text("ACGT\n>chr1\nACGT\n")
+    out = tmp_path / "t.bedGraph"
+    assert main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # after the progress bar's line
+    assert err[-1] == f"attngen scan: error: {fasta}: sequence before the first '>' header line"
+    assert "Traceback" not in "".join(err)
+    assert not out.exists()
+    fasta.write_text(">chr1\n" + "ACGT" * 40 + "\n")
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t10\n")
+    assert (
+        main(
+            ["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--regions", str(bed)]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"attngen scan: error: {bed}: record 'line 1': not a BED line (expected chrom, start, end: "
+        "tab-separated, integers)"
+    )
+    assert (
+        main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--stride", "61"])
+        == 2
+    )
+    assert "--stride must be between 1 and the model's length 60, got 61" in capsys.readouterr().err
+    with pytest.raises(DataError, match="duplicate record name"):
+        fasta.write_text(">a\nACGT\n>a\nACGT\n")
+        list(Tiler(fasta, 4, 1))
