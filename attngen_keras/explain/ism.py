@@ -55,8 +55,8 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
 
     Returns:
         `(scores, per_base)`: float32 `(n, length)` max probability drop and
-        float32 `(n, length, 4)` `p_mut - p_ref` (0 at the observed base and
-        on padding).
+            float32 `(n, length, 4)` `p_mut - p_ref` (0 at the observed base
+            and on padding).
 
     Example:
 
