@@ -1,0 +1,316 @@
+"""`attngen variants`: the model's prediction on the REF and ALT windows of every ALT allele of a VCF.
+
+For a variant at 1-based VCF position `pos` (0-based `p = pos - 1`) and a
+model of length L:
+
+- the REF window is the genome's `[p - L//2, p - L//2 + L)`: the variant's
+  first REF base at 0-based offset `L//2`;
+- the ALT window is built the same way: the `L//2` genome bases before `p`,
+  then the ALT allele, then the genome after the REF allele, cut to L (an
+  insertion pushes the right flank out, a deletion pulls more of it in;
+  past the record's end the flank is padded with N);
+- `ref_match` is false when the VCF's REF differs from the genome at `p`
+  (case-insensitive); such rows are still scored (the REF window is the
+  genome's), flagged and counted on stderr;
+- a variant whose REF window does not fit in its record (closer than L//2
+  to an end), on a chromosome absent from the FASTA, or with a symbolic ALT
+  (`<DEL>`, `*`, breakends) is written with empty scores and a `note`, and
+  counted on stderr: never dropped silently;
+- multi-allelic records are split: one row per ALT allele.
+
+Columns of the TSV: `chrom pos id ref alt ref_match class p_ref p_alt delta
+log_odds_ratio importance_ref importance_alt note`. `p_*` is the probability
+of `class`: the second class of a binary model (as the scan's track), the
+class predicted on the REF window for a multi-class one. `delta = p_alt -
+p_ref`, `log_odds_ratio = logit(p_alt) - logit(p_ref)` (probabilities clipped
+to [1e-7, 1 - 1e-7]). `importance_*`: the model's `saliency` output (AttnGen's
+attention projected to nucleotides; |gradient x input| for models without
+attention), averaged over the REF (ALT) allele's bases in the REF (ALT) window.
+"""
+
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from attngen_keras.data.errors import DataError
+from attngen_keras.files import check_output_file
+from attngen_keras.genome.reference import open_fasta, random_access_path
+from attngen_keras.genome.scoring import Scorer
+
+COLUMNS = [
+    "chrom", "pos", "id", "ref", "alt", "ref_match", "class", "p_ref", "p_alt", "delta",
+    "log_odds_ratio", "importance_ref", "importance_alt", "note",
+]  # fmt: skip
+INFO_TAGS = {
+    "ATTNGEN_PREF": "attngen: model probability on the REF window (per ALT allele)",
+    "ATTNGEN_PALT": "attngen: model probability on the ALT window (per ALT allele)",
+    "ATTNGEN_DELTA": "attngen: PALT - PREF (per ALT allele)",
+}
+_EPS = 1e-7
+_SCORABLE = set("ACGTUNRYSWKMBDHVacgtunryswkmbdhv")
+NOTE_END = "too close to the record end: no full REF window"
+NOTE_CHROM = "chromosome not in the FASTA"
+NOTE_SYMBOLIC = "symbolic or non-sequence ALT allele: not scored"
+
+
+def read_alleles(vcf):
+    """Yields `(index, chrom, pos, id, ref, alt)` for every ALT allele of a VCF (multi-allelic records split)."""
+    import pysam
+
+    path = Path(vcf)
+    if not path.is_file():
+        raise DataError("no such file", path)
+    index = 0
+    number = 0
+    try:
+        with pysam.VariantFile(str(path)) as reader:
+            for number, record in enumerate(reader, 1):  # noqa: B007 (read after the loop for errors)
+                for alt in record.alts or ():
+                    yield index, record.chrom, record.pos, record.id or ".", record.ref, alt
+                    index += 1
+    except (OSError, ValueError) as error:
+        where = f"record {number + 1}" if number else None
+        raise DataError(f"cannot read the VCF ({error})", path, where) from None
+
+
+def _windows(fasta, sizes, allele, length):
+    """`(ref_window, alt_window, ref_match, note)` of one allele (windows None when not scorable)."""
+    _, chrom, pos, _, ref, alt = allele
+    p = pos - 1
+    if chrom not in sizes:
+        return None, None, None, NOTE_CHROM
+    half = length // 2
+    start = p - half
+    size = sizes[chrom]
+    origin = max(start, 0)
+    segment = fasta.fetch(chrom, origin, min(size, p + len(ref) + length)) if origin < size else ""
+    genome_ref = segment[p - origin : p - origin + len(ref)]
+    ref_match = genome_ref.upper() == ref.upper()
+    if start < 0 or start + length > size:
+        return None, None, ref_match, NOTE_END
+    if not alt or not set(alt) <= _SCORABLE:
+        return None, None, ref_match, NOTE_SYMBOLIC
+    left = segment[:half]
+    right = segment[half + len(ref) :]
+    alt_window = (left + alt + right)[:length]
+    alt_window += "N" * (length - len(alt_window))
+    return segment[:length].encode(), alt_window.encode(), ref_match, ""
+
+
+def score_alleles(scorer, fasta, sizes, alleles, both_strands=False):
+    """Scores a batch of alleles; returns one result dict per allele (keys: the TSV columns)."""
+    length = scorer.length
+    built = [_windows(fasta, sizes, allele, length) for allele in alleles]
+    scored = [i for i, (w, _, _, _) in enumerate(built) if w is not None]
+    windows = [built[i][0] for i in scored] + [built[i][1] for i in scored]
+    probs = scorer.probabilities(windows, both_strands)
+    importance = scorer.importance(windows)
+    n = len(scored)
+    target = scorer.target
+    results = []
+    position = dict(zip(scored, range(n)))
+    half = length // 2
+    for i, allele in enumerate(alleles):
+        index, chrom, pos, ident, ref, alt = allele
+        _, _, ref_match, note = built[i]
+        row = {
+            "index": index, "chrom": chrom, "pos": pos, "id": ident, "ref": ref, "alt": alt,
+            "ref_match": "" if ref_match is None else str(bool(ref_match)).lower(), "note": note,
+            "class": "", "p_ref": None, "p_alt": None, "delta": None, "log_odds_ratio": None,
+            "importance_ref": None, "importance_alt": None,
+        }  # fmt: skip
+        if i in position:
+            k = position[i]
+            ref_probs, alt_probs = probs[k], probs[n + k]
+            column = target if target is not None else int(np.argmax(ref_probs))
+            p_ref, p_alt = float(ref_probs[column]), float(alt_probs[column])
+            row.update(
+                {
+                    "class": scorer.class_names[column],
+                    "p_ref": p_ref,
+                    "p_alt": p_alt,
+                    "delta": p_alt - p_ref,
+                    "log_odds_ratio": _logit(p_alt) - _logit(p_ref),
+                    "importance_ref": float(np.mean(importance[k][half : half + max(len(ref), 1)])),
+                    "importance_alt": float(
+                        np.mean(importance[n + k][half : half + max(len(alt), 1)])
+                    ),
+                }
+            )
+        results.append(row)
+    return results
+
+
+def _logit(p):
+    p = min(max(p, _EPS), 1 - _EPS)
+    return math.log(p / (1 - p))
+
+
+def _format(value, spec):
+    return "" if value is None else format(value, spec)
+
+
+def tsv_row(result):
+    """The TSV fields of one result."""
+    return [
+        result["chrom"], result["pos"], result["id"], result["ref"], result["alt"],
+        result["ref_match"], result["class"], _format(result["p_ref"], ".6f"),
+        _format(result["p_alt"], ".6f"), _format(result["delta"], ".6f"),
+        _format(result["log_odds_ratio"], ".6f"), _format(result["importance_ref"], ".6g"),
+        _format(result["importance_alt"], ".6g"), result["note"],
+    ]  # fmt: skip
+
+
+def _partial(path):
+    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+
+def score_variants(
+    model,
+    vcf,
+    fasta,
+    out,
+    vcf_out=None,
+    both_strands=False,
+    batch_size=256,
+    runner="local",
+    beam_options=(),
+    show_progress=True,
+):
+    """Writes `effects.tsv` (and optionally an annotated VCF); returns a summary dict.
+
+    Args:
+        model: an exported SavedModel or run directory (as `attngen predict`), or a `Scorer`.
+        vcf: the variants (VCF/BCF, plain or bgzipped).
+        fasta: the reference (plain, gzip or bgzip FASTA).
+        out: the effects TSV (one row per ALT allele, in VCF order).
+        vcf_out: the input VCF with `ATTNGEN_PREF`, `ATTNGEN_PALT`, `ATTNGEN_DELTA` INFO tags
+            (`.gz`: bgzipped).
+        both_strands: average each window and its reverse complement.
+        runner: `local` or `beam` (`beam_options`: Beam pipeline options).
+
+    Example:
+
+    >>> score_variants("saved_models/hof", "calls.vcf.gz", "chr22.fa.gz", "effects.tsv")  # doctest: +SKIP
+    {'alleles': 1000, 'scored': 998, 'ref_mismatch': 1, ...}
+    """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    out = check_output_file(out, force=True)
+    vcf_out = check_output_file(vcf_out, force=True) if vcf_out else None
+    if not Path(vcf).is_file():
+        raise DataError("no such file", vcf)
+    if runner == "beam":
+        from attngen_keras.genome.beam import require_beam
+
+        require_beam()
+    paths = random_access_path(fasta)
+    scorer = model if isinstance(model, Scorer) else Scorer.load(model)
+    reference = open_fasta(paths)
+    sizes = dict(zip(reference.references, reference.lengths))
+    if runner == "beam":
+        from attngen_keras.genome.beam import variants_with_beam
+
+        results = variants_with_beam(
+            model, paths, list(read_alleles(vcf)), scorer.length, batch_size, both_strands,
+            beam_options,
+        )  # fmt: skip
+    else:
+        results = _local(scorer, reference, sizes, vcf, batch_size, both_strands, show_progress)
+    counts = {
+        "alleles": 0,
+        "scored": 0,
+        "ref_mismatch": 0,
+        NOTE_END: 0,
+        NOTE_CHROM: 0,
+        NOTE_SYMBOLIC: 0,
+    }
+    effects = {}
+    partial = _partial(out)
+    try:
+        with open(partial, "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for result in results:
+                writer.writerow(tsv_row(result))
+                counts["alleles"] += 1
+                counts["scored"] += result["p_ref"] is not None
+                counts["ref_mismatch"] += result["ref_match"] == "false"
+                if result["note"]:
+                    counts[result["note"]] += 1
+                if vcf_out is not None:
+                    effects[result["index"]] = (result["p_ref"], result["p_alt"], result["delta"])
+        if vcf_out is not None:
+            _write_vcf(vcf, _partial(vcf_out), effects, vcf_out.name.endswith(".gz"))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        if vcf_out is not None:
+            _partial(vcf_out).unlink(missing_ok=True)
+        raise
+    partial.replace(out)
+    outputs = [str(out)]
+    if vcf_out is not None:
+        _partial(vcf_out).replace(vcf_out)
+        outputs.append(str(vcf_out))
+    _report(vcf, counts, scorer.length)
+    return {
+        "alleles": counts["alleles"], "scored": counts["scored"],
+        "ref_mismatch": counts["ref_mismatch"], "near_end": counts[NOTE_END],
+        "missing_chrom": counts[NOTE_CHROM], "symbolic": counts[NOTE_SYMBOLIC], "outputs": outputs,
+    }  # fmt: skip
+
+
+def _local(scorer, reference, sizes, vcf, batch_size, both_strands, show_progress):
+    from attngen_keras.predict import _batches
+
+    with tqdm(unit="allele", desc=f"scoring {Path(vcf).name}", disable=not show_progress) as bar:
+        for batch in _batches(read_alleles(vcf), batch_size):
+            yield from score_alleles(scorer, reference, sizes, batch, both_strands)
+            bar.update(len(batch))
+
+
+def _report(vcf, counts, length):
+    parts = []
+    if counts["ref_mismatch"]:
+        parts.append(
+            f"{counts['ref_mismatch']} alleles whose REF differs from the genome (ref_match false)"
+        )
+    if counts[NOTE_END]:
+        parts.append(
+            f"{counts[NOTE_END]} alleles within {length // 2} nt of a record end, not scored"
+        )
+    if counts[NOTE_CHROM]:
+        parts.append(
+            f"{counts[NOTE_CHROM]} alleles on chromosomes absent from the FASTA, not scored"
+        )
+    if counts[NOTE_SYMBOLIC]:
+        parts.append(f"{counts[NOTE_SYMBOLIC]} symbolic ALT alleles, not scored")
+    if parts:
+        print(f"attngen variants: {vcf}: {'; '.join(parts)} (see the note column)", file=sys.stderr)
+
+
+def _write_vcf(vcf, out, effects, compressed):
+    """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored)."""
+    import pysam
+
+    with pysam.VariantFile(str(vcf)) as reader:
+        header = reader.header.copy()
+        for tag, description in INFO_TAGS.items():
+            if tag not in header.info:
+                header.info.add(tag, "A", "Float", description)
+        with pysam.VariantFile(str(out), "wz" if compressed else "w", header=header) as writer:
+            index = 0
+            for record in reader:
+                alts = record.alts or ()
+                values = [effects.get(index + k, (None, None, None)) for k in range(len(alts))]
+                index += len(alts)
+                record.translate(writer.header)
+                if alts and any(v[0] is not None for v in values):
+                    for position, tag in enumerate(INFO_TAGS):
+                        record.info[tag] = tuple(v[position] for v in values)
+                writer.write(record)

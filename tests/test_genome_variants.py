@@ -1,0 +1,148 @@
+"""`attngen variants`: REF/ALT windows built by hand must score exactly as `attngen predict` scores them."""
+
+import csv
+
+import numpy as np
+import pytest
+from test_genome_scan import MOTIF, K, L, motif_model, random_dna, write_genome
+
+from attngen_keras.cli import main
+from attngen_keras.genome.variants import COLUMNS, INFO_TAGS
+
+pysam = pytest.importorskip(
+    "pysam", reason='the genome extra is not installed: pip install -e ".[genome]"'
+)
+
+HALF = L // 2
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from attngen_keras.export import export_model
+
+    root = tmp_path_factory.mktemp("model") / "motif"
+    return export_model(motif_model(), root, ["background", "motif"], L)
+
+
+def reference():
+    rng = np.random.default_rng(3)
+    chr1 = list(random_dna(rng, 800))
+    chr1[400 : 400 + K] = MOTIF  # a SNP at 403 (1-based 404) breaks it
+    return {"chr1": "".join(chr1), "chr2": random_dna(rng, 300)}
+
+
+def write_vcf(path, records, sizes):
+    header = ["##fileformat=VCFv4.2", *[f"##contig=<ID={c},length={n}>" for c, n in sizes.items()]]
+    header.append("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")
+    lines = ["\t".join([c, str(p), i, r, a, ".", ".", "."]) for c, p, i, r, a in records]
+    path.write_text("\n".join(header + lines) + "\n")
+    return path
+
+
+def hand_windows(seq, pos, ref, alt):
+    """The REF and ALT windows, built directly from the definition (1-based pos)."""
+    p = pos - 1
+    ref_window = seq[p - HALF : p - HALF + L]
+    alt_window = (seq[p - HALF : p] + alt + seq[p + len(ref) :])[:L]
+    return ref_window, alt_window
+
+
+def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys):
+    from attngen_keras.predict import predict_file
+
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa.gz", genome, compression="bgzip")
+    chr1, chr2 = genome["chr1"], genome["chr2"]
+    records = [
+        ("chr1", 404, "snp", chr1[403], "C,T,G"),  # multi-allelic: split in three rows
+        ("chr1", 300, "ins", chr1[299], chr1[299] + "GATTACAG"),  # insertion that creates the motif
+        ("chr1", 395, "del", chr1[394:404], chr1[394]),  # deletion of 9 bases into the motif
+        ("chr1", 500, "mism", "A" if chr1[499] != "A" else "C", "G"),  # REF differs from the genome
+        ("chr2", 10, "edge", chr2[9], "A" if chr2[9] != "A" else "C"),  # within L/2 of the start
+        (
+            "chr2",
+            290,
+            "edge2",
+            chr2[289],
+            "A" if chr2[289] != "A" else "C",
+        ),  # within L/2 of the end
+        ("chrZ", 100, "nochrom", "A", "C"),
+        ("chr2", 150, "sym", chr2[149], "<DEL>"),
+    ]
+    alts = [a for r in records for a in r[4].split(",")]
+    vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 300, "chrZ": 1000})
+    out, vcf_out = tmp_path / "effects.tsv", tmp_path / "annotated.vcf.gz"
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--out", str(out)]
+    assert main([*argv, "--vcf-out", str(vcf_out)]) == 0
+    err = capsys.readouterr().err
+    assert "1 alleles whose REF differs from the genome (ref_match false)" in err
+    assert f"2 alleles within {HALF} nt of a record end, not scored" in err
+    assert (
+        "1 alleles on chromosomes absent from the FASTA" in err and "1 symbolic ALT alleles" in err
+    )
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert list(rows[0]) == COLUMNS
+    assert [r["alt"] for r in rows] == alts
+    assert [r["id"] for r in rows[:3]] == ["snp"] * 3
+    scored = [r for r in rows if r["p_ref"]]
+    assert [r["id"] for r in scored] == ["snp", "snp", "snp", "ins", "del", "mism"]
+    # the same windows, built by hand, through `attngen predict`
+    windows = tmp_path / "windows.fa"
+    with open(windows, "w") as handle:
+        for k, r in enumerate(scored):
+            ref_window, alt_window = hand_windows(chr1, int(r["pos"]), r["ref"], r["alt"])
+            assert len(ref_window) == len(alt_window) == L
+            handle.write(f">ref{k}\n{ref_window}\n>alt{k}\n{alt_window}\n")
+    predict_file(exported, windows, tmp_path / "p.tsv", show_progress=False)
+    with open(tmp_path / "p.tsv") as handle:
+        predicted = {r["id"]: r["prob_motif"] for r in csv.DictReader(handle, delimiter="\t")}
+    for k, r in enumerate(scored):
+        assert (r["p_ref"], r["p_alt"]) == (predicted[f"ref{k}"], predicted[f"alt{k}"])
+        assert float(r["delta"]) == pytest.approx(float(r["p_alt"]) - float(r["p_ref"]), abs=2e-6)
+    by_id = {(r["id"], r["alt"]): r for r in rows}
+    assert (
+        float(by_id[("snp", "C")]["delta"]) < -0.9 and float(by_id[("ins", alts[3])]["delta"]) > 0.9
+    )
+    assert float(by_id[("snp", "C")]["log_odds_ratio"]) < -5
+    assert (
+        by_id[("mism", "G")]["ref_match"] == "false" and by_id[("snp", "C")]["ref_match"] == "true"
+    )
+    assert by_id[("edge", rows[6]["alt"])]["note"].startswith("too close to the record end")
+    assert by_id[("nochrom", "C")]["note"] == "chromosome not in the FASTA"
+    assert by_id[("sym", "<DEL>")]["note"].startswith("symbolic")
+    # the annotated VCF parses with pysam and carries the same numbers, one per ALT allele
+    with pysam.VariantFile(str(vcf_out)) as reader:
+        assert set(INFO_TAGS) <= set(reader.header.info)
+        annotated = list(reader)
+    assert len(annotated) == len(records)
+    snp = annotated[0]
+    assert snp.alts == ("C", "T", "G")
+    assert snp.info["ATTNGEN_PALT"] == pytest.approx(
+        [float(by_id[("snp", a)]["p_alt"]) for a in "CTG"], abs=1e-6
+    )
+    assert snp.info["ATTNGEN_DELTA"][0] == pytest.approx(
+        float(by_id[("snp", "C")]["delta"]), abs=1e-6
+    )
+    assert "ATTNGEN_PREF" not in annotated[6].info  # chrZ: not scored
+
+
+def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capsys):
+    fasta = write_genome(tmp_path / "ref.fa", reference())
+    vcf = tmp_path / "bad.vcf"
+    vcf.write_text("this is not a VCF\n")
+    argv = [
+        "variants",
+        str(exported),
+        "--vcf",
+        str(vcf),
+        "--fasta",
+        str(fasta),
+        "--out",
+        str(tmp_path / "e.tsv"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([e for e in err if e.startswith("attngen variants: error:")]) == 1
+    assert err[-1].startswith(f"attngen variants: error: {vcf}: cannot read the VCF")
+    assert not (tmp_path / "e.tsv").exists()
