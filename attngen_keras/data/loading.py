@@ -34,8 +34,13 @@ def resolve_data_paths(data):
 
     Example:
 
-    >>> resolve_data_paths(["human=data/human.fa"])  # doctest: +SKIP
-    ['human=/home/me/project/data/human.fa']
+    >>> import tempfile
+    >>> fasta = Path(tempfile.mkdtemp()) / "human.fa"
+    >>> _ = fasta.write_text(">s1\\nACGT\\n")
+    >>> relative = os.path.relpath(fasta)
+    >>> resolve_data_paths([f"human={relative}", "demo_human_or_worm"]) == [
+    ...     f"human={os.path.abspath(relative)}", "demo_human_or_worm"]
+    True
     """
     items = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
     resolved = []
@@ -332,9 +337,13 @@ def load_dataset(
 
     Example:
 
-    >>> ds = load_dataset("examples.csv", length=200)  # doctest: +SKIP
-    >>> ds["train"].tokens.shape  # doctest: +SKIP
-    (720, 200)
+    >>> import tempfile
+    >>> table = Path(tempfile.mkdtemp()) / "examples.csv"
+    >>> rows = [f"{'ACGT' * 5},a" if i % 2 else f"{'TTGA' * 4},b" for i in range(40)]
+    >>> _ = table.write_text("seq,label\\n" + "\\n".join(rows) + "\\n")
+    >>> ds = load_dataset(str(table), cache_dir=None, show_progress=False)
+    >>> ds.class_names, ds.length, {name: len(split) for name, split in ds.splits.items()}
+    (['a', 'b'], 20, {'train': 28, 'test': 8, 'val': 4})
     """
     if cache_dir == "default":
         cache_dir = cache_lib.default_cache_dir()

@@ -83,7 +83,13 @@ def make_tf_dataset(
 
     Example:
 
-    >>> ds = make_tf_dataset(dataset["train"], 64, shuffle=True)  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from attngen_keras.data import EncodedSplit, encode
+    >>> tokens = np.stack([encode("ACGTACGTAC")] * 6)
+    >>> split = EncodedSplit(tokens, np.arange(6) % 2, np.arange(6).astype(str))
+    >>> x, y = next(iter(make_tf_dataset(split, 4, shuffle=True, reverse_complement=True)))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((4, 10, 4), (4,))
     """
     one_hot_table = tf.constant(alphabet.ONE_HOT_TABLE)
     complement = tf.constant(alphabet.COMPLEMENT_TOKEN.astype("int32"))
@@ -237,7 +243,12 @@ def make_step_stream(
 
     Example:
 
-    >>> stream = make_step_stream(dataset["train"], 128, start_step=500, end_step=1000)  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from attngen_keras.data import EncodedSplit, encode
+    >>> split = EncodedSplit(np.stack([encode("ACGT")] * 10), np.arange(10) % 2, np.arange(10))
+    >>> stream = make_step_stream(split, 4, start_step=2, end_step=7)  # 3 batches per pass
+    >>> [len(y) for _, y in stream]
+    [2, 4, 4, 2, 4]
     """
     per_pass = max(1, -(-len(split) // batch_size))
     start_epoch, start_batch = divmod(int(start_step), per_pass)
