@@ -12,6 +12,7 @@ copies in `docs/`.
 import argparse
 import os
 import re
+import sys
 from pathlib import Path
 
 from mkdocs.structure.files import File
@@ -42,6 +43,8 @@ def cli_reference():
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps help at the terminal width
     try:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))  # the CLI of the tree being built
         from attngen_keras.cli import _parser
 
         parser = _parser()
