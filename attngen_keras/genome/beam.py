@@ -1,0 +1,206 @@
+"""`--runner beam`: the scan and the variant scoring as Apache Beam pipelines (RunInference).
+
+Locally the pipeline runs on Beam's `FnApiRunner` (DirectRunner would first
+try to download the Prism runner binary, which fails offline) with
+`--direct_num_workers=2 --direct_running_mode=multi_processing` unless other
+options are given; any runner is chosen with
+`--beam-option=--runner=DataflowRunner --beam-option=--project=...` (see
+docs/guides/genome.md for Dataflow, Flink and Spark).
+
+The workers read windows at random from the FASTA (pysam, indexed: plain or
+bgzip; a gzip FASTA is decompressed once to a temporary file) and load the
+model by path, so both must be at paths every worker can read. Each task is
+`batch_size` consecutive windows of one record (or one batch of alleles);
+the scored windows come back as text shards under `--temp_location` (a local
+temporary directory by default) and are written by the same writers as the
+local runner, in the same order: the outputs are identical.
+"""
+
+import json
+import tempfile
+import uuid
+
+from attngen_keras.genome.reference import open_fasta, random_access_path
+from attngen_keras.genome.windows import window_starts
+
+INSTALL_HINT = 'pip install -e ".[beam]"'
+
+
+def require_beam():
+    """Raises a one-line error naming the extra when Apache Beam is not installed."""
+    try:
+        import apache_beam  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"--runner beam needs Apache Beam, which is not installed: {INSTALL_HINT}"
+        ) from None
+
+
+def _options(beam_options):
+    """`(PipelineOptions, runner)`: FnApiRunner with 2 worker processes unless a runner is named."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = list(beam_options or ())
+    named = any(o.split("=")[0] == "--runner" for o in options)
+    runner = None
+    if not named:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        runner = FnApiRunner()
+        if not any(o.startswith("--direct_num_workers") for o in options):
+            options.append("--direct_num_workers=2")
+        if not any(o.startswith("--direct_running_mode") for o in options):
+            options.append("--direct_running_mode=multi_processing")
+    if not any(o.startswith("--default_sdk_harness_log_level") for o in options):
+        options.append(
+            "--default_sdk_harness_log_level=WARNING"
+        )  # workers' INFO lines are noise here
+    parsed = PipelineOptions(options)
+    return parsed, runner
+
+
+def _temp_prefix(parsed):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    base = parsed.view_as(GoogleCloudOptions).temp_location
+    if not base:
+        base = tempfile.mkdtemp(prefix="attngen-beam-")
+    return FileSystems.join(base, f"attngen-{uuid.uuid4().hex}", "part")
+
+
+def _read_shards(prefix):
+    """Yields the lines of the pipeline's text shards, then deletes them."""
+    from apache_beam.io.filesystems import FileSystems
+
+    matches = FileSystems.match([prefix + "*"])[0].metadata_list
+    paths = sorted(m.path for m in matches)
+    for path in paths:
+        with FileSystems.open(path) as handle:
+            for line in handle:
+                yield line.decode().rstrip("\n")
+    FileSystems.delete(paths)
+
+
+def _run(build, beam_options):
+    import logging
+
+    import apache_beam as beam
+
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+    parsed, runner = _options(beam_options)
+    prefix = _temp_prefix(parsed)
+    pipeline = beam.Pipeline(runner=runner, options=parsed)
+    build(pipeline) | "write" >> beam.io.WriteToText(prefix)
+    pipeline.run().wait_until_finish()
+    return prefix
+
+
+def scan_tasks(sizes, regions, length, stride, per_task):
+    """`(chrom, first_start, count)` tasks covering the windows the local `Tiler` makes, in FASTA order."""
+    for chrom, size in sizes.items():
+        intervals = [(0, size)] if regions is None else regions.get(chrom, [])
+        for start, end in intervals:
+            starts = window_starts(start, end, size, length, stride)
+            for k in range(0, len(starts), per_task):
+                piece = starts[k : k + per_task]
+                yield chrom, piece[0], len(piece)
+
+
+def scan_with_beam(
+    model_path, tiler, writer, batch_size, both_strands, beam_options, show_progress
+):
+    """Runs the scan as a Beam pipeline; writes through `writer`; returns the summary."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+
+    from attngen_keras.genome.beam_handlers import WindowModelHandler, WindowTasks
+
+    if model_path is None:
+        raise ValueError(
+            "--runner beam needs a model path (workers load it), not an in-memory model"
+        )
+    paths = random_access_path(tiler.path)
+    fasta = open_fasta(paths)
+    sizes = dict(zip(fasta.references, fasta.lengths))
+    fasta.close()
+    length, stride = tiler.length, tiler.stride
+    tasks = list(scan_tasks(sizes, tiler.regions, length, stride, batch_size))
+    short = _short(sizes, tiler.regions, length)
+
+    def build(pipeline):
+        return (
+            pipeline
+            | "tasks" >> beam.Create(tasks, reshuffle=True)
+            | "windows" >> beam.ParDo(WindowTasks(paths, length, stride, tiler.max_n))
+            | "score" >> RunInference(WindowModelHandler(model_path, both_strands))
+            | "lines" >> beam.FlatMap(_scan_lines)
+        )
+
+    prefix = _run(build, beam_options)
+    skipped = 0
+    rows = {}
+    for line in _read_shards(prefix):
+        fields = line.split("\t")
+        if fields[0] == "#skipped":
+            skipped += int(fields[1])
+            continue
+        rows.setdefault(fields[0], []).append(
+            (int(fields[1]), [float(v) for v in fields[2].split(",")])
+        )
+    windows = 0
+    for chrom in sizes:
+        for start, probs in sorted(rows.pop(chrom, [])):
+            writer.add(chrom, start, probs)
+            windows += 1
+    outputs = writer.finish(sizes)
+    return {
+        "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
+        "skipped_n": skipped, "short": short, "length": length, "stride": stride,
+        "outputs": [str(p) for p in outputs], "tasks": len(tasks),
+    }  # fmt: skip
+
+
+def _short(sizes, regions, length):
+    count = 0
+    for chrom, size in sizes.items():
+        for start, end in [(0, size)] if regions is None else regions.get(chrom, []):
+            if start < size and min(end, size) - start < length:
+                count += 1
+    return count
+
+
+def _scan_lines(element):
+    (chrom, _), scored, skipped = element
+    if skipped:
+        yield f"#skipped\t{skipped}"
+    for start, probs in scored:
+        yield f"{chrom}\t{start}\t{','.join(repr(float(p)) for p in probs)}"
+
+
+def variants_with_beam(model_path, paths, alleles, length, batch_size, both_strands, beam_options):
+    """Scores the alleles as a Beam pipeline; returns the result dicts in VCF order."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+
+    from attngen_keras.genome.beam_handlers import VariantModelHandler
+
+    if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
+        raise ValueError(
+            "--runner beam needs a model path (workers load it), not an in-memory model"
+        )
+    batches = [alleles[k : k + batch_size] for k in range(0, len(alleles), batch_size)]
+
+    def build(pipeline):
+        return (
+            pipeline
+            | "alleles" >> beam.Create(batches, reshuffle=True)
+            | "score" >> RunInference(VariantModelHandler(str(model_path), paths, both_strands))
+            | "lines" >> beam.FlatMap(lambda results: [json.dumps(r) for r in results])
+        )
+
+    prefix = _run(build, beam_options)
+    results = [json.loads(line) for line in _read_shards(prefix)]
+    results.sort(key=lambda r: r["index"])
+    return results

@@ -1,0 +1,87 @@
+"""The Apache Beam pieces of `--runner beam` (this module imports `apache_beam`: load it through `genome.beam`).
+
+Beam's stock `TFModelHandlerTensor` cannot load a Keras-3 export, so these
+`ModelHandler`s load the model by path on each worker (`Scorer.load`: the
+exported SavedModel's `serving_default`, or a run directory through the same
+in-graph preprocessing) and feed it raw window strings. Each element is a
+whole batch of windows (or alleles), so Beam's per-element cost is paid once
+per batch, not once per window.
+"""
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler
+
+from attngen_keras.genome.reference import open_fasta
+from attngen_keras.genome.scoring import Scorer
+
+
+class WindowTasks(beam.DoFn):
+    """`(chrom, first_start, count)` -> `((chrom, first_start), [(start, window), ...], skipped_n)`.
+
+    Reads the task's sequence from the indexed FASTA on the worker and drops
+    windows with too many N's (as the local `Tiler`).
+    """
+
+    def __init__(self, paths, length, stride, max_n):
+        self.paths, self.length, self.stride, self.max_n = paths, length, stride, max_n
+
+    def setup(self):
+        self.fasta = open_fasta(self.paths)
+
+    def process(self, task):
+        chrom, first, count = task
+        end = first + (count - 1) * self.stride + self.length
+        sequence = self.fasta.fetch(chrom, first, end).encode()
+        items, skipped = [], 0
+        for k in range(count):
+            window = sequence[k * self.stride : k * self.stride + self.length]
+            if window.count(b"N") + window.count(b"n") > self.max_n:
+                skipped += 1
+            else:
+                items.append((first + k * self.stride, window))
+        yield (chrom, first), items, skipped
+
+
+class WindowModelHandler(ModelHandler):
+    """Scores `(key, [(start, window), ...], skipped)` elements: yields `(key, [(start, probs)], skipped)`."""
+
+    def __init__(self, model_path, both_strands=False):
+        self._path, self._both = str(model_path), bool(both_strands)
+
+    def load_model(self):
+        return Scorer.load(self._path)
+
+    def run_inference(self, batch, model, inference_args=None):
+        for key, items, skipped in batch:
+            probs = model.probabilities([w for _, w in items], self._both)
+            yield key, [(start, row) for (start, _), row in zip(items, probs)], skipped
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": 1}  # an element is already a batch
+
+
+class VariantModelHandler(ModelHandler):
+    """Scores lists of alleles (`variants.score_alleles`): yields one list of result dicts per element."""
+
+    def __init__(self, model_path, paths, both_strands=False):
+        self._path, self._paths, self._both = str(model_path), paths, bool(both_strands)
+
+    def load_model(self):
+        return _VariantModel(Scorer.load(self._path), open_fasta(self._paths))
+
+    def run_inference(self, batch, model, inference_args=None):
+        from attngen_keras.genome.variants import score_alleles
+
+        for alleles in batch:
+            yield score_alleles(model.scorer, model.fasta, model.sizes, alleles, self._both)
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": 1}
+
+
+class _VariantModel:
+    """The model and the reference a worker scores alleles with (Beam keeps it by weak reference)."""
+
+    def __init__(self, scorer, fasta):
+        self.scorer, self.fasta = scorer, fasta
+        self.sizes = dict(zip(fasta.references, fasta.lengths))

@@ -1,0 +1,123 @@
+"""`--runner beam`: the same scan and variant scoring as an Apache Beam pipeline (FnApiRunner, 2 worker
+processes), outputs byte-identical to `--runner local`."""
+
+import gzip
+
+import pytest
+from test_genome_scan import class_names, genome, motif_model, write_genome
+from test_genome_variants import L, reference, write_vcf
+
+from attngen_keras.cli import main
+
+pytest.importorskip(
+    "apache_beam",
+    reason='the beam extra is not installed: pip install -e ".[beam]" (CI installs it)',
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from attngen_keras.export import export_model
+
+    return export_model(motif_model(), tmp_path_factory.mktemp("model") / "motif", class_names(), L)
+
+
+IN_PROCESS = [
+    "--beam-option=--direct_running_mode=in_memory",
+    "--beam-option=--direct_num_workers=1",
+]
+
+
+def check_beam_equals_local(tmp_path, exported, capsys, beam_options):
+    records, _ = genome()
+    fasta = write_genome(
+        tmp_path / "g.fa.gz", records, compression="gzip"
+    )  # decompressed for the workers
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t0\t1200\nchr2\t600\t1500\n")
+    outputs = {}
+    for runner in ("local", "beam"):
+        out = tmp_path / runner
+        argv = [
+            "scan",
+            str(exported),
+            "--fasta",
+            str(fasta),
+            "--out",
+            str(out / "t.bedGraph"),
+            "--stride",
+            "7",
+        ]
+        argv += [
+            "--tsv",
+            str(out / "w.tsv.gz"),
+            "--regions",
+            str(bed),
+            "--both-strands",
+            "--runner",
+            runner,
+        ]
+        argv += ["--batch-size", "50", *(beam_options if runner == "beam" else [])]
+        assert main(argv) == 0, capsys.readouterr().err
+        with gzip.open(out / "w.tsv.gz", "rt") as handle:
+            outputs[runner] = ((out / "t.bedGraph").read_text(), handle.read())
+    assert outputs["beam"] == outputs["local"]
+    # chr1: windows 0..1134 (163); chr2: 600..1440 (121) less 15 over the N run
+    assert len(outputs["local"][0].splitlines()) == 163 + 121 - 15
+    assert capsys.readouterr().err.count("15 windows skipped for N's") == 2
+
+    genome_ = reference()
+    ref = write_genome(tmp_path / "ref.fa", genome_)
+    chr1 = genome_["chr1"]
+    variants = [
+        ("chr1", p, f"v{p}", chr1[p - 1], "A" if chr1[p - 1] != "A" else "C")
+        for p in range(31, 780, 3)
+    ]
+    variants.append(("chr1", 404, "multi", chr1[403], "C,T"))
+    vcf = write_vcf(tmp_path / "v.vcf", variants, {"chr1": 800, "chr2": 300})
+    effects = {}
+    for runner in ("local", "beam"):
+        out = tmp_path / f"{runner}.tsv"
+        argv = [
+            "variants",
+            str(exported),
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(ref),
+            "--out",
+            str(out),
+        ]
+        argv += [
+            "--runner",
+            runner,
+            "--batch-size",
+            "40",
+            *(beam_options if runner == "beam" else []),
+        ]
+        assert main(argv) == 0
+        effects[runner] = out.read_text()
+    assert effects["beam"] == effects["local"]
+    assert len(effects["local"].splitlines()) == 1 + len(variants) + 1
+
+
+def test_beam_in_process_equals_local(tmp_path, exported, capsys):
+    check_beam_equals_local(tmp_path, exported, capsys, IN_PROCESS)
+
+
+@pytest.mark.slow
+def test_beam_two_worker_processes_equal_local(tmp_path, exported, capsys):
+    """The default: FnApiRunner with 2 worker processes (each loads TensorFlow: about a minute here)."""
+    check_beam_equals_local(tmp_path, exported, capsys, [])
+
+
+def test_missing_beam_is_a_one_line_error(tmp_path, exported, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
+    fasta = write_genome(tmp_path / "g.fa", genome()[0])
+    argv = ["scan", str(exported), "--fasta", str(fasta), "--out", str(tmp_path / "t.bedGraph")]
+    assert main([*argv, "--runner", "beam"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        'attngen scan: error: --runner beam needs Apache Beam, which is not installed: pip install -e ".[beam]"'
+    )
