@@ -38,6 +38,29 @@ def _subcommands(parser):
                 yield name, helps.get(name, ""), subparser
 
 
+def _defaults_table(parser):
+    """Markdown table of the options' defaults and choices, read from the parser."""
+    rows = []
+    for action in parser._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, argparse._HelpAction):
+            continue
+        default = action.default
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            default = "off" if default is False else "on"
+        elif default is None:
+            default = "required" if action.required else "-"
+        elif isinstance(default, (list, tuple)):
+            default = " ".join(str(d) for d in default)
+        choices = ", ".join(str(c) for c in action.choices) if action.choices else ""
+        name = ", ".join(f"`{o}`" for o in action.option_strings)
+        rows.append(f"| {name} | `{default}` | {choices} |")
+    if not rows:
+        return []
+    return ["| option | default | choices |", "|---|---|---|", *rows, ""]
+
+
 def cli_reference():
     """Markdown for every `attngen` subcommand, from the argparse parser."""
     previous = os.environ.get("COLUMNS")
@@ -69,6 +92,7 @@ def cli_reference():
                 subparser.format_help().rstrip(),
                 "```",
                 "",
+                *_defaults_table(subparser),
             ]
         return "\n".join(lines)
     finally:
