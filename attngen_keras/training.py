@@ -22,7 +22,7 @@ import tensorflow as tf
 from attngen_keras import __version__
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
 from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
-from attngen_keras.data.cache import sha256_array
+from attngen_keras.data.cache import release_pages, sha256_array
 from attngen_keras.data.containers import EncodedSplit
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.loading import resolve_data_paths
@@ -430,6 +430,7 @@ def data_fingerprint(dataset):
         for start in range(0, len(split.ids), 65_536):
             text = "\n".join(map(str, split.ids[start : start + 65_536]))
             digest.update((text if start == 0 else "\n" + text).encode())
+            release_pages(split.ids)
         result[name] = digest.hexdigest()
     return result
 

@@ -21,9 +21,20 @@ Sections (all on `human_or_fungus` from ../shared/data unless noted):
 6. scale: cache build and one training epoch at 10k, 100k and 1M sequences
    cut from the shared reference genomes, and streaming `predict` over a
    1M-sequence FASTA with its RSS sampled over time.
+7. scale from one CSV (`--scale-csv`, needs no shared data): for each size,
+   a CSV of that many 200-nt planted-motif sequences is generated (numpy,
+   about 205 bytes a row), then in fresh child processes: the cache build
+   (`load_dataset`; CSVs over 256 MiB are read in chunks into memory-mapped
+   splits) and `attngen train` itself (`training.train`: AttnGen,
+   `--steps-per-epoch`, `--validation-steps`, then the final evaluation on
+   the whole val and test splits), each with its peak RSS and seconds per
+   phase; the steady training step time is compared with the smallest
+   size's, measured in the same run.
 
     python benchmarks/speed.py            # everything (about 15 min on 2 cores)
     python benchmarks/speed.py --quick    # smaller scales and fewer repeats
+    python benchmarks/speed.py --scale-csv --sizes 10000 100000 2000000 10000000 \
+        --workdir /tmp/scale              # section 7 only (CSVs deleted after)
 
 Prints Markdown tables, writes benchmarks/results/speed.json (quick:
 speed_quick.json) and benchmarks/results/speed/*.png. Linux only (reads
@@ -590,6 +601,121 @@ def scale_section(work, sizes, predict_model, quick):
     return {"sizes": rows, "predict": {"sequences": largest, **predict}}
 
 
+# ---------------------------------------------------------------- 7. scale from one CSV
+
+
+SCALE_LENGTH = 200
+SCALE_MOTIF = b"TGACTCA"
+
+
+def write_scale_csv(path, n, length=SCALE_LENGTH, seed=0, block=500_000):
+    """One CSV of `n` random sequences, half `pos` with `SCALE_MOTIF` planted at a random place.
+
+    Rows have a fixed width (`seq,label`), built as one numpy byte array per block.
+    """
+    rng = np.random.default_rng(seed)
+    bases = np.frombuffer(b"ACGT", np.uint8)
+    motif = np.frombuffer(SCALE_MOTIF, np.uint8)
+    width = length + 5  # ",pos\n"
+    with open(path, "wb") as out:
+        out.write(b"seq,label\n")
+        for first in range(0, n, block):
+            rows = min(block, n - first)
+            data = np.empty((rows, width), np.uint8)
+            data[:, :length] = bases[rng.integers(0, 4, (rows, length), dtype=np.uint8)]
+            positive = rng.random(rows) < 0.5
+            starts = rng.integers(0, length - len(motif) + 1, rows)
+            where = np.flatnonzero(positive)
+            data[where[:, None], starts[where, None] + np.arange(len(motif))] = motif
+            data[:, length : length + 4] = np.frombuffer(b",neg", np.uint8)
+            data[where, length + 1 : length + 4] = np.frombuffer(b"pos", np.uint8)
+            data[:, -1] = ord("\n")
+            out.write(data.tobytes())
+
+
+def scale_csv_section(work, sizes, steps, validation_steps):
+    print("## 7. scale from one CSV", flush=True)
+    rows = []
+    for size in sizes:
+        folder = work / f"csv_{size}"
+        folder.mkdir(parents=True, exist_ok=True)
+        csv = folder / "data.csv"
+        start = time.perf_counter()
+        write_scale_csv(csv, size, seed=size)
+        written = time.perf_counter() - start
+        try:
+            build = run_child("csv_cache_build", data=str(csv), cache=str(folder / "cache"))
+            run = run_child(
+                "csv_train", data=str(csv), cache=str(folder / "cache"), out=str(folder / "run"),
+                steps=steps, validation_steps=validation_steps,
+            )  # fmt: skip
+        finally:
+            csv_bytes = csv.stat().st_size
+            shutil.rmtree(folder, ignore_errors=True)  # the CSV, the cache and the run
+        rows.append({"sequences": size, "csv_gib": csv_bytes / 2**30, "csv_write_seconds": written,
+                     **{f"cache_build_{k}": v for k, v in build.items()}, **run})  # fmt: skip
+        print(f"  {size:,}: cache {build['seconds']:.1f} s / {build['peak_rss_gib']:.2f} GiB; "
+              f"train {run['fit_seconds']:.0f} s ({run['steady_step_ms']:.1f} ms/step), evaluation "
+              f"{run['evaluate_seconds']:.0f} s; train peak {run['peak_rss_gib']:.2f} GiB", flush=True)  # fmt: skip
+    reference = rows[0]["steady_step_ms"]
+    for row in rows:
+        row["step_time_over_smallest"] = row["steady_step_ms"] / reference
+    return {
+        "sizes": rows,
+        "steps": steps,
+        "validation_steps": validation_steps,
+        "length": SCALE_LENGTH,
+    }
+
+
+def plot_scale_csv(section, out, before=None):
+    from attngen_keras.plotting import plt, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = section["sizes"]
+    sizes = [r["sequences"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.semilogx(sizes, [r["cache_build_peak_rss_gib"] for r in rows], "o-", label="cache build")
+    ax.semilogx(
+        sizes, [r["peak_rss_gib"] for r in rows], "s-", label="attngen train (fit + evaluation)"
+    )
+    if before:
+        ax.semilogx([r["sequences"] for r in before], [r["peak_rss_gib"] for r in before], "x--",
+                    color="grey", label="training before (in memory, FASTA; speed.json)")  # fmt: skip
+    ax.axhline(1.5, color="black", linestyle=":", label="goal 1.5 GiB")
+    ax.set_ylim(0, max(2.0, max(r["peak_rss_gib"] for r in rows) * 1.2))
+    ax.set_xlabel(f"sequences of {section['length']} nt in one CSV")
+    ax.set_ylabel("peak resident memory (GiB)")
+    ax.set_title("peak RSS vs data size (2 CPU cores)", fontsize=10)
+    save_figure(fig, ax, out / "scale.png")
+
+
+def report_scale_csv(results):
+    section = results["scale_csv"]
+    lines = [
+        "Machine: {cpu}, {cores} cores, {memory_gib} GiB; TensorFlow {tensorflow}, Keras {keras}, "
+        "CPU only.".format(**results["machine"]),
+        "",
+        f"AttnGen (faithful preset), batch {BATCH}, `--steps-per-epoch {section['steps']}` for one epoch, "
+        f"`--validation-steps {section['validation_steps']}`, then the final evaluation on the whole val and "
+        "test splits; each phase in a fresh process.",
+        "",
+        "| sequences | CSV GiB | cache build s | cache build peak RSS GiB | memory-mapped | train: open + fingerprint s "
+        "| train: fit s | steady step ms | step time vs smallest | evaluation s (val + test seq) | test accuracy "
+        "| train peak RSS GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in section["sizes"]:
+        lines.append(
+            f"| {r['sequences']:,} | {r['csv_gib']:.2f} | {r['cache_build_seconds']:.1f} | "
+            f"{r['cache_build_peak_rss_gib']:.2f} | {'yes' if r['memory_mapped'] else 'no'} | "
+            f"{r['open_seconds']:.1f} | {r['fit_seconds']:.1f} | {r['steady_step_ms']:.1f} | "
+            f"{r['step_time_over_smallest']:.2f}x | {r['evaluate_seconds']:.0f} ({r['evaluated_sequences']:,}) | "
+            f"{r['test_accuracy']:.3f} | **{r['peak_rss_gib']:.2f}** |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- children
 
 
@@ -660,7 +786,62 @@ def child_predict_stream(spec):
             "rss_growth_gib_after_first_10pct": float(rss[-1] - rss[tenth]), "peak_rss_gib": peak_rss_gib()}  # fmt: skip
 
 
+def child_csv_cache_build(spec):
+    from attngen_keras.data import load_dataset
+    from attngen_keras.data.cache import is_memory_mapped
+
+    start = time.perf_counter()
+    dataset = load_dataset(spec["data"], cache_dir=spec["cache"], show_progress=False)
+    return {"seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(),
+            "memory_mapped": is_memory_mapped(dataset["train"].tokens),
+            "sequences": sum(len(s) for s in dataset.splits.values())}  # fmt: skip
+
+
+def child_csv_train(spec):
+    """`attngen train` (`training.train`) on the cached CSV, timed by phase."""
+    from attngen_keras.training import TrainConfig, train
+
+    marks = {"start": time.perf_counter()}
+
+    class Phases(_BatchTimer):
+        def on_train_begin(self, logs=None):
+            marks.setdefault("fit_begin", time.perf_counter())
+
+        def on_train_end(self, logs=None):
+            marks["fit_end"] = time.perf_counter()
+
+    timer = Phases()
+    config = TrainConfig(
+        data=[spec["data"]], out=spec["out"], model="attngen", epochs=1, batch_size=BATCH,
+        cache_dir=spec["cache"], steps_per_epoch=spec["steps"],
+        validation_steps=spec["validation_steps"], warmup_epochs=0,
+    )  # fmt: skip
+    metrics = train(config, verbose=0, callbacks=[timer])
+    end = time.perf_counter()
+    counts = json.loads((Path(spec["out"]) / "dataset.json").read_text())["counts"]
+    evaluated = sum(sum(counts[s].values()) for s in ("val", "test") if s in counts)
+    return {
+        "open_seconds": marks["fit_begin"] - marks["start"],
+        "fit_seconds": marks["fit_end"] - marks["fit_begin"],
+        "evaluate_seconds": end - marks["fit_end"],
+        "total_seconds": end - marks["start"],
+        "steady_step_ms": float(np.median(timer.seconds[5:] or timer.seconds)) * 1000,
+        "steps_run": len(timer.seconds),
+        "evaluated_sequences": evaluated,
+        "train_sequences": sum(counts["train"].values()),
+        "test_accuracy": metrics["test"]["accuracy"],
+        "memory_mapped": _is_mapped_cache(spec["cache"]),
+        "peak_rss_gib": peak_rss_gib(),
+    }
+
+
+def _is_mapped_cache(cache):
+    return (Path(cache) / "encoded").is_dir() and any((Path(cache) / "encoded").iterdir())
+
+
 CHILDREN = {
+    "csv_cache_build": child_csv_cache_build,
+    "csv_train": child_csv_train,
     "cache_build": child_cache_build,
     "train_epoch": child_train_epoch,
     "predict_stream": child_predict_stream,
@@ -802,12 +983,24 @@ def main(argv=None):
     parser.add_argument(
         "--workdir", default=None, help="scratch directory (default: a temporary one, removed)"
     )
+    parser.add_argument(
+        "--scale-csv", action="store_true",
+        help="only section 7 (scale from one CSV) at --sizes (default 10000 100000 2000000 10000000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int, default=300, help="section 7: training steps (--steps-per-epoch)"
+    )
+    parser.add_argument(
+        "--validation-steps", type=int, default=20, help="section 7: --validation-steps"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
         print(json.dumps(CHILDREN[spec["task"]](spec)))
         return
+    if args.scale_csv:
+        return main_scale_csv(args)
     if not INTERVALS.exists():
         sys.exit(f"needs {INTERVALS} and {REFERENCES} (see ../shared/data/README.md)")
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
@@ -858,6 +1051,31 @@ def main(argv=None):
     out.with_suffix(".md").write_text(table)
     print(table)
     print(f"wrote {out}, {out.with_suffix('.md')} and {out.with_suffix('')}/*.png")
+
+
+def main_scale_csv(args):
+    sizes = args.sizes or [10_000, 100_000, 2_000_000, 10_000_000]
+    out = Path(args.out or RESULTS / "speed_scale" / "scale.json")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="attngen_scale_"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        results = {"machine": machine()}
+        results["scale_csv"] = scale_csv_section(work, sizes, args.steps, args.validation_steps)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results["wall_seconds"] = time.perf_counter() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    before = None
+    if (RESULTS / "speed.json").exists():
+        before = json.loads((RESULTS / "speed.json").read_text()).get("scale", {}).get("sizes")
+    plot_scale_csv(results["scale_csv"], out.parent, before)
+    table = report_scale_csv(results)
+    out.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {out}, {out.with_suffix('.md')} and {out.parent / 'scale.png'}")
 
 
 if __name__ == "__main__":

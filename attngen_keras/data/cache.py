@@ -271,12 +271,17 @@ class TableScan:
             sorting the codes sorts the names).
         labels: `(n,)` int32 codes into `label_names`.
         splits: `(n,)` int8 codes into `SPLIT_NAMES`.
-        ids: `(n,)` utf-8 `bytes` record ids.
-        file_index: `(n,)` int16 index into `files`.
+        ids_flat: memory-mapped utf-8 bytes of all record ids, concatenated.
+        id_offsets: `(n + 1,)` int64; id `i` is `ids_flat[id_offsets[i]:id_offsets[i+1]]`.
+        file_ends: the number of records read up to the end of each file.
         files: the files read.
     """
 
     SPLIT_NAMES = ("train", "val", "test", "all")
+
+    def file_of(self, row):
+        """The file record `row` was read from."""
+        return self.files[int(np.searchsorted(self.file_ends, row, side="right"))]
 
 
 def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
@@ -293,15 +298,19 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
     from attngen_keras.data import readers
 
     by_name = len(paths) > 1
-    lengths, labels, split_codes, ids, file_index = [], [], [], [], []
+    labels, split_codes, file_ends = [], [], []
+    ids_path = Path(str(flat_path) + ".ids")
+    offsets = _OffsetWriter(Path(str(flat_path) + ".offsets"))
+    id_offsets = _OffsetWriter(Path(str(flat_path) + ".id_offsets"))
     label_codes = {}
     with (
         open(flat_path, "wb") as flat,
+        open(ids_path, "wb") as id_file,
         tqdm(
             desc="reading tables", unit=" rows", disable=not show_progress, mininterval=1.0
         ) as bar,
     ):
-        for number, path in enumerate(paths):
+        for path in paths:
             split = readers._split_from_name(path) if by_name else None
             rows_in_file = 0
             for chunk in _table_chunks(path, chunk_rows):
@@ -317,7 +326,7 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
                     chunk_split = names.map(readers.SPLIT_ALIASES).to_numpy()
                 tokens, chunk_lengths, chunk_labels, chunk_ids = _encode_chunk(chunk, path)
                 flat.write(tokens.tobytes())
-                lengths.append(chunk_lengths)
+                offsets.add(chunk_lengths)
                 codes = np.fromiter(
                     (label_codes.setdefault(label, len(label_codes)) for label in chunk_labels),
                     dtype=np.int32, count=len(chunk_labels),
@@ -330,32 +339,72 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
                     split_codes.append(np.full(len(chunk), where(chunk_split), np.int8))
                 else:
                     split_codes.append(np.array([where(s) for s in chunk_split], np.int8))
-                ids.append(np.array([str(i).encode() for i in chunk_ids], dtype=bytes))
-                file_index.append(np.full(len(chunk), number, np.int16))
+                encoded = [str(i).encode() for i in chunk_ids]
+                id_file.write(b"".join(encoded))
+                id_offsets.add(np.fromiter(map(len, encoded), np.int64, len(encoded)))
                 rows_in_file += len(chunk)
                 bar.update(len(chunk))
             if rows_in_file == 0:
                 raise DataError("no rows", path)
+            file_ends.append(offsets.count)
     scan = TableScan()
     scan.files = [str(p) for p in paths]
-    lengths = np.concatenate(lengths)
-    scan.offsets = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=scan.offsets[1:])
+    scan.file_ends = np.array(file_ends)
+    scan.offsets, scan.id_offsets = offsets.close(), id_offsets.close()
     names = sorted(label_codes)
     rank = np.zeros(len(names), np.int32)
     for sorted_code, name in enumerate(names):
         rank[label_codes[name]] = sorted_code
     scan.label_names = names
-    scan.labels = rank[np.concatenate(labels)]
+    scan.labels = np.concatenate(labels)
+    del labels
+    np.take(rank, scan.labels, out=scan.labels)
     scan.splits = np.concatenate(split_codes)
-    scan.ids = np.concatenate(ids)
-    scan.file_index = np.concatenate(file_index)
-    scan.flat = (
-        np.memmap(flat_path, dtype=np.uint8, mode="r")
-        if scan.offsets[-1]
-        else np.zeros(0, np.uint8)
-    )
+    scan.flat = _open_flat(flat_path, scan.offsets[-1])
+    scan.ids_flat = _open_flat(ids_path, scan.id_offsets[-1])
     return scan
+
+
+class _OffsetWriter:
+    """`(n + 1,)` int64 offsets from chunks of lengths, written to a file, read back memory-mapped."""
+
+    def __init__(self, path):
+        self.path, self.total, self.count = Path(path), 0, 0
+        self.handle = open(self.path, "wb")  # noqa: SIM115 (closed in `close`)
+        self.handle.write(np.zeros(1, np.int64).tobytes())
+
+    def add(self, lengths):
+        ends = self.total + np.cumsum(np.asarray(lengths, np.int64))
+        self.handle.write(ends.tobytes())
+        if len(ends):
+            self.total = int(ends[-1])
+        self.count += len(ends)
+
+    def close(self):
+        self.handle.close()
+        return np.memmap(self.path, dtype=np.int64, mode="r")
+
+
+def _open_flat(path, size):
+    return np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+
+
+def gather_ragged(flat, offsets, rows, width, crop=None, fill=0):
+    """`(len(rows), width)` uint8 block of ragged records `rows` of `flat`, padded with `fill`.
+
+    Records longer than `width` keep their `crop` part: `left` (or `None`)
+    the first `width` bytes, `center` the middle, `right` the last.
+    """
+    lengths = offsets[rows + 1] - offsets[rows]
+    kept = np.minimum(lengths, width)
+    excess = lengths - kept
+    shift = {None: 0, "left": 0, "center": excess // 2, "right": excess}[crop]
+    block = np.full((len(rows), width), fill, np.uint8)
+    if len(rows):
+        column = np.arange(width)
+        valid = column[None, :] < kept[:, None]
+        block[valid] = flat[((offsets[rows] + shift)[:, None] + column[None, :])[valid]]
+    return block
 
 
 def _table_chunks(path, chunk_rows):

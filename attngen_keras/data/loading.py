@@ -529,14 +529,14 @@ def _build_memmap_splits(
         if len(class_names) < 2:
             raise DataError(f"need at least two classes, found only {class_names}", description)
     class_names = [str(c) for c in class_names]
-    lengths = np.diff(scan.offsets)
+    lengths = _chunked_lengths(scan.offsets)
     if length is None:
         length = int(max(int(lengths[rows].max()) for rows in index.values()))
     length = int(length)
     lookup = {name: i for i, name in enumerate(class_names)}
     to_class = np.array([lookup.get(name, -1) for name in scan.label_names], dtype=np.int32)
     # utf-8 bytes >= characters: wide enough for every id
-    id_width = max(1, int(np.char.str_len(scan.ids).max()) if len(scan.ids) else 1)
+    id_width = max(1, int(_chunked_lengths(scan.id_offsets).max()) if len(scan.labels) else 1)
     meta = {"class_names": class_names, "length": length, "source": description, "splits": {}}
     for name, rows in index.items():
         labels = to_class[codes[rows]]
@@ -547,8 +547,8 @@ def _build_memmap_splits(
             raise DataError(
                 f"label/class mismatch: the {name} split has class(es) {missing} "
                 f"that are not among the classes {class_names}",
-                scan.files[scan.file_index[first]],
-                scan.ids[first].decode(),
+                scan.file_of(first),
+                _scan_id(scan, first),
             )
         too_long = np.flatnonzero(lengths[rows] > length)
         if too_long.size and crop is None:
@@ -557,15 +557,31 @@ def _build_memmap_splits(
                 f"sequence of length {int(lengths[first])} is longer than --length "
                 f"{length} ({too_long.size} such record(s) in the {name} split); "
                 "raise --length or choose --crop left|center|right",
-                scan.files[scan.file_index[first]],
-                scan.ids[first].decode(),
+                scan.file_of(first),
+                _scan_id(scan, first),
             )
         meta["splits"][name] = {"n": len(rows), "sha256": _write_memmap_split(
             staging, name, scan, rows, labels, length, crop, id_width
         )}  # fmt: skip
+    del scan
     (staging / "flat.tmp").unlink()
+    for suffix in (".ids", ".offsets", ".id_offsets"):
+        (staging / f"flat.tmp{suffix}").unlink()
     cache_lib.write_memmap_meta(staging, meta)
     return meta
+
+
+def _chunked_lengths(offsets, chunk=1 << 20):
+    """int32 `diff(offsets)` of memory-mapped offsets, read in chunks (their pages released)."""
+    lengths = np.empty(len(offsets) - 1, np.int32)
+    for first in range(0, len(lengths), chunk):
+        lengths[first : first + chunk] = np.diff(offsets[first : first + chunk + 1])
+        cache_lib.release_pages(offsets)
+    return lengths
+
+
+def _scan_id(scan, row):
+    return bytes(scan.ids_flat[scan.id_offsets[row] : scan.id_offsets[row + 1]]).decode()
 
 
 def _write_memmap_split(staging, name, scan, rows, labels, length, crop, id_width, chunk=8192):
@@ -574,26 +590,20 @@ def _write_memmap_split(staging, name, scan, rows, labels, length, crop, id_widt
 
     tokens = open_memmap(staging / f"{name}.tokens.npy", "w+", np.uint8, (len(rows), length))
     ids = open_memmap(staging / f"{name}.ids.npy", "w+", f"<U{id_width}", (len(rows),))
-    starts, lengths = scan.offsets[:-1], np.diff(scan.offsets)
     token_digest, id_digest = cache_lib.hashlib.sha256(), cache_lib.hashlib.sha256()
     for first in range(0, len(rows), chunk):
         part = rows[first : first + chunk]
-        block = np.full((len(part), length), alphabet.PAD, np.uint8)
-        kept = np.minimum(lengths[part], length)
-        excess = lengths[part] - kept
-        shift = {None: 0, "left": 0, "center": excess // 2, "right": excess}[crop]
-        begin = starts[part] + shift
-        column = np.arange(length)
-        valid = column[None, :] < kept[:, None]
-        block[valid] = scan.flat[(begin[:, None] + column[None, :])[valid]]
+        block = cache_lib.gather_ragged(scan.flat, scan.offsets, part, length, crop, alphabet.PAD)
         tokens[first : first + len(part)] = block
         token_digest.update(block.tobytes())
-        decoded = np.char.decode(scan.ids[part], "utf-8").astype(f"<U{id_width}")
+        raw = cache_lib.gather_ragged(scan.ids_flat, scan.id_offsets, part, id_width)
+        decoded = np.char.decode(raw.view(f"S{id_width}").reshape(-1), "utf-8").astype(
+            f"<U{id_width}"
+        )
         ids[first : first + len(part)] = decoded
         id_digest.update(decoded.tobytes())
-        cache_lib.release_pages(scan.flat)
-        cache_lib.release_pages(tokens)
-        cache_lib.release_pages(ids)
+        for array in (scan.flat, scan.ids_flat, scan.offsets, scan.id_offsets, tokens, ids):
+            cache_lib.release_pages(array)
     tokens.flush()
     ids.flush()
     del tokens, ids
