@@ -1,5 +1,6 @@
-"""Small file writers shared by the tests."""
+"""Small file writers, and the CLI run in-process, shared by the tests."""
 
+import sys
 from pathlib import Path
 
 
@@ -27,3 +28,33 @@ def write_full_sequence_dir(root, data, split_sizes=None):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{record_id}.txt").write_text(seq)
     return root
+
+
+class CliResult:
+    """What `run_cli` returns: the fields of a `subprocess.CompletedProcess` the tests read."""
+
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_cli(capsys, *args):
+    """`attngen ARGS` in this process (the console script's `main`), output captured by capsys.
+
+    For tests of what a command does and prints; tests of what a separate
+    process sees (start-up noise, SIGKILL, another working directory) keep a
+    subprocess. Spares each call TensorFlow's start-up (5-10 s on 2 cores).
+    """
+    from attngen_keras.cli import main
+
+    capsys.readouterr()  # drop what earlier code printed
+    try:
+        returncode = main([str(a) for a in args])
+    except SystemExit as exit:  # argparse errors and `raise SystemExit(message)`, as Python exits
+        returncode = exit.code
+        if returncode is None:
+            returncode = 0
+        elif not isinstance(returncode, int):
+            print(returncode, file=sys.stderr)
+            returncode = 1
+    captured = capsys.readouterr()
+    return CliResult(returncode, captured.out, captured.err)

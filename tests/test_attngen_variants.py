@@ -250,11 +250,11 @@ def test_sigmoid_gates_do_not_renormalize_when_a_position_changes():
             np.testing.assert_allclose(ratio[0, :, 0], 1 / (1 + np.exp(-logits[0])), rtol=1e-5)
 
 
-def test_cli_preset_paper_and_variant_options(tmp_path):
+def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
     """`attngen train --preset paper` builds the paper's AttnGen; options override the preset."""
     import json
-    import subprocess
-    import sys
+
+    from helpers import run_cli
 
     from attngen_keras.synthetic import planted_motif_data
 
@@ -268,11 +268,8 @@ def test_cli_preset_paper_and_variant_options(tmp_path):
         ("hard", ["--inference", "hard", "--normalization", "sigmoid"]),
     ):
         out = tmp_path / name
-        result = subprocess.run(
-            [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data), "--epochs", "1",
-             "--no-jit", "--out", str(out), *extra],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        result = run_cli(capsys, "train", "--data", data, "--epochs", "1", "--no-jit", "--out", out,
+                         *extra)  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
         runs[name] = (
             json.loads((out / "config.json").read_text()),
@@ -290,11 +287,8 @@ def test_cli_preset_paper_and_variant_options(tmp_path):
         "sigmoid",
     )
     assert model.faithfulness_weight == PRESETS["faithful"]["faithfulness_weight"]
-    result = subprocess.run(
-        [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data), "--model", "cnn",
-         "--preset", "paper", "--out", str(tmp_path / "cnn")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    result = run_cli(capsys, "train", "--data", data, "--model", "cnn", "--preset", "paper",
+                     "--out", tmp_path / "cnn")  # fmt: skip
     assert result.returncode != 0 and "apply to --model attngen only" in result.stderr
 
 

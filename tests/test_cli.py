@@ -1,4 +1,9 @@
-"""The `attngen` command line, run as a user would (subprocesses)."""
+"""The `attngen` command line, run as a user would.
+
+Start-up, kill and resume, and one train/evaluate round trip run in
+subprocesses; the other commands run the console script's `main` in this
+process (`helpers.run_cli`), which spares each TensorFlow's start-up.
+"""
 
 import json
 import os
@@ -9,6 +14,7 @@ import time
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 from attngen_keras.synthetic import planted_motif_data
 
@@ -61,25 +67,25 @@ def test_train_then_evaluate(data_csv, tmp_path):
         ("seq,y\nACGT,a\n", "missing column(s)"),
     ],
 )
-def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, content, expected):
+def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, capsys, content, expected):
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    result = attngen("train", "--data", path, "--epochs", "1", "--out", tmp_path / "run")
+    result = run_cli(capsys, "train", "--data", path, "--epochs", "1", "--out", tmp_path / "run")
     assert result.returncode == 2
     assert expected in result.stderr and "bad.csv" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_arguments_are_clear_errors(data_csv, tmp_path):
-    result = attngen("train", "--data", data_csv, "--epochs", "0", "--out", tmp_path / "r")
+def test_invalid_arguments_are_clear_errors(data_csv, tmp_path, capsys):
+    result = run_cli(capsys, "train", "--data", data_csv, "--epochs", "0", "--out", tmp_path / "r")
     assert result.returncode == 2 and "--epochs must be >= 1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_unknown_dataset_and_missing_run(tmp_path):
-    result = attngen("train", "--data", "human_or_dolphin", "--out", tmp_path / "r")
+def test_unknown_dataset_and_missing_run(tmp_path, capsys):
+    result = run_cli(capsys, "train", "--data", "human_or_dolphin", "--out", tmp_path / "r")
     assert result.returncode == 2 and "not a Genomic Benchmarks dataset name" in result.stderr
-    result = attngen("evaluate", tmp_path / "nothing")
+    result = run_cli(capsys, "evaluate", tmp_path / "nothing")
     assert result.returncode == 2 and "not a finished attngen run" in result.stderr
 
 
@@ -87,7 +93,7 @@ def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
     """SIGKILL mid-run, then the same command continues from the last epoch."""
     run = tmp_path / "run"
     args = [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data_csv),
-            "--epochs", "40", "--patience", "0", "--batch-size", "32", "--out", str(run)]  # fmt: skip
+            "--epochs", "10", "--patience", "0", "--batch-size", "32", "--out", str(run)]  # fmt: skip
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run / "history.csv"
     deadline = time.time() + 300
@@ -102,35 +108,35 @@ def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
     finally:
         process.wait()
     done_before = len(pd.read_csv(history))
-    assert 3 <= done_before < 40 and not (run / "metrics.json").exists()
+    assert 3 <= done_before < 10 and not (run / "metrics.json").exists()
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     first_epoch_line = next(
         line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")
     )
     resumed_from = int(first_epoch_line.split()[1].split("/")[0])
-    # Keras counts epochs from 1: resuming after k saved epochs prints "Epoch k+1/40"
+    # Keras counts epochs from 1: resuming after k saved epochs prints "Epoch k+1/10"
     assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
     final = pd.read_csv(history)
-    assert final["epoch"].tolist() == list(range(40))
+    assert final["epoch"].tolist() == list(range(10))
 
 
 @pytest.fixture(scope="module")
 def attngen_run(data_csv, tmp_path_factory):
+    from attngen_keras.cli import main
+
     run = tmp_path_factory.mktemp("explain") / "run"
-    result = attngen(
-        "train", "--data", data_csv, "--model", "attngen", "--epochs", "3", "--out", run
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    args = ["train", "--data", data_csv, "--model", "attngen", "--epochs", "3", "--out", run]
+    assert main([str(a) for a in args]) == 0
     return run
 
 
 @pytest.mark.parametrize("method", ["attention", "saliency"])
-def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, method):
+def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, capsys, method):
     import numpy as np
 
     out = tmp_path / "explain"
-    result = attngen("explain", attngen_run, "--method", method, "--n", "50", "--out", out)
+    result = run_cli(capsys, "explain", attngen_run, "--method", method, "--n", "50", "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     with np.load(out / "importance.npz") as arrays:
         assert arrays["scores"].shape == (50, 60) and arrays["labels"].shape == (50,)
@@ -145,15 +151,17 @@ def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, method):
         assert (out / name).stat().st_size > 5_000, name
 
 
-def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path):
+def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys):
     run = tmp_path / "cnn"
     assert (
-        attngen(
-            "train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", run
+        run_cli(
+            capsys, "train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", run
         ).returncode
         == 0
     )
-    result = attngen("explain", run, "--method", "attention", "--n", "10", "--out", tmp_path / "e")
+    result = run_cli(
+        capsys, "explain", run, "--method", "attention", "--n", "10", "--out", tmp_path / "e"
+    )
     assert (
         result.returncode == 2
         and "no SaliencyMask" in result.stderr
@@ -161,10 +169,10 @@ def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path):
     )
 
 
-def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
+def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path, capsys):
     out = tmp_path / "perturb"
-    result = attngen(
-        "perturb", attngen_run, "--n", "80", "--fractions", "0", "0.2", "0.5",
+    result = run_cli(
+        capsys, "perturb", attngen_run, "--n", "80", "--fractions", "0", "0.2", "0.5",
         "--replacement", "random", "--out", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -181,7 +189,9 @@ def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
         assert 0 <= saved["deletion_auc"][ranking] <= 1
     assert (out / "perturbation_curve.png").stat().st_size > 10_000
     assert "deletion AUC" in result.stdout
-    bad = attngen("perturb", attngen_run, "--fractions", "0.5", "0.1", "--out", tmp_path / "bad")
+    bad = run_cli(
+        capsys, "perturb", attngen_run, "--fractions", "0.5", "0.1", "--out", tmp_path / "bad"
+    )
     assert (
         bad.returncode == 2
         and "fractions must be sorted" in bad.stderr
@@ -189,11 +199,12 @@ def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path):
     )
 
 
-def test_synthetic_ground_truth_flows_into_explain(tmp_path):
+def test_synthetic_ground_truth_flows_into_explain(tmp_path, capsys):
     import numpy as np
 
     data_dir = tmp_path / "synthetic"
-    made = attngen(
+    made = run_cli(
+        capsys,
         "synthetic",
         "--n",
         "800",
@@ -210,7 +221,8 @@ def test_synthetic_ground_truth_flows_into_explain(tmp_path):
     planted = pd.read_csv(data_dir / "planted.csv")
     assert len(planted) == 400 and (planted["end"] - planted["start"] == 7).all()
     run = tmp_path / "run"
-    trained = attngen(
+    trained = run_cli(
+        capsys,
         "train",
         "--data",
         data_dir / "sequences.csv",
@@ -223,7 +235,8 @@ def test_synthetic_ground_truth_flows_into_explain(tmp_path):
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
     out = tmp_path / "explain"
-    result = attngen(
+    result = run_cli(
+        capsys,
         "explain",
         run,
         "--n",
@@ -250,11 +263,13 @@ def test_synthetic_ground_truth_flows_into_explain(tmp_path):
 
     bad = tmp_path / "bad.csv"
     bad.write_text("id,start,end\nsyn1,9,3\n")
-    result = attngen("explain", run, "--n", "20", "--ground-truth", bad, "--out", tmp_path / "e2")
+    result = run_cli(
+        capsys, "explain", run, "--n", "20", "--ground-truth", bad, "--out", tmp_path / "e2"
+    )
     assert (
         result.returncode == 2
         and "bad.csv: record 'syn1': line 2" in result.stderr
         and "Traceback" not in result.stderr
     )
-    result = attngen("synthetic", "--motifs", "TGAXTCA", "--out", tmp_path / "s2")
+    result = run_cli(capsys, "synthetic", "--motifs", "TGAXTCA", "--out", tmp_path / "s2")
     assert result.returncode == 2 and "TGAXTCA" in result.stderr

@@ -43,40 +43,63 @@ def _expected_tokens(sequence, crop="left"):
     return tokens
 
 
-@pytest.fixture(scope="module", params=["attngen", "attngen_paper", "cnn", "multiclass"])
-def exported(request, tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    classes = ["a", "b", "c"] if request.param == "multiclass" else ["neg", "pos"]
-    if request.param == "attngen_paper":  # attention on stem features, projected to nucleotides
-        model = build_model("attngen", LENGTH, len(classes), preset="paper")
-    else:
-        model = build_model(
-            "cnn" if request.param == "multiclass" else request.param, LENGTH, len(classes)
-        )
-    path = export_model(model, tmp_path_factory.mktemp("export") / "motif", classes, LENGTH)
-    return model, path, classes
+KINDS = ["attngen", "attngen_paper", "cnn", "multiclass"]
 
 
-def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
-    model, path, classes = exported
+@pytest.fixture(scope="module")
+def exported_models(tmp_path_factory):
+    """Every kind of model, exported, and what one fresh TensorFlow-only process makes of them.
+
+    One process for all four (each costs TensorFlow's start-up): it serves
+    every SavedModel and shows it with `saved_model_cli show --all`.
+    """
+    models = {}
+    for kind in KINDS:
+        keras.utils.set_random_seed(0)
+        classes = ["a", "b", "c"] if kind == "multiclass" else ["neg", "pos"]
+        if kind == "attngen_paper":  # attention on stem features, projected to nucleotides
+            model = build_model("attngen", LENGTH, len(classes), preset="paper")
+        else:
+            model = build_model("cnn" if kind == "multiclass" else kind, LENGTH, len(classes))
+        path = export_model(model, tmp_path_factory.mktemp("export") / "motif", classes, LENGTH)
+        models[kind] = (model, path, classes)
+    paths = [str(path) for _, path, _ in models.values()]
     script = textwrap.dedent(
         f"""
-        import json, sys
+        import contextlib, io, json, sys
         import numpy as np
         import tensorflow as tf
-        loaded = tf.saved_model.load({str(path)!r})
-        strings = tf.constant({SEQUENCES!r})
-        out = {{k: v.numpy().tolist() for k, v in loaded.signatures["serving_default"](sequences=strings).items()}}
-        out["importance"] = loaded.signatures["saliency"](sequences=strings)["importance"].numpy().tolist()
-        out["imported_attngen"] = any(name.startswith("attngen_keras") for name in sys.modules)
-        print(json.dumps(out))
+        from tensorflow.python.tools import saved_model_cli
+        served = []
+        for path in {paths!r}:
+            loaded = tf.saved_model.load(path)
+            strings = tf.constant({SEQUENCES!r})
+            out = {{k: v.numpy().tolist() for k, v in loaded.signatures["serving_default"](sequences=strings).items()}}
+            out["importance"] = loaded.signatures["saliency"](sequences=strings)["importance"].numpy().tolist()
+            out["imported_attngen"] = any(name.startswith("attngen_keras") for name in sys.modules)
+            shown = io.StringIO()
+            with contextlib.redirect_stdout(shown):  # what `saved_model_cli show --all --dir` prints
+                saved_model_cli._show_all(path)
+            out["saved_model_cli"] = shown.getvalue()
+            served.append(out)
+        print(json.dumps(served))
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
+    return {kind: (*models[kind], out) for kind, out in zip(KINDS, served)}
+
+
+@pytest.fixture(params=KINDS)
+def exported(request, exported_models):
+    return exported_models[request.param]
+
+
+def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
+    model, path, classes, served = exported
     assert served["imported_attngen"] is False
 
     x = one_hot(np.stack([_expected_tokens(s) for s in SEQUENCES]))
@@ -95,16 +118,12 @@ def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
 
 
 def test_signatures_warmup_and_versions(exported):
-    _, path, _ = exported
-    shown = subprocess.run(
-        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir", str(path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert shown.returncode == 0, shown.stderr[-2000:]
+    _, path, _, served = exported
+    shown = served["saved_model_cli"]
     for signature in ("signature_def['serving_default']", "signature_def['saliency']"):
-        block = shown.stdout.split(signature, 1)[1].split("signature_def[", 1)[0]
+        block = shown.split(signature, 1)[1].split("signature_def[", 1)[0]
         assert "inputs['sequences']" in block and "DT_STRING" in block
-    assert "outputs['probabilities']" in shown.stdout and "outputs['importance']" in shown.stdout
+    assert "outputs['probabilities']" in shown and "outputs['importance']" in shown
 
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -161,7 +180,9 @@ def test_long_sequences_are_cropped_like_training(tmp_path, crop):
     assert bool(out["truncated"].numpy()[0])
 
 
-def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path):
+def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):
+    from helpers import run_cli
+
     from attngen_keras.synthetic import planted_motif_data
 
     data = planted_motif_data(n=300, length=LENGTH, motifs=("TGACTCA",), seed=1)
@@ -169,9 +190,8 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path):
     data.to_frame().to_csv(csv_path, index=False)
     run = tmp_path / "run"
 
-    def attngen(*args):
-        return subprocess.run([sys.executable, "-m", "attngen_keras.cli", *map(str, args)],
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+    def attngen(*args):  # the console script's main, in this process
+        return run_cli(capsys, *args)
 
     assert attngen("train", "--data", csv_path, "--epochs", "1", "--out", run).returncode == 0
     exported = attngen("export", run, "--out", tmp_path / "served" / "motif")

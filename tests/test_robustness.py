@@ -1,7 +1,8 @@
 """Robust as a user meets it: nothing destroyed on bad input, relocatable runs, one-line errors.
 
-Each test drives the `attngen` command in a subprocess, as a user would, on
-tiny data (1 epoch, no XLA).
+Each test drives the `attngen` command as a user would, on tiny data (1 epoch,
+no XLA): in a subprocess where the process matters (its whole stderr, its
+working directory), otherwise the console script's `main` in this process.
 """
 
 import hashlib
@@ -13,6 +14,7 @@ import sys
 import keras
 import pandas as pd
 import pytest
+from helpers import run_cli as run_cli_result
 
 from attngen_keras.synthetic import planted_motif_data
 from attngen_keras.training import TrainConfig, train
@@ -89,10 +91,10 @@ def test_overwrite_with_bad_input_keeps_the_old_run(run_copy, fasta_pair, tmp_pa
     assert sorted(p.name for p in run_copy.parent.iterdir()) == ["run"]  # no staging directory left
 
 
-def test_failed_train_leaves_no_empty_out(fasta_pair, tmp_path):
+def test_failed_train_leaves_no_empty_out(fasta_pair, tmp_path, capsys):
     bad = tmp_path / "bad.fa"
     bad.write_text(">r1\nACGTXACGT\n")
-    result = attngen("train", "--data", bad, fasta_pair / "high.fa", "--epochs", "1", "--no-jit",
+    result = run_cli_result(capsys, "train", "--data", bad, fasta_pair / "high.fa", "--epochs", "1", "--no-jit",
                      "--out", tmp_path / "new" / "run")  # fmt: skip
     one_line_error(result, "bad.fa", "'X' at position 5")
     assert not (tmp_path / "new" / "run").exists()
@@ -347,10 +349,10 @@ def test_predict_errors_start_on_their_own_line(run_copy, tmp_path):
 # warnings for the friction a user meets ------------------------------------------------------------
 
 
-def test_a_few_very_long_sequences_warn_and_suggest_length_and_crop(fasta_pair, tmp_path):
+def test_a_few_very_long_sequences_warn_and_suggest_length_and_crop(fasta_pair, tmp_path, capsys):
     long = tmp_path / "high_with_outlier.fa"
     long.write_text((fasta_pair / "high.fa").read_text() + ">giant\n" + "ACGT" * 500 + "\n")
-    result = attngen("train", "--data", f"low={fasta_pair / 'low.fa'}", f"high={long}", "--model", "gb-cnn",
+    result = run_cli_result(capsys, "train", "--data", f"low={fasta_pair / 'low.fa'}", f"high={long}", "--model", "gb-cnn",
                      "--epochs", "1", "--no-jit", "--out", tmp_path / "run")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]

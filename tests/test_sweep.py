@@ -68,7 +68,7 @@ def test_invalid_sweep_settings_are_rejected():
 @pytest.fixture(scope="module")
 def motif_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("sweep") / "motifs.csv"
-    planted_motif_data(n=900, length=60, motifs=("TGACTCA",), seed=3).to_frame().to_csv(
+    planted_motif_data(n=400, length=60, motifs=("TGACTCA",), seed=3).to_frame().to_csv(
         path, index=False
     )
     return path

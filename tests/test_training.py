@@ -20,6 +20,16 @@ def motif_csv(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    """400 planted-motif sequences: for tests of a run's mechanics (resume, epochs), not accuracy."""
+    path = tmp_path_factory.mktemp("small") / "motifs.csv"
+    planted_motif_data(n=400, length=80, motifs=("TGACTCA",), seed=7).to_frame().to_csv(
+        path, index=False
+    )
+    return str(path)
+
+
 class _Interrupt(keras.callbacks.Callback):
     def __init__(self, at_epoch):
         super().__init__()
@@ -79,9 +89,9 @@ def test_attngen_learns_planted_motif_and_writes_run_dir(motif_csv, tmp_path):
     assert again["loss"] == pytest.approx(written["test"]["loss"], rel=1e-4)
 
 
-def test_interrupted_run_resumes_from_last_epoch(motif_csv, tmp_path):
+def test_interrupted_run_resumes_from_last_epoch(small_csv, tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(data=[motif_csv], out=str(out), epochs=5, batch_size=64,
+    config = TrainConfig(data=[small_csv], out=str(out), epochs=5, batch_size=64,
                          warmup_epochs=2, patience=0, model="attngen")  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
         train(config, verbose=0, callbacks=[_Interrupt(at_epoch=2)])
@@ -153,6 +163,7 @@ print("RESULT" + json.dumps({"replicas": tf.distribute.MirroredStrategy().num_re
 """
 
 
+@pytest.mark.slow  # a fresh process and 8 AttnGen epochs under MirroredStrategy: minutes on 2 cores
 def test_mirrored_strategy_on_two_logical_cpus(motif_csv, tmp_path):
     import subprocess
     import sys
@@ -175,9 +186,9 @@ class _InterruptAtTrainEnd(keras.callbacks.Callback):
         raise KeyboardInterrupt("killed after fit, before the run files were written")
 
 
-def test_kill_after_fit_does_not_retrain(motif_csv, tmp_path):
+def test_kill_after_fit_does_not_retrain(small_csv, tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(data=[motif_csv], out=str(out), epochs=3, batch_size=64, patience=0)
+    config = TrainConfig(data=[small_csv], out=str(out), epochs=3, batch_size=64, patience=0)
     with pytest.raises(KeyboardInterrupt):
         train(config, verbose=0, callbacks=[_InterruptAtTrainEnd()])
     assert not (out / "metrics.json").exists() and (out / "backup").exists()
@@ -188,8 +199,8 @@ def test_kill_after_fit_does_not_retrain(motif_csv, tmp_path):
     assert metrics["epochs_trained"] == 3 and not (out / "backup").exists()
 
 
-def test_best_epoch_is_chosen_after_the_masking_ramp(motif_csv, tmp_path):
-    config = TrainConfig(data=[motif_csv], out=str(tmp_path / "a"), epochs=4, batch_size=64,
+def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path):
+    config = TrainConfig(data=[small_csv], out=str(tmp_path / "a"), epochs=4, batch_size=64,
                          warmup_epochs=2, patience=0)  # fmt: skip
     metrics = train(config, verbose=0)
     # best_epoch counts from 1 (as the "Epoch 3/4" log lines): epochs 3 and 4 have the full mask fraction
@@ -201,16 +212,16 @@ def test_best_epoch_is_chosen_after_the_masking_ramp(motif_csv, tmp_path):
         history["epoch"] == metrics["best_epoch"] - 1, "mask_fraction"
     ].item() == pytest.approx(0.15)
     cnn = train(
-        TrainConfig(data=[motif_csv], out=str(tmp_path / "c"), epochs=2, model="cnn", patience=0),
+        TrainConfig(data=[small_csv], out=str(tmp_path / "c"), epochs=2, model="cnn", patience=0),
         verbose=0,
     )
     assert pd.read_csv(tmp_path / "c" / "history.csv")["mask_fraction"].tolist() == [0.0, 0.0]
     assert cnn["best_epoch_mask_fraction"] == 0.0
 
 
-def test_evaluate_on_other_data_scores_it_whole(motif_csv, tmp_path):
+def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path):
     train(
-        TrainConfig(data=[motif_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0),
+        TrainConfig(data=[small_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0),
         verbose=0,
     )
     other = tmp_path / "other.csv"

@@ -125,7 +125,7 @@ def _tune_args(motif_csv, directory, *extra):
 
 def test_killed_search_resumes_without_redoing_finished_trials(motif_csv, tmp_path):
     args = _tune_args(
-        motif_csv, tmp_path, "--tuner", "random", "--max-trials", "3", "--max-epochs", "3"
+        motif_csv, tmp_path, "--tuner", "random", "--max-trials", "3", "--max-epochs", "2"
     )
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "cli" / "trial_0" / "trial.json"
