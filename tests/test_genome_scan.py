@@ -290,6 +290,7 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
     fasta.write_text(">chr1\n" + "ACGT" * 40 + "\n")
     bed = tmp_path / "r.bed"
     bed.write_text("chr1\t10\n")
+    out.write_text("an earlier track\n")  # kept as it is when the new scan fails
     assert (
         main(
             ["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--regions", str(bed)]
@@ -300,11 +301,21 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
         f"attngen scan: error: {bed}: record 'line 1': not a BED line (expected chrom, start, end: "
         "tab-separated, integers)"
     )
+    assert out.read_text() == "an earlier track\n" and sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["g.fa", "r.bed", "t.bedGraph"]
     assert (
         main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--stride", "61"])
         == 2
     )
     assert "--stride must be between 1 and the model's length 60, got 61" in capsys.readouterr().err
+    # an error in the middle of the scan (windows of record a already scored): the earlier track stays
+    fasta.write_text(">a\n" + "ACGT" * 400 + "\n>a\nACGT\n")
+    assert main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"attngen scan: error: {fasta}: record 'a': duplicate record name in the FASTA"
+    )
+    assert out.read_text() == "an earlier track\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "r.bed", "t.bedGraph"]
     with pytest.raises(DataError, match="duplicate record name"):
-        fasta.write_text(">a\nACGT\n>a\nACGT\n")
         list(Tiler(fasta, 4, 1))

@@ -146,3 +146,32 @@ def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capsys):
     assert len([e for e in err if e.startswith("attngen variants: error:")]) == 1
     assert err[-1].startswith(f"attngen variants: error: {vcf}: cannot read the VCF")
     assert not (tmp_path / "e.tsv").exists()
+
+
+def test_reference_with_ragged_lines_is_rewritten_and_scores_the_same(tmp_path, capsys):
+    """faidx cannot index lines of unequal length: the reference is rewritten once, with a note."""
+    from attngen_keras.genome.scoring import Scorer
+    from attngen_keras.genome.variants import score_variants
+
+    genome = reference()
+    regular = write_genome(tmp_path / "regular.fa", genome)
+    ragged = tmp_path / "ragged.fa"
+    chr1 = genome["chr1"]
+    ragged.write_text(
+        ">chr1\n"
+        + chr1[:7]
+        + "\n"
+        + chr1[7:500]
+        + "\n"
+        + chr1[500:]
+        + "\n>chr2\n"
+        + genome["chr2"]
+        + "\n"
+    )
+    vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 404, "snp", chr1[403], "C")], {"chr1": 800})
+    scorer = Scorer.from_model(motif_model(), ["background", "motif"], L)
+    for fasta in (regular, ragged):
+        score_variants(scorer, vcf, fasta, tmp_path / f"{fasta.stem}.tsv", show_progress=False)
+    assert "lines of unequal length" in capsys.readouterr().err
+    assert (tmp_path / "ragged.tsv").read_text() == (tmp_path / "regular.tsv").read_text()
+    assert "\tfalse\t" not in (tmp_path / "regular.tsv").read_text()

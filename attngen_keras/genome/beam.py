@@ -151,9 +151,9 @@ def scan_with_beam(
         )
     windows = 0
     for chrom in sizes:
-        for start, probs in sorted(rows.pop(chrom, [])):
-            writer.add(chrom, start, probs)
-            windows += 1
+        scored = sorted(rows.pop(chrom, []))
+        writer.add_batch([(chrom, start) for start, _ in scored], [probs for _, probs in scored])
+        windows += len(scored)
     outputs = writer.finish(sizes)
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,

@@ -3,13 +3,14 @@
 A plain or bgzip FASTA is read in place; its `.fai` (and `.gzi`) index is
 used when it lies beside it, else built in a temporary directory (so a
 read-only reference works). A gzip (not bgzip) FASTA cannot be read at
-random: it is decompressed once to a temporary plain file, with a one-line
-note suggesting `bgzip` to avoid it.
+random, and faidx cannot index a record whose lines differ in length: such a
+FASTA is rewritten once to a temporary plain file with 60-column lines, with
+a one-line note on stderr.
 """
 
 import atexit
-import gzip
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -37,43 +38,101 @@ def _temp_dir():
 
 
 def random_access_path(path, quiet=False):
-    """`(fasta, fai, gzi)` paths pysam can open at random (decompressing a plain-gzip FASTA once)."""
+    """`(fasta, fai, gzi)` paths pysam can open at random, with the index built.
+
+    A plain-gzip FASTA, or one whose lines are not all of one length within
+    a record (which faidx cannot index), is first rewritten once to a
+    temporary plain FASTA with 60-column lines (one stderr note says so).
+    """
+    import pysam
+
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path)
     kind = compression(path)
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
     if kind == "gzip":
-        plain = _temp_dir() / f"{key}.fa"
-        if not plain.exists():
-            if not quiet:
-                print(
-                    f"attngen: {path}: gzip (not bgzip) FASTA: decompressing it to a temporary file for "
-                    "random access (compress it with `bgzip` to avoid this)",
-                    file=sys.stderr,
-                )
-            partial = plain.with_suffix(".partial")
-            with gzip.open(path, "rb") as source, open(partial, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 22)
-            partial.replace(plain)
-        path, kind = plain, "plain"
+        return _normalized(path, key, "gzip (not bgzip), so it cannot be read at random", quiet)
     fai = Path(f"{path}.fai")
     gzi = Path(f"{path}.gzi") if kind == "bgzip" else None
-    if not fai.exists() or (gzi is not None and not gzi.exists()):
-        fai = _temp_dir() / f"{key}.fai"
-        gzi = _temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
+    if fai.exists() and (gzi is None or gzi.exists()):
+        return str(path), str(fai), (str(gzi) if gzi else None)
+    fai = _temp_dir() / f"{key}.fai"
+    gzi = _temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
+    if not fai.exists():
+        options = ["--fai-idx", str(fai)] + (["--gzi-idx", str(gzi)] if gzi else [])
+        try:
+            with _quiet_stderr():
+                pysam.faidx(str(path), *options)
+        except (OSError, ValueError, pysam.utils.SamtoolsError):
+            fai.unlink(missing_ok=True)
+            return _normalized(path, key, "not indexable by faidx (lines of unequal length)", quiet)
     return str(path), str(fai), (str(gzi) if gzi else None)
 
 
+def _normalized(path, key, reason, quiet):
+    """A temporary plain copy of a FASTA with 60-column lines, indexed."""
+    import pysam
+
+    from attngen_keras.genome.windows import iter_fasta_pieces
+
+    plain = _temp_dir() / f"{key}.fa"
+    if not plain.exists():
+        if not quiet:
+            print(
+                f"attngen: {path}: FASTA is {reason}: rewriting it to a temporary file for random access "
+                "(use a bgzip FASTA with lines of one length per record to avoid this)",
+                file=sys.stderr,
+            )
+        partial = plain.with_suffix(".partial")
+        with open(partial, "wb") as target:
+            carry = b""
+            for kind, value in iter_fasta_pieces(path):
+                if kind == "record":
+                    if carry:
+                        target.write(carry + b"\n")
+                    carry = b""
+                    target.write(b">" + value.encode() + b"\n")
+                    continue
+                carry += value
+                cut = len(carry) - len(carry) % 60
+                for i in range(0, cut, 60):
+                    target.write(carry[i : i + 60] + b"\n")
+                carry = carry[cut:]
+            if carry:
+                target.write(carry + b"\n")
+        partial.replace(plain)
+    fai = Path(f"{plain}.fai")
+    if not fai.exists():
+        try:
+            pysam.faidx(str(plain))
+        except (OSError, ValueError, pysam.utils.SamtoolsError) as error:
+            raise DataError(f"cannot index the FASTA ({error})", path) from None
+    return str(plain), str(fai), None
+
+
+class _quiet_stderr:
+    """Sends fd 2 (htslib's messages) to /dev/null inside the block."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        return False
+
+
 def open_fasta(paths):
-    """A `pysam.FastaFile` of `random_access_path`'s result (builds the index if needed)."""
+    """A `pysam.FastaFile` of `random_access_path`'s result."""
     import pysam
 
     fasta, fai, gzi = paths
     try:
-        if not Path(fai).exists() or (gzi and not Path(gzi).exists()):
-            options = ["--fai-idx", fai] + (["--gzi-idx", gzi] if gzi else [])
-            pysam.faidx(fasta, *options)
         return pysam.FastaFile(fasta, filepath_index=fai, filepath_index_compressed=gzi)
-    except (OSError, ValueError, pysam.utils.SamtoolsError) as error:
-        raise DataError(f"cannot index or read the FASTA ({error})", fasta) from None
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read the indexed FASTA ({error})", fasta) from None

@@ -81,9 +81,9 @@ def scan_genome(
             unit="win", desc=f"scanning {Path(fasta).name}", disable=not show_progress
         ) as progress,
     ):
-        for chrom, start, probs in score_windows(scorer, tiler, batch_size, both_strands):
-            writer.add(chrom, start, probs)
-            progress.update(1)
+        for batch, probs in score_windows(scorer, tiler, batch_size, both_strands):
+            writer.add_batch([(chrom, start) for chrom, start, _ in batch], probs)
+            progress.update(len(batch))
         paths = writer.finish(tiler.sizes)
     summary = _summary(tiler, paths, stride, length)
     _report(fasta, summary)

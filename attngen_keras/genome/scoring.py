@@ -97,21 +97,10 @@ class Scorer:
         return self._importance(tf.constant(list(sequences)))["importance"].numpy()
 
 
-def batched(items, size):
-    """Lists of up to `size` consecutive items."""
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def score_windows(scorer, windows, batch_size=256, both_strands=False):
-    """Yields `(chrom, start, probabilities)` for `(chrom, start, sequence)` windows, scored in batches."""
-    for batch in batched(windows, batch_size):
-        probs = scorer.probabilities([w[2] for w in batch], both_strands)
-        for (chrom, start, _), row in zip(batch, probs):
-            yield chrom, start, row
+    """Yields `(batch, probabilities)`: lists of up to `batch_size` `(chrom, start, sequence)` windows and
+    their `[n, C]` probabilities."""
+    from attngen_keras.predict import _batches
+
+    for batch in _batches(windows, batch_size):
+        yield batch, scorer.probabilities([w[2] for w in batch], both_strands)

@@ -120,39 +120,51 @@ class TrackWriter:
 
     def add(self, chrom, start, probabilities):
         """One window's probabilities (`[C]`)."""
-        if chrom != self._chrom:
-            self._open_chrom(chrom)
-        begin = start + self.offset
-        prefix = f"{chrom}\t{begin}\t{begin + self.stride}\t"
-        for handle, column in zip(self._handles, self._columns):
-            handle.write(f"{prefix}{probabilities[column]:.6f}\n")
-        if self._tsv_handle is not None:
-            values = "\t".join(f"{p:.6f}" for p in probabilities)
-            self._tsv_handle.write(f"{chrom}\t{start}\t{start + self.length}\t{values}\n")
-        self.lines += 1
+        self.add_batch([(chrom, start)], [list(probabilities)])
+
+    def add_batch(self, keys, probabilities):
+        """Windows `[(chrom, start), ...]` and their probabilities (`[n, C]` array or lists)."""
+        rows = probabilities.tolist() if hasattr(probabilities, "tolist") else probabilities
+        offset, stride, length = self.offset, self.stride, self.length
+        tsv = self._tsv_handle
+        for (chrom, start), row in zip(keys, rows):
+            if chrom != self._chrom:
+                self._open_chrom(chrom)
+            begin = start + offset
+            for handle, column in zip(self._handles, self._columns):
+                handle.write(f"{chrom}\t{begin}\t{begin + stride}\t{row[column]:.6f}\n")
+            if tsv is not None:
+                values = "\t".join([f"{p:.6f}" for p in row])
+                tsv.write(f"{chrom}\t{start}\t{start + length}\t{values}\n")
+        self.lines += len(rows)
 
     def finish(self, sizes):
         """Assembles the bedGraph files in sorted chromosome order, writes the bigWigs, renames all into place."""
         self._close_parts()
         order = self._order
         written = []
-        for column in self._columns:
-            name = self.class_names[column]
-            path = self.bedgraphs[name]
-            partial = _partial(path)
-            with open(partial, "wb") as out:
-                for chrom in sorted(order):
-                    with open(self._parts / f"{order[chrom]}.{column}", "rb") as part:
-                        shutil.copyfileobj(part, out, 1 << 20)
-            written.append((partial, path))
-            if name in self.bigwigs:
-                bigwig = self.bigwigs[name]
-                _write_bigwig(partial, _partial(bigwig), sizes)
-                written.append((_partial(bigwig), bigwig))
-        if self._tsv_handle is not None:
-            self._tsv_handle.close()
-            self._tsv_handle = None
-            written.append((_partial(self.tsv), self.tsv))
+        try:
+            for column in self._columns:
+                name = self.class_names[column]
+                path = self.bedgraphs[name]
+                partial = _partial(path)
+                with open(partial, "wb") as out:
+                    for chrom in sorted(order):
+                        with open(self._parts / f"{order[chrom]}.{column}", "rb") as part:
+                            shutil.copyfileobj(part, out, 1 << 20)
+                written.append((partial, path))
+                if name in self.bigwigs:
+                    bigwig = self.bigwigs[name]
+                    _write_bigwig(partial, _partial(bigwig), sizes)
+                    written.append((_partial(bigwig), bigwig))
+            if self._tsv_handle is not None:
+                self._tsv_handle.close()
+                self._tsv_handle = None
+                written.append((_partial(self.tsv), self.tsv))
+        except BaseException:
+            for partial, _ in written:
+                partial.unlink(missing_ok=True)
+            raise
         for partial, path in written:
             os.replace(partial, path)
         return [path for _, path in written]

@@ -1,0 +1,349 @@
+"""Benchmark: `attngen scan` and `attngen variants` at genome scale, against references measured in the same run.
+
+1. throughput: `scan` over a piece of a real genome vs `attngen predict` over
+   a FASTA of exactly the same windows (same exported model, same process,
+   alternating, best of `--repeats`); the outputs are checked equal;
+2. memory: peak RSS (`/usr/bin/time -v`) of `attngen scan` in a fresh process
+   over two real genomes of different sizes (both >= 20 Mb): the human chr22
+   EPO subset (one 50.8-Mb record, N outside 21.6 Mb of sequence) and the same
+   plus the *Ustilago maydis* 521 genome (19.7 Mb, 28 records), at stride 200
+   (the memory does not depend on the stride; it keeps the runs short);
+3. Beam: `--runner beam` on FnApiRunner with 2 worker processes vs the local
+   runner on the same piece; outputs compared byte for byte;
+4. variants: `attngen variants` on random SNVs and small indels of the
+   U. maydis genome (both alleles scored, with importance).
+
+The model is AttnGen (the faithful default, 200 nt, 2 classes) built with
+random weights and exported as a SavedModel: speed and memory do not depend
+on the weights.
+
+    python benchmarks/genome.py             # about 15 minutes on 2 shared cores
+    python benchmarks/genome.py --quick     # smaller pieces
+
+Prints a Markdown table; writes benchmarks/results/genome/genome.json (quick:
+genome_quick.json) and genome.md. Needs ../shared/data/references.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCES = ROOT.parent / "shared" / "data" / "references"
+HUMAN = REFERENCES / "hsap_chr22_epo_subset.fa.gz"
+FUNGUS = REFERENCES / "umaydis_521.fa.gz"
+RESULTS = ROOT / "benchmarks" / "results" / "genome"
+MEMORY_STRIDE = (
+    200  # memory does not depend on the stride (streaming); 4x fewer windows than the default 50
+)
+GOALS = {"throughput_ratio": 0.9, "rss_gib": 1.2, "beam_ratio": 0.6, "variants_per_s": 5000}
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def export_model(work):
+    from attngen_keras.export import export_model as export
+    from attngen_keras.models import build_model
+
+    model = build_model("attngen", 200, 2)
+    return export(model, work / "model", ["background", "target"], 200)
+
+
+def write_piece(source, out, bases):
+    """The first `bases` bases of `source` (whole records, N-free records first), as plain FASTA."""
+    from attngen_keras.genome.windows import iter_fasta_pieces
+
+    records, name = {}, None
+    for kind, value in iter_fasta_pieces(source):
+        if kind == "record":
+            if sum(len(v) for v in records.values()) >= bases:
+                break
+            name = value
+            records[name] = b""
+        else:
+            records[name] += value
+    with open(out, "w") as handle:  # 60-column lines, as faidx wants them
+        for name, seq in records.items():
+            text = seq.decode()
+            handle.write(
+                f">{name}\n" + "".join(text[i : i + 60] + "\n" for i in range(0, len(text), 60))
+            )
+    return out
+
+
+def windows_fasta(piece, out, length, stride):
+    from attngen_keras.genome.windows import Tiler
+
+    count = 0
+    with open(out, "w") as handle:
+        for chrom, start, window in Tiler(piece, length, stride):
+            handle.write(f">{chrom}:{start}\n{window.decode()}\n")
+            count += 1
+    return count
+
+
+def time_rss(argv):
+    """`(wall_s, max_rss_gib, stdout)` of a command in a fresh process."""
+    result = subprocess.run(["/usr/bin/time", "-v", *argv], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{result.stderr[-3000:]}")
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    clock = re.search(
+        r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", result.stderr
+    ).group(1)
+    seconds = sum(float(part) * 60**i for i, part in enumerate(reversed(clock.split(":"))))
+    return seconds, rss_kib / 2**20, result.stdout
+
+
+def throughput(model, piece, work, repeats, stride):
+    from attngen_keras.genome.scan import scan_genome
+    from attngen_keras.predict import predict_file
+
+    windows = work / "windows.fa"
+    n = windows_fasta(piece, windows, 200, stride)
+    scan_s, predict_s = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict_file(model, windows, work / "p.tsv", show_progress=False, force=True)
+        predict_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        scan_genome(
+            model,
+            piece,
+            work / "s.bedGraph",
+            stride=stride,
+            tsv=work / "s.tsv",
+            show_progress=False,
+        )
+        scan_s.append(time.perf_counter() - start)
+        log(f"throughput: predict {predict_s[-1]:.1f} s, scan {scan_s[-1]:.1f} s for {n} windows")
+    predicted = [line.split("\t")[3] for line in (work / "p.tsv").read_text().splitlines()[1:]]
+    scanned = [line.split("\t")[4] for line in (work / "s.tsv").read_text().splitlines()[1:]]
+    return {
+        "windows": n, "stride": stride, "predict_s": predict_s, "scan_s": scan_s,
+        "predict_windows_per_s": n / min(predict_s), "scan_windows_per_s": n / min(scan_s),
+        "ratio": min(predict_s) / min(scan_s),
+        "pair_ratios": [p / q for p, q in zip(predict_s, scan_s)],
+        "median_pair_ratio": float(np.median([p / q for p, q in zip(predict_s, scan_s)])),
+        "probabilities_equal": predicted == scanned,
+    }  # fmt: skip
+
+
+def memory(model, genomes, work):
+    rows = []
+    for name, path in genomes:
+        argv = [sys.executable, "-m", "attngen_keras.cli", "scan", str(model), "--fasta", str(path)]
+        argv += ["--out", str(work / f"{name}.bedGraph"), "--stride", str(MEMORY_STRIDE)]
+        wall, rss, stdout = time_rss(argv)
+        windows = int(re.search(r"scored (\d+) windows", stdout).group(1))
+        records = int(re.search(r"of (\d+) records", stdout).group(1))
+        size = _genome_size(path)
+        rows.append(
+            {
+                "genome": name,
+                "bases": size,
+                "records": records,
+                "windows": windows,
+                "wall_s": wall,
+                "max_rss_gib": rss,
+            }
+        )
+        log(
+            f"memory: {name} {size / 1e6:.1f} Mb, {windows} windows, {wall:.0f} s, peak RSS {rss:.2f} GiB"
+        )
+    return rows
+
+
+def _genome_size(path):
+    from attngen_keras.genome.windows import iter_fasta_pieces
+
+    return sum(len(v) for k, v in iter_fasta_pieces(path) if k == "seq")
+
+
+def beam(model, piece, work, stride):
+    from attngen_keras.genome.scan import scan_genome
+
+    out = {}
+    for runner in ("local", "beam"):
+        start = time.perf_counter()
+        summary = scan_genome(
+            model, piece, work / f"{runner}.bedGraph", stride=stride, tsv=work / f"{runner}.tsv",
+            runner=runner, show_progress=False,
+        )  # fmt: skip
+        out[f"{runner}_s"] = time.perf_counter() - start
+        out["windows"] = summary["windows"]
+        log(f"beam: {runner} {out[f'{runner}_s']:.1f} s")
+    same = all(
+        (work / f"local{suffix}").read_bytes() == (work / f"beam{suffix}").read_bytes()
+        for suffix in (".bedGraph", ".tsv")
+    )
+    out.update(
+        {
+            "ratio": out["local_s"] / out["beam_s"],
+            "identical_output": same,
+            "workers": 2,
+            "runner": "FnApiRunner (multi_processing)",
+        }
+    )
+    return out
+
+
+def variants(model, work, count, seed=0):
+    from attngen_keras.genome.reference import open_fasta, random_access_path
+    from attngen_keras.genome.variants import score_variants
+
+    plain = work / "umaydis.fa"
+    with gzip.open(FUNGUS, "rb") as source, open(plain, "wb") as target:
+        shutil.copyfileobj(source, target)
+    fasta = open_fasta(random_access_path(plain))
+    sizes = dict(zip(fasta.references, fasta.lengths))
+    rng = np.random.default_rng(seed)
+    chroms = [c for c in sizes if sizes[c] > 10_000]
+    weights = np.array([sizes[c] for c in chroms], float)
+    picks = sorted(
+        (chroms.index(c), int(p)) for c, p in zip(rng.choice(chroms, count, p=weights / weights.sum()),
+                                                   rng.integers(200, 5000, count))
+    )  # fmt: skip
+    lines = ["##fileformat=VCFv4.2", *[f"##contig=<ID={c},length={n}>" for c, n in sizes.items()]]
+    lines.append("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")
+    for k, (ci, p) in enumerate(picks):
+        chrom = chroms[ci]
+        pos = min(p * 37 % (sizes[chrom] - 400) + 200, sizes[chrom] - 200)
+        ref = fasta.fetch(chrom, pos - 1, pos).upper()
+        kind = k % 10
+        if kind == 8:  # insertion
+            alt = ref + "".join(rng.choice(list("ACGT"), 3))
+        elif kind == 9:  # deletion
+            ref = fasta.fetch(chrom, pos - 1, pos + 3).upper()
+            alt = ref[0]
+        else:
+            alt = "ACGT"[("ACGT".index(ref) + 1) % 4] if ref in "ACGT" else "A"
+        lines.append(f"{chrom}\t{pos}\tv{k}\t{ref}\t{alt}\t.\t.\t.")
+    vcf = work / "variants.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    start = time.perf_counter()
+    summary = score_variants(
+        model,
+        vcf,
+        plain,
+        work / "effects.tsv",
+        vcf_out=work / "annotated.vcf.gz",
+        show_progress=False,
+    )
+    seconds = time.perf_counter() - start
+    log(f"variants: {summary['alleles']} alleles in {seconds:.1f} s")
+    return {"alleles": summary["alleles"], "scored": summary["scored"], "seconds": seconds,
+            "variants_per_s": summary["alleles"] / seconds}  # fmt: skip
+
+
+def table(results):
+    t, m, b, v = results["throughput"], results["memory"], results["beam"], results["variants"]
+    rows = [
+        ("scan vs `attngen predict` on the same windows",
+         f"{t['scan_windows_per_s']:,.0f} vs {t['predict_windows_per_s']:,.0f} windows/s (best of {len(t['scan_s'])}): **{t['ratio']:.2f}x**; median of alternating pairs {t['median_pair_ratio']:.2f}x ({t['windows']:,} windows; probabilities equal: {t['probabilities_equal']})",
+         f">= {GOALS['throughput_ratio']}x: {'met' if t['ratio'] >= GOALS['throughput_ratio'] else 'missed'}"),
+    ]  # fmt: skip
+    for row in m:
+        rows.append((
+            f"peak RSS, scan of {row['genome']} ({row['bases'] / 1e6:.1f} Mb, {row['windows']:,} windows at stride {row['stride']})",
+            f"{row['max_rss_gib']:.2f} GiB ({row['wall_s']:.0f} s wall)",
+            f"<= {GOALS['rss_gib']} GiB: {'met' if row['max_rss_gib'] <= GOALS['rss_gib'] else 'missed'}",
+        ))  # fmt: skip
+    rows.append((
+        "Beam FnApiRunner, 2 worker processes, vs local runner",
+        f"{b['beam_s']:.1f} s vs {b['local_s']:.1f} s ({b['windows']:,} windows): **{b['ratio']:.2f}x**; identical output: {b['identical_output']}",
+        f">= {GOALS['beam_ratio']}x and identical: {'met' if b['ratio'] >= GOALS['beam_ratio'] and b['identical_output'] else 'missed'}",
+    ))  # fmt: skip
+    rows.append((
+        "variants (REF and ALT windows, importance, VCF out)",
+        f"{v['variants_per_s']:,.0f} variants/s ({v['alleles']:,} in {v['seconds']:.1f} s)",
+        f">= {GOALS['variants_per_s']:,}/s: {'met' if v['variants_per_s'] >= GOALS['variants_per_s'] else 'missed'}",
+    ))  # fmt: skip
+    lines = ["| measure | result | goal |", "|---|---|---|"]
+    lines += [f"| {a} | {b_} | {c} |" for a, b_, c in rows]
+    return "\n".join(lines)
+
+
+def _saver(args, results):
+    """Writes the results so far (a crash in a later section keeps the earlier ones)."""
+
+    def save():
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        name = "genome_quick" if args.quick else "genome"
+        (RESULTS / f"{name}.partial.json").write_text(json.dumps(results, indent=2, default=float))
+
+    return save
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller pieces, one repeat")
+    parser.add_argument("--workdir", default="/tmp/attngen-genome-bench")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["memory", "beam", "variants"])
+    parser.add_argument("--repeats", type=int, default=3, help="alternating predict/scan pairs")
+    parser.add_argument(
+        "--update", action="store_true",
+        help="keep the sections of an earlier result file that --skip leaves out",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if not HUMAN.exists() or not FUNGUS.exists():
+        raise SystemExit(f"shared data not available: {REFERENCES} (see ../shared/data/README.md)")
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    model = export_model(work)
+    piece = write_piece(FUNGUS, work / "piece.fa", 500_000 if args.quick else 2_000_000)
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_start": os.getloadavg()},
+        "model": "AttnGen faithful default, 200 nt, 2 classes, random weights, exported SavedModel",
+        "goals": GOALS,
+    }  # fmt: skip
+    save = _saver(args, results)
+    results["throughput"] = throughput(model, piece, work, 1 if args.quick else args.repeats, 50)
+    combined = work / "chr22_plus_umaydis.fa.gz"
+    with open(combined, "wb") as out:
+        out.write(HUMAN.read_bytes())  # concatenated gzip members read as one gzip stream
+        with gzip.open(FUNGUS, "rb") as source, gzip.open(out, "wb") as target:
+            for line in source:  # U. maydis names its chromosomes chr1..chr23: prefix them
+                target.write(b">um_" + line[1:] if line.startswith(b">") else line)
+    genomes = [("human chr22 EPO subset", HUMAN), ("chr22 subset + U. maydis", combined)]
+    save()
+    results["memory"] = [] if "memory" in args.skip else memory(model, genomes, work)
+    save()
+    beam_piece = write_piece(FUNGUS, work / "beam_piece.fa", 1_000_000 if args.quick else 4_000_000)
+    results["beam"] = {} if "beam" in args.skip else beam(model, beam_piece, work, 50)
+    save()
+    count = 3_000 if args.quick else 20_000
+    results["variants"] = {} if "variants" in args.skip else variants(model, work, count)
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "genome_quick" if args.quick else "genome"
+    earlier = RESULTS / f"{name}.json"
+    if args.update and earlier.exists():
+        previous = json.loads(earlier.read_text())
+        for section in ("memory", "beam", "variants"):
+            if not results[section] and previous.get(section):
+                results[section] = previous[section]
+                results.setdefault("kept_from_earlier_run", []).append(section)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=float))
+    (RESULTS / f"{name}.partial.json").unlink(missing_ok=True)
+    if results["memory"] and results["beam"] and results["variants"]:
+        text = table(results)
+        (RESULTS / f"{name}.md").write_text(text + "\n")
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
