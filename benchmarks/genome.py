@@ -153,6 +153,7 @@ def memory(model, genomes, work):
         rows.append(
             {
                 "genome": name,
+                "stride": MEMORY_STRIDE,
                 "bases": size,
                 "records": records,
                 "windows": windows,
@@ -291,7 +292,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller pieces, one repeat")
     parser.add_argument("--workdir", default="/tmp/attngen-genome-bench")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["memory", "beam", "variants"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["throughput", "memory", "beam", "variants"]
+    )
     parser.add_argument("--repeats", type=int, default=3, help="alternating predict/scan pairs")
     parser.add_argument(
         "--update", action="store_true",
@@ -311,7 +314,10 @@ def main():
         "goals": GOALS,
     }  # fmt: skip
     save = _saver(args, results)
-    results["throughput"] = throughput(model, piece, work, 1 if args.quick else args.repeats, 50)
+    repeats = 1 if args.quick else args.repeats
+    results["throughput"] = (
+        {} if "throughput" in args.skip else throughput(model, piece, work, repeats, 50)
+    )
     combined = work / "chr22_plus_umaydis.fa.gz"
     with open(combined, "wb") as out:
         out.write(HUMAN.read_bytes())  # concatenated gzip members read as one gzip stream
@@ -333,13 +339,13 @@ def main():
     earlier = RESULTS / f"{name}.json"
     if args.update and earlier.exists():
         previous = json.loads(earlier.read_text())
-        for section in ("memory", "beam", "variants"):
+        for section in ("throughput", "memory", "beam", "variants"):
             if not results[section] and previous.get(section):
                 results[section] = previous[section]
                 results.setdefault("kept_from_earlier_run", []).append(section)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=float))
     (RESULTS / f"{name}.partial.json").unlink(missing_ok=True)
-    if results["memory"] and results["beam"] and results["variants"]:
+    if all(results[k] for k in ("throughput", "memory", "beam", "variants")):
         text = table(results)
         (RESULTS / f"{name}.md").write_text(text + "\n")
         print(text)

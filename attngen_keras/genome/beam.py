@@ -36,6 +36,22 @@ def require_beam():
         ) from None
 
 
+def worker_threads(beam_options):
+    """TensorFlow threads per worker: this machine's cores split among FnApiRunner's worker processes
+    (None, TensorFlow's default, for other runners and in-process runs)."""
+    import os
+
+    options = list(beam_options or ())
+    if any(o.split("=")[0] == "--runner" for o in options):
+        return None
+    mode = [o.split("=", 1)[1] for o in options if o.startswith("--direct_running_mode=")]
+    if mode and mode[-1] != "multi_processing":
+        return None
+    workers = [int(o.split("=", 1)[1]) for o in options if o.startswith("--direct_num_workers=")]
+    count = workers[-1] if workers and workers[-1] > 0 else 2
+    return max(1, (os.cpu_count() or 1) // count)
+
+
 def _options(beam_options):
     """`(PipelineOptions, runner)`: FnApiRunner with 2 worker processes unless a runner is named."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -127,6 +143,7 @@ def scan_with_beam(
     fasta.close()
     length, stride = tiler.length, tiler.stride
     tasks = list(scan_tasks(sizes, tiler.regions, length, stride, batch_size))
+    threads = worker_threads(beam_options)
     short = _short(sizes, tiler.regions, length)
 
     def build(pipeline):
@@ -134,7 +151,7 @@ def scan_with_beam(
             pipeline
             | "tasks" >> beam.Create(tasks, reshuffle=True)
             | "windows" >> beam.ParDo(WindowTasks(paths, length, stride, tiler.max_n))
-            | "score" >> RunInference(WindowModelHandler(model_path, both_strands))
+            | "score" >> RunInference(WindowModelHandler(model_path, both_strands, threads))
             | "lines" >> beam.FlatMap(_scan_lines)
         )
 
@@ -191,12 +208,14 @@ def variants_with_beam(model_path, paths, alleles, length, batch_size, both_stra
             "--runner beam needs a model path (workers load it), not an in-memory model"
         )
     batches = [alleles[k : k + batch_size] for k in range(0, len(alleles), batch_size)]
+    threads = worker_threads(beam_options)
 
     def build(pipeline):
         return (
             pipeline
             | "alleles" >> beam.Create(batches, reshuffle=True)
-            | "score" >> RunInference(VariantModelHandler(str(model_path), paths, both_strands))
+            | "score"
+            >> RunInference(VariantModelHandler(str(model_path), paths, both_strands, threads))
             | "lines" >> beam.FlatMap(lambda results: [json.dumps(r) for r in results])
         )
 

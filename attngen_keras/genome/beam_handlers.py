@@ -42,13 +42,30 @@ class WindowTasks(beam.DoFn):
         yield (chrom, first), items, skipped
 
 
-class WindowModelHandler(ModelHandler):
-    """Scores `(key, [(start, window), ...], skipped)` elements: yields `(key, [(start, probs)], skipped)`."""
+def _share_cores(threads):
+    """Caps this worker's TensorFlow thread pools (workers on one machine split its cores, not oversubscribe them)."""
+    if not threads:
+        return
+    import tensorflow as tf
 
-    def __init__(self, model_path, both_strands=False):
-        self._path, self._both = str(model_path), bool(both_strands)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process: keep its pools
+
+
+class WindowModelHandler(ModelHandler):
+    """Scores `(key, [(start, window), ...], skipped)` elements: yields `(key, [(start, probs)], skipped)`.
+
+    `threads`: TensorFlow threads per worker (None: TensorFlow's default, all cores).
+    """
+
+    def __init__(self, model_path, both_strands=False, threads=None):
+        self._path, self._both, self._threads = str(model_path), bool(both_strands), threads
 
     def load_model(self):
+        _share_cores(self._threads)
         return Scorer.load(self._path)
 
     def run_inference(self, batch, model, inference_args=None):
@@ -63,10 +80,12 @@ class WindowModelHandler(ModelHandler):
 class VariantModelHandler(ModelHandler):
     """Scores lists of alleles (`variants.score_alleles`): yields one list of result dicts per element."""
 
-    def __init__(self, model_path, paths, both_strands=False):
+    def __init__(self, model_path, paths, both_strands=False, threads=None):
         self._path, self._paths, self._both = str(model_path), paths, bool(both_strands)
+        self._threads = threads
 
     def load_model(self):
+        _share_cores(self._threads)
         return _VariantModel(Scorer.load(self._path), open_fasta(self._paths))
 
     def run_inference(self, batch, model, inference_args=None):

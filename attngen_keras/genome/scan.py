@@ -81,13 +81,41 @@ def scan_genome(
             unit="win", desc=f"scanning {Path(fasta).name}", disable=not show_progress
         ) as progress,
     ):
-        for batch, probs in score_windows(scorer, tiler, batch_size, both_strands):
+        batches = aligned_batches(tiler, tiler.regions, stride, batch_size)
+        for batch, probs in score_windows(scorer, batches, both_strands):
             writer.add_batch([(chrom, start) for chrom, start, _ in batch], probs)
             progress.update(len(batch))
         paths = writer.finish(tiler.sizes)
     summary = _summary(tiler, paths, stride, length)
     _report(fasta, summary)
     return summary
+
+
+def aligned_batches(windows, regions, stride, batch_size):
+    """Lists of windows, cut where the Beam runner cuts its tasks: every `batch_size` window starts of a
+    record (region), counted from its first window, before N-skipped windows are left out.
+
+    A model's floating-point result for a window can depend (in the last bits) on the other windows of its
+    batch; batching alike is what makes the local and Beam outputs identical.
+    """
+    import bisect
+
+    starts = {chrom: [r[0] for r in intervals] for chrom, intervals in (regions or {}).items()}
+    key, batch = None, []
+    for window in windows:
+        chrom, start = window[0], window[1]
+        origin = 0
+        if regions is not None:
+            firsts = starts[chrom]
+            origin = firsts[bisect.bisect_right(firsts, start) - 1]
+        here = (chrom, origin, (start - origin) // stride // batch_size)
+        if here != key and batch:
+            yield batch
+            batch = []
+        key = here
+        batch.append(window)
+    if batch:
+        yield batch
 
 
 def _summary(tiler, paths, stride, length):

@@ -97,10 +97,8 @@ class Scorer:
         return self._importance(tf.constant(list(sequences)))["importance"].numpy()
 
 
-def score_windows(scorer, windows, batch_size=256, both_strands=False):
-    """Yields `(batch, probabilities)`: lists of up to `batch_size` `(chrom, start, sequence)` windows and
-    their `[n, C]` probabilities."""
-    from attngen_keras.predict import _batches
-
-    for batch in _batches(windows, batch_size):
+def score_windows(scorer, batches, both_strands=False):
+    """Yields `(batch, probabilities)` for lists of `(chrom, start, sequence)` windows: their `[n, C]`
+    probabilities."""
+    for batch in batches:
         yield batch, scorer.probabilities([w[2] for w in batch], both_strands)
