@@ -6,7 +6,7 @@
 2. memory: peak RSS (`/usr/bin/time -v`) of `attngen scan` in a fresh process
    over two real genomes of different sizes (both >= 20 Mb): the human chr22
    EPO subset (one 50.8-Mb record, N outside 21.6 Mb of sequence) and the same
-   plus the *Ustilago maydis* 521 genome (19.7 Mb, 28 records), at stride 200
+   plus the *Ustilago maydis* 521 genome (19.7 Mb, 36 records), at stride 200
    (the memory does not depend on the stride; it keeps the runs short);
 3. Beam: `--runner beam` on FnApiRunner with 2 worker processes vs the local
    runner on the same piece; outputs compared byte for byte;
@@ -297,6 +297,11 @@ def main():
     )
     parser.add_argument("--repeats", type=int, default=3, help="alternating predict/scan pairs")
     parser.add_argument(
+        "--beam-bases", type=int,
+        help="size of the Beam comparison's piece of U. maydis (default 4 Mb; results then go to "
+        "genome_beam_<N>.json)",
+    )  # fmt: skip
+    parser.add_argument(
         "--update", action="store_true",
         help="keep the sections of an earlier result file that --skip leaves out",
     )  # fmt: skip
@@ -328,7 +333,8 @@ def main():
     save()
     results["memory"] = [] if "memory" in args.skip else memory(model, genomes, work)
     save()
-    beam_piece = write_piece(FUNGUS, work / "beam_piece.fa", 1_000_000 if args.quick else 4_000_000)
+    beam_bases = args.beam_bases or (1_000_000 if args.quick else 4_000_000)
+    beam_piece = write_piece(FUNGUS, work / "beam_piece.fa", beam_bases)
     results["beam"] = {} if "beam" in args.skip else beam(model, beam_piece, work, 50)
     save()
     count = 3_000 if args.quick else 20_000
@@ -336,6 +342,8 @@ def main():
     results["machine"]["load_avg_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "genome_quick" if args.quick else "genome"
+    if args.beam_bases:
+        name = f"genome_beam_{args.beam_bases}"
     earlier = RESULTS / f"{name}.json"
     if args.update and earlier.exists():
         previous = json.loads(earlier.read_text())
