@@ -633,7 +633,7 @@ def write_scale_csv(path, n, length=SCALE_LENGTH, seed=0, block=500_000):
             out.write(data.tobytes())
 
 
-def scale_csv_section(work, sizes, steps, validation_steps):
+def scale_csv_section(work, sizes, steps, validation_steps, evaluation_batches):
     print("## 7. scale from one CSV", flush=True)
     rows = []
     for size in sizes:
@@ -647,7 +647,7 @@ def scale_csv_section(work, sizes, steps, validation_steps):
             build = run_child("csv_cache_build", data=str(csv), cache=str(folder / "cache"))
             run = run_child(
                 "csv_train", data=str(csv), cache=str(folder / "cache"), out=str(folder / "run"),
-                steps=steps, validation_steps=validation_steps,
+                steps=steps, validation_steps=validation_steps, evaluation_batches=evaluation_batches,
             )  # fmt: skip
         finally:
             csv_bytes = csv.stat().st_size
@@ -655,17 +655,14 @@ def scale_csv_section(work, sizes, steps, validation_steps):
         rows.append({"sequences": size, "csv_gib": csv_bytes / 2**30, "csv_write_seconds": written,
                      **{f"cache_build_{k}": v for k, v in build.items()}, **run})  # fmt: skip
         print(f"  {size:,}: cache {build['seconds']:.1f} s / {build['peak_rss_gib']:.2f} GiB; "
-              f"train {run['fit_seconds']:.0f} s ({run['steady_step_ms']:.1f} ms/step), evaluation "
+              f"train {run['fit_seconds']:.0f} s ({run['steady_step_ms']:.0f} ms/step, "
+              f"{run['steady_step_cpu_ms']:.0f} ms CPU), evaluation "
               f"{run['evaluate_seconds']:.0f} s; train peak {run['peak_rss_gib']:.2f} GiB", flush=True)  # fmt: skip
-    reference = rows[0]["steady_step_ms"]
-    for row in rows:
-        row["step_time_over_smallest"] = row["steady_step_ms"] / reference
-    return {
-        "sizes": rows,
-        "steps": steps,
-        "validation_steps": validation_steps,
-        "length": SCALE_LENGTH,
-    }
+    for key in ("steady_step_ms", "steady_step_cpu_ms"):
+        for row in rows:
+            row[f"{key}_over_smallest"] = row[key] / rows[0][key]
+    return {"sizes": rows, "steps": steps, "validation_steps": validation_steps,
+            "evaluation_batches": evaluation_batches, "length": SCALE_LENGTH}  # fmt: skip
 
 
 def plot_scale_csv(section, out, before=None):
@@ -697,11 +694,17 @@ def report_scale_csv(results):
         "CPU only.".format(**results["machine"]),
         "",
         f"AttnGen (faithful preset), batch {BATCH}, `--steps-per-epoch {section['steps']}` for one epoch, "
-        f"`--validation-steps {section['validation_steps']}`, then the final evaluation on the whole val and "
-        "test splits; each phase in a fresh process.",
+        f"`--validation-steps {section['validation_steps']}`, then the final evaluation streaming "
+        + (
+            "the whole val and test splits"
+            if not section["evaluation_batches"]
+            else f"the first {section['evaluation_batches']} batches (of 256) of val and test"
+        )
+        + "; the cache build and `attngen train` each in a fresh process. Step times are medians over the "
+        "steps after the fifth, in wall and in process CPU time (the machine is shared: wall times are noisy).",
         "",
         "| sequences | CSV GiB | cache build s | cache build peak RSS GiB | memory-mapped | train: open + fingerprint s "
-        "| train: fit s | steady step ms | step time vs smallest | evaluation s (val + test seq) | test accuracy "
+        "| train: fit s | step ms wall / CPU | step CPU time vs smallest | evaluation s (sequences) | test accuracy "
         "| train peak RSS GiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -709,8 +712,9 @@ def report_scale_csv(results):
         lines.append(
             f"| {r['sequences']:,} | {r['csv_gib']:.2f} | {r['cache_build_seconds']:.1f} | "
             f"{r['cache_build_peak_rss_gib']:.2f} | {'yes' if r['memory_mapped'] else 'no'} | "
-            f"{r['open_seconds']:.1f} | {r['fit_seconds']:.1f} | {r['steady_step_ms']:.1f} | "
-            f"{r['step_time_over_smallest']:.2f}x | {r['evaluate_seconds']:.0f} ({r['evaluated_sequences']:,}) | "
+            f"{r['open_seconds']:.1f} | {r['fit_seconds']:.1f} | {r['steady_step_ms']:.0f} / "
+            f"{r['steady_step_cpu_ms']:.0f} | {r['steady_step_cpu_ms_over_smallest']:.2f}x | "
+            f"{r['evaluate_seconds']:.0f} ({r['evaluated_sequences']:,} of {r['evaluation_sequences_total']:,}) | "
             f"{r['test_accuracy']:.3f} | **{r['peak_rss_gib']:.2f}** |"
         )
     return "\n".join(lines) + "\n"
@@ -798,14 +802,42 @@ def child_csv_cache_build(spec):
 
 
 def child_csv_train(spec):
-    """`attngen train` (`training.train`) on the cached CSV, timed by phase."""
+    """`attngen train` (`training.train`) on the cached CSV, timed by phase.
+
+    With `evaluation_batches`, the final evaluation streams only the first that
+    many batches of val and test (the same `make_tf_dataset` loop as the full
+    pass, whose memory is per batch): on 2 shared cores the full pass over
+    millions of sequences would take hours.
+    """
+    from attngen_keras import training
+    from attngen_keras.data import make_tf_dataset
+    from attngen_keras.evaluation import classification_metrics
     from attngen_keras.training import TrainConfig, train
 
     marks = {"start": time.perf_counter()}
+    evaluated = {"n": 0}
+    cap = spec.get("evaluation_batches")
+
+    def capped_evaluate(model, split, batch_size=256):
+        n = len(split) if cap is None else min(len(split), cap * batch_size)
+        data = make_tf_dataset(split, batch_size, include_labels=False).take(-(-n // batch_size))
+        evaluated["n"] += n
+        return classification_metrics(np.asarray(split.labels[:n]), model.predict(data, verbose=0))
+
+    training.evaluate_split = capped_evaluate
 
     class Phases(_BatchTimer):
         def on_train_begin(self, logs=None):
             marks.setdefault("fit_begin", time.perf_counter())
+
+        def on_train_batch_begin(self, batch, logs=None):
+            super().on_train_batch_begin(batch, logs)
+            self._cpu = time.process_time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            super().on_train_batch_end(batch, logs)
+            self.cpu_seconds = getattr(self, "cpu_seconds", [])
+            self.cpu_seconds.append(time.process_time() - self._cpu)
 
         def on_train_end(self, logs=None):
             marks["fit_end"] = time.perf_counter()
@@ -819,15 +851,18 @@ def child_csv_train(spec):
     metrics = train(config, verbose=0, callbacks=[timer])
     end = time.perf_counter()
     counts = json.loads((Path(spec["out"]) / "dataset.json").read_text())["counts"]
-    evaluated = sum(sum(counts[s].values()) for s in ("val", "test") if s in counts)
     return {
         "open_seconds": marks["fit_begin"] - marks["start"],
         "fit_seconds": marks["fit_end"] - marks["fit_begin"],
         "evaluate_seconds": end - marks["fit_end"],
         "total_seconds": end - marks["start"],
         "steady_step_ms": float(np.median(timer.seconds[5:] or timer.seconds)) * 1000,
+        "steady_step_cpu_ms": float(np.median(timer.cpu_seconds[5:] or timer.cpu_seconds)) * 1000,
         "steps_run": len(timer.seconds),
-        "evaluated_sequences": evaluated,
+        "evaluated_sequences": evaluated["n"],
+        "evaluation_sequences_total": sum(
+            sum(counts[s].values()) for s in ("val", "test") if s in counts
+        ),
         "train_sequences": sum(counts["train"].values()),
         "test_accuracy": metrics["test"]["accuracy"],
         "memory_mapped": _is_mapped_cache(spec["cache"]),
@@ -993,6 +1028,14 @@ def main(argv=None):
     parser.add_argument(
         "--validation-steps", type=int, default=20, help="section 7: --validation-steps"
     )
+    parser.add_argument(
+        "--evaluation-batches", type=int, default=100,
+        help="section 7: the final evaluation streams this many batches of val and test (0: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--append", action="store_true",
+        help="section 7: merge into an existing --out JSON (its other sizes are kept)",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -1055,18 +1098,31 @@ def main(argv=None):
 
 def main_scale_csv(args):
     sizes = args.sizes or [10_000, 100_000, 2_000_000, 10_000_000]
+    args.evaluation_batches = args.evaluation_batches or None
     out = Path(args.out or RESULTS / "speed_scale" / "scale.json")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="attngen_scale_"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
         results = {"machine": machine()}
-        results["scale_csv"] = scale_csv_section(work, sizes, args.steps, args.validation_steps)
+        results["scale_csv"] = scale_csv_section(
+            work, sizes, args.steps, args.validation_steps, args.evaluation_batches
+        )
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     results["wall_seconds"] = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and out.exists():  # sizes run by another invocation (e.g. in parallel) are kept
+        earlier = json.loads(out.read_text())
+        mine = {row["sequences"] for row in results["scale_csv"]["sizes"]}
+        rows = [r for r in earlier["scale_csv"]["sizes"] if r["sequences"] not in mine]
+        rows = sorted(rows + results["scale_csv"]["sizes"], key=lambda r: r["sequences"])
+        for key in ("steady_step_ms", "steady_step_cpu_ms"):
+            for row in rows:
+                row[f"{key}_over_smallest"] = row[key] / rows[0][key]
+        results["scale_csv"]["sizes"] = rows
+        results["wall_seconds"] += earlier.get("wall_seconds", 0.0)
     out.write_text(json.dumps(results, indent=2, default=float))
     before = None
     if (RESULTS / "speed.json").exists():

@@ -58,6 +58,8 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 import tensorflow as tf
 
                 forward = tf.function(forward, reduce_retracing=True)
+            elif keras.backend.backend() == "jax":
+                forward = _jax_training_forward(model)
             self._forward = forward
         return self._forward
 
@@ -99,3 +101,30 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     def get_config(self):
         # `data` is a dataset and is not serialized.
         return {"steps": self.steps}
+
+
+def _jax_training_forward(model):
+    """A jitted training-mode forward pass that updates the model's non-trainable variables (JAX).
+
+    An eager Keras call on JAX dispatches every op separately; this compiles
+    `model.stateless_call` once (the mask fraction, BatchNorm statistics and
+    random-generator states are inputs, so assigning them does not retrace).
+    """
+    import jax
+
+    def step(trainable, non_trainable, x):
+        _, updated = model.stateless_call(trainable, non_trainable, x, training=True)
+        return updated
+
+    compiled = jax.jit(step)
+
+    def forward(x):
+        updated = compiled(
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+            x,
+        )
+        for variable, value in zip(model.non_trainable_variables, updated):
+            variable.assign(value)
+
+    return forward

@@ -1,0 +1,220 @@
+"""Benchmark: AttnGen vs CNN training and inference time on every installed Keras backend.
+
+For each backend (TensorFlow, JAX, torch; each one importable is run, in a
+fresh subprocess with `KERAS_BACKEND` set) and each batch size: this repo's
+`build_attngen` (faithful preset, as `attngen train`) and `build_cnn` (the
+same backbone without attention), compiled by `compile_classifier` with the
+CLI's defaults, trained on synthetic planted-motif sequences with
+`MaskingSchedule` and `BatchNormRecalibration` (min(50, steps per epoch)
+batches before every validation) as the CLI uses them. One warm-up epoch
+(tracing and compilation), then the wall and process-CPU seconds of the
+next epochs (training plus validation) and of one `predict` pass. The
+AttnGen/CNN epoch-time ratio is the figure of merit (goal: <= 1.3 on a GPU
+with JAX, <= 1.15 on CPU with TensorFlow).
+
+    python benchmarks/backends.py                       # all installed backends
+    python benchmarks/backends.py --backends jax --sequences 48000 --epochs 3
+
+Prints a Markdown table and writes benchmarks/results/backends/backends.json
+and backends.md.
+"""
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "backends"
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        gpu = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        ).stdout.strip()  # fmt: skip
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu or None,
+            "platform": platform.platform(), "python": platform.python_version()}  # fmt: skip
+
+
+def _epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.wall, self.cpu = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = (time.perf_counter(), time.process_time())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.wall.append(time.perf_counter() - self._start[0])
+            self.cpu.append(time.process_time() - self._start[1])
+
+    return EpochTimer()
+
+
+def child(spec):
+    """Runs in a subprocess with KERAS_BACKEND set: times both models at each batch size."""
+    import keras
+    import numpy as np
+
+    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+    from attngen_keras.models import build_model, compile_classifier
+    from attngen_keras.synthetic import planted_motif_data
+
+    data = planted_motif_data(n=spec["sequences"], length=spec["length"], seed=0)
+    table = np.zeros((256, 4), np.float32)
+    for i, base in enumerate(b"ACGT"):
+        table[base] = np.eye(4, dtype=np.float32)[i]
+    tokens = np.frombuffer("".join(data.sequences).encode(), np.uint8).reshape(
+        len(data.sequences), -1
+    )
+    x, y = table[tokens], np.asarray(data.labels, np.int32)
+    n_val = len(x) // 10
+    x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
+    rows = []
+    for batch in spec["batch_sizes"]:
+        steps = -(-len(x) // batch)
+        for kind in ("attngen", "cnn"):
+            keras.utils.set_random_seed(0)
+            options = {"mask_fraction": 0.0, "seed": 0} if kind == "attngen" else {}
+            model = build_model(kind, spec["length"], 2, **options)
+            compile_classifier(model, 2)
+            callbacks = []
+            if kind == "attngen":
+
+                def batches(batch=batch):
+                    order = np.random.default_rng(1).permutation(len(x))
+                    while True:
+                        for first in range(0, len(x) - batch + 1, batch):
+                            yield x[order[first : first + batch]]
+
+                callbacks = [
+                    MaskingSchedule(0.15, warmup_epochs=0),
+                    BatchNormRecalibration(batches(), steps=min(50, steps)),
+                ]
+            fit = dict(
+                batch_size=batch, validation_data=(x_val, y_val), verbose=0, callbacks=callbacks
+            )
+            timer = _epoch_timer()
+            fit["callbacks"] = [*callbacks, timer]
+            # one fit, as `attngen train`: the first epoch (tracing, compilation) is not timed
+            history = model.fit(x, y, epochs=1 + spec["epochs"], **fit)
+            wall, cpu = np.sum(timer.wall[1:]), np.sum(timer.cpu[1:])
+            model.predict(x_val[:batch], batch_size=batch, verbose=0)
+            pwall = time.perf_counter()
+            model.predict(x_val, batch_size=batch, verbose=0)
+            pwall = time.perf_counter() - pwall
+            rows.append({
+                "batch_size": batch, "model": kind, "epoch_seconds": float(wall) / spec["epochs"],
+                "epoch_cpu_seconds": float(cpu) / spec["epochs"], "predict_sequences_per_second": len(x_val) / pwall,
+                "val_accuracy": float(history.history["val_accuracy"][-1]),
+            })  # fmt: skip
+            print(
+                f"  {spec['backend']} batch {batch} {kind}: {wall / spec['epochs']:.2f} s/epoch",
+                file=sys.stderr,
+            )
+    versions = {"keras": keras.__version__}
+    backend = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    versions[module] = __import__(module).__version__
+    return {"backend": backend, "versions": versions, "rows": rows}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backends", nargs="+", default=None, help=f"default: the installed ones of {BACKENDS}"
+    )
+    parser.add_argument(
+        "--sequences", type=int, default=4096, help="planted-motif sequences (10%% validation)"
+    )
+    parser.add_argument("--length", type=int, default=200)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up one")
+    parser.add_argument("--out", default=str(RESULTS / "backends.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    backends = args.backends or [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+    results = {"machine": machine(), "sequences": args.sequences, "length": args.length,
+               "epochs": args.epochs, "backends": {}}  # fmt: skip
+    for backend in backends:
+        spec = {"backend": backend, "sequences": args.sequences, "length": args.length,
+                "batch_sizes": args.batch_sizes, "epochs": args.epochs}  # fmt: skip
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(spec)], env=env, cwd=ROOT,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            results["backends"][backend] = {"error": proc.stderr[-2000:]}
+            print(f"{backend}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results["backends"][backend] = json.loads(lines[-1])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    table = report(results)
+    out.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+def report(results):
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores"
+        + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
+        + ".",
+        f"{results['sequences']:,} planted-motif sequences of {results['length']} nt (10% validation), "
+        f"{results['epochs']} timed epochs after a warm-up one; wall and process-CPU seconds per epoch "
+        "(training + BatchNorm recalibration + validation).",
+        "",
+        "| backend | batch | AttnGen s/epoch (CPU s) | CNN s/epoch (CPU s) | **AttnGen / CNN** (wall, CPU) "
+        "| predict seq/s AttnGen / CNN | val acc AttnGen / CNN |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for backend, entry in results["backends"].items():
+        if "error" in entry:
+            lines.append(f"| {backend} | failed (see JSON) | | | | | |")
+            continue
+        version = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
+        by = {(r["batch_size"], r["model"]): r for r in entry["rows"]}
+        for batch in sorted({r["batch_size"] for r in entry["rows"]}):
+            a, c = by[(batch, "attngen")], by[(batch, "cnn")]
+            lines.append(
+                f"| {backend} ({version}) | {batch} | {a['epoch_seconds']:.2f} ({a['epoch_cpu_seconds']:.1f}) | "
+                f"{c['epoch_seconds']:.2f} ({c['epoch_cpu_seconds']:.1f}) | "
+                f"**{a['epoch_seconds'] / c['epoch_seconds']:.2f}x**, "
+                f"{a['epoch_cpu_seconds'] / c['epoch_cpu_seconds']:.2f}x | "
+                f"{a['predict_sequences_per_second']:,.0f} / {c['predict_sequences_per_second']:,.0f} | "
+                f"{a['val_accuracy']:.3f} / {c['val_accuracy']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
