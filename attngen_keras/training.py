@@ -651,7 +651,9 @@ class _StreamRecalibration(BatchNormRecalibration):
             self._order = (repeat, epoch_permutation(len(self.split), self.seed, repeat))
         chosen = self._order[1][index * self.batch_size : (index + 1) * self.batch_size]
         self.position += 1
-        return one_hot(self.split.tokens[chosen])
+        batch = one_hot(self.split.tokens[chosen])
+        release_pages(self.split.tokens)  # a memory-mapped split: its pages leave this process
+        return batch
 
     def on_train_end(self, logs=None):
         pass

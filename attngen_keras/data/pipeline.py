@@ -8,12 +8,15 @@ import tensorflow as tf
 from attngen_keras.data import alphabet
 from attngen_keras.data.cache import RELEASE_EVERY_BYTES, is_memory_mapped, release_pages
 
+_FAULT_AROUND_BYTES = 64 * 1024
+
 
 class RowGatherer:
     """Rows of a (memory-mapped) token array by index, for `tf.data`, with flat memory.
 
-    Gathering from a `np.memmap` maps the pages it reads into this process;
-    every `RELEASE_EVERY_BYTES` bytes read they are released again
+    Gathering from a `np.memmap` maps the pages it reads into this process
+    (64 KiB around each row read at random); every `RELEASE_EVERY_BYTES`
+    bytes of pages mapped they are released again
     (`cache.release_pages`), so the resident set stays flat however large the
     file. The file itself stays in the page cache.
 
@@ -34,7 +37,10 @@ class RowGatherer:
         rows = self.tokens[np.asarray(indices, dtype=np.int64)]
         if self.mapped:
             with self._lock:
-                self._read += rows.nbytes
+                # a row read at random maps the pages around it too (Linux "fault-around", 64 KiB)
+                self._read += len(rows) * max(
+                    rows.strides[0] if rows.ndim else 1, _FAULT_AROUND_BYTES
+                )
                 release = self._read >= RELEASE_EVERY_BYTES
                 if release:
                     self._read = 0
