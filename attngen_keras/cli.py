@@ -93,9 +93,10 @@ def _parser():
     train.add_argument("--dropout", type=float, help="backbone dropout")
     attn = train.add_argument_group("AttnGen variant (defaults from --preset)")
     attn.add_argument(
-        "--preset", choices=["faithful", "paper"], default="faithful",
+        "--preset", choices=["faithful", "motif", "paper"], default="faithful",
         help="faithful (default): attention on the nucleotides, trained so that its top positions are "
-        "necessary and sufficient; paper: the paper's soft attention on the stem features",
+        "necessary and sufficient; motif: the same with a 9-nt attention window (motif-shaped maps); "
+        "paper: the paper's soft attention on the stem features",
     )  # fmt: skip
     attn.add_argument(
         "--mask-on",

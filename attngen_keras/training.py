@@ -95,11 +95,11 @@ class TrainConfig:
         max_train: train on a seeded, class-stratified subset of at most this
             many training sequences (quick runs and sweeps; val and test are
             unchanged).
-        preset: AttnGen variant, `faithful` (default) or `paper` (see
-            `attngen_keras.models.PRESETS`).
+        preset: AttnGen variant, `faithful` (default), `motif` or `paper`
+            (see `attngen_keras.models.PRESETS`).
         attention: AttnGen options overriding the preset (`mask_on`,
-            `inference`, `temperature`, `stem_activation`,
-            `faithfulness_weight`, `faithfulness_fraction`).
+            `inference`, `temperature`, `attention_window`,
+            `stem_activation`, `faithfulness_weight`, `faithfulness_fraction`).
         deterministic: TensorFlow op determinism
             (`tf.config.experimental.enable_op_determinism`); with the seeded
             data order and the full checkpointed state, a run killed at any
@@ -161,7 +161,7 @@ class TrainConfig:
             (self.max_train is None or self.max_train >= 2, f"--max-train must be >= 2, got {self.max_train}"),
             (self.checkpoint_every is None or self.checkpoint_every >= 1,
              f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
-            (self.preset in ("faithful", "paper"), f"unknown --preset {self.preset!r} (faithful, paper)"),
+            (self.preset in ("faithful", "motif", "paper"), f"unknown --preset {self.preset!r} (faithful, motif, paper)"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1,
              f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}"),
             (self.validation_steps is None or self.validation_steps >= 1,

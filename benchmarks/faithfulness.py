@@ -8,7 +8,11 @@ data, seeds and epoch budget (no early stopping) on:
 - `planted`: 200-nt sequences, half carrying one of two degenerate 10-mers
   (each base 85% the consensus), the other half the same motifs with their
   bases shuffled (decoys of the same composition), 4,000 training sequences;
-  the planted positions are the ground truth.
+  the planted positions are the ground truth. At 85% no model separates the
+  classes beyond about 0.79 (a motif and its decoy often differ by one or two
+  bases), so
+- `planted95`: the same design with two other 10-mers at 95% per base, where
+  the models reach about 0.95 (the regime of the issue's planted-motif goal).
 
 and measures, on a fixed seeded subset of the test split (N replacement):
 
@@ -28,7 +32,8 @@ stem features, no faithfulness loss), `paper_hard` (the same, hard top-k kept
 at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
 `faithful` (the default: attention on nucleotides + faithfulness loss),
-`faithful_hard`, `faithful_exp` (exponential stem activation), `cnn`.
+`faithful_hard`, `faithful_exp` (exponential stem activation),
+`faithful_nowindow` (the default without its attention window), `cnn`.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
@@ -67,6 +72,7 @@ VARIANTS = {
     "faithful": ("attngen", "faithful", {}),
     "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
     "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),
+    "faithful_nowindow": ("attngen", "faithful", {"attention_window": 1}),
     "cnn": ("cnn", "faithful", {}),
 }
 FIGURES = (
@@ -89,8 +95,15 @@ class Dataset:
     ground_truth: str = None
 
 
-def planted_dataset(root, n=5000, length=200, seed=7):
-    """Writes the planted-motif set (CSV + ground truth) under `root`; returns its paths.
+PLANTED_SETS = {
+    # name: (consensus motifs, share of each base that is the consensus, seed)
+    "planted": (("TGACGTCAGC", "CCAATGGCGA"), 0.85, 7),
+    "planted95": (("GTCACGTGAC", "AGGCCTAATG"), 0.95, 11),
+}
+
+
+def planted_dataset(root, n=5000, length=200, seed=7, motifs=PLANTED_SETS["planted"][0], main=0.85):
+    """Writes a planted-motif set (CSV + ground truth) under `root`; returns its paths.
 
     4,000 of the 5,000 sequences are training data once the run carves its
     20% test split.
@@ -101,10 +114,8 @@ def planted_dataset(root, n=5000, length=200, seed=7):
     sequences, truth = root / "sequences.csv", root / "planted.csv"
     if not sequences.exists():
         root.mkdir(parents=True, exist_ok=True)
-        motifs = [_degenerate_pwm(m) for m in ("TGACGTCAGC", "CCAATGGCGA")]
-        data = planted_motif_data(
-            n=n, length=length, motifs=motifs, negatives="shuffled", seed=seed
-        )
+        pwms = [_degenerate_pwm(m, main) for m in motifs]
+        data = planted_motif_data(n=n, length=length, motifs=pwms, negatives="shuffled", seed=seed)
         data.to_frame().to_csv(sequences, index=False)
         data.planted_intervals().to_csv(truth, index=False)
     return str(sequences), str(truth)
@@ -130,8 +141,10 @@ def datasets(work, quick=False):
     nontata = SHARED / "genomic_benchmarks_seq" / "human_nontata_promoters_resplit"
     if nontata.exists():
         found.append(Dataset("nontata", [str(nontata)], epochs=10))
-    sequences, truth = planted_dataset(Path(work) / "planted_data")
-    found.append(Dataset("planted", [sequences], epochs=10, ground_truth=truth))
+    for name, (motifs, main, seed) in PLANTED_SETS.items():
+        folder = Path(work) / ("planted_data" if name == "planted" else f"{name}_data")
+        sequences, truth = planted_dataset(folder, seed=seed, motifs=motifs, main=main)
+        found.append(Dataset(name, [sequences], epochs=10, ground_truth=truth))
     if quick:
         for item in found:
             item.epochs, item.max_train = 1, 600
@@ -277,7 +290,9 @@ def plot_tradeoff(summary, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", help="subset of: human_or_fungus nontata planted")
+    parser.add_argument(
+        "--datasets", nargs="+", help="subset of: human_or_fungus nontata planted planted95"
+    )
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=1000, help="test sequences perturbed per run")

@@ -77,3 +77,18 @@ def test_attngen_attention_window_round_trips_through_a_keras_file(tmp_path):
         np.asarray(model.nucleotide_attention(x)),
         atol=1e-6,
     )
+
+
+def test_motif_preset_is_the_faithful_preset_with_a_9nt_window():
+    from attngen_keras.cli import _parser
+    from attngen_keras.models import PRESETS
+
+    assert PRESETS["motif"] == {**PRESETS["faithful"], "attention_window": 9}
+    assert PRESETS["faithful"].get("attention_window", 1) == 1  # the default has no window
+    model = build_attngen(40, 2, preset="motif")
+    assert model.attention_window == 9 and model.mask_on == "nucleotides"
+    assert build_attngen(40, 2, preset="motif", attention_window=3).attention_window == 3
+    args = _parser().parse_args(["train", "--data", "x.csv", "--out", "r", "--preset", "motif"])
+    assert args.preset == "motif"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "--data", "x.csv", "--out", "r", "--attention-window", "4"])

@@ -57,7 +57,11 @@ FAITHFUL_PRESET = {
     "faithfulness_weight": 2.0,
     "faithfulness_target": "uniform",
 }
-PRESETS = {"faithful": FAITHFUL_PRESET, "paper": PAPER_PRESET}
+# The faithful AttnGen with the attention averaged over a 9-nt window (the
+# context convolution's width): motif-shaped attention maps on motif tasks,
+# at the cost of necessity on compositional ones (see the faithfulness results).
+MOTIF_PRESET = {**FAITHFUL_PRESET, "attention_window": 9}
+PRESETS = {"faithful": FAITHFUL_PRESET, "motif": MOTIF_PRESET, "paper": PAPER_PRESET}
 DEFAULT_PRESET = "faithful"
 
 
@@ -369,7 +373,8 @@ def build_attngen(
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
 
     `preset` picks the AttnGen variant: `"faithful"` (the default:
-    attention on the nucleotides, trained to be necessary and sufficient) or
+    attention on the nucleotides, trained to be necessary and sufficient),
+    `"motif"` (the same with `attention_window=9`, for motif-shaped maps) or
     `"paper"` (the paper's configuration: soft attention on the stem
     features, no faithfulness loss). Any option given explicitly overrides the
     preset.
@@ -380,7 +385,7 @@ def build_attngen(
         mask_fraction: initial mask fraction of the SaliencyMask (usually 0,
             ramped by `MaskingSchedule`).
         attention_units: hidden width of the attention scorer.
-        preset: `"faithful"` or `"paper"` (see `PRESETS`).
+        preset: `"faithful"`, `"motif"` or `"paper"` (see `PRESETS`).
         name: model name.
         seed: seed of the faithfulness loss's random positions.
         mask_on: see `AttnGen`, as for `inference`, `temperature`,
