@@ -33,7 +33,7 @@ at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
 `faithful` (the default: attention on nucleotides + faithfulness loss),
 `faithful_hard`, `faithful_exp` (exponential stem activation),
-`faithful_nowindow` (the default without its attention window), `cnn`.
+`motif` (the `motif` preset: `faithful` with a 9-nt attention window), `cnn`.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
@@ -72,7 +72,7 @@ VARIANTS = {
     "faithful": ("attngen", "faithful", {}),
     "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
     "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),
-    "faithful_nowindow": ("attngen", "faithful", {"attention_window": 1}),
+    "motif": ("attngen", "motif", {}),
     "cnn": ("cnn", "faithful", {}),
 }
 FIGURES = (
