@@ -163,10 +163,9 @@ def cached(cache_dir, key, build, description=""):
 
 MEMMAP_FORMAT = 1
 MEMMAP_META = "meta.json"
-# Bytes of a memory-mapped array touched before its pages are released
-# (`madvise(MADV_DONTNEED)`): the file stays in the page cache, but pages
-# mapped into this process count in its resident set size.
-RELEASE_EVERY_BYTES = 64 * 2**20
+# Pages of a memory-mapped array are released (`madvise(MADV_DONTNEED)`)
+# after each read: the file stays in the page cache, but pages mapped into
+# this process count in its resident set size.
 _HASH_CHUNK_BYTES = 32 * 2**20
 
 
