@@ -680,7 +680,8 @@ def plot_scale_csv(section, out, before=None):
         ax.semilogx([r["sequences"] for r in before], [r["peak_rss_gib"] for r in before], "x--",
                     color="grey", label="training before (in memory, FASTA; speed.json)")  # fmt: skip
     ax.axhline(1.5, color="black", linestyle=":", label="goal 1.5 GiB")
-    ax.set_ylim(0, max(2.0, max(r["peak_rss_gib"] for r in rows) * 1.2))
+    highest = max(r["peak_rss_gib"] for r in rows + (before or []))
+    ax.set_ylim(0, max(2.0, highest * 1.1))
     ax.set_xlabel(f"sequences of {section['length']} nt in one CSV")
     ax.set_ylabel("peak resident memory (GiB)")
     ax.set_title("peak RSS vs data size (2 CPU cores)", fontsize=10)
