@@ -283,6 +283,7 @@ def _saver(args, results):
     def save():
         RESULTS.mkdir(parents=True, exist_ok=True)
         name = "genome_quick" if args.quick else "genome"
+        name = f"genome_beam_{args.beam_bases}" if args.beam_bases else name
         (RESULTS / f"{name}.partial.json").write_text(json.dumps(results, indent=2, default=float))
 
     return save
