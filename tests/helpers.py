@@ -1,7 +1,9 @@
-"""Small file writers, and the CLI run in-process, shared by the tests."""
+"""Small file writers, the CLI run in-process and a training interrupter, shared by the tests."""
 
 import sys
 from pathlib import Path
+
+import keras
 
 
 def write_fasta(path, records):
@@ -58,3 +60,16 @@ def run_cli(capsys, *args):
             returncode = 1
     captured = capsys.readouterr()
     return CliResult(returncode, captured.out, captured.err)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Interrupts training after global step `at` (a Ctrl-C in the middle of an epoch)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.done = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.at:
+            raise KeyboardInterrupt("interrupted mid-epoch")

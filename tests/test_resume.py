@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import StopAtStep
 
 from attngen_keras.synthetic import planted_motif_data
 from attngen_keras.training import STATE_FILE, TrainConfig, train
@@ -23,19 +24,6 @@ def motif_csv(tmp_path_factory):
         path, index=False
     )
     return str(path)
-
-
-class _StopAtStep(keras.callbacks.Callback):
-    """Interrupts training after global step `at` (a Ctrl-C in the middle of an epoch)."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.done = at, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.done += 1
-        if self.done == self.at:
-            raise KeyboardInterrupt("interrupted mid-epoch")
 
 
 def _config(data, out, **overrides):
@@ -69,7 +57,7 @@ def test_interrupted_mid_epoch_and_resumed_matches_the_uninterrupted_run(
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(
-            _config(motif_csv, run, **config), verbose=0, callbacks=[_StopAtStep(15)]
+            _config(motif_csv, run, **config), verbose=0, callbacks=[StopAtStep(15)]
         )  # epoch 1, batch 6
     saved = json.loads(str(np.load(run / STATE_FILE)["meta"]))
     assert (saved["epoch"], saved["step"]) == (

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import StopAtStep
 
 from attngen_keras.data import DataError, load_dataset, make_tf_dataset
 from attngen_keras.data import cache as cache_lib
@@ -208,17 +209,6 @@ class _FinalWeights(keras.callbacks.Callback):
         self.weights = [np.array(w) for w in self.model.get_weights()]
 
 
-class _StopAtStep(keras.callbacks.Callback):
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.done = at, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.done += 1
-        if self.done == self.at:
-            raise KeyboardInterrupt("interrupted")
-
-
 def _train(motif_data, out, callbacks=(), **overrides):
     path, dataset = motif_data
     options = dict(data=[path], out=str(out), model="cnn", epochs=3, batch_size=32, patience=0,
@@ -239,7 +229,7 @@ def test_steps_per_epoch_continues_the_data_order_and_resumes_exactly(motif_data
         np.testing.assert_allclose(a, b, atol=1e-6)  # no epoch restarted the data at batch 0
     # killed at step 7 (epoch 2, batch 3), last checkpoint at step 6; resumed: the same end
     with pytest.raises(KeyboardInterrupt):
-        _train(motif_data, tmp_path / "run", [_StopAtStep(7)], checkpoint_every=2)
+        _train(motif_data, tmp_path / "run", [StopAtStep(7)], checkpoint_every=2)
     resumed = _FinalWeights()
     _train(motif_data, tmp_path / "run", [resumed], checkpoint_every=2)
     for a, b in zip(resumed.weights, by_epochs.weights):

@@ -374,19 +374,7 @@ def load_dataset(
         if "val" not in raw and val_fraction > 0:
             keep, carved = readers.stratified_split(raw["train"].labels, val_fraction, seed)
             raw["val"], raw["train"] = raw["train"].subset(carved), raw["train"].subset(keep)
-    for name in [n for n, split in raw.items() if len(split) == 0]:
-        if name == "train":
-            raise DataError("the train split is empty", description)
-        warnings.warn(
-            f"{description}: the {name} split is empty (too few sequences per class "
-            f"to carve it); continuing without it",
-            stacklevel=2,
-        )
-        del raw[name]
-    if carve and "test" not in raw:
-        warnings.warn(
-            f"{description}: no test split; only validation metrics are reported", stacklevel=2
-        )
+    _drop_empty_splits(raw, description, carve, stacklevel=3)
 
     if class_names is None:
         # The train split defines the classes; without one (carve=False), all splits.
@@ -407,6 +395,24 @@ def load_dataset(
         class_names=class_names, length=int(length), splits=splits,
         source=description, kind=kind,
     )  # fmt: skip
+
+
+def _drop_empty_splits(splits, description, carve, stacklevel):
+    """Removes empty splits from `splits` (name -> sized) with a warning; an empty train is an error."""
+    for name in [n for n, split in splits.items() if len(split) == 0]:
+        if name == "train":
+            raise DataError("the train split is empty", description)
+        warnings.warn(
+            f"{description}: the {name} split is empty (too few sequences per class "
+            f"to carve it); continuing without it",
+            stacklevel=stacklevel,
+        )
+        del splits[name]
+    if carve and "test" not in splits:
+        warnings.warn(
+            f"{description}: no test split; only validation metrics are reported",
+            stacklevel=stacklevel,
+        )
 
 
 def _sorted_classes(names):
@@ -509,19 +515,7 @@ def _build_memmap_splits(
             train = index["train"]
             keep, carved = readers.stratified_split(codes[train], val_fraction, seed)
             index["val"], index["train"] = train[carved], train[keep]
-    for name in [n for n, rows in index.items() if len(rows) == 0]:
-        if name == "train":
-            raise DataError("the train split is empty", description)
-        warnings.warn(
-            f"{description}: the {name} split is empty (too few sequences per class "
-            f"to carve it); continuing without it",
-            stacklevel=4,
-        )
-        del index[name]
-    if carve and "test" not in index:
-        warnings.warn(
-            f"{description}: no test split; only validation metrics are reported", stacklevel=4
-        )
+    _drop_empty_splits(index, description, carve, stacklevel=5)
     if class_names is None:
         labelled = [index["train"]] if "train" in index else list(index.values())
         found = np.unique(np.concatenate([codes[rows] for rows in labelled]))
