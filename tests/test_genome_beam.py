@@ -121,3 +121,32 @@ def test_missing_beam_is_a_one_line_error(tmp_path, exported, capsys, monkeypatc
     assert capsys.readouterr().err.strip() == (
         'attngen scan: error: --runner beam needs Apache Beam, which is not installed: pip install -e ".[beam]"'
     )
+
+
+def test_task_files_are_read_in_task_order_and_deleted(tmp_path):
+    """Tasks finish in any order; the launcher reads their files back in task order, one at a time."""
+    from attngen_keras.genome.beam import read_task_files, task_file
+
+    prefix = str(tmp_path / "part")
+    for index in (2, 0, 1):  # as workers might finish them
+        with open(task_file(prefix, index), "w") as handle:
+            handle.write(f"task{index}-a\ntask{index}-b\n" if index != 1 else "")
+    lines = read_task_files(prefix, 3)
+    assert next(lines) == "task0-a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "part-0000000000",
+        "part-0000000001",
+        "part-0000000002",
+    ]  # nothing read ahead: task 0's file is deleted only once its lines are consumed
+    assert list(lines) == ["task0-b", "task2-a", "task2-b"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_task_file_is_an_error_naming_it(tmp_path):
+    from attngen_keras.genome.beam import read_task_files, task_file
+
+    prefix = str(tmp_path / "part")
+    (tmp_path / "part-0000000000").write_text("a\n")
+    with pytest.raises(RuntimeError, match=r"part-0000000001: .* without task 1's output"):
+        list(read_task_files(prefix, 2))
+    assert task_file(prefix, 1).endswith("part-0000000001")

@@ -10,10 +10,13 @@ docs/guides/genome.md for Dataflow, Flink and Spark).
 The workers read windows at random from the FASTA (pysam, indexed: plain or
 bgzip; a gzip FASTA is decompressed once to a temporary file) and load the
 model by path, so both must be at paths every worker can read. Each task is
-`batch_size` consecutive windows of one record (or one batch of alleles);
-the scored windows come back as text shards under `--temp_location` (a local
-temporary directory by default) and are written by the same writers as the
-local runner, in the same order: the outputs are identical.
+`batch_size` consecutive windows of one record (or one batch of alleles),
+numbered in the local runner's order. Each task's scores come back as one
+small text file, `<prefix>-<task number>`, under `--temp_location` (a local
+temporary directory by default); the launcher reads them back in task order,
+one at a time, deleting each once read, and feeds them to the same writers as
+the local runner: the outputs are identical, and the launcher's memory does
+not grow with the genome (it holds one task's scores, and the list of tasks).
 """
 
 import json
@@ -85,20 +88,30 @@ def _temp_prefix(parsed):
     return FileSystems.join(base, f"attngen-{uuid.uuid4().hex}", "part")
 
 
-def _read_shards(prefix):
-    """Yields the lines of the pipeline's text shards, then deletes them."""
+def task_file(prefix, index):
+    """The file a task's output lines go to (zero-padded: they list in task order)."""
+    return f"{prefix}-{index:010d}"
+
+
+def read_task_files(prefix, count):
+    """Yields the output lines of tasks `0 .. count-1`, in that order, deleting each file once read.
+
+    Raises `RuntimeError` naming the first missing file (a task whose output never arrived).
+    """
     from apache_beam.io.filesystems import FileSystems
 
-    matches = FileSystems.match([prefix + "*"])[0].metadata_list
-    paths = sorted(m.path for m in matches)
-    for path in paths:
+    for index in range(count):
+        path = task_file(prefix, index)
+        if not FileSystems.exists(path):
+            raise RuntimeError(f"{path}: the Beam pipeline finished without task {index}'s output")
         with FileSystems.open(path) as handle:
-            for line in handle:
-                yield line.decode().rstrip("\n")
-    FileSystems.delete(paths)
+            lines = handle.read().decode().splitlines()
+        yield from lines
+        FileSystems.delete([path])
 
 
 def _run(build, beam_options):
+    """Runs the pipeline `build(pipeline, prefix)` makes; returns the prefix of its task files."""
     import logging
 
     import apache_beam as beam
@@ -108,20 +121,22 @@ def _run(build, beam_options):
     parsed, runner = _options(beam_options)
     prefix = _temp_prefix(parsed)
     pipeline = beam.Pipeline(runner=runner, options=parsed)
-    build(pipeline) | "write" >> beam.io.WriteToText(prefix)
+    build(pipeline, prefix)
     pipeline.run().wait_until_finish()
     return prefix
 
 
 def scan_tasks(sizes, regions, length, stride, per_task):
-    """`(chrom, first_start, count)` tasks covering the windows the local `Tiler` makes, in FASTA order."""
+    """`(index, chrom, first_start, count)` tasks covering the windows the local `Tiler` makes, in its order."""
+    index = 0
     for chrom, size in sizes.items():
         intervals = [(0, size)] if regions is None else regions.get(chrom, [])
         for start, end in intervals:
             starts = window_starts(start, end, size, length, stride)
             for k in range(0, len(starts), per_task):
                 piece = starts[k : k + per_task]
-                yield chrom, piece[0], len(piece)
+                yield index, chrom, piece[0], len(piece)
+                index += 1
 
 
 def scan_with_beam(
@@ -131,7 +146,7 @@ def scan_with_beam(
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
 
-    from attngen_keras.genome.beam_handlers import WindowModelHandler, WindowTasks
+    from attngen_keras.genome.beam_handlers import WindowModelHandler, WindowTasks, WriteTaskFile
 
     if model_path is None:
         raise ValueError(
@@ -146,37 +161,43 @@ def scan_with_beam(
     threads = None  # TensorFlow's default pools, as locally: worker_threads() changed 6 of 392,739 last digits
     short = _short(sizes, tiler.regions, length)
 
-    def build(pipeline):
+    def build(pipeline, prefix):
         return (
             pipeline
             | "tasks" >> beam.Create(tasks, reshuffle=True)
             | "windows" >> beam.ParDo(WindowTasks(paths, length, stride, tiler.max_n))
             | "score" >> RunInference(WindowModelHandler(model_path, both_strands, threads))
-            | "lines" >> beam.FlatMap(_scan_lines)
+            | "lines" >> beam.Map(_scan_lines)
+            | "write" >> beam.ParDo(WriteTaskFile(prefix))
         )
 
     prefix = _run(build, beam_options)
-    skipped = 0
-    rows = {}
-    for line in _read_shards(prefix):
+    skipped = windows = 0
+    batch = []
+    for line in read_task_files(prefix, len(tasks)):
         fields = line.split("\t")
         if fields[0] == "#skipped":
             skipped += int(fields[1])
             continue
-        rows.setdefault(fields[0], []).append(
-            (int(fields[1]), [float(v) for v in fields[2].split(",")])
-        )
-    windows = 0
-    for chrom in sizes:
-        scored = sorted(rows.pop(chrom, []))
-        writer.add_batch([(chrom, start) for start, _ in scored], [probs for _, probs in scored])
-        windows += len(scored)
+        batch.append((fields[0], int(fields[1]), [float(v) for v in fields[2].split(",")]))
+        if len(batch) >= batch_size:
+            windows += _add(writer, batch)
+    windows += _add(writer, batch)
     outputs = writer.finish(sizes)
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
         "skipped_n": skipped, "short": short, "length": length, "stride": stride,
         "outputs": [str(p) for p in outputs], "tasks": len(tasks),
     }  # fmt: skip
+
+
+def _add(writer, batch):
+    """Hands `[(chrom, start, probs), ...]` to the track writer; empties `batch`; returns its size."""
+    count = len(batch)
+    if count:
+        writer.add_batch([(chrom, start) for chrom, start, _ in batch], [p for _, _, p in batch])
+    batch.clear()
+    return count
 
 
 def _short(sizes, regions, length):
@@ -189,37 +210,42 @@ def _short(sizes, regions, length):
 
 
 def _scan_lines(element):
-    (chrom, _), scored, skipped = element
-    if skipped:
-        yield f"#skipped\t{skipped}"
-    for start, probs in scored:
-        yield f"{chrom}\t{start}\t{','.join(repr(float(p)) for p in probs)}"
+    """`((index, chrom), [(start, probs)], skipped)` -> `(index, lines)`."""
+    (index, chrom), scored, skipped = element
+    lines = [f"#skipped\t{skipped}"] if skipped else []
+    lines += [
+        f"{chrom}\t{start}\t{','.join(repr(float(p)) for p in probs)}" for start, probs in scored
+    ]
+    return index, lines
 
 
 def variants_with_beam(model_path, paths, alleles, length, batch_size, both_strands, beam_options):
-    """Scores the alleles as a Beam pipeline; returns the result dicts in VCF order."""
+    """Scores the alleles as a Beam pipeline; returns an iterator of the result dicts, in VCF order."""
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
 
-    from attngen_keras.genome.beam_handlers import VariantModelHandler
+    from attngen_keras.genome.beam_handlers import VariantModelHandler, WriteTaskFile
 
     if not isinstance(model_path, (str, bytes)) and not hasattr(model_path, "__fspath__"):
         raise ValueError(
             "--runner beam needs a model path (workers load it), not an in-memory model"
         )
-    batches = [alleles[k : k + batch_size] for k in range(0, len(alleles), batch_size)]
+    batches = [
+        (index, alleles[k : k + batch_size])
+        for index, k in enumerate(range(0, len(alleles), batch_size))
+    ]
     threads = None  # TensorFlow's default pools, as locally: worker_threads() changed 6 of 392,739 last digits
 
-    def build(pipeline):
+    def build(pipeline, prefix):
         return (
             pipeline
             | "alleles" >> beam.Create(batches, reshuffle=True)
             | "score"
             >> RunInference(VariantModelHandler(str(model_path), paths, both_strands, threads))
-            | "lines" >> beam.FlatMap(lambda results: [json.dumps(r) for r in results])
+            | "lines"
+            >> beam.MapTuple(lambda index, results: (index, [json.dumps(r) for r in results]))
+            | "write" >> beam.ParDo(WriteTaskFile(prefix))
         )
 
     prefix = _run(build, beam_options)
-    results = [json.loads(line) for line in _read_shards(prefix)]
-    results.sort(key=lambda r: r["index"])
-    return results
+    return (json.loads(line) for line in read_task_files(prefix, len(batches)))

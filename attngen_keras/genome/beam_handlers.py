@@ -16,7 +16,7 @@ from attngen_keras.genome.scoring import Scorer
 
 
 class WindowTasks(beam.DoFn):
-    """`(chrom, first_start, count)` -> `((chrom, first_start), [(start, window), ...], skipped_n)`.
+    """`(index, chrom, first_start, count)` -> `((index, chrom), [(start, window), ...], skipped_n)`.
 
     Reads the task's sequence from the indexed FASTA on the worker and drops
     windows with too many N's (as the local `Tiler`).
@@ -29,7 +29,7 @@ class WindowTasks(beam.DoFn):
         self.fasta = open_fasta(self.paths)
 
     def process(self, task):
-        chrom, first, count = task
+        index, chrom, first, count = task
         end = first + (count - 1) * self.stride + self.length
         sequence = self.fasta.fetch(chrom, first, end).encode()
         items, skipped = [], 0
@@ -39,7 +39,27 @@ class WindowTasks(beam.DoFn):
                 skipped += 1
             else:
                 items.append((first + k * self.stride, window))
-        yield (chrom, first), items, skipped
+        yield (index, chrom), items, skipped
+
+
+class WriteTaskFile(beam.DoFn):
+    """Writes each `(index, lines)` element to its own file, `beam.task_file(prefix, index)`.
+
+    One file per task, so that the launcher reads the results back in task
+    order without holding them all. A retried task rewrites its file whole.
+    """
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    def process(self, element):
+        from apache_beam.io.filesystems import FileSystems
+
+        from attngen_keras.genome.beam import task_file
+
+        index, lines = element
+        with FileSystems.create(task_file(self.prefix, index)) as handle:
+            handle.write("".join(line + "\n" for line in lines).encode())
 
 
 def _share_cores(threads):
@@ -78,7 +98,7 @@ class WindowModelHandler(ModelHandler):
 
 
 class VariantModelHandler(ModelHandler):
-    """Scores lists of alleles (`variants.score_alleles`): yields one list of result dicts per element."""
+    """Scores `(index, alleles)` elements (`variants.score_alleles`): yields `(index, [result dict, ...])`."""
 
     def __init__(self, model_path, paths, both_strands=False, threads=None):
         self._path, self._paths, self._both = str(model_path), paths, bool(both_strands)
@@ -91,8 +111,8 @@ class VariantModelHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         from attngen_keras.genome.variants import score_alleles
 
-        for alleles in batch:
-            yield score_alleles(model.scorer, model.fasta, model.sizes, alleles, self._both)
+        for index, alleles in batch:
+            yield index, score_alleles(model.scorer, model.fasta, model.sizes, alleles, self._both)
 
     def batch_elements_kwargs(self):
         return {"min_batch_size": 1, "max_batch_size": 1}
