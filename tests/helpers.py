@@ -73,3 +73,26 @@ class StopAtStep(keras.callbacks.Callback):
         self.done += 1
         if self.done == self.at:
             raise KeyboardInterrupt("interrupted mid-epoch")
+
+
+_BACKGROUND = []
+
+
+def start_in_background(request, test_name, function, *args):
+    """Queues `function(*args)` on a background thread now, if the test `test_name` is selected.
+
+    For work that waits on subprocesses (each fresh interpreter pays
+    TensorFlow's start-up, 5-10 s on 2 cores): a module fixture queues it
+    before the module's first test, so it runs on the other core while the
+    in-process tests run. One thread for the session, so one such job at a
+    time. Returns a Future (None when the test is not selected): the test
+    calls `.result()`, which waits and returns the function's value or raises
+    what it raised (a failed assert included).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not any(item.name.split("[")[0] == test_name for item in request.session.items):
+        return None
+    if not _BACKGROUND:
+        _BACKGROUND.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="background"))
+    return _BACKGROUND[0].submit(function, *args)

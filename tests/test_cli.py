@@ -14,7 +14,7 @@ import time
 
 import pandas as pd
 import pytest
-from helpers import run_cli
+from helpers import run_cli, start_in_background
 
 from attngen_keras.synthetic import planted_motif_data
 
@@ -42,21 +42,31 @@ def test_help_lists_commands():
         assert command in result.stdout
 
 
-def test_train_then_evaluate(data_csv, tmp_path):
-    run = tmp_path / "run"
-    result = attngen(
-        "train", "--data", data_csv, "--model", "gb-cnn", "--epochs", "2", "--out", run
+def _own_cache(root):
+    """The environment with a cache of its own (a background job outlives each test's)."""
+    return {**os.environ, "ATTNGEN_CACHE": str(root / "attngen_cache")}
+
+
+def _train_then_evaluate(data_csv, root):
+    run, env = root / "run", _own_cache(root)
+    trained = attngen(
+        "train", "--data", data_csv, "--model", "gb-cnn", "--epochs", "2", "--out", run, env=env
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "test: accuracy=" in result.stdout
-    metrics = json.loads((run / "metrics.json").read_text())
-    result = attngen(
-        "evaluate", run, "--data", data_csv, "--split", "test", "--out", tmp_path / "e.json"
+    if trained.returncode != 0:
+        return run, trained, None
+    evaluated = attngen(
+        "evaluate", run, "--data", data_csv, "--split", "test", "--out", root / "e.json", env=env
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    evaluated = json.loads((tmp_path / "e.json").read_text())
-    assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
-    assert evaluated["n"] == metrics["test"]["n"] == 120
+    return run, trained, evaluated
+
+
+@pytest.fixture(scope="module", autouse=True)
+def train_then_evaluate(request, data_csv, tmp_path_factory):
+    """The train/evaluate subprocesses, started before this module's first test (see helpers)."""
+    root = tmp_path_factory.mktemp("train_then_evaluate")
+    return start_in_background(
+        request, "test_train_then_evaluate", _train_then_evaluate, data_csv, root
+    )
 
 
 @pytest.mark.parametrize(
@@ -89,12 +99,11 @@ def test_unknown_dataset_and_missing_run(tmp_path, capsys):
     assert result.returncode == 2 and "not a finished attngen run" in result.stderr
 
 
-def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
-    """SIGKILL mid-run, then the same command continues from the last epoch."""
-    run = tmp_path / "run"
+def _kill_then_rerun(data_csv, run):
     args = [sys.executable, "-m", "attngen_keras.cli", "train", "--data", str(data_csv),
-            "--epochs", "10", "--patience", "0", "--batch-size", "32", "--out", str(run)]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "--epochs", "6", "--patience", "0", "--batch-size", "32", "--out", str(run)]  # fmt: skip
+    env = _own_cache(run.parent)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     history = run / "history.csv"
     deadline = time.time() + 300
     try:
@@ -108,17 +117,18 @@ def test_killed_training_resumes_when_rerun(data_csv, tmp_path):
     finally:
         process.wait()
     done_before = len(pd.read_csv(history))
-    assert 3 <= done_before < 10 and not (run / "metrics.json").exists()
-    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    first_epoch_line = next(
-        line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")
+    finished_before = (run / "metrics.json").exists()
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    return done_before, finished_before, resumed, history
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kill_then_rerun(request, data_csv, tmp_path_factory):
+    """The kill/rerun subprocesses, started before this module's first test (see helpers)."""
+    run = tmp_path_factory.mktemp("killed") / "run"
+    return start_in_background(
+        request, "test_killed_training_resumes_when_rerun", _kill_then_rerun, data_csv, run
     )
-    resumed_from = int(first_epoch_line.split()[1].split("/")[0])
-    # Keras counts epochs from 1: resuming after k saved epochs prints "Epoch k+1/10"
-    assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
-    final = pd.read_csv(history)
-    assert final["epoch"].tolist() == list(range(10))
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +283,33 @@ def test_synthetic_ground_truth_flows_into_explain(tmp_path, capsys):
     )
     result = run_cli(capsys, "synthetic", "--motifs", "TGAXTCA", "--out", tmp_path / "s2")
     assert result.returncode == 2 and "TGAXTCA" in result.stderr
+
+
+# The subprocess tests last: their processes run in the background meanwhile (fixtures above).
+
+
+def test_train_then_evaluate(train_then_evaluate):
+    run, result, evaluate = train_then_evaluate.result()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test: accuracy=" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    result = evaluate
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = json.loads((run.parent / "e.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert evaluated["n"] == metrics["test"]["n"] == 120
+
+
+def test_killed_training_resumes_when_rerun(kill_then_rerun):
+    """SIGKILL mid-run, then the same command continues from the last epoch."""
+    done_before, finished_before, resumed, history = kill_then_rerun.result()
+    assert 3 <= done_before < 6 and not finished_before
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first_epoch_line = next(
+        line for line in resumed.stdout.splitlines() if line.startswith("Epoch ")
+    )
+    resumed_from = int(first_epoch_line.split()[1].split("/")[0])
+    # Keras counts epochs from 1: resuming after k saved epochs prints "Epoch k+1/6"
+    assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
+    final = pd.read_csv(history)
+    assert final["epoch"].tolist() == list(range(6))

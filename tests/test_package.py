@@ -32,27 +32,54 @@ def saved_model(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize(
-    "imports",
-    [
-        "import attngen_keras\nimport keras",  # the README example: Keras imported after the package
-        "import keras\nimport attngen_keras",
-        "import attngen_keras.data\nimport keras",  # attngen_keras.data imports TensorFlow, which imports Keras
-    ],
-)
-def test_load_model_works_after_import_attngen_keras(saved_model, imports):
+IMPORT_ORDERS = [
+    "import attngen_keras\nimport keras",  # the README example: Keras imported after the package
+    "import keras\nimport attngen_keras",
+    "import attngen_keras.data\nimport keras",  # attngen_keras.data imports TensorFlow, which imports Keras
+]
+
+
+@pytest.fixture(scope="module")
+def loaded_in_fresh_interpreters(saved_model):
+    """What a fresh interpreter makes of the saved model after each import order.
+
+    The three interpreters start together (each pays TensorFlow's start-up;
+    on 2 cores they overlap), then each test reads its own outcome.
+    """
     names = _registered_in_source()
-    assert "attngen>ValidPositions" in names and "attngen>SaliencyMask" in names
-    script = f"""
+    processes = {}
+    for imports in IMPORT_ORDERS:
+        script = f"""
 import json
 {imports}
 model = keras.saving.load_model({str(saved_model)!r})
 registered = [n for n in {names!r} if keras.saving.get_registered_object(n) is None]
 print("RESULT" + json.dumps({{"name": model.name, "missing": registered}}))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
+        processes[imports] = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    outcomes = {}
+    try:
+        for imports, process in processes.items():
+            stdout, stderr = process.communicate(timeout=300)
+            outcomes[imports] = subprocess.CompletedProcess(
+                process.args, process.returncode, stdout, stderr
+            )
+    finally:
+        for process in processes.values():
+            process.kill()
+    return names, outcomes
+
+
+@pytest.mark.parametrize("imports", IMPORT_ORDERS)
+def test_load_model_works_after_import_attngen_keras(loaded_in_fresh_interpreters, imports):
+    names, outcomes = loaded_in_fresh_interpreters
+    assert "attngen>ValidPositions" in names and "attngen>SaliencyMask" in names
+    result = outcomes[imports]
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
     outcome = json.loads(line[len("RESULT") :])
