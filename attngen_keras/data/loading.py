@@ -502,19 +502,27 @@ def _build_memmap_splits(
     scan = cache_lib.scan_tables(files, staging / "flat.tmp", show_progress=show_progress)
     names = cache_lib.TableScan.SPLIT_NAMES
     present = [name for code, name in enumerate(names) if (scan.splits == code).any()]
-    index = {name: np.flatnonzero(scan.splits == names.index(name)) for name in present}
+    # Row indices as int32 where they fit (4 bytes a record, not 8); the
+    # intermediate index arrays are dropped as soon as they are used.
+    row_type = np.int32 if len(scan.splits) < 2**31 else np.int64
+    index = {
+        name: np.flatnonzero(scan.splits == names.index(name)).astype(row_type, copy=False)
+        for name in present
+    }
     codes = scan.labels  # sorted like the label names: the carving matches the in-memory one
     if carve:
         if "all" in index:
             everything = index.pop("all")
             keep, carved = readers.stratified_split(codes[everything], test_fraction, seed)
             index["train"], index["test"] = everything[keep], everything[carved]
+            del everything, keep, carved
         if "train" not in index:
             raise DataError(f"no train split found (found: {sorted(index)})", description)
         if "val" not in index and val_fraction > 0:
             train = index["train"]
             keep, carved = readers.stratified_split(codes[train], val_fraction, seed)
             index["val"], index["train"] = train[carved], train[keep]
+            del train, keep, carved
     _drop_empty_splits(index, description, carve, stacklevel=5)
     if class_names is None:
         labelled = [index["train"]] if "train" in index else list(index.values())

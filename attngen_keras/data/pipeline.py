@@ -146,7 +146,10 @@ def _reshuffling_indices(n, batch_size, seed):
 
 def _permutation(n, seed, epoch):
     seeds = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
-    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=seeds)
+    # int32 indices where they fit: half the memory of a split-sized order, and
+    # the same permutation as int64 ones (the shuffle does not depend on the dtype)
+    dtype = tf.int32 if int(n) < 2**31 else tf.int64
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=dtype), seed=seeds)
 
 
 def epoch_permutation(n, seed, epoch):

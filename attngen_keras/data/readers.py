@@ -319,4 +319,9 @@ def stratified_split(labels, fraction, seed):
             n_carved = 0
         carved.append(members[:n_carved])
         keep.append(members[n_carved:])
-    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(carved))
+        del members
+    # concatenated, then sorted in place: one copy of the indices at a time, not three
+    keep, carved = np.concatenate(keep), np.concatenate(carved)
+    keep.sort()
+    carved.sort()
+    return keep, carved
