@@ -121,7 +121,9 @@ def test_trained_attngen_attention_finds_planted_motifs():
     import tensorflow as tf
 
     recal_data = tf.data.Dataset.from_tensor_slices(x[train]).batch(64)
-    model.fit(x[train], y[train], epochs=8, batch_size=64, verbose=0,
+    # 6 epochs (measured per epoch: test accuracy 0.96 / 0.99 / 0.997 after 4 / 5 / 6 epochs,
+    # attention AUROC 0.98 from epoch 4 on)
+    model.fit(x[train], y[train], epochs=6, batch_size=64, verbose=0,
               callbacks=[MaskingSchedule(0.15, warmup_epochs=2), BatchNormRecalibration(recal_data, 20)])  # fmt: skip
     test = slice(1300, None)
     positives = y[test] == 1
@@ -153,20 +155,23 @@ def test_cnn_baseline_gradients_localize_like_attngen():
     keras.utils.set_random_seed(0)
     model = build_cnn(80, 2)
     compile_classifier(model, 2)
-    model.fit(x[:1300], y[:1300], epochs=8, batch_size=64, verbose=0)
+    # 3 epochs: localization is as good as after 8 (measured per epoch, see below)
+    model.fit(x[:1300], y[:1300], epochs=3, batch_size=64, verbose=0)
     positives = y[1300:] == 1
     planted = data.planted[1300:][positives]
     saliency = localization_metrics(
         importance_scores(model, x[1300:][positives], "saliency"), planted
     )
     random = localization_metrics(np.random.default_rng(1).random(planted.shape), planted)
-    # measured with this seed: CNN saliency AUROC 0.999, AUPRC 0.99 (baseline 0.09);
+    # measured with this seed: CNN saliency AUROC 0.999 after 2 to 8 epochs, AUPRC 11x its
+    # baseline of 0.09 (test accuracy 0.97 after 3 epochs, 0.99 after 8);
     # AttnGen on the same data (test above): attention 0.98 / 0.75
     assert (
         saliency["auroc"] >= random["auroc"] + 0.3
         and saliency["auprc"] >= 4 * saliency["auprc_baseline"]
     )
-    # ISM (max drop over the 3 substitutions) on the same model: measured AUROC 0.9997, AUPRC 0.997
+    # ISM (max drop over the 3 substitutions) on the same model: measured AUROC 0.985 after
+    # 3 epochs (0.93 after 2, 1.0 after 5 to 8), AUPRC 11x its baseline
     ism = localization_metrics(importance_scores(model, x[1300:][positives], "ism"), planted)
     assert ism["auroc"] >= random["auroc"] + 0.3 and ism["auprc"] >= 4 * ism["auprc_baseline"]
 

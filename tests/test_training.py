@@ -51,10 +51,10 @@ class _EpochRecorder(keras.callbacks.Callback):
 
 def test_attngen_learns_planted_motif_and_writes_run_dir(motif_csv, tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(data=[motif_csv], out=str(out), epochs=8, batch_size=64,
+    config = TrainConfig(data=[motif_csv], out=str(out), epochs=5, batch_size=64,
                          mask_fraction=0.15, warmup_epochs=2, patience=0, seed=1)  # fmt: skip
     metrics = train(config, verbose=0)
-    # measured: 0.99+ test accuracy; a motif-blind model gets 0.5
+    # measured: test accuracy 0.99, AUROC 0.997 after these 5 epochs; a motif-blind model gets 0.5
     assert metrics["test"]["accuracy"] >= 0.95
     assert metrics["test"]["auroc"] >= 0.97
     for name in (
@@ -76,9 +76,7 @@ def test_attngen_learns_planted_motif_and_writes_run_dir(motif_csv, tmp_path):
         "val_accuracy",
         "mask_fraction",
     ]
-    np.testing.assert_allclose(
-        history["mask_fraction"], [0, 0.075, 0.15, 0.15, 0.15, 0.15, 0.15, 0.15]
-    )
+    np.testing.assert_allclose(history["mask_fraction"], [0, 0.075, 0.15, 0.15, 0.15])
     written = json.loads((out / "metrics.json").read_text())
     for split in ("val", "test"):
         assert set(written[split]) >= {"accuracy", "auroc", "auprc", "f1", "loss", "n"}
@@ -134,7 +132,7 @@ def test_multiclass_run(tmp_path):
                 seq = seq[:start] + motif + seq[start + len(motif) :]
             rows.append({"seq": seq, "label": label})
     pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
-    config = TrainConfig(data=[str(tmp_path / "m.csv")], out=str(tmp_path / "run"), epochs=12,
+    config = TrainConfig(data=[str(tmp_path / "m.csv")], out=str(tmp_path / "run"), epochs=6,
                          batch_size=32, patience=0, model="cnn")  # fmt: skip
     metrics = train(config, verbose=0)
     assert json.loads((tmp_path / "run" / "dataset.json").read_text())["class_names"] == [
@@ -142,7 +140,8 @@ def test_multiclass_run(tmp_path):
         "ctcf",
         "none",
     ]
-    assert metrics["test"]["accuracy"] >= 0.9  # measured 0.98; chance is 0.33
+    # measured: accuracy 0.97 after these 6 epochs (1.0 after 12); chance is 0.33
+    assert metrics["test"]["accuracy"] >= 0.9
     assert 0.9 <= metrics["test"]["auroc"] <= 1.0
 
 
