@@ -601,7 +601,11 @@ def _validation_sample(split, steps, batch_size, seed):
     if steps is None or steps * batch_size >= len(split):
         return split
     chosen = np.sort(epoch_permutation(len(split), seed, 0)[: steps * batch_size])
-    return EncodedSplit(split.tokens[chosen], split.labels[chosen], split.ids[chosen])
+    sample = EncodedSplit(split.tokens[chosen], split.labels[chosen], split.ids[chosen])
+    # memory-mapped: the gather mapped pages around every row (+169 MiB at 10M); release them
+    release_pages(split.tokens)
+    release_pages(split.ids)
+    return sample
 
 
 def _subsample_train(dataset, max_train, seed):

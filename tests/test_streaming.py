@@ -303,3 +303,34 @@ def test_memory_mapped_build_holds_few_bytes_per_record(tmp_path, monkeypatch):
     # of the carving (with int64 indices kept alive: 34 and 43)
     assert (seen["held"] - seen["scan"]) / n < 20
     assert (seen["peak"] - seen["scan"]) / n < 32
+
+
+def _rss_file_mib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("RssFile:"))
+
+
+def test_validation_sample_releases_the_pages_it_maps(tmp_path):
+    import os
+
+    from attngen_keras.data import EncodedSplit
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("reads RssFile from /proc/self/status (Linux)")
+
+    n, length = 100_000, 200  # a 19 MiB token file
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "tokens.npy", rng.integers(0, 4, (n, length), dtype=np.uint8))
+    np.save(tmp_path / "ids.npy", np.array([f"r{i}" for i in range(n)]))
+    split = EncodedSplit(
+        np.load(tmp_path / "tokens.npy", mmap_mode="r"),
+        np.arange(n, dtype=np.int32) % 2,
+        np.load(tmp_path / "ids.npy", mmap_mode="r"),
+    )
+    before = _rss_file_mib()
+    sample = _validation_sample(split, steps=16, batch_size=128, seed=3)  # 2,048 rows: 0.4 MiB
+    grown = _rss_file_mib() - before
+    chosen = np.sort(epoch_permutation(n, 3, 0)[:2048])
+    np.testing.assert_array_equal(sample.tokens, split.tokens[chosen])
+    assert [str(i) for i in sample.ids] == [f"r{i}" for i in chosen]
+    assert grown < 4, f"{grown:.1f} MiB of file pages still mapped"  # unreleased: ~20 MiB
