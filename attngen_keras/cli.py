@@ -31,6 +31,16 @@ def _odd_positive_int(text):
     return value
 
 
+def _unit_interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
 def _add_data_arguments(parser, required=True):
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -113,6 +123,12 @@ def _parser():
         "--attention-window",
         type=_odd_positive_int,
         help="odd width over which attention logits are averaged (contiguity prior; 1: none)",
+    )
+    attn.add_argument(
+        "--attention-window-weight",
+        type=_unit_interval,
+        help="weight in [0, 1] of the window mean against each position's own logit "
+        "(1: the mean alone)",
     )
     attn.add_argument(
         "--normalization",
@@ -444,6 +460,7 @@ def _train(args):
             ("inference", args.inference),
             ("temperature", args.temperature),
             ("attention_window", args.attention_window),
+            ("attention_window_weight", args.attention_window_weight),
             ("stem_activation", args.stem_activation),
             ("faithfulness_weight", args.faithfulness_weight),
             ("faithfulness_fraction", args.faithfulness_fraction),

@@ -31,9 +31,12 @@ Variants (`VARIANTS`): `paper` (the paper's configuration: soft attention on
 stem features, no faithfulness loss), `paper_hard` (the same, hard top-k kept
 at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
-`faithful` (the default: attention on nucleotides + faithfulness loss),
-`faithful_hard`, `faithful_exp` (exponential stem activation),
-`motif` (the `motif` preset: `faithful` with a 9-nt attention window), `cnn`.
+`faithful` (the default: attention on nucleotides + faithfulness loss, each
+logit half its own and half its 9-nt window mean), `faithful_nowindow` (the
+default before the window: own logits only; the `faithful` rows of results
+written before 2026-11-26 are this configuration), `faithful_hard`,
+`faithful_exp` (exponential stem activation), `motif` (the `motif` preset:
+the 9-nt window mean alone), `cnn`.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
@@ -70,6 +73,7 @@ VARIANTS = {
     "nucleotides": ("attngen", "faithful", {"faithfulness_weight": 0.0}),
     "faithful_features": ("attngen", "paper", {"faithfulness_weight": 2.0}),
     "faithful": ("attngen", "faithful", {}),
+    "faithful_nowindow": ("attngen", "faithful", {"attention_window": 1}),
     "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
     "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),
     "motif": ("attngen", "motif", {}),

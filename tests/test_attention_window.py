@@ -79,16 +79,63 @@ def test_attngen_attention_window_round_trips_through_a_keras_file(tmp_path):
     )
 
 
-def test_motif_preset_is_the_faithful_preset_with_a_9nt_window():
+def test_default_has_two_scale_logits_and_motif_preset_the_window_mean_alone():
     from attngen_keras.cli import _parser
     from attngen_keras.models import PRESETS
 
-    assert PRESETS["motif"] == {**PRESETS["faithful"], "attention_window": 9}
-    assert PRESETS["faithful"].get("attention_window", 1) == 1  # the default has no window
+    assert PRESETS["faithful"]["attention_window"] == 9
+    assert PRESETS["faithful"]["attention_window_weight"] == 0.5
+    assert PRESETS["motif"] == {**PRESETS["faithful"], "attention_window_weight": 1.0}
+    default = build_attngen(40, 2)
+    assert (default.attention_window, default.attention_window_weight) == (9, 0.5)
+    layer = default.get_layer("saliency_mask")
+    assert (layer.window, layer.window_weight) == (9, 0.5)
     model = build_attngen(40, 2, preset="motif")
     assert model.attention_window == 9 and model.mask_on == "nucleotides"
+    assert model.attention_window_weight == 1.0
     assert build_attngen(40, 2, preset="motif", attention_window=3).attention_window == 3
     args = _parser().parse_args(["train", "--data", "x.csv", "--out", "r", "--preset", "motif"])
     assert args.preset == "motif"
     with pytest.raises(SystemExit):
         _parser().parse_args(["train", "--data", "x.csv", "--out", "r", "--attention-window", "4"])
+
+
+def test_window_weight_mixes_each_logit_with_its_window_mean():
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(2, 12, 6)).astype("float32")
+    valid = np.ones((2, 12), "float32")
+    valid[1, 9:] = 0.0
+    raw = SaliencyMask(attention_units=4, return_scores=True)
+    raw([features, valid])
+    raw_logits = np.asarray(raw.attention_logits(features))
+    smooth = _brute_window_mean(raw_logits, valid, 3)
+    for weight in (0.0, 0.25, 1.0):
+        mixed = SaliencyMask(attention_units=4, return_scores=True, window=3, window_weight=weight)
+        mixed([features, valid])
+        mixed.set_weights(raw.get_weights())
+        got = np.asarray(mixed.attention_logits(features, valid > 0))
+        expected = (1.0 - weight) * raw_logits + weight * smooth
+        real = valid > 0  # padding logits are masked out of the softmax by `call`
+        np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-5)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="window_weight"):
+            SaliencyMask(window=3, window_weight=bad)
+    layer = SaliencyMask(window=3, window_weight=0.25)
+    assert SaliencyMask.from_config(layer.get_config()).window_weight == 0.25
+    assert SaliencyMask().window_weight == 1.0
+
+
+def test_attngen_attention_window_weight_round_trips_and_parses(tmp_path):
+    from attngen_keras.cli import _parser
+
+    model = build_attngen(40, 2, attention_window=5, attention_window_weight=0.5, seed=0)
+    assert model.get_layer("saliency_mask").window_weight == 0.5
+    assert AttnGen.from_config(model.get_config()).attention_window_weight == 0.5
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert keras.saving.load_model(path).attention_window_weight == 0.5
+    argv = ["train", "--data", "x.csv", "--out", "r", "--attention-window", "9"]
+    args = _parser().parse_args([*argv, "--attention-window-weight", "0.5"])
+    assert args.attention_window_weight == 0.5
+    with pytest.raises(SystemExit):
+        _parser().parse_args([*argv, "--attention-window-weight", "1.5"])

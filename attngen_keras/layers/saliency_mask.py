@@ -95,7 +95,10 @@ class SaliencyMask(keras.layers.Layer):
     With `window > 1` the logit of a position is the mean of the raw logits
     of the valid positions in the `window` centred on it (a contiguity prior:
     the attention, and so the mask, then selects runs of neighbouring
-    positions, such as a whole motif, rather than isolated ones).
+    positions, such as a whole motif, rather than isolated ones). With
+    `window_weight = a < 1` it is `(1 - a) * raw + a * window mean`: a
+    two-scale logit, so that a single position can still stand out of its
+    neighbourhood.
 
     The attention can be computed from other features than the ones it
     masks: with inputs `[values, valid, context]` the logits come from
@@ -120,6 +123,8 @@ class SaliencyMask(keras.layers.Layer):
             one-hot nucleotides, i.e. N).
         normalization: `"softmax"` or `"sigmoid"` weights (see above).
         window: odd width of the logit smoothing (1: none; see above).
+        window_weight: weight in `[0, 1]` of the window mean against the raw
+            logit (1: the window mean alone; see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -149,6 +154,7 @@ class SaliencyMask(keras.layers.Layer):
         fill_value=0.0,
         normalization="softmax",
         window=1,
+        window_weight=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -165,6 +171,8 @@ class SaliencyMask(keras.layers.Layer):
             )
         if int(window) < 1 or int(window) % 2 == 0:
             raise ValueError(f"window must be an odd integer >= 1, got {window}")
+        if not 0.0 <= float(window_weight) <= 1.0:
+            raise ValueError(f"window_weight must be in [0, 1], got {window_weight}")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
@@ -174,6 +182,7 @@ class SaliencyMask(keras.layers.Layer):
         self.fill_value = float(fill_value)
         self.normalization = normalization
         self.window = int(window)
+        self.window_weight = float(window_weight)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
             name="mask_fraction",
@@ -231,13 +240,16 @@ class SaliencyMask(keras.layers.Layer):
         """
         hidden = ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
         logits = ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1) / self.temperature
-        if self.window == 1:
+        if self.window == 1 or self.window_weight == 0.0:
             return logits
         logits = ops.cast(logits, "float32")
         if valid is None:
             valid = ops.ones_like(logits)
         valid = ops.cast(valid, "float32")
-        return window_mean(logits * valid, valid, self.window)
+        smooth = window_mean(logits * valid, valid, self.window)
+        if self.window_weight == 1.0:
+            return smooth
+        return (1.0 - self.window_weight) * logits + self.window_weight * smooth
 
     def call(self, inputs, training=None):
         if _is_list(inputs):
@@ -301,6 +313,7 @@ class SaliencyMask(keras.layers.Layer):
                 "fill_value": self.fill_value,
                 "normalization": self.normalization,
                 "window": self.window,
+                "window_weight": self.window_weight,
             }
         )
         return config

@@ -47,7 +47,13 @@ PAPER_PRESET = {
     "faithfulness_target": "uniform",
 }
 # The default AttnGen: attention on the nucleotides themselves, trained so that
-# its top `faithfulness_fraction` of positions is necessary and sufficient.
+# its top `faithfulness_fraction` of positions is necessary and sufficient, with
+# two-scale logits: half each position's own logit, half the mean over the 9-nt
+# window around it (the context convolution's width). The window lets a whole
+# motif rank high together (planted motifs: AUROC 0.71 -> 0.96 against the
+# planted positions); the own-logit half keeps single positions selectable, as
+# compositional tasks need (human_or_fungus: removing the top 20% still drops
+# accuracy to ~0.5; with the window mean alone it stays at 0.92).
 FAITHFUL_PRESET = {
     "mask_on": "nucleotides",
     "inference": "soft",
@@ -56,11 +62,13 @@ FAITHFUL_PRESET = {
     "stem_activation": "relu",
     "faithfulness_weight": 2.0,
     "faithfulness_target": "uniform",
+    "attention_window": 9,
+    "attention_window_weight": 0.5,
 }
-# The faithful AttnGen with the attention averaged over a 9-nt window (the
-# context convolution's width): motif-shaped attention maps on motif tasks,
-# at the cost of necessity on compositional ones (see the faithfulness results).
-MOTIF_PRESET = {**FAITHFUL_PRESET, "attention_window": 9}
+# The faithful AttnGen with the attention logits replaced by their 9-nt window
+# mean: the most motif-shaped maps on motif tasks, at the cost of necessity on
+# compositional ones (see the faithfulness results).
+MOTIF_PRESET = {**FAITHFUL_PRESET, "attention_window_weight": 1.0}
 PRESETS = {"faithful": FAITHFUL_PRESET, "motif": MOTIF_PRESET, "paper": PAPER_PRESET}
 DEFAULT_PRESET = "faithful"
 
@@ -111,6 +119,8 @@ class AttnGen(keras.Model):
         attention_window: odd width over which the SaliencyMask averages the
             attention logits (1: none), a contiguity prior so that the
             attention selects runs of neighbouring positions.
+        attention_window_weight: weight of the window mean against each
+            position's own logit (1: the mean alone; see `SaliencyMask`).
         stem_activation: `"relu"` or `"exponential"` (Koo & Ploenzke 2021).
         faithfulness_weight: weight of the faithfulness loss (0: off).
         faithfulness_fraction: share of nucleotides that the loss treats as
@@ -141,6 +151,7 @@ class AttnGen(keras.Model):
         normalization="softmax",
         faithfulness_target="uniform",
         attention_window=1,
+        attention_window_weight=1.0,
         seed=None,
         backbone=None,
         name="attngen",
@@ -171,6 +182,7 @@ class AttnGen(keras.Model):
             temperature=temperature,
             normalization=normalization,
             window=attention_window,
+            window_weight=attention_window_weight,
             fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
             name=SALIENCY_LAYER_NAME,
         )
@@ -192,6 +204,7 @@ class AttnGen(keras.Model):
         self.normalization = normalization
         self.faithfulness_target = faithfulness_target
         self.attention_window = int(attention_window)
+        self.attention_window_weight = float(attention_window_weight)
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
         self.faithfulness_fraction = float(faithfulness_fraction)
@@ -311,6 +324,7 @@ class AttnGen(keras.Model):
             "normalization": self.normalization,
             "faithfulness_target": self.faithfulness_target,
             "attention_window": self.attention_window,
+            "attention_window_weight": self.attention_window_weight,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
             "faithfulness_fraction": self.faithfulness_fraction,
@@ -368,13 +382,15 @@ def build_attngen(
     normalization=None,
     faithfulness_target=None,
     attention_window=None,
+    attention_window_weight=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
 
     `preset` picks the AttnGen variant: `"faithful"` (the default:
-    attention on the nucleotides, trained to be necessary and sufficient),
-    `"motif"` (the same with `attention_window=9`, for motif-shaped maps) or
+    attention on the nucleotides, trained to be necessary and sufficient,
+    each logit half its own and half its 9-nt window mean), `"motif"` (the
+    same with the window mean alone, for motif-shaped maps) or
     `"paper"` (the paper's configuration: soft attention on the stem
     features, no faithfulness loss). Any option given explicitly overrides the
     preset.
@@ -390,7 +406,8 @@ def build_attngen(
         seed: seed of the faithfulness loss's random positions.
         mask_on: see `AttnGen`, as for `inference`, `temperature`,
             `stem_activation`, `faithfulness_weight`, `faithfulness_fraction`,
-            `normalization`, `faithfulness_target` and `attention_window`.
+            `normalization`, `faithfulness_target`, `attention_window` and
+            `attention_window_weight`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
@@ -414,6 +431,7 @@ def build_attngen(
         ("stem_activation", stem_activation), ("faithfulness_weight", faithfulness_weight),
         ("normalization", normalization), ("faithfulness_target", faithfulness_target),
         ("attention_window", attention_window),
+        ("attention_window_weight", attention_window_weight),
     ):  # fmt: skip
         if value is not None:
             options[key] = value
