@@ -19,12 +19,14 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
+from keras_tuner.src import utils as _kt_utils
 
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
 from attngen_keras.models import build_model, compile_classifier
 
 TUNERS = ("hyperband", "bayesian", "random")
 SUMMARY_FILES = ("trials.csv", "summary.md", "best_hyperparameters.json")
+_KERAS_TUNER_SAVE_JSON = _kt_utils.save_json
 BACKBONE_HPS = ("filters", "kernel_size", "conv_blocks", "block_kernel_size", "dilation_rate",
                 "pool_size", "dropout", "dense_units")  # fmt: skip
 
@@ -176,9 +178,60 @@ def objective_of(name):
     return kt.Objective(name, direction="min" if name.endswith("loss") else "max")
 
 
+def _atomic_save_json(path, obj):
+    """KerasTuner's `utils.save_json`, but complete or not at all.
+
+    KerasTuner rewrites `oracle.json` and each `trial.json` in place; a search
+    killed during that write left an empty file, and the resume then failed.
+    The JSON is written beside the file and renamed over it (local paths; other
+    file systems keep KerasTuner's own write).
+    """
+    text = json.dumps(obj)
+    path = str(path)
+    if "://" in path:
+        return _KERAS_TUNER_SAVE_JSON(path, obj)
+    partial = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(partial, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return text
+
+
+def _use_atomic_state_files():
+    """Routes KerasTuner's state files (`oracle.json`, `trial.json`) through `_atomic_save_json`."""
+    from keras_tuner.src import utils as kt_utils
+
+    kt_utils.save_json = _atomic_save_json
+
+
+def _check_state_files(project_dir):
+    """A one-line error for a state file left empty or truncated (by a kill during an older save)."""
+    from attngen_keras.data.errors import DataError
+
+    for path in [project_dir / "oracle.json", *project_dir.glob("trial_*/trial.json")]:
+        if path.exists():
+            try:
+                json.loads(path.read_text())
+            except ValueError:
+                raise DataError(
+                    "KerasTuner state file is empty or truncated (the search was killed while "
+                    "writing it); delete it to rerun that trial, or start a new --project-name",
+                    path,
+                ) from None
+
+
 def make_tuner(config, hypermodel):
     """The KerasTuner tuner `config.tuner`, resuming `config.project_dir` if it exists."""
     import tensorflow as tf
+
+    _use_atomic_state_files()
+    _check_state_files(Path(config.project_dir))
 
     common = dict(
         objective=objective_of(config.objective), seed=config.seed, directory=config.directory,

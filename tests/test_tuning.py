@@ -248,3 +248,38 @@ def test_hyperband_best_epoch_counts_from_the_continued_trials_start():
     rows = trial_rows(tuner)
     # a continued trial (from epoch 3) that peaked in its second epoch peaked at absolute epoch 5
     assert [r["best_epoch"] for r in rows] == [2, 5, None]
+
+
+def test_tuner_state_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A kill while KerasTuner saves `oracle.json` used to leave it empty (the resume then failed)."""
+    from keras_tuner.src import utils as kt_utils
+
+    from attngen_keras import tuning
+
+    tuning._use_atomic_state_files()
+    assert kt_utils.save_json is tuning._atomic_save_json
+    path = tmp_path / "oracle.json"
+    kt_utils.save_json(str(path), {"trials": 1})
+
+    def killed(fd):
+        raise KeyboardInterrupt  # as if the process died before the new state was on disk
+
+    monkeypatch.setattr(tuning.os, "fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        kt_utils.save_json(str(path), {"trials": 2})
+    assert json.loads(path.read_text()) == {"trials": 1}  # the previous state, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]  # no partial file left
+
+
+def test_empty_state_file_is_a_one_line_error_naming_it(tmp_path):
+    from attngen_keras.data.errors import DataError
+    from attngen_keras.tuning import _check_state_files
+
+    (tmp_path / "trial_0000").mkdir()
+    (tmp_path / "trial_0000" / "trial.json").write_text('{"trial_id": "0000"}')
+    _check_state_files(tmp_path)  # valid files pass
+    (tmp_path / "oracle.json").write_text("")
+    with pytest.raises(
+        DataError, match=r"oracle.json: KerasTuner state file is empty or truncated"
+    ):
+        _check_state_files(tmp_path)
