@@ -11,6 +11,8 @@ import importlib
 import os
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
@@ -35,6 +37,18 @@ def pytest_ignore_collect(collection_path, config):
             return True
         raise
     return None
+
+
+def pytest_sessionfinish(session):
+    # a pytest-xdist worker hands what it left out to the controller
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["attngen_left_out"] = dict(_left_out)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _left_out.update(getattr(node, "workeroutput", {}).get("attngen_left_out", {}))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -39,6 +39,7 @@ def test_enhancers_cohn_full_sequence_layout(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_human_or_fungus_interval_list_with_references(tmp_path):
     root = shared_path("genomic_benchmarks", "human_or_fungus")
     refs = shared_path("references")

@@ -74,6 +74,7 @@ def motif_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
     out = tmp_path / "sweep"
     config = SweepConfig(

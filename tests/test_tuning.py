@@ -76,6 +76,7 @@ def _config(motif_csv, directory, **kwargs):
     return TuneConfig(data=[motif_csv], project_name="search", **{**settings, **kwargs})
 
 
+@pytest.mark.slow
 def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path):
     config = _config(motif_csv, tmp_path)
     run_search(config, verbose=0)
@@ -130,6 +131,7 @@ def _own_cache(root):
     return {**os.environ, "ATTNGEN_CACHE": str(root / "attngen_cache")}
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_redoing_finished_trials(motif_csv, tmp_path):
     args = _tune_args(
         motif_csv, tmp_path, "--tuner", "random", "--max-trials", "3", "--max-epochs", "2"
