@@ -10,7 +10,11 @@ the graph, so a client sends plain sequences:
 - `saliency(sequences)` returns `importance` `[batch, length]`: AttnGen's
   attention projected to nucleotides (as `attngen explain --method
   attention`), or, for models without a SaliencyMask, `|gradient x input|` of
-  the predicted class (as `--method input_x_gradient`).
+  the predicted class (as `--method input_x_gradient`);
+- `predict_with_saliency(sequences)` returns both (the outputs of
+  `serving_default` and `importance`) from one forward pass: what
+  `attngen variants` uses. Exports made before it existed lack it, and the
+  tools then call the two signatures.
 
 Input handling, defined so that no request can crash the server: surrounding
 whitespace is stripped; letters are case-insensitive, `U` reads as `T`,
@@ -73,9 +77,11 @@ class _Serving(tf.Module):
         self.one_hot_table = tf.constant(alphabet.ONE_HOT_TABLE)
         self.sigmoid = model.output_shape[-1] == 1
         self.attention = None
+        self.with_attention = None  # [probabilities, attention] in one forward pass
         try:
             layer = model.get_layer(SALIENCY_LAYER_NAME)
             self.attention = keras.Model(model.inputs, layer.output[1])
+            self.with_attention = keras.Model(model.inputs, [model.outputs[0], layer.output[1]])
         except ValueError:
             pass
         # the conv whose receptive field maps the attention to nucleotides (None:
@@ -100,7 +106,9 @@ class _Serving(tf.Module):
 
     def predict(self, sequences):
         one_hot, invalid, truncated = self.encode(sequences)
-        probs = self.model(one_hot, training=False)
+        return self._outputs(self.model(one_hot, training=False), invalid, truncated)
+
+    def _outputs(self, probs, invalid, truncated):
         if self.sigmoid:
             p = probs[:, 0]
             probabilities = tf.stack([1.0 - p, p], axis=1)
@@ -119,6 +127,22 @@ class _Serving(tf.Module):
         if self.attention is not None:
             scores = self.attention(one_hot, training=False) * valid
             return {"importance": self._project(scores) * valid}
+        _, importance = self._input_x_gradient(one_hot, valid)
+        return {"importance": importance}
+
+    def predict_with_saliency(self, sequences):
+        """`predict`'s outputs and `importance` from one forward pass (what `attngen variants` needs)."""
+        one_hot, invalid, truncated = self.encode(sequences)
+        valid = tf.reduce_sum(one_hot, axis=-1)
+        if self.with_attention is not None:
+            probs, scores = self.with_attention(one_hot, training=False)
+            importance = self._project(scores * valid) * valid
+        else:
+            probs, importance = self._input_x_gradient(one_hot, valid)
+        return {**self._outputs(probs, invalid, truncated), "importance": importance}
+
+    def _input_x_gradient(self, one_hot, valid):
+        """`(model output, |gradient x input| of the predicted class)`."""
         with tf.GradientTape() as tape:
             tape.watch(one_hot)
             probs = self.model(one_hot, training=False)
@@ -128,7 +152,7 @@ class _Serving(tf.Module):
             else:
                 chosen = tf.reduce_max(probs, axis=1)
         grads = tape.gradient(chosen, one_hot)
-        return {"importance": tf.abs(tf.reduce_sum(grads * one_hot, axis=-1)) * valid}
+        return probs, tf.abs(tf.reduce_sum(grads * one_hot, axis=-1)) * valid
 
     def _project(self, scores):
         """`explain.project_to_nucleotides` in TensorFlow (same arithmetic)."""
@@ -213,6 +237,11 @@ def export_model(model, out, class_names, length, crop=None, version=None, metad
     archive.track(serving)
     archive.add_endpoint("serving_default", tf.function(serving.predict), input_signature=[strings])
     archive.add_endpoint("saliency", tf.function(serving.importance), input_signature=[strings])
+    archive.add_endpoint(
+        "predict_with_saliency",
+        tf.function(serving.predict_with_saliency),
+        input_signature=[strings],
+    )
     staging = out / f".{version}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:

@@ -29,6 +29,15 @@ _DEFINITE = "ACGTUNacgtun"
 
 def resolve_model(path):
     """`(predict_fn, saliency_fn, facts)` for a SavedModel (version or base dir) or a run dir."""
+    endpoints = resolve_endpoints(path)
+    return endpoints["predict"], endpoints["saliency"], endpoints["facts"]
+
+
+def resolve_endpoints(path):
+    """`{"predict", "saliency", "predict_with_saliency", "facts"}` of a SavedModel or run dir.
+
+    `predict_with_saliency` is None for an export made before that signature existed.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError("no such file or directory", path)
@@ -46,11 +55,14 @@ def resolve_model(path):
             "source": str(path),
         }
         spec = [tf.TensorSpec([None], tf.string)]
-        return (
-            tf.function(serving.predict, input_signature=spec),
-            tf.function(serving.importance, input_signature=spec),
-            facts,
-        )
+        return {
+            "predict": tf.function(serving.predict, input_signature=spec),
+            "saliency": tf.function(serving.importance, input_signature=spec),
+            "predict_with_saliency": tf.function(
+                serving.predict_with_saliency, input_signature=spec
+            ),
+            "facts": facts,
+        }
     if not (path / "saved_model.pb").exists():
         versions = sorted(
             (int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True
@@ -84,7 +96,13 @@ def resolve_model(path):
             path,
         )
     serve, saliency = loaded.signatures["serving_default"], loaded.signatures["saliency"]
-    return (lambda s: serve(sequences=s)), (lambda s: saliency(sequences=s)), facts
+    both = loaded.signatures.get("predict_with_saliency")
+    return {
+        "predict": lambda s: serve(sequences=s),
+        "saliency": lambda s: saliency(sequences=s),
+        "predict_with_saliency": None if both is None else (lambda s: both(sequences=s)),
+        "facts": facts,
+    }
 
 
 def _open_stream(path):
@@ -209,7 +227,11 @@ def predict_file(
     out = check_output_file(out, force)
     if not Path(input_path).is_file():
         raise DataError("no such file", input_path)
-    predict, importance, facts = resolve_model(model_path)
+    endpoints = resolve_endpoints(model_path)
+    predict, importance, facts = endpoints["predict"], endpoints["saliency"], endpoints["facts"]
+    if saliency and endpoints["predict_with_saliency"] is not None:
+        # one forward pass for both; `importance` reads it from the same outputs
+        predict, importance = endpoints["predict_with_saliency"], None
     class_names = facts["class_names"]
     partial = out.with_name(out.name + ".partial")
     count = 0
@@ -283,7 +305,11 @@ def _write_predictions(
             ids = [r for r, _ in batch]
             strings = tf.constant([s.encode("ascii", "replace") for _, s in batch])
             result = {k: v.numpy() for k, v in predict(strings).items()}
-            scores = importance(strings)["importance"].numpy() if saliency else None
+            scores = None
+            if saliency:
+                scores = result.get("importance")
+                if scores is None:
+                    scores = importance(strings)["importance"].numpy()
             for i, record in enumerate(ids):
                 row = [record, class_names[int(result["class_index"][i])]]
                 row += [f"{p:.6f}" for p in result["probabilities"][i]]

@@ -76,6 +76,8 @@ def exported_models(tmp_path_factory):
             strings = tf.constant({SEQUENCES!r})
             out = {{k: v.numpy().tolist() for k, v in loaded.signatures["serving_default"](sequences=strings).items()}}
             out["importance"] = loaded.signatures["saliency"](sequences=strings)["importance"].numpy().tolist()
+            both = loaded.signatures["predict_with_saliency"](sequences=strings)
+            out["with_saliency"] = {{k: v.numpy().tolist() for k, v in both.items()}}
             out["imported_attngen"] = any(name.startswith("attngen_keras") for name in sys.modules)
             shown = io.StringIO()
             with contextlib.redirect_stdout(shown):  # what `saved_model_cli show --all --dir` prints
@@ -115,12 +117,24 @@ def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
     expected = importance_scores(model, x, method)
     np.testing.assert_allclose(served["importance"], expected, atol=1e-5)
     assert np.all(np.array(served["importance"])[1, 11:] == 0)  # padding gets no importance
+    # predict_with_saliency: both from one forward pass, the same values
+    both = served["with_saliency"]
+    assert set(both) == {"probabilities", "class_index", "invalid_characters", "truncated",
+                         "importance"}  # fmt: skip
+    np.testing.assert_allclose(both["probabilities"], served["probabilities"], atol=1e-6)
+    np.testing.assert_allclose(both["importance"], served["importance"], atol=1e-6)
+    for key in ("class_index", "invalid_characters", "truncated"):
+        assert both[key] == served[key], key
 
 
 def test_signatures_warmup_and_versions(exported):
     _, path, _, served = exported
     shown = served["saved_model_cli"]
-    for signature in ("signature_def['serving_default']", "signature_def['saliency']"):
+    for signature in (
+        "signature_def['serving_default']",
+        "signature_def['saliency']",
+        "signature_def['predict_with_saliency']",
+    ):
         block = shown.split(signature, 1)[1].split("signature_def[", 1)[0]
         assert "inputs['sequences']" in block and "DT_STRING" in block
     assert "outputs['probabilities']" in shown and "outputs['importance']" in shown

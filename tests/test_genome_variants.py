@@ -100,6 +100,18 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
     for k, r in enumerate(scored):
         assert (r["p_ref"], r["p_alt"]) == (predicted[f"ref{k}"], predicted[f"alt{k}"])
         assert float(r["delta"]) == pytest.approx(float(r["p_alt"]) - float(r["p_ref"]), abs=2e-6)
+    # importance_*: the export's `saliency` signature on the same windows, over the allele's bases
+    from attngen_keras.genome.scoring import Scorer
+
+    saliency = Scorer.load(exported).importance
+    for r in scored:
+        ref_window, alt_window = hand_windows(chr1, int(r["pos"]), r["ref"], r["alt"])
+        maps = saliency([ref_window.encode(), alt_window.encode()])
+        for column, allele, importance in (
+            ("importance_ref", r["ref"], maps[0]), ("importance_alt", r["alt"], maps[1]),
+        ):  # fmt: skip
+            expected = importance[HALF : HALF + len(allele)].mean()
+            assert float(r[column]) == pytest.approx(expected, rel=1e-5, abs=1e-9), column
     by_id = {(r["id"], r["alt"]): r for r in rows}
     assert (
         float(by_id[("snp", "C")]["delta"]) < -0.9 and float(by_id[("ins", alts[3])]["delta"]) > 0.9
@@ -175,3 +187,31 @@ def test_reference_with_ragged_lines_is_rewritten_and_scores_the_same(tmp_path, 
     assert "lines of unequal length" in capsys.readouterr().err
     assert (tmp_path / "ragged.tsv").read_text() == (tmp_path / "regular.tsv").read_text()
     assert "\tfalse\t" not in (tmp_path / "regular.tsv").read_text()
+
+
+@pytest.mark.parametrize("both_strands", [False, True])
+def test_one_forward_pass_scores_as_the_two_signatures(tmp_path, exported, both_strands):
+    """`predict_with_saliency` (one pass) and `serving_default` + `saliency` (an export made
+    before the combined signature) give the same effects."""
+    from attngen_keras.genome.scoring import Scorer
+    from attngen_keras.genome.variants import score_variants
+
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    chr1 = genome["chr1"]
+    records = [("chr1", p, f"v{p}", chr1[p - 1], "ACGT"[(p * 7) % 4]) for p in range(150, 650, 37)]
+    records = [r for r in records if r[3] != r[4]]
+    vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 300})
+    one_pass = Scorer.load(exported)
+    assert one_pass._predict_with_saliency is not None
+    two_calls = Scorer(one_pass._predict, one_pass._importance, one_pass.facts)
+    tables = []
+    for name, scorer in (("one", one_pass), ("two", two_calls)):
+        out = tmp_path / f"{name}.tsv"
+        score_variants(scorer, vcf, fasta, out, both_strands=both_strands, show_progress=False)
+        with open(out) as handle:
+            tables.append(list(csv.DictReader(handle, delimiter="\t")))
+    assert len(tables[0]) == len(records) == len(tables[1])
+    for one, two in zip(*tables):
+        for column in ("p_ref", "p_alt", "delta", "importance_ref", "importance_alt"):
+            assert float(one[column]) == pytest.approx(float(two[column]), rel=1e-5, abs=2e-6)

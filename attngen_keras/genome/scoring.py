@@ -2,7 +2,7 @@
 
 `Scorer.load(path)` takes what `attngen predict` takes (an exported
 SavedModel, base or version directory, or a run directory) through
-`attngen_keras.predict.resolve_model`, so raw window strings go through the
+`attngen_keras.predict.resolve_endpoints`, so raw window strings go through the
 exported `serving_default` / `saliency` graphs (or the identical
 `export._Serving` module built on a run's model): the scan's and the
 variants' probabilities are `predict`'s probabilities for the same strings.
@@ -27,6 +27,8 @@ class Scorer:
         predict: `strings -> {"probabilities": [b, C], ...}` (a signature or tf.function).
         importance: `strings -> {"importance": [b, L]}`.
         facts: `{"class_names": [...], "length": L, ...}`.
+        predict_with_saliency: `strings -> {"probabilities", "importance", ...}` from one
+            forward pass, or None (then `predict` and `importance` are called in turn).
 
     Example:
 
@@ -35,8 +37,9 @@ class Scorer:
     array([[0.12, 0.88]], dtype=float32)
     """
 
-    def __init__(self, predict, importance, facts):
+    def __init__(self, predict, importance, facts, predict_with_saliency=None):
         self._predict, self._importance = predict, importance
+        self._predict_with_saliency = predict_with_saliency
         self.facts = facts
         self.class_names = list(facts["class_names"])
         self.length = int(facts["length"])
@@ -44,9 +47,10 @@ class Scorer:
     @classmethod
     def load(cls, path):
         """The scorer of an exported SavedModel or a run directory (as `attngen predict` resolves it)."""
-        from attngen_keras.predict import resolve_model
+        from attngen_keras.predict import resolve_endpoints
 
-        return cls(*resolve_model(path))
+        e = resolve_endpoints(path)
+        return cls(e["predict"], e["saliency"], e["facts"], e["predict_with_saliency"])
 
     @classmethod
     def from_model(cls, model, class_names, length, crop=None):
@@ -66,6 +70,7 @@ class Scorer:
             tf.function(serving.predict, input_signature=spec),
             tf.function(serving.importance, input_signature=spec),
             facts,
+            tf.function(serving.predict_with_saliency, input_signature=spec),
         )
 
     @property
@@ -87,6 +92,21 @@ class Scorer:
             n = len(sequences)
             probs = (probs[:n] + probs[n:]) / np.float32(2)
         return probs
+
+    def probabilities_and_importance(self, sequences, both_strands=False):
+        """`([n, C] probabilities, [n, L] importance)`, from one forward pass when the model has
+        the `predict_with_saliency` signature (the importance is that of the windows as given,
+        also with `both_strands`, which averages the probabilities only)."""
+        import tensorflow as tf
+
+        if not len(sequences) or self._predict_with_saliency is None:
+            return self.probabilities(sequences, both_strands), self.importance(sequences)
+        outputs = self._predict_with_saliency(tf.constant(list(sequences)))
+        probs = outputs["probabilities"].numpy()
+        if both_strands:
+            reverse = self.probabilities([reverse_complement(s) for s in sequences])
+            probs = (probs + reverse) / np.float32(2)
+        return probs, outputs["importance"].numpy()
 
     def importance(self, sequences):
         """`[n, L]` per-nucleotide importance (the `saliency` signature: attention, or |gradient x input|)."""
