@@ -20,6 +20,18 @@ def _brute_window_mean(values, valid, window):
     return out
 
 
+def _features_and_raw_logits(seed, length, padded_row, padding_from):
+    """Random features `[2, length, 6]` with padding at the end of one row, a built
+    window-less SaliencyMask, and its raw per-position logits."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(2, length, 6)).astype("float32")
+    valid = np.ones((2, length), "float32")
+    valid[padded_row, padding_from:] = 0.0
+    raw = SaliencyMask(attention_units=4, return_scores=True)
+    raw([features, valid])
+    return features, valid, raw, np.asarray(raw.attention_logits(features))
+
+
 @pytest.mark.parametrize("window", [1, 3, 7])
 def test_window_mean_matches_a_loop_with_padding(window):
     rng = np.random.default_rng(window)
@@ -31,16 +43,10 @@ def test_window_mean_matches_a_loop_with_padding(window):
 
 
 def test_layer_window_smooths_the_raw_logits_of_valid_positions():
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(2, 15, 6)).astype("float32")
-    valid = np.ones((2, 15), "float32")
-    valid[0, 11:] = 0.0
-    raw = SaliencyMask(attention_units=4, return_scores=True)
+    features, valid, raw, raw_logits = _features_and_raw_logits(0, 15, 0, 11)
     smooth = SaliencyMask(attention_units=4, return_scores=True, window=5)
-    raw([features, valid])
     smooth([features, valid])
     smooth.set_weights(raw.get_weights())
-    raw_logits = np.asarray(raw.attention_logits(features))
     got = np.asarray(smooth.attention_logits(features, valid > 0))
     np.testing.assert_allclose(got, _brute_window_mean(raw_logits, valid, 5), rtol=1e-5, atol=1e-5)
     # the scores are the softmax of the smoothed logits over the valid positions
@@ -101,13 +107,7 @@ def test_default_has_two_scale_logits_and_motif_preset_the_window_mean_alone():
 
 
 def test_window_weight_mixes_each_logit_with_its_window_mean():
-    rng = np.random.default_rng(2)
-    features = rng.normal(size=(2, 12, 6)).astype("float32")
-    valid = np.ones((2, 12), "float32")
-    valid[1, 9:] = 0.0
-    raw = SaliencyMask(attention_units=4, return_scores=True)
-    raw([features, valid])
-    raw_logits = np.asarray(raw.attention_logits(features))
+    features, valid, raw, raw_logits = _features_and_raw_logits(2, 12, 1, 9)
     smooth = _brute_window_mean(raw_logits, valid, 3)
     for weight in (0.0, 0.25, 1.0):
         mixed = SaliencyMask(attention_units=4, return_scores=True, window=3, window_weight=weight)
