@@ -234,6 +234,14 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):
     ]
     np.testing.assert_allclose(a["prob_pos"], b["prob_pos"], atol=1e-5)
     assert all(len(row.split(",")) == LENGTH for row in a["importance"])
+    # --saliency (one pass, predict_with_saliency) = `explain --method attention` of the run's model
+    from attngen_keras.training import load_run
+
+    model, _ = load_run(run)
+    x = one_hot(np.stack([encode(s) for s in data.sequences[:70]]))
+    expected = importance_scores(model, x, "attention")
+    got = np.array([[float(v) for v in row.split(",")] for row in a["importance"]])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
 
     broken = tmp_path / "broken.fa"
     broken.write_text("ACGT\nACGT\n")
