@@ -66,7 +66,7 @@ def next_version(root):
 
 
 class _Serving(tf.Module):
-    """The in-graph preprocessing and both endpoints (tracked by the archive)."""
+    """The in-graph preprocessing and the endpoints (tracked by the archive)."""
 
     def __init__(self, model, length, crop):
         super().__init__()
@@ -175,7 +175,7 @@ def _warmup_records(path, sequences):
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for signature in ("serving_default", "saliency"):
+        for signature in ("serving_default", "saliency", "predict_with_saliency"):
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(signature_name=signature),
             )

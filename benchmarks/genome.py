@@ -13,7 +13,8 @@
 4. variants: `attngen variants` on random SNVs and small indels of the
    U. maydis genome (both alleles scored, with importance), against the same
    export scored with two signatures per batch (`serving_default`, then
-   `saliency`: how it was before `predict_with_saliency`) and against the
+   `saliency`: how it was before `predict_with_saliency`; alternating, best
+   of 2 each) and against the
    model alone on the same REF and ALT windows, built beforehand (the bound
    for this model on this machine).
 
@@ -242,15 +243,19 @@ def variants(model, work, count, seed=0):
     one_pass = Scorer.load(model)
     # the same export scored as before `predict_with_saliency`: `serving_default`, then `saliency`
     two_calls = Scorer(one_pass._predict, one_pass._importance, one_pass.facts)
-    out = {}
-    for name, scorer in (("two_signatures", two_calls), ("one_pass", one_pass)):
+    seconds = {"two_signatures": [], "one_pass": []}
+    # alternating, so that neither gets the warmer caches: two, one, one, two
+    order = ["two_signatures", "one_pass", "one_pass", "two_signatures"]
+    for name in order:
+        scorer = one_pass if name == "one_pass" else two_calls
         start = time.perf_counter()
         summary = score_variants(
             scorer, vcf, plain, work / f"effects_{name}.tsv",
             vcf_out=work / f"annotated_{name}.vcf.gz", show_progress=False,
         )  # fmt: skip
-        out[f"{name}_s"] = time.perf_counter() - start
-        log(f"variants ({name}): {summary['alleles']} alleles in {out[f'{name}_s']:.1f} s")
+        seconds[name].append(time.perf_counter() - start)
+        log(f"variants ({name}): {summary['alleles']} alleles in {seconds[name][-1]:.1f} s")
+    out = {f"{name}_s": min(times) for name, times in seconds.items()}
     # the bound: the model alone (one pass) on the same REF and ALT windows, built beforehand
     alleles = list(read_alleles(vcf))
     built = [_windows(fasta, sizes, allele, one_pass.length) for allele in alleles]
@@ -259,9 +264,10 @@ def variants(model, work, count, seed=0):
     for k in range(0, len(windows), 512):
         one_pass.probabilities_and_importance(windows[k : k + 512])
     model_s = time.perf_counter() - start
-    seconds = out["one_pass_s"]
-    return {"alleles": summary["alleles"], "scored": summary["scored"], "seconds": seconds,
-            "variants_per_s": summary["alleles"] / seconds,
+    best = out["one_pass_s"]
+    return {"alleles": summary["alleles"], "scored": summary["scored"], "seconds": best,
+            "repeats_s": seconds, "load_avg": os.getloadavg(),
+            "variants_per_s": summary["alleles"] / best,
             "two_signatures_variants_per_s": summary["alleles"] / out["two_signatures_s"],
             "model_only_s": model_s, "model_only_windows_per_s": len(windows) / model_s,
             "model_only_variants_per_s": summary["alleles"] / model_s}  # fmt: skip
@@ -287,7 +293,7 @@ def table(results):
     ))  # fmt: skip
     rows.append((
         "variants (REF and ALT windows, importance, VCF out)",
-        f"{v['variants_per_s']:,.0f} variants/s ({v['alleles']:,} in {v['seconds']:.1f} s){_variant_references(v)}",
+        f"{v['variants_per_s']:,.0f} variants/s ({v['alleles']:,} in {v['seconds']:.1f} s, best of 2){_variant_references(v)}",
         f">= {GOALS['variants_per_s']:,}/s: {'met' if v['variants_per_s'] >= GOALS['variants_per_s'] else 'missed'}",
     ))  # fmt: skip
     lines = ["| measure | result | goal |", "|---|---|---|"]

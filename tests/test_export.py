@@ -146,6 +146,7 @@ def test_signatures_warmup_and_versions(exported):
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == {
         "serving_default",
         "saliency",
+        "predict_with_saliency",
     }
     assert all(
         log.predict_log.request.inputs["sequences"].dtype == tf.string.as_datatype_enum
@@ -219,9 +220,8 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):
     )
     by_export = attngen("predict", tmp_path / "served" / "motif", "--fasta", fasta, "--saliency",
                         "--batch-size", "32", "--out", tmp_path / "a.tsv")  # fmt: skip
-    by_run = attngen(
-        "predict", run, "--fasta", fasta, "--batch-size", "32", "--out", tmp_path / "b.tsv"
-    )
+    by_run = attngen("predict", run, "--fasta", fasta, "--saliency", "--batch-size", "32",
+                     "--out", tmp_path / "b.tsv")  # fmt: skip
     assert by_export.returncode == 0 and by_run.returncode == 0, (
         by_export.stderr[-2000:] + by_run.stderr[-2000:]
     )
@@ -242,6 +242,26 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):
     expected = importance_scores(model, x, "attention")
     got = np.array([[float(v) for v in row.split(",")] for row in a["importance"]])
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+    from_run = np.array([[float(v) for v in row.split(",")] for row in b["importance"]])
+    np.testing.assert_allclose(from_run, expected, rtol=1e-4, atol=1e-7)
+
+    # an export without predict_with_saliency (made before it existed): the two signatures
+    import attngen_keras.predict as predict_module
+
+    real = predict_module.resolve_endpoints
+
+    def without_one_pass(path):
+        return {**real(path), "predict_with_saliency": None}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predict_module, "resolve_endpoints", without_one_pass)
+        older = attngen("predict", tmp_path / "served" / "motif", "--fasta", fasta, "--saliency",
+                        "--batch-size", "32", "--out", tmp_path / "c.tsv")  # fmt: skip
+    assert older.returncode == 0, older.stderr[-2000:]
+    c = pd.read_csv(tmp_path / "c.tsv", sep="\t")
+    np.testing.assert_allclose(c["prob_pos"], a["prob_pos"], atol=1e-6)
+    two_calls = np.array([[float(v) for v in row.split(",")] for row in c["importance"]])
+    np.testing.assert_allclose(two_calls, got, rtol=1e-4, atol=1e-7)
 
     broken = tmp_path / "broken.fa"
     broken.write_text("ACGT\nACGT\n")

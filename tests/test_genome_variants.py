@@ -189,20 +189,40 @@ def test_reference_with_ragged_lines_is_rewritten_and_scores_the_same(tmp_path, 
     assert "\tfalse\t" not in (tmp_path / "regular.tsv").read_text()
 
 
+@pytest.fixture(scope="module")
+def exported_attngen(tmp_path_factory):
+    """A default AttnGen (attention importance), random weights, exported."""
+    import keras
+
+    from attngen_keras.export import export_model
+    from attngen_keras.models import build_attngen
+
+    keras.utils.set_random_seed(5)
+    root = tmp_path_factory.mktemp("attngen") / "attngen"
+    return export_model(build_attngen(L, 2), root, ["background", "motif"], L)
+
+
 @pytest.mark.parametrize("both_strands", [False, True])
-def test_one_forward_pass_scores_as_the_two_signatures(tmp_path, exported, both_strands):
+@pytest.mark.parametrize("importance", ["input_x_gradient", "attention"])
+def test_one_forward_pass_scores_as_the_two_signatures(
+    tmp_path, exported, exported_attngen, both_strands, importance
+):
     """`predict_with_saliency` (one pass) and `serving_default` + `saliency` (an export made
-    before the combined signature) give the same effects."""
+    before the combined signature) give the same effects, for both kinds of importance."""
     from attngen_keras.genome.scoring import Scorer
     from attngen_keras.genome.variants import score_variants
 
     genome = reference()
     fasta = write_genome(tmp_path / "ref.fa", genome)
     chr1 = genome["chr1"]
-    records = [("chr1", p, f"v{p}", chr1[p - 1], "ACGT"[(p * 7) % 4]) for p in range(150, 650, 37)]
+    # SNVs across chr1, and at every base of the planted motif (400-407), where the hand-set
+    # detector's gradient is not zero
+    positions = [*range(150, 650, 37), *range(401, 409)]
+    records = [("chr1", p, f"v{p}", chr1[p - 1], "ACGT"[(p * 7) % 4]) for p in positions]
     records = [r for r in records if r[3] != r[4]]
     vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 300})
-    one_pass = Scorer.load(exported)
+    one_pass = Scorer.load(exported if importance == "input_x_gradient" else exported_attngen)
+    assert one_pass.facts["importance"] == importance
     assert one_pass._predict_with_saliency is not None
     two_calls = Scorer(one_pass._predict, one_pass._importance, one_pass.facts)
     tables = []
@@ -212,6 +232,7 @@ def test_one_forward_pass_scores_as_the_two_signatures(tmp_path, exported, both_
         with open(out) as handle:
             tables.append(list(csv.DictReader(handle, delimiter="\t")))
     assert len(tables[0]) == len(records) == len(tables[1])
+    assert sum(float(r["importance_ref"]) > 0 for r in tables[0]) >= 3  # not all zero
     for one, two in zip(*tables):
         for column in ("p_ref", "p_alt", "delta", "importance_ref", "importance_alt"):
             assert float(one[column]) == pytest.approx(float(two[column]), rel=1e-5, abs=2e-6)

@@ -3,9 +3,9 @@
 `Scorer.load(path)` takes what `attngen predict` takes (an exported
 SavedModel, base or version directory, or a run directory) through
 `attngen_keras.predict.resolve_endpoints`, so raw window strings go through the
-exported `serving_default` / `saliency` graphs (or the identical
-`export._Serving` module built on a run's model): the scan's and the
-variants' probabilities are `predict`'s probabilities for the same strings.
+exported `serving_default` / `saliency` / `predict_with_saliency` graphs (or
+the identical `export._Serving` module built on a run's model): the scan's and
+the variants' probabilities are `predict`'s probabilities for the same strings.
 """
 
 import numpy as np
