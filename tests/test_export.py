@@ -256,11 +256,11 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(predict_module, "resolve_endpoints", without_one_pass)
         older = attngen("predict", tmp_path / "served" / "motif", "--fasta", fasta, "--saliency",
-                        "--batch-size", "32", "--out", tmp_path / "c.tsv")  # fmt: skip
+                        "--batch-size", "32", "--out", tmp_path / "older.tsv")  # fmt: skip
     assert older.returncode == 0, older.stderr[-2000:]
-    c = pd.read_csv(tmp_path / "c.tsv", sep="\t")
-    np.testing.assert_allclose(c["prob_pos"], a["prob_pos"], atol=1e-6)
-    two_calls = np.array([[float(v) for v in row.split(",")] for row in c["importance"]])
+    older_tsv = pd.read_csv(tmp_path / "older.tsv", sep="\t")
+    np.testing.assert_allclose(older_tsv["prob_pos"], a["prob_pos"], atol=1e-6)
+    two_calls = np.array([[float(v) for v in row.split(",")] for row in older_tsv["importance"]])
     np.testing.assert_allclose(two_calls, got, rtol=1e-4, atol=1e-7)
 
     broken = tmp_path / "broken.fa"
