@@ -32,8 +32,7 @@ stem features, no faithfulness loss), `paper_hard` (the same, hard top-k kept
 at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
 `faithful` (the default: attention on nucleotides + faithfulness loss, each
-logit a fifth its own and four fifths its 9-nt window mean, the default's
-`attention_window_weight=0.8`; 0.75 before 2026-11-27), `faithful_nowindow` (the
+logit a quarter its own and three quarters its 9-nt window mean), `faithful_nowindow` (the
 default before the window: own logits only; the `faithful` rows of results
 written before 2026-11-26 are this configuration), `faithful_hard`,
 `faithful_exp` (exponential stem activation), `motif` (the `motif` preset:

@@ -90,12 +90,12 @@ def test_default_has_two_scale_logits_and_motif_preset_the_window_mean_alone():
     from attngen_keras.models import PRESETS
 
     assert PRESETS["faithful"]["attention_window"] == 9
-    assert PRESETS["faithful"]["attention_window_weight"] == 0.8
+    assert PRESETS["faithful"]["attention_window_weight"] == 0.75
     assert PRESETS["motif"] == {**PRESETS["faithful"], "attention_window_weight": 1.0}
     default = build_attngen(40, 2)
-    assert (default.attention_window, default.attention_window_weight) == (9, 0.8)
+    assert (default.attention_window, default.attention_window_weight) == (9, 0.75)
     layer = default.get_layer("saliency_mask")
-    assert (layer.window, layer.window_weight) == (9, 0.8)
+    assert (layer.window, layer.window_weight) == (9, 0.75)
     model = build_attngen(40, 2, preset="motif")
     assert model.attention_window == 9 and model.mask_on == "nucleotides"
     assert model.attention_window_weight == 1.0
