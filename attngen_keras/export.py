@@ -125,8 +125,8 @@ class _Serving(tf.Module):
         one_hot, _, _ = self.encode(sequences)
         valid = tf.reduce_sum(one_hot, axis=-1)
         if self.attention is not None:
-            scores = self.attention(one_hot, training=False) * valid
-            return {"importance": self._project(scores) * valid}
+            scores = self.attention(one_hot, training=False)
+            return {"importance": self._attention_importance(scores, valid)}
         _, importance = self._input_x_gradient(one_hot, valid)
         return {"importance": importance}
 
@@ -136,10 +136,14 @@ class _Serving(tf.Module):
         valid = tf.reduce_sum(one_hot, axis=-1)
         if self.with_attention is not None:
             probs, scores = self.with_attention(one_hot, training=False)
-            importance = self._project(scores * valid) * valid
+            importance = self._attention_importance(scores, valid)
         else:
             probs, importance = self._input_x_gradient(one_hot, valid)
         return {**self._outputs(probs, invalid, truncated), "importance": importance}
+
+    def _attention_importance(self, scores, valid):
+        """The attention of valid positions, projected to nucleotides (zero on padding)."""
+        return self._project(scores * valid) * valid
 
     def _input_x_gradient(self, one_hot, valid):
         """`(model output, |gradient x input| of the predicted class)`."""
