@@ -9,6 +9,7 @@ from attngen_keras.models import (
     build_cnn,
     build_gb_cnn,
     build_model,
+    compile_classifier,
 )
 
 
@@ -118,3 +119,28 @@ def test_build_model_rejects_unknown_names():
         build_model("transformer", 40, 2)
     with pytest.raises(TypeError, match="unknown backbone"):
         build_attngen(40, 2, filterz=3)
+
+
+def _count_train_step_traces(model):
+    traces = []
+    original = model.train_step
+
+    def counting(data):
+        traces.append(1)  # runs once per trace of the compiled step, not per batch
+        return original(data)
+
+    model.train_step = counting
+    x = np.random.default_rng(0).random((32, 20, 4)).astype("float32")
+    model.fit(x, np.arange(32) % 2, epochs=2, batch_size=8, verbose=0)
+    return len(traces)
+
+
+def test_compile_classifier_builds_the_optimizer_so_the_train_step_is_traced_once():
+    model = compile_classifier(build_cnn(20, 2), 2)
+    assert model.optimizer.built
+    assert _count_train_step_traces(model) == 1
+    # the reason: Keras left alone creates the optimizer's variables inside the first trace,
+    # and TensorFlow then traces the step again
+    plain = build_cnn(20, 2)
+    plain.compile(optimizer="adam", loss="binary_crossentropy")
+    assert _count_train_step_traces(plain) == (2 if keras.backend.backend() == "tensorflow" else 1)

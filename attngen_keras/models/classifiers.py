@@ -569,6 +569,11 @@ def compile_classifier(model, num_classes, learning_rate=1e-3, jit_compile="auto
         num_classes: number of classes (2 means a sigmoid output).
         learning_rate: Adam learning rate.
         jit_compile: passed to `Model.compile`.
+
+    The optimizer's variables are created here (call it inside a
+    distribution strategy's scope where one is used): left to Keras, the
+    TensorFlow backend creates them inside the first trace of the train step,
+    and TensorFlow then traces the step twice.
     """
     if num_classes == 2:
         loss = keras.losses.BinaryCrossentropy()
@@ -582,6 +587,7 @@ def compile_classifier(model, num_classes, learning_rate=1e-3, jit_compile="auto
         metrics=metrics,
         jit_compile=jit_compile,
     )
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
