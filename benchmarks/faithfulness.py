@@ -41,6 +41,7 @@ the 9-nt window mean alone), `cnn`.
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
     python benchmarks/faithfulness.py --datasets planted --variants paper faithful cnn --seeds 0
+    python benchmarks/faithfulness.py --finished-only ...  # summarize the finished runs only
 
 Runs are resumable (each finished run leaves `row.json`). Writes
 `benchmarks/results/faithfulness/{faithfulness.json,faithfulness.md,runs.csv,tradeoff.png}`.
@@ -209,7 +210,7 @@ def _localization(model, record, split, truth, method, n):
     return {"planted_auroc": found["auroc"], "planted_auprc": found["auprc"]}
 
 
-def run_all(selected, variants, seeds, work, n):
+def run_all(selected, variants, seeds, work, n, finished_only=False):
     rows = []
     for dataset in selected:
         for variant in variants:
@@ -218,6 +219,12 @@ def run_all(selected, variants, seeds, work, n):
                 row_path = out / ROW_FILE
                 if row_path.exists():
                     rows.append(json.loads(row_path.read_text()))
+                    continue
+                if finished_only:
+                    print(
+                        f"-- {dataset.name} / {variant} / seed {seed}: not run, left out",
+                        flush=True,
+                    )
                     continue
                 print(f"== {dataset.name} / {variant} / seed {seed}", flush=True)
                 start = time.time()
@@ -310,6 +317,11 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="600 training sequences, 1 epoch: a smoke test"
     )
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: summarize the runs of --work that have finished",
+    )
     args = parser.parse_args(argv)
     selected = datasets(args.work, args.quick)
     if args.datasets:
@@ -318,7 +330,7 @@ def main(argv=None):
             print(f"unknown or unavailable datasets: {sorted(unknown)}", file=sys.stderr)
             return 2
         selected = [d for d in selected if d.name in args.datasets]
-    frame = run_all(selected, args.variants, args.seeds, args.work, args.n)
+    frame = run_all(selected, args.variants, args.seeds, args.work, args.n, args.finished_only)
     summary = summarize(frame)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -259,3 +259,19 @@ def test_faithfulness_summary_table_and_planted_set(tmp_path):
         set(intervals["id"]) == positives and (intervals["end"] - intervals["start"]).eq(10).all()
     )
     assert set(faithfulness.VARIANTS) >= {"paper", "faithful", "cnn"}
+
+
+def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkeypatch):
+    row = {"dataset": "d", "variant": "paper", "seed": 0, "test_accuracy": 0.9}
+    (tmp_path / "d" / "paper_s0").mkdir(parents=True)
+    (tmp_path / "d" / "paper_s0" / faithfulness.ROW_FILE).write_text(json.dumps(row))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--finished-only must not train")
+
+    monkeypatch.setattr(faithfulness, "train_run", no_training)
+    dataset = faithfulness.Dataset("d", ["unused.csv"], epochs=1)
+    frame = faithfulness.run_all([dataset], ["paper", "cnn"], [0, 1], tmp_path, 10, True)
+    assert frame.to_dict("records") == [row]
+    with pytest.raises(AssertionError, match="must not train"):
+        faithfulness.run_all([dataset], ["paper"], [0, 1], tmp_path, 10)
