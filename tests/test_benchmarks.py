@@ -275,3 +275,37 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
     assert frame.to_dict("records") == [row]
     with pytest.raises(AssertionError, match="must not train"):
         faithfulness.run_all([dataset], ["paper"], [0, 1], tmp_path, 10)
+
+
+rank_profile = _load("planted_rank_profile")
+
+
+def test_planted_rank_profile_by_offset(tmp_path, capsys):
+    scores = np.array([[0.0, 1.0, 3.0, 2.0, 0.5], [4.0, 3.0, 2.0, 1.0, 0.0], [9.0] * 5])
+    ids = np.array(["a", "b", "unplanted"])
+    intervals = pd.DataFrame({"id": ["a", "b"], "start": [1, 0], "end": [3, 2]})
+    offsets, means, counts = rank_profile.rank_profile(scores, ids, intervals, flank=1)
+    # a: positions 0..3 rank 0, 0.4, 0.8, 0.6; b: position -1 is outside, 0..2 rank 0.8, 0.6, 0.4
+    assert offsets.tolist() == [-1, 0, 1, 2]
+    np.testing.assert_allclose(means, [0.0, 0.6, 0.7, 0.5])
+    assert counts.tolist() == [1, 2, 2, 2]
+    with pytest.raises(ValueError, match="several widths"):
+        rank_profile.rank_profile(
+            scores, ids, pd.DataFrame({"id": ["a", "b"], "start": [0, 0], "end": [1, 2]})
+        )
+    explain = tmp_path / "explain"
+    explain.mkdir()
+    np.savez(explain / "importance.npz", scores=scores, ids=ids)
+    intervals.to_csv(tmp_path / "planted.csv", index=False)
+    out = tmp_path / "profile.json"
+    assert (
+        rank_profile.main(
+            [str(explain), str(tmp_path / "planted.csv"), "--flank", "1", "--out", str(out)]
+        )
+        == 0
+    )
+    assert "| 1 | yes | 0.700 | 2 |" in capsys.readouterr().out
+    assert json.loads(out.read_text())["mean_rank_percentile"] == pytest.approx(
+        [0.0, 0.6, 0.7, 0.5]
+    )
+    assert rank_profile.main([str(tmp_path / "nothing"), str(tmp_path / "planted.csv")]) == 2
