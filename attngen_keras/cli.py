@@ -151,6 +151,10 @@ def _parser():
         "--faithfulness-fraction", type=float,
         help="share of nucleotides the faithfulness loss treats as the rationale (default 0.2)",
     )  # fmt: skip
+    attn.add_argument(
+        "--faithfulness-batch-fraction", type=float, metavar="F",
+        help="share of each batch whose perturbed copies the faithfulness loss scores (default 1: all; less is cheaper)",
+    )  # fmt: skip
     train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
     train.add_argument(
         "--deterministic", action="store_true",
@@ -464,6 +468,7 @@ def _train(args):
             ("stem_activation", args.stem_activation),
             ("faithfulness_weight", args.faithfulness_weight),
             ("faithfulness_fraction", args.faithfulness_fraction),
+            ("faithfulness_batch_fraction", args.faithfulness_batch_fraction),
             ("normalization", args.normalization),
             ("faithfulness_target", args.faithfulness_target),
         )  # fmt: skip

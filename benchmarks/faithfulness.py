@@ -78,6 +78,8 @@ VARIANTS = {
     "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
     "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),
     "motif": ("attngen", "motif", {}),
+    "faithful_half": ("attngen", "faithful", {"faithfulness_batch_fraction": 0.5}),
+    "faithful_third": ("attngen", "faithful", {"faithfulness_batch_fraction": 1 / 3}),
     "cnn": ("cnn", "faithful", {}),
 }
 FIGURES = (

@@ -201,6 +201,41 @@ def test_faithfulness_loss_matches_a_hand_built_perturbed_batch():
     assert float(model.faithfulness_loss(x, y)) == pytest.approx(expected, rel=1e-4)
 
 
+def test_faithfulness_batch_fraction_scores_the_leading_rows_only():
+    x, y = _one_hot(6, 30, seed=5), np.array([1, 0, 1, 1, 0, 0])
+    full = build_attngen(30, 2, dropout=0.0, seed=2)
+    half = build_attngen(30, 2, dropout=0.0, seed=2, faithfulness_batch_fraction=0.5)
+    half.set_weights(full.get_weights())
+    # ceil(0.5 * 6) = 3 rows: the loss of the first 3 sequences alone (one per group)
+    expected = float(full.faithfulness_loss(x[:3], y[:3]))
+    assert float(half.faithfulness_loss(x, y)) == pytest.approx(expected, rel=1e-5)
+    assert float(half.faithfulness_loss(x, y)) != pytest.approx(float(full.faithfulness_loss(x, y)))
+    # ceil(0.3 * 5) = 2 rows; a tiny fraction still scores one row
+    third = build_attngen(30, 2, dropout=0.0, seed=2, faithfulness_batch_fraction=0.3)
+    third.set_weights(full.get_weights())
+    assert float(third.faithfulness_loss(x[:5], y[:5])) == pytest.approx(
+        float(full.faithfulness_loss(x[:2], y[:2])), rel=1e-5
+    )
+    tiny = build_attngen(30, 2, dropout=0.0, seed=2, faithfulness_batch_fraction=0.01)
+    tiny.set_weights(full.get_weights())
+    assert float(tiny.faithfulness_loss(x, y)) == pytest.approx(
+        float(full.faithfulness_loss(x[:1], y[:1])), rel=1e-5
+    )
+    assert half.get_config()["faithfulness_batch_fraction"] == 0.5
+    assert AttnGen.from_config(half.get_config()).faithfulness_batch_fraction == 0.5
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="faithfulness_batch_fraction"):
+            build_attngen(30, 2, faithfulness_batch_fraction=bad)
+
+
+def test_faithfulness_batch_fraction_trains_in_a_compiled_step():
+    x, y = _one_hot(20, 30), np.arange(20) % 2
+    model = build_attngen(30, 2, faithfulness_weight=2.0, faithfulness_batch_fraction=0.5, seed=4)
+    compile_classifier(model, 2, jit_compile=False)
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # batches of 8, 8 and 4
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_faithfulness_loss_only_in_training_and_round_trip(tmp_path):
     x, y = _one_hot(32, 30), np.arange(32) % 2
     model = build_attngen(30, 2, faithfulness_weight=2.0, seed=4)
@@ -265,7 +300,17 @@ def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
     runs = {}
     for name, extra in (
         ("paper", ["--preset", "paper"]),
-        ("hard", ["--inference", "hard", "--normalization", "sigmoid"]),
+        (
+            "hard",
+            [
+                "--inference",
+                "hard",
+                "--normalization",
+                "sigmoid",
+                "--faithfulness-batch-fraction",
+                "0.5",
+            ],
+        ),
     ):
         out = tmp_path / name
         result = run_cli(capsys, "train", "--data", data, "--epochs", "1", "--no-jit", "--out", out,
@@ -280,12 +325,14 @@ def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
     assert (model.mask_on, model.faithfulness_weight) == ("features", 0.0)
     config, model = runs["hard"]
     assert config["preset"] == "faithful"
-    assert config["attention"] == {"inference": "hard", "normalization": "sigmoid"}
+    assert config["attention"] == {"inference": "hard", "normalization": "sigmoid",
+                                   "faithfulness_batch_fraction": 0.5}  # fmt: skip
     assert (model.mask_on, model.inference, model.normalization) == (
         "nucleotides",
         "hard",
         "sigmoid",
     )
+    assert model.faithfulness_batch_fraction == 0.5
     assert model.faithfulness_weight == PRESETS["faithful"]["faithfulness_weight"]
     result = run_cli(capsys, "train", "--data", data, "--model", "cnn", "--preset", "paper",
                      "--out", tmp_path / "cnn")  # fmt: skip
