@@ -309,3 +309,18 @@ def test_planted_rank_profile_by_offset(tmp_path, capsys):
         [0.0, 0.6, 0.7, 0.5]
     )
     assert rank_profile.main([str(tmp_path / "nothing"), str(tmp_path / "planted.csv")]) == 2
+
+
+faithfulness_cost = _load("faithfulness_cost")
+
+
+def test_faithfulness_cost_table_and_variants():
+    result = {
+        "cnn": {"step_ms_median": 10.0, "step_ms_p10_p90": [9.0, 11.0], "over_cnn": 1.0, "over_paper": 0.5},
+        "paper": {"step_ms_median": 20.0, "step_ms_p10_p90": [19.0, 22.0], "over_cnn": 2.0, "over_paper": 1.0},
+    }  # fmt: skip
+    table = faithfulness_cost.markdown(result)
+    assert "| paper | 20.0 | 19.0-22.0 | 2.00x | 1.00x |" in table and table.count("\n") == 4
+    options = {name: opts for name, (_, opts) in faithfulness_cost.VARIANTS.items()}
+    assert options["faithful F=1/3"] == {"faithfulness_batch_fraction": 1 / 3}
+    assert {"cnn", "paper", "faithful (F=1, default)"} <= set(options)
