@@ -524,7 +524,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
             )
         epoch, step = tracker.epoch, tracker.step
         with strategy.scope():
-            _build_training_state(model, train_split)
+            _build_compiled_metrics(model, train_split)
         fit = dict(validation_data=val_ds, callbacks=[tracker.restorer()] + callbacks + extra_callbacks,
                    verbose=verbose, shuffle=False)  # fmt: skip
         if (
@@ -620,20 +620,14 @@ def _cache_dir(value):
     return "default" if value in (None, "default") else (None if value == "none" else value)
 
 
-def _build_training_state(model, split):
-    """Creates the optimizer's and the compiled metrics' variables before `fit`.
+def _build_compiled_metrics(model, split):
+    """Creates the compiled metrics' variables before `fit` (Keras builds them lazily).
 
-    Keras (TensorFlow backend, no distribution strategy) creates them
-    lazily, inside the first trace of the train step, and TensorFlow then
-    traces the step a second time: the slowest part of starting a small run.
-    Built here, the step is traced once, and a resumed run's saved optimizer
-    and metric states have variables to be restored into. The metrics are
-    built by one inference pass on two sequences; their values are reset
-    when the epoch starts, and every model variable is restored from the
-    state when resuming.
+    So that a resumed run's saved metric states have variables to be
+    restored into (`compile_classifier` builds the optimizer's). One
+    inference pass on two sequences; the metric values are reset when the
+    epoch starts, and every model variable is restored from the state.
     """
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
     x = one_hot(split.tokens[:2])
     model.compute_metrics(x, split.labels[:2], model(x, training=False), None)
 

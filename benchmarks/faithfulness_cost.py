@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,45 +36,25 @@ VARIANTS = {
 }
 
 
-def build(kind, options, length, mask_fraction=0.15):
-    import keras
-
-    from attngen_keras.models import build_model, compile_classifier
-
-    keras.utils.set_random_seed(0)
-    model = build_model(kind, length, 2, **options)
-    compile_classifier(model, 2)
-    if kind == "attngen":
-        model.get_layer("saliency_mask").mask_fraction.assign(mask_fraction)
-    return model
-
-
 def step_times(length=200, batch=128, steps=30, repeats=5):
-    import keras
     import tensorflow as tf
 
-    class BatchTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from speed import _BatchTimer, build_compiled  # the speed benchmark's step timing
 
     rng = np.random.default_rng(0)
     x = np.eye(4, dtype="float32")[rng.integers(0, 4, (20 * batch, length))]
     y = rng.integers(0, 2, 20 * batch)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat()
-    models = {name: build(kind, options, length) for name, (kind, options) in VARIANTS.items()}
+    models = {
+        name: build_compiled(kind, length, **options) for name, (kind, options) in VARIANTS.items()
+    }
     for model in models.values():
         model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # trace
     times = {name: [] for name in models}
     for repeat in range(repeats):  # interleaved: drifts in machine load hit every model alike
         for name, model in models.items():
-            timer = BatchTimer()
+            timer = _BatchTimer()
             model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
             times[name] += timer.seconds[2:]
         print(f"repeat {repeat + 1}/{repeats} done", flush=True)

@@ -248,11 +248,11 @@ def pipeline_section(work, quick):
 # ---------------------------------------------------------------- 2. training step
 
 
-def build_compiled(kind, length, mask_fraction=0.15):
+def build_compiled(kind, length, mask_fraction=0.15, **options):
     from attngen_keras.models import build_model, compile_classifier
 
     keras.utils.set_random_seed(0)
-    model = build_model(kind, length, 2)
+    model = build_model(kind, length, 2, **options)
     compile_classifier(model, 2)
     if kind == "attngen":
         # masking active at the target fraction, as after the warm-up
