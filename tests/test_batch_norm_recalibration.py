@@ -43,11 +43,18 @@ def test_runs_before_every_validation_during_fit():
             self.calls.append(float(self.model.get_layer("saliency_mask").mask_fraction.numpy()))
             super().recalibrate()
 
-    recal = Counting([x], steps=2)
+    recal = Counting([x, x[:20]], steps=2)  # a full and a smaller batch
     model.fit(x, y, validation_data=(x, y), epochs=3, batch_size=32, verbose=0,
               callbacks=[MaskingSchedule(0.2, warmup_epochs=1), recal])  # fmt: skip
     # once before each of the 3 validations and once at the end of training
     assert Counting.calls == pytest.approx([0.0, 0.2, 0.2, 0.2])
+    if keras.backend.backend() == "tensorflow":
+        # one trace for both batch sizes, kept by the next `fit` of the same model
+        model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=32, verbose=0,
+                  callbacks=[recal])  # fmt: skip
+        assert recal._forward.experimental_get_tracing_count() == 1
+        recal.set_model(build_attngen(40, 2, filters=8, dense_units=8))
+        assert recal._forward is None  # another model: another function
 
 
 def test_rejects_bad_steps():

@@ -44,10 +44,12 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         self._forward = None
 
     def set_model(self, model):
+        # `fit` calls this on every call: the same model keeps its compiled forward pass
+        if model is not getattr(self, "model", None):
+            self._forward = None
         super().set_model(model)
-        self._forward = None
 
-    def _training_forward(self):
+    def _training_forward(self, x):
         if self._forward is None:
             model = self.model
 
@@ -57,7 +59,9 @@ class BatchNormRecalibration(keras.callbacks.Callback):
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
-                forward = tf.function(forward, reduce_retracing=True)
+                # traced once: any batch size (the last, smaller batch does not retrace)
+                spec = tf.TensorSpec([None, *x.shape[1:]], x.dtype)
+                forward = tf.function(forward, input_signature=[spec])
             elif keras.backend.backend() == "jax":
                 forward = _jax_training_forward(model)
             self._forward = forward
@@ -73,12 +77,11 @@ class BatchNormRecalibration(keras.callbacks.Callback):
             return
         for layer in soft:
             layer.mask_fraction.assign(0.0)
-        forward = self._training_forward()
         try:
             for _ in range(self.steps):
                 batch = self._next_batch()
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                forward(x)
+                self._training_forward(x)(x)
         finally:
             for layer, value in zip(soft, saved):
                 layer.mask_fraction.assign(value)
