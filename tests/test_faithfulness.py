@@ -101,7 +101,7 @@ class ToyModel:
 
     output_shape = (None, 1)
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict_on_batch(self, x):
         x = np.asarray(x, dtype=np.float64)
         return (0.1 + 0.4 * x[:, 0, 0] + 0.4 * x[:, 1, 0])[:, None]
 
@@ -141,7 +141,7 @@ def test_comprehensiveness_sufficiency_and_aopc_by_hand():
     p_ref = np.array([0.9, 0.9])
     expected = []
     for k in AOPC_FRACTIONS:
-        p = ToyModel().predict(one_hot(remove_positions(tokens, order, k)))[:, 0]
+        p = ToyModel().predict_on_batch(one_hot(remove_positions(tokens, order, k)))[:, 0]
         expected.append(np.mean(p_ref - np.array([p[0], 1 - p[1]])))
     assert table["comprehensiveness"]["random"] == pytest.approx(np.mean(expected))
     # comprehensiveness at k is the deletion curve's probability drop (N and shuffle are deterministic)
@@ -231,14 +231,14 @@ def test_uniform_attention_control_restores_weights_and_is_uniform(monkeypatch):
     attention = attention_model(model)
     learned = attention.predict(x, verbose=0)
     seen = {}
-    predict = model.predict
+    predict = model.predict_on_batch
 
-    def spy(inputs, **kwargs):
+    def spy(inputs):
         seen["attention"] = attention.predict(inputs, verbose=0)
-        seen["probs"] = predict(inputs, **kwargs)
+        seen["probs"] = predict(inputs)
         return seen["probs"]
 
-    monkeypatch.setattr(model, "predict", spy)
+    monkeypatch.setattr(model, "predict_on_batch", spy)
     valid = tokens != PAD
     n_valid = valid.sum(axis=1, keepdims=True)
     accuracy = uniform_attention_accuracy(model, x, labels)
@@ -264,10 +264,10 @@ def test_uniform_attention_control_restores_weights_and_is_uniform(monkeypatch):
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
 
-    def failing(inputs, **kwargs):
+    def failing(inputs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(model, "predict", failing)
+    monkeypatch.setattr(model, "predict_on_batch", failing)
     with pytest.raises(RuntimeError, match="boom"):
         uniform_attention_accuracy(model, x, labels)
     for old, new in zip(before, model.get_weights()):

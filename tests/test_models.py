@@ -10,6 +10,7 @@ from attngen_keras.models import (
     build_gb_cnn,
     build_model,
     compile_classifier,
+    predict_batched,
 )
 
 
@@ -144,3 +145,19 @@ def test_compile_classifier_builds_the_optimizer_so_the_train_step_is_traced_onc
     plain = build_cnn(20, 2)
     plain.compile(optimizer="adam", loss="binary_crossentropy")
     assert _count_train_step_traces(plain) == (2 if keras.backend.backend() == "tensorflow" else 1)
+
+
+def test_predict_batched_equals_predict_and_traces_at_most_twice():
+    model = build_attngen(30, 3, filters=8, dense_units=8)
+    x = one_hot(np.random.default_rng(1).integers(0, 4, (23, 30)).astype("uint8"))
+    outputs = {batch_size: predict_batched(model, x, batch_size) for batch_size in (5, 7, 23, 100)}
+    if keras.backend.backend() == "tensorflow":
+        # one trace for full batches, one for any other size: none per call
+        assert model.predict_function.experimental_get_tracing_count() <= 2
+    expected = model.predict(x, batch_size=5, verbose=0)
+    for got in outputs.values():
+        assert got.dtype == np.float32 and got.shape == (23, 3)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert predict_batched(model, x[:0]).shape == (0, 3)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_batched(model, x, 0)

@@ -29,6 +29,7 @@ from attngen_keras.explain.perturbation import (
     remove_positions,
     shuffled_background,
 )
+from attngen_keras.models.batched_prediction import predict_batched
 
 AOPC_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
 MODES = ("comprehensiveness", "sufficiency")
@@ -98,7 +99,7 @@ def faithfulness_curves(
         raise ValueError(f"modes must be among {MODES}, got {sorted(unknown)}")
     tokens = np.asarray(tokens, dtype=np.uint8)
     labels = np.asarray(labels).astype(np.int64)
-    probs = model.predict(one_hot(tokens), batch_size=batch_size, verbose=0)
+    probs = predict_batched(model, one_hot(tokens), batch_size)
     targets = predicted_targets(probs)
     p_ref = target_probability(probs, targets)
     orders = removal_orders(scores, tokens != PAD, seed)
@@ -121,7 +122,7 @@ def faithfulness_curves(
                     tokens, orders[ranking], fraction, replacement, rng,
                     keep=mode == "sufficiency", background=background,
                 )  # fmt: skip
-                out = model.predict(one_hot(perturbed), batch_size=batch_size, verbose=0)
+                out = predict_batched(model, one_hot(perturbed), batch_size)
                 accuracy[mode][ranking].append(float(np.mean(predicted_targets(out) == labels)))
                 drop[mode][ranking].append(float(np.mean(p_ref - target_probability(out, targets))))
     return {
@@ -240,7 +241,7 @@ def uniform_attention_accuracy(model, x, labels, batch_size=256):
                 kernel = layer.score_kernel
                 saved.append((kernel, keras.ops.convert_to_numpy(kernel)))
                 kernel.assign(np.zeros(kernel.shape, dtype=kernel.dtype))
-        probs = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
+        probs = predict_batched(model, x, batch_size)
     finally:
         for variable, value in reversed(saved):
             variable.assign(value)

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from attngen_keras.models import attention_model
+from attngen_keras.models.batched_prediction import predict_batched
 
 METHODS = (
     "attention",
@@ -120,9 +121,7 @@ def importance_scores(
     x = np.asarray(x, dtype=np.float32)
     valid = (x.sum(axis=-1) > 0.5).astype(np.float32)
     if method in ("attention", "attention_raw"):
-        scores = np.asarray(
-            attention_model(model).predict(x, batch_size=batch_size, verbose=0), np.float32
-        )
+        scores = np.asarray(predict_batched(attention_model(model), x, batch_size), np.float32)
         if method == "attention":
             scores = project_to_nucleotides(scores * valid, _stem_conv(model))
         return (scores * valid).astype(np.float32)
@@ -131,7 +130,7 @@ def importance_scores(
 
         return ism(model, x, targets, batch_size=max(batch_size, DEFAULT_ISM_BATCH))[0]
     if targets is None:
-        targets = predicted_targets(model.predict(x, batch_size=batch_size, verbose=0))
+        targets = predicted_targets(predict_batched(model, x, batch_size))
     targets = np.asarray(targets, dtype=np.int32)
     sigmoid = model.output_shape[-1] == 1
     out = np.zeros(valid.shape, dtype=np.float32)

@@ -33,6 +33,7 @@ import numpy as np
 from attngen_keras.data.alphabet import PAD, SYMBOLS, one_hot
 from attngen_keras.explain.importance import predicted_targets, target_probability
 from attngen_keras.explain.shuffle import shuffle_tokens
+from attngen_keras.models.batched_prediction import predict_batched
 
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 RANKINGS = ("top", "random", "bottom")
@@ -204,7 +205,7 @@ def perturbation_curves(
     labels = np.asarray(labels).astype(np.int64)
     orders = removal_orders(scores, tokens != PAD, seed)
     background = shuffled_background(tokens, seed) if replacement == "shuffle" else None
-    intact = model.predict(one_hot(tokens), batch_size=batch_size, verbose=0)
+    intact = predict_batched(model, one_hot(tokens), batch_size)
     targets = predicted_targets(intact)
     p_ref = target_probability(intact, targets)
     accuracy, drop = {}, {}
@@ -215,7 +216,7 @@ def perturbation_curves(
             perturbed = remove_positions(
                 tokens, orders[ranking], fraction, replacement, rng, background=background
             )
-            probs = model.predict(one_hot(perturbed), batch_size=batch_size, verbose=0)
+            probs = predict_batched(model, one_hot(perturbed), batch_size)
             curve.append(float(np.mean(predicted_targets(probs) == labels)))
             drops.append(float(np.mean(p_ref - target_probability(probs, targets))))
         accuracy[ranking], drop[ranking] = curve, drops

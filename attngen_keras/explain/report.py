@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 
 from attngen_keras.explain.importance import importance_scores  # noqa: E402
 from attngen_keras.explain.metrics import concentration_summary, localization_metrics  # noqa: E402
+from attngen_keras.models.batched_prediction import predict_batched  # noqa: E402
 
 BASES = "ACGT"
 
@@ -37,7 +38,7 @@ def explain_split(model, split, class_names, method="attention", n=3000, seed=0,
     from attngen_keras.data.alphabet import PAD, decode, one_hot
 
     x = one_hot(tokens)
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    probs = predict_batched(model, x, batch_size)
     extra = {}
     if method == "ism":
         from attngen_keras.explain.ism import DEFAULT_ISM_BATCH, ism

@@ -1,5 +1,6 @@
 """Model builders of attngen_keras."""
 
+from attngen_keras.models.batched_prediction import predict_batched
 from attngen_keras.models.classifiers import (
     BACKBONE_DEFAULTS,
     BUILDERS,
@@ -26,4 +27,5 @@ __all__ = [
     "build_gb_cnn",
     "build_model",
     "compile_classifier",
+    "predict_batched",
 ]
