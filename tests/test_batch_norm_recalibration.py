@@ -48,13 +48,17 @@ def test_runs_before_every_validation_during_fit():
               callbacks=[MaskingSchedule(0.2, warmup_epochs=1), recal])  # fmt: skip
     # once before each of the 3 validations and once at the end of training
     assert Counting.calls == pytest.approx([0.0, 0.2, 0.2, 0.2])
+    first = recal._forward
+    model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=32, verbose=0,
+              callbacks=[recal])  # fmt: skip
+    assert recal._forward is first  # the next `fit` of the same model keeps the compiled pass
     if keras.backend.backend() == "tensorflow":
-        # one trace for both batch sizes, kept by the next `fit` of the same model
-        model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=32, verbose=0,
-                  callbacks=[recal])  # fmt: skip
-        assert recal._forward.experimental_get_tracing_count() == 1
-        recal.set_model(build_attngen(40, 2, filters=8, dense_units=8))
-        assert recal._forward is None  # another model: another function
+        assert first.experimental_get_tracing_count() == 1  # one trace for both batch sizes
+    model.get_layer("bn_0").trainable = False  # traced into the pass: a new one
+    recal.recalibrate()
+    assert recal._forward is not first
+    recal.set_model(build_attngen(40, 2, filters=8, dense_units=8))
+    assert recal._forward is None  # another model: another function
 
 
 def test_rejects_bad_steps():

@@ -161,3 +161,22 @@ def test_predict_batched_equals_predict_and_traces_at_most_twice():
     assert predict_batched(model, x[:0]).shape == (0, 3)
     with pytest.raises(ValueError, match="batch_size"):
         predict_batched(model, x, 0)
+    inputs = keras.Input((30, 4))
+    pooled = keras.layers.GlobalAveragePooling1D()(inputs)
+    two_heads = keras.Model(inputs, [keras.layers.Dense(1)(pooled), keras.layers.Dense(2)(pooled)])
+    with pytest.raises(ValueError, match="single-output"):
+        predict_batched(two_heads, x)
+
+
+def test_predict_batched_leaves_multi_replica_models_to_predict():
+    class Replicated:  # what predict_batched reads of a model under a 2-replica strategy
+        class distribute_strategy:
+            num_replicas_in_sync = 2
+
+        def predict(self, x, batch_size, verbose):
+            return ("predict", len(x), batch_size)
+
+        def predict_on_batch(self, x):
+            raise AssertionError("predict_on_batch would not split the batch across replicas")
+
+    assert predict_batched(Replicated(), np.zeros((5, 3, 4)), 2) == ("predict", 5, 2)

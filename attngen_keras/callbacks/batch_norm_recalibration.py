@@ -41,16 +41,19 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         self.data = data
         self.steps = int(steps)
         self._iterator = None
-        self._forward = None
+        self._forward = self._forward_key = None
 
     def set_model(self, model):
         # `fit` calls this on every call: the same model keeps its compiled forward pass
-        if model is not getattr(self, "model", None):
+        if model is not getattr(self, "_model", None):
             self._forward = None
         super().set_model(model)
 
     def _training_forward(self, x):
-        if self._forward is None:
+        # Keras layers fix `trainable` (e.g. BatchNorm's "update the statistics?")
+        # when traced: a changed flag needs a new function
+        key = _trainable_flags(self.model)
+        if self._forward is None or key != self._forward_key:
             model = self.model
 
             def forward(x):
@@ -60,11 +63,13 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 import tensorflow as tf
 
                 # traced once: any batch size (the last, smaller batch does not retrace)
-                spec = tf.TensorSpec([None, *x.shape[1:]], x.dtype)
+                spec = tf.nest.map_structure(
+                    lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), x
+                )
                 forward = tf.function(forward, input_signature=[spec])
             elif keras.backend.backend() == "jax":
                 forward = _jax_training_forward(model)
-            self._forward = forward
+            self._forward, self._forward_key = forward, key
         return self._forward
 
     def recalibrate(self):
@@ -104,6 +109,16 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     def get_config(self):
         # `data` is a dataset and is not serialized.
         return {"steps": self.steps}
+
+
+def _trainable_flags(model):
+    """`trainable` of the model and of every layer in it (nested models included), in order."""
+    flags, stack = [bool(model.trainable)], list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop(0)
+        flags.append(bool(layer.trainable))
+        stack.extend(getattr(layer, "layers", []))
+    return tuple(flags)
 
 
 def _jax_training_forward(model):
