@@ -2,7 +2,7 @@
 
 import keras
 
-from attngen_keras.callbacks.masking_schedule import find_saliency_masks
+from attngen_keras.callbacks.masking_schedule import all_layers, find_saliency_masks
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):
@@ -82,11 +82,14 @@ class BatchNormRecalibration(keras.callbacks.Callback):
             return
         for layer in soft:
             layer.mask_fraction.assign(0.0)
+        forward = None
         try:
             for _ in range(self.steps):
                 batch = self._next_batch()
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                self._training_forward(x)(x)
+                if forward is None:  # once per recalibration (it walks the model's layers)
+                    forward = self._training_forward(x)
+                forward(x)
         finally:
             for layer, value in zip(soft, saved):
                 layer.mask_fraction.assign(value)
@@ -113,12 +116,7 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 
 def _trainable_flags(model):
     """`trainable` of the model and of every layer in it (nested models included), in order."""
-    flags, stack = [bool(model.trainable)], list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop(0)
-        flags.append(bool(layer.trainable))
-        stack.extend(getattr(layer, "layers", []))
-    return tuple(flags)
+    return (bool(model.trainable), *(bool(layer.trainable) for layer in all_layers(model)))
 
 
 def _jax_training_forward(model):

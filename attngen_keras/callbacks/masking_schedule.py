@@ -121,13 +121,16 @@ class MaskingSchedule(keras.callbacks.Callback):
         return cls(**config)
 
 
-def find_saliency_masks(model):
-    """All `SaliencyMask` layers in `model`, searching nested models."""
-    found = []
-    stack = list(getattr(model, "layers", []))
+def all_layers(model):
+    """Every layer in `model`, nested models' layers included, breadth first."""
+    found, stack = [], list(getattr(model, "layers", []))
     while stack:
         layer = stack.pop(0)
-        if isinstance(layer, SaliencyMask):
-            found.append(layer)
+        found.append(layer)
         stack.extend(getattr(layer, "layers", []))
     return found
+
+
+def find_saliency_masks(model):
+    """All `SaliencyMask` layers in `model`, searching nested models."""
+    return [layer for layer in all_layers(model) if isinstance(layer, SaliencyMask)]
