@@ -20,6 +20,7 @@ and backends.md.
 """
 
 import argparse
+import collections
 import contextlib
 import importlib.util
 import json
@@ -60,7 +61,7 @@ def _epoch_timer():
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.wall, self.cpu = [], []
+            self.wall, self.cpu, self.calls = [], [], []
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = (time.perf_counter(), time.process_time())
@@ -70,6 +71,25 @@ def _epoch_timer():
             self.cpu.append(time.process_time() - self._start[1])
 
     return EpochTimer()
+
+
+def _time_calls(obj, name, timer):
+    """Wraps `obj.name` so that each call's wall seconds (until its results are ready) go to `timer.calls`."""
+    method = getattr(obj, name)
+    timer.calls = []
+
+    def timed(*args, **kwargs):
+        import keras
+
+        start = time.perf_counter()
+        result = method(*args, **kwargs)
+        # JAX and CUDA run asynchronously: wait for the updated statistics before stopping the clock
+        for variable in obj.model.non_trainable_variables:
+            keras.ops.convert_to_numpy(variable)
+        timer.calls.append(time.perf_counter() - start)
+        return result
+
+    setattr(obj, name, timed)
 
 
 def child(spec):
@@ -94,9 +114,9 @@ def child(spec):
     rows = []
     for batch in spec["batch_sizes"]:
         steps = -(-len(x) // batch)
-        for kind in ("attngen", "cnn"):
+        for kind, preset in [*(("attngen", p) for p in spec["presets"]), ("cnn", None)]:
             keras.utils.set_random_seed(0)
-            options = {"mask_fraction": 0.0, "seed": 0} if kind == "attngen" else {}
+            options = {"mask_fraction": 0.0, "seed": 0, "preset": preset} if preset else {}
             model = build_model(kind, spec["length"], 2, **options)
             compile_classifier(model, 2)
             callbacks = []
@@ -108,31 +128,37 @@ def child(spec):
                         for first in range(0, len(x) - batch + 1, batch):
                             yield x[order[first : first + batch]]
 
-                callbacks = [
-                    MaskingSchedule(0.15, warmup_epochs=0),
-                    BatchNormRecalibration(batches(), steps=min(50, steps)),
-                ]
+                recalibration = BatchNormRecalibration(batches(), steps=min(50, steps))
+                callbacks = [MaskingSchedule(0.15, warmup_epochs=0), recalibration]
             fit = dict(
                 batch_size=batch, validation_data=(x_val, y_val), verbose=0, callbacks=callbacks
             )
             timer = _epoch_timer()
             fit["callbacks"] = [*callbacks, timer]
+            if kind == "attngen":
+                _time_calls(recalibration, "recalibrate", timer)
             # one fit, as `attngen train`: the first epoch (tracing, compilation) is not timed
             history = model.fit(x, y, epochs=1 + spec["epochs"], **fit)
             wall, cpu = np.sum(timer.wall[1:]), np.sum(timer.cpu[1:])
+            # recalibrations inside the timed epochs (each epoch's validation; not the one at train end)
+            recal = float(np.sum(timer.calls[1 : 1 + spec["epochs"]])) if timer.calls else 0.0
             model.predict(x_val[:batch], batch_size=batch, verbose=0)
             pwall = time.perf_counter()
             model.predict(x_val, batch_size=batch, verbose=0)
             pwall = time.perf_counter() - pwall
             rows.append({
-                "batch_size": batch, "model": kind, "epoch_seconds": float(wall) / spec["epochs"],
-                "epoch_cpu_seconds": float(cpu) / spec["epochs"], "predict_sequences_per_second": len(x_val) / pwall,
+                "batch_size": batch, "model": kind, "preset": preset, "epoch_seconds": float(wall) / spec["epochs"],
+                "epoch_cpu_seconds": float(cpu) / spec["epochs"],
+                "recalibration_seconds_per_epoch": recal / spec["epochs"], "predict_sequences_per_second": len(x_val) / pwall,
                 "val_accuracy": float(history.history["val_accuracy"][-1]),
             })  # fmt: skip
+            row = rows[-1]
             print(
-                f"  {spec['backend']} batch {batch} {kind}: {wall / spec['epochs']:.2f} s/epoch",
-                file=sys.stderr,
-            )
+                f"  {spec['backend']} batch {batch} {kind} {preset or ''}: {row['epoch_seconds']:.2f} s/epoch "
+                f"({row['epoch_cpu_seconds']:.1f} CPU s, recalibration {recal / spec['epochs']:.2f} s), "
+                f"predict {row['predict_sequences_per_second']:,.0f} seq/s, val acc {row['val_accuracy']:.3f}",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
     versions = {"keras": keras.__version__}
     backend = keras.backend.backend()
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
@@ -151,6 +177,10 @@ def main(argv=None):
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up one")
+    parser.add_argument(
+        "--presets", nargs="+", default=["faithful"],
+        help="AttnGen presets to time against the CNN (default: faithful, as `attngen train`)",
+    )  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "backends.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -162,16 +192,23 @@ def main(argv=None):
                "epochs": args.epochs, "backends": {}}  # fmt: skip
     for backend in backends:
         spec = {"backend": backend, "sequences": args.sequences, "length": args.length,
-                "batch_sizes": args.batch_sizes, "epochs": args.epochs}  # fmt: skip
+                "batch_sizes": args.batch_sizes, "epochs": args.epochs, "presets": args.presets}  # fmt: skip
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.run(
+        # the child's progress lines pass through as they come (a run cut short still shows them)
+        proc = subprocess.Popen(
             [sys.executable, __file__, "--child", json.dumps(spec)], env=env, cwd=ROOT,
-            capture_output=True, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        tail = collections.deque(maxlen=40)
+        for line in proc.stderr:
+            print(line, end="", file=sys.stderr, flush=True)
+            tail.append(line)
+        stdout = proc.stdout.read()
+        proc.wait()
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
-            results["backends"][backend] = {"error": proc.stderr[-2000:]}
-            print(f"{backend}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            results["backends"][backend] = {"error": "".join(tail)[-2000:]}
+            print(f"{backend}: failed", file=sys.stderr)
             continue
         results["backends"][backend] = json.loads(lines[-1])
     out = Path(args.out)
@@ -193,26 +230,31 @@ def report(results):
         f"{results['epochs']} timed epochs after a warm-up one; wall and process-CPU seconds per epoch "
         "(training + BatchNorm recalibration + validation).",
         "",
-        "| backend | batch | AttnGen s/epoch (CPU s) | CNN s/epoch (CPU s) | **AttnGen / CNN** (wall, CPU) "
-        "| predict seq/s AttnGen / CNN | val acc AttnGen / CNN |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | batch | AttnGen preset | AttnGen s/epoch (CPU s) | CNN s/epoch (CPU s) "
+        "| **AttnGen / CNN** (wall, CPU) | predict seq/s AttnGen / CNN | val acc AttnGen / CNN |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for backend, entry in results["backends"].items():
         if "error" in entry:
-            lines.append(f"| {backend} | failed (see JSON) | | | | | |")
+            lines.append(f"| {backend} | failed (see JSON) | | | | | | |")
             continue
         version = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
-        by = {(r["batch_size"], r["model"]): r for r in entry["rows"]}
+        # rows written before --presets had no "preset": they are the faithful preset
+        by = {(r["batch_size"], r["model"], r.get("preset") or ("faithful" if r["model"] == "attngen" else None)): r
+              for r in entry["rows"]}  # fmt: skip
         for batch in sorted({r["batch_size"] for r in entry["rows"]}):
-            a, c = by[(batch, "attngen")], by[(batch, "cnn")]
-            lines.append(
-                f"| {backend} ({version}) | {batch} | {a['epoch_seconds']:.2f} ({a['epoch_cpu_seconds']:.1f}) | "
-                f"{c['epoch_seconds']:.2f} ({c['epoch_cpu_seconds']:.1f}) | "
-                f"**{a['epoch_seconds'] / c['epoch_seconds']:.2f}x**, "
-                f"{a['epoch_cpu_seconds'] / c['epoch_cpu_seconds']:.2f}x | "
-                f"{a['predict_sequences_per_second']:,.0f} / {c['predict_sequences_per_second']:,.0f} | "
-                f"{a['val_accuracy']:.3f} / {c['val_accuracy']:.3f} |"
-            )
+            c = by[(batch, "cnn", None)]
+            for (b, model, preset), a in by.items():
+                if b != batch or model != "attngen":
+                    continue
+                lines.append(
+                    f"| {backend} ({version}) | {batch} | {preset} | {a['epoch_seconds']:.2f} ({a['epoch_cpu_seconds']:.1f}) | "
+                    f"{c['epoch_seconds']:.2f} ({c['epoch_cpu_seconds']:.1f}) | "
+                    f"**{a['epoch_seconds'] / c['epoch_seconds']:.2f}x**, "
+                    f"{a['epoch_cpu_seconds'] / c['epoch_cpu_seconds']:.2f}x | "
+                    f"{a['predict_sequences_per_second']:,.0f} / {c['predict_sequences_per_second']:,.0f} | "
+                    f"{a['val_accuracy']:.3f} / {c['val_accuracy']:.3f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
