@@ -2,13 +2,15 @@
 
 For each backend (TensorFlow, JAX, torch; each one importable is run, in a
 fresh subprocess with `KERAS_BACKEND` set) and each batch size: this repo's
-`build_attngen` (faithful preset, as `attngen train`) and `build_cnn` (the
+`build_attngen` (each preset of `--presets`; default the faithful one, as
+`attngen train`) and `build_cnn` (the
 same backbone without attention), compiled by `compile_classifier` with the
 CLI's defaults, trained on synthetic planted-motif sequences with
 `MaskingSchedule` and `BatchNormRecalibration` (min(50, steps per epoch)
 batches before every validation) as the CLI uses them. One warm-up epoch
 (tracing and compilation), then the wall and process-CPU seconds of the
-next epochs (training plus validation) and of one `predict` pass. The
+next epochs (training plus validation; of which the recalibrations, timed
+until their statistics are on the host) and of one `predict` pass. The
 AttnGen/CNN epoch-time ratio is the figure of merit (goal: <= 1.3 on a GPU
 with JAX, <= 1.15 on CPU with TensorFlow).
 
@@ -28,6 +30,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,6 +144,8 @@ def child(spec):
             history = model.fit(x, y, epochs=1 + spec["epochs"], **fit)
             wall, cpu = np.sum(timer.wall[1:]), np.sum(timer.cpu[1:])
             # recalibrations inside the timed epochs (each epoch's validation; not the one at train end)
+            if timer.calls:  # one per epoch's validation, one at the end of training
+                assert len(timer.calls) == spec["epochs"] + 2, timer.calls
             recal = float(np.sum(timer.calls[1 : 1 + spec["epochs"]])) if timer.calls else 0.0
             model.predict(x_val[:batch], batch_size=batch, verbose=0)
             pwall = time.perf_counter()
@@ -185,7 +190,8 @@ def main(argv=None):
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+        spec = json.loads(args.child)
+        Path(spec["result"]).write_text(json.dumps(child(spec)))
         return
     backends = args.backends or [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
     results = {"machine": machine(), "sequences": args.sequences, "length": args.length,
@@ -194,23 +200,25 @@ def main(argv=None):
         spec = {"backend": backend, "sequences": args.sequences, "length": args.length,
                 "batch_sizes": args.batch_sizes, "epochs": args.epochs, "presets": args.presets}  # fmt: skip
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        # the child's progress lines pass through as they come (a run cut short still shows them)
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", json.dumps(spec)], env=env, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        tail = collections.deque(maxlen=40)
-        for line in proc.stderr:
-            print(line, end="", file=sys.stderr, flush=True)
-            tail.append(line)
-        stdout = proc.stdout.read()
-        proc.wait()
-        lines = [line for line in stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            results["backends"][backend] = {"error": "".join(tail)[-2000:]}
-            print(f"{backend}: failed", file=sys.stderr)
-            continue
-        results["backends"][backend] = json.loads(lines[-1])
+        with tempfile.TemporaryDirectory() as tmp:
+            spec["result"] = str(Path(tmp) / "result.json")
+            # the child's output passes through as it comes (a run cut short still shows it);
+            # its result comes back in a file
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--child", json.dumps(spec)], env=env, cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            tail = collections.deque(maxlen=40)
+            for line in proc.stderr:
+                print(line, end="", file=sys.stderr, flush=True)
+                tail.append(line)
+            proc.wait()
+            result = Path(spec["result"])
+            if proc.returncode != 0 or not result.exists():
+                results["backends"][backend] = {"error": "".join(tail)[-2000:]}
+                print(f"{backend}: failed", file=sys.stderr)
+                continue
+            results["backends"][backend] = json.loads(result.read_text())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

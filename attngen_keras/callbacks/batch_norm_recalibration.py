@@ -91,11 +91,13 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                     forward = self._training_forward(x)
                 forward(x)
         finally:
-            # a forward pass that carries the statistics between batches writes them back now
-            if forward is not None and hasattr(forward, "write_back"):
-                forward.write_back()
-            for layer, value in zip(soft, saved):
-                layer.mask_fraction.assign(value)
+            try:
+                # a forward pass that carries the statistics between batches writes them back now
+                if forward is not None and hasattr(forward, "write_back"):
+                    forward.write_back()
+            finally:  # the masks get their fractions back whatever happened
+                for layer, value in zip(soft, saved):
+                    layer.mask_fraction.assign(value)
 
     def _next_batch(self):
         if self._iterator is None:
@@ -160,8 +162,8 @@ class _JaxTrainingForward:
 
     def write_back(self):
         """Assigns the carried state to the model's variables (a no-op when nothing ran)."""
-        if self._state is None:
-            return
-        for variable, value in zip(self.model.non_trainable_variables, self._state):
+        state, self._state, self._trainable = self._state, None, None
+        if state is None:
+            return  # the next recalibration reads the weights and statistics afresh either way
+        for variable, value in zip(self.model.non_trainable_variables, state):
             variable.assign(value)
-        self._trainable = self._state = None

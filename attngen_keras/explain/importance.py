@@ -134,6 +134,15 @@ def importance_scores(
     targets = np.asarray(targets, dtype=np.int32)
     sigmoid = model.output_shape[-1] == 1
     out = np.zeros(valid.shape, dtype=np.float32)
+    if keras.backend.backend() != "tensorflow":
+        # tf-keras-vis needs TensorFlow tensors: the same maps from the backend's own gradients
+        gradients = input_gradient_function(model, sigmoid)
+        for start in range(0, len(x), batch_size):
+            stop = start + batch_size
+            out[start:stop] = _native_gradient_method(
+                gradients, x[start:stop], targets[start:stop], method, smooth_samples, smooth_noise
+            )
+        return out * valid
     with warnings.catch_warnings():
         # tf-keras-vis calls the model with a list of inputs; Keras warns that
         # a single-input model received a list (harmless)
@@ -145,6 +154,105 @@ def importance_scores(
                 smooth_samples, smooth_noise,
             )  # fmt: skip
     return out * valid
+
+
+def input_gradient_function(model, sigmoid):
+    """`f(x, targets)`: gradient of each row's target-class probability w.r.t. one-hot `x`.
+
+    Uses the running Keras backend's own differentiation (inference mode), so
+    the gradient methods work without TensorFlow tensors: a jitted
+    `jax.grad` of `model.stateless_call` on JAX, autograd on torch, a
+    `tf.GradientTape` on TensorFlow. The rows are independent (inference
+    mode), so the gradient of the summed probabilities gives each row's own.
+
+    Args:
+        model: a classifier with a sigmoid `(n, 1)` or softmax `(n, k)` output.
+        sigmoid: whether the output is a single sigmoid unit.
+
+    Returns:
+        A function of float32 `x` `(n, length, 4)` and int `targets` `(n,)`
+        returning float32 numpy gradients `(n, length, 4)`.
+
+    Example:
+
+    >>> from attngen_keras.models import build_cnn
+    >>> f = input_gradient_function(build_cnn(20, 2), sigmoid=True)
+    >>> f(np.full((2, 20, 4), 0.25, "float32"), np.array([0, 1])).shape
+    (2, 20, 4)
+    """
+
+    def chosen(probs, targets, where, take):
+        if sigmoid:
+            return where(targets == 1, probs[:, 0], 1.0 - probs[:, 0])
+        return take(probs, targets)
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def total(trainable, non_trainable, x, targets):
+            probs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            take = lambda p, t: jnp.take_along_axis(p, t[:, None], axis=1)[:, 0]  # noqa: E731
+            return jnp.sum(chosen(probs, targets, jnp.where, take))
+
+        gradient = jax.jit(jax.grad(total, argnums=2))
+
+        def jax_gradients(x, targets):
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            return np.asarray(gradient(trainable, non_trainable, x, np.asarray(targets, np.int32)))
+
+        return jax_gradients
+    if backend == "torch":
+        import torch
+
+        def torch_gradients(x, targets):
+            inputs = keras.ops.convert_to_tensor(np.asarray(x, np.float32)).requires_grad_(True)
+            t = keras.ops.convert_to_tensor(np.asarray(targets, np.int64))
+            take = lambda p, t: torch.gather(p, 1, t[:, None])[:, 0]  # noqa: E731
+            value = chosen(model(inputs, training=False), t, torch.where, take).sum()
+            (grads,) = torch.autograd.grad(value, inputs)
+            return grads.detach().cpu().numpy()
+
+        return torch_gradients
+
+    def tensorflow_gradients(x, targets):
+        inputs = tf.convert_to_tensor(np.asarray(x, np.float32))
+        t = tf.constant(np.asarray(targets, np.int32))
+        take = lambda p, t: tf.gather(p, t, axis=1, batch_dims=1)  # noqa: E731
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            value = tf.reduce_sum(chosen(model(inputs, training=False), t, tf.where, take))
+        return tape.gradient(value, inputs).numpy()
+
+    return tensorflow_gradients
+
+
+def _native_gradient_method(gradients, x, targets, method, smooth_samples, smooth_noise):
+    """The gradient methods from `input_gradient_function`, as tf-keras-vis defines them.
+
+    `saliency`: `max_c |g|`; `smoothgrad`: `max_c` of the mean of `|g|` over
+    `smooth_samples` noisy copies (Gaussian noise, standard deviation
+    `smooth_noise` times each sequence's input range); `input_x_gradient`:
+    `|sum_c x_c g_c|`. Grad-CAM needs tf-keras-vis, hence TensorFlow.
+    """
+    if method == "gradcam":
+        raise ValueError(
+            f"method 'gradcam' needs the TensorFlow backend (tf-keras-vis); this is "
+            f"{keras.backend.backend()!r}: use saliency, smoothgrad, input_x_gradient or ism"
+        )
+    if method == "input_x_gradient":
+        return np.abs((gradients(x, targets) * x).sum(axis=-1))
+    if method == "saliency":
+        return np.abs(gradients(x, targets)).max(axis=-1)
+    rng = np.random.default_rng(0)
+    sigma = smooth_noise * (x.max(axis=(1, 2), keepdims=True) - x.min(axis=(1, 2), keepdims=True))
+    total = np.zeros_like(x)
+    for _ in range(smooth_samples):
+        noisy = (x + rng.normal(0.0, 1.0, x.shape) * sigma).astype(np.float32)
+        total += np.abs(gradients(noisy, targets))
+    return (total / smooth_samples).max(axis=-1)
 
 
 def _stem_conv(model):

@@ -28,16 +28,30 @@ from attngen_keras.explain.importance import predicted_targets, target_probabili
 DEFAULT_ISM_BATCH = 1024
 
 
-def forward_function(model, length):
+def forward_function(model, length, batch_size=None):
     """A compiled `model(x, training=False)` for `(batch, length, 4)` float32 input.
 
-    One trace serves every batch size (the batch dimension is `None`).
+    On TensorFlow one trace serves every batch size (the batch dimension is
+    `None`). On other backends it is Keras' own compiled `predict_on_batch`
+    (jitted on JAX); there a batch shorter than `batch_size` is padded to it,
+    so that JAX compiles one shape, and the padding rows are dropped.
     """
-    return tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec((None, length, 4), tf.float32)],
-        reduce_retracing=True,
-    )
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec((None, length, 4), tf.float32)],
+            reduce_retracing=True,
+        )
+
+    def forward(x):
+        n = len(x)
+        if batch_size is not None and n < batch_size:
+            x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
+        return np.asarray(model.predict_on_batch(x))[:n]
+
+    return forward
 
 
 def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
@@ -71,7 +85,7 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
     """
     x = np.asarray(x, dtype=np.float32)
     n, length = x.shape[:2]
-    forward = forward_function(model, length)
+    forward = forward_function(model, length, batch_size)
 
     probs = np.concatenate(
         [np.asarray(forward(x[i : i + batch_size])) for i in range(0, n, batch_size)]
