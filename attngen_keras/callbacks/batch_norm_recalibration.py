@@ -69,6 +69,8 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 forward = tf.function(forward, input_signature=[spec])
             elif keras.backend.backend() == "jax":
                 forward = _jax_training_forward(model)
+            elif keras.backend.backend() == "torch":
+                forward = _torch_training_forward(model)
             self._forward, self._forward_key = forward, key
         return self._forward
 
@@ -167,3 +169,18 @@ class _JaxTrainingForward:
             return  # the next recalibration reads the weights and statistics afresh either way
         for variable, value in zip(self.model.non_trainable_variables, state):
             variable.assign(value)
+
+
+def _torch_training_forward(model):
+    """A training-mode forward pass without autograd (torch; Keras runs torch eagerly).
+
+    The BatchNorm updates are assignments, which need no graph: `no_grad`
+    spares recording one for every op of the pass.
+    """
+    import torch
+
+    def forward(x):
+        with torch.no_grad():
+            model(x, training=True)
+
+    return forward
