@@ -37,8 +37,8 @@ default before the window: own logits only; the `faithful` rows of results
 written before 2026-11-26 are this configuration), `faithful_hard`,
 `faithful_exp` (exponential stem activation), `motif` (the `motif` preset:
 the 9-nt window mean alone), `faithful_half` / `faithful_third` (the loss on
-half / a third of each batch), `faithful_w1` / `faithful_w05` (faithfulness
-loss weight 1 / 0.5 instead of 2), `cnn`.
+half / a third of each batch), `faithful_w15` / `faithful_w1` / `faithful_w05`
+(faithfulness loss weight 1.5 / 1 / 0.5 instead of 2), `cnn`.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
@@ -82,6 +82,7 @@ VARIANTS = {
     "motif": ("attngen", "motif", {}),
     "faithful_half": ("attngen", "faithful", {"faithfulness_batch_fraction": 0.5}),
     "faithful_third": ("attngen", "faithful", {"faithfulness_batch_fraction": 1 / 3}),
+    "faithful_w15": ("attngen", "faithful", {"faithfulness_weight": 1.5}),
     "faithful_w1": ("attngen", "faithful", {"faithfulness_weight": 1.0}),
     "faithful_w05": ("attngen", "faithful", {"faithfulness_weight": 0.5}),
     "cnn": ("cnn", "faithful", {}),
