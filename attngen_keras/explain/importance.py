@@ -134,25 +134,24 @@ def importance_scores(
     targets = np.asarray(targets, dtype=np.int32)
     sigmoid = model.output_shape[-1] == 1
     out = np.zeros(valid.shape, dtype=np.float32)
-    if keras.backend.backend() != "tensorflow":
-        # tf-keras-vis needs TensorFlow tensors: the same maps from the backend's own gradients
+    if keras.backend.backend() == "tensorflow" and method != "input_x_gradient":
+
+        def compute(xs, ts):
+            return _gradient_method(model, xs, ts, method, sigmoid, smooth_samples, smooth_noise)
+
+    else:  # tf-keras-vis needs TensorFlow tensors: the same maps from the backend's own gradients
         gradients = input_gradient_function(model, sigmoid)
-        for start in range(0, len(x), batch_size):
-            stop = start + batch_size
-            out[start:stop] = _native_gradient_method(
-                gradients, x[start:stop], targets[start:stop], method, smooth_samples, smooth_noise
-            )
-        return out * valid
+
+        def compute(xs, ts):
+            return _native_gradient_method(gradients, xs, ts, method, smooth_samples, smooth_noise)
+
     with warnings.catch_warnings():
         # tf-keras-vis calls the model with a list of inputs; Keras warns that
         # a single-input model received a list (harmless)
         warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
         for start in range(0, len(x), batch_size):
             stop = start + batch_size
-            out[start:stop] = _gradient_method(
-                model, x[start:stop], targets[start:stop], method, sigmoid,
-                smooth_samples, smooth_noise,
-            )  # fmt: skip
+            out[start:stop] = compute(x[start:stop], targets[start:stop])
     return out * valid
 
 
@@ -306,18 +305,7 @@ def _score(targets, sigmoid):
 
 
 def _gradient_method(model, x, targets, method, sigmoid, smooth_samples, smooth_noise):
-    if method == "input_x_gradient":
-        inputs = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            probs = model(inputs, training=False)
-            if sigmoid:
-                p = probs[:, 0]
-                chosen = tf.where(tf.constant(targets == 1), p, 1.0 - p)
-            else:
-                chosen = tf.gather(probs, targets, axis=1, batch_dims=1)
-        grads = tape.gradient(chosen, inputs).numpy()
-        return np.abs((grads * x).sum(axis=-1))
+    """`saliency`, `smoothgrad` and `gradcam` through tf-keras-vis (TensorFlow backend)."""
     if method in ("saliency", "smoothgrad"):
         from tf_keras_vis.saliency import Saliency
 

@@ -20,6 +20,7 @@ probability for a mutant:
 Padding positions are not mutated and score 0.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -36,8 +37,6 @@ def forward_function(model, length, batch_size=None):
     (jitted on JAX); there a batch shorter than `batch_size` is padded to it,
     so that JAX compiles one shape, and the padding rows are dropped.
     """
-    import keras
-
     if keras.backend.backend() == "tensorflow":
         return tf.function(
             lambda x: model(x, training=False),
