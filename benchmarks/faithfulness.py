@@ -37,15 +37,21 @@ default before the window: own logits only; the `faithful` rows of results
 written before 2026-11-26 are this configuration), `faithful_hard`,
 `faithful_exp` (exponential stem activation), `motif` (the `motif` preset:
 the 9-nt window mean alone), `faithful_half` / `faithful_third` (the loss on
-half / a third of each batch), `faithful_w15` / `faithful_w1` / `faithful_w05`
-(faithfulness loss weight 1.5 / 1 / 0.5 instead of 2), `cnn`.
+half / a third of each batch), `faithful_w2` (faithfulness loss weight 2: the
+default until 2026-11-27; the `faithful` rows of results written before then
+are this configuration), `faithful_w15` (weight 1.5: the default since
+2026-11-27, kept so that those runs can be repeated), `faithful_w1` /
+`faithful_w05` (weight 1 / 0.5), `cnn`.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
     python benchmarks/faithfulness.py --datasets planted --variants paper faithful cnn --seeds 0
     python benchmarks/faithfulness.py --finished-only ...  # summarize the finished runs only
 
-Runs are resumable (each finished run leaves `row.json`). Writes
+Runs are resumable (each finished run leaves `row.json`). A finished run is
+reused only if its trained model's options (read from its `model.keras`) are
+still the variant's: a run of `--work` trained under an older default is
+refused with a message, not mixed into the table. Writes
 `benchmarks/results/faithfulness/{faithfulness.json,faithfulness.md,runs.csv,tradeoff.png}`.
 """
 
@@ -82,6 +88,7 @@ VARIANTS = {
     "motif": ("attngen", "motif", {}),
     "faithful_half": ("attngen", "faithful", {"faithfulness_batch_fraction": 0.5}),
     "faithful_third": ("attngen", "faithful", {"faithfulness_batch_fraction": 1 / 3}),
+    "faithful_w2": ("attngen", "faithful", {"faithfulness_weight": 2.0}),
     "faithful_w15": ("attngen", "faithful", {"faithfulness_weight": 1.5}),
     "faithful_w1": ("attngen", "faithful", {"faithfulness_weight": 1.0}),
     "faithful_w05": ("attngen", "faithful", {"faithfulness_weight": 0.5}),
@@ -217,6 +224,45 @@ def _localization(model, record, split, truth, method, n):
     return {"planted_auroc": found["auroc"], "planted_auprc": found["auprc"]}
 
 
+def variant_options(variant):
+    """The model options a variant trains with today (empty for the CNN)."""
+    from attngen_keras.models.classifiers import PRESETS
+
+    model, preset, attention = VARIANTS[variant]
+    return {**PRESETS[preset], **attention} if model == "attngen" else {}
+
+
+def trained_options(run):
+    """The options stored in a trained run's `model.keras` (its `config.json`; no TensorFlow).
+
+    `{}` when the run kept no `model.keras` (a row written by hand): nothing to check.
+    """
+    import zipfile
+
+    path = Path(run) / "model.keras"
+    if not path.exists():
+        return {}
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))["config"]
+
+
+def stale_options(variant, run):
+    """`key: trained -> today` for every option where a finished run differs from its variant."""
+    trained = trained_options(run)
+    stale = []
+    for key, value in variant_options(variant).items():
+        if key not in trained:
+            continue  # an option added after the run was trained: its default then applied
+        same = (
+            np.isclose(float(value), float(trained[key]))
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else value == trained[key]
+        )
+        if not same:
+            stale.append(f"{key}: {trained[key]!r} -> {value!r}")
+    return stale
+
+
 def run_all(selected, variants, seeds, work, n, finished_only=False):
     rows = []
     for dataset in selected:
@@ -225,6 +271,12 @@ def run_all(selected, variants, seeds, work, n, finished_only=False):
                 out = Path(work) / dataset.name / f"{variant}_s{seed}"
                 row_path = out / ROW_FILE
                 if row_path.exists():
+                    stale = stale_options(variant, out)
+                    if stale:
+                        raise SystemExit(
+                            f"error: {out} was trained with other options than the variant "
+                            f"{variant!r} has now ({'; '.join(stale)}): use another --work"
+                        )
                     rows.append(json.loads(row_path.read_text()))
                     continue
                 if finished_only:
@@ -290,23 +342,23 @@ def plot_tradeoff(summary, path):
     """Deletion@20% (x, lower = more faithful) vs sufficiency@20% (y), one point per run group."""
     from attngen_keras.plotting import plt, save_figure
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(7, 5.5))
     markers = dict(zip(summary["dataset"].unique(), "osD^v"))
+    placed = []  # points already labelled: a label near one of them goes below the others
     for _, row in summary.iterrows():
-        ax.scatter(
-            row["deletion_top_mean"],
-            row["sufficiency_top_mean"],
-            marker=markers[row["dataset"]],
-            s=50,
-        )
-        ax.annotate(f"{row['variant']} ({row['dataset']})", (row["deletion_top_mean"], row["sufficiency_top_mean"]),
-                    fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        x, y = row["deletion_top_mean"], row["sufficiency_top_mean"]
+        ax.scatter(x, y, marker=markers[row["dataset"]], s=50)
+        near = sum(abs(x - px) < 0.03 and abs(y - py) < 0.015 for px, py in placed)
+        placed.append((x, y))
+        ax.annotate(f"{row['variant']} ({row['dataset']})", (x, y), fontsize=7,
+                    xytext=(3, 3 - 9 * near), textcoords="offset points")  # fmt: skip
     ax.axvline(0.65, color="tab:red", linestyle=":", label="goal: deletion@20% <= 0.65")
     ax.axhline(0.90, color="tab:green", linestyle=":", label="goal: sufficiency@20% >= 0.90")
     ax.set_xlabel("accuracy with the top 20% (own ranking) replaced by N")
     ax.set_ylabel("accuracy with only the top 20% kept")
     ax.set_title("faithfulness of each variant's own ranking (N replacement)")
-    return save_figure(fig, ax, path)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: no label under it
+    return save_figure(fig, ax, path, legend=False)
 
 
 def main(argv=None):

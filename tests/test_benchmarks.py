@@ -277,6 +277,34 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
         faithfulness.run_all([dataset], ["paper"], [0, 1], tmp_path, 10)
 
 
+def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_path):
+    import zipfile
+
+    from attngen_keras.models.classifiers import PRESETS
+
+    run = tmp_path / "d" / "faithful_s0"
+    run.mkdir(parents=True)
+    row = {"dataset": "d", "variant": "faithful", "seed": 0, "test_accuracy": 0.9}
+    (run / faithfulness.ROW_FILE).write_text(json.dumps(row))
+    dataset = faithfulness.Dataset("d", ["unused.csv"], epochs=1)
+
+    def write_model(**options):
+        config = {"class_name": "AttnGen", "config": {**PRESETS["faithful"], **options}}
+        with zipfile.ZipFile(run / "model.keras", "w") as archive:
+            archive.writestr("config.json", json.dumps(config))
+
+    write_model(seed=0)  # today's default: the row is reused
+    frame = faithfulness.run_all([dataset], ["faithful"], [0], tmp_path, 10, True)
+    assert frame.to_dict("records") == [row]
+    old_weight = PRESETS["faithful"]["faithfulness_weight"] + 0.5
+    write_model(faithfulness_weight=old_weight)
+    with pytest.raises(SystemExit, match=rf"faithful_s0 .*faithfulness_weight: {old_weight}"):
+        faithfulness.run_all([dataset], ["faithful"], [0], tmp_path, 10, True)
+    write_model(faithfulness_weight=2.0)  # the default until 2026-11-27 is its own variant
+    assert faithfulness.stale_options("faithful_w2", run) == []
+    assert "attention_window_weight: 0.75 -> 1.0" in faithfulness.stale_options("motif", run)
+
+
 rank_profile = _load("planted_rank_profile")
 
 
