@@ -398,3 +398,19 @@ def test_masking_schedule_ramps_the_faithfulness_loss():
     model.faithfulness_scale.assign(1.0)
     assert float(model.compute_loss(x, y, model(x), training=True)) > plain
     model.load_own_variables({})  # a file saved before the variable existed
+
+
+def test_cli_help_states_each_presets_faithfulness_weight():
+    import argparse
+
+    from attngen_keras.cli import _parser
+
+    subcommands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    option = next(
+        a
+        for a in subcommands.choices["train"]._actions
+        if "--faithfulness-weight" in a.option_strings
+    )
+    weight = {name: PRESETS[name]["faithfulness_weight"] for name in PRESETS}
+    assert weight["faithful"] == weight["motif"]
+    assert f"faithful and motif: {weight['faithful']:g}, paper: {weight['paper']:g})" in option.help
