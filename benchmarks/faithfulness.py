@@ -33,15 +33,18 @@ at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
 `faithful` (the default: attention on nucleotides + faithfulness loss, each
 logit a quarter its own and three quarters its 9-nt window mean), `faithful_nowindow` (the
-default before the window: own logits only; the `faithful` rows of results
-written before 2026-11-26 are this configuration), `faithful_hard`,
+default before the window: own logits only, loss weight 2; the `faithful`
+rows of results written before 2026-11-26 are this configuration), `faithful_hard`,
 `faithful_exp` (exponential stem activation), `motif` (the `motif` preset:
 the 9-nt window mean alone), `faithful_half` / `faithful_third` (the loss on
 half / a third of each batch), `faithful_w2` (faithfulness loss weight 2: the
-default until 2026-11-27; the `faithful` rows of results written before then
-are this configuration), `faithful_w15` (weight 1.5: the default since
+default from 2026-11-26 to 2026-11-27; the `faithful` rows of results written
+in that time are this configuration), `faithful_w15` (weight 1.5: the default since
 2026-11-27, kept so that those runs can be repeated), `faithful_w1` /
-`faithful_w05` (weight 1 / 0.5), `cnn`.
+`faithful_w05` (weight 1 / 0.5), `cnn`. The variants defined as the default
+with one option changed (`faithful_hard`, `faithful_exp`, `faithful_half`,
+`faithful_third`, `motif`) follow the default's loss weight: their results
+written before 2026-11-27 were trained at weight 2.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)
@@ -82,7 +85,11 @@ VARIANTS = {
     "nucleotides": ("attngen", "faithful", {"faithfulness_weight": 0.0}),
     "faithful_features": ("attngen", "paper", {"faithfulness_weight": 2.0}),
     "faithful": ("attngen", "faithful", {}),
-    "faithful_nowindow": ("attngen", "faithful", {"attention_window": 1}),
+    "faithful_nowindow": (
+        "attngen",
+        "faithful",
+        {"attention_window": 1, "faithfulness_weight": 2.0},
+    ),
     "faithful_hard": ("attngen", "faithful", {"inference": "hard"}),
     "faithful_exp": ("attngen", "faithful", {"stem_activation": "exponential"}),
     "motif": ("attngen", "motif", {}),
@@ -235,32 +242,64 @@ def variant_options(variant):
 def trained_options(run):
     """The options stored in a trained run's `model.keras` (its `config.json`; no TensorFlow).
 
-    `{}` when the run kept no `model.keras` (a row written by hand): nothing to check.
+    `None` when the run kept no `model.keras` (a row written by hand): nothing to check.
     """
     import zipfile
 
     path = Path(run) / "model.keras"
     if not path.exists():
-        return {}
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("config.json"))["config"]
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))["config"]
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise SystemExit(f"error: {path}: not a readable Keras model file ({error})") from None
+
+
+def _same(today, trained):
+    if isinstance(today, (int, float)) and not isinstance(today, bool):
+        return isinstance(trained, (int, float)) and bool(np.isclose(today, trained))
+    return today == trained
 
 
 def stale_options(variant, run):
-    """`key: trained -> today` for every option where a finished run differs from its variant."""
+    """`key: trained -> today` for every option where a trained run differs from its variant.
+
+    An option missing from an older `model.keras` had the `AttnGen` constructor's
+    default then (options are only ever added with the old behaviour as default).
+    """
+    import inspect
+
+    from attngen_keras.models.classifiers import AttnGen
+
+    today = variant_options(variant)
     trained = trained_options(run)
+    if not today or trained is None:
+        return []  # the CNN has no variant options; a hand-written row has no model to read
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(AttnGen.__init__).parameters.items()
+    }
     stale = []
-    for key, value in variant_options(variant).items():
-        if key not in trained:
-            continue  # an option added after the run was trained: its default then applied
-        same = (
-            np.isclose(float(value), float(trained[key]))
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            else value == trained[key]
-        )
-        if not same:
-            stale.append(f"{key}: {trained[key]!r} -> {value!r}")
+    for key, value in today.items():
+        was = trained.get(key, defaults.get(key))
+        if key == "attention_window_weight" and today.get("attention_window") == 1 == (
+            trained.get("attention_window", defaults["attention_window"])
+        ):
+            continue  # a window of one position is the own logit, whatever the weight
+        if not _same(value, was):
+            stale.append(f"{key}: {was!r} -> {value!r}")
     return stale
+
+
+def _refuse_stale(variant, out):
+    stale = stale_options(variant, out)
+    if stale:
+        raise SystemExit(
+            f"error: {out} was trained with other options than the variant {variant!r} has "
+            f"now ({'; '.join(stale)}): use another --work, or file the run under the "
+            "variant it was trained as"
+        )
 
 
 def run_all(selected, variants, seeds, work, n, finished_only=False):
@@ -270,13 +309,8 @@ def run_all(selected, variants, seeds, work, n, finished_only=False):
             for seed in seeds:
                 out = Path(work) / dataset.name / f"{variant}_s{seed}"
                 row_path = out / ROW_FILE
+                _refuse_stale(variant, out)  # a finished run, or one whose scoring was cut short
                 if row_path.exists():
-                    stale = stale_options(variant, out)
-                    if stale:
-                        raise SystemExit(
-                            f"error: {out} was trained with other options than the variant "
-                            f"{variant!r} has now ({'; '.join(stale)}): use another --work"
-                        )
                     rows.append(json.loads(row_path.read_text()))
                     continue
                 if finished_only:
@@ -357,7 +391,9 @@ def plot_tradeoff(summary, path):
     ax.set_xlabel("accuracy with the top 20% (own ranking) replaced by N")
     ax.set_ylabel("accuracy with only the top 20% kept")
     ax.set_title("faithfulness of each variant's own ranking (N replacement)")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: no label under it
+    ax.legend(
+        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2
+    )  # below: no label under it
     return save_figure(fig, ax, path, legend=False)
 
 

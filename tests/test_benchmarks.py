@@ -278,6 +278,7 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
 
 
 def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_path):
+    import re
     import zipfile
 
     from attngen_keras.models.classifiers import PRESETS
@@ -288,21 +289,34 @@ def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_
     (run / faithfulness.ROW_FILE).write_text(json.dumps(row))
     dataset = faithfulness.Dataset("d", ["unused.csv"], epochs=1)
 
-    def write_model(**options):
-        config = {"class_name": "AttnGen", "config": {**PRESETS["faithful"], **options}}
+    def write_model(drop=(), **options):
+        config = {**PRESETS["faithful"], **options}
+        config = {key: value for key, value in config.items() if key not in drop}
         with zipfile.ZipFile(run / "model.keras", "w") as archive:
-            archive.writestr("config.json", json.dumps(config))
+            archive.writestr("config.json", json.dumps({"class_name": "AttnGen", "config": config}))
 
-    write_model(seed=0)  # today's default: the row is reused
-    frame = faithfulness.run_all([dataset], ["faithful"], [0], tmp_path, 10, True)
-    assert frame.to_dict("records") == [row]
-    old_weight = PRESETS["faithful"]["faithfulness_weight"] + 0.5
-    write_model(faithfulness_weight=old_weight)
-    with pytest.raises(SystemExit, match=rf"faithful_s0 .*faithfulness_weight: {old_weight}"):
-        faithfulness.run_all([dataset], ["faithful"], [0], tmp_path, 10, True)
+    def summarized(variant="faithful"):
+        return faithfulness.run_all([dataset], [variant], [0], tmp_path, 10, finished_only=True)
+
+    assert summarized().to_dict("records") == [row]  # no model.keras (a row by hand): reused
+    write_model(seed=0)  # today's default: reused
+    assert summarized().to_dict("records") == [row]
+    today = PRESETS["faithful"]["faithfulness_weight"]
+    old = today + 0.5
+    write_model(faithfulness_weight=old)
+    with pytest.raises(SystemExit, match=re.escape(f"faithfulness_weight: {old} -> {today}")):
+        summarized()
     write_model(faithfulness_weight=2.0)  # the default until 2026-11-27 is its own variant
     assert faithfulness.stale_options("faithful_w2", run) == []
-    assert "attention_window_weight: 0.75 -> 1.0" in faithfulness.stale_options("motif", run)
+    assert faithfulness.stale_options("cnn", run) == []  # a CNN has no variant options
+    assert "inference: 'soft' -> 'hard'" in faithfulness.stale_options("faithful_hard", run)
+    # an option older runs did not store: the constructor's default applied then (no window)
+    write_model(drop=("attention_window", "attention_window_weight"), faithfulness_weight=2.0)
+    assert faithfulness.stale_options("faithful_nowindow", run) == []
+    assert "attention_window: 1 -> 9" in faithfulness.stale_options("faithful_w2", run)
+    (run / "model.keras").write_text("not a zip")
+    with pytest.raises(SystemExit, match="not a readable Keras model file"):
+        summarized()
 
 
 rank_profile = _load("planted_rank_profile")
