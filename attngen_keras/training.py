@@ -31,6 +31,7 @@ from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
 from attngen_keras.files import check_output_file, read_json, unique_path, write_json_atomic
 from attngen_keras.models import build_model, compile_classifier
+from attngen_keras.models.classifiers import AttnGen
 from attngen_keras.plotting import plot_training_curves
 
 CONFIG_FILE = "config.json"
@@ -435,6 +436,36 @@ def data_fingerprint(dataset):
     return result
 
 
+def model_options(model):
+    """Every option an AttnGen was built with (its `get_config`, JSON types); `None` for other models.
+
+    Stored in the run's `config.json` as `model_options`: a preset names options
+    whose defaults may change between versions, and a run must resume with the
+    options it started with.
+    """
+    if not isinstance(model, AttnGen):
+        return None
+    return json.loads(json.dumps(model.get_config()))
+
+
+def _as_started(model, out):
+    """`model`, or the model the run in `out` started with when this version's preset differs.
+
+    Runs written before `model_options` was stored resume with today's options.
+    """
+    started = read_json(out / CONFIG_FILE, "run configuration").get("model_options")
+    now = model_options(model)
+    if started is None or now is None or started == now:
+        return model
+    changed = "; ".join(
+        f"{key}: {started.get(key)!r} (now {now.get(key)!r})"
+        for key in sorted(set(started) | set(now))
+        if started.get(key) != now.get(key)
+    )
+    print(f"{out}: resuming with the options this run started with ({changed})", file=sys.stderr)
+    return AttnGen.from_config(started)
+
+
 def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, fingerprint=None):
     """Trains in `out` (a run directory, or the staging one of `final_out`) and writes the run files."""
     if config.deterministic:
@@ -455,12 +486,6 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
             "keras": keras.__version__,
         },
     )
-    if state == "new":
-        # The resolved length is part of the identity; store what the user asked.
-        write_json_atomic(out / CONFIG_FILE, {**record, "length": config.length})
-    if state == "new" or not (out / DATASET_FILE).exists():
-        write_json_atomic(out / DATASET_FILE, record)
-
     has_val = "val" in dataset.splits
     strategy = _strategy(config.strategy)
     with strategy.scope():
@@ -470,7 +495,15 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
                 mask_fraction=0.0, preset=config.preset, seed=config.seed, **config.attention
             )
         model = build_model(config.model, dataset.length, dataset.num_classes, **kwargs)
+        if state != "new":
+            model = _as_started(model, out)
         compile_classifier(model, dataset.num_classes, config.learning_rate, config.jit_compile)
+    record["model_options"] = model_options(model)
+    if state == "new":
+        # The resolved length is part of the identity; store what the user asked.
+        write_json_atomic(out / CONFIG_FILE, {**record, "length": config.length})
+    if state == "new" or not (out / DATASET_FILE).exists():
+        write_json_atomic(out / DATASET_FILE, record)
 
     train_split = dataset["train"]
     full_pass = -(-len(train_split) // config.batch_size)

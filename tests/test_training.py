@@ -1,6 +1,7 @@
 """End-to-end training on planted-motif data, run directories and resume."""
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -87,7 +88,9 @@ def test_attngen_learns_planted_motif_and_writes_run_dir(motif_csv, tmp_path):
     assert again["loss"] == pytest.approx(written["test"]["loss"], rel=1e-4)
 
 
-def test_interrupted_run_resumes_from_last_epoch(small_csv, tmp_path):
+def test_interrupted_run_resumes_from_last_epoch(small_csv, tmp_path, monkeypatch, capsys):
+    from attngen_keras.models.classifiers import PRESETS
+
     out = tmp_path / "run"
     config = TrainConfig(data=[small_csv], out=str(out), epochs=5, batch_size=64,
                          warmup_epochs=2, patience=0, model="attngen")  # fmt: skip
@@ -95,9 +98,18 @@ def test_interrupted_run_resumes_from_last_epoch(small_csv, tmp_path):
         train(config, verbose=0, callbacks=[_Interrupt(at_epoch=2)])
     assert not (out / "metrics.json").exists()
     assert len(pd.read_csv(out / "history.csv")) == 3
+    started = json.loads((out / "config.json").read_text())["model_options"]
+    weight = PRESETS["faithful"]["faithfulness_weight"]
+    assert started["faithfulness_weight"] == weight and started["mask_on"] == "nucleotides"
+    # a newer version changes the preset's default: the run resumes as it started
+    monkeypatch.setitem(PRESETS["faithful"], "faithfulness_weight", weight + 1.0)
     recorder = _EpochRecorder()
     metrics = train(config, verbose=0, callbacks=[recorder])
     assert recorder.epochs == [3, 4]  # resumed after the 3 completed epochs
+    assert f"faithfulness_weight: {weight!r} (now {weight + 1.0!r})" in capsys.readouterr().err
+    with zipfile.ZipFile(out / "model.keras") as archive:
+        saved = json.loads(archive.read("config.json"))["config"]
+    assert saved["faithfulness_weight"] == weight
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(history["mask_fraction"], [0, 0.075, 0.15, 0.15, 0.15])
