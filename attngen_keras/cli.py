@@ -427,7 +427,10 @@ def _parser():
     variants.add_argument(
         "--both-strands", action="store_true", help="average each window and its reverse complement"
     )
-    variants.add_argument("--batch-size", type=_positive_int, default=256)
+    variants.add_argument(
+        "--batch-size", type=_positive_int, default=512,
+        help="alleles per model call (each a REF and an ALT window) and per Beam task",
+    )  # fmt: skip
     variants.add_argument("--runner", choices=["local", "beam"], default="local")
     variants.add_argument(
         "--beam-option", action="append", default=[], metavar="OPT",

@@ -16,7 +16,10 @@
    `saliency`: how it was before `predict_with_saliency`; alternating, best
    of 2 each) and against the
    model alone on the same REF and ALT windows, built beforehand (the bound
-   for this model on this machine).
+   for this model on this machine); and the compute bound: the model's
+   float ops per window (TF profiler count of the inference graph) against
+   this machine's fp32 matmul peak, i.e. the share of that peak the goal
+   would need.
 
 The model is AttnGen (the faithful default, 200 nt, 2 classes) built with
 random weights and exported as a SavedModel: speed and memory do not depend
@@ -209,7 +212,12 @@ def beam(model, piece, work, stride):
 def variants(model, work, count, seed=0):
     from attngen_keras.genome.reference import open_fasta, random_access_path
     from attngen_keras.genome.scoring import Scorer
-    from attngen_keras.genome.variants import _windows, read_alleles, score_variants
+    from attngen_keras.genome.variants import (
+        DEFAULT_BATCH_SIZE,
+        _windows,
+        read_alleles,
+        score_variants,
+    )
 
     plain = work / "umaydis.fa"
     with gzip.open(FUNGUS, "rb") as source, open(plain, "wb") as target:
@@ -261,8 +269,9 @@ def variants(model, work, count, seed=0):
     built = [_windows(fasta, sizes, allele, one_pass.length) for allele in alleles]
     windows = [w for b in built if b[0] is not None for w in b[:2]]
     start = time.perf_counter()
-    for k in range(0, len(windows), 512):
-        one_pass.probabilities_and_importance(windows[k : k + 512])
+    per_call = 2 * DEFAULT_BATCH_SIZE  # the tool's model calls: REF and ALT windows of a batch
+    for k in range(0, len(windows), per_call):
+        one_pass.probabilities_and_importance(windows[k : k + per_call])
     model_s = time.perf_counter() - start
     best = out["one_pass_s"]
     return {"alleles": summary["alleles"], "scored": summary["scored"], "seconds": best,
@@ -271,6 +280,34 @@ def variants(model, work, count, seed=0):
             "two_signatures_variants_per_s": summary["alleles"] / out["two_signatures_s"],
             "model_only_s": model_s, "model_only_windows_per_s": len(windows) / model_s,
             "model_only_variants_per_s": summary["alleles"] / model_s}  # fmt: skip
+
+
+def inference_flops_per_window(length=200):
+    """Float ops of one inference forward pass of the benchmark's model on one window (TF profiler)."""
+    import tensorflow as tf
+
+    from attngen_keras.models import build_model
+
+    model = build_model("attngen", length, 2)
+    forward = tf.function(lambda x: model(x, training=False))
+    graph = forward.get_concrete_function(tf.TensorSpec((1, length, 4), tf.float32)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def compute_bound(variants_result):
+    """What the variants goal asks of this machine: GFLOP/s needed vs the fp32 matmul peak."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from speed import matmul_peak_gflops
+
+    flops = inference_flops_per_window()
+    peak = matmul_peak_gflops()
+    needed = 2 * GOALS["variants_per_s"] * flops / 1e9  # both alleles: two windows a variant
+    achieved = variants_result["model_only_windows_per_s"] * flops / 1e9
+    return {"flops_per_window": flops, "matmul_peak_gflops": peak,
+            "goal_gflops": needed, "goal_fraction_of_peak": needed / peak,
+            "model_only_gflops": achieved, "model_only_fraction_of_peak": achieved / peak}  # fmt: skip
 
 
 def table(results):
@@ -304,11 +341,21 @@ def table(results):
 def _variant_references(v):
     if "model_only_variants_per_s" not in v:  # a result file from before these references
         return ""
-    return (
+    text = (
         f"; before the one-pass signature {v['two_signatures_variants_per_s']:,.0f}/s; the model "
         f"alone on the same windows {v['model_only_windows_per_s']:,.0f} windows/s = "
         f"{v['model_only_variants_per_s']:,.0f} variants/s"
     )
+    bound = v.get("compute_bound")
+    if bound:
+        text += (
+            f"; the goal needs {bound['goal_gflops']:.0f} GFLOP/s "
+            f"({bound['flops_per_window'] / 1e6:.1f} MFLOP a window), "
+            f"{bound['goal_fraction_of_peak']:.0%} of this machine's "
+            f"{bound['matmul_peak_gflops']:.0f} GFLOP/s fp32 matmul peak (the model alone: "
+            f"{bound['model_only_fraction_of_peak']:.0%})"
+        )
+    return text
 
 
 def _saver(args, results):
@@ -374,6 +421,13 @@ def main():
     save()
     count = 3_000 if args.quick else 20_000
     results["variants"] = {} if "variants" in args.skip else variants(model, work, count)
+    if results["variants"]:
+        results["variants"]["compute_bound"] = compute_bound(results["variants"])
+        bound = results["variants"]["compute_bound"]
+        log(f"compute bound: {bound['flops_per_window'] / 1e6:.1f} MFLOP a window; the goal needs "
+            f"{bound['goal_gflops']:.0f} GFLOP/s = {bound['goal_fraction_of_peak']:.0%} of the "
+            f"{bound['matmul_peak_gflops']:.0f} GFLOP/s matmul peak; the model alone reaches "
+            f"{bound['model_only_fraction_of_peak']:.0%}")  # fmt: skip
     results["machine"]["load_avg_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "genome_quick" if args.quick else "genome"

@@ -236,3 +236,11 @@ def test_one_forward_pass_scores_as_the_two_signatures(
     for one, two in zip(*tables):
         for column in ("p_ref", "p_alt", "delta", "importance_ref", "importance_alt"):
             assert float(one[column]) == pytest.approx(float(two[column]), rel=1e-5, abs=2e-6)
+
+
+def test_cli_batch_size_default_is_the_library_default():
+    from attngen_keras.cli import _parser
+    from attngen_keras.genome.variants import DEFAULT_BATCH_SIZE
+
+    args = _parser().parse_args(["variants", "m", "--vcf", "v", "--fasta", "f", "--out", "o"])
+    assert args.batch_size == DEFAULT_BATCH_SIZE
