@@ -31,10 +31,19 @@ Sections (all on `human_or_fungus` from ../shared/data unless noted):
    phase; the steady training step time is compared with the smallest
    size's, measured in the same run.
 
+8. scale from FASTA per class (`--scale-fasta`, needs no shared data): for
+   each size, the same sequences as two FASTA files (`pos.fa`, `neg.fa`),
+   then in fresh child processes the cache build (`load_dataset`) streamed
+   into memory-mapped splits against the in-memory reader (the only reader
+   before; skipped above `--in-memory-max`), each with its peak RSS and
+   seconds.
+
     python benchmarks/speed.py            # everything (about 15 min on 2 cores)
     python benchmarks/speed.py --quick    # smaller scales and fewer repeats
     python benchmarks/speed.py --scale-csv --sizes 10000 100000 2000000 10000000 \
         --workdir /tmp/scale              # section 7 only (CSVs deleted after)
+    python benchmarks/speed.py --scale-fasta --sizes 100000 2000000 10000000
+                                          # section 8 only (benchmarks/results/speed_scale/fasta.json)
 
 Prints Markdown tables, writes benchmarks/results/speed.json (quick:
 speed_quick.json) and benchmarks/results/speed/*.png. Linux only (reads
@@ -665,6 +674,96 @@ def scale_csv_section(work, sizes, steps, validation_steps, evaluation_batches):
             "evaluation_batches": evaluation_batches, "length": SCALE_LENGTH}  # fmt: skip
 
 
+def write_scale_fasta(folder, n, length=SCALE_LENGTH, seed=0, block=500_000):
+    """The sequences of `write_scale_csv(n, seed)` as two FASTA files, `pos.fa` and `neg.fa`."""
+    csv = folder / "rows.csv"
+    write_scale_csv(csv, n, length, seed, block)
+    counts = {"pos": 0, "neg": 0}
+    with (
+        open(csv, "rb") as rows,
+        open(folder / "pos.fa", "wb") as pos,
+        open(folder / "neg.fa", "wb") as neg,
+    ):
+        rows.readline()
+        for line in rows:
+            label = line[length + 1 : length + 4].decode()
+            counts[label] += 1
+            (pos if label == "pos" else neg).write(
+                b">%s%d\n%s\n" % (label.encode(), counts[label], line[:length])
+            )
+    csv.unlink()
+    return [str(folder / "pos.fa"), str(folder / "neg.fa")]
+
+
+def scale_fasta_section(work, sizes, in_memory_max):
+    print("## 8. scale from FASTA per class: cache build", flush=True)
+    rows = []
+    for size in sizes:
+        folder = work / f"fasta_{size}"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            files = write_scale_fasta(folder, size, seed=size)
+            fasta_bytes = sum(Path(f).stat().st_size for f in files)
+            row = {"sequences": size, "fasta_gib": fasta_bytes / 2**30}
+            modes = [("streamed", True)] + ([("in_memory", False)] if size <= in_memory_max else [])
+            for name, memory_map in modes:
+                build = run_child("fasta_cache_build", data=files, cache=str(folder / f"cache_{name}"),
+                                  memory_map=memory_map)  # fmt: skip
+                row[name] = build
+                print(f"  {size:,} ({row['fasta_gib']:.2f} GiB), {name}: {build['seconds']:.1f} s, "
+                      f"peak {build['peak_rss_gib']:.2f} GiB", flush=True)  # fmt: skip
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        rows.append(row)
+    return {"sizes": rows, "length": SCALE_LENGTH, "in_memory_max": in_memory_max}
+
+
+def report_scale_fasta(results):
+    section = results["scale_fasta"]
+    lines = [
+        "Machine: {cpu}, {cores} cores, {memory_gib} GiB; TensorFlow {tensorflow}, Keras {keras}, "
+        "CPU only.".format(**results["machine"]),
+        "",
+        f"Cache build (`load_dataset`) of two FASTA files (`pos.fa`, `neg.fa`) of {section['length']}-nt "
+        "sequences, each in a fresh process: streamed into memory-mapped splits vs the in-memory reader.",
+        "",
+        "| sequences | FASTA | streamed: seconds / peak RSS | in memory: seconds / peak RSS |",
+        "|---|---|---|---|",
+    ]
+    for row in section["sizes"]:
+        streamed = row["streamed"]
+        memory = row.get("in_memory")
+        other = (
+            f"{memory['seconds']:.1f} s / {memory['peak_rss_gib']:.2f} GiB" if memory else "not run"
+        )
+        lines.append(
+            f"| {row['sequences']:,} | {row['fasta_gib']:.2f} GiB | {streamed['seconds']:.1f} s / "
+            f"**{streamed['peak_rss_gib']:.2f} GiB** | {other} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main_scale_fasta(args):
+    sizes = args.sizes or [100_000, 2_000_000, 10_000_000]
+    out = Path(args.out or RESULTS / "speed_scale" / "fasta.json")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="attngen_scale_fasta_"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        results = {"machine": machine()}
+        results["scale_fasta"] = scale_fasta_section(work, sizes, args.in_memory_max)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results["wall_seconds"] = time.perf_counter() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    table = report_scale_fasta(results)
+    out.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
 def plot_scale_csv(section, out, before=None):
     from attngen_keras.plotting import plt, save_figure
 
@@ -802,6 +901,18 @@ def child_csv_cache_build(spec):
             "sequences": sum(len(s) for s in dataset.splits.values())}  # fmt: skip
 
 
+def child_fasta_cache_build(spec):
+    from attngen_keras.data import load_dataset
+    from attngen_keras.data.cache import is_memory_mapped
+
+    start = time.perf_counter()
+    dataset = load_dataset(spec["data"], cache_dir=spec["cache"], show_progress=False,
+                           memory_map=spec["memory_map"])  # fmt: skip
+    return {"seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(),
+            "memory_mapped": is_memory_mapped(dataset["train"].tokens),
+            "sequences": sum(len(s) for s in dataset.splits.values())}  # fmt: skip
+
+
 def child_csv_train(spec):
     """`attngen train` (`training.train`) on the cached CSV, timed by phase.
 
@@ -877,6 +988,7 @@ def _is_mapped_cache(cache):
 
 CHILDREN = {
     "csv_cache_build": child_csv_cache_build,
+    "fasta_cache_build": child_fasta_cache_build,
     "csv_train": child_csv_train,
     "cache_build": child_cache_build,
     "train_epoch": child_train_epoch,
@@ -1037,6 +1149,14 @@ def main(argv=None):
         "--append", action="store_true",
         help="section 7: merge into an existing --out JSON (its other sizes are kept)",
     )  # fmt: skip
+    parser.add_argument(
+        "--scale-fasta", action="store_true",
+        help="only section 8 (cache build from FASTA per class) at --sizes (default 100000 2000000 10000000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--in-memory-max", type=int, default=2_000_000,
+        help="section 8: largest size also built with the in-memory reader",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -1045,6 +1165,8 @@ def main(argv=None):
         return
     if args.scale_csv:
         return main_scale_csv(args)
+    if args.scale_fasta:
+        return main_scale_fasta(args)
     if not INTERVALS.exists():
         sys.exit(f"needs {INTERVALS} and {REFERENCES} (see ../shared/data/README.md)")
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])

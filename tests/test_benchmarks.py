@@ -169,6 +169,26 @@ def test_genome_windows_are_real_n_free_and_of_both_classes(tmp_path, monkeypatc
         assert len(set(sequences)) == 30
 
 
+def test_scale_fasta_files_hold_the_csv_rows_by_class_and_the_report_reads_them(tmp_path):
+    speed.write_scale_csv(tmp_path / "rows.csv", 300, length=40, seed=5)
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    files = speed.write_scale_fasta(tmp_path, 300, length=40, seed=5)
+    assert not (tmp_path / "rows.csv").exists()  # the intermediate CSV is removed
+    for path, label in zip(files, ("pos", "neg")):
+        lines = Path(path).read_text().splitlines()
+        assert lines[0] == f">{label}1" and lines[2] == f">{label}2"
+        assert lines[1::2] == rows.loc[rows["label"] == label, "seq"].tolist()
+    machine = {"cpu": "x", "cores": 2, "memory_gib": 1, "tensorflow": "t", "keras": "k"}
+    section = {"length": 40, "in_memory_max": 10, "sizes": [
+        {"sequences": 10, "fasta_gib": 0.5, "streamed": {"seconds": 1.0, "peak_rss_gib": 0.9},
+         "in_memory": {"seconds": 2.0, "peak_rss_gib": 3.0}},
+        {"sequences": 20, "fasta_gib": 1.0, "streamed": {"seconds": 2.0, "peak_rss_gib": 1.0}},
+    ]}  # fmt: skip
+    table = speed.report_scale_fasta({"machine": machine, "scale_fasta": section})
+    assert "| 10 | 0.50 GiB | 1.0 s / **0.90 GiB** | 2.0 s / 3.00 GiB |" in table
+    assert "| 20 | 1.00 GiB | 2.0 s / **1.00 GiB** | not run |" in table
+
+
 def test_time_to_accuracy_warm_up_leaves_the_model_untrained():
     import tensorflow as tf
 

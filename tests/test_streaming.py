@@ -334,3 +334,138 @@ def test_validation_sample_releases_the_pages_it_maps(tmp_path):
     np.testing.assert_array_equal(sample.tokens, split.tokens[chosen])
     assert [str(i) for i in sample.ids] == [f"r{i}" for i in chosen]
     assert grown < 4, f"{grown:.1f} MiB of file pages still mapped"  # unreleased: ~20 MiB
+
+
+def _write_fasta(path, n, prefix, seed, gz=False):
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    records = [
+        f">{prefix}{i} some description\n{''.join(rng.choice(list('ACGTN'), rng.integers(15, 40)))}\n"
+        for i in range(n)
+    ]
+    records[3] = f">\n{records[3].split(chr(10))[1]}\n"  # an empty title: the id is '#4'
+    text = "".join(records)
+    if gz:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("layout", ["files", "named_cropped", "directory", "split_dirs"])
+def test_memory_mapped_fasta_equals_the_in_memory_reader(tmp_path, layout):
+    """FASTA per class is streamed (plain and gzip) into memory-mapped splits equal to the
+    in-memory reader's: same classes, splits, order, tokens, labels and ids."""
+    options = {}
+    if layout == "split_dirs":
+        for split, n in (("train", 150), ("test", 40)):
+            (tmp_path / "d" / split).mkdir(parents=True)
+            _write_fasta(tmp_path / "d" / split / "human.fa", n, "h", seed=n)
+            _write_fasta(tmp_path / "d" / split / "fungus.fa.gz", n - 10, "f", seed=n + 1, gz=True)
+        data = str(tmp_path / "d")
+    else:
+        (tmp_path / "d").mkdir()
+        human = _write_fasta(tmp_path / "d" / "human.fa", 160, "h", seed=1)
+        fungus = _write_fasta(tmp_path / "d" / "fungus.fa.gz", 120, "f", seed=2, gz=True)
+        data = {
+            "files": [human, fungus],
+            "named_cropped": [f"pos={human}", f"neg={fungus}"],
+            "directory": str(tmp_path / "d"),
+        }[layout]
+        if layout == "named_cropped":
+            options = {"length": 25, "crop": "center"}
+    mapped = load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True, **options)
+    plain = load_dataset(data, cache_dir=None, memory_map=False, **options)
+    _same(mapped, plain)
+    assert mapped.kind == plain.kind == "fasta"
+    assert all(cache_lib.is_memory_mapped(split.tokens) for split in mapped.splits.values())
+    assert "#4" in set(np.concatenate([np.asarray(s.ids) for s in mapped.splits.values()]))
+
+
+def test_memory_mapped_fasta_bad_input_is_the_same_one_line_error(tmp_path):
+    import gzip
+
+    good = tmp_path / "good.fa"
+    good.write_text(">g1\nACGT\n>g2\nACGG\n")
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">b1\nACGT\n>b2 x\nACXT\n")
+    cases = {
+        "invalid character 'X'": [str(good), str(bad)],
+        "a single FASTA file has no classes": [str(good)],
+        "given twice": [f"a={good}", f"a={bad}"],
+    }
+    truncated = tmp_path / "cut.fa.gz"
+    truncated.write_bytes(gzip.compress(b">c1\nACGT\n" * 2000)[:-40])
+    cases["corrupt gzip file"] = [str(good), str(truncated)]
+    empty = tmp_path / "empty.fa"
+    empty.write_text("")
+    cases["empty file"] = [str(good), str(empty)]
+    for problem, data in cases.items():
+        with pytest.raises(DataError) as mapped:
+            load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True)
+        with pytest.raises(DataError) as plain:
+            load_dataset(data, cache_dir=None, memory_map=False)
+        assert problem in str(mapped.value), str(mapped.value)
+        if problem != "corrupt gzip file":  # the in-memory reader words zlib's error otherwise
+            assert str(mapped.value) == str(plain.value)
+        else:
+            assert problem in str(plain.value) and str(truncated) in str(mapped.value)
+    with pytest.raises(DataError) as error:
+        load_dataset([str(good), str(bad)], cache_dir=str(tmp_path / "c"), memory_map=True)
+    assert str(bad) in str(error.value) and "record 'b2'" in str(error.value)
+
+
+def test_large_fasta_is_memory_mapped_automatically(tmp_path, monkeypatch):
+    from attngen_keras.data import loading
+
+    human = _write_fasta(tmp_path / "human.fa", 50, "h", seed=3)
+    fungus = _write_fasta(tmp_path / "fungus.fa", 50, "f", seed=4)
+    monkeypatch.setattr(loading, "MEMORY_MAP_MIN_BYTES", 1000)  # the files hold ~3 kB
+    dataset = load_dataset([human, fungus], cache_dir=str(tmp_path / "c"))
+    assert dataset.info.get("memory_mapped") and cache_lib.is_memory_mapped(dataset["train"].tokens)
+    monkeypatch.setattr(loading, "MEMORY_MAP_MIN_BYTES", 10**9)
+    dataset = load_dataset([human, fungus], cache_dir=str(tmp_path / "c2"))
+    assert not cache_lib.is_memory_mapped(dataset["train"].tokens)
+
+
+def test_memory_mapped_fasta_splits_lines_as_the_in_memory_reader(tmp_path):
+    """CRLF is read alike; a lone CR is not a line end in either reader."""
+    rng = np.random.default_rng(7)
+    for name, seed_text in (("a", "CRLF"), ("b", "CR")):
+        records = [f">{name}{i}\r\n{''.join(rng.choice(list('ACGT'), 30))}\r\n" for i in range(30)]
+        if seed_text == "CR":
+            records[0] = f">{name}0\rbc title\n{''.join(rng.choice(list('ACGT'), 30))}\n"
+        (tmp_path / f"{name}.fa").write_bytes("".join(records).encode())
+    data = [str(tmp_path / "a.fa"), str(tmp_path / "b.fa")]
+    mapped = load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True)
+    _same(mapped, load_dataset(data, cache_dir=None, memory_map=False))
+
+
+def test_memory_mapped_loads_warn_of_length_outliers_like_the_in_memory_ones(tmp_path):
+    """A few very long records set the padded length: the same warning from both readers, also
+    when the memory-mapped cache is reused."""
+    rng = np.random.default_rng(8)
+    for name in ("pos", "neg"):
+        lengths = [500 if (name, i) == ("pos", 5) else 30 for i in range(40)]
+        text = "".join(
+            f">{name}{i}\n{''.join(rng.choice(list('ACGT'), k))}\n" for i, k in enumerate(lengths)
+        )
+        (tmp_path / f"{name}.fa").write_text(text)
+    data = [str(tmp_path / "pos.fa"), str(tmp_path / "neg.fa")]
+    with pytest.warns(UserWarning, match="twice the typical length") as plain:
+        load_dataset(data, cache_dir=None, memory_map=False)
+    for _ in range(2):  # built, then reused
+        with pytest.warns(UserWarning, match="twice the typical length") as mapped:
+            load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True)
+        messages = [str(w.message) for w in mapped if "typical length" in str(w.message)]
+        expected = [str(w.message) for w in plain if "typical length" in str(w.message)]
+        assert messages == expected and "record 'pos5'" in messages[0]
+
+
+def test_fasta_chunks_are_bounded_by_bases_as_well_as_records(tmp_path):
+    path = tmp_path / "long.fa"
+    path.write_text("".join(f">r{i}\n{'ACGT' * 250}\n" for i in range(10)))  # 1,000 nt each
+    chunks = list(cache_lib._fasta_chunks(str(path), chunk_records=100, chunk_bases=2_500))
+    assert [len(ids) for ids, _ in chunks] == [3, 3, 3, 1]
+    assert [i for ids, _ in chunks for i in ids] == [f"r{i}" for i in range(10)]

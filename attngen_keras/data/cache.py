@@ -261,7 +261,7 @@ def load_memmap_splits(directory, verify=True):
 
 
 class TableScan:
-    """Records of CSV/TSV files read in chunks: tokens on disk, the rest as small arrays.
+    """Records of CSV/TSV or FASTA files read in chunks: tokens on disk, the rest as small arrays.
 
     Attributes:
         flat: memory-mapped `uint8` tokens of all records, concatenated.
@@ -297,14 +297,8 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
     from attngen_keras.data import readers
 
     by_name = len(paths) > 1
-    labels, split_codes, file_ends = [], [], []
-    ids_path = Path(str(flat_path) + ".ids")
-    offsets = _OffsetWriter(Path(str(flat_path) + ".offsets"))
-    id_offsets = _OffsetWriter(Path(str(flat_path) + ".id_offsets"))
-    label_codes = {}
     with (
-        open(flat_path, "wb") as flat,
-        open(ids_path, "wb") as id_file,
+        _ScanWriter(flat_path) as writer,
         tqdm(
             desc="reading tables", unit=" rows", disable=not show_progress, mininterval=1.0
         ) as bar,
@@ -324,44 +318,160 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
                         )
                     chunk_split = names.map(readers.SPLIT_ALIASES).to_numpy()
                 tokens, chunk_lengths, chunk_labels, chunk_ids = _encode_chunk(chunk, path)
-                flat.write(tokens.tobytes())
-                offsets.add(chunk_lengths)
-                codes = np.fromiter(
-                    (label_codes.setdefault(label, len(label_codes)) for label in chunk_labels),
-                    dtype=np.int32, count=len(chunk_labels),
-                )  # fmt: skip
-                labels.append(codes)
-                where = TableScan.SPLIT_NAMES.index
-                if chunk_split is None:
-                    split_codes.append(np.full(len(chunk), where("all"), np.int8))
-                elif isinstance(chunk_split, str):
-                    split_codes.append(np.full(len(chunk), where(chunk_split), np.int8))
-                else:
-                    split_codes.append(np.array([where(s) for s in chunk_split], np.int8))
-                encoded = [str(i).encode() for i in chunk_ids]
-                id_file.write(b"".join(encoded))
-                id_offsets.add(np.fromiter(map(len, encoded), np.int64, len(encoded)))
+                writer.add(tokens, chunk_lengths, chunk_labels, chunk_ids, chunk_split)
                 rows_in_file += len(chunk)
                 bar.update(len(chunk))
             if rows_in_file == 0:
                 raise DataError("no rows", path)
-            file_ends.append(offsets.count)
-    scan = TableScan()
-    scan.files = [str(p) for p in paths]
-    scan.file_ends = np.array(file_ends)
-    scan.offsets, scan.id_offsets = offsets.close(), id_offsets.close()
-    names = sorted(label_codes)
-    rank = np.zeros(len(names), np.int32)
-    for sorted_code, name in enumerate(names):
-        rank[label_codes[name]] = sorted_code
-    scan.label_names = names
-    scan.labels = np.concatenate(labels)
-    del labels
-    np.take(rank, scan.labels, out=scan.labels)
-    scan.splits = np.concatenate(split_codes)
-    scan.flat = _open_flat(flat_path, scan.offsets[-1])
-    scan.ids_flat = _open_flat(ids_path, scan.id_offsets[-1])
-    return scan
+            writer.end_file(path)
+    return writer.scan
+
+
+def scan_fasta(sources, flat_path, chunk_records=100_000, show_progress=False):
+    """Reads FASTA files as `readers.read_fasta_per_class` does, streaming, in chunks of records.
+
+    Plain or gzip files are read as they are decompressed (never whole in
+    memory); tokens are appended to `flat_path`; memory holds one chunk plus
+    a few bytes per record. Errors are the same `DataError`s as the in-memory
+    reader's.
+
+    Args:
+        sources: `[(split, class_name, path), ...]` in reading order; `split`
+            one of `TableScan.SPLIT_NAMES` (`"all"` for files without splits).
+        flat_path: where the tokens go (with sibling files for ids and offsets).
+        chunk_records: records encoded and written at a time.
+        show_progress: show a progress bar.
+
+    Returns:
+        A `TableScan`.
+    """
+    from tqdm.auto import tqdm
+
+    with (
+        _ScanWriter(flat_path) as writer,
+        tqdm(
+            desc="reading FASTA", unit=" records", disable=not show_progress, mininterval=1.0
+        ) as bar,
+    ):
+        for split, label, path in sources:
+            for ids, tokens in _fasta_chunks(path, chunk_records):
+                lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
+                joined = np.concatenate(tokens) if tokens else np.zeros(0, np.uint8)
+                writer.add(joined, lengths, [label] * len(ids), ids, split)
+                bar.update(len(ids))
+            writer.end_file(path)
+    return writer.scan
+
+
+def _fasta_chunks(path, chunk_records, chunk_bases=32 * 2**20):
+    """`(ids, token arrays)` of a FASTA file, up to `chunk_records` records or `chunk_bases`
+    bases at a time (long records: the memory held stays bounded by bases, not records)."""
+    from attngen_keras.data import alphabet, readers
+
+    ids, tokens, bases = [], [], 0
+    with _open_text_stream(path) as handle:
+        for record_id, sequence in readers.fasta_records(handle, path):
+            tokens.append(alphabet.encode(sequence, file=path, record=record_id))
+            ids.append(record_id)
+            bases += len(tokens[-1])
+            if len(ids) >= chunk_records or bases >= chunk_bases:
+                yield ids, tokens
+                ids, tokens, bases = [], [], 0
+    if ids:
+        yield ids, tokens
+
+
+@contextlib.contextmanager
+def _open_text_stream(path):
+    """Plain or gzip text read as it is consumed; corrupt gzip or non-UTF-8 input is a
+    `DataError` naming `path` (as `readers.open_text` reports it), wherever it is found."""
+    import gzip
+    import zlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    try:
+        # newline="\n": lines split as `readers.open_text`'s StringIO splits them (a lone \r stays)
+        with opener(path, "rt", encoding="utf-8-sig", newline="\n") as handle:
+            yield handle
+    except UnicodeDecodeError as error:
+        raise DataError(f"not a UTF-8 text file ({error})", path) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"corrupt gzip file ({error})", path) from None
+
+
+class _ScanWriter:
+    """Appends chunks of records (tokens, ids, offsets on disk; label and split codes in memory)
+    and makes the `TableScan` of them (`scan`, once the `with` block ends without error)."""
+
+    def __init__(self, flat_path):
+        self.flat_path = Path(flat_path)
+        self.ids_path = Path(str(flat_path) + ".ids")
+        self.labels, self.split_codes, self.file_ends, self.files = [], [], [], []
+        self.label_codes = {}
+        self.scan = None
+
+    def __enter__(self):
+        self.flat = open(self.flat_path, "wb")  # noqa: SIM115 (closed in __exit__)
+        self.id_file = open(self.ids_path, "wb")  # noqa: SIM115
+        self.offsets = _OffsetWriter(Path(str(self.flat_path) + ".offsets"))
+        self.id_offsets = _OffsetWriter(Path(str(self.flat_path) + ".id_offsets"))
+        return self
+
+    def add(self, tokens, lengths, labels, ids, split):
+        """One chunk: concatenated `tokens`, their `lengths`, and per record its label and id;
+        `split` a split name, None (`all`) or an array of split names."""
+        self.flat.write(np.asarray(tokens, np.uint8).tobytes())
+        self.offsets.add(lengths)
+        self.labels.append(
+            np.fromiter(
+                (self.label_codes.setdefault(label, len(self.label_codes)) for label in labels),
+                dtype=np.int32,
+                count=len(labels),
+            )  # fmt: skip
+        )
+        where = TableScan.SPLIT_NAMES.index
+        if split is None:
+            self.split_codes.append(np.full(len(labels), where("all"), np.int8))
+        elif isinstance(split, str):
+            self.split_codes.append(np.full(len(labels), where(split), np.int8))
+        else:
+            self.split_codes.append(np.array([where(s) for s in split], np.int8))
+        encoded = [str(i).encode() for i in ids]
+        self.id_file.write(b"".join(encoded))
+        self.id_offsets.add(np.fromiter(map(len, encoded), np.int64, len(encoded)))
+
+    def end_file(self, path):
+        self.files.append(str(path))
+        self.file_ends.append(self.offsets.count)
+
+    def __exit__(self, kind, value, traceback):
+        self.flat.close()
+        self.id_file.close()
+        offsets, id_offsets = self.offsets.close(), self.id_offsets.close()
+        if kind is not None:
+            return False
+        scan = TableScan()
+        scan.files = self.files
+        scan.file_ends = np.array(self.file_ends)
+        scan.offsets, scan.id_offsets = offsets, id_offsets
+        names = sorted(self.label_codes)
+        rank = np.zeros(len(names), np.int32)
+        for sorted_code, name in enumerate(names):
+            rank[self.label_codes[name]] = sorted_code
+        scan.label_names = names
+        scan.labels = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int32)
+        self.labels = []
+        np.take(rank, scan.labels, out=scan.labels)
+        scan.splits = np.concatenate(self.split_codes) if self.split_codes else np.zeros(0, np.int8)
+        scan.flat = _open_flat(self.flat_path, scan.offsets[-1])
+        scan.ids_flat = _open_flat(self.ids_path, scan.id_offsets[-1])
+        self.scan = scan
+        return False
 
 
 class _OffsetWriter:

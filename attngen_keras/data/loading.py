@@ -1,5 +1,6 @@
 """`load_dataset`: one entry point that auto-detects every supported source."""
 
+import functools
 import os
 import shutil
 import sys
@@ -221,7 +222,11 @@ def _warn_identical_files(items):
         ]
         if not same_size:
             continue
-        digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:  # in blocks: a large file is never read whole
+            for block in iter(lambda: handle.read(1 << 20), b""):  # noqa: B023
+                digest.update(block)
+        digests[path] = digest.hexdigest()
     seen = {}
     for label, path in files:
         key = digests.get(path)
@@ -246,26 +251,36 @@ def _warn_length_outliers(raw, description):
     suggests `--length` with `--crop`.
     """
     lengths = np.concatenate([split.lengths for split in raw.values() if len(split)])
+
+    def longest_record():
+        longest = int(lengths.max())
+        for split in raw.values():
+            if len(split) and int(split.lengths.max()) == longest:
+                index = int(split.lengths.argmax())
+                return f"record {str(split.ids[index])!r}" + (
+                    f" in {split.files[split.file_index[index]]}" if split.files else ""
+                )
+
+    message = _length_outlier_message(lengths, longest_record, description)
+    if message:
+        warnings.warn(message, stacklevel=3)
+
+
+def _length_outlier_message(lengths, longest_record, description):
+    """The warning of `_warn_length_outliers` for these `lengths`, or None; `longest_record()`
+    names the longest record."""
     if len(lengths) < 20:
-        return
+        return None
     typical = int(np.percentile(lengths, 95))
     longest = int(lengths.max())
     if longest <= 2 * max(typical, 1):
-        return
+        return None
     outliers = int((lengths > 2 * typical).sum())
-    for split in raw.values():
-        if len(split) and int(split.lengths.max()) == longest:
-            index = int(split.lengths.argmax())
-            where = f"record {str(split.ids[index])!r}" + (
-                f" in {split.files[split.file_index[index]]}" if split.files else ""
-            )
-            break
-    warnings.warn(
+    return (
         f"{description}: {outliers} of {len(lengths)} sequences are more than twice the typical length "
-        f"(95% are <= {typical:,} nt; the longest, {where}, has {longest:,} nt): every sequence is padded "
+        f"(95% are <= {typical:,} nt; the longest, {longest_record()}, has {longest:,} nt): every sequence is padded "
         f"to {longest:,}, about {longest / max(typical, 1):.0f}x the work; pass --length {typical} with "
-        "--crop left|center|right to crop the long ones",
-        stacklevel=3,
+        "--crop left|center|right to crop the long ones"
     )
 
 
@@ -322,9 +337,10 @@ def load_dataset(
             evaluating a trained model on other data) a source without splits
             keeps all its records in one split named `all`, no validation
             split is carved, and no train split is required.
-        memory_map: for CSV/TSV sources, read the files in chunks and keep
-            the tokens in memory-mapped `.npy` files in the cache (memory
-            stays flat in the data size; see `cache.scan_tables`). `"auto"`
+        memory_map: for CSV/TSV and FASTA-per-class sources, read the files
+            in chunks and keep the tokens in memory-mapped `.npy` files in
+            the cache (memory stays flat in the data size; see
+            `cache.scan_tables` and `cache.scan_fasta`). `"auto"`
             does so for files of more than `MEMORY_MAP_MIN_BYTES` in all;
             `True` always (needs a cache directory), `False` never. The
             splits, tokens, labels and ids are the same either way.
@@ -351,14 +367,25 @@ def load_dataset(
         raise ValueError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
     if memory_map and cache_dir is not None:
         kind, items = detect_source(data)
-        if kind in ("table", "table_dir"):
-            files = _table_files(kind, items)
+        if kind in ("table", "table_dir", "fasta", "fasta_split_dirs"):
+            if kind in ("table", "table_dir"):
+                files = _table_files(kind, items)
+                scan = functools.partial(cache_lib.scan_tables, files, show_progress=show_progress)
+                reader = f"table-memmap|{_READER_VERSION}|{files}"
+            else:
+                sources = readers.fasta_sources(items, kind == "fasta_split_dirs")
+                files = [path for _, _, path in sources]
+                scan = functools.partial(cache_lib.scan_fasta, sources, show_progress=show_progress)
+                reader = f"fasta-memmap|{_READER_VERSION}|{sources}"
             size = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
             if memory_map is True or size > MEMORY_MAP_MIN_BYTES:
-                return _load_tables_memory_mapped(
-                    files, " ".join(items), cache_dir, length=length, crop=crop,
+                if kind == "fasta" and len(files) > 1:
+                    _warn_identical_files(items)
+                return _load_memory_mapped(
+                    files, reader, scan, " ".join(items), cache_dir, length=length, crop=crop,
                     val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-                    class_names=class_names, show_progress=show_progress, carve=carve,
+                    class_names=class_names, carve=carve,
+                    kind="table" if kind.startswith("table") else "fasta",
                 )  # fmt: skip
     elif memory_map is True:
         raise ValueError("memory_map=True needs a cache directory")
@@ -445,18 +472,20 @@ def _table_files(kind, items):
     return list(items)
 
 
-def _load_tables_memory_mapped(
-    files, description, cache_dir, *, length, crop, val_fraction, test_fraction, seed,
-    class_names, show_progress, carve,
+def _load_memory_mapped(
+    files, reader, scan, description, cache_dir, *, length, crop, val_fraction, test_fraction,
+    seed, class_names, carve, kind,
 ):  # fmt: skip
-    """`load_dataset` for CSV/TSV files, with memory-mapped token arrays (same splits, same order)."""
+    """`load_dataset` for CSV/TSV or FASTA files, with memory-mapped token arrays (same splits, same
+    order). `scan(flat_path)` reads the files (`cache.scan_tables` or `cache.scan_fasta`);
+    `reader` names it in the cache key."""
     options = [length, crop, val_fraction, test_fraction, seed, class_names, carve]
-    key = cache_lib.fingerprint(files, extra=f"table-memmap|{_READER_VERSION}|{files}|{options}")
+    key = cache_lib.fingerprint(files, extra=f"{reader}|{options}")
     directory = cache_lib.memmap_dir(cache_dir, key)
     if directory.exists():
         try:
             opened, meta = cache_lib.load_memmap_splits(directory)
-            return _memmap_dataset(opened, meta, description)
+            return _memmap_dataset(opened, meta, description, kind)
         except cache_lib.CacheError as error:
             warnings.warn(f"{error}; rebuilding it", stacklevel=3)
             shutil.rmtree(directory, ignore_errors=True)
@@ -466,9 +495,8 @@ def _load_tables_memory_mapped(
     staging.mkdir()
     try:
         meta = _build_memmap_splits(
-            files, description, staging, length=length, crop=crop, val_fraction=val_fraction,
-            test_fraction=test_fraction, seed=seed, class_names=class_names,
-            show_progress=show_progress, carve=carve,
+            scan, description, staging, length=length, crop=crop, val_fraction=val_fraction,
+            test_fraction=test_fraction, seed=seed, class_names=class_names, carve=carve,
         )  # fmt: skip
         try:
             os.replace(staging, directory)
@@ -478,28 +506,31 @@ def _load_tables_memory_mapped(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     opened, meta = cache_lib.load_memmap_splits(directory, verify=False)
-    return _memmap_dataset(opened, meta, description)
+    return _memmap_dataset(opened, meta, description, kind)
 
 
-def _memmap_dataset(opened, meta, description):
+def _memmap_dataset(opened, meta, description, kind):
+    for message in meta.get("warnings", []):  # found when the cache was built: on every load
+        warnings.warn(message, stacklevel=4)
     splits = {
         name: EncodedSplit(tokens=tokens, labels=labels, ids=ids)
         for name, (tokens, labels, ids) in opened.items()
     }
     return GenomicDataset(
         class_names=meta["class_names"], length=int(meta["length"]), splits=splits,
-        source=description, kind="table", info={"memory_mapped": True},
+        source=description, kind=kind, info={"memory_mapped": True},
     )  # fmt: skip
 
 
 def _build_memmap_splits(
-    files, description, staging, *, length, crop, val_fraction, test_fraction, seed,
-    class_names, show_progress, carve,
+    scan_files, description, staging, *, length, crop, val_fraction, test_fraction, seed,
+    class_names, carve,
 ):  # fmt: skip
-    """Scans the tables into `staging` and writes each split's arrays there; returns the meta."""
+    """Scans the files (`scan_files(flat_path)`) into `staging` and writes each split's arrays
+    there; returns the meta."""
     if crop is not None and crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES} or None, got {crop!r}")
-    scan = cache_lib.scan_tables(files, staging / "flat.tmp", show_progress=show_progress)
+    scan = scan_files(staging / "flat.tmp")
     names = cache_lib.TableScan.SPLIT_NAMES
     present = [name for code, name in enumerate(names) if (scan.splits == code).any()]
     # Row indices as int32 where they fit (4 bytes a record, not 8); the
@@ -532,14 +563,26 @@ def _build_memmap_splits(
             raise DataError(f"need at least two classes, found only {class_names}", description)
     class_names = [str(c) for c in class_names]
     lengths = _chunked_lengths(scan.offsets)
+    warned = []
     if length is None:
+        rows_used = np.concatenate(list(index.values()))
+        used = lengths[rows_used]
+
+        def longest_record(scan=scan, rows_used=rows_used, used=used):
+            row = int(rows_used[int(used.argmax())])
+            return f"record {_scan_id(scan, row)!r} in {scan.file_of(row)}"
+
+        message = _length_outlier_message(used, longest_record, description)
+        warned = [message] if message else []
+        del rows_used, used
         length = int(max(int(lengths[rows].max()) for rows in index.values()))
     length = int(length)
     lookup = {name: i for i, name in enumerate(class_names)}
     to_class = np.array([lookup.get(name, -1) for name in scan.label_names], dtype=np.int32)
     # utf-8 bytes >= characters: wide enough for every id
     id_width = max(1, int(_chunked_lengths(scan.id_offsets).max()) if len(scan.labels) else 1)
-    meta = {"class_names": class_names, "length": length, "source": description, "splits": {}}
+    meta = {"class_names": class_names, "length": length, "source": description, "splits": {},
+            "warnings": warned}  # fmt: skip
     for name, rows in index.items():
         labels = to_class[codes[rows]]
         unknown = np.flatnonzero(labels < 0)

@@ -6,6 +6,7 @@ Every reader returns `{split_name: RawSplit}`; split names are `train`,
 
 import gzip
 import io
+import itertools
 import os
 import re
 import zlib
@@ -67,26 +68,37 @@ def open_text(path):
 
 def read_fasta(path, label, builder):
     """Adds every record of a FASTA file to `builder` with class `label`."""
-    handle = open_text(path)
+    count = 0
+    for record_id, sequence in fasta_records(open_text(path), path):
+        builder.add(record_id, label, sequence, path)
+        count += 1
+    return count
+
+
+def fasta_records(handle, path):
+    """Yields `(record_id, sequence)` of the FASTA text in `handle` (read as it is consumed).
+
+    The id is the first word of the title (`#k` for the k-th record when the
+    title is empty). An empty file, one that does not start with `>`,
+    malformed FASTA and a file without records are `DataError`s naming `path`.
+    """
     first = handle.read(1)
     if first == "":
         raise DataError("empty file (no FASTA records)", path)
     if first != ">":
         raise DataError("not a FASTA file: the first character is not '>'", path)
-    handle.seek(0)
+    lines = itertools.chain([first + handle.readline()], handle)
     count = 0
     try:
-        for title, sequence in SimpleFastaParser(handle):
-            record_id = title.split(None, 1)[0] if title.strip() else f"#{count + 1}"
-            builder.add(record_id, label, sequence, path)
+        for title, sequence in SimpleFastaParser(lines):
+            yield (title.split(None, 1)[0] if title.strip() else f"#{count + 1}"), sequence
             count += 1
     except ValueError as error:
-        if isinstance(error, DataError):
-            raise
+        if isinstance(error, (DataError, UnicodeDecodeError)):
+            raise  # a decoding error is the opener's to report
         raise DataError(f"malformed FASTA ({error})", path) from None
     if count == 0:
         raise DataError("no FASTA records", path)
-    return count
 
 
 def read_fasta_per_class(paths, split_dirs=False):
@@ -97,16 +109,50 @@ def read_fasta_per_class(paths, split_dirs=False):
             the FASTA files (or `train/` and `test/` directories of them).
         split_dirs: set by detection when the directory has split subdirs.
     """
+    splits = {}
+    for split, label, path in fasta_sources(paths, split_dirs):
+        builder = splits.setdefault(split, RawSplitBuilder())
+        read_fasta(path, label, builder)
+    return {split: builder.build() for split, builder in splits.items()}
+
+
+def fasta_sources(paths, split_dirs=False):
+    """`[(split, class, path), ...]` of FASTA files, one per class, in reading order (see
+    `read_fasta_per_class`); `split` is `"all"` without split directories.
+
+    Raises:
+        DataError: a class given twice, or fewer than two classes (in a split).
+    """
     if split_dirs:
         root = Path(paths[0])
-        return {
-            SPLIT_ALIASES[sub.name]: _fasta_split(_fasta_files(sub))
+        groups = [
+            (SPLIT_ALIASES[sub.name], _fasta_files(sub))
             for sub in sorted(root.iterdir())
             if sub.is_dir() and sub.name in SPLIT_ALIASES
-        }
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        paths = _fasta_files(Path(paths[0]))
-    return {"all": _fasta_split(paths)}
+        ]
+    elif len(paths) == 1 and Path(paths[0]).is_dir():
+        groups = [("all", _fasta_files(Path(paths[0])))]
+    else:
+        groups = [("all", list(paths))]
+    sources = []
+    for split, items in groups:
+        seen = {}
+        for item in items:
+            label, path = _split_label(item)
+            if label in seen:
+                raise DataError(
+                    f"class {label!r} given twice (also {seen[label]}); use one FASTA "
+                    "file per class or name them class=path",
+                    path,
+                )
+            seen[label] = path
+            sources.append((split, label, path))
+        if len(seen) < 2:
+            raise DataError(
+                "FASTA input needs one file per class and at least two classes",
+                ", ".join(seen.values()),
+            )
+    return sources
 
 
 def _fasta_files(directory):
@@ -114,27 +160,6 @@ def _fasta_files(directory):
     if not files:
         raise DataError("no FASTA files (*.fa, *.fasta, *.fna, optionally .gz)", directory)
     return files
-
-
-def _fasta_split(paths):
-    builder = RawSplitBuilder()
-    seen = {}
-    for item in paths:
-        label, path = _split_label(item)
-        if label in seen:
-            raise DataError(
-                f"class {label!r} given twice (also {seen[label]}); use one FASTA "
-                "file per class or name them class=path",
-                path,
-            )
-        seen[label] = path
-        read_fasta(path, label, builder)
-    if len(seen) < 2:
-        raise DataError(
-            "FASTA input needs one file per class and at least two classes",
-            ", ".join(seen.values()),
-        )
-    return builder.build()
 
 
 def class_and_path(item):
