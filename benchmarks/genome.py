@@ -291,18 +291,21 @@ def inference_flops_per_window(length=200):
     model = build_model("attngen", length, 2)
     forward = tf.function(lambda x: model(x, training=False))
     graph = forward.get_concrete_function(tf.TensorSpec((1, length, 4), tf.float32)).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    return _speed().graph_float_ops(graph)
+
+
+def _speed():
+    """benchmarks/speed.py (its fp32 matmul peak and float-op count)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import speed
+
+    return speed
 
 
 def compute_bound(variants_result):
     """What the variants goal asks of this machine: GFLOP/s needed vs the fp32 matmul peak."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from speed import matmul_peak_gflops
-
     flops = inference_flops_per_window()
-    peak = matmul_peak_gflops()
+    peak = _speed().matmul_peak_gflops()
     needed = 2 * GOALS["variants_per_s"] * flops / 1e9  # both alleles: two windows a variant
     achieved = variants_result["model_only_windows_per_s"] * flops / 1e9
     return {"flops_per_window": flops, "matmul_peak_gflops": peak,

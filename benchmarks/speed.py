@@ -284,6 +284,13 @@ def train_step_flops(model, length):
     graph = step.get_concrete_function(
         tf.TensorSpec((BATCH, length, 4), tf.float32), tf.TensorSpec((BATCH, 1), tf.float32)
     ).graph
+    return graph_float_ops(graph)
+
+
+def graph_float_ops(graph):
+    """Float ops of a traced `tf.function` graph, counted by the TF profiler."""
+    import tensorflow as tf
+
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
@@ -653,7 +660,7 @@ def scale_csv_section(work, sizes, steps, validation_steps, evaluation_batches):
         write_scale_csv(csv, size, seed=size)
         written = time.perf_counter() - start
         try:
-            build = run_child("csv_cache_build", data=str(csv), cache=str(folder / "cache"))
+            build = run_child("file_cache_build", data=str(csv), cache=str(folder / "cache"))
             run = run_child(
                 "csv_train", data=str(csv), cache=str(folder / "cache"), out=str(folder / "run"),
                 steps=steps, validation_steps=validation_steps, evaluation_batches=evaluation_batches,
@@ -707,7 +714,7 @@ def scale_fasta_section(work, sizes, in_memory_max):
             row = {"sequences": size, "fasta_gib": fasta_bytes / 2**30}
             modes = [("streamed", True)] + ([("in_memory", False)] if size <= in_memory_max else [])
             for name, memory_map in modes:
-                build = run_child("fasta_cache_build", data=files, cache=str(folder / f"cache_{name}"),
+                build = run_child("file_cache_build", data=files, cache=str(folder / f"cache_{name}"),
                                   memory_map=memory_map)  # fmt: skip
                 row[name] = build
                 print(f"  {size:,} ({row['fasta_gib']:.2f} GiB), {name}: {build['seconds']:.1f} s, "
@@ -718,11 +725,17 @@ def scale_fasta_section(work, sizes, in_memory_max):
     return {"sizes": rows, "length": SCALE_LENGTH, "in_memory_max": in_memory_max}
 
 
+def _machine_line(machine):
+    return (
+        "Machine: {cpu}, {cores} cores, {memory_gib} GiB; TensorFlow {tensorflow}, Keras {keras}, "
+        "CPU only.".format(**machine)
+    )
+
+
 def report_scale_fasta(results):
     section = results["scale_fasta"]
     lines = [
-        "Machine: {cpu}, {cores} cores, {memory_gib} GiB; TensorFlow {tensorflow}, Keras {keras}, "
-        "CPU only.".format(**results["machine"]),
+        _machine_line(results["machine"]),
         "",
         f"Cache build (`load_dataset`) of two FASTA files (`pos.fa`, `neg.fa`) of {section['length']}-nt "
         "sequences, each in a fresh process: streamed into memory-mapped splits vs the in-memory reader.",
@@ -790,8 +803,7 @@ def plot_scale_csv(section, out, before=None):
 def report_scale_csv(results):
     section = results["scale_csv"]
     lines = [
-        "Machine: {cpu}, {cores} cores, {memory_gib} GiB; TensorFlow {tensorflow}, Keras {keras}, "
-        "CPU only.".format(**results["machine"]),
+        _machine_line(results["machine"]),
         "",
         f"AttnGen (faithful preset), batch {BATCH}, `--steps-per-epoch {section['steps']}` for one epoch, "
         f"`--validation-steps {section['validation_steps']}`, then the final evaluation streaming "
@@ -890,24 +902,14 @@ def child_predict_stream(spec):
             "rss_growth_gib_after_first_10pct": float(rss[-1] - rss[tenth]), "peak_rss_gib": peak_rss_gib()}  # fmt: skip
 
 
-def child_csv_cache_build(spec):
-    from attngen_keras.data import load_dataset
-    from attngen_keras.data.cache import is_memory_mapped
-
-    start = time.perf_counter()
-    dataset = load_dataset(spec["data"], cache_dir=spec["cache"], show_progress=False)
-    return {"seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(),
-            "memory_mapped": is_memory_mapped(dataset["train"].tokens),
-            "sequences": sum(len(s) for s in dataset.splits.values())}  # fmt: skip
-
-
-def child_fasta_cache_build(spec):
+def child_file_cache_build(spec):
+    """`load_dataset` of CSV or FASTA files (`memory_map`: "auto" unless given), timed, with peak RSS."""
     from attngen_keras.data import load_dataset
     from attngen_keras.data.cache import is_memory_mapped
 
     start = time.perf_counter()
     dataset = load_dataset(spec["data"], cache_dir=spec["cache"], show_progress=False,
-                           memory_map=spec["memory_map"])  # fmt: skip
+                           memory_map=spec.get("memory_map", "auto"))  # fmt: skip
     return {"seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(),
             "memory_mapped": is_memory_mapped(dataset["train"].tokens),
             "sequences": sum(len(s) for s in dataset.splits.values())}  # fmt: skip
@@ -987,8 +989,7 @@ def _is_mapped_cache(cache):
 
 
 CHILDREN = {
-    "csv_cache_build": child_csv_cache_build,
-    "fasta_cache_build": child_fasta_cache_build,
+    "file_cache_build": child_file_cache_build,
     "csv_train": child_csv_train,
     "cache_build": child_cache_build,
     "train_epoch": child_train_epoch,

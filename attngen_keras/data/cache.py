@@ -369,7 +369,8 @@ def _fasta_chunks(path, chunk_records, chunk_bases=32 * 2**20):
     from attngen_keras.data import alphabet, readers
 
     ids, tokens, bases = [], [], 0
-    with _open_text_stream(path) as handle:
+    # a lone \r stays in its line, as in the in-memory reader
+    with _open_text_stream(path, newline="\n") as handle:
         for record_id, sequence in readers.fasta_records(handle, path):
             tokens.append(alphabet.encode(sequence, file=path, record=record_id))
             ids.append(record_id)
@@ -382,9 +383,10 @@ def _fasta_chunks(path, chunk_records, chunk_bases=32 * 2**20):
 
 
 @contextlib.contextmanager
-def _open_text_stream(path):
+def _open_text_stream(path, newline=None):
     """Plain or gzip text read as it is consumed; corrupt gzip or non-UTF-8 input is a
-    `DataError` naming `path` (as `readers.open_text` reports it), wherever it is found."""
+    `DataError` naming `path` (as `readers.open_text` reports it), wherever it is found.
+    `newline` as for `open` (`"\n"`: lines split as `readers.open_text`'s StringIO splits them)."""
     import gzip
     import zlib
 
@@ -395,8 +397,7 @@ def _open_text_stream(path):
         gzipped = handle.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
     try:
-        # newline="\n": lines split as `readers.open_text`'s StringIO splits them (a lone \r stays)
-        with opener(path, "rt", encoding="utf-8-sig", newline="\n") as handle:
+        with opener(path, "rt", encoding="utf-8-sig", newline=newline) as handle:
             yield handle
     except UnicodeDecodeError as error:
         raise DataError(f"not a UTF-8 text file ({error})", path) from None
@@ -518,23 +519,14 @@ def gather_ragged(flat, offsets, rows, width, crop=None, fill=0):
 
 def _table_chunks(path, chunk_rows):
     """`pandas` chunks of a CSV/TSV file with the columns normalized as `readers._read_table` does."""
-    import gzip
-    import zlib
-
     import pandas as pd
 
     from attngen_keras.data import readers
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
     separator = "\t" if readers.base_suffix(path) in (".tsv", ".txt") else ","
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
     index = 0
     try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:
+        with _open_text_stream(path) as handle:
             reader = pd.read_csv(
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=chunk_rows
             )
@@ -558,10 +550,6 @@ def _table_chunks(path, chunk_rows):
         raise DataError("empty file (no header, no rows)", path) from None
     except pd.errors.ParserError as error:
         raise DataError(f"malformed table ({error})", path) from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"not a UTF-8 text file ({error})", path) from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise DataError(f"corrupt gzip file ({error})", path) from None
 
 
 def _encode_chunk(chunk, path):

@@ -120,7 +120,7 @@ def _results(scorer, alleles, built, outputs):
     half = scorer.length // 2
     # Python floats up front (exactly the float32 values): per-element numpy indexing is slow
     prob_rows = probs.tolist()
-    at_variant = importance[:, half].tolist() if n and half < scorer.length else []
+    at_variant = importance[:, half].tolist()
     target = scorer.target
     results = []
     for i, allele in enumerate(alleles):
