@@ -224,7 +224,7 @@ def _warn_identical_files(items):
             continue
         digest = hashlib.sha256()
         with open(path, "rb") as handle:  # in blocks: a large file is never read whole
-            for block in iter(lambda: handle.read(1 << 20), b""):  # noqa: B023
+            while block := handle.read(1 << 20):
                 digest.update(block)
         digests[path] = digest.hexdigest()
     seen = {}
