@@ -20,7 +20,7 @@ import pandas as pd
 import tensorflow as tf
 
 from attngen_keras import __version__
-from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
 from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
 from attngen_keras.data.cache import release_pages, sha256_array
 from attngen_keras.data.containers import EncodedSplit
@@ -49,10 +49,6 @@ LOCK_FILE = ".lock"
 # In the hidden sibling `.<name>.overwrite` where `--overwrite` trains the new
 # run: it replaces RUN_DIR only once complete.
 STAGING_MARKER = ".attngen-overwrite"
-# Batches of unmasked forward passes that re-estimate BatchNorm statistics
-# before each validation (see BatchNormRecalibration); momentum 0.9 leaves
-# 0.9**50 < 0.01 of the masked statistics; at most one pass over the train split.
-RECALIBRATION_STEPS = 50
 # Fields that must match for a re-run to resume the run in RUN_DIR.
 _IDENTITY_FIELDS = (
     "data", "references", "model", "epochs", "batch_size", "learning_rate", "length",
@@ -525,7 +521,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         )
         recalibration = _StreamRecalibration(
             train_split, config.batch_size, config.seed + 1,
-            steps=min(RECALIBRATION_STEPS, full_pass),
+            steps=recalibration_steps(config.batch_size, len(train_split)),
         )  # fmt: skip
         callbacks += [schedule, recalibration]
     else:

@@ -21,7 +21,7 @@ import keras
 import keras_tuner as kt
 from keras_tuner.src import utils as _kt_utils
 
-from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
 from attngen_keras.models import build_model, compile_classifier
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -295,7 +295,6 @@ def run_search(config, verbose=None):
     from keras_tuner.src.distribute import utils as dist_utils
 
     from attngen_keras.data import make_tf_dataset
-    from attngen_keras.training import RECALIBRATION_STEPS
 
     if verbose is None:
         verbose = 1 if os.isatty(1) else 2
@@ -318,7 +317,7 @@ def run_search(config, verbose=None):
     recalibration = make_tf_dataset(
         dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1
     )
-    steps = min(RECALIBRATION_STEPS, -(-len(dataset["train"]) // config.batch_size))
+    steps = recalibration_steps(config.batch_size, len(dataset["train"]))
     hypermodel = AttnGenHyperModel(
         dataset.length, dataset.num_classes, config.model, recalibration, steps
     )

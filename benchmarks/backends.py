@@ -6,8 +6,8 @@ fresh subprocess with `KERAS_BACKEND` set) and each batch size: this repo's
 `attngen train`) and `build_cnn` (the
 same backbone without attention), compiled by `compile_classifier` with the
 CLI's defaults, trained on synthetic planted-motif sequences with
-`MaskingSchedule` and `BatchNormRecalibration` (min(50, steps per epoch)
-batches before every validation) as the CLI uses them. One warm-up epoch
+`MaskingSchedule` and `BatchNormRecalibration` (the statistics of
+`recalibration_steps` batches, 4,096 sequences, averaged before every validation) as the CLI uses them. One warm-up epoch
 (tracing and compilation), then the wall and process-CPU seconds of the
 next epochs (training plus validation; of which the recalibrations, timed
 until their statistics are on the host) and of one `predict` pass. The
@@ -100,7 +100,7 @@ def child(spec):
     import keras
     import numpy as np
 
-    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
     from attngen_keras.models import build_model, compile_classifier
     from attngen_keras.synthetic import planted_motif_data
 
@@ -116,7 +116,6 @@ def child(spec):
     x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
     rows = []
     for batch in spec["batch_sizes"]:
-        steps = -(-len(x) // batch)
         for kind, preset in [*(("attngen", p) for p in spec["presets"]), ("cnn", None)]:
             keras.utils.set_random_seed(0)
             options = {"mask_fraction": 0.0, "seed": 0, "preset": preset} if preset else {}
@@ -131,7 +130,9 @@ def child(spec):
                         for first in range(0, len(x) - batch + 1, batch):
                             yield x[order[first : first + batch]]
 
-                recalibration = BatchNormRecalibration(batches(), steps=min(50, steps))
+                recalibration = BatchNormRecalibration(
+                    batches(), steps=recalibration_steps(batch, len(x))
+                )
                 callbacks = [MaskingSchedule(0.15, warmup_epochs=0), recalibration]
             fit = dict(
                 batch_size=batch, validation_data=(x_val, y_val), verbose=0, callbacks=callbacks

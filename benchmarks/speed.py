@@ -450,7 +450,7 @@ def _trace_then_reset(model, train_ds, val_ds):
 
 
 def time_to_accuracy_section(dataset, quick):
-    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
     from attngen_keras.data import make_tf_dataset
     from attngen_keras.explain.report import select_subset
 
@@ -477,7 +477,8 @@ def time_to_accuracy_section(dataset, quick):
             callbacks += [
                 MaskingSchedule(0.15, warmup_epochs=2 * chunks_per_epoch),
                 BatchNormRecalibration(
-                    make_tf_dataset(train, BATCH, shuffle=True, seed=1).repeat(), steps=50
+                    make_tf_dataset(train, BATCH, shuffle=True, seed=1).repeat(),
+                    steps=recalibration_steps(BATCH, len(train)),
                 ),
             ]
         model.fit(train_ds, steps_per_epoch=chunk, epochs=max_chunks, validation_data=val_ds,
@@ -846,7 +847,7 @@ def child_cache_build(spec):
 
 def child_train_epoch(spec):
     """One AttnGen epoch (masking and recalibration on, as `attngen train`) on a cached dataset."""
-    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule
+    from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
     from attngen_keras.data import load_dataset, make_tf_dataset
 
     dataset = load_dataset(spec["data"], cache_dir=spec["cache"], show_progress=False)
@@ -860,7 +861,8 @@ def child_train_epoch(spec):
     total_steps = -(-len(train) // BATCH)
     steps = min(total_steps, spec.get("max_steps") or total_steps)
     callbacks = [MaskingSchedule(0.15, warmup_epochs=0),
-                 BatchNormRecalibration(make_tf_dataset(train, BATCH, shuffle=True, seed=1), steps=50)]  # fmt: skip
+                 BatchNormRecalibration(make_tf_dataset(train, BATCH, shuffle=True, seed=1),
+                                        steps=recalibration_steps(BATCH, len(train)))]  # fmt: skip
     model.fit(data.take(5), epochs=1, verbose=0)  # trace outside the timing
     timer = _BatchTimer()
     start = time.perf_counter()

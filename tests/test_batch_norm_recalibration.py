@@ -64,3 +64,63 @@ def test_runs_before_every_validation_during_fit():
 def test_rejects_bad_steps():
     with pytest.raises(ValueError):
         BatchNormRecalibration([], steps=0)
+
+
+def _bn_input_moments(model, x):
+    """Mean and (biased) variance over batch and positions of bn_0's input, unmasked, training mode."""
+    conv_out = np.asarray(
+        keras.Model(model.input, model.get_layer("conv_0").output)(x, training=True), "float64"
+    )
+    return conv_out.mean(axis=(0, 1)), conv_out.var(axis=(0, 1))
+
+
+def test_average_statistics_are_the_size_weighted_means_of_the_batches():
+    model = build_attngen(40, 2, filters=16, dense_units=8)
+    saliency, bn, frozen = (model.get_layer(n) for n in ("saliency_mask", "bn_0", "bn_1"))
+    big, small = _x(64, seed=1), _x(20, seed=2)
+    saliency.mask_fraction.assign(0.0)
+    (mean_big, var_big), (mean_small, var_small) = (
+        _bn_input_moments(model, b) for b in (big, small)
+    )
+    saliency.mask_fraction.assign(0.5)
+    for _ in range(5):  # masked statistics, which the recalibration must discard whole
+        model(big, training=True)
+    frozen.trainable = False
+    frozen_before = [np.asarray(v).copy() for v in (frozen.moving_mean, frozen.moving_variance)]
+    recal = BatchNormRecalibration([big, small], steps=2)  # statistics="average" by default
+    recal.set_model(model)
+    recal.recalibrate()
+    np.testing.assert_allclose(
+        np.asarray(bn.moving_mean), (64 * mean_big + 20 * mean_small) / 84, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(bn.moving_variance), (64 * var_big + 20 * var_small) / 84, rtol=1e-4, atol=1e-5
+    )
+    for before, variable in zip(frozen_before, (frozen.moving_mean, frozen.moving_variance)):
+        np.testing.assert_array_equal(np.asarray(variable), before)  # frozen: left alone
+    assert float(saliency.mask_fraction.numpy()) == pytest.approx(0.5)
+
+
+def test_ema_statistics_blend_the_old_ones_with_the_layer_momentum():
+    model = build_attngen(40, 2, filters=16, dense_units=8)
+    saliency, bn = model.get_layer("saliency_mask"), model.get_layer("bn_0")
+    x = _x(32, seed=3)
+    saliency.mask_fraction.assign(0.0)
+    mean, _ = _bn_input_moments(model, x)
+    saliency.mask_fraction.assign(0.5)
+    model(x, training=True)
+    old = np.asarray(bn.moving_mean).copy()
+    recal = BatchNormRecalibration([x], steps=1, statistics="ema")
+    recal.set_model(model)
+    recal.recalibrate()
+    m = bn.momentum
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), m * old + (1 - m) * mean, atol=1e-5)
+
+
+def test_config_and_bad_arguments():
+    assert BatchNormRecalibration([], steps=3, statistics="ema").get_config() == {
+        "steps": 3,
+        "statistics": "ema",
+    }
+    with pytest.raises(ValueError, match="statistics"):
+        BatchNormRecalibration([], statistics="median")

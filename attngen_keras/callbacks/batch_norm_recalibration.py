@@ -1,8 +1,32 @@
 """`BatchNormRecalibration`: BatchNorm statistics of the unmasked network."""
 
 import keras
+import numpy as np
 
 from attngen_keras.callbacks.masking_schedule import all_layers, find_saliency_masks
+
+STATISTICS = ("average", "ema")
+# Sequences whose BatchNorm statistics `attngen train` averages before each
+# validation: more than the effective sample of the moving average it
+# replaced (50 batches at momentum 0.9 weigh like about 19 batches: 2,400
+# sequences at the CLI's batch size of 128).
+RECALIBRATION_SEQUENCES = 4096
+
+
+def recalibration_steps(batch_size, train_size):
+    """Batches per recalibration: `RECALIBRATION_SEQUENCES` sequences, at most one pass.
+
+    Args:
+        batch_size: training batch size.
+        train_size: sequences in the training split.
+
+    Example:
+
+    >>> recalibration_steps(128, 67500), recalibration_steps(1024, 67500), recalibration_steps(128, 900)
+    (32, 4, 8)
+    """
+    per_pass = -(-int(train_size) // int(batch_size))
+    return max(1, min(-(-RECALIBRATION_SEQUENCES // int(batch_size)), per_pass))
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):
@@ -18,28 +42,44 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     passes in training mode over `data` (which only updates BatchNorm
     statistics: no gradient step is taken), and restores the fractions.
 
+    - `statistics="average"` (precise BatchNorm, Wu & Johnson 2021): each
+      BatchNorm layer's moving mean and variance become the mean of the
+      `steps` batches' own statistics, weighted by batch size; the masked
+      statistics are discarded whole, and the estimate's precision depends on
+      the number of sequences seen, not on the momentum, so a few large
+      batches do.
+    - `statistics="ema"`: the layers' own exponential moving average over
+      the `steps` batches (the old statistics keep weight `momentum ** steps`).
+
     SaliencyMasks with `inference="hard"` keep their fraction (they mask at
     inference as well, so their training statistics are the right ones).
+    BatchNorm layers that are frozen (`trainable=False`) are left alone;
+    with `renorm=True` they keep their own update rule.
 
     Args:
         data: a `tf.data.Dataset` (or iterable) of training batches `x` or
             `(x, y)`.
-        steps: batches per recalibration; with BatchNorm momentum `m` the old
-            statistics keep weight `m ** steps`.
+        steps: batches per recalibration.
+        statistics: `"average"` or `"ema"` (see above).
 
     Example:
 
-    >>> recal = BatchNormRecalibration(train_ds, steps=50)  # doctest: +SKIP
+    >>> recal = BatchNormRecalibration(train_ds, steps=32)  # doctest: +SKIP
     >>> model.fit(train_ds, validation_data=val_ds,
     ...           callbacks=[MaskingSchedule(0.15), recal])  # doctest: +SKIP
+    >>> BatchNormRecalibration([], steps=4).get_config()
+    {'steps': 4, 'statistics': 'average'}
     """
 
-    def __init__(self, data, steps=50):
+    def __init__(self, data, steps=50, statistics="average"):
         super().__init__()
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        if statistics not in STATISTICS:
+            raise ValueError(f"statistics must be one of {STATISTICS}, got {statistics!r}")
         self.data = data
         self.steps = int(steps)
+        self.statistics = statistics
         self._iterator = None
         self._forward = self._forward_key = None
 
@@ -68,7 +108,7 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 )
                 forward = tf.function(forward, input_signature=[spec])
             elif keras.backend.backend() == "jax":
-                forward = _jax_training_forward(model)
+                forward = _jax_training_forward(model, average=self.statistics == "average")
             elif keras.backend.backend() == "torch":
                 forward = _torch_training_forward(model)
             self._forward, self._forward_key = forward, key
@@ -91,10 +131,14 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 if forward is None:  # once per recalibration (it walks the model's layers)
                     forward = self._training_forward(x)
+                    if self.statistics == "average" and not getattr(
+                        forward, "averages_statistics", False
+                    ):
+                        forward = _AveragingForward(forward, averaged_statistics(self.model))
                 forward(x)
         finally:
             try:
-                # a forward pass that carries the statistics between batches writes them back now
+                # a pass that carries or averages the statistics between batches writes them back now
                 if forward is not None and hasattr(forward, "write_back"):
                     forward.write_back()
             finally:  # the masks get their fractions back whatever happened
@@ -118,7 +162,73 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 
     def get_config(self):
         # `data` is a dataset and is not serialized.
-        return {"steps": self.steps}
+        return {"steps": self.steps, "statistics": self.statistics}
+
+
+def averaged_statistics(model):
+    """`(variable, momentum)` of the moving mean and variance of every BatchNorm that a training pass updates.
+
+    That is every `BatchNormalization` layer in `model` (nested models
+    included) that is trainable, built, without `renorm` and with a momentum
+    below 1: its training-mode call sets `moving = momentum * moving + (1 -
+    momentum) * batch statistic`.
+    """
+    found = []
+    for layer in all_layers(model):
+        if (
+            isinstance(layer, keras.layers.BatchNormalization)
+            and layer.trainable
+            and layer.built
+            and not layer.renorm
+            and float(layer.momentum) < 1.0
+        ):
+            found += [(layer.moving_mean, float(layer.momentum))]
+            found += [(layer.moving_variance, float(layer.momentum))]
+    return found
+
+
+def _batch_size(x):
+    return int(keras.tree.flatten(x)[0].shape[0])
+
+
+def _as_float64(variable):
+    return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)
+
+
+class _AveragingForward:
+    """Training-mode passes whose BatchNorm statistics are averaged instead of blended.
+
+    After each pass of `forward` the batch's own statistic is recovered from
+    the layer's update (`(new - momentum * old) / (1 - momentum)`), and the
+    batch-size-weighted sums are kept; `write_back` assigns their means.
+    A layer that a pass does not reach keeps its value.
+    """
+
+    averages_statistics = True
+
+    def __init__(self, forward, statistics):
+        self.forward, self.statistics = forward, statistics
+        self._last = [_as_float64(variable) for variable, _ in statistics]
+        self._sums = [np.zeros_like(value) for value in self._last]
+        self._count = 0
+
+    def __call__(self, x):
+        self.forward(x)
+        size = _batch_size(x)
+        for k, (variable, momentum) in enumerate(self.statistics):
+            new = _as_float64(variable)
+            self._sums[k] += size * (new - momentum * self._last[k]) / (1.0 - momentum)
+            self._last[k] = new
+        self._count += size
+
+    def write_back(self):
+        """Assigns the averaged statistics (a no-op when no pass ran)."""
+        if hasattr(self.forward, "write_back"):
+            self.forward.write_back()
+        if not self._count:
+            return
+        for (variable, _), total in zip(self.statistics, self._sums):
+            variable.assign((total / self._count).astype(variable.dtype))
 
 
 def _trainable_flags(model):
@@ -126,14 +236,14 @@ def _trainable_flags(model):
     return (bool(model.trainable), *(bool(layer.trainable) for layer in all_layers(model)))
 
 
-def _jax_training_forward(model):
+def _jax_training_forward(model, average=False):
     """A jitted training-mode forward pass that updates the model's non-trainable variables (JAX).
 
     An eager Keras call on JAX dispatches every op separately; this compiles
     `model.stateless_call` once (the mask fraction, BatchNorm statistics and
     random-generator states are inputs, so assigning them does not retrace).
     """
-    return _JaxTrainingForward(model)
+    return _JaxTrainingForward(model, average)
 
 
 class _JaxTrainingForward:
@@ -142,31 +252,56 @@ class _JaxTrainingForward:
     The weights are read once per recalibration, the updated statistics stay
     on the device between batches and are assigned to the model's variables
     once, by `write_back` (per-batch reads and assignments of every variable
-    cost more than the forward pass itself on a GPU at batch 1024).
+    cost more than the forward pass itself on a GPU at batch 1024). With
+    `average=True` the BatchNorm statistics written back are the
+    batch-size-weighted means of the batches' own statistics (see
+    `_AveragingForward`), summed on the device.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, average=False):
         import jax
 
-        def step(trainable, non_trainable, x):
+        index = {id(variable): k for k, variable in enumerate(model.non_trainable_variables)}
+        averaged = [
+            (index[id(variable)], momentum)
+            for variable, momentum in (averaged_statistics(model) if average else [])
+            if id(variable) in index
+        ]
+
+        def step(trainable, non_trainable, sums, x):
             _, updated = model.stateless_call(trainable, non_trainable, x, training=True)
-            return updated
+            size = x.shape[0]
+            sums = [
+                total + size * (updated[k] - momentum * non_trainable[k]) / (1.0 - momentum)
+                for total, (k, momentum) in zip(sums, averaged)
+            ]
+            return updated, sums
 
         self.model = model
+        self.averages_statistics = bool(average)
+        self._averaged = averaged
         self._compiled = jax.jit(step)
-        self._trainable = self._state = None
+        self._trainable = self._state = self._sums = None
+        self._count = 0
 
     def __call__(self, x):
         if self._state is None:
             self._trainable = [v.value for v in self.model.trainable_variables]
             self._state = [v.value for v in self.model.non_trainable_variables]
-        self._state = self._compiled(self._trainable, self._state, x)
+            self._sums = [self._state[k] * 0.0 for k, _ in self._averaged]
+            self._count = 0
+        self._state, self._sums = self._compiled(self._trainable, self._state, self._sums, x)
+        self._count += _batch_size(x)
 
     def write_back(self):
         """Assigns the carried state to the model's variables (a no-op when nothing ran)."""
         state, self._state, self._trainable = self._state, None, None
+        sums, self._sums = self._sums, None
         if state is None:
             return  # the next recalibration reads the weights and statistics afresh either way
+        state = list(state)
+        for (k, _), total in zip(self._averaged, sums):
+            state[k] = total / self._count
         for variable, value in zip(self.model.non_trainable_variables, state):
             variable.assign(value)
 
