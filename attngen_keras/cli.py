@@ -515,6 +515,7 @@ def _evaluate(args):
 
 def _explain(args):
     from attngen_keras.explain.report import explain_split, write_report
+    from attngen_keras.files import staged_files
     from attngen_keras.training import load_run_data
 
     intervals = None
@@ -541,7 +542,8 @@ def _explain(args):
             clip=crop == "left",
             intervals=intervals,
         )
-    summary = write_report(result, args.out, args.method, planted=planted)
+    with staged_files(args.out) as staging:  # the previous results stay until these are complete
+        summary = write_report(result, staging, args.method, planted=planted)
     c = summary["concentration"]
     print(
         f"{args.method} importance of {summary['n']} sequences: Gini {c['gini']:.3f}, "
@@ -564,6 +566,7 @@ def _explain(args):
 
 def _perturb(args):
     from attngen_keras.explain.perturbation import perturb_split, write_perturbation
+    from attngen_keras.files import staged_files
     from attngen_keras.training import load_run_data
 
     model, _, split_name, split = load_run_data(
@@ -574,7 +577,8 @@ def _perturb(args):
         replacement=args.replacement, seed=args.seed,
     )  # fmt: skip
     result = {"run": str(args.run_dir), "split": split_name, **result}
-    write_perturbation(result, args.out)
+    with staged_files(args.out) as staging:  # the previous results stay until these are complete
+        write_perturbation(result, staging)
     print(
         f"{args.method} perturbation of {result['n']} {split_name} sequences (removed -> {args.replacement}):"
     )
@@ -787,6 +791,8 @@ def _one_line_warnings(command):
 
 # commands that never touch TensorFlow (they skip its ~10 s import)
 _WITHOUT_TENSORFLOW = ("synthetic",)
+# Commands that checkpoint: interrupted, the same command resumes them.
+RESUMABLE_COMMANDS = ("train", "sweep", "tune")
 
 
 def main(argv=None):
@@ -811,10 +817,11 @@ def main(argv=None):
         print(f"attngen {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"\nattngen {args.command}: interrupted; re-run the same command to resume",
-            file=sys.stderr,
-        )
+        if args.command in RESUMABLE_COMMANDS:
+            advice = "re-run the same command to resume"
+        else:
+            advice = "earlier outputs are unchanged; re-run the command to start again"
+        print(f"\nattngen {args.command}: interrupted; {advice}", file=sys.stderr)
         return 130
     return 0
 

@@ -9,10 +9,15 @@ Files are written to a temporary name and renamed into place, so a reader
 never sees half a file.
 """
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+# Hidden directories inside an output directory where `staged_files` writes a result.
+STAGING_PREFIX = ".attngen-partial-"
 
 
 class FileError(ValueError):
@@ -79,11 +84,19 @@ def unique_path(path):
         number += 1
 
 
+def default_file_mode():
+    """The mode a new file gets from `open` under the current umask (`mkstemp` alone gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_text_atomic(path, text):
     """Writes `text` to `path` through a temporary file in the same directory and a rename."""
     path = Path(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, default_file_mode())
         with os.fdopen(handle, "w") as out:
             out.write(text)
             out.flush()
@@ -93,6 +106,63 @@ def write_text_atomic(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_staging(out):
+    """Removes the staging directories that killed processes left in `out`."""
+    for path in out.glob(f"{STAGING_PREFIX}*"):
+        pid = path.name[len(STAGING_PREFIX) :]
+        if path.is_dir() and not (pid.isdigit() and _pid_alive(int(pid))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_files(out):
+    """A hidden directory inside `out` to write a result's files into, moved into `out` at the end.
+
+    Until the block ends without an error, the files already in `out` are
+    untouched; then each new file replaces its namesake by a rename (atomic
+    per file, all of them within milliseconds). On an error, or a kill, the
+    new files are discarded (a killed process's staging directory is removed
+    by the next call). Files of `out` that the new result does not write are
+    kept.
+
+    Args:
+        out: the output directory (created if needed).
+
+    Example:
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "result"
+    >>> with staged_files(out) as staging:
+    ...     _ = (staging / "summary.json").write_text("{}")
+    >>> sorted(p.name for p in out.iterdir())
+    ['summary.json']
+    """
+    out = check_output_dir(out)
+    _remove_stale_staging(out)
+    staging = out / f"{STAGING_PREFIX}{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            if path.is_dir():
+                raise FileError(path, "staged results must be files")
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json_atomic(path, value):

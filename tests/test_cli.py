@@ -161,6 +161,41 @@ def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, capsys, 
         assert (out / name).stat().st_size > 5_000, name
 
 
+def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_complete(
+    attngen_run, tmp_path, capsys, monkeypatch
+):
+    import attngen_keras.explain.report as report
+
+    out = tmp_path / "explain"
+    assert run_cli(capsys, "explain", attngen_run, "--n", "20", "--out", out).returncode == 0
+    (out / "notes.txt").write_text("mine")  # a file of the user's own
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken_plot(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "plot_kmers", broken_plot)  # fails after npz, json and two plots
+    failed = run_cli(
+        capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out
+    )
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing replaced, no staging
+    monkeypatch.undo()
+    result = run_cli(
+        capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "summary.json").read_text())["method"] == "saliency"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    perturbed = tmp_path / "perturb"
+    stale = perturbed / ".attngen-partial-999999999"  # left by a killed run (no such process)
+    stale.mkdir(parents=True)
+    (stale / "perturb.json").write_text("{")
+    assert run_cli(capsys, "perturb", attngen_run, "--n", "20", "--out", perturbed).returncode == 0
+    assert sorted(p.name for p in perturbed.iterdir()) == ["perturb.json", "perturbation_curve.png"]
+
+
 def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys):
     run = tmp_path / "cnn"
     assert (
@@ -314,3 +349,16 @@ def test_killed_training_resumes_when_rerun(kill_then_rerun):
     assert resumed_from >= done_before  # nothing finished was redone (at most the epoch in flight)
     final = pd.read_csv(history)
     assert final["epoch"].tolist() == list(range(6))
+
+
+def test_interrupt_message_promises_a_resume_only_where_there_is_one(capsys, monkeypatch):
+    import attngen_keras.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    for command, fragment in (("train", "to resume"), ("synthetic", "to start again")):
+        monkeypatch.setitem(cli.COMMANDS, command, interrupted)
+        out = ["--out", "unused"] if command == "synthetic" else ["--data", "x.csv", "--out", "r"]
+        result = run_cli(capsys, command, *out)
+        assert result.returncode == 130 and fragment in result.stderr, result.stderr

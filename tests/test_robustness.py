@@ -421,3 +421,13 @@ def test_synthetic_keeps_earlier_data_unless_forced(tmp_path, capsys):
         == 0
     )
     assert (out / "sequences.csv").read_text() != before
+
+
+def test_run_files_get_the_umask_mode_not_mkstemps_private_one(trained_run):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "metrics.json", "dataset.json"):
+        mode = (trained_run / name).stat().st_mode & 0o777
+        assert mode == 0o666 & ~umask, (name, oct(mode))

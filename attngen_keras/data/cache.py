@@ -22,6 +22,7 @@ import numpy as np
 
 from attngen_keras.data.containers import RawSplit
 from attngen_keras.data.errors import DataError
+from attngen_keras.files import default_file_mode
 
 CACHE_FORMAT = 1
 _FIELDS = ("flat", "offsets", "ids", "labels", "file_index")
@@ -90,6 +91,7 @@ def save_splits(path, splits, meta=None):
     }
     arrays["meta"] = np.asarray(json.dumps(header))
     handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.fchmod(handle, default_file_mode())  # mkstemp's 0600 would hide a shared cache
     os.close(handle)
     try:
         with open(tmp, "wb") as out:
