@@ -84,6 +84,17 @@ def unique_path(path):
         number += 1
 
 
+def plural(count, singular, plural_form=None):
+    """`"1 window"`, `"2 windows"`: a count and its noun for messages.
+
+    Example:
+
+    >>> plural(1, "allele"), plural(3, "allele"), plural(2, "record or region", "records or regions")
+    ('1 allele', '3 alleles', '2 records or regions')
+    """
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
 def default_file_mode():
     """The mode a new file gets from `open` under the current umask (`mkstemp` alone gives 0600)."""
     umask = os.umask(0)
@@ -108,7 +119,8 @@ def write_text_atomic(path, text):
         raise
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+    """Whether a process `pid` runs on this machine (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -122,7 +134,7 @@ def _remove_stale_staging(out):
     """Removes the staging directories that killed processes left in `out`."""
     for path in out.glob(f"{STAGING_PREFIX}*"):
         pid = path.name[len(STAGING_PREFIX) :]
-        if path.is_dir() and not (pid.isdigit() and _pid_alive(int(pid))):
+        if path.is_dir() and not (pid.isdigit() and pid_alive(int(pid))):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
@@ -23,7 +24,6 @@ from attngen_keras.files import check_output_file, read_json
 # Above this share of characters other than A, C, G, T (U) and N the input is
 # reported as probably not DNA (protein letters are mostly IUPAC codes, so
 # the invalid characters alone undercount them).
-NOT_DNA_SHARE = 0.25
 _DEFINITE = "ACGTUNacgtun"
 
 

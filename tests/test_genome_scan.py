@@ -17,7 +17,7 @@ from attngen_keras.cli import main
 from attngen_keras.data.errors import DataError
 from attngen_keras.genome.scan import scan_genome
 from attngen_keras.genome.scoring import Scorer, reverse_complement
-from attngen_keras.genome.windows import Tiler, iter_fasta_pieces, read_regions
+from attngen_keras.genome.windows import Tiler, count_characters, iter_fasta_pieces, read_regions
 
 L, K, S = 60, 8, 10
 MOTIF = "GATTACAG"
@@ -264,7 +264,7 @@ def test_scan_command_matches_predict_on_the_same_windows(tmp_path, exported, ca
     captured = capsys.readouterr()
     assert (
         "11 windows skipped for N's" in captured.err
-        and "1 records or regions shorter" in captured.err
+        and "1 record or region shorter than the window (60) has no score" in captured.err
     )
     windows = tmp_path / "windows.fa"
     expected = expected_windows(records)
@@ -319,3 +319,43 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "r.bed", "t.bedGraph"]
     with pytest.raises(DataError, match="duplicate record name"):
         list(Tiler(fasta, 4, 1))
+
+
+def test_characters_that_are_not_nucleotides_are_counted_and_reported(tmp_path, capsys):
+    from attngen_keras.genome.scan import _report, _summary
+
+    fasta = tmp_path / "mixed.fa"
+    fasta.write_text(">dna\nACGTRYNNacgtXX\n>protein\nMKVLAAGQWE\n")
+    tiler = Tiler(fasta, 4, 2)
+    list(tiler)
+    # unusual: R Y X X, then M K V L Q W E (A and G are also nucleotides); invalid: X X, then L Q E
+    assert (tiler.unusual, tiler.invalid) == (11, 5) == count_characters(fasta)  # local and Beam
+    _report(fasta, _summary(tiler, [], 2, 4))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"attngen scan: warning: {fasta}: ")
+    assert "5 of 24 characters are not nucleotides or IUPAC codes (read as N)" in err[0]
+    assert "46% of the characters are not A, C, G, T or N: this does not look like DNA" in err[0]
+    clean = tmp_path / "clean.fa"
+    clean.write_text(">dna\nACGTACGTNNacgtRY\n")  # soft-masked, N runs and a few IUPAC codes
+    tiler = Tiler(clean, 4, 2, max_n_fraction=1.0)
+    list(tiler)
+    _report(clean, _summary(tiler, [], 2, 4))
+    assert (tiler.unusual, tiler.invalid) == (2, 0) and capsys.readouterr().err == ""
+
+
+def test_a_killed_scans_part_files_are_removed_by_the_next_scan(tmp_path):
+    import os
+
+    from attngen_keras.genome.tracks import TrackWriter
+
+    out = tmp_path / "track.bedGraph"
+    stale = tmp_path / ".track.bedGraph.parts-999999999"  # no such process
+    live = tmp_path / f".track.bedGraph.parts-{os.getppid()}"  # another scan, still running
+    for directory in (stale, live):
+        directory.mkdir()
+        (directory / "0.1").write_text("chr1\t0\t10\t0.5\n")
+    with TrackWriter(out, ["bg", "target"], 20, 10) as tracks:
+        tracks.add_batch([("chr1", 0)], [[0.4, 0.6]])
+        tracks.finish({"chr1": 40})
+    assert not stale.exists() and (live / "0.1").exists()
+    assert out.read_text().startswith("chr1\t5\t15\t0.6")

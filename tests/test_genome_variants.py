@@ -75,10 +75,10 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
     argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--out", str(out)]
     assert main([*argv, "--vcf-out", str(vcf_out)]) == 0
     err = capsys.readouterr().err
-    assert "1 alleles whose REF differs from the genome (ref_match false)" in err
+    assert "1 allele whose REF differs from the genome (ref_match false)" in err
     assert f"2 alleles within {HALF} nt of a record end, not scored" in err
     assert (
-        "1 alleles on chromosomes absent from the FASTA" in err and "1 symbolic ALT alleles" in err
+        "1 allele on chromosomes absent from the FASTA" in err and "1 symbolic ALT allele," in err
     )
     with open(out) as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

@@ -21,6 +21,8 @@ IUPAC = {
     "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG",
 }  # fmt: skip
 SYMBOLS = "ACGTNRYSWKMBDHV"
+# At least this share of characters other than A, C, G, T and N: the input is not DNA (protein?).
+NOT_DNA_SHARE = 0.25
 PAD = len(SYMBOLS)  # 15
 INVALID = 255
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N", "R": "Y", "Y": "R",

@@ -24,7 +24,7 @@ import tempfile
 import uuid
 
 from attngen_keras.genome.reference import open_fasta, random_access_path
-from attngen_keras.genome.windows import window_starts
+from attngen_keras.genome.windows import count_characters, window_starts
 
 INSTALL_HINT = 'pip install -e ".[beam]"'
 
@@ -184,9 +184,11 @@ def scan_with_beam(
             windows += _add(writer, batch)
     windows += _add(writer, batch)
     outputs = writer.finish(sizes)
+    unusual, invalid = count_characters(tiler.path)  # the workers read windows, not every base
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
-        "skipped_n": skipped, "short": short, "length": length, "stride": stride,
+        "skipped_n": skipped, "short": short, "unusual_characters": unusual,
+        "invalid_characters": invalid, "length": length, "stride": stride,
         "outputs": [str(p) for p in outputs], "tasks": len(tasks),
     }  # fmt: skip
 

@@ -80,7 +80,7 @@ def _normalized(path, key, reason, quiet):
     if not plain.exists():
         if not quiet:
             print(
-                f"attngen: {path}: FASTA is {reason}: rewriting it to a temporary file for random access "
+                f"attngen: note: {path}: FASTA is {reason}: rewriting it to a temporary file for random access "
                 "(use a bgzip FASTA with lines of one length per record to avoid this)",
                 file=sys.stderr,
             )

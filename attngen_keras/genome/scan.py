@@ -5,7 +5,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError
+from attngen_keras.files import plural
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import CHUNK_BASES, Tiler, read_regions
@@ -125,6 +127,8 @@ def _summary(tiler, paths, stride, length):
         "windows": tiler.windows,
         "skipped_n": tiler.skipped_n,
         "short": tiler.short,
+        "unusual_characters": tiler.unusual,
+        "invalid_characters": tiler.invalid,
         "length": length,
         "stride": stride,
         "outputs": [str(p) for p in paths],
@@ -134,10 +138,22 @@ def _summary(tiler, paths, stride, length):
 def _report(fasta, summary):
     parts = []
     if summary["skipped_n"]:
-        parts.append(f"{summary['skipped_n']} windows skipped for N's (--max-n-fraction)")
+        parts.append(f"{plural(summary['skipped_n'], 'window')} skipped for N's (--max-n-fraction)")
     if summary["short"]:
         parts.append(
-            f"{summary['short']} records or regions shorter than the window ({summary['length']}) have no score"
+            f"{plural(summary['short'], 'record or region', 'records or regions')} shorter than the "
+            f"window ({summary['length']}) {'has' if summary['short'] == 1 else 'have'} no score"
+        )
+    if summary["invalid_characters"]:
+        parts.append(
+            f"{summary['invalid_characters']} of {summary['bases']} characters are not nucleotides "
+            "or IUPAC codes (read as N)"
+        )
+    if summary["unusual_characters"] >= NOT_DNA_SHARE * max(summary["bases"], 1):
+        share = summary["unusual_characters"] / max(summary["bases"], 1)
+        parts.append(
+            f"{share:.0%} of the characters are not A, C, G, T or N: this does not look like DNA "
+            "(protein?), and the scores are meaningless"
         )
     if parts:
-        print(f"attngen scan: {fasta}: {'; '.join(parts)}", file=sys.stderr)
+        print(f"attngen scan: warning: {fasta}: {'; '.join(parts)}", file=sys.stderr)

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from attngen_keras.files import check_output_file
+from attngen_keras.files import check_output_file, pid_alive
 
 _BIGWIG_BATCH = 100_000
 
@@ -84,6 +84,11 @@ class TrackWriter:
         self.lines = 0
 
     def __enter__(self):
+        prefix = self._parts.name[: self._parts.name.rindex("-") + 1]
+        for stale in self._parts.parent.glob(f"{prefix}*"):  # left by killed scans
+            pid = stale.name[len(prefix) :]
+            if stale.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
         shutil.rmtree(self._parts, ignore_errors=True)
         self._parts.mkdir(parents=True)
         if self.tsv is not None:

@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import check_output_file
+from attngen_keras.files import check_output_file, plural
 from attngen_keras.genome.reference import open_fasta, random_access_path
 from attngen_keras.genome.scoring import Scorer
 
@@ -299,20 +299,23 @@ def _report(vcf, counts, length):
     parts = []
     if counts["ref_mismatch"]:
         parts.append(
-            f"{counts['ref_mismatch']} alleles whose REF differs from the genome (ref_match false)"
+            f"{plural(counts['ref_mismatch'], 'allele')} whose REF differs from the genome (ref_match false)"
         )
     if counts[NOTE_END]:
         parts.append(
-            f"{counts[NOTE_END]} alleles within {length // 2} nt of a record end, not scored"
+            f"{plural(counts[NOTE_END], 'allele')} within {length // 2} nt of a record end, not scored"
         )
     if counts[NOTE_CHROM]:
         parts.append(
-            f"{counts[NOTE_CHROM]} alleles on chromosomes absent from the FASTA, not scored"
+            f"{plural(counts[NOTE_CHROM], 'allele')} on chromosomes absent from the FASTA, not scored"
         )
     if counts[NOTE_SYMBOLIC]:
-        parts.append(f"{counts[NOTE_SYMBOLIC]} symbolic ALT alleles, not scored")
+        parts.append(f"{plural(counts[NOTE_SYMBOLIC], 'symbolic ALT allele')}, not scored")
     if parts:
-        print(f"attngen variants: {vcf}: {'; '.join(parts)} (see the note column)", file=sys.stderr)
+        print(
+            f"attngen variants: warning: {vcf}: {'; '.join(parts)} (see the note column)",
+            file=sys.stderr,
+        )
 
 
 def _write_vcf(vcf, out, effects, compressed):

@@ -24,6 +24,7 @@ import math
 import zlib
 from pathlib import Path
 
+from attngen_keras.data.alphabet import SYMBOLS
 from attngen_keras.data.errors import DataError
 
 BLOCK_BYTES = 1 << 20  # read this much compressed-or-not text at a time
@@ -34,6 +35,11 @@ def centre(start, length, stride):
     """`(begin, end)` of the S bases a window's score is written to."""
     offset = (length - stride) // 2
     return start + offset, start + offset + stride
+
+
+# Characters of a sequence that are plain nucleotides, and IUPAC nucleotide codes (both cases).
+NUCLEOTIDES = b"ACGTNacgtn"
+IUPAC = (SYMBOLS + SYMBOLS.lower()).encode()
 
 
 def window_starts(region_start, region_end, size, length, stride):
@@ -109,6 +115,18 @@ def iter_fasta_pieces(path, block_bytes=BLOCK_BYTES):
         raise DataError("no FASTA records (expected '>id' header lines)", path)
 
 
+def count_characters(path):
+    """`(unusual, invalid)` characters of a FASTA's sequences, as `Tiler` counts them (one streaming pass)."""
+    unusual = invalid = 0
+    for kind, value in iter_fasta_pieces(path):
+        if kind == "seq":
+            extra = len(value.translate(None, NUCLEOTIDES))
+            if extra:
+                unusual += extra
+                invalid += len(value.translate(None, IUPAC))
+    return unusual, invalid
+
+
 def _record_name(line, count, names, path):
     words = line[1:].decode("utf-8", "replace").split()
     name = words[0] if words else f"record{count}"
@@ -171,8 +189,10 @@ class Tiler:
             it small to put windows across chunk boundaries).
 
     After iteration: `sizes` (`{record: size}` in file order), `windows`
-    (kept), `skipped_n` (windows skipped for N's) and `short` (records or
-    regions shorter than L).
+    (kept), `skipped_n` (windows skipped for N's), `short` (records or
+    regions shorter than L), `unusual` (characters other than A, C, G, T, N
+    in either case) and `invalid` (of those, not IUPAC nucleotide codes);
+    the model reads both as N.
 
     Example:
 
@@ -195,6 +215,7 @@ class Tiler:
         self.chunk_bases = int(chunk_bases)
         self.sizes = {}
         self.windows = self.skipped_n = self.short = 0
+        self.unusual = self.invalid = 0
 
     def __iter__(self):
         name = None
@@ -207,6 +228,10 @@ class Tiler:
             else:
                 self._pieces.append(value)
                 self._pending += len(value)
+                extra = len(value.translate(None, NUCLEOTIDES))
+                if extra:
+                    self.unusual += extra
+                    self.invalid += len(value.translate(None, IUPAC))
                 if self._pending >= self.chunk_bases:
                     yield from self._drain(final=False)
         if name is not None:
