@@ -58,12 +58,38 @@ def _add_data_arguments(parser, required=True):
     )  # fmt: skip
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, where it has a value (not None, False or an empty list)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or (isinstance(default, (list, tuple)) and not default)
+            or not action.option_strings
+            or isinstance(action, argparse._HelpAction)
+        ):
+            return text
+        if isinstance(default, (list, tuple)):
+            shown = " ".join(str(v) for v in default)
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="attngen",
         description="Interpretable DNA sequence classification with AttnGen (Keras 3).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # every subcommand's --help shows the defaults
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, formatter_class=_HelpFormatter, **k)
 
     train = sub.add_parser("train", help="train a model and write a run directory")
     _add_data_arguments(train)
@@ -441,6 +467,11 @@ def _parser():
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
     demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--seed", type=int, default=0)
+    for command in sub.choices.values():  # options without a help text still show their default
+        for action in command._actions:
+            if action.help is None and action.option_strings:
+                action.help = ""
+                action.help = command._get_formatter()._get_help_string(action) or None
     return parser
 
 

@@ -362,3 +362,21 @@ def test_interrupt_message_promises_a_resume_only_where_there_is_one(capsys, mon
         out = ["--out", "unused"] if command == "synthetic" else ["--data", "x.csv", "--out", "r"]
         result = run_cli(capsys, command, *out)
         assert result.returncode == 130 and fragment in result.stderr, result.stderr
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    from attngen_keras.cli import _parser
+
+    parser = _parser()
+    commands = parser._subparsers._group_actions[0].choices
+    train, explain = commands["train"].format_help(), commands["explain"].format_help()
+    flat = " ".join(train.split())
+    assert "--epochs EPOCHS default: 10" in flat and "--batch-size BATCH_SIZE default: 128" in flat
+    assert "(default: 0.15)" in flat and "(default: 0)" in flat  # a zero default is shown too
+    assert "default: attention" in " ".join(explain.split())
+    for name, command in commands.items():
+        formatter = command._get_formatter()
+        for action in command._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS==", []):
+                shown = formatter._get_help_string(action)
+                assert "default" in shown.lower(), (name, action.dest, shown)
