@@ -77,6 +77,12 @@ def test_sequence_longer_than_length(tmp_path):
         and "length 12" in message
         and "--crop" in message
     )
+    # too long in two splits: one error that counts both
+    rows["test"].append((7, "a", "ACGTACGTACGTACGT"))
+    root = write_full_sequence_dir(tmp_path / "fs2", rows)
+    assert "(2 such records: 1 in train, 1 in test)" in _error(
+        str(root), length=8, val_fraction=0.0
+    )
 
 
 def test_label_class_mismatch(tmp_path):
@@ -210,3 +216,27 @@ def test_too_small_to_carve_validation_warns_and_drops_it(tmp_path):
     with pytest.warns(UserWarning, match="val split is empty"):
         ds = load_dataset(str(tmp_path / "d.csv"), val_fraction=0.1)
     assert "val" not in ds.splits and len(ds["train"]) == 2
+
+
+def test_labels_that_look_missing_and_classes_absent_from_a_split_are_warned_of(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [("".join(rng.choice(list("ACGT"), 20)), "pos" if i % 2 else "neg") for i in range(60)]
+    rows += [("".join(rng.choice(list("ACGT"), 20)), "NA") for _ in range(2)]
+    path = tmp_path / "labels.csv"
+    pd.DataFrame(rows, columns=["seq", "label"]).to_csv(path, index=False)
+    with pytest.warns(UserWarning) as caught:
+        dataset = load_dataset(str(path), cache_dir=None, seed=0)
+    messages = [str(w.message) for w in caught]
+    assert dataset.class_names == ["NA", "neg", "pos"]  # still a class: the warning says so
+    assert any("label 'NA' (2 sequences) looks like a missing value" in m for m in messages)
+    # 2 'NA' sequences cannot reach every split: the empty one is named
+    assert any("split has no sequences of class 'NA' (2 in all)" in m for m in messages), messages
+    clean = tmp_path / "clean.csv"
+    pd.DataFrame(rows[:60], columns=["seq", "label"]).to_csv(clean, index=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_dataset(str(clean), cache_dir=None, seed=0)  # balanced, no odd labels: no warning

@@ -14,6 +14,7 @@ from attngen_keras.data import cache as cache_lib
 from attngen_keras.data import genomic_benchmarks as gb
 from attngen_keras.data.containers import CROP_MODES, EncodedSplit, GenomicDataset, pad_tokens
 from attngen_keras.data.errors import DataError
+from attngen_keras.files import plural
 
 # what detect_source returns; "table_dir" and "fasta_split_dirs" are directory
 # forms of "table" and "fasta" (load_raw_splits reports them as those)
@@ -410,9 +411,25 @@ def load_dataset(
         if len(class_names) < 2:
             raise DataError(f"need at least two classes, found only {class_names}", description)
     class_names = [str(c) for c in class_names]
+    _warn_label_problems(raw, class_names, description)
     if length is None:
         _warn_length_outliers(raw, description)
         length = int(max(int(split.lengths.max()) for split in raw.values() if len(split)))
+    if crop is None:  # one error that counts the too-long records of every split
+        order = sorted(raw, key=lambda n: (["train", "val", "test"] + [n]).index(n))
+        counts = {name: int((raw[name].lengths > length).sum()) for name in order}
+        if any(counts.values()):
+            first = next(name for name, count in counts.items() if count)
+            split = raw[first]
+            index = int(np.flatnonzero(split.lengths > length)[0])
+            where = ", ".join(f"{count} in {name}" for name, count in counts.items() if count)
+            raise DataError(
+                f"sequence of length {int(split.lengths[index])} is longer than --length {length} "
+                f"({plural(sum(counts.values()), 'such record')}: {where}); "
+                "raise --length or choose --crop left|center|right",
+                split.files[split.file_index[index]] if split.files else None,
+                str(split.ids[index]),
+            )
     splits = {}
     for name, split in raw.items():
         labels = _label_indices(split, class_names, name)
@@ -422,6 +439,38 @@ def load_dataset(
         class_names=class_names, length=int(length), splits=splits,
         source=description, kind=kind,
     )  # fmt: skip
+
+
+# Labels that are missing values in most tables (compared case-insensitively).
+MISSING_LABELS = frozenset({"na", "n/a", "nan", "null", "none", "?", "-"})
+
+
+def _warn_label_problems(raw, class_names, description):
+    """Warns of labels that look like missing values and of classes absent from a split."""
+    totals = {}
+    for split in raw.values():
+        names, counts = np.unique(np.asarray(split.labels).astype(str), return_counts=True)
+        for name, count in zip(names, counts):
+            totals[name] = totals.get(name, 0) + int(count)
+    for name in class_names:
+        if name.strip().lower() in MISSING_LABELS and totals.get(name):
+            warnings.warn(
+                f"{description}: label {name!r} ({totals[name]} sequences) looks like a missing "
+                "value; it is read as a class of its own",
+                stacklevel=4,
+            )
+    for split_name in ("val", "test"):
+        split = raw.get(split_name)
+        if split is None or not len(split):
+            continue
+        present = set(np.asarray(split.labels).astype(str))
+        absent = [name for name in class_names if name not in present]
+        if absent:
+            listed = ", ".join(f"{name!r} ({totals.get(name, 0)} in all)" for name in absent)
+            warnings.warn(
+                f"{description}: the {split_name} split has no sequences of class {listed}",
+                stacklevel=4,
+            )
 
 
 def _drop_empty_splits(splits, description, carve, stacklevel):
