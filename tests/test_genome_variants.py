@@ -139,7 +139,8 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
     assert "ATTNGEN_PREF" not in annotated[6].info  # chrZ: not scored
 
 
-def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capsys):
+def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capfd):
+    """capfd: htslib writes its own warnings to file descriptor 2, past sys.stderr."""
     fasta = write_genome(tmp_path / "ref.fa", reference())
     vcf = tmp_path / "bad.vcf"
     vcf.write_text("this is not a VCF\n")
@@ -154,10 +155,34 @@ def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capsys):
         str(tmp_path / "e.tsv"),
     ]
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len([e for e in err if e.startswith("attngen variants: error:")]) == 1
-    assert err[-1].startswith(f"attngen variants: error: {vcf}: cannot read the VCF")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert not any("Traceback" in e or "[W::" in e for e in err)
+    assert [e for e in err if e.startswith("attngen")] == [
+        f"attngen variants: error: {vcf}: record 'line 1': not a VCF: no '#CHROM' header line "
+        "before the records"
+    ]
     assert not (tmp_path / "e.tsv").exists()
+    header = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=800>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    good = "chr1\t100\tv1\tA\tC\t.\t.\t.\n"
+    for line, problem in [
+        (
+            "chr1\tabc\tv2\tA\tC\t.\t.\t.",
+            "record 'line 5': POS 'abc' is not a position (a whole number)",
+        ),
+        (
+            "chr1\t120\tv2\tA",
+            "record 'line 5': 4 tab-separated field(s); a VCF record has at least 8",
+        ),
+        ("chr1 120 v2 A C . . .", "record 'line 5': 1 tab-separated field(s)"),
+    ]:
+        vcf.write_text(header + good + line + "\n")
+        assert main(argv) == 2
+        err = capfd.readouterr().err.strip().splitlines()
+        messages = [e for e in err if e.startswith("attngen")]
+        assert not any("Traceback" in e or "[W::" in e for e in err), err
+        assert len(messages) == 1, err
+        assert messages[0].startswith(f"attngen variants: error: {vcf}: {problem}"), err
+        assert not (tmp_path / "e.tsv").exists()
 
 
 def test_reference_with_ragged_lines_is_rewritten_and_scores_the_same(tmp_path, capsys):

@@ -67,6 +67,7 @@ def read_alleles(vcf):
         raise DataError("no such file", path)
     index = 0
     number = 0
+    verbosity = pysam.set_verbosity(0)  # htslib's own warnings: the error below says it in one line
     try:
         with pysam.VariantFile(str(path)) as reader:
             for number, record in enumerate(reader, 1):  # noqa: B007 (read after the loop for errors)
@@ -74,8 +75,57 @@ def read_alleles(vcf):
                     yield index, record.chrom, record.pos, record.id or ".", record.ref, alt
                     index += 1
     except (OSError, ValueError) as error:
+        found = _diagnose_vcf(path, number + 1)
+        if found is not None:
+            where, problem = found
+            raise DataError(problem, path, where) from None
         where = f"record {number + 1}" if number else None
         raise DataError(f"cannot read the VCF ({error})", path, where) from None
+    finally:
+        pysam.set_verbosity(verbosity)
+
+
+def _diagnose_vcf(path, record):
+    """`(where, problem)` for the VCF text's first problem up to data line `record`, or None.
+
+    pysam (htslib) reports a malformed line as e.g. "truncated file" without
+    naming it; this reads the text again to say which line and what is wrong.
+    """
+    import gzip
+
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    try:
+        opener = gzip.open if compressed else open
+        with opener(path, "rt", errors="replace") as lines:
+            header = data = 0
+            for number, line in enumerate(lines, 1):
+                line = line.rstrip("\r\n")
+                if line.startswith("##"):
+                    continue
+                if line.startswith("#"):
+                    header = number
+                    continue
+                if not line.strip():
+                    continue
+                if not header:
+                    return f"line {number}", "not a VCF: no '#CHROM' header line before the records"
+                data += 1
+                fields = line.split("\t")
+                if len(fields) < 8:
+                    return f"line {number}", (
+                        f"{len(fields)} tab-separated field(s); a VCF record has at least 8 "
+                        "(CHROM POS ID REF ALT QUAL FILTER INFO)"
+                    )
+                if not fields[1].isdigit():
+                    return f"line {number}", f"POS {fields[1]!r} is not a position (a whole number)"
+                if data >= record:
+                    return None
+            if not header:
+                return None, "not a VCF: no '#CHROM' header line"
+    except (OSError, EOFError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _windows(fasta, sizes, allele, length):
