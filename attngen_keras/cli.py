@@ -541,6 +541,13 @@ def _evaluate(args):
         cache_dir=args.cache_dir, force=args.force,
     )  # fmt: skip
     print(f"{result['split']}: {format_metrics(result)}")
+    undefined = [k for k in ("auroc", "auprc", "f1") if result.get(k) != result.get(k)]  # NaN
+    if undefined:
+        print(
+            f"attngen evaluate: warning: {', '.join(undefined)} undefined on these data (they need "
+            "sequences of every class); written as null",
+            file=sys.stderr,
+        )
     print(f"wrote {result['written']}")
 
 

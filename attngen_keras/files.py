@@ -11,6 +11,7 @@ never sees half a file.
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -177,8 +178,30 @@ def staged_files(out):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def json_text(value):
+    """`value` as indented JSON, with NaN and infinities written as `null` (strict JSON readers refuse them).
+
+    Example:
+
+    >>> json_text({"auroc": float("nan"), "accuracy": 0.5}).split()
+    ['{', '"auroc":', 'null,', '"accuracy":', '0.5', '}']
+    """
+    return json.dumps(_finite_or_none(value), indent=2, allow_nan=False)
+
+
 def write_json_atomic(path, value):
-    write_text_atomic(path, json.dumps(value, indent=2))
+    """Writes `value` as JSON (see `json_text`) through a temporary file and a rename."""
+    write_text_atomic(path, json_text(value))
 
 
 def read_json(path, what="file"):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 from attngen_keras.synthetic import planted_motif_data
 from attngen_keras.training import RunError, TrainConfig, evaluate_run, train
@@ -230,7 +231,7 @@ def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path):
     assert cnn["best_epoch_mask_fraction"] == 0.0
 
 
-def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path):
+def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
     train(
         TrainConfig(data=[small_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0),
         verbose=0,
@@ -242,6 +243,16 @@ def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path):
     result = evaluate_run(tmp_path / "run", [str(other)])
     assert result["split"] == "all" and result["n"] == 300
     assert (tmp_path / "run" / "evaluation_all.json").exists()
+    # known positives only: AUROC/AUPRC are undefined, written as null (strict JSON) with a warning
+    frame = pd.read_csv(other)
+    positives = tmp_path / "positives.csv"
+    frame[frame["label"] == frame["label"].max()].to_csv(positives, index=False)
+    out = tmp_path / "positives.json"
+    result = run_cli(capsys, "evaluate", tmp_path / "run", "--data", positives, "--out", out)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert saved["auroc"] is None and saved["auprc"] is None and 0 <= saved["accuracy"] <= 1
+    assert "attngen evaluate: warning: auroc, auprc" in result.stderr
 
 
 def test_config_validation():

@@ -25,7 +25,6 @@ random `f` kept), comprehensiveness/sufficiency probability drops, their
 AOPC, and the uniform-attention control.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from attngen_keras.data.alphabet import PAD, SYMBOLS, one_hot
 from attngen_keras.explain.importance import predicted_targets, target_probability
 from attngen_keras.explain.shuffle import shuffle_tokens
+from attngen_keras.files import json_text
 from attngen_keras.models.batched_prediction import predict_batched
 
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -357,6 +357,6 @@ def write_perturbation(result, out):
     """Writes `perturb.json` and `perturbation_curve.png` into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "perturb.json").write_text(json.dumps(result, indent=2))
+    (out / "perturb.json").write_text(json_text(result))
     plot_perturbation(result, out / "perturbation_curve.png")
     return out / "perturb.json"

@@ -1,6 +1,5 @@
 """`attngen explain`: importance maps of a trained run, as arrays and plots."""
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np  # noqa: E402
 
 from attngen_keras.explain.importance import importance_scores  # noqa: E402
 from attngen_keras.explain.metrics import concentration_summary, localization_metrics  # noqa: E402
+from attngen_keras.files import json_text  # noqa: E402
 from attngen_keras.models.batched_prediction import predict_batched  # noqa: E402
 
 BASES = "ACGT"
@@ -211,7 +211,7 @@ def write_report(result, out, method, k=6, planted=None):
     }
     if planted is not None:
         summary["localization"] = localization_summary(result, planted)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json_text(summary))
     plot_tracks(result, out / "saliency_tracks.png")
     plot_profile(result, out / "mean_profile.png")
     plot_kmers(kmers, out / "enriched_kmers.png", k)
