@@ -17,7 +17,7 @@ the graph, so a client sends plain sequences:
   tools then call the two signatures.
 
 Input handling, defined so that no request can crash the server: surrounding
-whitespace is stripped; letters are case-insensitive, `U` reads as `T`,
+whitespace is stripped (whitespace inside a sequence is an invalid character); letters are case-insensitive, `U` reads as `T`,
 IUPAC codes encode as in training; any other byte encodes as `N` (uniform) and
 is counted in `invalid_characters`; a sequence longer than the trained
 length is cropped like the training data (the run's `--crop`, default: keep
