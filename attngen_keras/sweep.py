@@ -104,6 +104,9 @@ class SweepConfig:
             (len(set(self.fractions)) == len(self.fractions), f"--fractions has duplicates: {self.fractions}"),
             (self.seeds and len(set(self.seeds)) == len(self.seeds), f"--seeds must be distinct, got {self.seeds}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.epochs > self.warmup_epochs,
+             f"--epochs ({self.epochs}) must exceed --warmup-epochs ({self.warmup_epochs}): otherwise no "
+             "run trains at its mask fraction and the runs differ by their ramp only"),
             (0 < self.target_accuracy <= 1, f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
             (self.eval_n >= 1, f"--n must be >= 1, got {self.eval_n}"),
             (self.method in METHODS, f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"),

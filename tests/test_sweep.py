@@ -60,6 +60,7 @@ def test_invalid_sweep_settings_are_rejected():
         ({"seeds": []}, "seeds"),
         ({"method": "lime"}, "unknown method"),
         ({"perturb_fraction": 0.0}, "perturb-fraction"),
+        ({"epochs": 2, "warmup_epochs": 2}, "must exceed --warmup-epochs"),
     ):
         with pytest.raises(ValueError, match=message):
             SweepConfig(data=["x"], out="o", **kwargs)
