@@ -553,7 +553,9 @@ def _evaluate(args):
 
 def _explain(args):
     from attngen_keras.explain.report import explain_split, write_report
-    from attngen_keras.files import staged_files
+    from attngen_keras.files import check_output_dir, staged_files
+
+    check_output_dir(args.out, create=False)  # a file there is an error before the slow part
     from attngen_keras.training import load_run_data
 
     intervals = None
@@ -604,7 +606,9 @@ def _explain(args):
 
 def _perturb(args):
     from attngen_keras.explain.perturbation import perturb_split, write_perturbation
-    from attngen_keras.files import staged_files
+    from attngen_keras.files import check_output_dir, staged_files
+
+    check_output_dir(args.out, create=False)  # a file there is an error before the slow part
     from attngen_keras.training import load_run_data
 
     model, _, split_name, split = load_run_data(
@@ -830,7 +834,7 @@ def _one_line_warnings(command):
 # commands that never touch TensorFlow (they skip its ~10 s import)
 _WITHOUT_TENSORFLOW = ("synthetic",)
 # Commands that checkpoint: interrupted, the same command resumes them.
-RESUMABLE_COMMANDS = ("train", "sweep", "tune")
+RESUMABLE_COMMANDS = ("train", "sweep", "tune", "demo")
 
 
 def main(argv=None):

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -96,11 +97,18 @@ def plural(count, singular, plural_form=None):
     return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
 
 
-def default_file_mode():
-    """The mode a new file gets from `open` under the current umask (`mkstemp` alone gives 0600)."""
-    umask = os.umask(0)
+def _process_umask():
+    umask = os.umask(0o022)  # reading the umask means setting it: done once, at import
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+_UMASK = _process_umask()
+
+
+def default_file_mode():
+    """The mode a new file gets from `open` under the umask (`mkstemp` alone gives 0600)."""
+    return 0o666 & ~_UMASK
 
 
 def write_text_atomic(path, text):
@@ -124,18 +132,31 @@ def pid_alive(pid):
     """Whether a process `pid` runs on this machine (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except (PermissionError, OSError):
         return True
     return True
 
 
+def process_tag():
+    """`HOST-PID` of this process: names of work in progress that `is_stale_tag` can judge."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def is_stale_tag(tag):
+    """Whether `HOST-PID` (see `process_tag`) names a process of this host that no longer runs.
+
+    Another host's work (a shared file system) is never judged stale.
+    """
+    host, _, pid = tag.rpartition("-")
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+
+
 def _remove_stale_staging(out):
-    """Removes the staging directories that killed processes left in `out`."""
+    """Removes the staging directories that killed processes of this host left in `out`."""
     for path in out.glob(f"{STAGING_PREFIX}*"):
-        pid = path.name[len(STAGING_PREFIX) :]
-        if path.is_dir() and not (pid.isdigit() and pid_alive(int(pid))):
+        if path.is_dir() and is_stale_tag(path.name[len(STAGING_PREFIX) :]):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -164,7 +185,7 @@ def staged_files(out):
     """
     out = check_output_dir(out)
     _remove_stale_staging(out)
-    staging = out / f"{STAGING_PREFIX}{os.getpid()}"
+    staging = out / f"{STAGING_PREFIX}{process_tag()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:

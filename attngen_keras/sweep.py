@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attngen_keras.files import json_text
+from attngen_keras.files import json_text, write_text_atomic
 
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 ROW_FILE = "sweep_row.json"
@@ -265,7 +265,7 @@ def run_sweep(config, verbose=None):
                 raise ValueError(f"{' '.join(config.data)} has no test split to score the sweep on")
             metrics = train(config.train_config(fraction, seed), verbose=verbose, dataset=dataset)
             row = _score_run(config, fraction, seed, metrics, dataset["test"])
-            row_path.write_text(json_text(row))
+            write_text_atomic(row_path, json_text(row))  # a killed write is no 'done' row
             print(
                 f"{label}: test accuracy {row['test_accuracy']:.4f}, Gini {row['gini']:.3f}, "
                 f"top-{config.perturb_fraction:.0%} removal drop {row['perturb_drop_top']:.3f}"

@@ -16,6 +16,7 @@ SCRIPT = textwrap.dedent(
 
     backend = keras.backend.backend()
     x = np.eye(4, dtype="float32")[np.random.default_rng(0).integers(0, 4, (64, 40))]
+    small = np.eye(4, dtype="float32")[np.random.default_rng(1).integers(0, 4, (20, 40))]
     states = {}
     for mode in ("eager", "compiled"):
         keras.utils.set_random_seed(0)
@@ -23,7 +24,7 @@ SCRIPT = textwrap.dedent(
         model.get_layer("saliency_mask").mask_fraction.assign(0.4)
         for _ in range(3):
             model(x, training=True)
-        recal = BatchNormRecalibration([x], steps=5)
+        recal = BatchNormRecalibration([x, small], steps=5)  # unequal batches: weights matter
         recal.set_model(model)
         if mode == "eager":  # uncompiled passes, the reference
             recal._training_forward = lambda x: (lambda batch: model(batch, training=True))

@@ -124,3 +124,25 @@ def test_config_and_bad_arguments():
     }
     with pytest.raises(ValueError, match="statistics"):
         BatchNormRecalibration([], statistics="median")
+
+
+def test_batch_norm_inside_a_custom_layer_is_found_and_renorm_is_warned_of():
+    from attngen_keras.callbacks.batch_norm_recalibration import averaged_statistics
+
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(4)
+            self.norm = keras.layers.BatchNormalization(momentum=0.9)
+
+        def call(self, x, training=None):
+            return self.norm(self.dense(x), training=training)
+
+    inputs = keras.Input((3,))
+    outputs = keras.layers.BatchNormalization(renorm=True)(Block()(inputs))
+    model = keras.Model(inputs, outputs)
+    with pytest.warns(UserWarning, match="renorm"):
+        found = averaged_statistics(model)
+    block = model.layers[1]
+    assert [v for v, _ in found] == [block.norm.moving_mean, block.norm.moving_variance]
+    assert [m for _, m in found] == [0.9, 0.9]

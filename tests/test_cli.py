@@ -8,6 +8,7 @@ process (`helpers.run_cli`), which spares each TensorFlow's start-up.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,7 +190,7 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
     perturbed = tmp_path / "perturb"
-    stale = perturbed / ".attngen-partial-999999999"  # left by a killed run (no such process)
+    stale = perturbed / f".attngen-partial-{socket.gethostname()}-999999999"  # a killed run's
     stale.mkdir(parents=True)
     (stale / "perturb.json").write_text("{")
     assert run_cli(capsys, "perturb", attngen_run, "--n", "20", "--out", perturbed).returncode == 0

@@ -336,7 +336,7 @@ def test_characters_that_are_not_nucleotides_are_counted_and_reported(tmp_path, 
     assert "5 of 24 characters are not nucleotides or IUPAC codes (read as N)" in err[0]
     assert "46% of the characters are not A, C, G, T or N: this does not look like DNA" in err[0]
     clean = tmp_path / "clean.fa"
-    clean.write_text(">dna\nACGTACGTNNacgtRY\n")  # soft-masked, N runs and a few IUPAC codes
+    clean.write_text(">dna\nACGTACGTNNacgtRY\n>rna\nACGUUUUUacgu\n")  # soft-masked, N, IUPAC, U
     tiler = Tiler(clean, 4, 2, max_n_fraction=1.0)
     list(tiler)
     _report(clean, _summary(tiler, [], 2, 4))
@@ -345,17 +345,19 @@ def test_characters_that_are_not_nucleotides_are_counted_and_reported(tmp_path, 
 
 def test_a_killed_scans_part_files_are_removed_by_the_next_scan(tmp_path):
     import os
+    import socket
 
     from attngen_keras.genome.tracks import TrackWriter
 
     out = tmp_path / "track.bedGraph"
-    stale = tmp_path / ".track.bedGraph.parts-999999999"  # no such process
-    live = tmp_path / f".track.bedGraph.parts-{os.getppid()}"  # another scan, still running
-    for directory in (stale, live):
+    stale = tmp_path / f".track.bedGraph.parts-{socket.gethostname()}-999999999"  # no such process
+    live = tmp_path / f".track.bedGraph.parts-{socket.gethostname()}-{os.getppid()}"  # running
+    other_host = tmp_path / ".track.bedGraph.parts-elsewhere-999999999"  # another host's: kept
+    for directory in (stale, live, other_host):
         directory.mkdir()
         (directory / "0.1").write_text("chr1\t0\t10\t0.5\n")
     with TrackWriter(out, ["bg", "target"], 20, 10) as tracks:
         tracks.add_batch([("chr1", 0)], [[0.4, 0.6]])
         tracks.finish({"chr1": 40})
-    assert not stale.exists() and (live / "0.1").exists()
+    assert not stale.exists() and (live / "0.1").exists() and (other_host / "0.1").exists()
     assert out.read_text().startswith("chr1\t5\t15\t0.6")

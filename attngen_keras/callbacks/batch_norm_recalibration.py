@@ -1,5 +1,7 @@
 """`BatchNormRecalibration`: BatchNorm statistics of the unmasked network."""
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -54,7 +56,8 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     SaliencyMasks with `inference="hard"` keep their fraction (they mask at
     inference as well, so their training statistics are the right ones).
     BatchNorm layers that are frozen (`trainable=False`) are left alone;
-    with `renorm=True` they keep their own update rule.
+    with `renorm=True` they are blended by their own rule, with a warning (see
+    `averaged_statistics`).
 
     Args:
         data: a `tf.data.Dataset` (or iterable) of training batches `x` or
@@ -168,22 +171,30 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 def averaged_statistics(model):
     """`(variable, momentum)` of the moving mean and variance of every BatchNorm that a training pass updates.
 
-    That is every `BatchNormalization` layer in `model` (nested models
-    included) that is trainable, built, without `renorm` and with a momentum
-    below 1: its training-mode call sets `moving = momentum * moving + (1 -
-    momentum) * batch statistic`.
+    That is every `BatchNormalization` layer in `model` (nested models and
+    layers inside custom layers included) that is trainable, built, without
+    `renorm` and with a momentum below 1: its training-mode call sets
+    `moving = momentum * moving + (1 - momentum) * batch statistic`. A layer
+    called more than once per forward pass (shared) breaks that recovery:
+    recalibrate such models with `statistics="ema"`.
     """
-    found = []
-    for layer in all_layers(model):
-        if (
-            isinstance(layer, keras.layers.BatchNormalization)
-            and layer.trainable
-            and layer.built
-            and not layer.renorm
-            and float(layer.momentum) < 1.0
-        ):
-            found += [(layer.moving_mean, float(layer.momentum))]
-            found += [(layer.moving_variance, float(layer.momentum))]
+    found, renorm = [], []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        if not (layer.trainable and layer.built and float(layer.momentum) < 1.0):
+            continue
+        if layer.renorm:
+            renorm.append(layer.name)
+            continue
+        found += [(layer.moving_mean, float(layer.momentum))]
+        found += [(layer.moving_variance, float(layer.momentum))]
+    if renorm:
+        warnings.warn(
+            f"BatchNormRecalibration: {', '.join(renorm)} use renorm: their statistics are blended "
+            "by their own momentum, not averaged; use statistics='ema' with enough steps",
+            stacklevel=3,
+        )
     return found
 
 
@@ -270,7 +281,7 @@ class _JaxTrainingForward:
 
         def step(trainable, non_trainable, sums, x):
             _, updated = model.stateless_call(trainable, non_trainable, x, training=True)
-            size = x.shape[0]
+            size = _batch_size(x)
             sums = [
                 total + size * (updated[k] - momentum * non_trainable[k]) / (1.0 - momentum)
                 for total, (k, momentum) in zip(sums, averaged)

@@ -9,12 +9,13 @@ under a temporary name and renamed into place once complete (an existing
 file is replaced only then; a failed scan leaves it as it was).
 """
 
+import glob
 import gzip
 import os
 import shutil
 from pathlib import Path
 
-from attngen_keras.files import check_output_file, pid_alive
+from attngen_keras.files import check_output_file, is_stale_tag, process_tag
 
 _BIGWIG_BATCH = 100_000
 
@@ -73,7 +74,7 @@ class TrackWriter:
                 path, force=True
             )  # a directory there, or an unwritable place: an error now
         first = next(iter(self.bedgraphs.values()))
-        self._parts = first.with_name(f".{first.name}.parts-{os.getpid()}")
+        self._parts = first.with_name(f".{first.name}.parts-{process_tag()}")
         self._columns = (
             [self.target] if self.target is not None else list(range(len(self.class_names)))
         )
@@ -84,10 +85,9 @@ class TrackWriter:
         self.lines = 0
 
     def __enter__(self):
-        prefix = self._parts.name[: self._parts.name.rindex("-") + 1]
-        for stale in self._parts.parent.glob(f"{prefix}*"):  # left by killed scans
-            pid = stale.name[len(prefix) :]
-            if stale.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+        prefix = self._parts.name[: -len(process_tag())]
+        for stale in self._parts.parent.glob(f"{glob.escape(prefix)}*"):  # left by killed scans
+            if stale.is_dir() and is_stale_tag(stale.name[len(prefix) :]):
                 shutil.rmtree(stale, ignore_errors=True)
         shutil.rmtree(self._parts, ignore_errors=True)
         self._parts.mkdir(parents=True)

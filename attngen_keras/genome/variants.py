@@ -93,9 +93,9 @@ def _diagnose_vcf(path, record):
     """
     import gzip
 
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
     try:
+        with open(path, "rb") as handle:
+            compressed = handle.read(2) == b"\x1f\x8b"
         opener = gzip.open if compressed else open
         with opener(path, "rt", errors="replace") as lines:
             header = data = 0

@@ -37,9 +37,9 @@ def centre(start, length, stride):
     return start + offset, start + offset + stride
 
 
-# Characters of a sequence that are plain nucleotides, and IUPAC nucleotide codes (both cases).
-NUCLEOTIDES = b"ACGTNacgtn"
-IUPAC = (SYMBOLS + SYMBOLS.lower()).encode()
+# Characters of a sequence that are plain nucleotides (U reads as T), and IUPAC nucleotide codes.
+NUCLEOTIDES = b"ACGTUNacgtun"
+IUPAC = (SYMBOLS + "U" + SYMBOLS.lower() + "u").encode()
 
 
 def window_starts(region_start, region_end, size, length, stride):
@@ -190,9 +190,10 @@ class Tiler:
 
     After iteration: `sizes` (`{record: size}` in file order), `windows`
     (kept), `skipped_n` (windows skipped for N's), `short` (records or
-    regions shorter than L), `unusual` (characters other than A, C, G, T, N
-    in either case) and `invalid` (of those, not IUPAC nucleotide codes);
-    the model reads both as N.
+    regions shorter than L), `unusual` (characters other than A, C, G, T, U,
+    N in either case) and `invalid` (of those, the ones that are not IUPAC
+    nucleotide codes, which the model reads as N; IUPAC codes encode as in
+    training).
 
     Example:
 
