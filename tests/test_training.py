@@ -253,6 +253,18 @@ def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
     saved = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
     assert saved["auroc"] is None and saved["auprc"] is None and 0 <= saved["accuracy"] <= 1
     assert "attngen evaluate: warning: auroc, auprc" in result.stderr
+    # the same positives as one FASTA of one class: the run knows its classes, so it is accepted
+    label = str(frame["label"].max())
+    fasta = tmp_path / "positives.fa"
+    rows = frame[frame["label"] == frame["label"].max()]
+    fasta.write_text("".join(f">p{i}\n{seq}\n" for i, seq in enumerate(rows["seq"])))
+    out = tmp_path / "positives_fasta.json"
+    result = run_cli(
+        capsys, "evaluate", tmp_path / "run", "--data", f"{label}={fasta}", "--out", out
+    )
+    assert result.returncode == 0, result.stderr
+    from_fasta = json.loads(out.read_text())
+    assert from_fasta["n"] == saved["n"] and from_fasta["accuracy"] == saved["accuracy"]
 
 
 def test_config_validation():

@@ -137,8 +137,8 @@ def _detect_directory(path):
     )
 
 
-def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
-    """Parses any supported source into `{split: RawSplit}` (cached).
+def load_raw_splits(data, references=None, cache_dir=None, show_progress=True, min_classes=2):
+    """Parses any supported source into `{split: RawSplit}` (cached); FASTA per class needs `min_classes`.
 
     Returns:
         `(splits, kind, description)`.
@@ -204,7 +204,10 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True):
         _warn_identical_files(items)
     key = cache_lib.fingerprint(paths, extra=f"fasta|{_READER_VERSION}|{items}")
     splits, _ = cache_lib.cached(
-        cache_dir, key, lambda: readers.read_fasta_per_class(items, split_dirs), description
+        cache_dir,
+        key,
+        lambda: readers.read_fasta_per_class(items, split_dirs, min_classes),
+        description,
     )
     return splits, "fasta", description
 
@@ -366,6 +369,8 @@ def load_dataset(
         cache_dir = cache_lib.default_cache_dir()
     if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
+    # known classes (a trained run's): one FASTA of one class is data to score, e.g. known positives
+    min_classes = 1 if class_names is not None else 2
     if memory_map and cache_dir is not None:
         kind, items = detect_source(data)
         if kind in ("table", "table_dir", "fasta", "fasta_split_dirs"):
@@ -374,7 +379,7 @@ def load_dataset(
                 scan = functools.partial(cache_lib.scan_tables, files, show_progress=show_progress)
                 reader = f"table-memmap|{_READER_VERSION}|{files}"
             else:
-                sources = readers.fasta_sources(items, kind == "fasta_split_dirs")
+                sources = readers.fasta_sources(items, kind == "fasta_split_dirs", min_classes)
                 files = [path for _, _, path in sources]
                 scan = functools.partial(cache_lib.scan_fasta, sources, show_progress=show_progress)
                 reader = f"fasta-memmap|{_READER_VERSION}|{sources}"
@@ -390,7 +395,9 @@ def load_dataset(
                 )  # fmt: skip
     elif memory_map is True:
         raise ValueError("memory_map=True needs a cache directory")
-    raw, kind, description = load_raw_splits(data, references, cache_dir, show_progress)
+    raw, kind, description = load_raw_splits(
+        data, references, cache_dir, show_progress, min_classes
+    )
     raw = dict(raw)
     if carve:
         if "all" in raw:

@@ -101,22 +101,24 @@ def fasta_records(handle, path):
         raise DataError("no FASTA records", path)
 
 
-def read_fasta_per_class(paths, split_dirs=False):
+def read_fasta_per_class(paths, split_dirs=False, min_classes=2):
     """FASTA files, one per class; the class is `name=` or the file stem.
 
     Args:
         paths: file paths, optionally `class=path`; or one directory holding
             the FASTA files (or `train/` and `test/` directories of them).
         split_dirs: set by detection when the directory has split subdirs.
+        min_classes: fewest classes accepted (1 where the classes are known,
+            e.g. scoring a set of known positives against a trained run).
     """
     splits = {}
-    for split, label, path in fasta_sources(paths, split_dirs):
+    for split, label, path in fasta_sources(paths, split_dirs, min_classes):
         builder = splits.setdefault(split, RawSplitBuilder())
         read_fasta(path, label, builder)
     return {split: builder.build() for split, builder in splits.items()}
 
 
-def fasta_sources(paths, split_dirs=False):
+def fasta_sources(paths, split_dirs=False, min_classes=2):
     """`[(split, class, path), ...]` of FASTA files, one per class, in reading order (see
     `read_fasta_per_class`); `split` is `"all"` without split directories.
 
@@ -147,7 +149,7 @@ def fasta_sources(paths, split_dirs=False):
                 )
             seen[label] = path
             sources.append((split, label, path))
-        if len(seen) < 2:
+        if len(seen) < min_classes:
             raise DataError(
                 "FASTA input needs one file per class and at least two classes",
                 ", ".join(seen.values()),
