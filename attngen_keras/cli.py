@@ -87,9 +87,6 @@ def _parser():
         description="Interpretable DNA sequence classification with AttnGen (Keras 3).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    # every subcommand's --help shows the defaults
-    add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **k: add_parser(*a, formatter_class=_HelpFormatter, **k)
 
     train = sub.add_parser("train", help="train a model and write a run directory")
     _add_data_arguments(train)
@@ -467,11 +464,12 @@ def _parser():
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
     demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--seed", type=int, default=0)
-    for command in sub.choices.values():  # options without a help text still show their default
-        for action in command._actions:
+    for command in sub.choices.values():  # every subcommand's --help shows the defaults
+        command.formatter_class = _HelpFormatter
+        formatter = command._get_formatter()
+        for action in command._actions:  # options without a help text too
             if action.help is None and action.option_strings:
-                action.help = ""
-                action.help = command._get_formatter()._get_help_string(action) or None
+                action.help = formatter._get_help_string(action) or None
     return parser
 
 

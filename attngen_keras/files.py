@@ -10,6 +10,7 @@ never sees half a file.
 """
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -153,10 +154,10 @@ def is_stale_tag(tag):
     return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
-def _remove_stale_staging(out):
-    """Removes the staging directories that killed processes of this host left in `out`."""
-    for path in out.glob(f"{STAGING_PREFIX}*"):
-        if path.is_dir() and is_stale_tag(path.name[len(STAGING_PREFIX) :]):
+def remove_stale(parent, prefix):
+    """Removes the directories `parent/PREFIX<HOST-PID>` that killed processes of this host left."""
+    for path in Path(parent).glob(f"{glob.escape(prefix)}*"):
+        if path.is_dir() and is_stale_tag(path.name[len(prefix) :]):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -184,7 +185,7 @@ def staged_files(out):
     ['summary.json']
     """
     out = check_output_dir(out)
-    _remove_stale_staging(out)
+    remove_stale(out, STAGING_PREFIX)
     staging = out / f"{STAGING_PREFIX}{process_tag()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

@@ -6,6 +6,7 @@ import numpy as np
 
 from attngen_keras.data import alphabet
 from attngen_keras.data.errors import DataError
+from attngen_keras.files import plural
 
 SPLITS = ("train", "val", "test")
 CROP_MODES = ("left", "center", "right")
@@ -173,6 +174,30 @@ class GenomicDataset:
         }
 
 
+def check_lengths(splits, length):
+    """Raises one `DataError` for records longer than `length`, naming the first and counting every split.
+
+    Args:
+        splits: `{split name: RawSplit}`, in the order to report them.
+        length: the longest length allowed.
+    """
+    counts = {name: int((split.lengths > length).sum()) for name, split in splits.items()}
+    if not any(counts.values()):
+        return
+    name = next(name for name, count in counts.items() if count)
+    split = splits[name]
+    first = int(np.flatnonzero(split.lengths > length)[0])
+    total = sum(counts.values())
+    where = ", ".join(f"{count} in {name}" for name, count in counts.items() if count)
+    raise DataError(
+        f"sequence of length {int(split.lengths[first])} is longer than --length {length} "
+        f"({plural(total, 'such record')}: {where}); "
+        "raise --length or choose --crop left|center|right",
+        split.files[split.file_index[first]] if split.files else None,
+        str(split.ids[first]),
+    )
+
+
 def pad_tokens(raw, length, crop=None, split_name=""):
     """Pads (or crops) a `RawSplit` to `(n, length)` tokens.
 
@@ -186,16 +211,8 @@ def pad_tokens(raw, length, crop=None, split_name=""):
     if crop is not None and crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES} or None, got {crop!r}")
     lengths = raw.lengths
-    too_long = np.flatnonzero(lengths > length)
-    if too_long.size and crop is None:
-        first = int(too_long[0])
-        raise DataError(
-            f"sequence of length {int(lengths[first])} is longer than --length "
-            f"{length} ({too_long.size} such record(s) in the {split_name} split); "
-            "raise --length or choose --crop left|center|right",
-            raw.files[raw.file_index[first]] if raw.files else None,
-            str(raw.ids[first]),
-        )
+    if crop is None:
+        check_lengths({split_name: raw}, length)
     n = len(raw)
     if n and np.all(lengths == length):
         return raw.flat.reshape(n, length).copy()

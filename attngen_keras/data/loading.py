@@ -12,9 +12,14 @@ import numpy as np
 from attngen_keras.data import alphabet, readers
 from attngen_keras.data import cache as cache_lib
 from attngen_keras.data import genomic_benchmarks as gb
-from attngen_keras.data.containers import CROP_MODES, EncodedSplit, GenomicDataset, pad_tokens
+from attngen_keras.data.containers import (
+    CROP_MODES,
+    EncodedSplit,
+    GenomicDataset,
+    check_lengths,
+    pad_tokens,
+)
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import plural
 
 # what detect_source returns; "table_dir" and "fasta_split_dirs" are directory
 # forms of "table" and "fasta" (load_raw_splits reports them as those)
@@ -424,19 +429,7 @@ def load_dataset(
         length = int(max(int(split.lengths.max()) for split in raw.values() if len(split)))
     if crop is None:  # one error that counts the too-long records of every split
         order = sorted(raw, key=lambda n: (["train", "val", "test"] + [n]).index(n))
-        counts = {name: int((raw[name].lengths > length).sum()) for name in order}
-        if any(counts.values()):
-            first = next(name for name, count in counts.items() if count)
-            split = raw[first]
-            index = int(np.flatnonzero(split.lengths > length)[0])
-            where = ", ".join(f"{count} in {name}" for name, count in counts.items() if count)
-            raise DataError(
-                f"sequence of length {int(split.lengths[index])} is longer than --length {length} "
-                f"({plural(sum(counts.values()), 'such record')}: {where}); "
-                "raise --length or choose --crop left|center|right",
-                split.files[split.file_index[index]] if split.files else None,
-                str(split.ids[index]),
-            )
+        check_lengths({name: raw[name] for name in order}, length)
     splits = {}
     for name, split in raw.items():
         labels = _label_indices(split, class_names, name)

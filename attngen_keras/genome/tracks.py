@@ -9,13 +9,12 @@ under a temporary name and renamed into place once complete (an existing
 file is replaced only then; a failed scan leaves it as it was).
 """
 
-import glob
 import gzip
 import os
 import shutil
 from pathlib import Path
 
-from attngen_keras.files import check_output_file, is_stale_tag, process_tag
+from attngen_keras.files import check_output_file, process_tag, remove_stale
 
 _BIGWIG_BATCH = 100_000
 
@@ -85,10 +84,8 @@ class TrackWriter:
         self.lines = 0
 
     def __enter__(self):
-        prefix = self._parts.name[: -len(process_tag())]
-        for stale in self._parts.parent.glob(f"{glob.escape(prefix)}*"):  # left by killed scans
-            if stale.is_dir() and is_stale_tag(stale.name[len(prefix) :]):
-                shutil.rmtree(stale, ignore_errors=True)
+        # part files left by killed scans
+        remove_stale(self._parts.parent, self._parts.name[: -len(process_tag())])
         shutil.rmtree(self._parts, ignore_errors=True)
         self._parts.mkdir(parents=True)
         if self.tsv is not None:

@@ -115,15 +115,20 @@ def iter_fasta_pieces(path, block_bytes=BLOCK_BYTES):
         raise DataError("no FASTA records (expected '>id' header lines)", path)
 
 
+def unusual_characters(piece):
+    """`(unusual, invalid)` of a piece of sequence: characters other than A, C, G, T, U, N, and of
+    those the ones that are not IUPAC codes (one `bytes.translate`; two when there are any)."""
+    unusual = len(piece.translate(None, NUCLEOTIDES))
+    return (unusual, len(piece.translate(None, IUPAC))) if unusual else (0, 0)
+
+
 def count_characters(path):
     """`(unusual, invalid)` characters of a FASTA's sequences, as `Tiler` counts them (one streaming pass)."""
     unusual = invalid = 0
     for kind, value in iter_fasta_pieces(path):
         if kind == "seq":
-            extra = len(value.translate(None, NUCLEOTIDES))
-            if extra:
-                unusual += extra
-                invalid += len(value.translate(None, IUPAC))
+            extra, bad = unusual_characters(value)
+            unusual, invalid = unusual + extra, invalid + bad
     return unusual, invalid
 
 
@@ -229,10 +234,8 @@ class Tiler:
             else:
                 self._pieces.append(value)
                 self._pending += len(value)
-                extra = len(value.translate(None, NUCLEOTIDES))
-                if extra:
-                    self.unusual += extra
-                    self.invalid += len(value.translate(None, IUPAC))
+                extra, bad = unusual_characters(value)
+                self.unusual, self.invalid = self.unusual + extra, self.invalid + bad
                 if self._pending >= self.chunk_bases:
                     yield from self._drain(final=False)
         if name is not None:
