@@ -233,6 +233,14 @@ def test_labels_that_look_missing_and_classes_absent_from_a_split_are_warned_of(
     assert any("label 'NA' (2 sequences) looks like a missing value" in m for m in messages)
     # 2 'NA' sequences cannot reach every split: the empty one is named
     assert any("split has no sequences of class 'NA' (2 in all)" in m for m in messages), messages
+    for attempt in ("build", "reuse"):  # memory-mapped: the same warnings, also from its cache
+        with pytest.warns(UserWarning) as caught:
+            mapped = load_dataset(str(path), cache_dir=str(tmp_path / "c"), seed=0, memory_map=True)
+        assert mapped.info.get("memory_mapped") and mapped.class_names == dataset.class_names
+        mapped_messages = [str(w.message) for w in caught]
+        for expected in ("label 'NA' (2 sequences) looks like a missing value",
+                         "split has no sequences of class 'NA' (2 in all)"):  # fmt: skip
+            assert any(expected in m for m in mapped_messages), (attempt, mapped_messages)
     clean = tmp_path / "clean.csv"
     pd.DataFrame(rows[:60], columns=["seq", "label"]).to_csv(clean, index=False)
     import warnings

@@ -28,6 +28,8 @@ KINDS = (
     "table", "fasta", "table_dir", "fasta_split_dirs",
 )  # fmt: skip
 _READER_VERSION = "2"
+# memory-mapped caches: 2 added the label warnings to the stored meta
+_MEMMAP_VERSION = "2"
 # `load_dataset(memory_map="auto")` memory-maps CSV/TSV sources larger than this.
 MEMORY_MAP_MIN_BYTES = 256 * 2**20
 
@@ -382,12 +384,12 @@ def load_dataset(
             if kind in ("table", "table_dir"):
                 files = _table_files(kind, items)
                 scan = functools.partial(cache_lib.scan_tables, files, show_progress=show_progress)
-                reader = f"table-memmap|{_READER_VERSION}|{files}"
+                reader = f"table-memmap|{_READER_VERSION}|{_MEMMAP_VERSION}|{files}"
             else:
                 sources = readers.fasta_sources(items, kind == "fasta_split_dirs", min_classes)
                 files = [path for _, _, path in sources]
                 scan = functools.partial(cache_lib.scan_fasta, sources, show_progress=show_progress)
-                reader = f"fasta-memmap|{_READER_VERSION}|{sources}"
+                reader = f"fasta-memmap|{_READER_VERSION}|{_MEMMAP_VERSION}|{sources}"
             size = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
             if memory_map is True or size > MEMORY_MAP_MIN_BYTES:
                 if kind == "fasta" and len(files) > 1:
@@ -423,7 +425,6 @@ def load_dataset(
         if len(class_names) < 2:
             raise DataError(f"need at least two classes, found only {class_names}", description)
     class_names = [str(c) for c in class_names]
-    _warn_label_problems(raw, class_names, description)
     if length is None:
         _warn_length_outliers(raw, description)
         length = int(max(int(split.lengths.max()) for split in raw.values() if len(split)))
@@ -435,6 +436,7 @@ def load_dataset(
         labels = _label_indices(split, class_names, name)
         tokens = pad_tokens(split, int(length), crop, name)
         splits[name] = EncodedSplit(tokens=tokens, labels=labels, ids=split.ids)
+    _warn_label_problems(raw, class_names, description)  # once the labels are known to be classes
     return GenomicDataset(
         class_names=class_names, length=int(length), splits=splits,
         source=description, kind=kind,
@@ -447,30 +449,47 @@ MISSING_LABELS = frozenset({"na", "n/a", "nan", "null", "none", "?", "-"})
 
 def _warn_label_problems(raw, class_names, description):
     """Warns of labels that look like missing values and of classes absent from a split."""
+    counts = {}
+    for name, split in raw.items():
+        labels, numbers = np.unique(np.asarray(split.labels).astype(str), return_counts=True)
+        counts[name] = dict(zip(labels.tolist(), numbers.tolist()))
+    for message in label_problem_messages(counts, class_names, description):
+        warnings.warn(message, stacklevel=4)
+
+
+def label_problem_messages(counts, class_names, description):
+    """Messages on labels that look like missing values and on classes absent from val or test.
+
+    Args:
+        counts: split name -> {label: number of sequences}.
+        class_names: the dataset's classes.
+        description: the data source, named in each message.
+
+    Returns:
+        list of str (empty when all is well).
+    """
     totals = {}
-    for split in raw.values():
-        names, counts = np.unique(np.asarray(split.labels).astype(str), return_counts=True)
-        for name, count in zip(names, counts):
+    for split_counts in counts.values():
+        for name, count in split_counts.items():
             totals[name] = totals.get(name, 0) + int(count)
+    messages = []
     for name in class_names:
         if name.strip().lower() in MISSING_LABELS and totals.get(name):
-            warnings.warn(
+            messages.append(
                 f"{description}: label {name!r} ({totals[name]} sequences) looks like a missing "
-                "value; it is read as a class of its own",
-                stacklevel=4,
+                "value; it is read as a class of its own"
             )
     for split_name in ("val", "test"):
-        split = raw.get(split_name)
-        if split is None or not len(split):
+        present = {name for name, count in counts.get(split_name, {}).items() if count}
+        if not present:
             continue
-        present = set(np.asarray(split.labels).astype(str))
         absent = [name for name in class_names if name not in present]
         if absent:
             listed = ", ".join(f"{name!r} ({totals.get(name, 0)} in all)" for name in absent)
-            warnings.warn(
-                f"{description}: the {split_name} split has no sequences of class {listed}",
-                stacklevel=4,
+            messages.append(
+                f"{description}: the {split_name} split has no sequences of class {listed}"
             )
+    return messages
 
 
 def _drop_empty_splits(splits, description, carve, stacklevel):
@@ -626,6 +645,15 @@ def _build_memmap_splits(
         del rows_used, used
         length = int(max(int(lengths[rows].max()) for rows in index.values()))
     length = int(length)
+    counts = {
+        name: {
+            scan.label_names[code]: int(count)
+            for code, count in enumerate(np.bincount(codes[rows], minlength=len(scan.label_names)))
+            if count
+        }
+        for name, rows in index.items()
+    }
+    warned += label_problem_messages(counts, class_names, description)
     lookup = {name: i for i, name in enumerate(class_names)}
     to_class = np.array([lookup.get(name, -1) for name in scan.label_names], dtype=np.int32)
     # utf-8 bytes >= characters: wide enough for every id
