@@ -155,9 +155,13 @@ def _parser():
     )
     attn.add_argument(
         "--normalization",
-        choices=["softmax", "sigmoid"],
-        help="attention weights: softmax or per-position sigmoid gates",
+        choices=["softmax", "sigmoid", "sparsemax"],
+        help="attention weights: softmax, per-position sigmoid gates, or sparsemax (exact zeros)",
     )
+    attn.add_argument(
+        "--attention-entropy-weight", type=float,
+        help="weight of a training penalty on the attention's normalized entropy (0: none)",
+    )  # fmt: skip
     attn.add_argument(
         "--stem-activation",
         choices=["relu", "exponential"],
@@ -498,6 +502,7 @@ def _train(args):
             ("temperature", args.temperature),
             ("attention_window", args.attention_window),
             ("attention_window_weight", args.attention_window_weight),
+            ("attention_entropy_weight", args.attention_entropy_weight),
             ("stem_activation", args.stem_activation),
             ("faithfulness_weight", args.faithfulness_weight),
             ("faithfulness_fraction", args.faithfulness_fraction),

@@ -8,7 +8,11 @@ import pytest
 from attngen_keras.callbacks import BatchNormRecalibration
 from attngen_keras.explain.importance import project_to_nucleotides
 from attngen_keras.layers import SaliencyMask
-from attngen_keras.layers.saliency_mask import lowest_fraction_mask
+from attngen_keras.layers.saliency_mask import (
+    lowest_fraction_mask,
+    mean_normalized_entropy,
+    sparsemax,
+)
 from attngen_keras.models import (
     PRESETS,
     AttnGen,
@@ -285,6 +289,106 @@ def test_sigmoid_gates_do_not_renormalize_when_a_position_changes():
             np.testing.assert_allclose(ratio[0, :, 0], 1 / (1 + np.exp(-logits[0])), rtol=1e-5)
 
 
+def _sparsemax_reference(z):
+    """The simplex projection by its textbook sort-and-threshold rule, in NumPy."""
+    ordered = np.sort(z)[::-1]
+    k = np.arange(1, len(z) + 1)
+    support = k[1 + k * ordered > np.cumsum(ordered)].max()
+    tau = (np.cumsum(ordered)[support - 1] - 1) / support
+    return np.maximum(z - tau, 0.0)
+
+
+def test_sparsemax_is_the_simplex_projection_with_its_jacobian():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(6, 15)) * 2).astype("float32")
+    valid = np.ones((6, 15), bool)
+    valid[1, 9:] = False
+    valid[4, 1:] = False  # a single real position
+    got = np.asarray(sparsemax(z, valid))
+    for row in range(6):
+        n = valid[row].sum()
+        np.testing.assert_allclose(got[row, :n], _sparsemax_reference(z[row, :n]), atol=1e-6)
+        assert (got[row, n:] == 0).all()
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+    assert ((got == 0) & valid).any(), "some real positions get exactly 0"
+    # d/dz of sum(v * sparsemax(z)) = s * (v - mean of v over the support S)
+    v = np.arange(15, dtype="float32")
+    x = tf.Variable(z[:1])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(sparsemax(x, valid[:1]) * v)
+    support = (got[0] > 0).astype("float32")
+    expected = support * (v - (support * v).sum() / support.sum())
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy()[0], expected, atol=1e-5)
+
+
+def test_sparsemax_weights_zero_positions_become_fill_at_inference():
+    features = _features(2, 12, 5, seed=1)
+    valid = np.ones((2, 12), "float32")
+    keras.utils.set_random_seed(7)
+    layer = SaliencyMask(attention_units=4, normalization="sparsemax", fill_value=0.25,
+                         return_scores=True)  # fmt: skip
+    layer([features, valid])
+    # logits of spread 1 over 12 positions: a support of a few positions
+    spread = float(np.std(np.asarray(layer.attention_logits(features))))
+    layer.score_kernel.assign(np.asarray(layer.score_kernel) / spread)
+    outputs, scores = (np.asarray(t) for t in layer([features, valid]))
+    logits = np.asarray(layer.attention_logits(features))
+    for row in range(2):
+        expected = _sparsemax_reference(logits[row])
+        np.testing.assert_allclose(scores[row], expected, atol=1e-6)
+        weights = expected * 12
+        np.testing.assert_allclose(
+            outputs[row], 0.25 + (features[row] - 0.25) * weights[:, None], rtol=1e-5, atol=1e-5
+        )
+        assert 0 < (expected == 0).sum() < 12
+    layer.uniform_attention.assign(1.0)  # the control: uniform scores, weights 1
+    outputs, scores = (np.asarray(t) for t in layer([features, valid]))
+    np.testing.assert_allclose(scores, 1 / 12, rtol=1e-6)
+    np.testing.assert_allclose(outputs, features, rtol=1e-6)
+
+
+def test_entropy_penalty_is_added_in_training_only_and_round_trips(tmp_path):
+    scores = np.array([[0.5, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], "float32")
+    # row 1: log 2 / log 4 = 0.5 (4 real positions); row 2: 0
+    assert float(mean_normalized_entropy(scores, np.array([[4.0], [4.0]]))) == pytest.approx(0.25)
+    features = _features(3, 10, 5)
+    valid = np.ones((3, 10), "float32")
+    valid[2, 6:] = 0.0
+    layer = SaliencyMask(attention_units=4, entropy_weight=0.3, return_scores=True)
+    _, scores = layer([features, valid], training=True)
+    scores = np.asarray(scores)
+    terms = np.where(scores > 0, -scores * np.log(np.maximum(scores, 1e-12)), 0.0).sum(axis=1)
+    expected = 0.3 * np.mean(terms / np.log(valid.sum(axis=1)))
+    assert [float(loss) for loss in layer.losses] == pytest.approx([expected], rel=1e-5)
+    layer([features, valid], training=False)
+    assert layer.losses == []
+    x, y = _one_hot(24, 30), np.arange(24) % 2
+    model = build_attngen(30, 2, attention_entropy_weight=0.3, normalization="sparsemax", seed=2)
+    assert model.get_layer("saliency_mask").entropy_weight == 0.3
+    compile_classifier(model, 2, jit_compile=False)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model(x[:8], training=True)
+    assert len(model.losses) == 1 and float(model.losses[0]) > 0
+    model(x[:8], training=False)
+    assert model.losses == []
+    # the penalty enters the training loss
+    plain = build_attngen(30, 2, attention_entropy_weight=0.3, faithfulness_weight=0.0)
+    compile_classifier(plain, 2, jit_compile=False)
+    y_pred = plain(x[:8], training=True)
+    penalty = float(plain.losses[0])
+    bce = float(keras.losses.BinaryCrossentropy()(y[:8], y_pred))
+    total = float(plain.compute_loss(x[:8], y[:8], y_pred, training=True))
+    assert total == pytest.approx(bce + penalty, rel=1e-5) and penalty > 0.01
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    assert loaded.get_layer("saliency_mask").get_config()["normalization"] == "sparsemax"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
 def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
     """`attngen train --preset paper` builds the paper's AttnGen; options override the preset."""
     import json
@@ -309,6 +413,8 @@ def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
                 "sigmoid",
                 "--faithfulness-batch-fraction",
                 "0.5",
+                "--attention-entropy-weight",
+                "0.1",
             ],
         ),
     ):
@@ -326,7 +432,9 @@ def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
     config, model = runs["hard"]
     assert config["preset"] == "faithful"
     assert config["attention"] == {"inference": "hard", "normalization": "sigmoid",
-                                   "faithfulness_batch_fraction": 0.5}  # fmt: skip
+                                   "faithfulness_batch_fraction": 0.5,
+                                   "attention_entropy_weight": 0.1}  # fmt: skip
+    assert model.attention_entropy_weight == 0.1
     assert (model.mask_on, model.inference, model.normalization) == (
         "nucleotides",
         "hard",

@@ -9,7 +9,7 @@ from keras import ops
 _FLOOR_EPSILON = 1e-4
 _NEG_LARGE = -1e9
 INFERENCE_MODES = ("soft", "hard")
-NORMALIZATIONS = ("softmax", "sigmoid")
+NORMALIZATIONS = ("softmax", "sigmoid", "sparsemax")
 
 
 def lowest_fraction_mask(ranking, is_valid, fraction):
@@ -67,6 +67,45 @@ def window_mean(values, weights, window):
     return ops.squeeze(sums / ops.maximum(counts, 1e-6), -1)
 
 
+def sparsemax(logits, is_valid):
+    """Sparsemax over the valid positions of each row (Martins & Astudillo, 2016).
+
+    The Euclidean projection of the logits onto the probability simplex:
+    `max(z - tau, 0)` with `tau` chosen so that each row sums to 1. Unlike a
+    softmax, positions whose logit is more than the support's spread below
+    the largest get probability exactly 0. Padding (`is_valid` False) gets 0.
+    Differentiable almost everywhere (the gradient flows through the support).
+
+    Args:
+        logits: `(batch, length)` float logits.
+        is_valid: `(batch, length)` bool.
+
+    Example:
+
+    >>> z = keras.ops.convert_to_tensor([[2.0, 1.0, -1.0, 5.0]])
+    >>> valid = keras.ops.convert_to_tensor([[True, True, True, False]])
+    >>> keras.ops.convert_to_numpy(sparsemax(z, valid)).round(3).tolist()
+    [[1.0, 0.0, 0.0, 0.0]]
+    >>> z = keras.ops.convert_to_tensor([[0.5, 0.3, 0.1]])
+    >>> keras.ops.convert_to_numpy(sparsemax(z, z > -1)).round(3).tolist()
+    [[0.533, 0.333, 0.133]]
+    """
+    logits = ops.where(is_valid, ops.cast(logits, "float32"), _NEG_LARGE)
+    # shift by the row maximum: the projection is shift-invariant, and the
+    # cumulative sums below stay small
+    logits = logits - ops.stop_gradient(ops.max(logits, axis=-1, keepdims=True))
+    ordered = ops.flip(ops.sort(logits, axis=-1), axis=-1)  # descending
+    ranks = ops.cast(ops.arange(1, ops.shape(logits)[-1] + 1), "float32")
+    cumulative = ops.cumsum(ordered, axis=-1)
+    in_support = ops.logical_and(1.0 + ranks * ordered > cumulative, ordered > _NEG_LARGE / 2)
+    support = ops.sum(ops.cast(in_support, "int32"), axis=-1, keepdims=True)
+    support = ops.maximum(support, 1)
+    tau = (ops.take_along_axis(cumulative, support - 1, axis=-1) - 1.0) / ops.cast(
+        support, "float32"
+    )
+    return ops.where(is_valid, ops.relu(logits - tau), 0.0)
+
+
 @keras.saving.register_keras_serializable(package="attngen")
 class SaliencyMask(keras.layers.Layer):
     """Scores every position with attention and masks the least salient ones.
@@ -78,7 +117,11 @@ class SaliencyMask(keras.layers.Layer):
     `normalization="softmax"` (uniform attention gives `w = 1`), or an
     independent gate `w = sigmoid(logit)` per position with
     `normalization="sigmoid"` (same ranking; removing a position leaves the
-    others' weights alone, where a softmax would renormalize them). The lowest `mask_fraction` of each sequence's valid
+    others' weights alone, where a softmax would renormalize them), or
+    `w = sparsemax(logits) * n_valid` with `normalization="sparsemax"` (the
+    scores are a sparsemax instead of a softmax: positions far enough below
+    the best get weight exactly 0, so what follows sees them as `fill_value`
+    even at inference). The lowest `mask_fraction` of each sequence's valid
     positions, exactly `floor(mask_fraction * n_valid)` of them, are masked:
     a masked position becomes `fill_value`, a kept one
     `fill_value + (h - fill_value) * multiplier`.
@@ -111,6 +154,11 @@ class SaliencyMask(keras.layers.Layer):
     replaces the attention by uniform weights and masks nothing (the
     uniform-attention control of Wiegreffe & Pinter, 2019).
 
+    With `entropy_weight > 0` the layer adds, in training only,
+    `entropy_weight * mean(H(scores) / log(n_valid))` to the model's losses
+    (`layer.losses`): a penalty on the normalized entropy of each sequence's
+    scores (0: all on one position, 1: uniform), for sharper attention.
+
     Args:
         attention_units: width of the hidden layer of the attention scorer.
         mask_fraction: initial fraction of valid positions masked, in `[0, 1)`.
@@ -121,10 +169,13 @@ class SaliencyMask(keras.layers.Layer):
         temperature: divides the attention logits (< 1: sharper attention).
         fill_value: what a masked position becomes (0 for features, 0.25 for
             one-hot nucleotides, i.e. N).
-        normalization: `"softmax"` or `"sigmoid"` weights (see above).
+        normalization: `"softmax"`, `"sigmoid"` or `"sparsemax"` weights
+            (see above).
         window: odd width of the logit smoothing (1: none; see above).
         window_weight: weight in `[0, 1]` of the window mean against the raw
             logit (1: the window mean alone; see above).
+        entropy_weight: weight (>= 0) of the entropy penalty on the scores
+            in training (0: none; see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -155,6 +206,7 @@ class SaliencyMask(keras.layers.Layer):
         normalization="softmax",
         window=1,
         window_weight=1.0,
+        entropy_weight=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -173,6 +225,8 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(f"window must be an odd integer >= 1, got {window}")
         if not 0.0 <= float(window_weight) <= 1.0:
             raise ValueError(f"window_weight must be in [0, 1], got {window_weight}")
+        if not float(entropy_weight) >= 0.0:
+            raise ValueError(f"entropy_weight must be >= 0, got {entropy_weight}")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
@@ -183,6 +237,7 @@ class SaliencyMask(keras.layers.Layer):
         self.normalization = normalization
         self.window = int(window)
         self.window_weight = float(window_weight)
+        self.entropy_weight = float(entropy_weight)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
             name="mask_fraction",
@@ -263,8 +318,13 @@ class SaliencyMask(keras.layers.Layer):
         uniform = ops.cast(self.uniform_attention, "float32")
         logits = ops.cast(self.attention_logits(context, is_valid), "float32") * (1.0 - uniform)
         logits = ops.where(is_valid, logits, _NEG_LARGE)
-        scores = ops.softmax(logits, axis=-1) * ops.cast(is_valid, "float32")
+        if self.normalization == "sparsemax":
+            scores = sparsemax(logits, is_valid)
+        else:
+            scores = ops.softmax(logits, axis=-1) * ops.cast(is_valid, "float32")
         n_valid = ops.sum(ops.cast(is_valid, "float32"), axis=-1, keepdims=True)
+        if training and self.entropy_weight > 0.0:
+            self.add_loss(self.entropy_weight * mean_normalized_entropy(scores, n_valid))
         if self.normalization == "sigmoid":
             # an independent gate per position: removing one position does not
             # raise the weight of the others (softmax renormalizes)
@@ -314,9 +374,32 @@ class SaliencyMask(keras.layers.Layer):
                 "normalization": self.normalization,
                 "window": self.window,
                 "window_weight": self.window_weight,
+                "entropy_weight": self.entropy_weight,
             }
         )
         return config
+
+
+def mean_normalized_entropy(scores, n_valid):
+    """Mean over rows of `H(scores) / log(n_valid)`, in `[0, 1]`.
+
+    Args:
+        scores: `(batch, length)` rows that sum to 1 (0 on padding).
+        n_valid: `(batch, 1)` number of real positions of each row (rows of
+            fewer than 2 are divided by `log(2)`).
+
+    Example:
+
+    >>> s = keras.ops.convert_to_tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0, 0, 0]])
+    >>> n = keras.ops.convert_to_tensor([[4.0], [4.0]])
+    >>> round(float(mean_normalized_entropy(s, n)), 3)
+    0.5
+    """
+    scores = ops.cast(scores, "float32")
+    terms = ops.where(scores > 0, scores * ops.log(ops.maximum(scores, 1e-12)), 0.0)
+    entropy = -ops.sum(terms, axis=-1)
+    scale = ops.log(ops.maximum(ops.squeeze(ops.cast(n_valid, "float32"), -1), 2.0))
+    return ops.mean(entropy / scale)
 
 
 def _is_list(value):

@@ -119,7 +119,8 @@ class AttnGen(keras.Model):
         mask_on: `"features"` or `"nucleotides"`.
         inference: SaliencyMask inference mode, `"soft"` or `"hard"`.
         temperature: attention temperature (< 1: sharper).
-        normalization: SaliencyMask weights, `"softmax"` or `"sigmoid"` gates.
+        normalization: SaliencyMask weights: `"softmax"`, `"sigmoid"` gates
+            or `"sparsemax"` (exact zeros; see `SaliencyMask`).
         faithfulness_target: where the loss pulls the output when the top
             positions are removed: `"uniform"` (chance) or `"baseline"` (the
             model's own output on the all-N sequence, so that e.g. a motif
@@ -129,6 +130,9 @@ class AttnGen(keras.Model):
             attention selects runs of neighbouring positions.
         attention_window_weight: weight of the window mean against each
             position's own logit (1: the mean alone; see `SaliencyMask`).
+        attention_entropy_weight: weight of a training penalty on the
+            normalized entropy of the attention scores (0: none; see
+            `SaliencyMask(entropy_weight=...)`).
         stem_activation: `"relu"` or `"exponential"` (Koo & Ploenzke 2021).
         faithfulness_weight: weight of the faithfulness loss (0: off).
         faithfulness_fraction: share of nucleotides that the loss treats as
@@ -165,6 +169,7 @@ class AttnGen(keras.Model):
         faithfulness_batch_fraction=1.0,
         attention_window=1,
         attention_window_weight=1.0,
+        attention_entropy_weight=0.0,
         seed=None,
         backbone=None,
         name="attngen",
@@ -200,6 +205,7 @@ class AttnGen(keras.Model):
             normalization=normalization,
             window=attention_window,
             window_weight=attention_window_weight,
+            entropy_weight=attention_entropy_weight,
             fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
             name=SALIENCY_LAYER_NAME,
         )
@@ -222,6 +228,7 @@ class AttnGen(keras.Model):
         self.faithfulness_target = faithfulness_target
         self.attention_window = int(attention_window)
         self.attention_window_weight = float(attention_window_weight)
+        self.attention_entropy_weight = float(attention_entropy_weight)
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
         self.faithfulness_fraction = float(faithfulness_fraction)
@@ -347,6 +354,7 @@ class AttnGen(keras.Model):
             "faithfulness_target": self.faithfulness_target,
             "attention_window": self.attention_window,
             "attention_window_weight": self.attention_window_weight,
+            "attention_entropy_weight": self.attention_entropy_weight,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
             "faithfulness_fraction": self.faithfulness_fraction,
@@ -407,6 +415,7 @@ def build_attngen(
     faithfulness_batch_fraction=None,
     attention_window=None,
     attention_window_weight=None,
+    attention_entropy_weight=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
@@ -431,8 +440,8 @@ def build_attngen(
         mask_on: see `AttnGen`, as for `inference`, `temperature`,
             `stem_activation`, `faithfulness_weight`, `faithfulness_fraction`,
             `normalization`, `faithfulness_target`,
-            `faithfulness_batch_fraction`, `attention_window` and
-            `attention_window_weight`.
+            `faithfulness_batch_fraction`, `attention_window`,
+            `attention_window_weight` and `attention_entropy_weight`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
@@ -457,6 +466,7 @@ def build_attngen(
         ("normalization", normalization), ("faithfulness_target", faithfulness_target),
         ("attention_window", attention_window),
         ("attention_window_weight", attention_window_weight),
+        ("attention_entropy_weight", attention_entropy_weight),
         ("faithfulness_batch_fraction", faithfulness_batch_fraction),
     ):  # fmt: skip
         if value is not None:
