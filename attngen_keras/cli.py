@@ -31,6 +31,16 @@ def _odd_positive_int(text):
     return value
 
 
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
 def _unit_interval(text):
     try:
         value = float(text)
@@ -159,7 +169,7 @@ def _parser():
         help="attention weights: softmax, per-position sigmoid gates, or sparsemax (exact zeros)",
     )
     attn.add_argument(
-        "--attention-entropy-weight", type=float,
+        "--attention-entropy-weight", type=_non_negative_float,
         help="weight of a training penalty on the attention's normalized entropy (0: none)",
     )  # fmt: skip
     attn.add_argument(

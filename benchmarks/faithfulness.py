@@ -47,8 +47,8 @@ attention), `faithful_sparsemax` (sparsemax scores at temperature 20: at 1
 the initial support is about 33 of 200 positions and the model did not
 learn), `cnn`. The variants defined as the default
 with one option changed (`faithful_hard`, `faithful_exp`, `faithful_half`,
-`faithful_third`, `motif` and the four above) follow the default's loss weight: their results
-written before 2026-11-27 were trained at weight 2.
+`faithful_third`, `motif` and the four above) follow the default's loss weight: results of
+the first five written before 2026-11-27 were trained at weight 2.
 
     python benchmarks/faithfulness.py                      # everything, 3 seeds (hours on 2 cores)
     python benchmarks/faithfulness.py --quick              # tiny smoke run (minutes)

@@ -385,8 +385,52 @@ def test_entropy_penalty_is_added_in_training_only_and_round_trips(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     assert loaded.get_config() == model.get_config()
+    assert loaded.attention_entropy_weight == 0.3
+    assert loaded.get_layer("saliency_mask").entropy_weight == 0.3
     assert loaded.get_layer("saliency_mask").get_config()["normalization"] == "sparsemax"
+    again = SaliencyMask.from_config(layer.get_config())
+    assert (again.entropy_weight, again.normalization) == (0.3, "softmax")
+    with pytest.raises(ValueError, match="entropy_weight"):
+        SaliencyMask(entropy_weight=float("inf"))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_entropy_penalty_reaches_the_training_step_beside_the_faithfulness_loss():
+    """The penalty survives the faithfulness loss's second forward pass."""
+    x, y = _one_hot(12, 30, seed=3), np.arange(12) % 2
+    models = []
+    for weight in (0.0, 0.4):
+        model = build_attngen(30, 2, attention_entropy_weight=weight, dropout=0.0, seed=5)
+        compile_classifier(model, 2, jit_compile=False)
+        models.append(model)
+    plain, penalized = models
+    penalized.set_weights(plain.get_weights())
+    scores = np.asarray(penalized._attention_function(x))
+    penalty = 0.4 * float(mean_normalized_entropy(scores, np.full((12, 1), 30.0)))
+    losses = [float(m.train_on_batch(x, y, return_dict=True)["loss"]) for m in models]
+    assert penalized.faithfulness_weight > 0
+    assert losses[1] - losses[0] == pytest.approx(penalty, rel=1e-3)
+
+
+def test_sparsemax_zero_scores_fill_the_rationale_in_random_order():
+    """With exact zeros, the faithfulness loss's top group takes every positive score
+    and then zeros at random, not the leftmost ones."""
+    x = _one_hot(12, 30, seed=6)
+    model = build_attngen(30, 2, normalization="sparsemax", faithfulness_fraction=0.3, seed=2)
+    layer = model.get_layer("saliency_mask")
+    layer.score_kernel.assign(np.asarray(layer.score_kernel) * 50.0)  # a support of few positions
+    ranking = np.asarray(model.nucleotide_attention(x))
+    perturbed, group, _ = (np.asarray(t) for t in model.faithfulness_inputs(x))
+    replaced = (perturbed == N_ENCODING).all(axis=-1)
+    leftmost_only = True
+    for row in np.flatnonzero(group == 0):
+        positive = ranking[row] > 0
+        assert positive.sum() < 9, "the test needs a support smaller than the rationale"
+        assert replaced[row].sum() == 9 and replaced[row][positive].all()
+        zeros_taken = np.flatnonzero(replaced[row] & ~positive)
+        leftmost_zeros = np.flatnonzero(~positive)[: len(zeros_taken)]
+        leftmost_only &= np.array_equal(zeros_taken, leftmost_zeros)
+    assert not leftmost_only
 
 
 def test_cli_preset_paper_and_variant_options(tmp_path, capsys):

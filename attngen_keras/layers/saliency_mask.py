@@ -80,14 +80,17 @@ def sparsemax(logits, is_valid):
         logits: `(batch, length)` float logits.
         is_valid: `(batch, length)` bool.
 
+    Returns:
+        `(batch, length)` float32 rows that sum to 1 over the valid positions.
+
     Example:
 
     >>> z = keras.ops.convert_to_tensor([[2.0, 1.0, -1.0, 5.0]])
     >>> valid = keras.ops.convert_to_tensor([[True, True, True, False]])
-    >>> keras.ops.convert_to_numpy(sparsemax(z, valid)).round(3).tolist()
+    >>> keras.ops.convert_to_numpy(sparsemax(z, valid)).astype(float).round(3).tolist()
     [[1.0, 0.0, 0.0, 0.0]]
     >>> z = keras.ops.convert_to_tensor([[0.5, 0.3, 0.1]])
-    >>> keras.ops.convert_to_numpy(sparsemax(z, z > -1)).round(3).tolist()
+    >>> keras.ops.convert_to_numpy(sparsemax(z, z > -1)).astype(float).round(3).tolist()
     [[0.533, 0.333, 0.133]]
     """
     logits = ops.where(is_valid, ops.cast(logits, "float32"), _NEG_LARGE)
@@ -112,16 +115,16 @@ class SaliencyMask(keras.layers.Layer):
 
     For per-position features `h` of shape `(batch, length, channels)` the
     layer computes additive-attention logits `v^T tanh(W h + b) / temperature`,
-    the scores, a softmax over the *valid* positions of each sequence (padding
-    gets probability 0), and the weights: `w = score * n_valid` with
+    the scores, a softmax (or sparsemax, below) over the *valid* positions of
+    each sequence (padding gets probability 0), and the weights: `w = score * n_valid` with
     `normalization="softmax"` (uniform attention gives `w = 1`), or an
     independent gate `w = sigmoid(logit)` per position with
     `normalization="sigmoid"` (same ranking; removing a position leaves the
     others' weights alone, where a softmax would renormalize them), or
     `w = sparsemax(logits) * n_valid` with `normalization="sparsemax"` (the
     scores are a sparsemax instead of a softmax: positions far enough below
-    the best get weight exactly 0, so what follows sees them as `fill_value`
-    even at inference). The lowest `mask_fraction` of each sequence's valid
+    the best get weight exactly 0, so with `inference="soft"` what follows
+    sees them as `fill_value` even at inference). The lowest `mask_fraction` of each sequence's valid
     positions, exactly `floor(mask_fraction * n_valid)` of them, are masked:
     a masked position becomes `fill_value`, a kept one
     `fill_value + (h - fill_value) * multiplier`.
@@ -157,7 +160,9 @@ class SaliencyMask(keras.layers.Layer):
     With `entropy_weight > 0` the layer adds, in training only,
     `entropy_weight * mean(H(scores) / log(n_valid))` to the model's losses
     (`layer.losses`): a penalty on the normalized entropy of each sequence's
-    scores (0: all on one position, 1: uniform), for sharper attention.
+    scores (0: all on one position, 1: uniform), for sharper attention. It
+    acts on the scores (the softmax or sparsemax), also with sigmoid gates,
+    and is 0 under the uniform-attention control.
 
     Args:
         attention_units: width of the hidden layer of the attention scorer.
@@ -225,8 +230,8 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(f"window must be an odd integer >= 1, got {window}")
         if not 0.0 <= float(window_weight) <= 1.0:
             raise ValueError(f"window_weight must be in [0, 1], got {window_weight}")
-        if not float(entropy_weight) >= 0.0:
-            raise ValueError(f"entropy_weight must be >= 0, got {entropy_weight}")
+        if not 0.0 <= float(entropy_weight) < float("inf"):
+            raise ValueError(f"entropy_weight must be finite and >= 0, got {entropy_weight}")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.attention_units = int(attention_units)
@@ -324,7 +329,8 @@ class SaliencyMask(keras.layers.Layer):
             scores = ops.softmax(logits, axis=-1) * ops.cast(is_valid, "float32")
         n_valid = ops.sum(ops.cast(is_valid, "float32"), axis=-1, keepdims=True)
         if training and self.entropy_weight > 0.0:
-            self.add_loss(self.entropy_weight * mean_normalized_entropy(scores, n_valid))
+            entropy = mean_normalized_entropy(scores, n_valid)
+            self.add_loss(self.entropy_weight * (1.0 - uniform) * entropy)
         if self.normalization == "sigmoid":
             # an independent gate per position: removing one position does not
             # raise the weight of the others (softmax renormalizes)
@@ -387,6 +393,9 @@ def mean_normalized_entropy(scores, n_valid):
         scores: `(batch, length)` rows that sum to 1 (0 on padding).
         n_valid: `(batch, 1)` number of real positions of each row (rows of
             fewer than 2 are divided by `log(2)`).
+
+    Returns:
+        scalar float32.
 
     Example:
 

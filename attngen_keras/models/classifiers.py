@@ -264,6 +264,9 @@ class AttnGen(keras.Model):
         return scores
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # first: it adds the layers' own losses (the attention entropy penalty)
+        # of the training forward pass, which the faithfulness loss's second
+        # forward pass below clears on the TensorFlow backend
         loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training or self.faithfulness_weight == 0.0 or y is None:
             return loss
@@ -286,6 +289,11 @@ class AttnGen(keras.Model):
         x = ops.convert_to_tensor(x)
         valid = ops.sum(x, axis=-1) > 0.5
         ranking = ops.stop_gradient(self.nucleotide_attention(x))
+        if self.normalization == "sparsemax":
+            # many exact zeros: rank them below every positive score, in random
+            # order (ties would otherwise go to the leftmost positions)
+            ties = keras.random.uniform(ops.shape(ranking), seed=self._faithfulness_seed)
+            ranking = ops.where(ranking > 0, ranking + 1.0, ties)
         fraction = self.faithfulness_fraction
         top = lowest_fraction_mask(-ranking, valid, fraction)
         noise = keras.random.uniform(ops.shape(ranking), seed=self._faithfulness_seed)
@@ -639,8 +647,8 @@ def attention_model(model):
         model: a model built by `build_attngen` (or loaded from `.keras`).
 
     Returns:
-        `keras.Model` with output `(batch, length)`: softmax attention over
-        the valid positions, 0 on padding.
+        `keras.Model` with output `(batch, length)`: the attention scores
+        (softmax, or sparsemax) over the valid positions, 0 on padding.
     """
     try:
         layer = model.get_layer(SALIENCY_LAYER_NAME)
