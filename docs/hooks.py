@@ -6,7 +6,10 @@ CLI appears in the docs without editing them. The home page and the
 contributing page are `README.md` and `CONTRIBUTING.md`, their links rewritten
 for the site. The PNGs under `benchmarks/results/` are added to the site as
 `assets/results/...`, so pages show the figures the benchmarks wrote, without
-copies in `docs/`.
+copies in `docs/`. The pages link the figures where they are in the
+repository (`../../benchmarks/results/...` from `docs/results/`), so that
+they also show on GitHub; `on_page_markdown` points those links at the
+site's copies.
 """
 
 import argparse
@@ -123,3 +126,21 @@ def on_files(files, config):
         rel = png.relative_to(RESULTS).as_posix()
         files.append(File.generated(config, f"assets/results/{rel}", abs_src_path=str(png)))
     return files
+
+
+def site_figure_links(markdown, src_uri):
+    """Links from a page under `docs/` to `benchmarks/results/`, pointed at `assets/results/`.
+
+    Example:
+
+    >>> site_figure_links("![a](../../benchmarks/results/x/a.png)", "results/p.md")
+    '![a](../../benchmarks/results/x/a.png)'
+    """
+    depth = src_uri.count("/")
+    repository = "../" * (depth + 1) + "benchmarks/results/"
+    site = "../" * depth + "assets/results/"
+    return markdown.replace("](" + repository, "](" + site)
+
+
+def on_page_markdown(markdown, page, config, files):
+    return site_figure_links(markdown, page.file.src_uri)
