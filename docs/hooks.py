@@ -134,7 +134,7 @@ def site_figure_links(markdown, src_uri):
     Example:
 
     >>> site_figure_links("![a](../../benchmarks/results/x/a.png)", "results/p.md")
-    '![a](../../benchmarks/results/x/a.png)'
+    '![a](../assets/results/x/a.png)'
     """
     depth = src_uri.count("/")
     repository = "../" * (depth + 1) + "benchmarks/results/"
