@@ -190,6 +190,27 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
+class RunProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting epochs out of the whole run.
+
+    Finishing an interrupted epoch is a `fit` of one epoch (`epochs` is that
+    epoch + 1), for which Keras' own bar would print e.g. "Epoch 2/2" in a
+    run of 3 epochs, or no epoch line at all in the first; this one prints
+    "Epoch 2/3" and its bar counts the batches left in the epoch.
+
+    Args:
+        total_epochs: the run's number of epochs.
+    """
+
+    def __init__(self, total_epochs):
+        super().__init__()
+        self.total_epochs = int(total_epochs)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.total_epochs
+
+
 def _normalize(value):
     return json.loads(json.dumps(value))
 
@@ -569,7 +590,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 steps_per_epoch=steps_per_epoch - step,
-                **fit,
+                **{**fit, "callbacks": fit["callbacks"] + [RunProgbar(config.epochs)]},
             )
             epoch = tracker.epoch
         if not tracker.stopped and not model.stop_training and epoch < config.epochs:

@@ -146,6 +146,8 @@ def test_deterministic_run_killed_mid_epoch_resumes_exactly_from_the_cli(motif_c
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming at epoch 2, batch 3 of 9" in resumed.stdout
+    # the finished interrupted epoch is counted out of the run's 3
+    assert "Epoch 2/3" in resumed.stdout and "Epoch 2/2" not in resumed.stdout
     expected, got = (
         pd.read_csv(tmp_path / "ref" / "history.csv"),
         pd.read_csv(tmp_path / "run" / "history.csv"),
@@ -155,3 +157,13 @@ def test_deterministic_run_killed_mid_epoch_resumes_exactly_from_the_cli(motif_c
     for a, b in zip(_weights(tmp_path / "run"), _weights(tmp_path / "ref")):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert not os.path.exists(tmp_path / "run" / "backup")
+
+
+def test_run_progbar_counts_epochs_out_of_the_whole_run(capsys):
+    from attngen_keras.training import RunProgbar
+
+    bar = RunProgbar(total_epochs=3)
+    bar.set_params({"verbose": 2, "epochs": 2, "steps": 5})  # the fit that finishes epoch 2
+    bar.on_epoch_begin(1)
+    assert "Epoch 2/3" in capsys.readouterr().out
+    assert RunProgbar(3).total_epochs == 3
