@@ -91,6 +91,29 @@ def test_padding_does_not_change_prediction(builder, seq_length, pad):
         assert np.all(scores_long[seq_length:] == 0)
 
 
+@pytest.mark.parametrize("builder", [build_attngen, build_cnn])
+def test_padding_does_not_change_training(builder):
+    """In training mode too: BatchNorm's batch statistics leave padding out, so a
+    batch padded to 5x its length trains the same network (same outputs, same
+    BatchNorm statistics after a step)."""
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 4, (8, 30)).astype(np.uint8)
+    short = builder(30, 2, dropout=0.0)
+    long = builder(150, 2, dropout=0.0)
+    long.set_weights(short.get_weights())
+    x_short = one_hot(tokens)
+    x_long = one_hot(np.concatenate([tokens, np.full((8, 120), PAD, np.uint8)], axis=1))
+    np.testing.assert_allclose(
+        np.asarray(short(x_short, training=True)),
+        np.asarray(long(x_long, training=True)),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    for layer in ("stem_bn", "bn_0", "bn_1"):  # the moving statistics the step updated
+        for a, b in zip(short.get_layer(layer).weights, long.get_layer(layer).weights):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
 def test_attention_model_scores_and_errors():
     model = build_attngen(40, 2)
     x = _batch()

@@ -41,9 +41,18 @@ class ApplyValidity(keras.layers.Layer):
     [0.0, 0.0, 0.0]
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # the features may carry a Keras mask (a BatchNormalization called with
+        # `mask=valid` passes it on): applied here, and not passed further
+        self.supports_masking = True
+
     def call(self, inputs):
         features, valid = inputs
         return features * ops.expand_dims(ops.cast(valid, features.dtype), -1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])

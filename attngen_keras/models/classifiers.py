@@ -575,7 +575,11 @@ def _backbone_graph(
         )(inputs)
         x, _ = saliency([inputs, valid, context])
     x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name=STEM_LAYER_NAME)(x)
-    x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name="stem_bn")(x)
+    # BatchNorm's training statistics over the real positions only (`mask`):
+    # padding must not dilute them, or padded batches train a different network
+    x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name="stem_bn")(
+        x, mask=valid
+    )
     x = layers.Activation(stem_activation, name="stem_relu")(x)
     x = ApplyValidity(name="stem_valid")([x, valid])
     if saliency is not None and mask_on == "features":
@@ -590,7 +594,9 @@ def _backbone_graph(
             dilation_rate=cfg["dilation_rate"],
             name=f"conv_{block}",
         )(x)
-        x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name=f"bn_{block}")(x)
+        x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name=f"bn_{block}")(
+            x, mask=valid
+        )
         x = layers.Activation("relu", name=f"relu_{block}")(x)
         x = ApplyValidity(name=f"valid_{block}")([x, valid])
     x = MaskedGlobalPooling1D(name="global_pool")([x, valid])
