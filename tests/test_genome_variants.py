@@ -139,6 +139,47 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
     assert "ATTNGEN_PREF" not in annotated[6].info  # chrZ: not scored
 
 
+def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
+    """A VCF without ##contig/##INFO lines gets its annotated copy (htslib would exit the
+    process writing its records); a plain-gzip (not bgzip) VCF is read like the plain one."""
+    import gzip
+
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    chr1 = genome["chr1"]
+    lines = [
+        "##fileformat=VCFv4.2",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+        f"chr1\t404\tsnp\t{chr1[403]}\tC,T\t.\tPASS\tDP=10",
+        f"chr1\t300\tins\t{chr1[299]}\t{chr1[299]}GATTACAG\t.\tPASS\tDP=7",
+    ]
+    bare = tmp_path / "bare.vcf"
+    bare.write_text("\n".join(lines) + "\n")
+    zipped = tmp_path / "bare.vcf.gz"
+    zipped.write_bytes(gzip.compress(bare.read_bytes()))
+    effects = {}
+    for name, vcf in (("plain", bare), ("gzip", zipped)):
+        out, annotated = tmp_path / f"{name}.tsv", tmp_path / f"{name}.vcf.gz"
+        argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
+                "--out", str(out), "--vcf-out", str(annotated)]  # fmt: skip
+        capfd.readouterr()  # (htslib's note that the previous output has no index)
+        assert main(argv) == 0
+        err = capfd.readouterr().err
+        assert "[E::" not in err and "Traceback" not in err, err
+        with open(out) as handle:
+            effects[name] = list(csv.DictReader(handle, delimiter="\t"))
+        with pysam.VariantFile(str(annotated)) as reader:
+            assert "chr1" in reader.header.contigs and set(INFO_TAGS) <= set(reader.header.info)
+            records = list(reader)
+        assert [r.id for r in records] == ["snp", "ins"]
+        assert records[0].info["DP"] in (10, "10")  # the input's own INFO kept
+        assert records[0].info["ATTNGEN_PALT"] == pytest.approx(
+            [float(row["p_alt"]) for row in effects[name][:2]], abs=1e-6
+        )
+    assert "gzip (not bgzip)" in err  # the note of the gzip run
+    assert effects["gzip"] == effects["plain"] and len(effects["plain"]) == 3
+
+
 def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capfd):
     """capfd: htslib writes its own warnings to file descriptor 2, past sys.stderr."""
     fasta = write_genome(tmp_path / "ref.fa", reference())

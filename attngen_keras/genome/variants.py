@@ -29,8 +29,10 @@ attention), averaged over the REF (ALT) allele's bases in the REF (ALT) window.
 """
 
 import csv
+import hashlib
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
 from attngen_keras.files import check_output_file, plural
-from attngen_keras.genome.reference import open_fasta, random_access_path
+from attngen_keras.genome.reference import _temp_dir, compression, open_fasta, random_access_path
 from attngen_keras.genome.scoring import Scorer
 
 COLUMNS = [
@@ -58,13 +60,46 @@ NOTE_CHROM = "chromosome not in the FASTA"
 NOTE_SYMBOLIC = "symbolic or non-sequence ALT allele: not scored"
 
 
-def read_alleles(vcf):
-    """Yields `(index, chrom, pos, id, ref, alt)` for every ALT allele of a VCF (multi-allelic records split)."""
-    import pysam
+def readable_vcf(vcf, quiet=False):
+    """The path to read `vcf` from: itself, or for a plain-gzip (not bgzip) VCF a temporary
+    plain copy, which htslib can read (one stderr note says so)."""
+    import gzip
 
     path = Path(vcf)
     if not path.is_file():
         raise DataError("no such file", path)
+    if compression(path) != "gzip":
+        return path
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    plain = _temp_dir() / f"{key}.vcf"
+    if not plain.exists():
+        if not quiet:
+            print(f"attngen: note: {path}: VCF is gzip (not bgzip): reading a temporary plain copy "
+                  "(bgzip it to avoid this)", file=sys.stderr)  # fmt: skip
+        partial = plain.with_suffix(".partial")
+        try:
+            with gzip.open(path, "rb") as source, open(partial, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        except (OSError, EOFError) as error:
+            partial.unlink(missing_ok=True)
+            raise DataError(f"cannot decompress the VCF ({error})", path) from None
+        partial.replace(plain)
+    return plain
+
+
+def read_alleles(vcf, name=None):
+    """Yields `(index, chrom, pos, id, ref, alt)` for every ALT allele of a VCF (multi-allelic records split).
+
+    Args:
+        vcf: a plain, bgzipped or BCF file (see `readable_vcf` for plain gzip).
+        name: the file named in errors (default: `vcf`).
+    """
+    import pysam
+
+    path = Path(vcf)
+    if not path.is_file():
+        raise DataError("no such file", name or path)
+    shown = name or path
     index = 0
     number = 0
     verbosity = pysam.set_verbosity(0)  # htslib's own warnings: the error below says it in one line
@@ -78,9 +113,9 @@ def read_alleles(vcf):
         found = _diagnose_vcf(path, number + 1)
         if found is not None:
             where, problem = found
-            raise DataError(problem, path, where) from None
+            raise DataError(problem, shown, where) from None
         where = f"record {number + 1}" if number else None
-        raise DataError(f"cannot read the VCF ({error})", path, where) from None
+        raise DataError(f"cannot read the VCF ({error})", shown, where) from None
     finally:
         pysam.set_verbosity(verbosity)
 
@@ -280,6 +315,7 @@ def score_variants(
         from attngen_keras.genome.beam import require_beam
 
         require_beam()
+    source = readable_vcf(vcf)
     paths = random_access_path(fasta)
     scorer = model if isinstance(model, Scorer) else Scorer.load(model)
     reference = open_fasta(paths)
@@ -288,11 +324,13 @@ def score_variants(
         from attngen_keras.genome.beam import variants_with_beam
 
         results = variants_with_beam(
-            model, paths, list(read_alleles(vcf)), scorer.length, batch_size, both_strands,
+            model, paths, list(read_alleles(source, vcf)), scorer.length, batch_size, both_strands,
             beam_options,
         )  # fmt: skip
     else:
-        results = _local(scorer, reference, sizes, vcf, batch_size, both_strands, show_progress)
+        results = _local(
+            scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress
+        )
     counts = {
         "alleles": 0,
         "scored": 0,
@@ -317,7 +355,7 @@ def score_variants(
                 if vcf_out is not None:
                     effects[result["index"]] = (result["p_ref"], result["p_alt"], result["delta"])
         if vcf_out is not None:
-            _write_vcf(vcf, _partial(vcf_out), effects, vcf_out.name.endswith(".gz"))
+            _write_vcf(source, _partial(vcf_out), effects, vcf_out.name.endswith(".gz"))
     except BaseException:
         partial.unlink(missing_ok=True)
         if vcf_out is not None:
@@ -336,11 +374,11 @@ def score_variants(
     }  # fmt: skip
 
 
-def _local(scorer, reference, sizes, vcf, batch_size, both_strands, show_progress):
+def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress):
     from attngen_keras.predict import _batches
 
     with tqdm(unit="allele", desc=f"scoring {Path(vcf).name}", disable=not show_progress) as bar:
-        for batch in _batches(read_alleles(vcf), batch_size):
+        for batch in _batches(read_alleles(source, vcf), batch_size):
             yield from score_alleles(scorer, reference, sizes, batch, both_strands)
             bar.update(len(batch))
 
@@ -368,8 +406,56 @@ def _report(vcf, counts, length):
         )
 
 
+def _with_complete_header(vcf):
+    """`vcf`, or a temporary copy whose header defines every contig and tag its records use.
+
+    Hand-written VCFs often lack `##contig` (or `##INFO`) lines. htslib reads
+    them, adding the missing definitions to the reader's header as it goes,
+    but it marks each such record, and writing a marked record makes htslib
+    exit the process. A first pass collects the definitions; if the header
+    lacked any, its records are copied under the completed header.
+    """
+    import gzip
+
+    import pysam
+
+    verbosity = pysam.set_verbosity(0)
+    try:
+        with pysam.VariantFile(str(vcf)) as reader:
+            before = str(reader.header)
+            for _ in reader:
+                pass
+            after = str(reader.header)
+            is_text = reader.format == "VCF"
+    finally:
+        pysam.set_verbosity(verbosity)
+    if before == after or not is_text:
+        return vcf
+    key = hashlib.sha1(str(Path(vcf).resolve()).encode()).hexdigest()[:16]
+    complete = _temp_dir() / f"{key}.header.vcf"
+    opener = gzip.open if compression(vcf) != "plain" else open
+    with open(complete, "w", encoding="utf-8", newline="\n") as target:
+        target.write(after)
+        with opener(vcf, "rt", encoding="utf-8", errors="replace") as source:
+            for line in source:
+                if not line.startswith("#"):
+                    target.write(line)
+    return complete
+
+
 def _write_vcf(vcf, out, effects, compressed):
     """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored)."""
+    import pysam
+
+    vcf = _with_complete_header(vcf)
+    verbosity = pysam.set_verbosity(0)  # htslib's header warnings (e.g. a tag's Type)
+    try:
+        _annotate(vcf, out, effects, compressed)
+    finally:
+        pysam.set_verbosity(verbosity)
+
+
+def _annotate(vcf, out, effects, compressed):
     import pysam
 
     with pysam.VariantFile(str(vcf)) as reader:
