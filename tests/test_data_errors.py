@@ -218,6 +218,20 @@ def test_too_small_to_carve_validation_warns_and_drops_it(tmp_path):
     assert "val" not in ds.splits and len(ds["train"]) == 2
 
 
+def test_classes_that_differ_only_in_case_are_warned_of(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    labels = ["bound", "unbound"] * 40 + ["Bound"] * 3  # a typo in 3 rows
+    rows = [("".join(rng.choice(list("ACGT"), 20)), label) for label in labels]
+    path = tmp_path / "typo.csv"
+    pd.DataFrame(rows, columns=["seq", "label"]).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"classes 'Bound' \(3 sequences\), 'bound' \(40 sequences\) "
+                      "differ only in case"):  # fmt: skip
+        dataset = load_dataset(str(path), cache_dir=None, seed=0)
+    assert dataset.class_names == ["Bound", "bound", "unbound"]
+
+
 def test_labels_that_look_missing_and_classes_absent_from_a_split_are_warned_of(tmp_path):
     import numpy as np
 

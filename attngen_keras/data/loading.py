@@ -458,7 +458,8 @@ def _warn_label_problems(raw, class_names, description):
 
 
 def label_problem_messages(counts, class_names, description):
-    """Messages on labels that look like missing values and on classes absent from val or test.
+    """Messages on labels that look like missing values, classes that differ only in case, and
+    classes absent from val or test.
 
     Args:
         counts: split name -> {label: number of sequences}.
@@ -478,6 +479,15 @@ def label_problem_messages(counts, class_names, description):
             messages.append(
                 f"{description}: label {name!r} ({totals[name]} sequences) looks like a missing "
                 "value; it is read as a class of its own"
+            )
+    folded = {}
+    for name in class_names:
+        folded.setdefault(name.strip().casefold(), []).append(name)
+    for group in folded.values():
+        if len(group) > 1:
+            listed = ", ".join(f"{name!r} ({totals.get(name, 0)} sequences)" for name in group)
+            messages.append(
+                f"{description}: classes {listed} differ only in case: each is a class of its own"
             )
     for split_name in ("val", "test"):
         present = {name for name, count in counts.get(split_name, {}).items() if count}
