@@ -19,7 +19,7 @@ from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
-from attngen_keras.files import check_output_file, read_json
+from attngen_keras.files import check_output_file, plural, read_json
 
 # Above this share of characters other than A, C, G, T (U) and N the input is
 # reported as probably not DNA (protein letters are mostly IUPAC codes, so
@@ -244,13 +244,14 @@ def predict_file(
         partial.unlink(missing_ok=True)
         raise
     partial.replace(out)
-    _report_invalid(input_path, count, invalid)
+    _report_invalid(input_path, count, invalid, int(facts["length"]))
     return count
 
 
-def _report_invalid(input_path, count, stats):
-    """One stderr line when characters were not nucleotides (read as N), or the input does not look like DNA."""
-    sequences, invalid, unusual, total = stats
+def _report_invalid(input_path, count, stats, window):
+    """One stderr line when characters were not nucleotides (read as N), the input does not look like
+    DNA, sequences were longer than the model's window, or empty."""
+    sequences, invalid, unusual, total, truncated, empty = stats
     share = unusual / max(total, 1)
     parts = []
     if invalid:
@@ -262,6 +263,16 @@ def _report_invalid(input_path, count, stats):
         parts.append(
             f"{share:.0%} of the characters are not A, C, G, T or N: this does not look like DNA (protein?), "
             "and the predictions are meaningless"
+        )
+    if truncated:
+        parts.append(
+            f"{plural(truncated, 'sequence')} longer than the model's {window} nt, cropped to {window} nt "
+            "(see the truncated column; `attngen scan` scores long sequences window by window)"
+        )
+    if empty:
+        parts.append(
+            f"{plural(empty, 'empty sequence')}, predicted as an input with no nucleotides: "
+            "not meaningful"
         )
     if parts:
         print(f"attngen predict: warning: {input_path}: {'; '.join(parts)}", file=sys.stderr)
@@ -283,9 +294,10 @@ def _write_predictions(
 
     `stats`: sequences with invalid characters, invalid characters,
     characters other than A/C/G/T/U/N, and all characters, counted within the
-    model's `window` (as `invalid_characters` is).
+    model's `window` (as `invalid_characters` is); sequences longer than the
+    window; empty sequences.
     """
-    count = invalid_sequences = invalid_characters = unusual = characters = 0
+    count = invalid_sequences = invalid_characters = unusual = characters = truncated = empty = 0
     with (
         open(partial, "w", newline="") as handle,
         tqdm(
@@ -321,9 +333,11 @@ def _write_predictions(
             count += len(batch)
             invalid_sequences += int((result["invalid_characters"] > 0).sum())
             invalid_characters += int(result["invalid_characters"].sum())
+            truncated += int(np.asarray(result["truncated"]).sum())
+            empty += sum(1 for _, sequence in batch if not sequence.strip())
             for _, sequence in batch:
                 seen = sequence.strip()[: window or None]
                 characters += len(seen)
                 unusual += len(seen) - sum(seen.count(c) for c in _DEFINITE)
             progress.update(len(batch))
-    return count, (invalid_sequences, invalid_characters, unusual, characters)
+    return count, (invalid_sequences, invalid_characters, unusual, characters, truncated, empty)

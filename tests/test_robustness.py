@@ -392,6 +392,26 @@ def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
     assert rc == 0 and "warning" not in err
 
 
+def test_predict_says_when_sequences_were_cropped_or_empty(run_copy, tmp_path, capsys):
+    import json
+
+    length = json.loads((run_copy / "dataset.json").read_text())["length"]
+    records = tmp_path / "mixed.fa"
+    records.write_text(
+        f">long1\n{'ACGT' * length}\n>long2\n{'TTGA' * length}\n>empty\n\n>ok\nACGTAC\n"
+    )
+    rc, _, err = run_cli(
+        capsys, "predict", run_copy, "--fasta", records, "--out", tmp_path / "p.tsv"
+    )
+    assert rc == 0
+    summary = [line for line in err.splitlines() if "warning:" in line]
+    assert len(summary) == 1, err
+    assert f"2 sequences longer than the model's {length} nt, cropped to {length} nt" in summary[0]
+    assert "1 empty sequence, predicted as an input with no nucleotides" in summary[0]
+    rows = (tmp_path / "p.tsv").read_text().splitlines()[1:]
+    assert [row.split("\t")[-1] for row in rows] == ["True", "True", "False", "False"]
+
+
 def test_synthetic_keeps_earlier_data_unless_forced(tmp_path, capsys):
     out = tmp_path / "synthetic"
     assert run_cli(capsys, "synthetic", "--n", "20", "--length", "30", "--out", out)[0] == 0
