@@ -756,6 +756,7 @@ def _synthetic(args):
 
 
 def _scan(args):
+    from attngen_keras.files import plural
     from attngen_keras.genome.scan import scan_genome
 
     summary = scan_genome(
@@ -765,8 +766,9 @@ def _scan(args):
         beam_options=args.beam_option,
     )  # fmt: skip
     print(
-        f"scored {summary['windows']} windows ({summary['length']} nt, stride {summary['stride']}) "
-        f"of {summary['records']} records; wrote {', '.join(summary['outputs'])}"
+        f"scored {plural(summary['windows'], 'window')} ({summary['length']} nt, stride "
+        f"{summary['stride']}) in a FASTA of {plural(summary['records'], 'record')}; "
+        f"wrote {', '.join(summary['outputs'])}"
     )
 
 

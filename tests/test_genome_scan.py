@@ -198,7 +198,7 @@ def test_both_strands_averages_a_window_and_its_reverse_complement(tmp_path, sco
     assert all(values[s] == pytest.approx((HIGH + LOW) / 2, abs=1e-5) for s in high)
 
 
-def test_regions_multiclass_tsv_and_bigwig(tmp_path):
+def test_regions_multiclass_tsv_and_bigwig(tmp_path, capsys):
     import pyBigWig
 
     records, _ = genome()
@@ -213,6 +213,10 @@ def test_regions_multiclass_tsv_and_bigwig(tmp_path):
         show_progress=False,
     )  # fmt: skip
     assert not out.exists()
+    # chrX is not a record of the genome: said so, with a hint at the naming
+    assert summary["missing_regions"] == ["chrX"]
+    err = capsys.readouterr().err
+    assert "--regions names 1 chromosome absent from the FASTA ('chrX'), not scored" in err
     paths = {n: tmp_path / f"track.{n}.bedGraph" for n in class_names(3)}
     rows = {n: read_bedgraph(p) for n, p in paths.items()}
     # windows 400..640 of chr1 and 0..40 of chr2; centres +25

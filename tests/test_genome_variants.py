@@ -78,7 +78,9 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
     assert "1 allele whose REF differs from the genome (ref_match false)" in err
     assert f"2 alleles within {HALF} nt of a record end, not scored" in err
     assert (
-        "1 allele on chromosomes absent from the FASTA" in err and "1 symbolic ALT allele," in err
+        "1 allele on chromosomes absent from the FASTA ('chrZ'; the FASTA has 'chr1', 'chr2')"
+        in err
+        and "1 symbolic ALT allele," in err
     )
     with open(out) as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

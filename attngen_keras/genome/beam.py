@@ -24,7 +24,7 @@ import tempfile
 import uuid
 
 from attngen_keras.genome.reference import open_fasta, random_access_path
-from attngen_keras.genome.windows import count_characters, window_starts
+from attngen_keras.genome.windows import count_characters, missing_chromosomes, window_starts
 
 INSTALL_HINT = 'pip install -e ".[beam]"'
 
@@ -190,6 +190,7 @@ def scan_with_beam(
         "skipped_n": skipped, "short": short, "unusual_characters": unusual,
         "invalid_characters": invalid, "length": length, "stride": stride,
         "outputs": [str(p) for p in outputs], "tasks": len(tasks),
+        "missing_regions": missing_chromosomes(tiler.regions, sizes),
     }  # fmt: skip
 
 

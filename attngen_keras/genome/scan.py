@@ -10,7 +10,7 @@ from attngen_keras.data.errors import DataError
 from attngen_keras.files import plural
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
-from attngen_keras.genome.windows import CHUNK_BASES, Tiler, read_regions
+from attngen_keras.genome.windows import CHUNK_BASES, Tiler, missing_chromosomes, read_regions
 
 DEFAULT_MAX_N_FRACTION = 0.1
 
@@ -132,11 +132,21 @@ def _summary(tiler, paths, stride, length):
         "length": length,
         "stride": stride,
         "outputs": [str(p) for p in paths],
+        "missing_regions": missing_chromosomes(tiler.regions, tiler.sizes),
     }
 
 
 def _report(fasta, summary):
     parts = []
+    missing = summary.get("missing_regions") or []
+    if missing:
+        named = ", ".join(repr(name) for name in missing[:5]) + (
+            ", ..." if len(missing) > 5 else ""
+        )
+        parts.append(
+            f"--regions names {plural(len(missing), 'chromosome')} absent from the FASTA ({named}), "
+            "not scored (check the naming, e.g. 'chr1' against '1')"
+        )
     if summary["skipped_n"]:
         parts.append(f"{plural(summary['skipped_n'], 'window')} skipped for N's (--max-n-fraction)")
     if summary["short"]:

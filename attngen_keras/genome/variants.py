@@ -340,6 +340,7 @@ def score_variants(
         NOTE_SYMBOLIC: 0,
     }
     effects = {}
+    missing = set()  # VCF chromosomes that the FASTA lacks
     partial = _partial(out)
     try:
         with open(partial, "w", newline="") as handle:
@@ -352,6 +353,8 @@ def score_variants(
                 counts["ref_mismatch"] += result["ref_match"] == "false"
                 if result["note"]:
                     counts[result["note"]] += 1
+                    if result["note"] == NOTE_CHROM:
+                        missing.add(result["chrom"])
                 if vcf_out is not None:
                     effects[result["index"]] = (result["p_ref"], result["p_alt"], result["delta"])
         if vcf_out is not None:
@@ -366,7 +369,7 @@ def score_variants(
     if vcf_out is not None:
         _partial(vcf_out).replace(vcf_out)
         outputs.append(str(vcf_out))
-    _report(vcf, counts, scorer.length)
+    _report(vcf, counts, scorer.length, sorted(missing), list(sizes))
     return {
         "alleles": counts["alleles"], "scored": counts["scored"],
         "ref_mismatch": counts["ref_mismatch"], "near_end": counts[NOTE_END],
@@ -383,7 +386,7 @@ def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show
             bar.update(len(batch))
 
 
-def _report(vcf, counts, length):
+def _report(vcf, counts, length, missing=(), fasta_names=()):
     parts = []
     if counts["ref_mismatch"]:
         parts.append(
@@ -394,8 +397,14 @@ def _report(vcf, counts, length):
             f"{plural(counts[NOTE_END], 'allele')} within {length // 2} nt of a record end, not scored"
         )
     if counts[NOTE_CHROM]:
+
+        def listed(names):
+            return ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+
+        hint = f" ({listed(missing)}; the FASTA has {listed(fasta_names)})" if missing else ""
         parts.append(
-            f"{plural(counts[NOTE_CHROM], 'allele')} on chromosomes absent from the FASTA, not scored"
+            f"{plural(counts[NOTE_CHROM], 'allele')} on chromosomes absent from the FASTA{hint}, "
+            "not scored"
         )
     if counts[NOTE_SYMBOLIC]:
         parts.append(f"{plural(counts[NOTE_SYMBOLIC], 'symbolic ALT allele')}, not scored")

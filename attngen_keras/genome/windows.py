@@ -141,6 +141,11 @@ def _record_name(line, count, names, path):
     return name
 
 
+def missing_chromosomes(regions, sizes):
+    """Chromosomes of the `--regions` BED that are not records of the FASTA, sorted."""
+    return sorted(set(regions or {}) - set(sizes))
+
+
 def read_regions(path):
     """`{chrom: [(start, end), ...]}` from a BED file, sorted and merged (overlapping or touching regions join).
 
