@@ -52,7 +52,8 @@ def classification_metrics(labels, probs):
     }
     present = np.unique(labels)
     if num_classes == 2:
-        result["f1"] = float(skm.f1_score(labels, predicted, zero_division=0))
+        # undefined (NaN, written as null) with no positive label and none predicted
+        result["f1"] = float(skm.f1_score(labels, predicted, zero_division=np.nan))
         if len(present) == 2:
             result["auroc"] = float(skm.roc_auc_score(labels, class_probs[:, 1]))
             result["auprc"] = float(skm.average_precision_score(labels, class_probs[:, 1]))

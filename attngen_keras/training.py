@@ -979,7 +979,26 @@ def _describe_data(data):
     return " ".join(data)
 
 
+# the advice of the too-long-sequence error, which names options of `attngen train`
+_TRAIN_LENGTH_HINT = "raise --length or choose --crop left|center|right"
+
+
 def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):
+    """`_load_run_data`, with the too-long-sequence error's advice fitted to a trained run."""
+    try:
+        return _load_run_data(run_dir, data, references, split, cache_dir)
+    except DataError as error:
+        if _TRAIN_LENGTH_HINT not in error.problem:
+            raise
+        problem = error.problem.replace(
+            _TRAIN_LENGTH_HINT,
+            "the run was trained without --crop, so its model takes sequences of at most its "
+            "--length: shorten these, or train a run with --crop",
+        ).replace("--length", "the run's --length", 1)
+        raise DataError(problem, error.file, error.record) from None
+
+
+def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):
     """A trained run's model, record and one split of data encoded like its training data.
 
     The run's own data (the default, at the absolute paths recorded at

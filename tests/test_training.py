@@ -265,6 +265,29 @@ def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     from_fasta = json.loads(out.read_text())
     assert from_fasta["n"] == saved["n"] and from_fasta["accuracy"] == saved["accuracy"]
+    # too long for the run: the advice names what can be done with a trained run
+    longer = tmp_path / "longer.csv"
+    frame.assign(seq=frame["seq"] + frame["seq"]).to_csv(longer, index=False)
+    result = run_cli(capsys, "evaluate", tmp_path / "run", "--data", longer)
+    assert result.returncode == 2
+    assert "is longer than the run's --length 80" in result.stderr
+    assert (
+        "the run was trained without --crop" in result.stderr
+        and "raise --length" not in result.stderr
+    )
+
+
+def test_binary_f1_is_undefined_without_any_positive():
+    import math
+
+    from attngen_keras.evaluation import classification_metrics
+
+    negatives = np.zeros(4, int)
+    assert math.isnan(classification_metrics(negatives, np.full((4, 1), 0.2))["f1"])
+    # a false positive makes it 0, and both classes give the usual F1
+    assert classification_metrics(negatives, np.array([[0.9], [0.2], [0.2], [0.2]]))["f1"] == 0.0
+    both = classification_metrics(np.array([0, 1, 1, 0]), np.array([[0.1], [0.8], [0.3], [0.2]]))
+    assert both["f1"] == pytest.approx(2 / 3)
 
 
 def test_config_validation():
