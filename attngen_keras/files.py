@@ -155,10 +155,14 @@ def is_stale_tag(tag):
 
 
 def remove_stale(parent, prefix):
-    """Removes the directories `parent/PREFIX<HOST-PID>` that killed processes of this host left."""
+    """Removes the directories and files `parent/PREFIX<HOST-PID>` that killed processes of this host left."""
     for path in Path(parent).glob(f"{glob.escape(prefix)}*"):
-        if path.is_dir() and is_stale_tag(path.name[len(prefix) :]):
+        if not is_stale_tag(path.name[len(prefix) :]):
+            continue
+        if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

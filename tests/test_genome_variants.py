@@ -159,6 +159,15 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
     bare.write_text("\n".join(lines) + "\n")
     zipped = tmp_path / "bare.vcf.gz"
     zipped.write_bytes(gzip.compress(bare.read_bytes()))
+    import socket
+    import subprocess
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # a process id that no longer runs
+    stale = tmp_path / f".plain.tsv.partial-{socket.gethostname()}-{finished.pid}"
+    elsewhere = tmp_path / ".plain.tsv.partial-otherhost-1"  # another host's work: kept
+    stale.write_text("left by a killed run")
+    elsewhere.write_text("in progress elsewhere")
     effects = {}
     for name, vcf in (("plain", bare), ("gzip", zipped)):
         out, annotated = tmp_path / f"{name}.tsv", tmp_path / f"{name}.vcf.gz"
@@ -179,6 +188,7 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
             [float(row["p_alt"]) for row in effects[name][:2]], abs=1e-6
         )
     assert "gzip (not bgzip)" in err  # the note of the gzip run
+    assert not stale.exists() and elsewhere.exists()
     assert effects["gzip"] == effects["plain"] and len(effects["plain"]) == 3
 
 

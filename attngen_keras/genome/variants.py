@@ -31,7 +31,6 @@ attention), averaged over the REF (ALT) allele's bases in the REF (ALT) window.
 import csv
 import hashlib
 import math
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import check_output_file, plural
+from attngen_keras.files import check_output_file, plural, process_tag, remove_stale
 from attngen_keras.genome.reference import _temp_dir, compression, open_fasta, random_access_path
 from attngen_keras.genome.scoring import Scorer
 
@@ -266,7 +265,7 @@ def tsv_row(result):
 
 
 def _partial(path):
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+    return path.with_name(f".{path.name}.partial-{process_tag()}")
 
 
 # alleles per model call (twice as many windows: REF and ALT); on 2 CPU cores 512 scored
@@ -309,6 +308,9 @@ def score_variants(
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     out = check_output_file(out, force=True)
     vcf_out = check_output_file(vcf_out, force=True) if vcf_out else None
+    for path in (out, vcf_out):  # what killed runs left
+        if path is not None:
+            remove_stale(path.parent, f".{path.name}.partial-")
     if not Path(vcf).is_file():
         raise DataError("no such file", vcf)
     if runner == "beam":
