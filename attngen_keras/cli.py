@@ -502,9 +502,7 @@ def _train(args):
         if value is not None
     }
     if args.model == "gb-cnn" and backbone:
-        raise SystemExit(
-            "error: --filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn"
-        )
+        raise ValueError("--filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
     attention = {
         key: value
         for key, value in (
@@ -524,9 +522,7 @@ def _train(args):
         if value is not None
     }
     if args.model != "attngen" and (attention or args.preset != "faithful"):
-        raise SystemExit(
-            "error: --preset and the AttnGen variant options apply to --model attngen only"
-        )
+        raise ValueError("--preset and the AttnGen variant options apply to --model attngen only")
     config = TrainConfig(
         data=args.data, out=args.out, references=args.references, model=args.model,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -604,7 +600,11 @@ def _explain(args):
         f"normalized entropy {c['entropy']:.3f}, top-10% mass {c['top10_mass']:.3f}"
     )
     top = ", ".join(f"{r['kmer']} ({r['enrichment']:.1f}x)" for r in summary["enriched_kmers"][:5])
-    print(f"most enriched 6-mers in high-importance windows: {top}")
+    print(
+        f"most enriched 6-mers in high-importance windows: {top}"
+        if top
+        else "no 6-mer is enriched in the high-importance windows"
+    )
     if "localization" in summary:
         found, random = summary["localization"]["importance"], summary["localization"]["random"]
         print(

@@ -947,10 +947,11 @@ def load_run(run_dir):
         raise RunError(f"{run_dir} is not a finished attngen run (no such directory)")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is a file, not a run directory")
-    if not (run_dir / MODEL_FILE).exists() or not (run_dir / DATASET_FILE).exists():
+    missing = [name for name in (MODEL_FILE, DATASET_FILE) if not (run_dir / name).exists()]
+    if missing:
         raise RunError(
-            f"{run_dir} is not a finished attngen run (no {MODEL_FILE} / dataset.json); "
-            "train it first with `attngen train --out` this directory"
+            f"{run_dir} is not a finished attngen run (no {' and no '.join(missing)}); "
+            "train it first with `attngen train --out` this directory (or resume its training)"
         )
     record = read_json(run_dir / DATASET_FILE, "run record")
     return load_model_file(run_dir / MODEL_FILE), record

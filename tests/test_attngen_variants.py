@@ -488,7 +488,11 @@ def test_cli_preset_paper_and_variant_options(tmp_path, capsys):
     assert model.faithfulness_weight == PRESETS["faithful"]["faithfulness_weight"]
     result = run_cli(capsys, "train", "--data", data, "--model", "cnn", "--preset", "paper",
                      "--out", tmp_path / "cnn")  # fmt: skip
-    assert result.returncode != 0 and "apply to --model attngen only" in result.stderr
+    assert result.returncode == 2
+    assert (
+        "attngen train: error: --preset and the AttnGen variant options apply to --model attngen only"
+        in (result.stderr)
+    )
 
 
 def test_faithfulness_inputs_groups():

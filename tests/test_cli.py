@@ -98,6 +98,13 @@ def test_unknown_dataset_and_missing_run(tmp_path, capsys):
     assert result.returncode == 2 and "not a Genomic Benchmarks dataset name" in result.stderr
     result = run_cli(capsys, "evaluate", tmp_path / "nothing")
     assert result.returncode == 2 and "not a finished attngen run" in result.stderr
+    unfinished = tmp_path / "unfinished"  # training killed before the model was written
+    unfinished.mkdir()
+    (unfinished / "dataset.json").write_text("{}")
+    result = run_cli(capsys, "evaluate", unfinished)
+    assert (
+        result.returncode == 2 and "not a finished attngen run (no model.keras);" in result.stderr
+    )
 
 
 def _kill_then_rerun(data_csv, run):
