@@ -860,16 +860,18 @@ def main(argv=None):
     debug = bool(os.environ.get("ATTNGEN_DEBUG"))
     if not debug:
         _one_line_warnings(args.command)
+    # ValueError: invalid arguments caught by the library's own checks (and
+    # DataError, one of them); OSError: a file that cannot be read or written
+    # (it names the file)
+    handled = (ValueError, OSError)
     if args.command not in _WITHOUT_TENSORFLOW:
         _start_tensorflow_quietly(debug)
-    from attngen_keras.data.errors import DataError
-    from attngen_keras.training import RunError
+        from attngen_keras.training import RunError  # (imports TensorFlow)
 
+        handled += (RunError,)
     try:
         COMMANDS[args.command](args)
-    except (DataError, RunError, ValueError, OSError) as error:
-        # ValueError: invalid arguments caught by the library's own checks;
-        # OSError: a file that cannot be read or written (it names the file).
+    except handled as error:
         if debug:
             raise
         print(f"attngen {args.command}: error: {_describe(error)}", file=sys.stderr)

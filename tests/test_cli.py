@@ -388,3 +388,21 @@ def test_every_option_with_a_default_shows_it_in_help():
             if action.option_strings and action.default not in (None, False, "==SUPPRESS==", []):
                 shown = formatter._get_help_string(action)
                 assert "default" in shown.lower(), (name, action.dest, shown)
+
+
+def test_synthetic_runs_without_tensorflow(tmp_path):
+    """`attngen synthetic` skips TensorFlow's import (and its start-up log lines)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from attngen_keras.cli import main\n"
+        f"code = main(['synthetic', '--n', '10', '--length', '20', '--out', {str(tmp_path / 's')!r}])\n"
+        "assert code == 0 and 'tensorflow' not in sys.modules, sorted(sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr == ""
