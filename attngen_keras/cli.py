@@ -582,7 +582,9 @@ def _explain(args):
             f"--ground-truth coordinates refer to the uncropped sequences, but this run crops long "
             f"sequences at the {crop}; use a run trained with --crop left or without cropping"
         )
-    result = explain_split(model, split, record["class_names"], args.method, n=args.n)
+    result = explain_split(
+        model, split, record["class_names"], args.method, n=args.n, show_progress=True
+    )
     planted = None
     if intervals is not None:
         planted = ground_truth_mask(
@@ -630,7 +632,7 @@ def _perturb(args):
     )
     result = perturb_split(
         model, split, args.method, n=args.n, fractions=args.fractions,
-        replacement=args.replacement, seed=args.seed,
+        replacement=args.replacement, seed=args.seed, show_progress=True,
     )  # fmt: skip
     result = {"run": str(args.run_dir), "split": split_name, **result}
     with staged_files(args.out) as staging:  # the previous results stay until these are complete

@@ -328,7 +328,7 @@ def test_cli_perturb_writes_sufficiency_aopc_and_uniform_attention(tiny_run, tmp
     )
 
 
-def test_cli_explain_ism_saves_the_per_base_map(tiny_run, tmp_path):
+def test_cli_explain_ism_saves_the_per_base_map(tiny_run, tmp_path, capsys):
     from attngen_keras.cli import main
 
     run, data = tiny_run
@@ -336,6 +336,7 @@ def test_cli_explain_ism_saves_the_per_base_map(tiny_run, tmp_path):
     code = main(["explain", str(run), "--data", str(data), "--cache-dir", "none", "--method", "ism",
                  "--n", "6", "--out", str(out)])  # fmt: skip
     assert code == 0
+    assert "ISM of 6 sequences" in capsys.readouterr().err  # the progress of the slow method
     with np.load(out / "importance.npz") as arrays:
         assert arrays["ism"].shape == (6, 40, 4) and arrays["scores"].shape == (6, 40)
         per_base, scores, sequences = arrays["ism"], arrays["scores"], arrays["sequences"]

@@ -91,6 +91,7 @@ def importance_scores(
     batch_size=256,
     smooth_samples=20,
     smooth_noise=0.1,
+    show_progress=False,
 ):
     """Per-nucleotide importance `(n, length)` of `model` on one-hot `x`.
 
@@ -103,6 +104,7 @@ def importance_scores(
             forward pass, at least 1024).
         smooth_samples: noisy copies for `smoothgrad`.
         smooth_noise: noise level (fraction of the input range) for `smoothgrad`.
+        show_progress: a progress bar for the slow method, `ism` (on stderr).
 
     Returns:
         float32 array `(n, length)`, 0 on padding.
@@ -128,7 +130,10 @@ def importance_scores(
     if method == "ism":
         from attngen_keras.explain.ism import DEFAULT_ISM_BATCH, ism
 
-        return ism(model, x, targets, batch_size=max(batch_size, DEFAULT_ISM_BATCH))[0]
+        return ism(
+            model, x, targets, batch_size=max(batch_size, DEFAULT_ISM_BATCH),
+            show_progress=show_progress,
+        )[0]  # fmt: skip
     if targets is None:
         targets = predicted_targets(predict_batched(model, x, batch_size))
     targets = np.asarray(targets, dtype=np.int32)

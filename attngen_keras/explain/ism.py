@@ -53,7 +53,7 @@ def forward_function(model, length, batch_size=None):
     return forward
 
 
-def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
+def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH, show_progress=False):
     """ISM position scores and signed per-base map of `model` on one-hot `x`.
 
     All point mutants of all sequences are listed once and scored in batches
@@ -65,6 +65,7 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
         x: one-hot input `(n, length, 4)`, padding all-zero.
         targets: `(n,)` class explained per sequence (default: predicted).
         batch_size: mutants per forward pass.
+        show_progress: a progress bar over the mutants (on stderr).
 
     Returns:
         `(scores, per_base)`: float32 `(n, length)` max probability drop and
@@ -97,7 +98,12 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH):
     rows, positions, bases = np.nonzero(mutate)
     per_base = np.zeros((n, length, 4), dtype=np.float32)
     identity = np.eye(4, dtype=np.float32)
-    for start in range(0, len(rows), batch_size):
+    from tqdm import tqdm
+
+    for start in tqdm(
+        range(0, len(rows), batch_size), desc=f"ISM of {n} sequences", unit="batch",
+        disable=not show_progress,
+    ):  # fmt: skip
         r, p, b = (a[start : start + batch_size] for a in (rows, positions, bases))
         mutants = x[r]
         mutants[np.arange(len(r)), p] = identity[b]

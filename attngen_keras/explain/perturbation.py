@@ -238,6 +238,7 @@ def perturb_split(
     replacement="N",
     seed=0,
     batch_size=256,
+    show_progress=False,
 ):
     """Perturbation curves and faithfulness metrics of `model` on a fixed seeded subset of an `EncodedSplit`.
 
@@ -252,6 +253,7 @@ def perturb_split(
         replacement: one of `REPLACEMENTS`.
         seed: seeds the subset, random ranking and replacement.
         batch_size: prediction batch size.
+        show_progress: a progress bar for `ism`'s importance (on stderr).
 
     Returns:
         the `perturbation_curves` dict plus `method`, `n`, `replacement`,
@@ -279,7 +281,7 @@ def perturb_split(
     index = select_subset(len(split), n, seed)
     tokens, labels = split.tokens[index], split.labels[index]
     x = one_hot(tokens)
-    scores = importance_scores(model, x, method, batch_size=batch_size)
+    scores = importance_scores(model, x, method, batch_size=batch_size, show_progress=show_progress)
     curves = perturbation_curves(
         model, tokens, labels, scores, fractions, replacement, seed, batch_size
     )

@@ -24,7 +24,10 @@ def select_subset(n_total, n, seed=0):
     return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
-def explain_split(model, split, class_names, method="attention", n=3000, seed=0, batch_size=256):
+def explain_split(
+    model, split, class_names, method="attention", n=3000, seed=0, batch_size=256,
+    show_progress=False,
+):  # fmt: skip
     """Importance of `model` on (a fixed subset of) an `EncodedSplit`.
 
     Returns:
@@ -43,7 +46,9 @@ def explain_split(model, split, class_names, method="attention", n=3000, seed=0,
     if method == "ism":
         from attngen_keras.explain.ism import DEFAULT_ISM_BATCH, ism
 
-        scores, extra["ism"] = ism(model, x, batch_size=max(batch_size, DEFAULT_ISM_BATCH))
+        scores, extra["ism"] = ism(
+            model, x, batch_size=max(batch_size, DEFAULT_ISM_BATCH), show_progress=show_progress
+        )
     else:
         scores = importance_scores(model, x, method, batch_size=batch_size)
     return {
