@@ -215,6 +215,13 @@ def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capfd):
         "before the records"
     ]
     assert not (tmp_path / "e.tsv").exists()
+    vcf.write_text("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr1\t100\tv1\tA\tC\t.\t.\t.\n")
+    assert main(argv) == 2  # no ##fileformat line
+    err = capfd.readouterr().err.strip().splitlines()
+    assert [e for e in err if e.startswith("attngen")] == [
+        f"attngen variants: error: {vcf}: record 'line 1': not a VCF: its first line must be "
+        "'##fileformat=VCFv4.x' (add it above the header)"
+    ]
     header = "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=800>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
     good = "chr1\t100\tv1\tA\tC\t.\t.\t.\n"
     for line, problem in [

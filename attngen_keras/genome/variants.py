@@ -133,11 +133,18 @@ def _diagnose_vcf(path, record):
         opener = gzip.open if compressed else open
         with opener(path, "rt", errors="replace") as lines:
             header = data = 0
+            declared = False  # a first line ##fileformat=VCF..., which htslib requires
             for number, line in enumerate(lines, 1):
                 line = line.rstrip("\r\n")
+                declared = declared or (number == 1 and line.startswith("##fileformat=VCF"))
                 if line.startswith("##"):
                     continue
                 if line.startswith("#"):
+                    if not declared:
+                        return "line 1", (
+                            "not a VCF: its first line must be '##fileformat=VCFv4.x' (add it "
+                            "above the header)"
+                        )
                     header = number
                     continue
                 if not line.strip():
