@@ -101,6 +101,31 @@ def test_average_statistics_are_the_size_weighted_means_of_the_batches():
     assert float(saliency.mask_fraction.numpy()) == pytest.approx(0.5)
 
 
+def test_average_weighs_batches_of_padded_sequences_by_their_real_positions():
+    """Short (padded) and full-length batches: the stem BatchNorm gets the mean over every
+    real position of both, as one batch of all of them would give."""
+    model = build_attngen(
+        40, 2, filters=16, dense_units=8
+    )  # (a CNN has no mask to recalibrate for)
+    stem, bn = model.get_layer("stem_conv"), model.get_layer("stem_bn")
+    short, full = _x(8, seed=4), _x(8, seed=5)
+    short[:, 10:] = 0.0  # 10 real positions of 40
+    features = keras.Model(model.input, stem.output)
+    real = [(batch.sum(axis=-1) > 0.5) for batch in (short, full)]
+    values = [
+        np.asarray(features(b, training=True), "float64")[r] for b, r in zip((short, full), real)
+    ]
+    pooled_mean = np.concatenate(values).mean(axis=0)
+    model.get_layer("saliency_mask").mask_fraction.assign(0.5)  # (unmasked while recalibrating)
+    recal = BatchNormRecalibration([short, full], steps=2)
+    recal.set_model(model)
+    recal.recalibrate()
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), pooled_mean, rtol=1e-4, atol=1e-5)
+    # weighting by sequences instead would be off by far more than that tolerance
+    by_sequences = (values[0].mean(axis=0) + values[1].mean(axis=0)) / 2
+    assert np.abs(by_sequences - pooled_mean).max() > 1e-3
+
+
 def test_ema_statistics_blend_the_old_ones_with_the_layer_momentum():
     model = build_attngen(40, 2, filters=16, dense_units=8)
     saliency, bn = model.get_layer("saliency_mask"), model.get_layer("bn_0")

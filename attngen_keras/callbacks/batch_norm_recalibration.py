@@ -46,7 +46,9 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 
     - `statistics="average"` (precise BatchNorm, Wu & Johnson 2021): each
       BatchNorm layer's moving mean and variance become the mean of the
-      `steps` batches' own statistics, weighted by batch size; the masked
+      `steps` batches' own statistics, weighted by each batch's number of
+      real positions (sequences x positions, padding left out, as the
+      models' BatchNorm layers leave it out of their statistics); the masked
       statistics are discarded whole, and the estimate's precision depends on
       the number of sequences seen, not on the momentum, so a few large
       batches do.
@@ -198,8 +200,15 @@ def averaged_statistics(model):
     return found
 
 
-def _batch_size(x):
-    return int(keras.tree.flatten(x)[0].shape[0])
+def _batch_weight(x):
+    """The weight of a batch's statistics: its real positions for one-hot `(n, length, 4)`
+    input (padding is all-zero and left out of the models' BatchNorm statistics), else its
+    number of sequences. A tensor (traceable)."""
+    first = keras.tree.flatten(x)[0]
+    if len(first.shape) == 3:
+        real = keras.ops.sum(keras.ops.cast(first, "float32"), axis=-1) > 0.5
+        return keras.ops.sum(keras.ops.cast(real, "float32"))
+    return keras.ops.cast(first.shape[0], "float32")
 
 
 def _as_float64(variable):
@@ -211,7 +220,7 @@ class _AveragingForward:
 
     After each pass of `forward` the batch's own statistic is recovered from
     the layer's update (`(new - momentum * old) / (1 - momentum)`), and the
-    batch-size-weighted sums are kept; `write_back` assigns their means.
+    weighted sums are kept (`_batch_weight`); `write_back` assigns their means.
     A layer that a pass does not reach keeps its value.
     """
 
@@ -225,7 +234,7 @@ class _AveragingForward:
 
     def __call__(self, x):
         self.forward(x)
-        size = _batch_size(x)
+        size = float(keras.ops.convert_to_numpy(_batch_weight(x)))
         for k, (variable, momentum) in enumerate(self.statistics):
             new = _as_float64(variable)
             self._sums[k] += size * (new - momentum * self._last[k]) / (1.0 - momentum)
@@ -265,7 +274,7 @@ class _JaxTrainingForward:
     once, by `write_back` (per-batch reads and assignments of every variable
     cost more than the forward pass itself on a GPU at batch 1024). With
     `average=True` the BatchNorm statistics written back are the
-    batch-size-weighted means of the batches' own statistics (see
+    weighted means of the batches' own statistics (see
     `_AveragingForward`), summed on the device.
     """
 
@@ -281,12 +290,12 @@ class _JaxTrainingForward:
 
         def step(trainable, non_trainable, sums, x):
             _, updated = model.stateless_call(trainable, non_trainable, x, training=True)
-            size = _batch_size(x)
+            size = _batch_weight(x)
             sums = [
                 total + size * (updated[k] - momentum * non_trainable[k]) / (1.0 - momentum)
                 for total, (k, momentum) in zip(sums, averaged)
             ]
-            return updated, sums
+            return updated, sums, size
 
         self.model = model
         self.averages_statistics = bool(average)
@@ -301,8 +310,8 @@ class _JaxTrainingForward:
             self._state = [v.value for v in self.model.non_trainable_variables]
             self._sums = [self._state[k] * 0.0 for k, _ in self._averaged]
             self._count = 0
-        self._state, self._sums = self._compiled(self._trainable, self._state, self._sums, x)
-        self._count += _batch_size(x)
+        self._state, self._sums, size = self._compiled(self._trainable, self._state, self._sums, x)
+        self._count = self._count + size
 
     def write_back(self):
         """Assigns the carried state to the model's variables (a no-op when nothing ran)."""
