@@ -192,6 +192,38 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
     assert effects["gzip"] == effects["plain"] and len(effects["plain"]) == 3
 
 
+def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
+    """An edited plain-gzip VCF is read again (not an earlier copy); a corrupt one is a one-line error."""
+    import gzip
+    import os
+
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = tmp_path / "calls.vcf.gz"
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
+            "--out", str(tmp_path / "e.tsv")]  # fmt: skip
+    ids = []
+    for ident, pos in (("first", 404), ("second", 300)):
+        text = write_vcf(tmp_path / "v.vcf", [("chr1", pos, ident, genome["chr1"][pos - 1], "G")],
+                         {"chr1": 800})  # fmt: skip
+        vcf.write_bytes(gzip.compress(text.read_bytes()))
+        os.utime(vcf, ns=(1, len(ids) + 1))  # the same size, another time
+        assert main(argv) == 0
+        with open(tmp_path / "e.tsv") as handle:
+            ids.append([row["id"] for row in csv.DictReader(handle, delimiter="\t")])
+    assert ids == [["first"], ["second"]]
+    capfd.readouterr()
+    vcf.write_bytes(gzip.compress(text.read_bytes())[:-12] + b"\x00" * 12)  # a damaged stream
+    os.utime(vcf, ns=(1, 9))
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    errors = [e for e in err.splitlines() if e.startswith("attngen variants: error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"attngen variants: error: {vcf}: cannot decompress the VCF"
+    ), err
+
+
 def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capfd):
     """capfd: htslib writes its own warnings to file descriptor 2, past sys.stderr."""
     fasta = write_genome(tmp_path / "ref.fa", reference())

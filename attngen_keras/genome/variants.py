@@ -31,8 +31,10 @@ attention), averaged over the REF (ALT) allele's bases in the REF (ALT) window.
 import csv
 import hashlib
 import math
+import os
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,17 +71,18 @@ def readable_vcf(vcf, quiet=False):
         raise DataError("no such file", path)
     if compression(path) != "gzip":
         return path
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
-    plain = _temp_dir() / f"{key}.vcf"
+    stat = path.stat()  # an edited file gets a new copy
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    plain = _temp_dir() / f"{key[:16]}.vcf"
     if not plain.exists():
         if not quiet:
             print(f"attngen: note: {path}: VCF is gzip (not bgzip): reading a temporary plain copy "
                   "(bgzip it to avoid this)", file=sys.stderr)  # fmt: skip
-        partial = plain.with_suffix(".partial")
+        partial = plain.with_suffix(f".partial-{os.getpid()}")
         try:
             with gzip.open(path, "rb") as source, open(partial, "wb") as target:
                 shutil.copyfileobj(source, target, 1 << 20)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             partial.unlink(missing_ok=True)
             raise DataError(f"cannot decompress the VCF ({error})", path) from None
         partial.replace(plain)
@@ -424,59 +427,42 @@ def _report(vcf, counts, length, missing=(), fasta_names=()):
         )
 
 
-def _with_complete_header(vcf):
-    """`vcf`, or a temporary copy whose header defines every contig and tag its records use.
+def _missing_definitions(vcf):
+    """The header lines that `vcf`'s records need but its header lacks (`##contig`, `##INFO`, ...).
 
     Hand-written VCFs often lack `##contig` (or `##INFO`) lines. htslib reads
-    them, adding the missing definitions to the reader's header as it goes,
-    but it marks each such record, and writing a marked record makes htslib
-    exit the process. A first pass collects the definitions; if the header
-    lacked any, its records are copied under the completed header.
+    them, adding a definition to the reader's header as it meets each, but
+    it marks each record read that way, and writing a marked record makes
+    htslib exit the process. A first pass collects those definitions, so
+    that they can be added to the header before the records are read.
     """
-    import gzip
-
     import pysam
 
-    verbosity = pysam.set_verbosity(0)
-    try:
-        with pysam.VariantFile(str(vcf)) as reader:
-            before = str(reader.header)
-            for _ in reader:
-                pass
-            after = str(reader.header)
-            is_text = reader.format == "VCF"
-    finally:
-        pysam.set_verbosity(verbosity)
-    if before == after or not is_text:
-        return vcf
-    key = hashlib.sha1(str(Path(vcf).resolve()).encode()).hexdigest()[:16]
-    complete = _temp_dir() / f"{key}.header.vcf"
-    opener = gzip.open if compression(vcf) != "plain" else open
-    with open(complete, "w", encoding="utf-8", newline="\n") as target:
-        target.write(after)
-        with opener(vcf, "rt", encoding="utf-8", errors="replace") as source:
-            for line in source:
-                if not line.startswith("#"):
-                    target.write(line)
-    return complete
+    with pysam.VariantFile(str(vcf)) as probe:
+        before = set(str(probe.header).splitlines())
+        for _ in probe:
+            pass
+        after = str(probe.header).splitlines()
+    return [line for line in after if line.startswith("##") and line not in before]
 
 
 def _write_vcf(vcf, out, effects, compressed):
     """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored)."""
     import pysam
 
-    vcf = _with_complete_header(vcf)
     verbosity = pysam.set_verbosity(0)  # htslib's header warnings (e.g. a tag's Type)
     try:
-        _annotate(vcf, out, effects, compressed)
+        _annotate(vcf, out, effects, compressed, _missing_definitions(vcf))
     finally:
         pysam.set_verbosity(verbosity)
 
 
-def _annotate(vcf, out, effects, compressed):
+def _annotate(vcf, out, effects, compressed, definitions):
     import pysam
 
     with pysam.VariantFile(str(vcf)) as reader:
+        for line in definitions:
+            reader.header.add_line(line)
         header = reader.header.copy()
         for tag, description in INFO_TAGS.items():
             if tag not in header.info:
