@@ -405,4 +405,4 @@ def test_synthetic_runs_without_tensorflow(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stderr == ""
+    assert "absl" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
