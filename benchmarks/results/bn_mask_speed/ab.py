@@ -1,6 +1,6 @@
 """A/B: training-step CPU time with BatchNorm called with `mask=valid` (the default) and without it.
 
-    python benchmarks/results/bn_mask_speed/ab.py
+python benchmarks/results/bn_mask_speed/ab.py
 """
 
 import os
