@@ -98,6 +98,18 @@ def plural(count, singular, plural_form=None):
     return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
 
 
+def some_names(names, most=3):
+    """The first `most` names, quoted, for messages (`...` when there are more).
+
+    Example:
+
+    >>> some_names(["chr1", "chr2", "chr3", "chr4"])
+    "'chr1', 'chr2', 'chr3', ..."
+    """
+    names = list(names)
+    return ", ".join(repr(name) for name in names[:most]) + (", ..." if len(names) > most else "")
+
+
 def _process_umask():
     umask = os.umask(0o022)  # reading the umask means setting it: done once, at import
     os.umask(umask)

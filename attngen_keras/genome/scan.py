@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import plural
+from attngen_keras.files import plural, some_names
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import CHUNK_BASES, Tiler, missing_chromosomes, read_regions
@@ -140,11 +140,9 @@ def _report(fasta, summary):
     parts = []
     missing = summary.get("missing_regions") or []
     if missing:
-        named = ", ".join(repr(name) for name in missing[:5]) + (
-            ", ..." if len(missing) > 5 else ""
-        )
         parts.append(
-            f"--regions names {plural(len(missing), 'chromosome')} absent from the FASTA ({named}), "
+            f"--regions names {plural(len(missing), 'chromosome')} absent from the FASTA "
+            f"({some_names(missing, 5)}), "
             "not scored (check the naming, e.g. 'chr1' against '1')"
         )
     if summary["skipped_n"]:

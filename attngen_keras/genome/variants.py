@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import check_output_file, plural, process_tag, remove_stale
+from attngen_keras.files import check_output_file, plural, process_tag, remove_stale, some_names
 from attngen_keras.genome.reference import _temp_dir, compression, open_fasta, random_access_path
 from attngen_keras.genome.scoring import Scorer
 
@@ -131,9 +131,7 @@ def _diagnose_vcf(path, record):
     import gzip
 
     try:
-        with open(path, "rb") as handle:
-            compressed = handle.read(2) == b"\x1f\x8b"
-        opener = gzip.open if compressed else open
+        opener = gzip.open if compression(path) != "plain" else open
         with opener(path, "rt", errors="replace") as lines:
             header = data = 0
             declared = False  # a first line ##fileformat=VCF..., which htslib requires
@@ -409,11 +407,9 @@ def _report(vcf, counts, length, missing=(), fasta_names=()):
             f"{plural(counts[NOTE_END], 'allele')} within {length // 2} nt of a record end, not scored"
         )
     if counts[NOTE_CHROM]:
-
-        def listed(names):
-            return ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
-
-        hint = f" ({listed(missing)}; the FASTA has {listed(fasta_names)})" if missing else ""
+        hint = (
+            f" ({some_names(missing)}; the FASTA has {some_names(fasta_names)})" if missing else ""
+        )
         parts.append(
             f"{plural(counts[NOTE_CHROM], 'allele')} on chromosomes absent from the FASTA{hint}, "
             "not scored"
