@@ -24,7 +24,7 @@ from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, rec
 from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
 from attngen_keras.data.cache import release_pages, sha256_array
 from attngen_keras.data.containers import EncodedSplit
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, SequenceTooLongError
 from attngen_keras.data.loading import resolve_data_paths
 from attngen_keras.data.pipeline import epoch_permutation, make_step_stream
 from attngen_keras.data.readers import stratified_split
@@ -980,23 +980,16 @@ def _describe_data(data):
     return " ".join(data)
 
 
-# the advice of the too-long-sequence error, which names options of `attngen train`
-_TRAIN_LENGTH_HINT = "raise --length or choose --crop left|center|right"
-
-
 def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):
     """`_load_run_data`, with the too-long-sequence error's advice fitted to a trained run."""
     try:
         return _load_run_data(run_dir, data, references, split, cache_dir)
-    except DataError as error:
-        if _TRAIN_LENGTH_HINT not in error.problem:
-            raise
-        problem = error.problem.replace(
-            _TRAIN_LENGTH_HINT,
+    except SequenceTooLongError as error:
+        raise error.with_advice(
             "the run was trained without --crop, so its model takes sequences of at most its "
             "--length: shorten these, or train a run with --crop",
-        ).replace("--length", "the run's --length", 1)
-        raise DataError(problem, error.file, error.record) from None
+            length_name="the run's --length",
+        ) from None
 
 
 def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):

@@ -8,6 +8,7 @@ from helpers import StopAtStep
 
 from attngen_keras.data import DataError, load_dataset, make_tf_dataset
 from attngen_keras.data import cache as cache_lib
+from attngen_keras.data.errors import SequenceTooLongError
 from attngen_keras.data.pipeline import epoch_permutation, make_epoch_stream, make_step_stream
 from attngen_keras.synthetic import planted_motif_data
 from attngen_keras.training import TrainConfig, _validation_sample, train
@@ -65,7 +66,8 @@ def test_memory_mapped_crop_length_and_several_files(tmp_path):
         options = {"length": 16, "crop": crop, "seed": 3}
         mapped = load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True, **options)
         _same(mapped, load_dataset(data, cache_dir=None, memory_map=False, **options))
-    with pytest.raises(DataError, match="longer than --length 16"):
+    too_long = r"longer than --length 16 \(\d+ such records?: \d+ in \w+\); raise --length or"
+    with pytest.raises(SequenceTooLongError, match=too_long):
         load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True, length=16)
 
 

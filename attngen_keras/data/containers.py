@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attngen_keras.data import alphabet
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import SequenceTooLongError
 from attngen_keras.files import plural
 
 SPLITS = ("train", "val", "test")
@@ -175,7 +175,7 @@ class GenomicDataset:
 
 
 def check_lengths(splits, length):
-    """Raises one `DataError` for records longer than `length`, naming the first and counting every split.
+    """Raises one `SequenceTooLongError` for records longer than `length`, naming the first and counting every split.
 
     Args:
         splits: `{split name: RawSplit}`, in the order to report them.
@@ -189,10 +189,10 @@ def check_lengths(splits, length):
     first = int(np.flatnonzero(split.lengths > length)[0])
     total = sum(counts.values())
     where = ", ".join(f"{count} in {name}" for name, count in counts.items() if count)
-    raise DataError(
-        f"sequence of length {int(split.lengths[first])} is longer than --length {length} "
-        f"({plural(total, 'such record')}: {where}); "
-        "raise --length or choose --crop left|center|right",
+    raise SequenceTooLongError(
+        split.lengths[first],
+        length,
+        f"{plural(total, 'such record')}: {where}",
         split.files[split.file_index[first]] if split.files else None,
         str(split.ids[first]),
     )

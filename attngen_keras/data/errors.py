@@ -26,3 +26,43 @@ class DataError(ValueError):
             parts.append(f"record {record!r}")
         parts.append(problem)
         super().__init__(": ".join(parts))
+
+
+class SequenceTooLongError(DataError):
+    """A record longer than the length sequences are padded to, with advice on what to change.
+
+    Args:
+        longest: the record's length.
+        length: the length allowed.
+        counts: where such records are, e.g. `"3 such records: 2 in train, 1 in test"`.
+        file: the file of the record, if any.
+        record: the record's id, if any.
+        advice: what the user can do; the default names `attngen train`'s options.
+
+    Example:
+
+    >>> error = SequenceTooLongError(250, 200, "1 such record: 1 in train", "a.fa", "s1")
+    >>> str(error.with_advice("shorten it"))
+    "a.fa: record 's1': sequence of length 250 is longer than --length 200 (1 such record: 1 in train); shorten it"
+    """
+
+    TRAIN_ADVICE = "raise --length or choose --crop left|center|right"
+
+    def __init__(self, longest, length, counts, file=None, record=None, advice=None,
+                 length_name="--length"):  # fmt: skip
+        self.longest, self.length, self.counts = int(longest), int(length), counts
+        self.advice = self.TRAIN_ADVICE if advice is None else advice
+        self.length_name = length_name
+        super().__init__(
+            f"sequence of length {self.longest} is longer than {length_name} {self.length} "
+            f"({counts}); {self.advice}",
+            file,
+            record,
+        )
+
+    def with_advice(self, advice, length_name=None):
+        """The same error with other advice (and a name for the length, e.g. "the run's --length")."""
+        return SequenceTooLongError(
+            self.longest, self.length, self.counts, self.file, self.record, advice,
+            length_name or self.length_name,
+        )  # fmt: skip

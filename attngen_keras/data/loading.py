@@ -19,7 +19,8 @@ from attngen_keras.data.containers import (
     check_lengths,
     pad_tokens,
 )
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, SequenceTooLongError
+from attngen_keras.files import plural
 
 # what detect_source returns; "table_dir" and "fasta_split_dirs" are directory
 # forms of "table" and "fasta" (load_raw_splits reports them as those)
@@ -685,10 +686,10 @@ def _build_memmap_splits(
         too_long = np.flatnonzero(lengths[rows] > length)
         if too_long.size and crop is None:
             first = int(rows[too_long[0]])
-            raise DataError(
-                f"sequence of length {int(lengths[first])} is longer than --length "
-                f"{length} ({too_long.size} such record(s) in the {name} split); "
-                "raise --length or choose --crop left|center|right",
+            raise SequenceTooLongError(
+                lengths[first],
+                length,
+                f"{plural(too_long.size, 'such record')}: {too_long.size} in {name}",
                 scan.file_of(first),
                 _scan_id(scan, first),
             )
