@@ -1,5 +1,6 @@
 """Keras layers of attngen_keras."""
 
+from attngen_keras.layers.masked_batch_normalization import MaskedBatchNormalization
 from attngen_keras.layers.saliency_mask import SaliencyMask
 from attngen_keras.layers.sequence_ops import (
     ApplyValidity,
@@ -10,6 +11,7 @@ from attngen_keras.layers.sequence_ops import (
 
 __all__ = [
     "ApplyValidity",
+    "MaskedBatchNormalization",
     "MaskedGlobalPooling1D",
     "PoolValidity",
     "SaliencyMask",

@@ -7,6 +7,7 @@ from keras import layers, ops
 
 from attngen_keras.layers import (
     ApplyValidity,
+    MaskedBatchNormalization,
     MaskedGlobalPooling1D,
     PoolValidity,
     SaliencyMask,
@@ -577,9 +578,7 @@ def _backbone_graph(
     x = layers.Conv1D(cfg["filters"], cfg["kernel_size"], padding="same", name=STEM_LAYER_NAME)(x)
     # BatchNorm's training statistics over the real positions only (`mask`):
     # padding must not dilute them, or padded batches train a different network
-    x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name="stem_bn")(
-        x, mask=valid
-    )
+    x = MaskedBatchNormalization(momentum=cfg["batch_norm_momentum"], name="stem_bn")(x, mask=valid)
     x = layers.Activation(stem_activation, name="stem_relu")(x)
     x = ApplyValidity(name="stem_valid")([x, valid])
     if saliency is not None and mask_on == "features":
@@ -594,7 +593,7 @@ def _backbone_graph(
             dilation_rate=cfg["dilation_rate"],
             name=f"conv_{block}",
         )(x)
-        x = layers.BatchNormalization(momentum=cfg["batch_norm_momentum"], name=f"bn_{block}")(
+        x = MaskedBatchNormalization(momentum=cfg["batch_norm_momentum"], name=f"bn_{block}")(
             x, mask=valid
         )
         x = layers.Activation("relu", name=f"relu_{block}")(x)
