@@ -31,24 +31,23 @@ def _odd_positive_int(text):
     return value
 
 
-def _non_negative_float(text):
+def _float_argument(text, check, requirement):
+    """`float(text)` if `check(value)`, else an argparse error saying it `requirement`."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    if not check(value):  # NaN fails every check
+        raise argparse.ArgumentTypeError(f"{requirement}, got {value}")
     return value
+
+
+def _non_negative_float(text):
+    return _float_argument(text, lambda v: 0.0 <= v < float("inf"), "must be a finite number >= 0")
 
 
 def _unit_interval(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+    return _float_argument(text, lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
 
 
 def _add_data_arguments(parser, required=True):

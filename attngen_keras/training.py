@@ -164,6 +164,13 @@ class TrainConfig:
             (self.validation_steps is None or self.validation_steps >= 1,
              f"--validation-steps must be >= 1, got {self.validation_steps}"),
         ]  # fmt: skip
+        b = self.backbone
+        checks += [
+            (b.get("filters", 1) >= 1, f"--filters must be >= 1, got {b.get('filters')}"),
+            (b.get("kernel_size", 1) >= 1, f"--kernel-size must be >= 1, got {b.get('kernel_size')}"),
+            (b.get("conv_blocks", 0) >= 0, f"--conv-blocks must be >= 0, got {b.get('conv_blocks')}"),
+            (0.0 <= b.get("dropout", 0.0) < 1.0, f"--dropout must be in [0, 1), got {b.get('dropout')}"),
+        ]  # fmt: skip
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)

@@ -87,10 +87,23 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, capsys, content, e
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_arguments_are_clear_errors(data_csv, tmp_path, capsys):
-    result = run_cli(capsys, "train", "--data", data_csv, "--epochs", "0", "--out", tmp_path / "r")
-    assert result.returncode == 2 and "--epochs must be >= 1" in result.stderr
-    assert "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    "option,value,expected",
+    [
+        ("--epochs", "0", "--epochs must be >= 1"),
+        ("--dropout", "1.5", "--dropout must be in [0, 1), got 1.5"),
+        ("--dropout", "nan", "--dropout must be in [0, 1), got nan"),
+        ("--filters", "0", "--filters must be >= 1, got 0"),
+        ("--kernel-size", "0", "--kernel-size must be >= 1, got 0"),
+        ("--conv-blocks", "-1", "--conv-blocks must be >= 0, got -1"),
+        ("--attention-entropy-weight", "nan", "must be a finite number >= 0, got nan"),
+        ("--attention-window-weight", "x", "not a number: 'x'"),
+    ],
+)
+def test_invalid_arguments_are_clear_errors(data_csv, tmp_path, capsys, option, value, expected):
+    result = run_cli(capsys, "train", "--data", data_csv, option, value, "--out", tmp_path / "r")
+    assert result.returncode == 2 and expected in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
 
 
 def test_unknown_dataset_and_missing_run(tmp_path, capsys):
