@@ -301,7 +301,7 @@ def _write_predictions(
     with (
         open(partial, "w", newline="") as handle,
         tqdm(
-            unit="seq", desc=f"predicting {Path(input_path).name}", disable=not show_progress
+            unit=" sequences", desc=f"predicting {Path(input_path).name}", disable=not show_progress
         ) as progress,
     ):  # closed (ending its line) before any error message
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")

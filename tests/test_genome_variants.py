@@ -1,6 +1,7 @@
 """`attngen variants`: REF/ALT windows built by hand must score exactly as `attngen predict` scores them."""
 
 import csv
+import gzip
 
 import numpy as np
 import pytest
@@ -144,7 +145,6 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
 def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
     """A VCF without ##contig/##INFO lines gets its annotated copy (htslib would exit the
     process writing its records); a plain-gzip (not bgzip) VCF is read like the plain one."""
-    import gzip
 
     genome = reference()
     fasta = write_genome(tmp_path / "ref.fa", genome)
@@ -194,7 +194,6 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
 
 def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
     """An edited plain-gzip VCF is read again (not an earlier copy); a corrupt one is a one-line error."""
-    import gzip
     import os
 
     genome = reference()
@@ -275,6 +274,18 @@ def test_variants_bad_vcf_is_one_line_exit_2(tmp_path, exported, capfd):
         assert len(messages) == 1, err
         assert messages[0].startswith(f"attngen variants: error: {vcf}: {problem}"), err
         assert not (tmp_path / "e.tsv").exists()
+    # a byte-order mark before '##fileformat', and a damaged BCF, are named as such
+    for content, problem in [
+        (b"\xef\xbb\xbf" + (header + good).encode(), "record 'line 1': starts with a UTF-8 byte-order mark"),
+        (gzip.compress(b"BCF\x02\x02" + b"\x00" * 40), "a BCF file that htslib cannot read"),
+    ]:  # fmt: skip
+        vcf.write_bytes(content)
+        assert main(argv) == 2
+        err = capfd.readouterr().err.splitlines()
+        messages = [e for e in err if e.startswith("attngen variants: error:")]
+        assert len(messages) == 1 and messages[0].startswith(
+            f"attngen variants: error: {vcf}: {problem}"
+        ), messages
 
 
 def test_reference_with_ragged_lines_is_rewritten_and_scores_the_same(tmp_path, capsys):

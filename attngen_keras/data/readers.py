@@ -292,7 +292,7 @@ def read_full_sequence_dir(root, show_progress=True, source_file=None):
         raise DataError("no sequence files found in {train,test}/<class>/*.txt", root)
     builders = {}
     for split, label, path in tqdm(
-        files, desc=f"reading {root.name}", unit="file", disable=not show_progress,
+        files, desc=f"reading {root.name}", unit=" files", disable=not show_progress,
         mininterval=1.0,
     ):  # fmt: skip
         builder = builders.setdefault(split, RawSplitBuilder())

@@ -101,7 +101,7 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH, show_progress=Fals
     from tqdm import tqdm
 
     for start in tqdm(
-        range(0, len(rows), batch_size), desc=f"ISM of {n} sequences", unit="batch",
+        range(0, len(rows), batch_size), desc=f"ISM of {n} sequences", unit=" batches",
         disable=not show_progress,
     ):  # fmt: skip
         r, p, b = (a[start : start + batch_size] for a in (rows, positions, bases))

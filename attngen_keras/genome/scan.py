@@ -80,7 +80,7 @@ def scan_genome(
     with (
         writer,
         tqdm(
-            unit="win", desc=f"scanning {Path(fasta).name}", disable=not show_progress
+            unit=" windows", desc=f"scanning {Path(fasta).name}", disable=not show_progress
         ) as progress,
     ):
         batches = aligned_batches(tiler, tiler.regions, stride, batch_size)

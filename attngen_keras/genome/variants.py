@@ -132,6 +132,15 @@ def _diagnose_vcf(path, record):
 
     try:
         opener = gzip.open if compression(path) != "plain" else open
+        with opener(path, "rb") as raw:
+            start = raw.read(4)
+        if start.startswith(b"BCF"):  # binary: nothing to read as text
+            return None, "a BCF file that htslib cannot read (truncated or corrupt?)"
+        if start.startswith(b"\xef\xbb\xbf"):
+            return "line 1", (
+                "starts with a UTF-8 byte-order mark (BOM), which htslib does not accept: "
+                "save the file without it"
+            )
         with opener(path, "rt", errors="replace") as lines:
             header = data = 0
             declared = False  # a first line ##fileformat=VCF..., which htslib requires
@@ -390,7 +399,7 @@ def score_variants(
 def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress):
     from attngen_keras.predict import _batches
 
-    with tqdm(unit="allele", desc=f"scoring {Path(vcf).name}", disable=not show_progress) as bar:
+    with tqdm(unit=" alleles", desc=f"scoring {Path(vcf).name}", disable=not show_progress) as bar:
         for batch in _batches(read_alleles(source, vcf), batch_size):
             yield from score_alleles(scorer, reference, sizes, batch, both_strands)
             bar.update(len(batch))
