@@ -38,6 +38,7 @@ class SequenceTooLongError(DataError):
         file: the file of the record, if any.
         record: the record's id, if any.
         advice: what the user can do; the default names `attngen train`'s options.
+        length_name: how the message names the length (default `--length`).
 
     Example:
 
