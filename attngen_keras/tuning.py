@@ -15,6 +15,7 @@ running when the process died is run again).
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -22,6 +23,7 @@ import keras_tuner as kt
 from keras_tuner.src import utils as _kt_utils
 
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
+from attngen_keras.files import plural
 from attngen_keras.models import build_model, compile_classifier
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -383,6 +385,13 @@ def write_summary(tuner, config):
     finished = frame[frame["score"].notna()]
     if finished.empty:
         raise ValueError(f"no finished trials in {out}")
+    failed = frame.loc[frame["status"] == "FAILED", "trial"].tolist()
+    if failed:
+        warnings.warn(
+            f"{plural(len(failed), 'trial')} failed ({', '.join(map(str, failed))}; the "
+            "tracebacks are printed above) and are left out of the ranking",
+            stacklevel=2,
+        )
     ascending = objective_of(config.objective).direction == "min"
     ranked = finished.sort_values("score", ascending=ascending)
     best = ranked.iloc[0].to_dict()
@@ -390,7 +399,8 @@ def write_summary(tuner, config):
                          "tuner/epochs") if c in ranked]  # fmt: skip
     lines = [
         f"{config.tuner} search of {config.model} on {' '.join(config.data)}: {len(frame)} trials "
-        f"({len(finished)} finished), objective {config.objective}",
+        f"({len(finished)} finished{', ' + str(len(failed)) + ' failed' if failed else ''}), "
+        f"objective {config.objective}",
         "",
         "| " + " | ".join(shown) + " |",
         "|" + "---|" * len(shown),

@@ -252,6 +252,58 @@ def test_hyperband_best_epoch_counts_from_the_continued_trials_start():
     assert [r["best_epoch"] for r in rows] == [2, 5, None]
 
 
+@pytest.mark.parametrize("model", ["attngen", "cnn"])
+@pytest.mark.parametrize("saved", ["own", "none"])
+def test_hyperband_continuation_loads_a_parent_trials_weights_in_a_fresh_process(
+    model, saved, tmp_path
+):
+    """What Hyperband does for a trial that continues another (also after a resume): build,
+    `build_from_config(<the parent's saved build config>)`, load the parent's weights. In a
+    fresh process the first `AttnGen` built failed there ("Undefined shapes") when the saved
+    build config had no shape (`saved="none"`: as saved before the fix)."""
+    script = f"""
+import json, sys
+import keras_tuner as kt, numpy as np
+from attngen_keras.tuning import AttnGenHyperModel
+hypermodel = AttnGenHyperModel(40, 2, model={model!r})
+child = hypermodel.build(kt.HyperParameters())  # the first model of the process
+config = child.get_build_config() if {saved!r} == "own" else {{"input_shape": None}}
+child.build_from_config(json.loads(json.dumps(config)))  # as saved in build_config.json
+parent = hypermodel.build(kt.HyperParameters())
+parent.save_weights(sys.argv[1] + "/parent.weights.h5")
+child.load_weights(sys.argv[1] + "/parent.weights.h5")
+x = np.eye(4, dtype="float32")[np.random.default_rng(0).integers(0, 4, (3, 40))]
+assert np.allclose(child.predict(x, verbose=0), parent.predict(x, verbose=0), atol=1e-6)
+print("continued", config)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "continued {'input_shape'" in result.stdout
+
+
+def test_failed_trials_are_named_in_a_warning_and_the_summary(tmp_path):
+    from types import SimpleNamespace
+
+    from attngen_keras.tuning import write_summary
+
+    def trial(status, score):
+        values = {"filters": 32, "learning_rate": 1e-3}
+        return SimpleNamespace(hyperparameters=SimpleNamespace(values=values), status=status,
+                               score=score, best_step=0)  # fmt: skip
+
+    trials = {"0000": trial("COMPLETED", 0.7), "0001": trial("FAILED", None),
+              "0002": trial("COMPLETED", 0.8)}  # fmt: skip
+    tuner = SimpleNamespace(oracle=SimpleNamespace(trials=trials))
+    config = SimpleNamespace(project_dir=tmp_path, objective="val_accuracy", tuner="hyperband",
+                             model="attngen", data=["d.csv"])  # fmt: skip
+    with pytest.warns(UserWarning, match=r"^1 trial failed \(0001; the tracebacks are printed"):
+        best = write_summary(tuner, config)
+    assert best["trial"] == "0002"
+    assert "3 trials (2 finished, 1 failed)" in (tmp_path / "summary.md").read_text()
+
+
 def test_tuner_state_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     """A kill while KerasTuner saves `oracle.json` used to leave it empty (the resume then failed)."""
     from keras_tuner.src import utils as kt_utils

@@ -246,6 +246,17 @@ class AttnGen(keras.Model):
         # not a Layer, so not tracked: the ranking the faithfulness loss uses
         self._attention_function = keras.Function(inputs, scores)
 
+    def get_build_config(self):
+        return {"input_shape": (None, self.length, 4)}
+
+    def build_from_config(self, config):
+        # built at construction (a functional graph over its `Input`), so there is
+        # nothing to build. KerasTuner's Hyperband calls this before it loads a
+        # parent trial's weights, with the `get_build_config` it saved; before
+        # 2026-11-28 that was `{"input_shape": None}`, which Keras cannot build from
+        if not self.built:
+            super().build_from_config(config)
+
     def load_own_variables(self, store):
         if not len(store.keys()):
             return  # saved before `faithfulness_scale` existed: it keeps its value
