@@ -191,3 +191,20 @@ def test_enriched_kmers_find_the_high_importance_motif():
         scores.append(row)
     top = enriched_kmers(sequences, np.array(scores), np.ones((60, 50), bool), k=6)
     assert top[0][0] == "TGACTC" and top[0][1] > 5 and top[0][2] >= 55
+
+
+def test_mean_profile_averages_only_the_sequences_that_reach_each_position():
+    """Padding is no score of 0: with mixed lengths the profile must not fall toward the end."""
+    from attngen_keras.explain.report import profile_means
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 61, size=40)
+    valid = np.arange(60)[None, :] < lengths[:, None]
+    scores = np.where(valid, rng.random((40, 60)) + 1.0, 0.0)  # every real score >= 1
+    means = profile_means(scores, valid)
+    for position in (0, 30, 55):
+        reach = valid[:, position]
+        if reach.any():
+            assert means[position] == pytest.approx(scores[reach, position].mean())
+    assert np.nanmin(means) >= 1.0  # padding averaged in would pull the tail toward 0
+    assert np.isnan(means[lengths.max() :]).all()

@@ -137,15 +137,51 @@ def plot_tracks(result, path, n_examples=4, window=None):
     return path
 
 
+def profile_means(scores, valid):
+    """Mean importance at each position over the sequences that reach it (NaN where none does).
+
+    Padding is not a score of 0: on data of mixed lengths, averaging it in would
+    make importance seem to fall toward the 3' end only because fewer sequences
+    are that long.
+
+    Example:
+
+    >>> scores = np.array([[1.0, 3.0, 0.0], [2.0, 0.0, 0.0]])
+    >>> valid = np.array([[True, True, False], [True, False, False]])
+    >>> profile_means(scores, valid).tolist()
+    [1.5, 3.0, nan]
+    """
+    valid = np.asarray(valid, dtype=bool)
+    counts = valid.sum(axis=0)
+    sums = np.where(valid, scores, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
 def plot_profile(result, path):
-    """Mean importance along the sequence, per class."""
+    """Mean importance along the sequence, per class, over the sequences that reach each position.
+
+    On data of mixed lengths a second axis shows how many sequences reach each position.
+    """
     fig, ax = plt.subplots(figsize=(10, 3.5))
+    valid = np.asarray(result["valid"], dtype=bool)
     for c, name in enumerate(result["class_names"]):
         rows = result["labels"] == c
         if rows.any():
-            ax.plot(result["scores"][rows].mean(axis=0), label=f"{name} (n={int(rows.sum())})")
+            ax.plot(
+                profile_means(result["scores"][rows], valid[rows]),
+                label=f"{name} (n={int(rows.sum())})",
+            )
     ax.set_xlabel("position")
     ax.set_ylabel("mean importance")
+    coverage = valid.sum(axis=0)
+    if coverage.min() < len(valid):  # mixed lengths: how many sequences each mean is over
+        counts = ax.twinx()
+        counts.fill_between(np.arange(len(coverage)), coverage, color="0.6", alpha=0.15, step="mid")
+        counts.set_ylabel("sequences reaching the position", color="0.4")
+        counts.set_ylim(0, len(valid) * 1.05)
+        ax.set_zorder(counts.get_zorder() + 1)
+        ax.patch.set_visible(False)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
