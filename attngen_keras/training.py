@@ -552,6 +552,14 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
             steps=recalibration_steps(config.batch_size, len(train_split)),
         )  # fmt: skip
         callbacks += [schedule, recalibration]
+        if schedule.last_ramp_epoch >= config.epochs and config.mask_fraction > 0:
+            warnings.warn(
+                f"the masking ramp (--start-epoch {config.start_epoch} + --warmup-epochs "
+                f"{config.warmup_epochs}) does not finish within --epochs {config.epochs}: the "
+                f"last epoch trains at mask fraction {schedule.value(config.epochs - 1):.3g}, not "
+                f"--mask-fraction {config.mask_fraction:g}; raise --epochs or lower --warmup-epochs",
+                stacklevel=2,
+            )
     else:
         callbacks.append(_LogValue("mask_fraction", 0.0))
     # For AttnGen the saved model is the best epoch once the mask fraction has

@@ -231,6 +231,15 @@ def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path):
     assert cnn["best_epoch_mask_fraction"] == 0.0
 
 
+def test_a_masking_ramp_longer_than_the_training_is_warned_about(small_csv, tmp_path):
+    config = TrainConfig(data=[small_csv], out=str(tmp_path / "r"), epochs=2, batch_size=64,
+                         warmup_epochs=2, patience=0)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"does not finish within --epochs 2: the last epoch "
+                      r"trains at mask fraction 0\.075, not --mask-fraction 0\.15"):  # fmt: skip
+        metrics = train(config, verbose=0)
+    assert metrics["best_epoch_mask_fraction"] == pytest.approx(0.075)
+
+
 def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
     train(
         TrainConfig(data=[small_csv], out=str(tmp_path / "run"), epochs=2, model="cnn", patience=0),
