@@ -1,6 +1,7 @@
 """The `attngen` command line: train, evaluate, explain, perturb, sweep, demo."""
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -248,6 +249,10 @@ def _parser():
         "excluded): adds per-sequence AUROC/AUPRC of the importance vs a random ranking",
     )  # fmt: skip
     explain.add_argument("--out", required=True, help="output directory")
+    explain.add_argument(
+        "--force", action="store_true",
+        help="replace earlier results in --out made with another --method",
+    )  # fmt: skip
 
     perturb = sub.add_parser(
         "perturb",
@@ -284,6 +289,10 @@ def _parser():
         help="seeds the subset, random ranking, random bases and shuffles",
     )
     perturb.add_argument("--out", required=True, help="output directory")
+    perturb.add_argument(
+        "--force", action="store_true",
+        help="replace earlier results in --out made with another --method or --replacement",
+    )  # fmt: skip
 
     sweep = sub.add_parser(
         "sweep", help="train AttnGen over mask fractions x seeds; tables and plots"
@@ -560,11 +569,36 @@ def _evaluate(args):
     print(f"wrote {result['written']}")
 
 
+def _keep_other_results(out, name, settings, force):
+    """Refuses, unless `force`, to replace `out/name` written with other `settings`.
+
+    A re-run with the same settings replaces its earlier result (it is the
+    same computation); one with another method would lose a different one.
+    """
+    from attngen_keras.files import FileError
+
+    path = Path(out) / name
+    if force or not path.is_file():
+        return
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # not a result this command can read: replaced as before
+    changed = [key for key, value in settings.items() if key in earlier and earlier[key] != value]
+    if changed:
+        held = ", ".join(f"--{key} {earlier[key]}" for key in changed)
+        raise FileError(
+            path,
+            f"holds results made with {held}; use --force to replace them, or choose another --out",
+        )
+
+
 def _explain(args):
     from attngen_keras.explain.report import explain_split, write_report
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
+    _keep_other_results(args.out, "summary.json", {"method": args.method}, args.force)
     from attngen_keras.training import load_run_data
 
     intervals = None
@@ -624,6 +658,10 @@ def _perturb(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
+    _keep_other_results(
+        args.out, "perturb.json", {"method": args.method, "replacement": args.replacement},
+        args.force,
+    )  # fmt: skip
     from attngen_keras.training import load_run_data
 
     model, _, split_name, split = load_run_data(

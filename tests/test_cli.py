@@ -195,15 +195,25 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
     def broken_plot(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report, "plot_kmers", broken_plot)  # fails after npz, json and two plots
-    failed = run_cli(
+    # another method's results are not replaced without --force (checked before the slow part)
+    refused = run_cli(
         capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out
     )
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        "summary.json: holds results made with --method attention; use --force to replace "
+        "them, or choose another --out"
+    ), refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.setattr(report, "plot_kmers", broken_plot)  # fails after npz, json and two plots
+    failed = run_cli(
+        capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out, "--force"
+    )
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "No space left" in failed.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing replaced, no staging
     monkeypatch.undo()
     result = run_cli(
-        capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out
+        capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out, "--force"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["method"] == "saliency"
@@ -215,6 +225,14 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
     (stale / "perturb.json").write_text("{")
     assert run_cli(capsys, "perturb", attngen_run, "--n", "20", "--out", perturbed).returncode == 0
     assert sorted(p.name for p in perturbed.iterdir()) == ["perturb.json", "perturbation_curve.png"]
+    # the same settings again replace their own result; another --replacement needs --force
+    assert run_cli(capsys, "perturb", attngen_run, "--n", "10", "--out", perturbed).returncode == 0
+    assert json.loads((perturbed / "perturb.json").read_text())["n"] == 10
+    args = ["perturb", attngen_run, "--n", "10", "--replacement", "random", "--out", perturbed]
+    refused = run_cli(capsys, *args)
+    assert refused.returncode == 2 and "holds results made with --replacement N" in refused.stderr
+    assert run_cli(capsys, *args, "--force").returncode == 0
+    assert json.loads((perturbed / "perturb.json").read_text())["replacement"] == "random"
 
 
 def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys):
