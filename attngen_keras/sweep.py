@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attngen_keras.files import json_text, write_text_atomic
+from attngen_keras.files import json_text, plural, write_text_atomic
 
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 ROW_FILE = "sweep_row.json"
@@ -154,6 +154,9 @@ def _check_settings(config):
             raise RunError(
                 f"{config.out} holds a sweep with different settings ({details}); use a new --out"
             )
+        # the fractions and seeds of every invocation, as the tables cover all their runs
+        for key in ("fractions", "seeds"):
+            settings[key] = sorted(set(previous.get(key, [])) | set(settings[key]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2))
 
@@ -270,17 +273,30 @@ def run_sweep(config, verbose=None):
                 f"{label}: test accuracy {row['test_accuracy']:.4f}, Gini {row['gini']:.3f}, "
                 f"top-{config.perturb_fraction:.0%} removal drop {row['perturb_drop_top']:.3f}"
             )
-    return write_sweep_tables(config)
+    frame = write_sweep_tables(config)
+    asked = {(round(float(f), 6), int(s)) for f in config.fractions for s in config.seeds}
+    earlier = [
+        (f, s) for f, s in zip(frame["mask_fraction"], frame["seed"])
+        if (round(float(f), 6), int(s)) not in asked
+    ]  # fmt: skip
+    if earlier:
+        print(
+            f"the tables also hold {plural(len(earlier), 'earlier run')} in {config.out} "
+            f"(mask fraction, seed: {'; '.join(f'{f:.2f}, {s}' for f, s in earlier)})"
+        )
+    return frame
 
 
 def collect_rows(config):
-    """Per-run rows of the sweep's fractions and seeds that are finished."""
-    rows = []
-    for fraction in config.fractions:
-        for seed in config.seeds:
-            path = config.run_dir(fraction, seed) / ROW_FILE
-            if path.exists():
-                rows.append(json.loads(path.read_text()))
+    """Per-run rows of every finished run in the sweep directory, by mask fraction and seed.
+
+    Earlier invocations into the same `--out` may have asked for other
+    fractions or seeds (the other settings must match, see `_check_settings`):
+    their runs stay in the tables.
+    """
+    paths = (Path(config.out) / "runs").glob(f"*/{ROW_FILE}")
+    rows = [json.loads(path.read_text()) for path in paths]
+    rows.sort(key=lambda row: (float(row["mask_fraction"]), int(row["seed"])))
     return pd.DataFrame(rows)
 
 

@@ -109,6 +109,17 @@ def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
     assert len(pd.read_csv(out / "sweep.csv")) == 4
     assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
 
+    # asking for fewer runs trains nothing and keeps the earlier runs in the tables
+    config.fractions, config.seeds = [0.3], [1]
+    frame = run_sweep(config, verbose=0)
+    printed = capsys.readouterr().out
+    assert printed.count("done before, kept") == 1 and ": training" not in printed
+    assert "the tables also hold 3 earlier runs" in printed
+    assert len(frame) == 4 and len(pd.read_csv(out / "sweep.csv")) == 4
+    assert (out / "sweep.md").read_text().count("\n") == 4
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["fractions"] == [0.0, 0.3] and saved["seeds"] == [0, 1]
+
     # changing the budget of an existing sweep is refused, not mixed in
     with pytest.raises(RunError, match="different settings.*epochs"):
         run_sweep(
