@@ -1089,6 +1089,8 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
             print(
                 f"{_describe_data(data)} has no splits of its own: using all {len(dataset['all'])} sequences"
             )
+    if not own and split in dataset.splits:
+        _warn_training_overlap(run_dir, record, own_paths, options, data, split, dataset[split])
     if split not in dataset.splits:
         hint = ""
         if "all" in dataset.splits:
@@ -1100,6 +1102,58 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
             f"{_describe_data(data)} has no {split!r} split (it has: {', '.join(dataset.splits)}){hint}"
         )
     return model, record, split, dataset[split]
+
+
+def row_hashes(tokens, chunk=16_384):
+    """One 64-bit hash per row of `(n, length)` uint8 tokens (equal rows, equal hashes).
+
+    A random linear hash modulo 2**64 (collisions of different rows are
+    vanishingly rare), computed in chunks so that memory-mapped splits stream.
+
+    Example:
+
+    >>> t = np.array([[1, 2, 3], [1, 2, 3], [3, 2, 1]], np.uint8)
+    >>> h = row_hashes(t)
+    >>> bool(h[0] == h[1]), bool(h[0] == h[2])
+    (True, False)
+    """
+    weights = np.random.default_rng(20261128).integers(1, 2**63, tokens.shape[1], dtype=np.uint64)
+    weights |= np.uint64(1)  # odd: every position changes the hash
+    out = np.empty(len(tokens), np.uint64)
+    for start in range(0, len(tokens), chunk):
+        block = np.asarray(tokens[start : start + chunk], dtype=np.uint64) + np.uint64(1)
+        out[start : start + chunk] = (block * weights).sum(axis=1, dtype=np.uint64)
+    return out
+
+
+def _warn_training_overlap(run_dir, record, own_paths, options, data, split_name, split):
+    """Warns when sequences of other data given to a run are among its training sequences.
+
+    The run's own data (if still at its recorded paths) is split as in
+    training; a re-ordered or re-formatted copy of it is not recognized as the
+    run's data by its fingerprint, and would be scored whole as held-out data.
+    """
+    if _missing_paths(own_paths) or not len(split.tokens):
+        return  # nothing to compare with
+    try:
+        own = load_dataset(own_paths, record.get("references"), carve=True,
+                           show_progress=False, **options)  # fmt: skip
+    except (DataError, OSError):
+        return
+    seen = {name: row_hashes(own[name].tokens) for name in ("train", "val") if name in own.splits}
+    if not seen:
+        return
+    given = row_hashes(split.tokens)
+    counts = {name: int(np.isin(given, hashes).sum()) for name, hashes in seen.items()}
+    overlap = int(np.isin(given, np.concatenate(list(seen.values()))).sum())
+    if overlap:
+        where = ", ".join(f"{count} in its {name} split" for name, count in counts.items() if count)
+        warnings.warn(
+            f"{overlap} of {len(given)} sequences of {_describe_data(data)} (split {split_name}) are "
+            f"in the training data of {run_dir} ({where}): scores on them are not held-out "
+            "estimates",
+            stacklevel=3,
+        )
 
 
 def _missing_paths(items):

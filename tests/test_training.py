@@ -1,6 +1,7 @@
 """End-to-end training on planted-motif data, run directories and resume."""
 
 import json
+import warnings
 import zipfile
 
 import keras
@@ -249,8 +250,20 @@ def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
     planted_motif_data(n=300, length=80, motifs=("TGACTCA",), seed=99).to_frame().to_csv(
         other, index=False
     )
-    result = evaluate_run(tmp_path / "run", [str(other)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # held-out data: no overlap warning
+        result = evaluate_run(tmp_path / "run", [str(other)])
     assert result["split"] == "all" and result["n"] == 300
+    # a re-ordered copy of the training data is not recognized as the run's own (its
+    # fingerprint differs): it is scored whole, with a warning that counts the overlap
+    shuffled = tmp_path / "shuffled.csv"
+    pd.read_csv(small_csv).sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)
+    # (the 80 sequences of the run's test split are not training data)
+    with pytest.warns(UserWarning, match=r"^320 of 400 sequences of .*shuffled.csv \(split all\) "
+                      r"are in the training data of .* \(288 in its train split, 32 in its val "
+                      r"split\): scores on them are not held-out estimates"):  # fmt: skip
+        result = evaluate_run(tmp_path / "run", [str(shuffled)])
+    assert result["split"] == "all" and result["n"] == 400
     assert (tmp_path / "run" / "evaluation_all.json").exists()
     # known positives only: AUROC/AUPRC are undefined, written as null (strict JSON) with a warning
     frame = pd.read_csv(other)
