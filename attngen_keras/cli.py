@@ -916,7 +916,9 @@ def main(argv=None):
         print(f"attngen {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if args.command in RESUMABLE_COMMANDS:
+        if args.command == "train" and not Path(args.out).exists():
+            advice = "nothing was trained yet, and no --out directory was left"
+        elif args.command in RESUMABLE_COMMANDS:
             advice = "re-run the same command to resume"
         else:
             advice = "earlier outputs are unchanged; re-run the command to start again"

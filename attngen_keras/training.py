@@ -277,7 +277,7 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
     Re-running with the same config after an interruption resumes from the
     last checkpoint of the full training state (`TrainingState`: every epoch,
     and every `config.checkpoint_every` steps); a finished run is not redone. Nothing is written before the data has loaded; a run
-    that fails before training starts leaves no directory behind.
+    that fails or is interrupted before its first checkpoint leaves no directory behind.
 
     Args:
         config: a `TrainConfig`.
@@ -302,8 +302,12 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         with _run_lock(out):
             return _train_locked(out, config, overwrite, verbose, dataset, callbacks)
     except BaseException:
-        if created and out.is_dir() and not (out / CONFIG_FILE).exists():
-            shutil.rmtree(out, ignore_errors=True)  # nothing was trained: leave no empty --out
+        # stopped (an error, Ctrl-C) before the first training checkpoint: nothing
+        # was trained, so leave no --out behind (a corrected command then starts
+        # afresh instead of being refused as another configuration)
+        trained = (out / BACKUP_DIR).exists() or (out / MODEL_FILE).exists()
+        if created and out.is_dir() and not trained:
+            shutil.rmtree(out, ignore_errors=True)
         raise
 
 

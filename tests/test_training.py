@@ -212,6 +212,22 @@ def test_kill_after_fit_does_not_retrain(small_csv, tmp_path):
     assert metrics["epochs_trained"] == 3 and not (out / "backup").exists()
 
 
+def test_interrupted_before_the_first_checkpoint_leaves_no_run_dir(small_csv, tmp_path):
+    class InterruptAtFirstBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    config = TrainConfig(data=[small_csv], out=str(out), epochs=2, batch_size=64, patience=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0, callbacks=[InterruptAtFirstBatch()])
+    assert not out.exists()  # nothing trained: no --out, so another command may use it
+    # a run that had checkpointed is kept (and resumes)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0, callbacks=[_InterruptAtTrainEnd()])
+    assert (out / "backup").exists()
+
+
 def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path):
     config = TrainConfig(data=[small_csv], out=str(tmp_path / "a"), epochs=4, batch_size=64,
                          warmup_epochs=2, patience=0)  # fmt: skip
