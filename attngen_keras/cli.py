@@ -544,11 +544,12 @@ def _train(args):
         preset=args.preset, attention=attention,
         steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
     )  # fmt: skip
+    finished_before = not args.overwrite and (Path(args.out) / "metrics.json").is_file()
     metrics = train(config, overwrite=args.overwrite)
     for split in ("val", "test"):
         if split in metrics:
             print(f"{split}: {format_metrics(metrics[split])}")
-    print(f"run written to {args.out}")
+    print(f"run unchanged in {args.out}" if finished_before else f"run written to {args.out}")
 
 
 def _evaluate(args):

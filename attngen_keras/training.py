@@ -361,7 +361,10 @@ def _run_lock(out):
 def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
     state = _check_run_dir(out, config, overwrite)
     if state == "finished":
-        print(f"{out}: run already finished; metrics from {out / METRICS_FILE}")
+        print(
+            f"{out}: run already finished, nothing retrained (--overwrite trains it again); "
+            f"metrics from {out / METRICS_FILE}"
+        )
         return read_json(out / METRICS_FILE, "metrics file")
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2

@@ -437,3 +437,14 @@ def test_synthetic_runs_without_tensorflow(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "absl" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
+
+
+def test_rerunning_a_finished_train_says_nothing_was_retrained(data_csv, tmp_path, capsys):
+    args = ["train", "--data", data_csv, "--model", "cnn", "--epochs", "1", "--out", tmp_path / "r"]
+    first = run_cli(capsys, *args)
+    assert first.returncode == 0 and f"run written to {tmp_path / 'r'}" in first.stdout
+    model_time = (tmp_path / "r" / "model.keras").stat().st_mtime_ns
+    again = run_cli(capsys, *args)
+    assert again.returncode == 0 and "run already finished, nothing retrained" in again.stdout
+    assert f"run unchanged in {tmp_path / 'r'}" in again.stdout and "written" not in again.stdout
+    assert (tmp_path / "r" / "model.keras").stat().st_mtime_ns == model_time
