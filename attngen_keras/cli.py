@@ -111,12 +111,19 @@ def _parser():
     train.add_argument(
         "--crop", choices=["left", "center", "right"], help="keep this part of longer sequences"
     )
+    # the masking options default to None so that giving one to another model is an error
     train.add_argument(
-        "--mask-fraction", type=float, default=0.15, help="AttnGen target mask fraction"
+        "--mask-fraction", type=float, help="AttnGen target mask fraction (default 0.15)"
     )
-    train.add_argument("--warmup-epochs", type=int, default=2, help="epochs of the masking ramp")
-    train.add_argument("--start-epoch", type=int, default=0, help="first epoch of the masking ramp")
-    train.add_argument("--schedule", choices=["linear", "cosine", "step"], default="linear")
+    train.add_argument("--warmup-epochs", type=int, help="epochs of the masking ramp (default 2)")
+    train.add_argument(
+        "--start-epoch", type=int, help="first epoch of the masking ramp (default 0)"
+    )
+    train.add_argument(
+        "--schedule",
+        choices=["linear", "cosine", "step"],
+        help="shape of the ramp (default linear)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument(
@@ -531,12 +538,26 @@ def _train(args):
     }
     if args.model != "attngen" and (attention or args.preset != "faithful"):
         raise ValueError("--preset and the AttnGen variant options apply to --model attngen only")
+    masking = {
+        name: value
+        for name, value in (
+            ("mask_fraction", args.mask_fraction),
+            ("warmup_epochs", args.warmup_epochs),
+            ("start_epoch", args.start_epoch),
+            ("schedule", args.schedule),
+        )  # fmt: skip
+        if value is not None
+    }
+    if args.model != "attngen" and masking:
+        flags = ", ".join("--" + name.replace("_", "-") for name in masking)
+        raise ValueError(
+            f"{flags}: the masking schedule applies to --model attngen only "
+            f"(a {args.model} has no SaliencyMask)"
+        )
     config = TrainConfig(
         data=args.data, out=args.out, references=args.references, model=args.model,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        length=args.length, crop=args.crop, mask_fraction=args.mask_fraction,
-        warmup_epochs=args.warmup_epochs, start_epoch=args.start_epoch, schedule=args.schedule,
-        seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        length=args.length, crop=args.crop, **masking, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         reverse_complement=args.reverse_complement, patience=args.patience,
         strategy=args.strategy, backbone=backbone, cache_dir=args.cache_dir,
         jit_compile=False if args.no_jit else "auto", max_train=args.max_train,

@@ -448,3 +448,13 @@ def test_rerunning_a_finished_train_says_nothing_was_retrained(data_csv, tmp_pat
     assert again.returncode == 0 and "run already finished, nothing retrained" in again.stdout
     assert f"run unchanged in {tmp_path / 'r'}" in again.stdout and "written" not in again.stdout
     assert (tmp_path / "r" / "model.keras").stat().st_mtime_ns == model_time
+
+
+def test_masking_options_for_a_model_without_saliency_mask_are_refused(data_csv, tmp_path, capsys):
+    result = run_cli(capsys, "train", "--data", data_csv, "--model", "cnn", "--mask-fraction", "0.3",
+                     "--warmup-epochs", "1", "--out", tmp_path / "r")  # fmt: skip
+    assert result.returncode == 2 and not (tmp_path / "r").exists()
+    assert (
+        "--mask-fraction, --warmup-epochs: the masking schedule applies to --model attngen only "
+        "(a cnn has no SaliencyMask)" in result.stderr
+    )
