@@ -174,6 +174,12 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if self.crop is not None and self.length is None:
+            warnings.warn(
+                f"--crop {self.crop} has no effect without --length: sequences are padded to the "
+                "longest one, so none is cropped",
+                stacklevel=3,
+            )
         if isinstance(self.data, (str, os.PathLike)):
             self.data = [str(self.data)]
         # absolute paths: the run evaluates, explains and perturbs on its own

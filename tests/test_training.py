@@ -335,6 +335,11 @@ def test_config_validation():
         TrainConfig(data=["x.csv"], out="r", mask_fraction=1.0)
     with pytest.raises(ValueError, match="--max-train"):
         TrainConfig(data=["x.csv"], out="r", max_train=1)
+    with pytest.warns(UserWarning, match="--crop center has no effect without --length"):
+        TrainConfig(data=["x.csv"], out="r", crop="center")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TrainConfig(data=["x.csv"], out="r", crop="center", length=100)
 
 
 def test_max_train_uses_a_stratified_subset_and_keeps_val_and_test(motif_csv, tmp_path):
