@@ -671,7 +671,7 @@ def attention_model(model):
     except ValueError:
         raise ValueError(
             f"model {model.name!r} has no SaliencyMask layer; attention "
-            "scores exist only for AttnGen models"
+            "scores exist only for AttnGen models (use --method saliency, ism or gradcam)"
         ) from None
     return keras.Model(model.input, layer.output[1], name=f"{model.name}_attention")
 
