@@ -1066,9 +1066,15 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
     recorded = record.get("data_fingerprint")
     own = data == resolve_data_paths(own_paths)
     dataset = None
+    probe_warnings = []
     if own or recorded:
         try:
-            dataset = load_dataset(data, references, carve=True, **options)
+            # other data is loaded as the run's (carved) only to compare fingerprints: its
+            # warnings (e.g. a class missing from the carved test split) are shown only if
+            # it is kept that way
+            with warnings.catch_warnings(record=True) as probe_warnings:
+                warnings.simplefilter("always")
+                dataset = load_dataset(data, references, carve=True, **options)
         except DataError:
             if own:
                 raise
@@ -1088,6 +1094,9 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
                 own = True
         if not own:
             dataset = None
+    if dataset is not None:
+        for caught in probe_warnings:
+            warnings.warn(caught.message, caught.category, stacklevel=3)
     if dataset is None:
         dataset = load_dataset(data, references, carve=False, **options)
     if split is None:
