@@ -63,6 +63,10 @@ def test_not_fasta_and_missing_columns(tmp_path):
     pd.DataFrame({"sequence_text": ["ACGT"], "y": [1]}).to_csv(tmp_path / "c.csv", index=False)
     message = _error(str(tmp_path / "c.csv"))
     assert "missing column(s) ['seq', 'label']" in message and "sequence_text" in message
+    # the file's own header is shown, not its normalized names
+    (tmp_path / "typo.csv").write_text("id,Sequence,lable\na,ACGT,x\n")
+    message = _error(str(tmp_path / "typo.csv"))
+    assert "missing column(s) ['label']; the header is ['id', 'Sequence', 'lable']" in message
 
 
 def test_sequence_longer_than_length(tmp_path):

@@ -533,18 +533,7 @@ def _table_chunks(path, chunk_rows):
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=chunk_rows
             )
             for chunk in reader:
-                chunk.columns = [c.strip().lower() for c in chunk.columns]
-                if "seq" not in chunk.columns:
-                    chunk = chunk.rename(columns={"sequence": "seq"})
-                if "label" not in chunk.columns:
-                    chunk = chunk.rename(columns={"class": "label"})
-                missing = [c for c in ("seq", "label") if c not in chunk.columns]
-                if missing:
-                    raise DataError(
-                        f"missing column(s) {missing}; found {list(chunk.columns)} "
-                        "(need 'seq' and 'label', optional 'id' and 'split')",
-                        path,
-                    )
+                chunk = readers.normalize_table_columns(chunk, path)
                 chunk.index = pd.RangeIndex(index, index + len(chunk))
                 index += len(chunk)
                 yield chunk

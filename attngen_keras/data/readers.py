@@ -222,6 +222,32 @@ def _split_from_name(path):
     return found.pop()
 
 
+def normalize_table_columns(frame, path):
+    """`frame` with its columns lower-cased and stripped, `sequence` read as `seq` and
+    `class` as `label`; a `DataError` naming the file's own header when either is missing.
+
+    Example:
+
+    >>> columns = normalize_table_columns(pd.DataFrame(columns=[" Sequence", "Class"]), "t.csv")
+    >>> list(columns.columns)
+    ['seq', 'label']
+    """
+    header = [str(c) for c in frame.columns]
+    frame.columns = [c.strip().lower() for c in header]
+    if "seq" not in frame.columns:
+        frame = frame.rename(columns={"sequence": "seq"})
+    if "label" not in frame.columns:
+        frame = frame.rename(columns={"class": "label"})
+    missing = [c for c in ("seq", "label") if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {missing}; the header is {header} "
+            "(need 'seq' or 'sequence', and 'label' or 'class'; optional 'id' and 'split')",
+            path,
+        )
+    return frame
+
+
 def _read_table(path):
     separator = "\t" if base_suffix(path) in (".tsv", ".txt") else ","
     handle = open_text(path)
@@ -231,18 +257,7 @@ def _read_table(path):
         raise DataError("empty file (no header, no rows)", path) from None
     except pd.errors.ParserError as error:
         raise DataError(f"malformed table ({error})", path) from None
-    frame.columns = [c.strip().lower() for c in frame.columns]
-    if "seq" not in frame.columns:
-        frame = frame.rename(columns={"sequence": "seq"})
-    if "label" not in frame.columns:
-        frame = frame.rename(columns={"class": "label"})
-    missing = [c for c in ("seq", "label") if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"missing column(s) {missing}; found {list(frame.columns)} "
-            "(need 'seq' and 'label', optional 'id' and 'split')",
-            path,
-        )
+    frame = normalize_table_columns(frame, path)
     if frame.empty:
         raise DataError("no rows", path)
     return frame
