@@ -597,9 +597,12 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     ]  # fmt: skip
     if not (out / FIT_DONE).exists():
         if tracker.epoch > 0 or tracker.step > 0:
-            print(
-                f"{out}: resuming at epoch {tracker.epoch + 1}, batch {tracker.step} of {steps_per_epoch}"
+            where = (
+                f"after batch {tracker.step} of {steps_per_epoch}"
+                if tracker.step
+                else "from its start"
             )
+            print(f"{out}: resuming epoch {tracker.epoch + 1} of {config.epochs} {where}")
         epoch, step = tracker.epoch, tracker.step
         with strategy.scope():
             _build_compiled_metrics(model, train_split)

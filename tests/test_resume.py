@@ -145,7 +145,7 @@ def test_deterministic_run_killed_mid_epoch_resumes_exactly_from_the_cli(motif_c
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming at epoch 2, batch 3 of 9" in resumed.stdout
+    assert "resuming epoch 2 of 3 after batch 3 of 9" in resumed.stdout
     # the finished interrupted epoch is counted out of the run's 3
     assert "Epoch 2/3" in resumed.stdout and "Epoch 2/2" not in resumed.stdout
     expected, got = (
