@@ -40,7 +40,7 @@ class AttnGenHyperModel(kt.HyperModel):
     (stem, 7/9/11/15), `block_kernel_size` (3/5/7), `dilation_rate` (1/2),
     `pool_size` (2/3), `dropout` (0-0.5), `dense_units` (0/32/64/128),
     `learning_rate` (1e-4 to 3e-3, log), and for AttnGen `mask_fraction`
-    (0-0.5, step 0.05) and `warmup_epochs` (0-3). With `model="cnn"` the same
+    (0-0.5, step 0.05) and `warmup_epochs` (0-3, below `max_epochs`). With `model="cnn"` the same
     backbone is searched without the SaliencyMask, for a fair comparison.
 
     Every AttnGen trial trains with a `MaskingSchedule` (and the
@@ -53,6 +53,8 @@ class AttnGenHyperModel(kt.HyperModel):
         recalibration_data: batches of training inputs for BatchNorm
             recalibration (AttnGen; `None` skips it).
         recalibration_steps: batches per recalibration.
+        max_epochs: the search's most epochs per trial; `warmup_epochs` is
+            then searched up to `max_epochs - 1` (at most 3).
 
     Example:
 
@@ -63,8 +65,9 @@ class AttnGenHyperModel(kt.HyperModel):
     """
 
     def __init__(
-        self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50
-    ):
+        self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50,
+        max_epochs=None,
+    ):  # fmt: skip
         if model not in ("attngen", "cnn"):
             raise ValueError(f"the search covers attngen or cnn, got {model!r}")
         super().__init__(name=f"{model}_hypermodel", tunable=True)
@@ -73,6 +76,7 @@ class AttnGenHyperModel(kt.HyperModel):
         self.model = model
         self.recalibration_data = recalibration_data
         self.recalibration_steps = recalibration_steps
+        self.max_epochs = max_epochs
 
     def declare(self, hp):
         """Declares every hyperparameter; returns the values as build kwargs."""
@@ -89,7 +93,10 @@ class AttnGenHyperModel(kt.HyperModel):
         }
         if self.model == "attngen":
             values["mask_fraction"] = hp.Float("mask_fraction", 0.0, 0.5, step=0.05)
-            values["warmup_epochs"] = hp.Int("warmup_epochs", 0, 3)
+            # a ramp that ends within the trials' epochs, so that each trial is scored at
+            # its mask fraction (Hyperband's shortest trials may still end before it)
+            longest = 3 if self.max_epochs is None else max(0, min(3, self.max_epochs - 1))
+            values["warmup_epochs"] = hp.Int("warmup_epochs", 0, longest)
         return values
 
     def build(self, hp):
@@ -321,8 +328,9 @@ def run_search(config, verbose=None):
     )
     steps = recalibration_steps(config.batch_size, len(dataset["train"]))
     hypermodel = AttnGenHyperModel(
-        dataset.length, dataset.num_classes, config.model, recalibration, steps
-    )
+        dataset.length, dataset.num_classes, config.model, recalibration, steps,
+        max_epochs=config.max_epochs,
+    )  # fmt: skip
     tuner = make_tuner(config, hypermodel)
     if not is_worker:
         (config.project_dir / "dataset.json").write_text(

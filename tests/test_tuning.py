@@ -45,6 +45,14 @@ def test_hypermodel_builds_valid_models_across_its_space(model):
         AttnGenHyperModel(40, 2, "gb-cnn")
 
 
+def test_the_masking_ramp_is_searched_below_the_trials_epochs():
+    for max_epochs, longest in ((None, 3), (10, 3), (3, 2), (2, 1), (1, 0)):
+        hp = kt.HyperParameters()
+        AttnGenHyperModel(40, 2, max_epochs=max_epochs).declare(hp)
+        ramp = {p.name: p for p in hp.space}["warmup_epochs"]
+        assert ramp.min_value == 0 and ramp.max_value == longest
+
+
 def test_every_attngen_trial_trains_with_the_masking_schedule():
     hypermodel = AttnGenHyperModel(40, 2)
     hp = kt.HyperParameters()
