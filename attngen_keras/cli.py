@@ -503,51 +503,26 @@ def _parser():
     return parser
 
 
+def _given(args, *names):
+    """`{name: value}` of the options among `names` that were given (not None)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _train(args):
     from attngen_keras.training import TrainConfig, format_metrics, train
 
-    backbone = {
-        key: value
-        for key, value in (
-            ("filters", args.filters),
-            ("kernel_size", args.kernel_size),
-            ("conv_blocks", args.conv_blocks),
-            ("dropout", args.dropout),
-        )  # fmt: skip
-        if value is not None
-    }
+    backbone = _given(args, "filters", "kernel_size", "conv_blocks", "dropout")
     if args.model == "gb-cnn" and backbone:
         raise ValueError("--filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
-    attention = {
-        key: value
-        for key, value in (
-            ("mask_on", args.mask_on),
-            ("inference", args.inference),
-            ("temperature", args.temperature),
-            ("attention_window", args.attention_window),
-            ("attention_window_weight", args.attention_window_weight),
-            ("attention_entropy_weight", args.attention_entropy_weight),
-            ("stem_activation", args.stem_activation),
-            ("faithfulness_weight", args.faithfulness_weight),
-            ("faithfulness_fraction", args.faithfulness_fraction),
-            ("faithfulness_batch_fraction", args.faithfulness_batch_fraction),
-            ("normalization", args.normalization),
-            ("faithfulness_target", args.faithfulness_target),
-        )  # fmt: skip
-        if value is not None
-    }
+    attention = _given(
+        args, "mask_on", "inference", "temperature", "attention_window", "attention_window_weight",
+        "attention_entropy_weight", "stem_activation", "faithfulness_weight",
+        "faithfulness_fraction", "faithfulness_batch_fraction", "normalization",
+        "faithfulness_target",
+    )  # fmt: skip
     if args.model != "attngen" and (attention or args.preset != "faithful"):
         raise ValueError("--preset and the AttnGen variant options apply to --model attngen only")
-    masking = {
-        name: value
-        for name, value in (
-            ("mask_fraction", args.mask_fraction),
-            ("warmup_epochs", args.warmup_epochs),
-            ("start_epoch", args.start_epoch),
-            ("schedule", args.schedule),
-        )  # fmt: skip
-        if value is not None
-    }
+    masking = _given(args, "mask_fraction", "warmup_epochs", "start_epoch", "schedule")
     if args.model != "attngen" and masking:
         flags = ", ".join("--" + name.replace("_", "-") for name in masking)
         raise ValueError(
@@ -557,7 +532,8 @@ def _train(args):
     config = TrainConfig(
         data=args.data, out=args.out, references=args.references, model=args.model,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        length=args.length, crop=args.crop, **masking, seed=args.seed, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        length=args.length, crop=args.crop, **masking, seed=args.seed,
+        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         reverse_complement=args.reverse_complement, patience=args.patience,
         strategy=args.strategy, backbone=backbone, cache_dir=args.cache_dir,
         jit_compile=False if args.no_jit else "auto", max_train=args.max_train,
