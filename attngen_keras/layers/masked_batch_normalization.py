@@ -18,8 +18,9 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
     at inference, the layer is exactly `keras.layers.BatchNormalization`.
 
     Args:
-        **kwargs: the arguments of `keras.layers.BatchNormalization`; the
-            statistics are over all axes but the last (`axis=-1`, the default).
+        axis: the feature axis; only the last one (`-1`, the default) is
+            supported: the statistics are over all the other axes.
+        **kwargs: the other arguments of `keras.layers.BatchNormalization`.
 
     Example:
 
@@ -32,6 +33,9 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
     >>> keras.ops.convert_to_numpy(layer.moving_variance).tolist()
     [1.0]
     """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(axis=axis, **kwargs)
 
     def build(self, input_shape):
         if self.axis not in (-1, len(input_shape) - 1):
