@@ -113,16 +113,16 @@ def _parser():
     )
     # the masking options default to None so that giving one to another model is an error
     train.add_argument(
-        "--mask-fraction", type=float, help="AttnGen target mask fraction (default 0.15)"
+        "--mask-fraction", type=float, help="AttnGen target mask fraction (default: 0.15)"
     )
-    train.add_argument("--warmup-epochs", type=int, help="epochs of the masking ramp (default 2)")
+    train.add_argument("--warmup-epochs", type=int, help="epochs of the masking ramp (default: 2)")
     train.add_argument(
-        "--start-epoch", type=int, help="first epoch of the masking ramp (default 0)"
+        "--start-epoch", type=int, help="first epoch of the masking ramp (default: 0)"
     )
     train.add_argument(
         "--schedule",
         choices=["linear", "cosine", "step"],
-        help="shape of the ramp (default linear)",
+        help="shape of the ramp (default: linear)",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-fraction", type=float, default=0.1)

@@ -391,16 +391,21 @@ def test_killed_training_resumes_when_rerun(kill_then_rerun):
     assert final["epoch"].tolist() == list(range(6))
 
 
-def test_interrupt_message_promises_a_resume_only_where_there_is_one(capsys, monkeypatch):
+def test_interrupt_message_promises_a_resume_only_where_there_is_one(capsys, monkeypatch, tmp_path):
     import attngen_keras.cli as cli
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    for command, fragment in (("train", "to resume"), ("synthetic", "to start again")):
+    (tmp_path / "started").mkdir()  # a run directory that training has checkpointed into
+    for command, out, fragment in (
+        ("train", tmp_path / "started", "re-run the same command to resume"),
+        ("train", tmp_path / "none", "nothing was trained yet, and no --out directory was left"),
+        ("synthetic", tmp_path / "s", "to start again"),
+    ):
         monkeypatch.setitem(cli.COMMANDS, command, interrupted)
-        out = ["--out", "unused"] if command == "synthetic" else ["--data", "x.csv", "--out", "r"]
-        result = run_cli(capsys, command, *out)
+        data = ["--data", "x.csv"] if command == "train" else []
+        result = run_cli(capsys, command, *data, "--out", out)
         assert result.returncode == 130 and fragment in result.stderr, result.stderr
 
 
