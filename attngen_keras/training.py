@@ -1161,8 +1161,10 @@ def _warn_training_overlap(run_dir, record, own_paths, options, data, split_name
     if _missing_paths(own_paths) or not len(split.tokens):
         return  # nothing to compare with
     try:
-        own = load_dataset(own_paths, record.get("references"), carve=True,
-                           show_progress=False, **options)  # fmt: skip
+        with warnings.catch_warnings():  # the training data's own warnings were shown at training
+            warnings.simplefilter("ignore")
+            own = load_dataset(own_paths, record.get("references"), carve=True,
+                               show_progress=False, **options)  # fmt: skip
     except (DataError, OSError):
         return
     seen = {name: row_hashes(own[name].tokens) for name in ("train", "val") if name in own.splits}
