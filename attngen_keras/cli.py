@@ -509,7 +509,7 @@ def _given(args, *names):
 
 
 def _train(args):
-    from attngen_keras.training import TrainConfig, format_metrics, train
+    from attngen_keras.training import METRICS_FILE, TrainConfig, format_metrics, train
 
     backbone = _given(args, "filters", "kernel_size", "conv_blocks", "dropout")
     if args.model == "gb-cnn" and backbone:
@@ -541,7 +541,7 @@ def _train(args):
         preset=args.preset, attention=attention,
         steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
     )  # fmt: skip
-    finished_before = not args.overwrite and (Path(args.out) / "metrics.json").is_file()
+    finished_before = not args.overwrite and (Path(args.out) / METRICS_FILE).is_file()
     metrics = train(config, overwrite=args.overwrite)
     for split in ("val", "test"):
         if split in metrics:

@@ -334,9 +334,10 @@ def _write_predictions(
             invalid_sequences += int((result["invalid_characters"] > 0).sum())
             invalid_characters += int(result["invalid_characters"].sum())
             truncated += int(np.asarray(result["truncated"]).sum())
-            empty += sum(1 for _, sequence in batch if not sequence.strip())
             for _, sequence in batch:
-                seen = sequence.strip()[: window or None]
+                stripped = sequence.strip()
+                empty += not stripped
+                seen = stripped[: window or None]
                 characters += len(seen)
                 unusual += len(seen) - sum(seen.count(c) for c in _DEFINITE)
             progress.update(len(batch))

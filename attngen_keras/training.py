@@ -1171,10 +1171,12 @@ def _warn_training_overlap(run_dir, record, own_paths, options, data, split_name
     if not seen:
         return
     given = row_hashes(split.tokens)
-    counts = {name: int(np.isin(given, hashes).sum()) for name, hashes in seen.items()}
-    overlap = int(np.isin(given, np.concatenate(list(seen.values()))).sum())
+    found = {name: np.isin(given, hashes) for name, hashes in seen.items()}
+    overlap = int(np.logical_or.reduce(list(found.values())).sum())
     if overlap:
-        where = ", ".join(f"{count} in its {name} split" for name, count in counts.items() if count)
+        where = ", ".join(
+            f"{int(hits.sum())} in its {name} split" for name, hits in found.items() if hits.any()
+        )
         warnings.warn(
             f"{overlap} of {len(given)} sequences of {_describe_data(data)} (split {split_name}) are "
             f"in the training data of {run_dir} ({where}): scores on them are not held-out "

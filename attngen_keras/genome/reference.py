@@ -30,7 +30,8 @@ def compression(path):
     return "bgzip" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
 
 
-def _temp_dir():
+def temp_dir():
+    """This process's directory for temporary rewritten inputs (indexes, plain copies), removed at exit."""
     if "dir" not in _TEMP:
         _TEMP["dir"] = Path(tempfile.mkdtemp(prefix="attngen-reference-"))
         atexit.register(shutil.rmtree, _TEMP["dir"], True)
@@ -57,8 +58,8 @@ def random_access_path(path, quiet=False):
     gzi = Path(f"{path}.gzi") if kind == "bgzip" else None
     if fai.exists() and (gzi is None or gzi.exists()):
         return str(path), str(fai), (str(gzi) if gzi else None)
-    fai = _temp_dir() / f"{key}.fai"
-    gzi = _temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
+    fai = temp_dir() / f"{key}.fai"
+    gzi = temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
     if not fai.exists():
         options = ["--fai-idx", str(fai)] + (["--gzi-idx", str(gzi)] if gzi else [])
         try:
@@ -76,7 +77,7 @@ def _normalized(path, key, reason, quiet):
 
     from attngen_keras.genome.windows import iter_fasta_pieces
 
-    plain = _temp_dir() / f"{key}.fa"
+    plain = temp_dir() / f"{key}.fa"
     if not plain.exists():
         if not quiet:
             print(

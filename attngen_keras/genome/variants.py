@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
 from attngen_keras.files import check_output_file, plural, process_tag, remove_stale, some_names
-from attngen_keras.genome.reference import _temp_dir, compression, open_fasta, random_access_path
+from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
 
 COLUMNS = [
@@ -73,7 +73,7 @@ def readable_vcf(vcf, quiet=False):
         return path
     stat = path.stat()  # an edited file gets a new copy
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    plain = _temp_dir() / f"{key[:16]}.vcf"
+    plain = temp_dir() / f"{key[:16]}.vcf"
     if not plain.exists():
         if not quiet:
             print(f"attngen: note: {path}: VCF is gzip (not bgzip): reading a temporary plain copy "
