@@ -193,35 +193,91 @@ class TrainConfig:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds the wall seconds of each epoch to the logs as `epoch_seconds`."""
+    """Adds the wall seconds of each epoch to the logs as `epoch_seconds`.
+
+    An epoch finished after a resume also counts the seconds its first part
+    took before the interruption, up to the checkpoint it resumed from
+    (`carried`, from the training state), so that its `epoch_seconds` is
+    comparable with the others' rather than only the tail's.
+
+    Attributes:
+        carried: seconds of the current epoch spent in an earlier process;
+            reset to 0 at the end of the epoch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.carried = 0.0
+        self._start = None
+
+    def elapsed(self):
+        """Seconds of the current epoch so far (0 outside an epoch)."""
+        if self._start is None:
+            return 0.0
+        return self.carried + time.perf_counter() - self._start
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
+            logs["epoch_seconds"] = self.elapsed()
+        self.carried, self._start = 0.0, None
+
+
+class _ResumedProgbar(keras.utils.Progbar):
+    """A `Progbar` that starts at batch `done`: its time estimates count only the batches it sees."""
+
+    def __init__(self, target, done, **kwargs):
+        super().__init__(target, **kwargs)
+        self.done = int(done)
+
+    def _estimate_step_duration(self, current, now):
+        return super()._estimate_step_duration(max(current - self.done, 0), now)
 
 
 class RunProgbar(keras.callbacks.ProgbarLogger):
     """Keras' progress bar, counting epochs out of the whole run.
 
     Finishing an interrupted epoch is a `fit` of one epoch (`epochs` is that
-    epoch + 1), for which Keras' own bar would print e.g. "Epoch 2/2" in a
-    run of 3 epochs, or no epoch line at all in the first; this one prints
-    "Epoch 2/3" and its bar counts the batches left in the epoch.
+    epoch + 1) over the batches left, for which Keras' own bar would print
+    e.g. "Epoch 2/2" in a run of 3 epochs, or no epoch line at all in the
+    first, and count batches from 1; this one prints "Epoch 2/3" and counts
+    the epoch's batches from the one it resumes at (e.g. "4/9", not "1/6"),
+    with its time estimates from the batches this process trains.
 
     Args:
         total_epochs: the run's number of epochs.
+        batches_done: batches of the epoch trained before the resume.
+
+    Example:
+
+    >>> bar = RunProgbar(total_epochs=3, batches_done=3)
+    >>> bar.set_params({"verbose": 2, "epochs": 2, "steps": 6})
+    >>> bar.target
+    9
     """
 
-    def __init__(self, total_epochs):
+    def __init__(self, total_epochs, batches_done=0):
         super().__init__()
         self.total_epochs = int(total_epochs)
+        self.batches_done = int(batches_done)
 
     def set_params(self, params):
         super().set_params(params)
         self.epochs = self.total_epochs
+        if self.target is not None:
+            self.target += self.batches_done
+
+    def _maybe_init_progbar(self):
+        if self.progbar is None:
+            self.progbar = _ResumedProgbar(
+                self.target, self.batches_done, verbose=self.verbose, unit_name="step",
+                stateless_metrics=set(),
+            )  # fmt: skip
+
+    def _update_progbar(self, batch, logs=None):
+        super()._update_progbar(batch + self.batches_done, logs)
 
 
 def _normalize(value):
@@ -589,8 +645,12 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     if not tracker.load() and (out / BACKUP_DIR / "training_metadata.json").exists():
         print(f"{out}: the backup of this run was written by an older attngen-keras (weights only, no full "
               "training state): training starts again from epoch 1")  # fmt: skip
+    timer = EpochTimer()
+    if tracker.step > 0:  # the interrupted epoch's seconds up to its checkpoint
+        timer.carried = tracker.epoch_seconds
+    tracker.timer = timer
     callbacks += [
-        EpochTimer(),
+        timer,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
         tracker,  # after the logs are complete: best weights, early stopping, then the state
@@ -621,7 +681,10 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 steps_per_epoch=steps_per_epoch - step,
-                **{**fit, "callbacks": fit["callbacks"] + [RunProgbar(config.epochs)]},
+                **{
+                    **fit,
+                    "callbacks": fit["callbacks"] + [RunProgbar(config.epochs, batches_done=step)],
+                },
             )
             epoch = tracker.epoch
         if not tracker.stopped and not model.stop_training and epoch < config.epochs:
@@ -781,6 +844,10 @@ class TrainingState(keras.callbacks.Callback):
         self.best = None
         self.wait, self.stop_best, self.stopped = 0, math.inf, False
         self.batch_offset = 0  # batches of the current epoch trained before this `fit` call
+        self.timer = (
+            None  # an EpochTimer: the current epoch's seconds go into mid-epoch checkpoints
+        )
+        self.epoch_seconds = 0.0  # loaded: the interrupted epoch's seconds up to its checkpoint
         self._pending = None
 
     # -- saving ---------------------------------------------------------------------------------
@@ -802,6 +869,7 @@ class TrainingState(keras.callbacks.Callback):
             "best": self.best, "wait": self.wait, "stop_best": None if math.isinf(self.stop_best) else self.stop_best,
             "stopped": self.stopped,
             "recalibration_position": self.recalibration.position if self.recalibration is not None else 0,
+            "epoch_seconds": self.timer.elapsed() if self.timer is not None and self.step > 0 else 0.0,
         }  # fmt: skip
         arrays = self._arrays(self.model)
         arrays["meta"] = np.asarray(json.dumps(meta))
@@ -846,6 +914,7 @@ class TrainingState(keras.callbacks.Callback):
         self.stop_best = math.inf if meta["stop_best"] is None else float(meta["stop_best"])
         if self.recalibration is not None:
             self.recalibration.position = int(meta["recalibration_position"])
+        self.epoch_seconds = float(meta.get("epoch_seconds", 0.0))  # absent in older states
         self._pending = arrays
         return True
 

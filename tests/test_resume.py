@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -167,3 +168,49 @@ def test_run_progbar_counts_epochs_out_of_the_whole_run(capsys):
     bar.on_epoch_begin(1)
     assert "Epoch 2/3" in capsys.readouterr().out
     assert RunProgbar(3).total_epochs == 3
+
+
+def test_run_progbar_counts_the_resumed_epochs_batches_from_where_it_resumes(capsys):
+    """Resumed after 3 of 9 batches: the fit of the 6 left shows 4/9 ... 9/9, not 1/6 ... 6/6."""
+    from attngen_keras.training import RunProgbar
+
+    bar = RunProgbar(total_epochs=3, batches_done=3)
+    bar.set_params({"verbose": 1, "epochs": 2, "steps": 6})
+    bar.on_epoch_begin(1)
+    bar.on_train_batch_end(0, {"loss": 0.5})
+    assert bar.progbar.target == 9 and bar.seen == 4
+    out = capsys.readouterr().out
+    assert "4/9" in out and "1/6" not in out
+    # the time per step is estimated from this process's batches only: one so far
+    assert bar.progbar._estimate_step_duration(4, bar.progbar._start + 2.0) == pytest.approx(2.0)
+    for batch in range(1, 6):
+        bar.on_train_batch_end(batch, {"loss": 0.5})
+    bar.on_epoch_end(1, {"loss": 0.5})
+    assert "9/9" in capsys.readouterr().out
+
+
+def test_a_resumed_epoch_counts_the_seconds_before_the_interruption(motif_csv, tmp_path):
+    """`epoch_seconds` of the epoch finished after a resume includes its part up to the checkpoint."""
+
+    class SlowFirstBatches(keras.callbacks.Callback):
+        """Sleeps before batches 0-2 of epoch 1 (steps 10-12; the checkpoint is after step 12)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1 and batch < 3:
+                time.sleep(1.0)
+
+    run = tmp_path / "run"
+    overrides = dict(model="cnn", epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(motif_csv, run, **overrides), verbose=0,
+              callbacks=[SlowFirstBatches(), StopAtStep(15)])  # fmt: skip
+    saved = json.loads(str(np.load(run / STATE_FILE)["meta"]))
+    assert (saved["epoch"], saved["step"]) == (1, 3)
+    assert saved["epoch_seconds"] >= 3.0  # the three slow batches
+    train(_config(motif_csv, run, **overrides), verbose=0)
+    history = pd.read_csv(run / "history.csv")
+    resumed_epoch = history[history["epoch"] == 1]["epoch_seconds"].iloc[-1]
+    assert resumed_epoch >= saved["epoch_seconds"]
