@@ -457,6 +457,11 @@ def _parser():
         help="skip windows with more than this share of N's (default 0.1)",
     )  # fmt: skip
     scan.add_argument("--batch-size", type=_positive_int, default=256)
+    scan.add_argument(
+        "--class", dest="target_class", metavar="NAME",
+        help="track the probability of this class (default: the second class of a binary model; "
+        "a multi-class model gets one track per class)",
+    )  # fmt: skip
     scan.add_argument("--runner", choices=["local", "beam"], default="local")
     scan.add_argument(
         "--beam-option", action="append", default=[], metavar="OPT",
@@ -483,6 +488,11 @@ def _parser():
     variants.add_argument(
         "--batch-size", type=_positive_int, default=512,
         help="alleles per model call (each a REF and an ALT window) and per Beam task",
+    )  # fmt: skip
+    variants.add_argument(
+        "--class", dest="target_class", metavar="NAME",
+        help="p_ref and p_alt are this class's probabilities (default: the second class of a "
+        "binary model; the class predicted on the REF window of a multi-class model)",
     )  # fmt: skip
     variants.add_argument("--runner", choices=["local", "beam"], default="local")
     variants.add_argument(
@@ -800,7 +810,7 @@ def _scan(args):
         args.model, args.fasta, args.out, stride=args.stride, regions=args.regions,
         both_strands=args.both_strands, bigwig=args.bigwig, tsv=args.tsv,
         max_n_fraction=args.max_n_fraction, batch_size=args.batch_size, runner=args.runner,
-        beam_options=args.beam_option,
+        beam_options=args.beam_option, target_class=args.target_class,
     )  # fmt: skip
     print(
         f"scored {plural(summary['windows'], 'window')} ({summary['length']} nt, stride "
@@ -815,7 +825,7 @@ def _variants(args):
     summary = score_variants(
         args.model, args.vcf, args.fasta, args.out, vcf_out=args.vcf_out,
         both_strands=args.both_strands, batch_size=args.batch_size, runner=args.runner,
-        beam_options=args.beam_option,
+        beam_options=args.beam_option, target_class=args.target_class,
     )  # fmt: skip
     print(
         f"scored {summary['scored']} of {summary['alleles']} ALT alleles; wrote {', '.join(summary['outputs'])}"

@@ -150,3 +150,41 @@ def test_a_missing_task_file_is_an_error_naming_it(tmp_path):
     with pytest.raises(RuntimeError, match=r"part-0000000001: .* without task 1's output"):
         list(read_task_files(prefix, 2))
     assert task_file(prefix, 1).endswith("part-0000000001")
+
+
+def test_beam_variants_with_class_equal_local(tmp_path, exported):
+    """`--class` reaches the Beam workers: their rows are the local rows of that class."""
+    genome_ = reference()
+    ref = write_genome(tmp_path / "ref.fa", genome_)
+    chr1 = genome_["chr1"]
+    variants = [
+        ("chr1", p, f"v{p}", chr1[p - 1], "A" if chr1[p - 1] != "A" else "C")
+        for p in range(101, 700, 37)
+    ]
+    vcf = write_vcf(tmp_path / "v.vcf", variants, {"chr1": 800, "chr2": 300})
+    effects = {}
+    for runner in ("local", "beam"):
+        out = tmp_path / f"{runner}.tsv"
+        argv = [
+            "variants",
+            str(exported),
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(ref),
+            "--out",
+            str(out),
+        ]
+        argv += [
+            "--class",
+            "background",
+            "--runner",
+            runner,
+            *(IN_PROCESS if runner == "beam" else []),
+        ]
+        assert main(argv) == 0
+        effects[runner] = out.read_text()
+    assert effects["beam"] == effects["local"]
+    assert [line.split("\t")[6] for line in effects["local"].splitlines()[1:]] == [
+        "background"
+    ] * len(variants)

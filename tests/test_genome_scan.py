@@ -365,3 +365,35 @@ def test_a_killed_scans_part_files_are_removed_by_the_next_scan(tmp_path):
         tracks.finish({"chr1": 40})
     assert not stale.exists() and (live / "0.1").exists() and (other_host / "0.1").exists()
     assert out.read_text().startswith("chr1\t5\t15\t0.6")
+
+
+def test_class_option_tracks_the_chosen_class(tmp_path, exported, capsys):
+    """`--class`: a binary model's track of its first class is 1 - the default track; a multi-class
+    model's chosen class goes to OUT itself; an unknown class is a one-line error."""
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    argv = ["scan", str(exported), "--fasta", str(fasta), "--stride", "10"]
+    assert main([*argv, "--out", str(tmp_path / "motif.bedGraph")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "bg.bedGraph"), "--class", "background"]) == 0
+    motif, background = (read_bedgraph(tmp_path / f"{n}.bedGraph") for n in ("motif", "bg"))
+    assert [r[:3] for r in background] == [r[:3] for r in motif] and len(motif) > 100
+    assert all(b[3] == pytest.approx(1 - m[3], abs=2e-6) for b, m in zip(background, motif))
+    assert max(m[3] for m in motif) > 0.9  # the planted motifs: the two tracks differ
+    capsys.readouterr()
+    out = tmp_path / "none.bedGraph"
+    assert main([*argv, "--out", str(out), "--class", "Motif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"attngen scan: error: {exported}: --class 'Motif' is not one of the model's classes "
+        "(background, motif)"
+    )
+    assert not out.exists()
+    # a multi-class model: the chosen class's track is OUT, and equals its per-class track
+    three = Scorer.from_model(motif_model(3), class_names(3), L)
+    scan_genome(three, fasta, tmp_path / "all.bedGraph", stride=10, show_progress=False)
+    summary = scan_genome(three, fasta, tmp_path / "neutral.bedGraph", stride=10,
+                          show_progress=False, target_class="neutral")  # fmt: skip
+    assert summary["outputs"] == [str(tmp_path / "neutral.bedGraph")]
+    assert (tmp_path / "neutral.bedGraph").read_text() == (
+        tmp_path / "all.neutral.bedGraph"
+    ).read_text()

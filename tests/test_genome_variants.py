@@ -372,3 +372,48 @@ def test_cli_batch_size_default_is_the_library_default():
 
     args = _parser().parse_args(["variants", "m", "--vcf", "v", "--fasta", "f", "--out", "o"])
     assert args.batch_size == DEFAULT_BATCH_SIZE
+
+
+def test_class_option_reports_that_classs_probabilities(tmp_path, exported, capsys):
+    """`--class background`: p_ref/p_alt are 1 - the default's (the motif class's), the `class`
+    column and the VCF's INFO descriptions name it; an unknown class is a one-line error."""
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    chr1 = genome["chr1"]
+    records = [
+        ("chr1", 404, "snp", chr1[403], "C,T"),
+        ("chr1", 300, "ins", chr1[299], chr1[299] + "GATTACAG"),
+    ]
+    vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 300})
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta)]
+    rows = {}
+    for name, extra in (("default", []), ("background", ["--class", "background"])):
+        out = tmp_path / f"{name}.tsv"
+        assert (
+            main([*argv, "--out", str(out), "--vcf-out", str(tmp_path / f"{name}.vcf"), *extra])
+            == 0
+        )
+        with open(out) as handle:
+            rows[name] = list(csv.DictReader(handle, delimiter="\t"))
+    assert [r["class"] for r in rows["default"]] == ["motif"] * 3
+    assert [r["class"] for r in rows["background"]] == ["background"] * 3
+    for default, chosen in zip(rows["default"], rows["background"]):
+        for column in ("p_ref", "p_alt"):
+            assert float(chosen[column]) == pytest.approx(1 - float(default[column]), abs=2e-6)
+        assert float(chosen["log_odds_ratio"]) == pytest.approx(
+            -float(default["log_odds_ratio"]), abs=1e-3
+        )
+    assert max(abs(float(r["delta"])) for r in rows["default"]) > 0.5  # the classes differ here
+    with pysam.VariantFile(str(tmp_path / "background.vcf")) as reader:
+        assert "probability of class background" in reader.header.info["ATTNGEN_PREF"].description
+    with pysam.VariantFile(str(tmp_path / "default.vcf")) as reader:
+        assert "probability of class motif" in reader.header.info["ATTNGEN_PALT"].description
+    capsys.readouterr()
+    out = tmp_path / "none.tsv"
+    assert main([*argv, "--out", str(out), "--class", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"attngen variants: error: {exported}: --class '2' is not one of the model's classes (background, motif)"
+    )
+    assert not out.exists()

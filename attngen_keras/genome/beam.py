@@ -222,7 +222,9 @@ def _scan_lines(element):
     return index, lines
 
 
-def variants_with_beam(model_path, paths, alleles, length, batch_size, both_strands, beam_options):
+def variants_with_beam(
+    model_path, paths, alleles, length, batch_size, both_strands, beam_options, target_class=None
+):
     """Scores the alleles as a Beam pipeline; returns an iterator of the result dicts, in VCF order."""
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
@@ -244,7 +246,9 @@ def variants_with_beam(model_path, paths, alleles, length, batch_size, both_stra
             pipeline
             | "alleles" >> beam.Create(batches, reshuffle=True)
             | "score"
-            >> RunInference(VariantModelHandler(str(model_path), paths, both_strands, threads))
+            >> RunInference(
+                VariantModelHandler(str(model_path), paths, both_strands, threads, target_class)
+            )
             | "lines"
             >> beam.MapTuple(lambda index, results: (index, [json.dumps(r) for r in results]))
             | "write" >> beam.ParDo(WriteTaskFile(prefix))

@@ -100,13 +100,14 @@ class WindowModelHandler(ModelHandler):
 class VariantModelHandler(ModelHandler):
     """Scores `(index, alleles)` elements (`variants.score_alleles`): yields `(index, [result dict, ...])`."""
 
-    def __init__(self, model_path, paths, both_strands=False, threads=None):
+    def __init__(self, model_path, paths, both_strands=False, threads=None, target_class=None):
         self._path, self._paths, self._both = str(model_path), paths, bool(both_strands)
-        self._threads = threads
+        self._threads, self._target_class = threads, target_class
 
     def load_model(self):
         _share_cores(self._threads)
-        return _VariantModel(Scorer.load(self._path), open_fasta(self._paths))
+        scorer = Scorer.load(self._path, self._target_class)
+        return _VariantModel(scorer, open_fasta(self._paths))
 
     def run_inference(self, batch, model, inference_args=None):
         from attngen_keras.genome.variants import score_alleles

@@ -30,19 +30,22 @@ def scan_genome(
     beam_options=(),
     show_progress=True,
     chunk_bases=CHUNK_BASES,
+    target_class=None,
 ):
     """Scores every window of a FASTA and writes the tracks; returns a summary dict.
 
     Args:
         model: an exported SavedModel or run directory (as `attngen predict`), or a `Scorer`.
         fasta: the genome (plain, gzip or bgzip), streamed.
-        out: the bedGraph (`track.bedGraph`; `track.<class>.bedGraph` per class of a multi-class model).
+        out: the bedGraph of the probability of `target_class` (default: the second class of a
+            binary model; `track.<class>.bedGraph` per class of a multi-class model).
         stride: S (default: L // 4).
         regions: a BED file: tile only these intervals.
         both_strands: average each window's and its reverse complement's probabilities.
         bigwig, tsv: optional bigWig and per-window TSV outputs.
         max_n_fraction: skip windows with more than this share of N's.
         runner: `local` or `beam` (`beam_options`: Beam pipeline options).
+        target_class: the class whose probability the track holds (`--class`).
 
     Example:
 
@@ -55,18 +58,20 @@ def scan_genome(
         raise DataError("no such file", fasta)
     region_map = read_regions(regions) if regions else None
     scorer = model if isinstance(model, Scorer) else None
+    if scorer is not None:
+        scorer = scorer.with_target(target_class)
     if runner == "beam":
         from attngen_keras.genome.beam import require_beam
 
         require_beam()
     if scorer is None:
-        scorer = Scorer.load(model)
+        scorer = Scorer.load(model, target_class)
     length = scorer.length
     stride = length // 4 if stride is None else int(stride)
     if stride < 1:
         stride = 1
     tiler = Tiler(fasta, length, stride, region_map, max_n_fraction, chunk_bases)
-    writer = TrackWriter(out, scorer.class_names, length, stride, bigwig, tsv)
+    writer = TrackWriter(out, scorer.class_names, length, stride, bigwig, tsv, scorer.target)
     if runner == "beam":
         from attngen_keras.genome.beam import scan_with_beam
 

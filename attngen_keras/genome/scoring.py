@@ -29,6 +29,9 @@ class Scorer:
         facts: `{"class_names": [...], "length": L, ...}`.
         predict_with_saliency: `strings -> {"probabilities", "importance", ...}` from one
             forward pass, or None (then `predict` and `importance` are called in turn).
+        target_class: the class whose probability the single-score outputs report
+            (`target`); None: the second class of a binary model, none for a
+            multi-class one.
 
     Example:
 
@@ -37,20 +40,35 @@ class Scorer:
     array([[0.12, 0.88]], dtype=float32)
     """
 
-    def __init__(self, predict, importance, facts, predict_with_saliency=None):
+    def __init__(self, predict, importance, facts, predict_with_saliency=None, target_class=None):
         self._predict, self._importance = predict, importance
         self._predict_with_saliency = predict_with_saliency
         self.facts = facts
         self.class_names = list(facts["class_names"])
         self.length = int(facts["length"])
+        self.target_class = None
+        if target_class is not None:
+            self.target = target_index(self.class_names, target_class, facts.get("source"))
+            self.target_class = self.class_names[self.target]
+        else:
+            self.target = 1 if len(self.class_names) == 2 else None
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, target_class=None):
         """The scorer of an exported SavedModel or a run directory (as `attngen predict` resolves it)."""
         from attngen_keras.predict import resolve_endpoints
 
         e = resolve_endpoints(path)
-        return cls(e["predict"], e["saliency"], e["facts"], e["predict_with_saliency"])
+        return cls(
+            e["predict"], e["saliency"], e["facts"], e["predict_with_saliency"], target_class
+        )
+
+    def with_target(self, target_class):
+        """This scorer reporting `target_class` (None: the default target); `self` if that changes nothing."""
+        if target_class is None or target_class == self.target_class:
+            return self
+        return Scorer(self._predict, self._importance, self.facts, self._predict_with_saliency,
+                      target_class)  # fmt: skip
 
     @classmethod
     def from_model(cls, model, class_names, length, crop=None):
@@ -72,11 +90,6 @@ class Scorer:
             facts,
             tf.function(serving.predict_with_saliency, input_signature=spec),
         )
-
-    @property
-    def target(self):
-        """The column the single-score outputs use: the second class of a binary model."""
-        return 1 if len(self.class_names) == 2 else None
 
     def probabilities(self, sequences, both_strands=False):
         """`[n, C]` float32 probabilities; with `both_strands` the mean over each window and its reverse complement."""
@@ -115,6 +128,24 @@ class Scorer:
         if not len(sequences):
             return np.zeros((0, self.length), np.float32)
         return self._importance(tf.constant(list(sequences)))["importance"].numpy()
+
+
+def target_index(class_names, name, source=None):
+    """The column of class `name` in `class_names`; a `DataError` naming the classes if it is not one.
+
+    Example:
+
+    >>> target_index(["fungus", "human"], "fungus")
+    0
+    """
+    from attngen_keras.data.errors import DataError
+
+    names = [str(c) for c in class_names]
+    if str(name) not in names:
+        raise DataError(
+            f"--class {name!r} is not one of the model's classes ({', '.join(names)})", source
+        )
+    return names.index(str(name))
 
 
 def score_windows(scorer, batches, both_strands=False):

@@ -46,6 +46,9 @@ class TrackWriter:
         length, stride: the window length L and the stride S.
         bigwig: optional bigWig path (per class like the bedGraph).
         tsv: optional window TSV path (`.gz`: gzipped): `chrom start end prob_<class>...`.
+        target: the column whose probability the bedGraph (and bigWig) holds, written to
+            `out` itself; None: the second class of a binary model, or one file per class
+            of a multi-class model.
 
     Use as a context manager; `finish(sizes)` (the records' sizes, in FASTA
     order) completes the files; leaving the block without it removes them.
@@ -56,9 +59,11 @@ class TrackWriter:
     ...     tracks.add("chr1", 0, probs); tracks.finish({"chr1": 1000})
     """
 
-    def __init__(self, out, class_names, length, stride, bigwig=None, tsv=None):
+    def __init__(self, out, class_names, length, stride, bigwig=None, tsv=None, target=None):
         self.class_names = list(class_names)
-        self.target = 1 if len(self.class_names) == 2 else None
+        if target is None and len(self.class_names) == 2:
+            target = 1
+        self.target = target
         self.length, self.stride = int(length), int(stride)
         self.offset = (self.length - self.stride) // 2
         self.bedgraphs = per_class_paths(out, self.class_names, self.target)

@@ -20,8 +20,9 @@ model of length L:
 
 Columns of the TSV: `chrom pos id ref alt ref_match class p_ref p_alt delta
 log_odds_ratio importance_ref importance_alt note`. `p_*` is the probability
-of `class`: the second class of a binary model (as the scan's track), the
-class predicted on the REF window for a multi-class one. `delta = p_alt -
+of `class`: `target_class` (`--class`) if given, else the second class of a
+binary model (as the scan's track), the class predicted on the REF window
+for a multi-class one. `delta = p_alt -
 p_ref`, `log_odds_ratio = logit(p_alt) - logit(p_ref)` (probabilities clipped
 to [1e-7, 1 - 1e-7]). `importance_*`: the model's `saliency` output (AttnGen's
 attention projected to nucleotides; |gradient x input| for models without
@@ -50,8 +51,8 @@ COLUMNS = [
     "log_odds_ratio", "importance_ref", "importance_alt", "note",
 ]  # fmt: skip
 INFO_TAGS = {
-    "ATTNGEN_PREF": "attngen: model probability on the REF window (per ALT allele)",
-    "ATTNGEN_PALT": "attngen: model probability on the ALT window (per ALT allele)",
+    "ATTNGEN_PREF": "attngen: model probability of {what} on the REF window (per ALT allele)",
+    "ATTNGEN_PALT": "attngen: model probability of {what} on the ALT window (per ALT allele)",
     "ATTNGEN_DELTA": "attngen: PALT - PREF (per ALT allele)",
 }
 _EPS = 1e-7
@@ -301,6 +302,7 @@ def score_variants(
     runner="local",
     beam_options=(),
     show_progress=True,
+    target_class=None,
 ):
     """Writes `effects.tsv` (and optionally an annotated VCF); returns a summary dict.
 
@@ -315,6 +317,8 @@ def score_variants(
         batch_size: alleles per model call (each scores a REF and an ALT window); with
             `runner="beam"` also the alleles of one Beam task.
         runner: `local` or `beam` (`beam_options`: Beam pipeline options).
+        target_class: the class whose probabilities `p_ref`/`p_alt` are (`--class`; default: the
+            second class of a binary model, the REF window's predicted class of a multi-class one).
 
     Example:
 
@@ -336,7 +340,11 @@ def score_variants(
         require_beam()
     source = readable_vcf(vcf)
     paths = random_access_path(fasta)
-    scorer = model if isinstance(model, Scorer) else Scorer.load(model)
+    scorer = (
+        model.with_target(target_class)
+        if isinstance(model, Scorer)
+        else Scorer.load(model, target_class)
+    )
     reference = open_fasta(paths)
     sizes = dict(zip(reference.references, reference.lengths))
     if runner == "beam":
@@ -344,7 +352,7 @@ def score_variants(
 
         results = variants_with_beam(
             model, paths, list(read_alleles(source, vcf)), scorer.length, batch_size, both_strands,
-            beam_options,
+            beam_options, scorer.target_class,
         )  # fmt: skip
     else:
         results = _local(
@@ -377,7 +385,12 @@ def score_variants(
                 if vcf_out is not None:
                     effects[result["index"]] = (result["p_ref"], result["p_alt"], result["delta"])
         if vcf_out is not None:
-            _write_vcf(source, _partial(vcf_out), effects, vcf_out.name.endswith(".gz"))
+            what = (
+                f"class {scorer.class_names[scorer.target]}"
+                if scorer.target is not None
+                else "the class predicted on the REF window"
+            )
+            _write_vcf(source, _partial(vcf_out), effects, vcf_out.name.endswith(".gz"), what)
     except BaseException:
         partial.unlink(missing_ok=True)
         if vcf_out is not None:
@@ -451,18 +464,19 @@ def _missing_definitions(vcf):
     return [line for line in after if line.startswith("##") and line not in before]
 
 
-def _write_vcf(vcf, out, effects, compressed):
-    """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored)."""
+def _write_vcf(vcf, out, effects, compressed, what="the model's target class"):
+    """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored);
+    `what` names the class the probabilities are of, in the tags' descriptions."""
     import pysam
 
     verbosity = pysam.set_verbosity(0)  # htslib's header warnings (e.g. a tag's Type)
     try:
-        _annotate(vcf, out, effects, compressed, _missing_definitions(vcf))
+        _annotate(vcf, out, effects, compressed, _missing_definitions(vcf), what)
     finally:
         pysam.set_verbosity(verbosity)
 
 
-def _annotate(vcf, out, effects, compressed, definitions):
+def _annotate(vcf, out, effects, compressed, definitions, what):
     import pysam
 
     with pysam.VariantFile(str(vcf)) as reader:
@@ -471,7 +485,7 @@ def _annotate(vcf, out, effects, compressed, definitions):
         header = reader.header.copy()
         for tag, description in INFO_TAGS.items():
             if tag not in header.info:
-                header.info.add(tag, "A", "Float", description)
+                header.info.add(tag, "A", "Float", description.format(what=what))
         with pysam.VariantFile(str(out), "wz" if compressed else "w", header=header) as writer:
             index = 0
             for record in reader:
