@@ -74,6 +74,45 @@ def check_output_file(path, force=False):
     return path
 
 
+def _same_file(a, b):
+    """Whether paths `a` and `b` name one file: the same resolved path, or (both existing) the same inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_distinct_files(inputs, outputs):
+    """Refuses, before any work, an output that is also an input or another output.
+
+    Args:
+        inputs: `{option: path}` (or `(option, path)` pairs) of the files read; None paths are skipped.
+        outputs: the same of the files written.
+
+    Raises:
+        FileError: naming the path and both options, e.g.
+            `x.fa: --out names the same file as --fasta (it would be overwritten)`.
+
+    Example:
+
+    >>> check_distinct_files({"--fasta": "g.fa"}, {"--out": "t.bedGraph", "--tsv": "w.tsv"})
+    """
+    inputs = [(k, v) for k, v in dict(inputs).items() if v is not None]
+    outputs = [(k, v) for k, v in (outputs.items() if isinstance(outputs, dict) else outputs)
+               if v is not None]  # fmt: skip
+    for i, (option, path) in enumerate(outputs):
+        for other, source in inputs:
+            if _same_file(path, source):
+                raise FileError(
+                    path, f"{option} names the same file as {other}, which it would overwrite"
+                )
+        for other, earlier in outputs[:i]:
+            if _same_file(path, earlier):
+                raise FileError(path, f"{option} and {other} name the same file")
+
+
 def unique_path(path):
     """`path` if free, else `stem.2.suffix`, `stem.3.suffix`, ... (the first free one)."""
     path = Path(path)

@@ -19,7 +19,7 @@ from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
-from attngen_keras.files import check_output_file, plural, read_json
+from attngen_keras.files import check_distinct_files, check_output_file, plural, read_json
 
 # Above this share of characters other than A, C, G, T (U) and N the input is
 # reported as probably not DNA (protein letters are mostly IUPAC codes, so
@@ -227,6 +227,7 @@ def predict_file(
     out = check_output_file(out, force)
     if not Path(input_path).is_file():
         raise DataError("no such file", input_path)
+    check_distinct_files({"the input file": input_path}, {"--out": out})
     endpoints = resolve_endpoints(model_path)
     predict, importance, facts = endpoints["predict"], endpoints["saliency"], endpoints["facts"]
     if saliency and endpoints["predict_with_saliency"] is not None:

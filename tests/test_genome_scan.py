@@ -397,3 +397,35 @@ def test_class_option_tracks_the_chosen_class(tmp_path, exported, capsys):
     assert (tmp_path / "neutral.bedGraph").read_text() == (
         tmp_path / "all.neutral.bedGraph"
     ).read_text()
+
+
+def test_an_output_that_names_an_input_or_another_output_is_refused(tmp_path, exported, capsys):
+    """`--out genome.fa` (a slip of tab completion) must not destroy the genome; nor two outputs one file."""
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    original = fasta.read_bytes()
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t0\t500\n")
+    (tmp_path / "old.bg").write_text("an earlier track\n")
+    (tmp_path / "link.fa").symlink_to(fasta)
+    base = ["scan", str(exported), "--fasta", str(fasta)]
+    cases = [
+        (["--out", str(fasta)], fasta, "--out names the same file as --fasta"),
+        (["--out", str(tmp_path / "link.fa")], tmp_path / "link.fa", "--out names the same file as --fasta"),
+        (["--out", str(bed), "--regions", str(bed)], bed, "--out names the same file as --regions"),
+        (["--out", str(tmp_path / "t.bg"), "--tsv", str(fasta)], fasta, "--tsv names the same file as --fasta"),
+        (["--out", str(tmp_path / "old.bg"), "--tsv", str(tmp_path / "old.bg")], tmp_path / "old.bg",
+         "--tsv and --out name the same file"),
+        (["--out", str(tmp_path / "old.bg"), "--bigwig", str(tmp_path / "old.bg")], tmp_path / "old.bg",
+         "--bigwig and --out name the same file"),
+    ]  # fmt: skip
+    for extra, path, problem in cases:
+        assert main([*base, *extra]) == 2, extra
+        assert capsys.readouterr().err.strip().splitlines()[
+            -1
+        ] == f"attngen scan: error: {path}: {problem}" + (
+            ", which it would overwrite" if "same file as" in problem else ""
+        )
+    assert fasta.read_bytes() == original and bed.read_text() == "chr1\t0\t500\n"
+    assert (tmp_path / "old.bg").read_text() == "an earlier track\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "link.fa", "old.bg", "r.bed"]

@@ -417,3 +417,27 @@ def test_class_option_reports_that_classs_probabilities(tmp_path, exported, caps
         == f"attngen variants: error: {exported}: --class '2' is not one of the model's classes (background, motif)"
     )
     assert not out.exists()
+
+
+def test_variants_outputs_that_name_an_input_or_each_other_are_refused(tmp_path, exported, capsys):
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = write_vcf(
+        tmp_path / "v.vcf", [("chr1", 404, "snp", genome["chr1"][403], "C")], {"chr1": 800}
+    )
+    before = {p: p.read_bytes() for p in (fasta, vcf)}
+    base = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta)]
+    same = tmp_path / "x.out"
+    same.write_text("kept\n")
+    cases = [
+        (["--out", str(vcf)], vcf, "--out names the same file as --vcf, which it would overwrite"),
+        (["--out", str(fasta)], fasta, "--out names the same file as --fasta, which it would overwrite"),
+        (["--out", str(tmp_path / "e.tsv"), "--vcf-out", str(vcf)], vcf,
+         "--vcf-out names the same file as --vcf, which it would overwrite"),
+        (["--out", str(same), "--vcf-out", str(same)], same, "--vcf-out and --out name the same file"),
+    ]  # fmt: skip
+    for extra, path, problem in cases:
+        assert main([*base, *extra]) == 2, extra
+        assert capsys.readouterr().err.strip() == f"attngen variants: error: {path}: {problem}"
+    assert all(p.read_bytes() == b for p, b in before.items()) and same.read_text() == "kept\n"
+    assert not (tmp_path / "e.tsv").exists()

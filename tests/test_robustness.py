@@ -298,6 +298,15 @@ def test_existing_outputs_are_kept_unless_forced(run_copy, tmp_path, capsys):
     assert str(preds) in line and "--force" in line and preds.read_text() == "earlier results"
     rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", reads, "--out", preds, "--force")
     assert rc == 0 and preds.read_text().startswith("id\t"), err
+    # --force replaces an earlier output, never the input itself
+    line = in_process_error(
+        capsys, "predict", run_copy, "--fasta", reads, "--out", reads, "--force"
+    )
+    assert (
+        line
+        == f"attngen predict: error: {reads}: --out names the same file as the input file, which it would overwrite"
+    )
+    assert reads.read_text() == ">r1\nACGTACGTTGACTCAACGT\n"
     line = in_process_error(
         capsys, "predict", run_copy, "--fasta", reads, "--out", tmp_path / "reads.fa" / "p.tsv"
     )

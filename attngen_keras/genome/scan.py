@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import plural, some_names
+from attngen_keras.files import check_distinct_files, plural, some_names
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import CHUNK_BASES, Tiler, missing_chromosomes, read_regions
@@ -72,6 +72,7 @@ def scan_genome(
         stride = 1
     tiler = Tiler(fasta, length, stride, region_map, max_n_fraction, chunk_bases)
     writer = TrackWriter(out, scorer.class_names, length, stride, bigwig, tsv, scorer.target)
+    check_distinct_files({"--fasta": fasta, "--regions": regions}, writer.outputs())
     if runner == "beam":
         from attngen_keras.genome.beam import scan_with_beam
 

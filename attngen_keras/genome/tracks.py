@@ -88,6 +88,14 @@ class TrackWriter:
         self._tsv_handle = None
         self.lines = 0
 
+    def outputs(self):
+        """`(option, path)` of every file this writer will write."""
+        return [
+            *(("--out", p) for p in self.bedgraphs.values()),
+            *(("--bigwig", p) for p in self.bigwigs.values()),
+            *([("--tsv", self.tsv)] if self.tsv else []),
+        ]
+
     def __enter__(self):
         # part files left by killed scans
         remove_stale(self._parts.parent, self._parts.name[: -len(process_tag())])

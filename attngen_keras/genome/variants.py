@@ -42,7 +42,14 @@ import numpy as np
 from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.files import check_output_file, plural, process_tag, remove_stale, some_names
+from attngen_keras.files import (
+    check_distinct_files,
+    check_output_file,
+    plural,
+    process_tag,
+    remove_stale,
+    some_names,
+)
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
 
@@ -329,6 +336,7 @@ def score_variants(
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     out = check_output_file(out, force=True)
     vcf_out = check_output_file(vcf_out, force=True) if vcf_out else None
+    check_distinct_files({"--vcf": vcf, "--fasta": fasta}, {"--out": out, "--vcf-out": vcf_out})
     for path in (out, vcf_out):  # what killed runs left
         if path is not None:
             remove_stale(path.parent, f".{path.name}.partial-")
