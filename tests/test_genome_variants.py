@@ -441,3 +441,38 @@ def test_variants_outputs_that_name_an_input_or_each_other_are_refused(tmp_path,
         assert capsys.readouterr().err.strip() == f"attngen variants: error: {path}: {problem}"
     assert all(p.read_bytes() == b for p, b in before.items()) and same.read_text() == "kept\n"
     assert not (tmp_path / "e.tsv").exists()
+
+
+def test_an_allele_beyond_the_record_end_is_told_apart_from_one_near_it(tmp_path, exported, capsys):
+    """The symptom of a VCF of another build: POS past the record's end is not a REF mismatch."""
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    chr2 = genome["chr2"]
+    records = [
+        ("chr2", 290, "near", chr2[289], "A" if chr2[289] != "A" else "C"),
+        ("chr2", 300, "straddles", chr2[299] + "A", "A"),  # its REF's second base is past the end
+        ("chr2", 5000, "past", "A", "G"),
+    ]
+    vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 6000})
+    out = tmp_path / "e.tsv"
+    assert (
+        main(
+            ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--out", str(out)]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert (
+        "2 alleles beyond the end of their record, e.g. chr2:300 on a record of 300 bp: is the FASTA "
+        "the VCF's reference build? not scored" in err
+    )
+    assert "1 allele within 30 nt of a record end" in err and "ref_match false" not in err
+    with open(out) as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle, delimiter="\t")}
+    assert (
+        rows["near"]["note"].startswith("too close to the record end")
+        and rows["near"]["ref_match"] == "true"
+    )
+    for name in ("straddles", "past"):
+        assert rows[name]["note"].startswith("REF allele beyond the end of the record")
+        assert rows[name]["ref_match"] == "" and rows[name]["p_ref"] == ""

@@ -13,9 +13,11 @@ model of length L:
   (case-insensitive); such rows are still scored (the REF window is the
   genome's), flagged and counted on stderr;
 - a variant whose REF window does not fit in its record (closer than L//2
-  to an end), on a chromosome absent from the FASTA, or with a symbolic ALT
-  (`<DEL>`, `*`, breakends) is written with empty scores and a `note`, and
-  counted on stderr: never dropped silently;
+  to an end), whose REF allele lies beyond the record's end (`ref_match`
+  empty: the VCF is likely of another reference build), on a chromosome
+  absent from the FASTA, or with a symbolic ALT (`<DEL>`, `*`, breakends) is
+  written with empty scores and a `note`, and counted on stderr: never
+  dropped silently;
 - multi-allelic records are split: one row per ALT allele.
 
 Columns of the TSV: `chrom pos id ref alt ref_match class p_ref p_alt delta
@@ -67,6 +69,7 @@ _SCORABLE = set("ACGTUNRYSWKMBDHVacgtunryswkmbdhv")
 NOTE_END = "too close to the record end: no full REF window"
 NOTE_CHROM = "chromosome not in the FASTA"
 NOTE_SYMBOLIC = "symbolic or non-sequence ALT allele: not scored"
+NOTE_BEYOND = "REF allele beyond the end of the record: another reference build?"
 
 
 def readable_vcf(vcf, quiet=False):
@@ -196,6 +199,8 @@ def _windows(fasta, sizes, allele, length):
     half = length // 2
     start = p - half
     size = sizes[chrom]
+    if p + len(ref) > size:  # not in this record at all: the genome has no REF to compare
+        return None, None, None, NOTE_BEYOND
     origin = max(start, 0)
     segment = fasta.fetch(chrom, origin, min(size, p + len(ref) + length)) if origin < size else ""
     genome_ref = segment[p - origin : p - origin + len(ref)]
@@ -373,9 +378,11 @@ def score_variants(
         NOTE_END: 0,
         NOTE_CHROM: 0,
         NOTE_SYMBOLIC: 0,
+        NOTE_BEYOND: 0,
     }
     effects = {}
     missing = set()  # VCF chromosomes that the FASTA lacks
+    beyond = None  # the first allele past its record's end
     partial = _partial(out)
     try:
         with open(partial, "w", newline="") as handle:
@@ -390,6 +397,8 @@ def score_variants(
                     counts[result["note"]] += 1
                     if result["note"] == NOTE_CHROM:
                         missing.add(result["chrom"])
+                    if result["note"] == NOTE_BEYOND and beyond is None:
+                        beyond = (result["chrom"], result["pos"])
                 if vcf_out is not None:
                     effects[result["index"]] = (result["p_ref"], result["p_alt"], result["delta"])
         if vcf_out is not None:
@@ -409,11 +418,12 @@ def score_variants(
     if vcf_out is not None:
         _partial(vcf_out).replace(vcf_out)
         outputs.append(str(vcf_out))
-    _report(vcf, counts, scorer.length, sorted(missing), list(sizes))
+    _report(vcf, counts, scorer.length, sorted(missing), list(sizes), beyond, sizes)
     return {
         "alleles": counts["alleles"], "scored": counts["scored"],
         "ref_mismatch": counts["ref_mismatch"], "near_end": counts[NOTE_END],
-        "missing_chrom": counts[NOTE_CHROM], "symbolic": counts[NOTE_SYMBOLIC], "outputs": outputs,
+        "missing_chrom": counts[NOTE_CHROM], "symbolic": counts[NOTE_SYMBOLIC],
+        "beyond_end": counts[NOTE_BEYOND], "outputs": outputs,
     }  # fmt: skip
 
 
@@ -426,8 +436,17 @@ def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show
             bar.update(len(batch))
 
 
-def _report(vcf, counts, length, missing=(), fasta_names=()):
+def _report(vcf, counts, length, missing=(), fasta_names=(), beyond=None, sizes=None):
     parts = []
+    if counts.get(NOTE_BEYOND):
+        example = ""
+        if beyond is not None and sizes:
+            chrom, pos = beyond
+            example = f", e.g. {chrom}:{pos} on a record of {sizes[chrom]:,} bp"
+        parts.append(
+            f"{plural(counts[NOTE_BEYOND], 'allele')} beyond the end of their record{example}: is the "
+            "FASTA the VCF's reference build? not scored"
+        )
     if counts["ref_mismatch"]:
         parts.append(
             f"{plural(counts['ref_mismatch'], 'allele')} whose REF differs from the genome (ref_match false)"
