@@ -360,11 +360,46 @@ def test_a_killed_scans_part_files_are_removed_by_the_next_scan(tmp_path):
     for directory in (stale, live, other_host):
         directory.mkdir()
         (directory / "0.1").write_text("chr1\t0\t10\t0.5\n")
-    with TrackWriter(out, ["bg", "target"], 20, 10) as tracks:
+    # a killed scan's partial outputs (the window TSV can be large): removed too, but not a live one's
+    host = socket.gethostname()
+    stale_files = [
+        tmp_path / f".w.tsv.gz.partial-{host}-999999999",
+        tmp_path / f".track.bedGraph.partial-{host}-999999999",
+    ]
+    live_file = tmp_path / f".w.tsv.gz.partial-{host}-{os.getppid()}"
+    for path in (*stale_files, live_file):
+        path.write_text("partial")
+    with TrackWriter(out, ["bg", "target"], 20, 10, tsv=tmp_path / "w.tsv.gz") as tracks:
         tracks.add_batch([("chr1", 0)], [[0.4, 0.6]])
         tracks.finish({"chr1": 40})
     assert not stale.exists() and (live / "0.1").exists() and (other_host / "0.1").exists()
+    assert not any(p.exists() for p in stale_files) and live_file.exists()
     assert out.read_text().startswith("chr1\t5\t15\t0.6")
+
+
+def test_gzipped_window_tsv_is_the_same_bytes_for_the_same_rows(tmp_path):
+    """No time stamp or file name in the gzip header: two scans' TSVs compare equal with `cmp`."""
+    import gzip
+    import time
+
+    from attngen_keras.genome.tracks import TrackWriter
+
+    def write(name):
+        with TrackWriter(
+            tmp_path / f"{name}.bg", ["bg", "target"], 20, 10, tsv=tmp_path / f"{name}.tsv.gz"
+        ) as tracks:
+            tracks.add_batch([("chr1", 0), ("chr1", 10)], [[0.4, 0.6], [0.3, 0.7]])
+            tracks.finish({"chr1": 40})
+        return (tmp_path / f"{name}.tsv.gz").read_bytes()
+
+    first = write("a")
+    time.sleep(1.1)  # the gzip header's time stamp has a resolution of one second
+    assert write("b") == first
+    assert gzip.decompress(first).decode().splitlines() == [
+        "chrom\tstart\tend\tprob_bg\tprob_target",
+        "chr1\t0\t20\t0.400000\t0.600000",
+        "chr1\t10\t30\t0.300000\t0.700000",
+    ]
 
 
 def test_class_option_tracks_the_chosen_class(tmp_path, exported, capsys):

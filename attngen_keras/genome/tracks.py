@@ -10,6 +10,7 @@ file is replaced only then; a failed scan leaves it as it was).
 """
 
 import gzip
+import io
 import os
 import shutil
 from pathlib import Path
@@ -33,8 +34,37 @@ def _safe(name):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
+_PARTIAL = ".partial-"
+
+
 def _partial(path):
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+    return path.with_name(f".{path.name}{_PARTIAL}{process_tag()}")
+
+
+def _open_text(path, gzipped):
+    """A text file for writing; gzipped with a fixed header (no time stamp, no file name), so that
+    the same rows give the same bytes (the Beam and local runners' outputs compare with `cmp`)."""
+    if not gzipped:
+        return open(path, "w", newline="")  # noqa: SIM115 (the caller closes it)
+    raw = open(path, "wb")  # noqa: SIM115
+    compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+    return _ClosingText(io.TextIOWrapper(compressed, newline=""), raw)
+
+
+class _ClosingText:
+    """A text wrapper over a GzipFile over a raw file: closing it closes all three."""
+
+    def __init__(self, text, raw):
+        self._text, self._raw = text, raw
+
+    def write(self, data):
+        return self._text.write(data)
+
+    def close(self):
+        try:
+            self._text.close()
+        finally:
+            self._raw.close()
 
 
 class TrackWriter:
@@ -97,14 +127,14 @@ class TrackWriter:
         ]
 
     def __enter__(self):
-        # part files left by killed scans
+        # part files and partial outputs left by killed scans
         remove_stale(self._parts.parent, self._parts.name[: -len(process_tag())])
+        for _, path in self.outputs():
+            remove_stale(path.parent, f".{path.name}{_PARTIAL}")
         shutil.rmtree(self._parts, ignore_errors=True)
         self._parts.mkdir(parents=True)
         if self.tsv is not None:
-            partial = _partial(self.tsv)
-            opener = gzip.open if self.tsv.name.endswith(".gz") else open
-            self._tsv_handle = opener(partial, "wt", newline="")
+            self._tsv_handle = _open_text(_partial(self.tsv), self.tsv.name.endswith(".gz"))
             header = ["chrom", "start", "end", *[f"prob_{c}" for c in self.class_names]]
             self._tsv_handle.write("\t".join(header) + "\n")
         return self
