@@ -16,7 +16,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
 from attngen_keras.files import check_distinct_files, check_output_file, plural, read_json
@@ -128,7 +128,7 @@ def iter_records(path, kind=None):
 
     path = Path(path)
     if not path.is_file():
-        raise DataError("no such file", path)
+        raise missing_file_error(path)
     suffix = base_suffix(path)
     if kind is None:
         kind = (
@@ -226,7 +226,7 @@ def predict_file(
     """
     out = check_output_file(out, force)
     if not Path(input_path).is_file():
-        raise DataError("no such file", input_path)
+        raise missing_file_error(input_path)
     check_distinct_files({"the input file": input_path}, {"--out": out})
     endpoints = resolve_endpoints(model_path)
     predict, importance, facts = endpoints["predict"], endpoints["saliency"], endpoints["facts"]

@@ -464,3 +464,55 @@ def test_an_output_that_names_an_input_or_another_output_is_refused(tmp_path, ex
     assert fasta.read_bytes() == original and bed.read_text() == "chr1\t0\t500\n"
     assert (tmp_path / "old.bg").read_text() == "an earlier track\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "link.fa", "old.bg", "r.bed"]
+
+
+@pytest.mark.parametrize("chunk", [16, 1 << 20])
+def test_every_short_or_out_of_range_region_is_counted(tmp_path, chunk):
+    """A short region far into a record (not yet read when it is met) is counted as short; a region
+    past its record's end is counted apart; the Beam runner's counts agree."""
+    from attngen_keras.genome.beam import _beyond, _short
+
+    rng = np.random.default_rng(4)
+    records = {"chr1": random_dna(rng, 1000), "chr2": random_dna(rng, 300)}
+    fasta = write_genome(tmp_path / "g.fa", records)
+    bed = tmp_path / "r.bed"
+    bed.write_text(
+        "\ufeffchr1\t100\t150\n"  # short, near the start (and the file starts with a BOM)
+        "chr1\t300\t400\n"  # long: windows 300, 320, 340
+        "chr1\t800\t850\n"  # short, far in
+        "chr1\t990\t1200\n"  # clipped to 10 bases: short
+        "chr1\t2000\t2100\n"  # past the end
+        "chr2\t500\t600\n",  # past the end
+        encoding="utf-8",
+    )
+    regions = read_regions(bed)
+    assert sorted(regions) == ["chr1", "chr2"]
+    tiler = Tiler(fasta, L, 20, regions, chunk_bases=chunk)
+    assert [(c, s) for c, s, _ in tiler] == [("chr1", 300), ("chr1", 320), ("chr1", 340)]
+    assert (tiler.short, tiler.beyond) == (3, 2)
+    sizes = {c: len(v) for c, v in records.items()}
+    assert (_short(sizes, regions, L), _beyond(sizes, regions)) == (3, 2)
+
+
+def test_scan_warns_of_regions_past_the_end_and_of_an_empty_track(tmp_path, exported, capsys):
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t90000000\t90001000\n")
+    out = tmp_path / "t.bedGraph"
+    assert (
+        main(
+            ["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--regions", str(bed)]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert (
+        "1 region of --regions starts at or past the end of its record, not scored (another reference "
+        "build?); no window was scored: the tracks are empty" in err
+    )
+    assert out.read_text() == ""
+    assert main(["scan", str(exported), "--fasta", str(tmp_path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"attngen scan: error: {tmp_path}: is a directory, not a file"
+    )

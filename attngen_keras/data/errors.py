@@ -67,3 +67,22 @@ class SequenceTooLongError(DataError):
             self.longest, self.length, self.counts, self.file, self.record, advice,
             length_name or self.length_name,
         )  # fmt: skip
+
+
+def missing_file_error(path, shown=None):
+    """The `DataError` for an input `path` that is not a file: a directory, or nothing at all.
+
+    Args:
+        path: the path checked.
+        shown: the name the message gives (default: `path`).
+
+    Example:
+
+    >>> str(missing_file_error("/"))
+    '/: is a directory, not a file'
+    """
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        return DataError("is a directory, not a file", shown or path)
+    return DataError("no such file", shown or path)

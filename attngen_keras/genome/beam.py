@@ -187,7 +187,8 @@ def scan_with_beam(
     unusual, invalid = count_characters(tiler.path)  # the workers read windows, not every base
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
-        "skipped_n": skipped, "short": short, "unusual_characters": unusual,
+        "skipped_n": skipped, "short": short, "beyond_end": _beyond(sizes, tiler.regions),
+        "unusual_characters": unusual,
         "invalid_characters": invalid, "length": length, "stride": stride,
         "outputs": [str(p) for p in outputs], "tasks": len(tasks),
         "missing_regions": missing_chromosomes(tiler.regions, sizes),
@@ -210,6 +211,15 @@ def _short(sizes, regions, length):
             if start < size and min(end, size) - start < length:
                 count += 1
     return count
+
+
+def _beyond(sizes, regions):
+    """Regions that start at or past their record's end (as `Tiler.beyond`)."""
+    return sum(
+        start >= size
+        for chrom, size in sizes.items()
+        for start, _ in (regions or {}).get(chrom, [])
+    )
 
 
 def _scan_lines(element):

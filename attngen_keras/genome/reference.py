@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, missing_file_error
 
 _TEMP = {}
 
@@ -49,7 +49,7 @@ def random_access_path(path, quiet=False):
 
     path = Path(path)
     if not path.is_file():
-        raise DataError("no such file", path)
+        raise missing_file_error(path)
     kind = compression(path)
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
     if kind == "gzip":

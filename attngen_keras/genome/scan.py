@@ -6,7 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import missing_file_error
 from attngen_keras.files import check_distinct_files, plural, some_names
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
@@ -55,7 +55,7 @@ def scan_genome(
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     if not Path(fasta).is_file():
-        raise DataError("no such file", fasta)
+        raise missing_file_error(fasta)
     region_map = read_regions(regions) if regions else None
     scorer = model if isinstance(model, Scorer) else None
     if scorer is not None:
@@ -133,6 +133,7 @@ def _summary(tiler, paths, stride, length):
         "windows": tiler.windows,
         "skipped_n": tiler.skipped_n,
         "short": tiler.short,
+        "beyond_end": tiler.beyond,
         "unusual_characters": tiler.unusual,
         "invalid_characters": tiler.invalid,
         "length": length,
@@ -150,6 +151,12 @@ def _report(fasta, summary):
             f"--regions names {plural(len(missing), 'chromosome')} absent from the FASTA "
             f"({some_names(missing, 5)}), "
             "not scored (check the naming, e.g. 'chr1' against '1')"
+        )
+    if summary.get("beyond_end"):
+        parts.append(
+            f"{plural(summary['beyond_end'], 'region')} of --regions "
+            f"{'starts' if summary['beyond_end'] == 1 else 'start'} at or past the end of "
+            "its record, not scored (another reference build?)"
         )
     if summary["skipped_n"]:
         parts.append(f"{plural(summary['skipped_n'], 'window')} skipped for N's (--max-n-fraction)")
@@ -169,5 +176,7 @@ def _report(fasta, summary):
             f"{share:.0%} of the characters are not A, C, G, T or N: this does not look like DNA "
             "(protein?), and the scores are meaningless"
         )
+    if summary["windows"] == 0:
+        parts.append("no window was scored: the tracks are empty")
     if parts:
         print(f"attngen scan: warning: {fasta}: {'; '.join(parts)}", file=sys.stderr)

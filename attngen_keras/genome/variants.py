@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.files import (
     check_distinct_files,
     check_output_file,
@@ -79,7 +79,7 @@ def readable_vcf(vcf, quiet=False):
 
     path = Path(vcf)
     if not path.is_file():
-        raise DataError("no such file", path)
+        raise missing_file_error(path)
     if compression(path) != "gzip":
         return path
     stat = path.stat()  # an edited file gets a new copy
@@ -111,7 +111,7 @@ def read_alleles(vcf, name=None):
 
     path = Path(vcf)
     if not path.is_file():
-        raise DataError("no such file", name or path)
+        raise missing_file_error(path, name)
     shown = name or path
     index = 0
     number = 0
@@ -346,7 +346,7 @@ def score_variants(
         if path is not None:
             remove_stale(path.parent, f".{path.name}.partial-")
     if not Path(vcf).is_file():
-        raise DataError("no such file", vcf)
+        raise missing_file_error(vcf)
     if runner == "beam":
         from attngen_keras.genome.beam import require_beam
 

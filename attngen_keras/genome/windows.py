@@ -25,7 +25,7 @@ import zlib
 from pathlib import Path
 
 from attngen_keras.data.alphabet import SYMBOLS
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, missing_file_error
 
 BLOCK_BYTES = 1 << 20  # read this much compressed-or-not text at a time
 CHUNK_BASES = 1 << 20  # window a record's buffered sequence once it holds this many bases
@@ -54,7 +54,7 @@ def open_binary(path):
     """A binary stream over a plain, gzip or bgzip file, decompressed as it is read."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("no such file", path)
+        raise missing_file_error(path)
     with open(path, "rb") as handle:
         magic = handle.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
@@ -154,11 +154,12 @@ def read_regions(path):
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError("no such file", path)
+        raise missing_file_error(path)
     regions = {}
     with open_binary(path) as handle:
         for number, raw in enumerate(handle, 1):
-            line = raw.decode("utf-8", "replace").strip()
+            # a UTF-8 byte-order mark (some Windows editors write one) is not part of the name
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8", "replace").strip()
             if not line or line.startswith(("#", "track", "browser")):
                 continue
             fields = line.split("\t") if "\t" in line else line.split()
@@ -200,7 +201,8 @@ class Tiler:
 
     After iteration: `sizes` (`{record: size}` in file order), `windows`
     (kept), `skipped_n` (windows skipped for N's), `short` (records or
-    regions shorter than L), `unusual` (characters other than A, C, G, T, U,
+    regions shorter than L), `beyond` (regions that start at or past their
+    record's end), `unusual` (characters other than A, C, G, T, U,
     N in either case) and `invalid` (of those, the ones that are not IUPAC
     nucleotide codes, which the model reads as N; IUPAC codes encode as in
     training).
@@ -225,7 +227,7 @@ class Tiler:
         self.max_n = math.floor(max_n_fraction * self.length + 1e-9)
         self.chunk_bases = int(chunk_bases)
         self.sizes = {}
-        self.windows = self.skipped_n = self.short = 0
+        self.windows = self.skipped_n = self.short = self.beyond = 0
         self.unusual = self.invalid = 0
 
     def __iter__(self):
@@ -266,7 +268,9 @@ class Tiler:
         for index in range(self._interval, len(self._intervals)):
             region_start = self._intervals[index][0]
             started = index == self._interval and self._next not in (None, region_start)
-            if region_start < self._size and not started:
+            if region_start >= self._size:
+                self.beyond += 1  # a region past the record's end
+            elif not started:
                 self.short += 1  # a record or region (clipped to the record) shorter than L
 
     def _drain(self, final):
@@ -284,8 +288,13 @@ class Tiler:
                 self._next = region_start
             start = self._next
             if start + length > region_end:
-                if start == region_start and region_start < end:
-                    self.short += 1
+                if start == region_start:
+                    if region_start >= end and not final:
+                        break  # not read that far: whether the record reaches the region is known later
+                    if region_start < end:
+                        self.short += 1
+                    else:
+                        self.beyond += 1  # the record ends before the region starts
                 self._interval += 1
                 self._next = None
                 continue
