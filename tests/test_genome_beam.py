@@ -188,3 +188,48 @@ def test_beam_variants_with_class_equal_local(tmp_path, exported):
     assert [line.split("\t")[6] for line in effects["local"].splitlines()[1:]] == [
         "background"
     ] * len(variants)
+
+
+def test_unknown_or_misplaced_beam_options_are_one_line_errors(tmp_path, exported, capsys):
+    """Beam only logs "Discarding unparseable args" and runs on; a mistyped option must stop the run."""
+    fasta = write_genome(tmp_path / "g.fa", genome()[0])
+    argv = ["scan", str(exported), "--fasta", str(fasta), "--out", str(tmp_path / "t.bedGraph")]
+    assert main([*argv, "--runner", "beam", "--beam-option=--no_such_option=1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "attngen scan: error: --beam-option: Apache Beam knows no option --no_such_option=1 "
+        "(the options are those of Beam's PipelineOptions, e.g. --runner=DataflowRunner)"
+    )
+    assert main([*argv, "--beam-option=--direct_num_workers=4"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "attngen scan: error: --beam-option --direct_num_workers=4 needs --runner beam"
+    )
+    assert not (tmp_path / "t.bedGraph").exists()
+
+
+def test_beam_leaves_no_temporary_files_and_keeps_its_chatter_in_a_log(
+    tmp_path, exported, capfd, monkeypatch
+):
+    """The task files' directory is removed after the run; Beam's and the workers' INFO lines do not
+    reach stderr (they go to a log file, removed when the run succeeds)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fasta = write_genome(tmp_path / "g.fa", genome()[0])
+    out = tmp_path / "t.bedGraph"
+    argv = [
+        "scan",
+        str(exported),
+        "--fasta",
+        str(fasta),
+        "--out",
+        str(out),
+        "--runner",
+        "beam",
+        *IN_PROCESS,
+    ]
+    assert main(argv) == 0
+    err = capfd.readouterr().err
+    assert "INFO:" not in err and "apache_beam" not in err, err
+    assert out.stat().st_size > 0
+    assert list((tmp_path / "tmp").iterdir()) == []

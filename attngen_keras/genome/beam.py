@@ -19,7 +19,10 @@ the local runner: the outputs are identical, and the launcher's memory does
 not grow with the genome (it holds one task's scores, and the list of tasks).
 """
 
+import contextlib
 import json
+import os
+import sys
 import tempfile
 import uuid
 
@@ -31,12 +34,21 @@ INSTALL_HINT = 'pip install -e ".[beam]"'
 
 def require_beam():
     """Raises a one-line error naming the extra when Apache Beam is not installed."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(
+        logging.ERROR
+    )  # its import warns that the optional Google Cloud clients are missing
     try:
         import apache_beam  # noqa: F401
     except ImportError:
         raise ValueError(
             f"--runner beam needs Apache Beam, which is not installed: {INSTALL_HINT}"
         ) from None
+    finally:
+        root.setLevel(level)
 
 
 def worker_threads(beam_options):
@@ -78,14 +90,58 @@ def _options(beam_options):
     return parsed, runner
 
 
+def check_beam_options(beam_options):
+    """Raises a one-line `ValueError` for `--beam-option`s that no Beam options class knows (Beam
+    itself only logs "Discarding unparseable args" and runs on, e.g. on a paid Dataflow launch)."""
+    from apache_beam.options import pipeline_options
+
+    flags = list(beam_options or ())
+    try:  # Beam's own parser of every options class (private API: skipped if it changes)
+        parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
+        for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
+            cls._add_argparse_args(parser)
+        _, unknown = parser.parse_known_args(flags)
+    except Exception:  # noqa: BLE001
+        return
+    unknown = [u for u in unknown if u.startswith("-")]
+    if unknown:
+        raise ValueError(
+            f"--beam-option: Apache Beam knows no option {', '.join(unknown)} "
+            "(the options are those of Beam's PipelineOptions, e.g. --runner=DataflowRunner)"
+        )
+
+
+# The launcher's temporary directories (when no --temp_location is given) are named after it,
+# so that the next launch removes those of killed launchers.
+_TEMP_PREFIX = "attngen-beam-"
+
+
 def _temp_prefix(parsed):
+    """`(prefix of the task files, [directories to remove when done])`."""
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
+    from attngen_keras.files import process_tag, remove_stale
+
     base = parsed.view_as(GoogleCloudOptions).temp_location
+    created = []
     if not base:
-        base = tempfile.mkdtemp(prefix="attngen-beam-")
-    return FileSystems.join(base, f"attngen-{uuid.uuid4().hex}", "part")
+        remove_stale(tempfile.gettempdir(), _TEMP_PREFIX)
+        base = os.path.join(tempfile.gettempdir(), _TEMP_PREFIX + process_tag())
+        os.makedirs(base, exist_ok=True)
+        created.append(base)
+    run_dir = FileSystems.join(base, f"attngen-{uuid.uuid4().hex}")
+    return FileSystems.join(run_dir, "part"), [run_dir, *created]
+
+
+def remove_task_dirs(paths):
+    """Removes the run's task-file directories (local or remote); errors are ignored."""
+    from apache_beam.io.filesystems import FileSystems
+
+    for path in paths:
+        with contextlib.suppress(Exception):
+            if FileSystems.exists(path):
+                FileSystems.delete([path])
 
 
 def task_file(prefix, index):
@@ -111,7 +167,8 @@ def read_task_files(prefix, count):
 
 
 def _run(build, beam_options):
-    """Runs the pipeline `build(pipeline, prefix)` makes; returns the prefix of its task files."""
+    """Runs the pipeline `build(pipeline, prefix)` makes; returns `(prefix of its task files,
+    directories to remove once they are read)` (removed here if the run fails)."""
     import logging
 
     import apache_beam as beam
@@ -119,11 +176,66 @@ def _run(build, beam_options):
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
     parsed, runner = _options(beam_options)
-    prefix = _temp_prefix(parsed)
-    pipeline = beam.Pipeline(runner=runner, options=parsed)
-    build(pipeline, prefix)
-    pipeline.run().wait_until_finish()
-    return prefix
+    prefix, directories = _temp_prefix(parsed)
+    try:
+        with _beam_log() as log:
+            pipeline = beam.Pipeline(runner=runner, options=parsed)
+            build(pipeline, prefix)
+            pipeline.run().wait_until_finish()
+        if log is not None:
+            os.unlink(log)
+    except BaseException:
+        remove_task_dirs(directories)
+        raise
+    return prefix, directories
+
+
+@contextlib.contextmanager
+def _beam_log():
+    """Sends what Beam, its worker processes and TensorFlow in them write to stderr (dozens of INFO
+    lines, and tracebacks of the workers on Ctrl-C) to a log file; yields its path. If the run fails
+    or is interrupted, the file is kept and its path and last lines are shown. With ATTNGEN_DEBUG
+    set, nothing is redirected (yields None)."""
+    if os.environ.get("ATTNGEN_DEBUG"):
+        yield None
+        return
+    handle, path = tempfile.mkstemp(prefix="attngen-beam-", suffix=".log")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(handle, 2)  # worker processes started now inherit it
+    os.close(handle)
+    try:
+        yield path
+    except BaseException as error:
+        _restore_stderr(saved)
+        saved = None
+        if not isinstance(error, KeyboardInterrupt):
+            print(f"attngen: Apache Beam's log: {path}; its last lines:", file=sys.stderr)
+            with open(path, errors="replace") as log:
+                print("".join(log.readlines()[-15:]).rstrip(), file=sys.stderr)
+        else:
+            print(f"attngen: Apache Beam's log: {path}", file=sys.stderr)
+            _quiet_shutdown()
+        raise
+    finally:
+        if saved is not None:
+            _restore_stderr(saved)
+
+
+def _quiet_shutdown():
+    """After Ctrl-C: the runner's threads in this process report their stopped workers as they wind
+    down (tracebacks, CRITICAL lines); the process is exiting, so they are not shown."""
+    import logging
+    import threading
+
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL + 1)
+    threading.excepthook = lambda args: None
+
+
+def _restore_stderr(saved):
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 def scan_tasks(sizes, regions, length, stride, per_task):
@@ -171,18 +283,21 @@ def scan_with_beam(
             | "write" >> beam.ParDo(WriteTaskFile(prefix))
         )
 
-    prefix = _run(build, beam_options)
+    prefix, directories = _run(build, beam_options)
     skipped = windows = 0
     batch = []
-    for line in read_task_files(prefix, len(tasks)):
-        fields = line.split("\t")
-        if fields[0] == "#skipped":
-            skipped += int(fields[1])
-            continue
-        batch.append((fields[0], int(fields[1]), [float(v) for v in fields[2].split(",")]))
-        if len(batch) >= batch_size:
-            windows += _add(writer, batch)
-    windows += _add(writer, batch)
+    try:
+        for line in read_task_files(prefix, len(tasks)):
+            fields = line.split("\t")
+            if fields[0] == "#skipped":
+                skipped += int(fields[1])
+                continue
+            batch.append((fields[0], int(fields[1]), [float(v) for v in fields[2].split(",")]))
+            if len(batch) >= batch_size:
+                windows += _add(writer, batch)
+        windows += _add(writer, batch)
+    finally:
+        remove_task_dirs(directories)
     outputs = writer.finish(sizes)
     unusual, invalid = count_characters(tiler.path)  # the workers read windows, not every base
     return {
@@ -264,5 +379,13 @@ def variants_with_beam(
             | "write" >> beam.ParDo(WriteTaskFile(prefix))
         )
 
-    prefix = _run(build, beam_options)
-    return (json.loads(line) for line in read_task_files(prefix, len(batches)))
+    prefix, directories = _run(build, beam_options)
+
+    def results():
+        try:
+            for line in read_task_files(prefix, len(batches)):
+                yield json.loads(line)
+        finally:
+            remove_task_dirs(directories)
+
+    return results()

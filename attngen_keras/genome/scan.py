@@ -61,9 +61,12 @@ def scan_genome(
     if scorer is not None:
         scorer = scorer.with_target(target_class)
     if runner == "beam":
-        from attngen_keras.genome.beam import require_beam
+        from attngen_keras.genome.beam import check_beam_options, require_beam
 
         require_beam()
+        check_beam_options(beam_options)
+    elif beam_options:
+        raise ValueError(f"--beam-option {beam_options[0]} needs --runner beam")
     if scorer is None:
         scorer = Scorer.load(model, target_class)
     length = scorer.length

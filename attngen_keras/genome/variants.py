@@ -348,9 +348,12 @@ def score_variants(
     if not Path(vcf).is_file():
         raise missing_file_error(vcf)
     if runner == "beam":
-        from attngen_keras.genome.beam import require_beam
+        from attngen_keras.genome.beam import check_beam_options, require_beam
 
         require_beam()
+        check_beam_options(beam_options)
+    elif beam_options:
+        raise ValueError(f"--beam-option {beam_options[0]} needs --runner beam")
     source = readable_vcf(vcf)
     paths = random_access_path(fasta)
     scorer = (
