@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
 from attngen_keras.export import METADATA_FILE
 from attngen_keras.files import check_distinct_files, check_output_file, plural, read_json
+from attngen_keras.progress import progress_bar
 
 # Above this share of characters other than A, C, G, T (U) and N the input is
 # reported as probably not DNA (protein letters are mostly IUPAC codes, so
@@ -301,7 +301,7 @@ def _write_predictions(
     count = invalid_sequences = invalid_characters = unusual = characters = truncated = empty = 0
     with (
         open(partial, "w", newline="") as handle,
-        tqdm(
+        progress_bar(
             unit=" sequences", desc=f"predicting {Path(input_path).name}", disable=not show_progress
         ) as progress,
     ):  # closed (ending its line) before any error message

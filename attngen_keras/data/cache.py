@@ -294,14 +294,13 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
     Returns:
         A `TableScan`.
     """
-    from tqdm.auto import tqdm
-
     from attngen_keras.data import readers
+    from attngen_keras.progress import progress_bar
 
     by_name = len(paths) > 1
     with (
         _ScanWriter(flat_path) as writer,
-        tqdm(
+        progress_bar(
             desc="reading tables", unit=" rows", disable=not show_progress, mininterval=1.0
         ) as bar,
     ):
@@ -347,11 +346,11 @@ def scan_fasta(sources, flat_path, chunk_records=100_000, show_progress=False):
     Returns:
         A `TableScan`.
     """
-    from tqdm.auto import tqdm
+    from attngen_keras.progress import progress_bar
 
     with (
         _ScanWriter(flat_path) as writer,
-        tqdm(
+        progress_bar(
             desc="reading FASTA", unit=" records", disable=not show_progress, mininterval=1.0
         ) as bar,
     ):

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
-from tqdm.auto import tqdm
 
 from attngen_keras.data.containers import RawSplitBuilder
 from attngen_keras.data.errors import DataError
+from attngen_keras.progress import progress_bar
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 TABLE_SUFFIXES = (".csv", ".tsv")
@@ -306,7 +306,7 @@ def read_full_sequence_dir(root, show_progress=True, source_file=None):
     if not files:
         raise DataError("no sequence files found in {train,test}/<class>/*.txt", root)
     builders = {}
-    for split, label, path in tqdm(
+    for split, label, path in progress_bar(
         files, desc=f"reading {root.name}", unit=" files", disable=not show_progress,
         mininterval=1.0,
     ):  # fmt: skip

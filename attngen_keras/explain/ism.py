@@ -98,9 +98,9 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH, show_progress=Fals
     rows, positions, bases = np.nonzero(mutate)
     per_base = np.zeros((n, length, 4), dtype=np.float32)
     identity = np.eye(4, dtype=np.float32)
-    from tqdm import tqdm
+    from attngen_keras.progress import progress_bar
 
-    for start in tqdm(
+    for start in progress_bar(
         range(0, len(rows), batch_size), desc=f"ISM of {n} sequences", unit=" batches",
         disable=not show_progress,
     ):  # fmt: skip

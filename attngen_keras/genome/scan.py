@@ -3,14 +3,13 @@
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import missing_file_error
 from attngen_keras.files import check_distinct_files, plural, some_names
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import CHUNK_BASES, Tiler, missing_chromosomes, read_regions
+from attngen_keras.progress import progress_bar
 
 DEFAULT_MAX_N_FRACTION = 0.1
 
@@ -88,7 +87,7 @@ def scan_genome(
         return summary
     with (
         writer,
-        tqdm(
+        progress_bar(
             unit=" windows", desc=f"scanning {Path(fasta).name}", disable=not show_progress
         ) as progress,
     ):

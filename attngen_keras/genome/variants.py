@@ -41,7 +41,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.files import (
@@ -54,6 +53,7 @@ from attngen_keras.files import (
 )
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
+from attngen_keras.progress import progress_bar
 
 COLUMNS = [
     "chrom", "pos", "id", "ref", "alt", "ref_match", "class", "p_ref", "p_alt", "delta",
@@ -433,7 +433,9 @@ def score_variants(
 def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress):
     from attngen_keras.predict import _batches
 
-    with tqdm(unit=" alleles", desc=f"scoring {Path(vcf).name}", disable=not show_progress) as bar:
+    with progress_bar(
+        unit=" alleles", desc=f"scoring {Path(vcf).name}", disable=not show_progress
+    ) as bar:
         for batch in _batches(read_alleles(source, vcf), batch_size):
             yield from score_alleles(scorer, reference, sizes, batch, both_strands)
             bar.update(len(batch))
