@@ -17,7 +17,7 @@ def save_figure(fig, ax, path, legend=True, dpi=110):
     return path
 
 
-def plot_training_curves(history, path, title=""):
+def plot_training_curves(history, path, title="", train_loss_label="train loss"):
     """Loss, accuracy and (if present) the mask fraction per epoch.
 
     Args:
@@ -25,16 +25,22 @@ def plot_training_curves(history, path, title=""):
             `accuracy`, `val_loss`, `val_accuracy`, `mask_fraction`).
         path: the PNG to write.
         title: figure title.
+        train_loss_label: the legend of the training loss (say what it adds to
+            the validation loss's cross-entropy, e.g. a faithfulness term).
     """
+    from matplotlib.ticker import MaxNLocator
+
     epochs = history["epoch"] + 1
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if metric in history:
-            ax.plot(epochs, history[metric], "o-", label=f"train {metric}")
+            label = train_loss_label if metric == "loss" else f"train {metric}"
+            ax.plot(epochs, history[metric], "o-", label=label)
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.grid(alpha=0.3)
     if "mask_fraction" in history and history["mask_fraction"].max() > 0:
         twin = axes[1].twinx()

@@ -719,7 +719,10 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         recalibration.set_model(model)
         recalibration.recalibrate()
     model.save(str(out / MODEL_FILE))
-    plot_training_curves(history, out / CURVES_FILE, title=f"{config.model} on {dataset.source}")
+    plot_training_curves(
+        history, out / CURVES_FILE, title=f"{config.model} on {dataset.source}",
+        train_loss_label=_train_loss_label(model),
+    )  # fmt: skip
     metrics = {
         split: evaluate_split(model, dataset[split], config.batch_size)
         for split in ("val", "test")
@@ -736,6 +739,18 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     write_json_atomic(out / METRICS_FILE, metrics)
     shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
     return metrics
+
+
+def _train_loss_label(model):
+    """The training loss's legend: what it holds beside the cross-entropy that `val loss` is."""
+    terms = []
+    if float(getattr(model, "faithfulness_weight", 0.0) or 0.0) > 0:
+        terms.append("faithfulness term")
+    if any(getattr(layer, "entropy_weight", 0.0) for layer in model.layers):
+        terms.append("entropy penalty")
+    if not terms:
+        return "train loss"
+    return f"train loss (cross-entropy + {' + '.join(terms)})"
 
 
 def _validation_sample(split, steps, batch_size, seed):

@@ -106,6 +106,10 @@ def enriched_kmers(sequences, scores, valid, k=6, top_fraction=0.1, n_top=15):
     return sorted(rows, key=lambda r: -r[2] * np.log(max(r[1], 1e-12)))[:n_top]
 
 
+# logomaker's "classic" nucleotide colours, named here so that the legend matches the letters
+BASE_COLORS = {"A": "#008000", "C": "#0000ff", "G": "#ffa500", "T": "#ff0000"}
+
+
 def plot_tracks(result, path, n_examples=4, window=None):
     """Logo-style saliency tracks: letters scaled by importance (logomaker)."""
     import logomaker
@@ -126,12 +130,18 @@ def plot_tracks(result, path, n_examples=4, window=None):
             if base in BASES:
                 matrix[pos, BASES.index(base)] = scores[pos]
         frame = pd.DataFrame(matrix, columns=list(BASES))
-        logomaker.Logo(frame, ax=ax, color_scheme="classic")
+        logomaker.Logo(frame, ax=ax, color_scheme=BASE_COLORS)
         label = result["class_names"][result["labels"][i]]
         ax.set_title(f"{result['ids'][i]} (class {label})", fontsize=9, loc="left")
         ax.set_ylabel("importance")
     axes[-1, 0].set_xlabel("position")
-    fig.tight_layout()
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[Patch(color=BASE_COLORS[b], label=b) for b in BASES], loc="upper right",
+        ncol=len(BASES), fontsize=8, frameon=False,
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -192,10 +202,19 @@ def plot_profile(result, path):
 
 def plot_kmers(kmers, path, k):
     """Bar chart of the most enriched k-mers."""
-    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(kmers), 1) + 1.2))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(kmers), 1) + 1.5))
     names = [r[0] for r in kmers][::-1]
-    ax.barh(names, [r[1] for r in kmers][::-1])
+    values = [r[1] for r in kmers][::-1]
+    bars = ax.barh(names, values)
+    # the order is the ranking (count in top windows x log enrichment), not the enrichment alone
+    ax.bar_label(
+        bars, labels=[f"{r[2]} in top windows" for r in kmers][::-1], padding=3, fontsize=7
+    )
+    ax.set_xlim(0, max(values, default=1) * 1.35)
     ax.set_xlabel(f"enrichment of the {k}-mer in top-importance windows")
+    ax.set_title(
+        "best first, ranked by count in top windows x log(enrichment)", fontsize=9, loc="left"
+    )
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,0 +1,66 @@
+"""The PNG plots say what they show: whole epochs, what the training loss holds, the colour of each base,
+the order of the k-mer ranking."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from attngen_keras.explain.report import BASE_COLORS, plot_kmers, plot_tracks  # noqa: E402
+from attngen_keras.models import build_model  # noqa: E402
+from attngen_keras.plotting import plot_training_curves  # noqa: E402
+from attngen_keras.training import _train_loss_label  # noqa: E402
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions make, kept open for inspection (savefig still writes)."""
+    made, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: made.append(fig))
+    yield made
+    for fig in made:
+        close(fig)
+
+
+def test_training_curves_have_whole_epoch_ticks_and_name_the_training_loss(tmp_path, figures):
+    history = pd.DataFrame({"epoch": [0, 1, 2], "loss": [0.6, 0.5, 0.44], "val_loss": [0.2, 0.1, 0.07],
+                            "accuracy": [0.8, 0.9, 0.95], "val_accuracy": [0.9, 0.95, 0.97],
+                            "mask_fraction": [0.0, 0.1, 0.15]})  # fmt: skip
+    label = "train loss (cross-entropy + faithfulness term)"
+    plot_training_curves(history, tmp_path / "c.png", train_loss_label=label)
+    assert (tmp_path / "c.png").stat().st_size > 0
+    loss_axis = figures[0].axes[0]
+    ticks = [t for t in loss_axis.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert label in [line.get_label() for line in loss_axis.get_lines()]
+
+
+def test_the_training_loss_label_names_the_terms_the_validation_loss_lacks():
+    assert (
+        _train_loss_label(build_model("attngen", 50, 2))
+        == "train loss (cross-entropy + faithfulness term)"
+    )
+    assert _train_loss_label(build_model("attngen", 50, 2, preset="paper")) == "train loss"
+    assert _train_loss_label(build_model("cnn", 50, 2)) == "train loss"
+
+
+def test_saliency_tracks_have_a_base_legend_and_kmer_bars_say_their_order(tmp_path, figures):
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(3)]
+    result = {"sequences": sequences, "scores": rng.random((3, 30)), "probs": rng.random((3, 1)),
+              "class_names": ["a", "b"], "labels": [0, 1, 0], "ids": ["s1", "s2", "s3"]}  # fmt: skip
+    plot_tracks(result, tmp_path / "t.png", n_examples=2)
+    legend = figures[0].legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == list("ACGT")
+    assert [matplotlib.colors.to_hex(h.get_facecolor()) for h in legend.legend_handles] == [
+        BASE_COLORS[b] for b in "ACGT"
+    ]
+    kmers = [("AAAAAA", 3.0, 20, 40), ("CCCCCC", 9.0, 5, 6)]  # ranked first despite less enrichment
+    plot_kmers(kmers, tmp_path / "k.png", 6)
+    ax = figures[1].axes[0]
+    assert "ranked by count in top windows" in ax.get_title(loc="left")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["CCCCCC", "AAAAAA"]  # best at the top
+    assert [t.get_text() for t in ax.texts] == ["5 in top windows", "20 in top windows"]
