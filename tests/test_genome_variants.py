@@ -140,6 +140,8 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
         float(by_id[("snp", "C")]["delta"]), abs=1e-6
     )
     assert "ATTNGEN_PREF" not in annotated[6].info  # chrZ: not scored
+    # the REF mismatch is in the VCF too, as a flag on its record alone
+    assert [r.id for r in annotated if "ATTNGEN_REF_MISMATCH" in r.info] == ["mism"]
 
 
 def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):

@@ -64,6 +64,10 @@ INFO_TAGS = {
     "ATTNGEN_PALT": "attngen: model probability of {what} on the ALT window (per ALT allele)",
     "ATTNGEN_DELTA": "attngen: PALT - PREF (per ALT allele)",
 }
+MISMATCH_TAG = "ATTNGEN_REF_MISMATCH"
+MISMATCH_DESCRIPTION = (
+    "attngen: the REF allele differs from the reference genome (scored on the genome's)"
+)
 _EPS = 1e-7
 _SCORABLE = set("ACGTUNRYSWKMBDHVacgtunryswkmbdhv")
 NOTE_END = "too close to the record end: no full REF window"
@@ -403,7 +407,9 @@ def score_variants(
                     if result["note"] == NOTE_BEYOND and beyond is None:
                         beyond = (result["chrom"], result["pos"])
                 if vcf_out is not None:
-                    effects[result["index"]] = (result["p_ref"], result["p_alt"], result["delta"])
+                    effects[result["index"]] = (
+                        result["p_ref"], result["p_alt"], result["delta"], result["ref_match"] == "false"
+                    )  # fmt: skip
         if vcf_out is not None:
             what = (
                 f"class {scorer.class_names[scorer.target]}"
@@ -518,14 +524,20 @@ def _annotate(vcf, out, effects, compressed, definitions, what):
         for tag, description in INFO_TAGS.items():
             if tag not in header.info:
                 header.info.add(tag, "A", "Float", description.format(what=what))
+        if MISMATCH_TAG not in header.info:
+            header.info.add(MISMATCH_TAG, 0, "Flag", MISMATCH_DESCRIPTION)
         with pysam.VariantFile(str(out), "wz" if compressed else "w", header=header) as writer:
             index = 0
             for record in reader:
                 alts = record.alts or ()
-                values = [effects.get(index + k, (None, None, None)) for k in range(len(alts))]
+                values = [
+                    effects.get(index + k, (None, None, None, False)) for k in range(len(alts))
+                ]
                 index += len(alts)
                 record.translate(writer.header)
                 if alts and any(v[0] is not None for v in values):
                     for position, tag in enumerate(INFO_TAGS):
                         record.info[tag] = tuple(v[position] for v in values)
+                if any(v[3] for v in values):
+                    record.info[MISMATCH_TAG] = True
                 writer.write(record)
