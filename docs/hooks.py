@@ -1,8 +1,10 @@
 """MkDocs hooks: the command reference from the CLI's own parser, and the result figures.
 
-`reference/cli.md` is rendered at build time from `attngen_keras.cli._parser()`:
-one section per subcommand with its `--help` text, so a subcommand added to the
-CLI appears in the docs without editing them. The home page and the
+`reference/cli.md` is rendered from `attngen_keras.cli._parser()`: one section
+per subcommand with its `--help` text. It is committed, so that the guides'
+links to it also work on GitHub; `python docs/hooks.py` rewrites it, and the
+build fails (strict) while it differs from the parser, as does
+`tests/test_docs.py`. The home page and the
 contributing page are `README.md` and `CONTRIBUTING.md`, their links rewritten
 for the site. The PNGs under `benchmarks/results/` are added to the site as
 `assets/results/...`, so pages show the figures the benchmarks wrote, without
@@ -78,9 +80,10 @@ def cli_reference():
         lines = [
             "# Command reference",
             "",
-            "Generated when the site is built from the parser of `attngen` itself "
-            "(`attngen_keras.cli`): each section is exactly what `attngen COMMAND --help` "
-            "prints. The guides explain what the commands do; this page lists every option.",
+            "Generated from the parser of `attngen` itself (`attngen_keras.cli`; "
+            "`python docs/hooks.py` rewrites this file): each section is exactly what "
+            "`attngen COMMAND --help` prints. The guides explain what the commands do; "
+            "this page lists every option.",
             "",
             "| command | what it does |",
             "|---|---|",
@@ -114,10 +117,18 @@ def site_page(name):
     return text.replace("](README.md)", "](index.md)")
 
 
+CLI_PAGE = ROOT / "docs" / "reference" / "cli.md"
+
+
 def on_files(files, config):
+    import logging
+
     files.append(File.generated(config, "index.md", content=site_page("README.md")))
     files.append(File.generated(config, "contributing.md", content=site_page("CONTRIBUTING.md")))
-    files.append(File.generated(config, "reference/cli.md", content=cli_reference()))
+    if not CLI_PAGE.exists() or CLI_PAGE.read_text(encoding="utf-8") != cli_reference():
+        logging.getLogger("mkdocs.plugins.attngen").warning(
+            "docs/reference/cli.md differs from the CLI's parser: run `python docs/hooks.py`"
+        )
     for path, title in PENDING_PAGES.items():
         if files.get_file_from_path(path) is None:
             stub = f"# {title}\n\nThis page is not written yet.\n"
@@ -144,3 +155,8 @@ def site_figure_links(markdown, src_uri):
 
 def on_page_markdown(markdown, page, config, files):
     return site_figure_links(markdown, page.file.src_uri)
+
+
+if __name__ == "__main__":
+    CLI_PAGE.write_text(cli_reference(), encoding="utf-8")
+    print(f"wrote {CLI_PAGE}")
