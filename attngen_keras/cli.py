@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -946,5 +947,19 @@ def _describe(error):
     return " ".join(str(error).split())
 
 
+def console_main():
+    """The `attngen` console script: `main()`, then an exit that Ctrl-C no longer turns into a failure.
+
+    Once the command has finished and written its outputs, a Ctrl-C during
+    the interpreter's shutdown (TensorFlow's can take a second) would end the
+    process with status 130 and no message, so that a script would take a
+    complete result for a failed one; it is ignored from then on.
+    """
+    code = main()
+    if code == 0:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -464,3 +464,21 @@ def test_masking_options_for_a_model_without_saliency_mask_are_refused(data_csv,
         "--mask-fraction, --warmup-epochs: the masking schedule applies to --model attngen only "
         "(a cnn has no SaliencyMask)" in result.stderr
     )
+
+
+@pytest.mark.parametrize("code, ignored", [(0, True), (2, False), (130, False)])
+def test_console_script_ignores_ctrl_c_once_the_command_has_succeeded(monkeypatch, code, ignored):
+    """A Ctrl-C during the interpreter's shutdown must not turn a finished command into exit 130."""
+    import signal
+
+    from attngen_keras import cli
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(cli, "main", lambda argv=None: code)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.console_main()
+        assert exited.value.code == code
+        assert (signal.getsignal(signal.SIGINT) is signal.SIG_IGN) == ignored
+    finally:
+        signal.signal(signal.SIGINT, before)
