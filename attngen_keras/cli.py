@@ -803,7 +803,16 @@ def _synthetic(args):
     )
 
 
+def _quiet_beam_interrupts(args):
+    """This process exits after a Ctrl-C: Beam's threads winding down need not be reported."""
+    if getattr(args, "runner", None) == "beam":
+        from attngen_keras.genome import beam
+
+        beam.QUIET_INTERRUPTS = True
+
+
 def _scan(args):
+    _quiet_beam_interrupts(args)
     from attngen_keras.files import plural
     from attngen_keras.genome.scan import scan_genome
 
@@ -821,6 +830,7 @@ def _scan(args):
 
 
 def _variants(args):
+    _quiet_beam_interrupts(args)
     from attngen_keras.genome.variants import score_variants
 
     summary = score_variants(
@@ -953,12 +963,18 @@ def console_main():
     Once the command has finished and written its outputs, a Ctrl-C during
     the interpreter's shutdown (TensorFlow's can take a second) would end the
     process with status 130 and no message, so that a script would take a
-    complete result for a failed one; it is ignored from then on.
+    complete result for a failed one; the first one is ignored from then on
+    (a second stops a shutdown that hangs).
     """
     code = main()
     if code == 0:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # the first Ctrl-C is ignored; a second one (a shutdown that hangs) stops the process
+        signal.signal(signal.SIGINT, _ignore_once)
     sys.exit(code)
+
+
+def _ignore_once(signum, frame):
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def check_distinct_files(inputs, outputs):
 
     Raises:
         FileError: naming the path and both options, e.g.
-            `x.fa: --out names the same file as --fasta (it would be overwritten)`.
+            `x.fa: --out names the same file as --fasta, which it would overwrite`.
 
     Example:
 

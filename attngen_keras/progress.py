@@ -46,7 +46,9 @@ def progress_bar(iterable=None, **kwargs):
     stream = kwargs.pop("file", None) or sys.stderr
     isatty = getattr(stream, "isatty", None)
     if not (isatty and isatty()):
-        kwargs.setdefault("mininterval", LOG_INTERVAL_SECONDS)
+        # both: tqdm's monitor thread would otherwise refresh it every `maxinterval` (10 s)
+        for name in ("mininterval", "maxinterval"):
+            kwargs[name] = max(float(kwargs.get(name) or 0.0), LOG_INTERVAL_SECONDS)
         kwargs.setdefault("ascii", True)
         stream = _Lines(stream)
     return tqdm(iterable, file=stream, **kwargs)

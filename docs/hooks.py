@@ -68,8 +68,9 @@ def _defaults_table(parser):
 
 def cli_reference():
     """Markdown for every `attngen` subcommand, from the argparse parser."""
-    previous = os.environ.get("COLUMNS")
+    saved = {name: os.environ.get(name) for name in ("COLUMNS", "NO_COLOR", "PYTHON_COLORS")}
     os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps help at the terminal width
+    os.environ["NO_COLOR"], os.environ["PYTHON_COLORS"] = "1", "0"  # Python 3.14 colours help
     try:
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))  # the CLI of the tree being built
@@ -102,10 +103,11 @@ def cli_reference():
             ]
         return "\n".join(lines)
     finally:
-        if previous is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def site_page(name):

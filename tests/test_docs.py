@@ -1,6 +1,7 @@
 """The committed command reference is what the CLI's parser prints (so the guides' links work on GitHub)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11),
+    reason="argparse formats help differently across Python versions; the file is generated on 3.11, "
+    "the pinned version",
+)
 def test_committed_cli_reference_matches_the_parser():
     pytest.importorskip(
         "mkdocs", reason='the docs extra is not installed: pip install -e ".[docs]"'

@@ -2,6 +2,7 @@
 processes), outputs byte-identical to `--runner local`."""
 
 import gzip
+from pathlib import Path
 
 import pytest
 from test_genome_scan import class_names, genome, motif_model, write_genome
@@ -233,3 +234,61 @@ def test_beam_leaves_no_temporary_files_and_keeps_its_chatter_in_a_log(
     assert "INFO:" not in err and "apache_beam" not in err, err
     assert out.stat().st_size > 0
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_beam_log_catches_stderr_and_restores_it(tmp_path, capfd, monkeypatch):
+    """What the pipeline's processes write to fd 2 goes to the log; fd 2 is restored; a failure
+    names the log and shows its last lines, and keeps it."""
+    import os
+
+    from attngen_keras.genome import beam
+
+    monkeypatch.delenv("ATTNGEN_DEBUG", raising=False)
+    before = os.fstat(2)
+    with beam._beam_log() as path:
+        os.write(2, b"INFO: worker chatter\n")
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    assert Path(path).read_text() == "INFO: worker chatter\n"
+    assert "worker chatter" not in capfd.readouterr().err
+    os.unlink(path)
+    with pytest.raises(RuntimeError, match="worker died"), beam._beam_log() as path:
+        os.write(2, b"".join(b"line %d\n" % i for i in range(40)))
+        raise RuntimeError("worker died")
+    err = capfd.readouterr().err
+    assert f"attngen: Apache Beam's log: {path}; its last lines:" in err
+    assert "line 39" in err and "line 24" not in err  # the last 15
+    assert os.path.exists(path)
+    os.unlink(path)
+
+
+def test_a_failed_beam_run_removes_its_task_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    from attngen_keras.genome import beam
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def build(pipeline, prefix):
+        (tmp_path / "prefix").write_text(prefix)
+        raise ValueError("bad pipeline")
+
+    with pytest.raises(ValueError, match="bad pipeline"):
+        beam._run(build, IN_PROCESS)
+    assert (tmp_path / "prefix").exists()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    # no task or base directory; the log of the failed run is kept (and was named on stderr)
+    assert len(left) == 2 and left[1] == "prefix"
+    assert left[0].startswith("attngen-beam-") and left[0].endswith(".log")
+
+
+def test_options_of_the_named_runner_are_known():
+    """Options classes that exist only once their runner is imported (Render's, Dask's) are accepted."""
+    from attngen_keras.genome.beam import check_beam_options
+
+    for options in (["--runner=RenderRunner", "--render_output=p.svg"],
+                    ["--runner=DataflowRunner", "--project=p", "--region=europe-west1"],
+                    ["--runner=FlinkRunner", "--flink_master=localhost:8081"]):  # fmt: skip
+        check_beam_options(options)
+    with pytest.raises(ValueError, match="knows no option --projct=p"):
+        check_beam_options(["--runner=DataflowRunner", "--projct=p"])

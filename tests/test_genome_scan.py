@@ -516,3 +516,44 @@ def test_scan_warns_of_regions_past_the_end_and_of_an_empty_track(tmp_path, expo
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"attngen scan: error: {tmp_path}: is a directory, not a file"
     )
+
+
+def test_an_empty_record_is_short_not_a_region_past_the_end(tmp_path):
+    """Without --regions, a header with no sequence is a record shorter than the window (as Beam counts)."""
+    from attngen_keras.genome.beam import _beyond, _short
+
+    rng = np.random.default_rng(1)
+    records = {"empty": "", "chr1": random_dna(rng, 200), "tiny": "ACGT"}
+    fasta = tmp_path / "g.fa"
+    fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in records.items()))
+    tiler = Tiler(fasta, L, 20)
+    assert len(list(tiler)) == len(range(0, 200 - L + 1, 20))
+    assert (tiler.short, tiler.beyond) == (2, 0)
+    sizes = {name: len(seq) for name, seq in records.items()}
+    assert (_short(sizes, None, L), _beyond(sizes, None)) == (2, 0)
+
+
+def test_a_scan_that_fails_while_finishing_leaves_no_partial_files(tmp_path, monkeypatch):
+    from attngen_keras.genome import tracks
+
+    def broken(bedgraph, out, sizes):
+        out.write_bytes(b"half a bigwig")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tracks, "_write_bigwig", broken)
+    (tmp_path / "t.bw").write_text("an earlier bigwig")
+    with (
+        pytest.raises(OSError, match="No space"),
+        tracks.TrackWriter(
+            tmp_path / "t.bg",
+            ["bg", "target"],
+            20,
+            10,
+            bigwig=tmp_path / "t.bw",
+            tsv=tmp_path / "w.tsv.gz",
+        ) as writer,
+    ):
+        writer.add_batch([("chr1", 0)], [[0.4, 0.6]])
+        writer.finish({"chr1": 40})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bw"]
+    assert (tmp_path / "t.bw").read_text() == "an earlier bigwig"

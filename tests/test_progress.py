@@ -12,8 +12,9 @@ class _Terminal(io.StringIO):
 
 def test_a_log_file_gets_whole_lines_not_carriage_returns():
     log = io.StringIO()
-    with progress_bar(desc="scanning g.fa", unit=" windows", file=log) as bar:
-        assert bar.mininterval == LOG_INTERVAL_SECONDS
+    with progress_bar(desc="scanning g.fa", unit=" windows", file=log, mininterval=1.0) as bar:
+        # also when the caller asks for more, and the monitor thread's refresh too
+        assert bar.mininterval == bar.maxinterval == LOG_INTERVAL_SECONDS
         for _ in range(5):
             bar.update(100)
     text = log.getvalue()

@@ -214,3 +214,20 @@ def test_a_resumed_epoch_counts_the_seconds_before_the_interruption(motif_csv, t
     history = pd.read_csv(run / "history.csv")
     resumed_epoch = history[history["epoch"] == 1]["epoch_seconds"].iloc[-1]
     assert resumed_epoch >= saved["epoch_seconds"]
+
+
+def test_epoch_timer_adds_the_carried_seconds_to_the_resumed_epoch_only(monkeypatch):
+    from attngen_keras import training
+
+    clock = iter([100.0, 103.0, 200.0, 204.0])
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    timer = training.EpochTimer()
+    timer.carried = 5.0  # the interrupted epoch's seconds up to its checkpoint
+    logs = {}
+    timer.on_epoch_begin(1)
+    timer.on_epoch_end(1, logs)
+    assert logs["epoch_seconds"] == 8.0 and timer.carried == 0.0
+    timer.on_epoch_begin(2)
+    timer.on_epoch_end(2, logs)
+    assert logs["epoch_seconds"] == 4.0
+    assert timer.elapsed() == 0.0  # outside an epoch

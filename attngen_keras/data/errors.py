@@ -85,4 +85,6 @@ def missing_file_error(path, shown=None):
 
     if Path(path).is_dir():
         return DataError("is a directory, not a file", shown or path)
+    if Path(path).exists():  # a pipe, say (`--vcf <(bcftools view ...)`)
+        return DataError("is not a regular file (a pipe?): give a file on disk", shown or path)
     return DataError("no such file", shown or path)

@@ -19,9 +19,11 @@ the local runner: the outputs are identical, and the launcher's memory does
 not grow with the genome (it holds one task's scores, and the list of tasks).
 """
 
+import collections
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -96,6 +98,15 @@ def check_beam_options(beam_options):
     from apache_beam.options import pipeline_options
 
     flags = list(beam_options or ())
+    runners = [o.split("=", 1)[1] for o in flags if o.startswith("--runner=")]
+    if runners:
+        # some runners' options classes (Dask's, say) exist only once the runner is imported
+        from apache_beam.runners import create_runner
+
+        try:
+            create_runner(runners[-1])
+        except Exception:  # noqa: BLE001 (its extra is not installed, say): Beam reports that
+            return
     try:  # Beam's own parser of every options class (private API: skipped if it changes)
         parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
         for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
@@ -135,13 +146,21 @@ def _temp_prefix(parsed):
 
 
 def remove_task_dirs(paths):
-    """Removes the run's task-file directories (local or remote); errors are ignored."""
+    """Removes the run's task-file directory (local or remote: on object stores such as `gs://`
+    everything under it) and then, if empty, this launcher's local base directory; errors are
+    ignored (the base directory may hold another launch of the same process)."""
     from apache_beam.io.filesystems import FileSystems
 
-    for path in paths:
-        with contextlib.suppress(Exception):
-            if FileSystems.exists(path):
-                FileSystems.delete([path])
+    run_dir, *local_bases = paths
+    with contextlib.suppress(Exception):
+        if os.path.isdir(run_dir):
+            shutil.rmtree(run_dir)
+        elif "://" in run_dir:
+            # object stores delete recursively only a path that ends with "/"
+            FileSystems.delete([run_dir.rstrip("/") + "/"])
+    for base in local_bases:
+        with contextlib.suppress(OSError):
+            os.rmdir(base)
 
 
 def task_file(prefix, index):
@@ -177,13 +196,20 @@ def _run(build, beam_options):
 
     parsed, runner = _options(beam_options)
     prefix, directories = _temp_prefix(parsed)
+    # the local runner's chatter goes to a log file; a remote runner's (its job's id and
+    # address, say) stays on stderr
+    log_locally = runner is not None
     try:
-        with _beam_log() as log:
+        with _beam_log() if log_locally else contextlib.nullcontext() as log:
             pipeline = beam.Pipeline(runner=runner, options=parsed)
-            build(pipeline, prefix)
-            pipeline.run().wait_until_finish()
+            try:
+                build(pipeline, prefix)
+                pipeline.run().wait_until_finish()
+            finally:  # Beam removes its own temporary directory only after a run
+                shutil.rmtree(getattr(pipeline, "local_tempdir", ""), ignore_errors=True)
         if log is not None:
-            os.unlink(log)
+            with contextlib.suppress(OSError):
+                os.unlink(log)
     except BaseException:
         remove_task_dirs(directories)
         raise
@@ -201,7 +227,13 @@ def _beam_log():
         return
     handle, path = tempfile.mkstemp(prefix="attngen-beam-", suffix=".log")
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to redirect
+        os.close(handle)
+        os.unlink(path)
+        yield None
+        return
     os.dup2(handle, 2)  # worker processes started now inherit it
     os.close(handle)
     try:
@@ -212,19 +244,26 @@ def _beam_log():
         if not isinstance(error, KeyboardInterrupt):
             print(f"attngen: Apache Beam's log: {path}; its last lines:", file=sys.stderr)
             with open(path, errors="replace") as log:
-                print("".join(log.readlines()[-15:]).rstrip(), file=sys.stderr)
+                print("".join(collections.deque(log, 15)).rstrip(), file=sys.stderr)
         else:
             print(f"attngen: Apache Beam's log: {path}", file=sys.stderr)
-            _quiet_shutdown()
+            if QUIET_INTERRUPTS:
+                _quiet_shutdown()
         raise
     finally:
         if saved is not None:
             _restore_stderr(saved)
 
 
+# Set by the `attngen` command, which exits after an interrupt: the runner's threads winding down
+# are then not reported. A library user's process goes on, so it keeps its thread hooks.
+QUIET_INTERRUPTS = False
+
+
 def _quiet_shutdown():
-    """After Ctrl-C: the runner's threads in this process report their stopped workers as they wind
-    down (tracebacks, CRITICAL lines); the process is exiting, so they are not shown."""
+    """After Ctrl-C in the `attngen` command: the runner's threads in this process report their
+    stopped workers as they wind down (tracebacks, CRITICAL lines); the process is exiting, so
+    they are not shown."""
     import logging
     import threading
 
@@ -322,7 +361,10 @@ def _add(writer, batch):
 def _short(sizes, regions, length):
     count = 0
     for chrom, size in sizes.items():
-        for start, end in [(0, size)] if regions is None else regions.get(chrom, []):
+        if regions is None:
+            count += size < length  # an empty record too, as `Tiler` counts it
+            continue
+        for start, end in regions.get(chrom, []):
             if start < size and min(end, size) - start < length:
                 count += 1
     return count
@@ -350,7 +392,8 @@ def _scan_lines(element):
 def variants_with_beam(
     model_path, paths, alleles, length, batch_size, both_strands, beam_options, target_class=None
 ):
-    """Scores the alleles as a Beam pipeline; returns an iterator of the result dicts, in VCF order."""
+    """Scores the alleles as a Beam pipeline; returns `(iterator of the result dicts in VCF order,
+    cleanup)`: call `cleanup()` when done with the iterator, however that ends."""
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
 
@@ -380,12 +423,5 @@ def variants_with_beam(
         )
 
     prefix, directories = _run(build, beam_options)
-
-    def results():
-        try:
-            for line in read_task_files(prefix, len(batches)):
-                yield json.loads(line)
-        finally:
-            remove_task_dirs(directories)
-
-    return results()
+    results = (json.loads(line) for line in read_task_files(prefix, len(batches)))
+    return results, lambda: remove_task_dirs(directories)

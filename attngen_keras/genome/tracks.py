@@ -9,6 +9,7 @@ under a temporary name and renamed into place once complete (an existing
 file is replaced only then; a failed scan leaves it as it was).
 """
 
+import contextlib
 import gzip
 import io
 import os
@@ -47,7 +48,11 @@ def _open_text(path, gzipped):
     if not gzipped:
         return open(path, "w", newline="")  # noqa: SIM115 (the caller closes it)
     raw = open(path, "wb")  # noqa: SIM115
-    compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+    try:
+        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+    except BaseException:
+        raw.close()
+        raise
     return _ClosingText(io.TextIOWrapper(compressed, newline=""), raw)
 
 
@@ -140,11 +145,14 @@ class TrackWriter:
         return self
 
     def __exit__(self, kind, error, trace):
-        self._close_parts()
-        if self._tsv_handle is not None:
-            self._tsv_handle.close()
-            _partial(self.tsv).unlink(missing_ok=True)
-        shutil.rmtree(self._parts, ignore_errors=True)
+        try:
+            self._close_parts()
+            if self._tsv_handle is not None:
+                with contextlib.suppress(OSError):  # (a full disk) the file goes anyway
+                    self._tsv_handle.close()
+                _partial(self.tsv).unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(self._parts, ignore_errors=True)
         return False
 
     def _open_chrom(self, chrom):
@@ -193,15 +201,15 @@ class TrackWriter:
                 name = self.class_names[column]
                 path = self.bedgraphs[name]
                 partial = _partial(path)
+                written.append((partial, path))  # removed too if writing it fails
                 with open(partial, "wb") as out:
                     for chrom in sorted(order):
                         with open(self._parts / f"{order[chrom]}.{column}", "rb") as part:
                             shutil.copyfileobj(part, out, 1 << 20)
-                written.append((partial, path))
                 if name in self.bigwigs:
                     bigwig = self.bigwigs[name]
+                    written.append((_partial(bigwig), bigwig))  # removed too if writing it fails
                     _write_bigwig(partial, _partial(bigwig), sizes)
-                    written.append((_partial(bigwig), bigwig))
             if self._tsv_handle is not None:
                 self._tsv_handle.close()
                 self._tsv_handle = None

@@ -203,7 +203,7 @@ def _windows(fasta, sizes, allele, length):
     half = length // 2
     start = p - half
     size = sizes[chrom]
-    if p + len(ref) > size:  # not in this record at all: the genome has no REF to compare
+    if p + len(ref) > size:  # the REF allele ends past the record: the genome has no REF to compare
         return None, None, None, NOTE_BEYOND
     origin = max(start, 0)
     segment = fasta.fetch(chrom, origin, min(size, p + len(ref) + length)) if origin < size else ""
@@ -370,7 +370,7 @@ def score_variants(
     if runner == "beam":
         from attngen_keras.genome.beam import variants_with_beam
 
-        results = variants_with_beam(
+        results, cleanup = variants_with_beam(
             model, paths, list(read_alleles(source, vcf)), scorer.length, batch_size, both_strands,
             beam_options, scorer.target_class,
         )  # fmt: skip
@@ -378,6 +378,7 @@ def score_variants(
         results = _local(
             scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress
         )
+        cleanup = None
     counts = {
         "alleles": 0,
         "scored": 0,
@@ -422,6 +423,9 @@ def score_variants(
         if vcf_out is not None:
             _partial(vcf_out).unlink(missing_ok=True)
         raise
+    finally:
+        if cleanup is not None:  # the Beam run's task files
+            cleanup()
     partial.replace(out)
     outputs = [str(out)]
     if vcf_out is not None:

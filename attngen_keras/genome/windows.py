@@ -268,10 +268,12 @@ class Tiler:
         for index in range(self._interval, len(self._intervals)):
             region_start = self._intervals[index][0]
             started = index == self._interval and self._next not in (None, region_start)
-            if region_start >= self._size:
+            if region_start >= self._size and self.regions is not None:
                 self.beyond += 1  # a region past the record's end
             elif not started:
-                self.short += 1  # a record or region (clipped to the record) shorter than L
+                self.short += (
+                    1  # a record (an empty one too) or region (clipped to it) shorter than L
+                )
 
     def _drain(self, final):
         if self._pieces:
