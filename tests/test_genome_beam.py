@@ -67,14 +67,23 @@ def check_beam_equals_local(tmp_path, exported, capsys, beam_options):
     assert len(outputs["local"][0].splitlines()) == 163 + 121 - 15
     assert capsys.readouterr().err.count("15 windows skipped for N's") == 2
 
+    effects, count = variants_local_and_beam(tmp_path, exported, range(31, 780, 3), beam_options,
+                                             ["--batch-size", "40"], multi=True)  # fmt: skip
+    assert effects["beam"] == effects["local"]
+    assert len(effects["local"].splitlines()) == 1 + count + 1
+
+
+def variants_local_and_beam(tmp_path, exported, positions, beam_options, extra=(), multi=False):
+    """`({runner: effects.tsv text}, variant count)`: SNVs at `positions` of chr1 (and, with `multi`,
+    a multi-allelic record) scored by `attngen variants` locally and on Beam with `extra` options."""
     genome_ = reference()
     ref = write_genome(tmp_path / "ref.fa", genome_)
     chr1 = genome_["chr1"]
     variants = [
-        ("chr1", p, f"v{p}", chr1[p - 1], "A" if chr1[p - 1] != "A" else "C")
-        for p in range(31, 780, 3)
+        ("chr1", p, f"v{p}", chr1[p - 1], "A" if chr1[p - 1] != "A" else "C") for p in positions
     ]
-    variants.append(("chr1", 404, "multi", chr1[403], "C,T"))
+    if multi:
+        variants.append(("chr1", 404, "multi", chr1[403], "C,T"))
     vcf = write_vcf(tmp_path / "v.vcf", variants, {"chr1": 800, "chr2": 300})
     effects = {}
     for runner in ("local", "beam"):
@@ -89,17 +98,10 @@ def check_beam_equals_local(tmp_path, exported, capsys, beam_options):
             "--out",
             str(out),
         ]
-        argv += [
-            "--runner",
-            runner,
-            "--batch-size",
-            "40",
-            *(beam_options if runner == "beam" else []),
-        ]
+        argv += ["--runner", runner, *extra, *(beam_options if runner == "beam" else [])]
         assert main(argv) == 0
         effects[runner] = out.read_text()
-    assert effects["beam"] == effects["local"]
-    assert len(effects["local"].splitlines()) == 1 + len(variants) + 1
+    return effects, len(variants)
 
 
 def test_beam_in_process_equals_local(tmp_path, exported, capsys):
@@ -155,40 +157,13 @@ def test_a_missing_task_file_is_an_error_naming_it(tmp_path):
 
 def test_beam_variants_with_class_equal_local(tmp_path, exported):
     """`--class` reaches the Beam workers: their rows are the local rows of that class."""
-    genome_ = reference()
-    ref = write_genome(tmp_path / "ref.fa", genome_)
-    chr1 = genome_["chr1"]
-    variants = [
-        ("chr1", p, f"v{p}", chr1[p - 1], "A" if chr1[p - 1] != "A" else "C")
-        for p in range(101, 700, 37)
-    ]
-    vcf = write_vcf(tmp_path / "v.vcf", variants, {"chr1": 800, "chr2": 300})
-    effects = {}
-    for runner in ("local", "beam"):
-        out = tmp_path / f"{runner}.tsv"
-        argv = [
-            "variants",
-            str(exported),
-            "--vcf",
-            str(vcf),
-            "--fasta",
-            str(ref),
-            "--out",
-            str(out),
-        ]
-        argv += [
-            "--class",
-            "background",
-            "--runner",
-            runner,
-            *(IN_PROCESS if runner == "beam" else []),
-        ]
-        assert main(argv) == 0
-        effects[runner] = out.read_text()
+    effects, count = variants_local_and_beam(
+        tmp_path, exported, range(101, 700, 37), IN_PROCESS, ["--class", "background"]
+    )
     assert effects["beam"] == effects["local"]
     assert [line.split("\t")[6] for line in effects["local"].splitlines()[1:]] == [
         "background"
-    ] * len(variants)
+    ] * count
 
 
 def test_unknown_or_misplaced_beam_options_are_one_line_errors(tmp_path, exported, capsys):
