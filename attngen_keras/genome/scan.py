@@ -55,6 +55,9 @@ def scan_genome(
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     if not Path(fasta).is_file():
         raise missing_file_error(fasta)
+    # before any work: the paths as given (a multi-class model's per-class names are checked below)
+    check_distinct_files({"--fasta": fasta, "--regions": regions},
+                         {"--out": out, "--bigwig": bigwig, "--tsv": tsv})  # fmt: skip
     region_map = read_regions(regions) if regions else None
     scorer = model if isinstance(model, Scorer) else None
     if scorer is not None:
