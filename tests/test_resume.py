@@ -56,17 +56,32 @@ def test_interrupted_mid_epoch_and_resumed_matches_the_uninterrupted_run(
     config = dict(model=model, epochs=epochs)
     reference = train(_config(motif_csv, tmp_path / "ref", **config), verbose=0)
     run = tmp_path / "run"
+
+    class SlowFirstBatches(keras.callbacks.Callback):
+        """Sleeps before batches 0-2 of epoch 1 (steps 10-12; the checkpoint is after step 12)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1 and batch < 3:
+                time.sleep(0.3)
+
     with pytest.raises(KeyboardInterrupt):
-        train(
-            _config(motif_csv, run, **config), verbose=0, callbacks=[StopAtStep(15)]
-        )  # epoch 1, batch 6
+        train(_config(motif_csv, run, **config), verbose=0,
+              callbacks=[SlowFirstBatches(), StopAtStep(15)])  # epoch 1, batch 6  # fmt: skip
     saved = json.loads(str(np.load(run / STATE_FILE)["meta"]))
     assert (saved["epoch"], saved["step"]) == (
         1,
         3,
     )  # the last checkpoint: mid-epoch, steps 13-15 are redone
+    assert (
+        saved["epoch_seconds"] >= 0.9
+    )  # the epoch's seconds so far, the three slow batches in them
     resumed = train(_config(motif_csv, run, **config), verbose=0)
     expected, got = pd.read_csv(tmp_path / "ref" / "history.csv"), pd.read_csv(run / "history.csv")
+    # the resumed epoch's epoch_seconds counts its part before the interruption too
+    assert got[got["epoch"] == 1]["epoch_seconds"].iloc[-1] >= saved["epoch_seconds"]
     assert got["epoch"].tolist() == expected["epoch"].tolist()
     np.testing.assert_allclose(got["val_loss"], expected["val_loss"], atol=1e-4)
     np.testing.assert_allclose(
@@ -187,33 +202,6 @@ def test_run_progbar_counts_the_resumed_epochs_batches_from_where_it_resumes(cap
         bar.on_train_batch_end(batch, {"loss": 0.5})
     bar.on_epoch_end(1, {"loss": 0.5})
     assert "9/9" in capsys.readouterr().out
-
-
-def test_a_resumed_epoch_counts_the_seconds_before_the_interruption(motif_csv, tmp_path):
-    """`epoch_seconds` of the epoch finished after a resume includes its part up to the checkpoint."""
-
-    class SlowFirstBatches(keras.callbacks.Callback):
-        """Sleeps before batches 0-2 of epoch 1 (steps 10-12; the checkpoint is after step 12)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_begin(self, batch, logs=None):
-            if self.epoch == 1 and batch < 3:
-                time.sleep(1.0)
-
-    run = tmp_path / "run"
-    overrides = dict(model="cnn", epochs=2)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(motif_csv, run, **overrides), verbose=0,
-              callbacks=[SlowFirstBatches(), StopAtStep(15)])  # fmt: skip
-    saved = json.loads(str(np.load(run / STATE_FILE)["meta"]))
-    assert (saved["epoch"], saved["step"]) == (1, 3)
-    assert saved["epoch_seconds"] >= 3.0  # the three slow batches
-    train(_config(motif_csv, run, **overrides), verbose=0)
-    history = pd.read_csv(run / "history.csv")
-    resumed_epoch = history[history["epoch"] == 1]["epoch_seconds"].iloc[-1]
-    assert resumed_epoch >= saved["epoch_seconds"]
 
 
 def test_epoch_timer_adds_the_carried_seconds_to_the_resumed_epoch_only(monkeypatch):
