@@ -216,6 +216,27 @@ def remove_stale(parent, prefix):
             path.unlink(missing_ok=True)
 
 
+_PARTIAL = ".partial-"
+
+
+def partial_path(path):
+    """`.NAME.partial-HOST-PID` beside `path`: where this process writes it before renaming it into place.
+
+    Example:
+
+    >>> partial_path(Path("out/t.bedGraph")).name.startswith(".t.bedGraph.partial-")
+    True
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}{_PARTIAL}{process_tag()}")
+
+
+def remove_stale_partials(path):
+    """Removes the `partial_path`s of `path` that killed processes of this host left."""
+    path = Path(path)
+    remove_stale(path.parent, f".{path.name}{_PARTIAL}")
+
+
 @contextlib.contextmanager
 def staged_files(out):
     """A hidden directory inside `out` to write a result's files into, moved into `out` at the end.

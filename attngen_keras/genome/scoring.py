@@ -51,7 +51,7 @@ class Scorer:
             self.target = target_index(self.class_names, target_class, facts.get("source"))
             self.target_class = self.class_names[self.target]
         else:
-            self.target = 1 if len(self.class_names) == 2 else None
+            self.target = default_target(self.class_names)
 
     @classmethod
     def load(cls, path, target_class=None):
@@ -128,6 +128,17 @@ class Scorer:
         if not len(sequences):
             return np.zeros((0, self.length), np.float32)
         return self._importance(tf.constant(list(sequences)))["importance"].numpy()
+
+
+def default_target(class_names):
+    """The column single-score outputs report by default: a binary model's second class (None: one per class).
+
+    Example:
+
+    >>> default_target(["fungus", "human"]), default_target(["a", "b", "c"])
+    (1, None)
+    """
+    return 1 if len(class_names) == 2 else None
 
 
 def target_index(class_names, name, source=None):

@@ -16,7 +16,14 @@ import os
 import shutil
 from pathlib import Path
 
-from attngen_keras.files import check_output_file, process_tag, remove_stale
+from attngen_keras.files import (
+    check_output_file,
+    partial_path,
+    process_tag,
+    remove_stale,
+    remove_stale_partials,
+)
+from attngen_keras.genome.scoring import default_target
 
 _BIGWIG_BATCH = 100_000
 
@@ -33,13 +40,6 @@ def per_class_paths(out, class_names, target):
 
 def _safe(name):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
-
-
-_PARTIAL = ".partial-"
-
-
-def _partial(path):
-    return path.with_name(f".{path.name}{_PARTIAL}{process_tag()}")
 
 
 def _open_text(path, gzipped):
@@ -96,9 +96,7 @@ class TrackWriter:
 
     def __init__(self, out, class_names, length, stride, bigwig=None, tsv=None, target=None):
         self.class_names = list(class_names)
-        if target is None and len(self.class_names) == 2:
-            target = 1
-        self.target = target
+        self.target = default_target(self.class_names) if target is None else target
         self.length, self.stride = int(length), int(stride)
         self.offset = (self.length - self.stride) // 2
         self.bedgraphs = per_class_paths(out, self.class_names, self.target)
@@ -135,11 +133,11 @@ class TrackWriter:
         # part files and partial outputs left by killed scans
         remove_stale(self._parts.parent, self._parts.name[: -len(process_tag())])
         for _, path in self.outputs():
-            remove_stale(path.parent, f".{path.name}{_PARTIAL}")
+            remove_stale_partials(path)
         shutil.rmtree(self._parts, ignore_errors=True)
         self._parts.mkdir(parents=True)
         if self.tsv is not None:
-            self._tsv_handle = _open_text(_partial(self.tsv), self.tsv.name.endswith(".gz"))
+            self._tsv_handle = _open_text(partial_path(self.tsv), self.tsv.name.endswith(".gz"))
             header = ["chrom", "start", "end", *[f"prob_{c}" for c in self.class_names]]
             self._tsv_handle.write("\t".join(header) + "\n")
         return self
@@ -150,7 +148,7 @@ class TrackWriter:
             if self._tsv_handle is not None:
                 with contextlib.suppress(OSError):  # (a full disk) the file goes anyway
                     self._tsv_handle.close()
-                _partial(self.tsv).unlink(missing_ok=True)
+                partial_path(self.tsv).unlink(missing_ok=True)
         finally:
             shutil.rmtree(self._parts, ignore_errors=True)
         return False
@@ -200,7 +198,7 @@ class TrackWriter:
             for column in self._columns:
                 name = self.class_names[column]
                 path = self.bedgraphs[name]
-                partial = _partial(path)
+                partial = partial_path(path)
                 written.append((partial, path))  # removed too if writing it fails
                 with open(partial, "wb") as out:
                     for chrom in sorted(order):
@@ -208,12 +206,14 @@ class TrackWriter:
                             shutil.copyfileobj(part, out, 1 << 20)
                 if name in self.bigwigs:
                     bigwig = self.bigwigs[name]
-                    written.append((_partial(bigwig), bigwig))  # removed too if writing it fails
-                    _write_bigwig(partial, _partial(bigwig), sizes)
+                    written.append(
+                        (partial_path(bigwig), bigwig)
+                    )  # removed too if writing it fails
+                    _write_bigwig(partial, partial_path(bigwig), sizes)
             if self._tsv_handle is not None:
                 self._tsv_handle.close()
                 self._tsv_handle = None
-                written.append((_partial(self.tsv), self.tsv))
+                written.append((partial_path(self.tsv), self.tsv))
         except BaseException:
             for partial, _ in written:
                 partial.unlink(missing_ok=True)

@@ -46,9 +46,9 @@ from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.files import (
     check_distinct_files,
     check_output_file,
+    partial_path,
     plural,
-    process_tag,
-    remove_stale,
+    remove_stale_partials,
     some_names,
 )
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
@@ -298,10 +298,6 @@ def tsv_row(result):
     ]  # fmt: skip
 
 
-def _partial(path):
-    return path.with_name(f".{path.name}.partial-{process_tag()}")
-
-
 # alleles per model call (twice as many windows: REF and ALT); on 2 CPU cores 512 scored
 # 5,039-5,423 variants/s against 4,652-4,873 at 256 (benchmarks/genome.py's variants, alternating)
 DEFAULT_BATCH_SIZE = 512
@@ -348,7 +344,7 @@ def score_variants(
     check_distinct_files({"--vcf": vcf, "--fasta": fasta}, {"--out": out, "--vcf-out": vcf_out})
     for path in (out, vcf_out):  # what killed runs left
         if path is not None:
-            remove_stale(path.parent, f".{path.name}.partial-")
+            remove_stale_partials(path)
     if not Path(vcf).is_file():
         raise missing_file_error(vcf)
     if runner == "beam":
@@ -391,7 +387,7 @@ def score_variants(
     effects = {}
     missing = set()  # VCF chromosomes that the FASTA lacks
     beyond = None  # the first allele past its record's end
-    partial = _partial(out)
+    partial = partial_path(out)
     try:
         with open(partial, "w", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
@@ -417,11 +413,11 @@ def score_variants(
                 if scorer.target is not None
                 else "the class predicted on the REF window"
             )
-            _write_vcf(source, _partial(vcf_out), effects, vcf_out.name.endswith(".gz"), what)
+            _write_vcf(source, partial_path(vcf_out), effects, vcf_out.name.endswith(".gz"), what)
     except BaseException:
         partial.unlink(missing_ok=True)
         if vcf_out is not None:
-            _partial(vcf_out).unlink(missing_ok=True)
+            partial_path(vcf_out).unlink(missing_ok=True)
         raise
     finally:
         if cleanup is not None:  # the Beam run's task files
@@ -429,7 +425,7 @@ def score_variants(
     partial.replace(out)
     outputs = [str(out)]
     if vcf_out is not None:
-        _partial(vcf_out).replace(vcf_out)
+        partial_path(vcf_out).replace(vcf_out)
         outputs.append(str(vcf_out))
     _report(vcf, counts, scorer.length, sorted(missing), list(sizes), beyond, sizes)
     return {
