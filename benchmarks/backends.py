@@ -16,6 +16,10 @@ with JAX, <= 1.15 on CPU with TensorFlow).
 
     python benchmarks/backends.py                       # all installed backends
     python benchmarks/backends.py --backends jax --sequences 48000 --epochs 3
+    # longer epochs on a fast GPU: the training split repeated 10 times, and the
+    # default preset also with the faithfulness loss on half of each batch
+    python benchmarks/backends.py --backends jax --sequences 48000 --repeat 10 \
+        --faithfulness-batch-fractions 1.0 0.5
 
 Prints a Markdown table and writes benchmarks/results/backends/backends.json
 and backends.md.
@@ -114,11 +118,19 @@ def child(spec):
     x, y = table[tokens], np.asarray(data.labels, np.int32)
     n_val = len(x) // 10
     x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
+    # longer epochs without generating more sequences: the training split repeated
+    repeat = spec.get("repeat", 1)
+    x, y = np.concatenate([x] * repeat), np.concatenate([y] * repeat)
+    fractions = spec.get("faithfulness_batch_fractions", [1.0])
+    variants = [("attngen", p, f) for p in spec["presets"]
+                for f in (fractions if p == "faithful" else [1.0])]  # fmt: skip
     rows = []
     for batch in spec["batch_sizes"]:
-        for kind, preset in [*(("attngen", p) for p in spec["presets"]), ("cnn", None)]:
+        for kind, preset, fraction in [*variants, ("cnn", None, None)]:
             keras.utils.set_random_seed(0)
             options = {"mask_fraction": 0.0, "seed": 0, "preset": preset} if preset else {}
+            if fraction is not None and fraction != 1.0:
+                options["faithfulness_batch_fraction"] = fraction
             model = build_model(kind, spec["length"], 2, **options)
             compile_classifier(model, 2)
             callbacks = []
@@ -155,14 +167,15 @@ def child(spec):
             model.predict(x_val, batch_size=batch, verbose=0)
             pwall = time.perf_counter() - pwall
             rows.append({
-                "batch_size": batch, "model": kind, "preset": preset, "epoch_seconds": float(wall) / spec["epochs"],
+                "batch_size": batch, "model": kind, "preset": preset,
+                "faithfulness_batch_fraction": fraction, "epoch_seconds": float(wall) / spec["epochs"],
                 "epoch_cpu_seconds": float(cpu) / spec["epochs"],
                 "recalibration_seconds_per_epoch": recal / spec["epochs"], "predict_sequences_per_second": len(x_val) / pwall,
                 "val_accuracy": float(history.history["val_accuracy"][-1]),
             })  # fmt: skip
             row = rows[-1]
             print(
-                f"  {spec['backend']} batch {batch} {kind} {preset or ''}: {row['epoch_seconds']:.2f} s/epoch "
+                f"  {spec['backend']} batch {batch} {kind} {_label(preset, fraction)}: {row['epoch_seconds']:.2f} s/epoch "
                 f"({row['epoch_cpu_seconds']:.1f} CPU s, recalibration {recal / spec['epochs']:.2f} s), "
                 f"predict {row['predict_sequences_per_second']:,.0f} seq/s, val acc {row['val_accuracy']:.3f}",
                 file=sys.stderr, flush=True,
@@ -189,6 +202,14 @@ def main(argv=None):
         "--presets", nargs="+", default=["faithful"],
         help="AttnGen presets to time against the CNN (default: faithful, as `attngen train`)",
     )  # fmt: skip
+    parser.add_argument(
+        "--faithfulness-batch-fractions", type=float, nargs="+", default=[1.0],
+        help="for the faithful preset: shares of each batch the faithfulness loss sees (default 1.0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="repeat the training split N times: longer epochs (for fast GPUs) from the same sequences",
+    )  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "backends.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -198,10 +219,12 @@ def main(argv=None):
         return
     backends = args.backends or [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
     results = {"machine": machine(), "sequences": args.sequences, "length": args.length,
-               "epochs": args.epochs, "backends": {}}  # fmt: skip
+               "epochs": args.epochs, "repeat": args.repeat, "backends": {}}  # fmt: skip
     for backend in backends:
         spec = {"backend": backend, "sequences": args.sequences, "length": args.length,
-                "batch_sizes": args.batch_sizes, "epochs": args.epochs, "presets": args.presets}  # fmt: skip
+                "batch_sizes": args.batch_sizes, "epochs": args.epochs, "presets": args.presets,
+                "faithfulness_batch_fractions": args.faithfulness_batch_fractions,
+                "repeat": args.repeat}  # fmt: skip
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         with tempfile.TemporaryDirectory() as tmp:
             spec["result"] = str(Path(tmp) / "result.json")
@@ -231,13 +254,28 @@ def main(argv=None):
     print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
+def _label(preset, fraction):
+    """The table's name of an AttnGen variant (empty for the CNN)."""
+    if preset is None:
+        return ""
+    return (
+        preset if fraction in (None, 1.0) else f"{preset}, faithfulness batch fraction {fraction:g}"
+    )
+
+
 def report(results):
     m = results["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores"
         + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
         + ".",
-        f"{results['sequences']:,} planted-motif sequences of {results['length']} nt (10% validation), "
+        f"{results['sequences']:,} planted-motif sequences of {results['length']} nt (10% validation"
+        + (
+            f"; the training split repeated {results['repeat']} times"
+            if results.get("repeat", 1) > 1
+            else ""
+        )
+        + "), "
         f"{results['epochs']} timed epochs after a warm-up one; wall and process-CPU seconds per epoch "
         "(training + BatchNorm recalibration + validation).",
         "",
@@ -251,10 +289,12 @@ def report(results):
             continue
         version = ", ".join(f"{k} {v}" for k, v in entry["versions"].items())
         # rows written before --presets had no "preset": they are the faithful preset
-        by = {(r["batch_size"], r["model"], r.get("preset") or ("faithful" if r["model"] == "attngen" else None)): r
+        by = {(r["batch_size"], r["model"],
+               _label(r.get("preset") or ("faithful" if r["model"] == "attngen" else None),
+                      r.get("faithfulness_batch_fraction"))): r
               for r in entry["rows"]}  # fmt: skip
         for batch in sorted({r["batch_size"] for r in entry["rows"]}):
-            c = by[(batch, "cnn", None)]
+            c = by[(batch, "cnn", "")]
             for (b, model, preset), a in by.items():
                 if b != batch or model != "attngen":
                     continue
