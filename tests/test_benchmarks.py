@@ -386,3 +386,28 @@ def test_faithfulness_cost_table_and_variants():
     options = {name: opts for name, (_, opts) in faithfulness_cost.VARIANTS.items()}
     assert options["faithful F=1/3"] == {"faithfulness_batch_fraction": 1 / 3}
     assert {"cnn", "paper", "faithful (F=1, default)"} <= set(options)
+
+
+def test_backends_report_names_each_variant_against_the_same_cnn():
+    backends = _load("backends")
+
+    def row(model, preset, fraction, seconds):
+        return {"batch_size": 256, "model": model, "preset": preset,
+                "faithfulness_batch_fraction": fraction, "epoch_seconds": seconds,
+                "epoch_cpu_seconds": seconds, "predict_sequences_per_second": 1000.0,
+                "val_accuracy": 0.99}  # fmt: skip
+
+    results = {
+        "machine": {"cpu": "cpu", "cores": 2, "gpu": None}, "sequences": 100, "length": 200,
+        "epochs": 2, "repeat": 10,
+        "backends": {"jax": {"versions": {"keras": "3"}, "rows": [
+            row("attngen", "faithful", 1.0, 3.0), row("attngen", "faithful", 0.5, 2.0),
+            row("cnn", None, None, 2.0),
+        ]}},
+    }  # fmt: skip
+    table = backends.report(results)
+    assert "the training split repeated 10 times" in table
+    assert "| faithful | 3.00 (3.0) | 2.00 (2.0) | **1.50x**" in table
+    assert (
+        "| faithful, faithfulness batch fraction 0.5 | 2.00 (2.0) | 2.00 (2.0) | **1.00x**" in table
+    )
