@@ -468,6 +468,10 @@ def _parser():
         "--beam-option", action="append", default=[], metavar="OPT",
         help="Beam pipeline option, repeatable (e.g. --beam-option=--runner=DataflowRunner)",
     )  # fmt: skip
+    scan.add_argument(
+        "--force", action="store_true",
+        help="replace existing output files (when the new ones are complete)",
+    )  # fmt: skip
 
     variants = sub.add_parser(
         "variants", help="score VCF variants: REF and ALT windows, effect sizes, annotated VCF"
@@ -499,6 +503,10 @@ def _parser():
     variants.add_argument(
         "--beam-option", action="append", default=[], metavar="OPT",
         help="Beam pipeline option, repeatable (e.g. --beam-option=--runner=FlinkRunner)",
+    )  # fmt: skip
+    variants.add_argument(
+        "--force", action="store_true",
+        help="replace existing --out / --vcf-out files (when the new ones are complete)",
     )  # fmt: skip
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
@@ -820,7 +828,7 @@ def _scan(args):
         args.model, args.fasta, args.out, stride=args.stride, regions=args.regions,
         both_strands=args.both_strands, bigwig=args.bigwig, tsv=args.tsv,
         max_n_fraction=args.max_n_fraction, batch_size=args.batch_size, runner=args.runner,
-        beam_options=args.beam_option, target_class=args.target_class,
+        beam_options=args.beam_option, target_class=args.target_class, force=args.force,
     )  # fmt: skip
     print(
         f"scored {plural(summary['windows'], 'window')} ({summary['length']} nt, stride "
@@ -836,7 +844,7 @@ def _variants(args):
     summary = score_variants(
         args.model, args.vcf, args.fasta, args.out, vcf_out=args.vcf_out,
         both_strands=args.both_strands, batch_size=args.batch_size, runner=args.runner,
-        beam_options=args.beam_option, target_class=args.target_class,
+        beam_options=args.beam_option, target_class=args.target_class, force=args.force,
     )  # fmt: skip
     print(
         f"scored {summary['scored']} of {summary['alleles']} ALT alleles; wrote {', '.join(summary['outputs'])}"

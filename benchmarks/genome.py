@@ -134,6 +134,7 @@ def throughput(model, piece, work, repeats, stride):
             stride=stride,
             tsv=work / "s.tsv",
             show_progress=False,
+            force=True,
         )
         scan_s.append(time.perf_counter() - start)
         log(f"throughput: predict {predict_s[-1]:.1f} s, scan {scan_s[-1]:.1f} s for {n} windows")
@@ -153,7 +154,7 @@ def memory(model, genomes, work):
     rows = []
     for name, path in genomes:
         argv = [sys.executable, "-m", "attngen_keras.cli", "scan", str(model), "--fasta", str(path)]
-        argv += ["--out", str(work / f"{name}.bedGraph"), "--stride", str(MEMORY_STRIDE)]
+        argv += ["--out", str(work / f"{name}.bedGraph"), "--stride", str(MEMORY_STRIDE), "--force"]
         wall, rss, stdout = time_rss(argv)
         windows = int(re.search(r"scored (\d+) windows", stdout).group(1))
         records = int(re.search(r"of (\d+) records", stdout).group(1))
@@ -189,7 +190,7 @@ def beam(model, piece, work, stride):
         start = time.perf_counter()
         summary = scan_genome(
             model, piece, work / f"{runner}.bedGraph", stride=stride, tsv=work / f"{runner}.tsv",
-            runner=runner, show_progress=False,
+            runner=runner, show_progress=False, force=True,
         )  # fmt: skip
         out[f"{runner}_s"] = time.perf_counter() - start
         out["windows"] = summary["windows"]
@@ -259,7 +260,7 @@ def variants(model, work, count, seed=0):
         start = time.perf_counter()
         summary = score_variants(
             scorer, vcf, plain, work / f"effects_{name}.tsv",
-            vcf_out=work / f"annotated_{name}.vcf.gz", show_progress=False,
+            vcf_out=work / f"annotated_{name}.vcf.gz", show_progress=False, force=True,
         )  # fmt: skip
         seconds[name].append(time.perf_counter() - start)
         log(f"variants ({name}): {summary['alleles']} alleles in {seconds[name][-1]:.1f} s")

@@ -297,7 +297,17 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
     out.write_text("an earlier track\n")  # kept as it is when the new scan fails
     assert (
         main(
-            ["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--regions", str(bed)]
+            [
+                "scan",
+                str(exported),
+                "--fasta",
+                str(fasta),
+                "--out",
+                str(out),
+                "--regions",
+                str(bed),
+                "--force",
+            ]
         )
         == 2
     )
@@ -309,13 +319,25 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
         p.name for p in tmp_path.iterdir()
     ) == ["g.fa", "r.bed", "t.bedGraph"]
     assert (
-        main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--stride", "61"])
+        main(
+            [
+                "scan",
+                str(exported),
+                "--fasta",
+                str(fasta),
+                "--out",
+                str(out),
+                "--stride",
+                "61",
+                "--force",
+            ]
+        )
         == 2
     )
     assert "--stride must be between 1 and the model's length 60, got 61" in capsys.readouterr().err
     # an error in the middle of the scan (windows of record a already scored): the earlier track stays
     fasta.write_text(">a\n" + "ACGT" * 400 + "\n>a\nACGT\n")
-    assert main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out)]) == 2
+    assert main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--force"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"attngen scan: error: {fasta}: record 'a': duplicate record name in the FASTA"
     )
@@ -466,6 +488,29 @@ def test_an_output_that_names_an_input_or_another_output_is_refused(tmp_path, ex
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "link.fa", "old.bg", "r.bed"]
 
 
+@pytest.mark.parametrize("option", ["--out", "--bigwig", "--tsv"])
+def test_an_existing_output_is_replaced_only_with_force(tmp_path, exported, capsys, option):
+    """Refused before any work (as `predict`), replaced with --force when the new one is complete."""
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = {"--out": tmp_path / "t.bedGraph", "--bigwig": tmp_path / "t.bw",
+             "--tsv": tmp_path / "w.tsv"}  # fmt: skip
+    argv = ["scan", str(exported), "--fasta", str(fasta)]
+    for name, path in paths.items():
+        argv += [name, str(path)]
+    paths[option].write_text("an earlier result\n")
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"attngen scan: error: {paths[option]}: already exists; use --force to replace it, "
+        "or choose another name"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", paths[option].name]
+    assert paths[option].read_text() == "an earlier result\n"
+    assert main([*argv, "--force"]) == 0
+    assert all(p.stat().st_size > 0 for p in paths.values())
+    assert paths[option].read_bytes()[:18] != b"an earlier result\n"
+
+
 @pytest.mark.parametrize("chunk", [16, 1 << 20])
 def test_every_short_or_out_of_range_region_is_counted(tmp_path, chunk):
     """A short region far into a record (not yet read when it is met) is counted as short; a region
@@ -551,6 +596,7 @@ def test_a_scan_that_fails_while_finishing_leaves_no_partial_files(tmp_path, mon
             10,
             bigwig=tmp_path / "t.bw",
             tsv=tmp_path / "w.tsv.gz",
+            force=True,
         ) as writer,
     ):
         writer.add_batch([("chr1", 0)], [[0.4, 0.6]])

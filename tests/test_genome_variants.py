@@ -202,7 +202,7 @@ def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
     fasta = write_genome(tmp_path / "ref.fa", genome)
     vcf = tmp_path / "calls.vcf.gz"
     argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
-            "--out", str(tmp_path / "e.tsv")]  # fmt: skip
+            "--out", str(tmp_path / "e.tsv"), "--force"]  # fmt: skip
     ids = []
     for ident, pos in (("first", 404), ("second", 300)):
         text = write_vcf(tmp_path / "v.vcf", [("chr1", pos, ident, genome["chr1"][pos - 1], "G")],
@@ -443,6 +443,32 @@ def test_variants_outputs_that_name_an_input_or_each_other_are_refused(tmp_path,
         assert capsys.readouterr().err.strip() == f"attngen variants: error: {path}: {problem}"
     assert all(p.read_bytes() == b for p, b in before.items()) and same.read_text() == "kept\n"
     assert not (tmp_path / "e.tsv").exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--vcf-out"])
+def test_an_existing_output_is_replaced_only_with_force(tmp_path, exported, capsys, option):
+    """Refused before any work (as `predict`), replaced with --force when the new one is complete."""
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = write_vcf(
+        tmp_path / "v.vcf", [("chr1", 404, "snp", genome["chr1"][403], "C")], {"chr1": 800}
+    )
+    paths = {"--out": tmp_path / "e.tsv", "--vcf-out": tmp_path / "a.vcf"}
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
+            "--out", str(paths["--out"]), "--vcf-out", str(paths["--vcf-out"])]  # fmt: skip
+    paths[option].write_text("an earlier result\n")
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"attngen variants: error: {paths[option]}: already exists; use --force to replace it, "
+        "or choose another name"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["ref.fa", "v.vcf", paths[option].name]
+    )
+    assert paths[option].read_text() == "an earlier result\n"
+    assert main([*argv, "--force"]) == 0
+    assert paths["--out"].read_text().startswith("chrom\tpos\tid\tref\talt")
+    assert paths["--vcf-out"].read_text().startswith("##fileformat=VCF")
 
 
 def test_an_allele_beyond_the_record_end_is_told_apart_from_one_near_it(tmp_path, exported, capsys):

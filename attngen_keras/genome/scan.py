@@ -30,6 +30,7 @@ def scan_genome(
     show_progress=True,
     chunk_bases=CHUNK_BASES,
     target_class=None,
+    force=False,
 ):
     """Scores every window of a FASTA and writes the tracks; returns a summary dict.
 
@@ -45,6 +46,8 @@ def scan_genome(
         max_n_fraction: skip windows with more than this share of N's.
         runner: `local` or `beam` (`beam_options`: Beam pipeline options).
         target_class: the class whose probability the track holds (`--class`).
+        force: replace existing outputs (`--force`; at the end, when the new ones are
+            complete); otherwise an existing output is an error before any work.
 
     Example:
 
@@ -76,7 +79,9 @@ def scan_genome(
     if stride < 1:
         stride = 1
     tiler = Tiler(fasta, length, stride, region_map, max_n_fraction, chunk_bases)
-    writer = TrackWriter(out, scorer.class_names, length, stride, bigwig, tsv, scorer.target)
+    writer = TrackWriter(
+        out, scorer.class_names, length, stride, bigwig, tsv, scorer.target, force=force
+    )
     check_distinct_files({"--fasta": fasta, "--regions": regions}, writer.outputs())
     if runner == "beam":
         from attngen_keras.genome.beam import scan_with_beam

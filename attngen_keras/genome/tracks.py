@@ -84,6 +84,8 @@ class TrackWriter:
         target: the column whose probability the bedGraph (and bigWig) holds, written to
             `out` itself; None: the second class of a binary model, or one file per class
             of a multi-class model.
+        force: replace existing output files (at `finish`); otherwise they are an error
+            here, before any work.
 
     Use as a context manager; `finish(sizes)` (the records' sizes, in FASTA
     order) completes the files; leaving the block without it removes them.
@@ -94,7 +96,9 @@ class TrackWriter:
     ...     tracks.add("chr1", 0, probs); tracks.finish({"chr1": 1000})
     """
 
-    def __init__(self, out, class_names, length, stride, bigwig=None, tsv=None, target=None):
+    def __init__(
+        self, out, class_names, length, stride, bigwig=None, tsv=None, target=None, force=False
+    ):
         self.class_names = list(class_names)
         self.target = default_target(self.class_names) if target is None else target
         self.length, self.stride = int(length), int(stride)
@@ -107,9 +111,8 @@ class TrackWriter:
             *self.bigwigs.values(),
             *([self.tsv] if tsv else []),
         ]:
-            check_output_file(
-                path, force=True
-            )  # a directory there, or an unwritable place: an error now
+            # an existing file (unless `force`), a directory there, an unwritable place: an error now
+            check_output_file(path, force=force)
         first = next(iter(self.bedgraphs.values()))
         self._parts = first.with_name(f".{first.name}.parts-{process_tag()}")
         self._columns = (

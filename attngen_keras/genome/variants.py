@@ -315,6 +315,7 @@ def score_variants(
     beam_options=(),
     show_progress=True,
     target_class=None,
+    force=False,
 ):
     """Writes `effects.tsv` (and optionally an annotated VCF); returns a summary dict.
 
@@ -331,6 +332,8 @@ def score_variants(
         runner: `local` or `beam` (`beam_options`: Beam pipeline options).
         target_class: the class whose probabilities `p_ref`/`p_alt` are (`--class`; default: the
             second class of a binary model, the REF window's predicted class of a multi-class one).
+        force: replace existing outputs (`--force`; at the end, when the new ones are
+            complete); otherwise an existing output is an error before any work.
 
     Example:
 
@@ -339,9 +342,9 @@ def score_variants(
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    out = check_output_file(out, force=True)
-    vcf_out = check_output_file(vcf_out, force=True) if vcf_out else None
     check_distinct_files({"--vcf": vcf, "--fasta": fasta}, {"--out": out, "--vcf-out": vcf_out})
+    out = check_output_file(out, force=force)
+    vcf_out = check_output_file(vcf_out, force=force) if vcf_out else None
     for path in (out, vcf_out):  # what killed runs left
         if path is not None:
             remove_stale_partials(path)
