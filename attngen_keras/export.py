@@ -65,6 +65,23 @@ def next_version(root):
     return max(versions, default=0) + 1
 
 
+def _checked_batch(endpoint):
+    """Wraps an endpoint: a request that is not a 1-D batch of strings is an InvalidArgument
+    error (not a crash of the server's process: the graph is traced for rank 1, and a scalar
+    otherwise reaches kernels that abort), and an empty batch gives empty outputs."""
+
+    def checked(self, sequences):
+        # checked when it runs: a shape assertion on the traced (static) shape would be folded away
+        sequences = tf.ensure_shape(sequences, [None], name="sequences_must_be_a_1d_batch")
+        n = tf.shape(sequences)[0]
+        # one placeholder sequence for an empty batch (the model needs a row), cut off again
+        padded = tf.concat([sequences, tf.fill([tf.maximum(1 - n, 0)], "")], axis=0)
+        return {key: value[:n] for key, value in endpoint(self, padded).items()}
+
+    checked.__name__, checked.__doc__ = endpoint.__name__, endpoint.__doc__
+    return checked
+
+
 class _Serving(tf.Module):
     """The in-graph preprocessing and the endpoints (tracked by the archive)."""
 
@@ -104,6 +121,7 @@ class _Serving(tf.Module):
         one_hot = tf.gather(self.one_hot_table, tokens)
         return one_hot, tf.reduce_sum(tf.cast(invalid, tf.int32), axis=1), excess > 0
 
+    @_checked_batch
     def predict(self, sequences):
         one_hot, invalid, truncated = self.encode(sequences)
         return self._outputs(self.model(one_hot, training=False), invalid, truncated)
@@ -121,6 +139,7 @@ class _Serving(tf.Module):
             "truncated": truncated,
         }
 
+    @_checked_batch
     def importance(self, sequences):
         one_hot, _, _ = self.encode(sequences)
         valid = tf.reduce_sum(one_hot, axis=-1)
@@ -130,6 +149,7 @@ class _Serving(tf.Module):
         _, importance = self._input_x_gradient(one_hot, valid)
         return {"importance": importance}
 
+    @_checked_batch
     def predict_with_saliency(self, sequences):
         """`predict`'s outputs and `importance` from one forward pass (what `attngen variants` needs)."""
         one_hot, invalid, truncated = self.encode(sequences)

@@ -156,6 +156,26 @@ def test_signatures_warmup_and_versions(exported):
     assert 'base_path: "/models/motif"' in (path.parent / "models.config").read_text()
 
 
+def test_a_request_that_is_not_a_batch_is_an_error_and_an_empty_batch_gives_empty_outputs(exported):
+    """A scalar or 2-D request crashed the serving process (abort in a kernel); now it is refused."""
+    _, path, classes, _ = exported
+    loaded = tf.saved_model.load(str(path))
+    for name in ("serving_default", "saliency", "predict_with_saliency"):
+        signature = loaded.signatures[name]
+        for bad in (tf.constant("ACGT"), tf.constant([["ACGT", "ACGG"]])):
+            with pytest.raises(
+                tf.errors.InvalidArgumentError, match="sequences_must_be_a_1d_batch"
+            ):
+                signature(sequences=bad)
+        empty = signature(sequences=tf.constant([], tf.string))
+        one = signature(sequences=tf.constant(SEQUENCES[:1]))
+        assert set(empty) == set(one)
+        for key, value in empty.items():
+            assert value.shape[0] == 0 and value.shape[1:] == one[key].shape[1:], key
+        if name != "saliency":
+            assert empty["probabilities"].shape == (0, len(classes))
+
+
 def test_versions_increment_and_are_never_overwritten(tmp_path):
     model = build_cnn(LENGTH, 2)
     first = export_model(model, tmp_path / "m", ["a", "b"], LENGTH)
