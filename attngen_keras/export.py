@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from attngen_keras.data import alphabet
 from attngen_keras.files import check_output_dir
-from attngen_keras.models.classifiers import SALIENCY_LAYER_NAME, attention_projection_conv
+from attngen_keras.models.classifiers import attention_model, attention_projection_conv
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 METADATA_FILE = os.path.join("assets.extra", "attngen.json")
@@ -95,10 +95,11 @@ class _Serving(tf.Module):
         self.sigmoid = model.output_shape[-1] == 1
         self.attention = None
         self.with_attention = None  # [probabilities, attention] in one forward pass
-        try:
-            layer = model.get_layer(SALIENCY_LAYER_NAME)
-            self.attention = keras.Model(model.inputs, layer.output[1])
-            self.with_attention = keras.Model(model.inputs, [model.outputs[0], layer.output[1]])
+        try:  # models without attention scores explain with input x gradient instead
+            self.attention = attention_model(model)
+            self.with_attention = keras.Model(
+                model.inputs, [model.outputs[0], self.attention.outputs[0]]
+            )
         except ValueError:
             pass
         # the conv whose receptive field maps the attention to nucleotides (None:

@@ -249,7 +249,7 @@ def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys)
     assert (
         result.returncode == 2
         and "no SaliencyMask" in result.stderr
-        and "(use --method saliency, ism or gradcam)" in result.stderr
+        and "(use another method: saliency, input_x_gradient, ism or gradcam)" in result.stderr
         and "Traceback" not in result.stderr
     )
 

@@ -48,6 +48,67 @@ def test_multiclass_gradients_and_attention_error():
         importance_scores(build_cnn(60, 2), x, "lime")
 
 
+def _own_model(name=None, return_scores=True, second=False):
+    """A user's functional model: Conv1D -> SaliencyMask -> Conv1D -> pooling -> Dense."""
+    import keras
+
+    from attngen_keras.layers import SaliencyMask
+
+    inputs = keras.Input((60, 4))
+    stem = keras.layers.Conv1D(8, 5, padding="same", name="my_stem")(inputs)
+    mask = SaliencyMask(attention_units=4, return_scores=return_scores, name=name)
+    out = mask(stem)
+    features = out[0] if return_scores else out
+    if second:
+        features = SaliencyMask(attention_units=4, name="another")(features)
+    features = keras.layers.Conv1D(8, 3, padding="same")(features)
+    pooled = keras.layers.GlobalAveragePooling1D()(features)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled), name="mine")
+
+
+def test_attention_of_a_users_own_model_with_a_saliency_mask(tmp_path):
+    """Found by type under any name, projected through the Conv1D that feeds it, saved and loaded."""
+    import keras
+
+    from attngen_keras.explain import project_to_nucleotides
+    from attngen_keras.models import attention_model, attention_projection_conv, saliency_mask_layer
+
+    x = _padded_batch()
+    valid = (x.sum(-1) > 0.5).astype(np.float32)
+    for name in ("smask", None):
+        model = _own_model(name)
+        assert saliency_mask_layer(model).name == (name or model.layers[2].name)
+        assert attention_projection_conv(model).name == "my_stem"
+        raw = attention_model(model).predict(x, verbose=0)
+        np.testing.assert_allclose(
+            importance_scores(model, x, "attention_raw"), raw * valid, atol=1e-7
+        )
+        expected = project_to_nucleotides(raw * valid, model.get_layer("my_stem")) * valid
+        np.testing.assert_allclose(importance_scores(model, x, "attention"), expected, atol=1e-7)
+    model.save(tmp_path / "mine.keras")
+    loaded = keras.models.load_model(tmp_path / "mine.keras")
+    np.testing.assert_allclose(
+        importance_scores(loaded, x, "attention"),
+        importance_scores(model, x, "attention"),
+        atol=1e-6,
+    )
+    # the export serves the same attention (TensorFlow graph, raw strings in)
+    import tensorflow as tf
+
+    from attngen_keras.export import export_model
+
+    sequences = ["".join("ACGT"[i] for i in row.argmax(-1)[:45]) for row in x]
+    path = export_model(loaded, tmp_path / "export", ["low", "high"], 60)
+    served = tf.saved_model.load(str(path)).signatures["saliency"](sequences=tf.constant(sequences))
+    np.testing.assert_allclose(
+        served["importance"].numpy(), importance_scores(loaded, x, "attention"), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="was built with return_scores=False"):
+        importance_scores(_own_model("m", return_scores=False), x, "attention")
+    with pytest.raises(ValueError, match=r"has 2 SaliencyMask layers \('m', 'another'\)"):
+        attention_model(_own_model("m", second=True))
+
+
 def test_projection_spreads_scores_over_the_stem_window():
     import keras
 

@@ -13,6 +13,7 @@ from attngen_keras.models.classifiers import (
     build_gb_cnn,
     build_model,
     compile_classifier,
+    saliency_mask_layer,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "build_model",
     "compile_classifier",
     "predict_batched",
+    "saliency_mask_layer",
 ]

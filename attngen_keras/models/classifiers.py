@@ -656,23 +656,65 @@ def compile_classifier(model, num_classes, learning_rate=1e-3, jit_compile="auto
     return model
 
 
+def saliency_mask_layer(model):
+    """The model's `SaliencyMask` layer: the one named `saliency_mask` (as in
+    `build_attngen`), else the only one.
+
+    Args:
+        model: a Keras model (AttnGen, or your own with a `SaliencyMask`).
+
+    Raises:
+        ValueError: the model has no `SaliencyMask`, or several and none named
+            `saliency_mask`.
+
+    Example:
+
+    >>> saliency_mask_layer(build_attngen(40, 2)).name
+    'saliency_mask'
+    """
+    layers = list(getattr(model, "layers", []))
+    named = [layer for layer in layers if layer.name == SALIENCY_LAYER_NAME]
+    if named and isinstance(named[0], SaliencyMask):
+        return named[0]
+    found = [layer for layer in layers if isinstance(layer, SaliencyMask)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ValueError(
+            f"model {model.name!r} has no SaliencyMask layer; attention scores exist only for "
+            "models with one (use another method: saliency, input_x_gradient, ism or gradcam)"
+        )
+    raise ValueError(
+        f"model {model.name!r} has {len(found)} SaliencyMask layers "
+        f"({', '.join(repr(layer.name) for layer in found)}); name the one whose scores "
+        f"explain the model {SALIENCY_LAYER_NAME!r}"
+    )
+
+
 def attention_model(model):
     """A model mapping the same input to the SaliencyMask importance scores.
 
     Args:
-        model: a model built by `build_attngen` (or loaded from `.keras`).
+        model: a model built by `build_attngen` (or loaded from `.keras`), or
+            your own model with a `SaliencyMask` built with `return_scores=True`
+            (see `saliency_mask_layer` for which one is used).
 
     Returns:
         `keras.Model` with output `(batch, length)`: the attention scores
         (softmax, or sparsemax) over the valid positions, 0 on padding.
+
+    Example:
+
+    >>> attention_model(build_attngen(40, 2)).output_shape
+    (None, 40)
     """
-    try:
-        layer = model.get_layer(SALIENCY_LAYER_NAME)
-    except ValueError:
+    layer = saliency_mask_layer(model)
+    if not layer.return_scores:
         raise ValueError(
-            f"model {model.name!r} has no SaliencyMask layer; attention "
-            "scores exist only for AttnGen models (use --method saliency, ism or gradcam)"
-        ) from None
+            f"the SaliencyMask layer {layer.name!r} of model {model.name!r} was built with "
+            "return_scores=False, so its scores are not in the model's graph; build it with "
+            "return_scores=True (it then returns (values, scores): pass the values on)"
+        )
     return keras.Model(model.input, layer.output[1], name=f"{model.name}_attention")
 
 
@@ -681,10 +723,12 @@ def attention_projection_conv(model):
 
     `None` when the SaliencyMask scores the nucleotides themselves (or the
     model has none); the stem convolution when it scores the stem features
-    (the paper's AttnGen, and AttnGen models saved before `mask_on` existed).
+    (the paper's AttnGen, and AttnGen models saved before `mask_on` existed);
+    in other models, a Conv1D that reads the model's input and feeds the
+    SaliencyMask directly.
     """
     try:
-        layer = model.get_layer(SALIENCY_LAYER_NAME)
+        layer = saliency_mask_layer(model)
     except ValueError:
         return None
     if getattr(model, "mask_on", None) == "nucleotides":
@@ -692,6 +736,13 @@ def attention_projection_conv(model):
     inbound = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
     if any(inbound is tensor for tensor in model.inputs):
         return None
+    for conv in model.layers:
+        if (
+            isinstance(conv, layers.Conv1D)
+            and conv.output is inbound
+            and any(conv.input is tensor for tensor in model.inputs)
+        ):
+            return conv
     try:
         return model.get_layer(STEM_LAYER_NAME)
     except ValueError:
