@@ -16,7 +16,12 @@ import tensorflow as tf
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError, missing_file_error
-from attngen_keras.data.readers import FASTA_SUFFIXES, TABLE_SUFFIXES, base_suffix
+from attngen_keras.data.readers import (
+    FASTA_SUFFIXES,
+    TABLE_SUFFIXES,
+    base_suffix,
+    normalize_table_columns,
+)
 from attngen_keras.export import METADATA_FILE
 from attngen_keras.files import check_distinct_files, check_output_file, plural, read_json
 from attngen_keras.progress import progress_bar
@@ -171,11 +176,7 @@ def _iter_table(path, suffix):
             )
             row = 0
             for chunk in chunks:
-                chunk.columns = [c.strip().lower() for c in chunk.columns]
-                if "seq" not in chunk.columns and "sequence" in chunk.columns:
-                    chunk = chunk.rename(columns={"sequence": "seq"})
-                if "seq" not in chunk.columns:
-                    raise DataError(f"no 'seq' column (found {list(chunk.columns)})", path)
+                chunk = normalize_table_columns(chunk, path, required=("seq",))
                 ids = (
                     chunk["id"]
                     if "id" in chunk.columns

@@ -60,6 +60,21 @@ def test_csv_split_column_and_integer_labels(tmp_path):
     assert [len(ds[s]) for s in ("train", "val", "test")] == [12, 3, 3]
 
 
+def test_table_column_aliases_name_sequence_class(tmp_path):
+    """`name`, `sequence` and `class` are read as `id`, `seq` and `label` (any case), in
+    training data and in `predict`; a column that is present wins over its alias."""
+    from attngen_keras.predict import iter_records
+
+    frame = pd.DataFrame({"Name": [f"r{i}" for i in range(12)], "Sequence": ["ACGT", "TTGA"] * 6,
+                          "CLASS": ["a", "b"] * 6, "split": ["train"] * 8 + ["test"] * 4})  # fmt: skip
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ds = load_dataset(str(tmp_path / "d.csv"))
+    assert ds.class_names == ["a", "b"] and list(ds["test"].ids) == ["r8", "r9", "r10", "r11"]
+    assert list(iter_records(tmp_path / "d.csv"))[:2] == [("r0", "ACGT"), ("r1", "TTGA")]
+    frame.assign(id=[f"x{i}" for i in range(12)]).to_csv(tmp_path / "both.csv", index=False)
+    assert list(load_dataset(str(tmp_path / "both.csv"))["test"].ids)[0] == "x8"
+
+
 def test_fasta_one_file_per_class(tmp_path, synthetic):
     pos = [(f"p{i}", s) for i, s in enumerate(synthetic.sequences) if synthetic.labels[i]]
     neg = [(f"n{i}", s) for i, s in enumerate(synthetic.sequences) if not synthetic.labels[i]]

@@ -222,27 +222,33 @@ def _split_from_name(path):
     return found.pop()
 
 
-def normalize_table_columns(frame, path):
-    """`frame` with its columns lower-cased and stripped, `sequence` read as `seq` and
-    `class` as `label`; a `DataError` naming the file's own header when either is missing.
+# other names read as the table's columns (when the column itself is absent)
+COLUMN_ALIASES = {"sequence": "seq", "class": "label", "name": "id"}
+
+
+def normalize_table_columns(frame, path, required=("seq", "label")):
+    """`frame` with its columns lower-cased and stripped, and `COLUMN_ALIASES` applied
+    (`sequence` read as `seq`, `class` as `label`, `name` as `id`); a `DataError` naming
+    the file's own header when a `required` column is missing.
 
     Example:
 
-    >>> columns = normalize_table_columns(pd.DataFrame(columns=[" Sequence", "Class"]), "t.csv")
+    >>> columns = normalize_table_columns(pd.DataFrame(columns=["Name", " Sequence", "Class"]), "t.csv")
     >>> list(columns.columns)
-    ['seq', 'label']
+    ['id', 'seq', 'label']
     """
     header = [str(c) for c in frame.columns]
     frame.columns = [c.strip().lower() for c in header]
-    if "seq" not in frame.columns:
-        frame = frame.rename(columns={"sequence": "seq"})
-    if "label" not in frame.columns:
-        frame = frame.rename(columns={"class": "label"})
-    missing = [c for c in ("seq", "label") if c not in frame.columns]
+    frame = frame.rename(
+        columns={old: new for old, new in COLUMN_ALIASES.items() if new not in frame.columns}
+    )
+    missing = [c for c in required if c not in frame.columns]
     if missing:
+        need = {"seq": "'seq' or 'sequence'", "label": "'label' or 'class'"}
         raise DataError(
             f"missing column(s) {missing}; the header is {header} "
-            "(need 'seq' or 'sequence', and 'label' or 'class'; optional 'id' and 'split')",
+            f"(need {', and '.join(need[c] for c in required)}; optional 'id' or 'name'"
+            + (", and 'split')" if "label" in required else ")"),
             path,
         )
     return frame
