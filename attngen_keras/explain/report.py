@@ -110,17 +110,43 @@ def enriched_kmers(sequences, scores, valid, k=6, top_fraction=0.1, n_top=15):
 BASE_COLORS = {"A": "#008000", "C": "#0000ff", "G": "#ffa500", "T": "#ff0000"}
 
 
+def _class_probabilities(probs):
+    """`(n, classes)` probabilities from sigmoid `(n, 1)` or softmax `(n, k)` outputs."""
+    probs = np.asarray(probs, np.float64)
+    return np.concatenate([1 - probs, probs], axis=1) if probs.shape[1] == 1 else probs
+
+
+def track_examples(probs, labels, n):
+    """Indices of `n` sequences to draw: the most confident correct predictions of each
+    class in turn (then the rest of each class), so that every class is shown.
+
+    Example:
+
+    >>> track_examples(np.array([[0.9], [0.8], [0.7], [0.2], [0.6]]), np.array([1, 1, 1, 0, 0]), 3)
+    [3, 0, 4]
+    """
+    probs, labels = _class_probabilities(probs), np.asarray(labels)
+    own = probs[np.arange(len(labels)), labels]
+    correct = probs.argmax(axis=1) == labels
+    queues = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        # correct ones first, each group by the probability of the true class, highest first
+        queues.append(list(members[np.lexsort((-own[members], ~correct[members]))]))
+    chosen = []
+    while len(chosen) < n and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < n:
+                chosen.append(int(queue.pop(0)))
+    return chosen
+
+
 def plot_tracks(result, path, n_examples=4, window=None):
     """Logo-style saliency tracks: letters scaled by importance (logomaker)."""
     import logomaker
     import pandas as pd
 
-    order = np.argsort(
-        -result["probs"].max(axis=1)
-        if result["probs"].shape[1] > 1
-        else -np.abs(result["probs"][:, 0] - 0.5)
-    )
-    chosen = order[:n_examples]
+    chosen = track_examples(result["probs"], result["labels"], n_examples)
     fig, axes = plt.subplots(len(chosen), 1, figsize=(14, 1.9 * len(chosen)), squeeze=False)
     for ax, i in zip(axes[:, 0], chosen):
         seq = result["sequences"][i]
@@ -132,7 +158,8 @@ def plot_tracks(result, path, n_examples=4, window=None):
         frame = pd.DataFrame(matrix, columns=list(BASES))
         logomaker.Logo(frame, ax=ax, color_scheme=BASE_COLORS)
         label = result["class_names"][result["labels"][i]]
-        ax.set_title(f"{result['ids'][i]} (class {label})", fontsize=9, loc="left")
+        p = _class_probabilities(result["probs"][i : i + 1])[0, result["labels"][i]]
+        ax.set_title(f"{result['ids'][i]} (class {label}, p = {p:.2f})", fontsize=9, loc="left")
         ax.set_ylabel("importance")
     axes[-1, 0].set_xlabel("position")
     from matplotlib.patches import Patch
