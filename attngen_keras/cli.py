@@ -710,10 +710,23 @@ def _perturb(args):
               + ", ".join(f"{r} {v:.4f}" for r, v in values.items()))  # fmt: skip
     if result["uniform_attention"] is not None:
         uniform = result["uniform_attention"]
-        print(
-            f"uniform attention: accuracy {uniform['accuracy']:.4f} (learned attention {uniform['baseline_accuracy']:.4f})"
-        )
+        print(_uniform_attention_line(uniform))
     print(f"wrote perturb.json and perturbation_curve.png to {args.out}")
+
+
+def _uniform_attention_line(uniform):
+    """`perturb`'s line on the uniform-attention control, read for the user when it changes little."""
+    line = (
+        f"uniform attention: accuracy {uniform['accuracy']:.4f} "
+        f"(learned attention {uniform['baseline_accuracy']:.4f})"
+    )
+    if abs(uniform["accuracy"] - uniform["baseline_accuracy"]) < 0.01:
+        line += (
+            "; about the same: the predictions do not depend on the soft attention weights "
+            "(whether they depend on the nucleotides it ranks highest is what the deletion "
+            "and sufficiency figures above show)"
+        )
+    return line
 
 
 def _sweep(args):

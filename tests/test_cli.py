@@ -254,6 +254,18 @@ def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys)
     )
 
 
+def test_uniform_attention_line_reads_an_unchanged_accuracy_for_the_user():
+    from attngen_keras.cli import _uniform_attention_line
+
+    assert _uniform_attention_line({"accuracy": 0.49, "baseline_accuracy": 0.99}) == (
+        "uniform attention: accuracy 0.4900 (learned attention 0.9900)"
+    )
+    line = _uniform_attention_line({"accuracy": 0.9567, "baseline_accuracy": 0.9600})
+    assert line.startswith(
+        "uniform attention: accuracy 0.9567 (learned attention 0.9600); about the same"
+    )
+
+
 def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path, capsys):
     out = tmp_path / "perturb"
     result = run_cli(
