@@ -29,3 +29,34 @@ def test_tfds_load_from_manual_full_sequence_dir(tmp_path):
     )  # fmt: skip
     assert sorted(int(y) for _, y in tfds.as_numpy(supervised)) == [0, 0, 1, 1]
     assert np.all([len(x) == 20 for x, _ in tfds.as_numpy(supervised)])
+
+
+def test_tfds_examples_to_batches_for_fit(tmp_path):
+    """The data guide's path from TFDS examples to `make_tf_dataset` batches."""
+    import pytest
+
+    from attngen_keras.data import DataError, EncodedSplit, make_tf_dataset
+
+    rows = {"train": [(i, "human" if i % 2 else "worm", "ACGTN" * (2 + i % 3)) for i in range(10)],
+            "test": [(100, "worm", "ACGT")]}  # fmt: skip
+    manual = tmp_path / "manual"
+    write_full_sequence_dir(manual / "demo_human_or_worm", rows)
+    kwargs = {"download_config": tfds.download.DownloadConfig(manual_dir=str(manual))}
+    train = tfds.load(
+        "genomic_benchmarks/demo_human_or_worm", split="train", data_dir=str(tmp_path / "tfds"),
+        download_and_prepare_kwargs=kwargs,
+    )  # fmt: skip
+    examples = list(tfds.as_numpy(train))
+    split = EncodedSplit.from_sequences(
+        [e["sequence"] for e in examples], [e["label"] for e in examples], length=20,
+        ids=[e["id"] for e in examples],
+    )  # fmt: skip
+    by_id = dict(zip(split.ids, split.sequences()))
+    assert by_id["4"] == "ACGTN" * 3 and by_id["5"] == "ACGTN" * 4
+    x, y = next(iter(make_tf_dataset(split, batch_size=10)))
+    assert tuple(x.shape) == (10, 20, 4) and sorted(y.numpy().tolist()) == [0] * 5 + [1] * 5
+    assert np.allclose(x.numpy().sum(-1)[list(split.ids).index("4"), 15:], 0)  # padding
+    with pytest.raises(DataError, match="longer than"):
+        EncodedSplit.from_sequences([e["sequence"] for e in examples], [0] * 10, length=12)
+    with pytest.raises(DataError, match="record '1': invalid character 'X'"):
+        EncodedSplit.from_sequences(["ACGT", "AXGT"], [0, 1], length=12)

@@ -136,6 +136,41 @@ class EncodedSplit:
         """The sequences as upper-case strings (padding removed)."""
         return [alphabet.decode(row) for row in self.tokens]
 
+    @classmethod
+    def from_sequences(cls, sequences, labels, length, ids=None, crop=None, source="sequences"):
+        """Encodes DNA strings (e.g. TensorFlow Datasets examples) for `make_tf_dataset`.
+
+        Args:
+            sequences: DNA strings (str or bytes), encoded as `load_dataset` encodes files.
+            labels: their integer class indices.
+            length: the model's length: shorter sequences are right-padded.
+            ids: record ids (str or bytes; default `"0"`, `"1"`, ...), named in errors.
+            crop: `None` (a longer sequence is an error), `"left"` (keep the first
+                `length` bases), `"center"` or `"right"`.
+            source: what to name as the file in errors.
+
+        Example:
+
+        >>> split = EncodedSplit.from_sequences([b"ACGT", "ggcn"], [0, 1], 5)
+        >>> split.tokens.shape, split.sequences(), split.ids.tolist()
+        ((2, 5), ['ACGT', 'GGCN'], ['0', '1'])
+        """
+        builder = RawSplitBuilder()
+        labels = np.asarray(labels, dtype=np.int32)
+        sequences = list(sequences)
+        if ids is None:
+            ids = range(len(sequences))
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        if not len(ids) == len(sequences) == len(labels):
+            raise ValueError(
+                f"{len(sequences)} sequences, {len(labels)} labels and {len(ids)} ids: "
+                "give one of each per record"
+            )
+        for record_id, label, sequence in zip(ids, labels, sequences):
+            builder.add(record_id, label, sequence, source)
+        tokens = pad_tokens(builder.build(), int(length), crop)
+        return cls(tokens, labels, np.asarray(ids, dtype=str))
+
 
 @dataclass
 class GenomicDataset:
