@@ -29,6 +29,7 @@ The version directory is first written under a temporary name and renamed
 into place, so TF Serving never sees a half-written version.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -70,6 +71,7 @@ def _checked_batch(endpoint):
     error (not a crash of the server's process: the graph is traced for rank 1, and a scalar
     otherwise reaches kernels that abort), and an empty batch gives empty outputs."""
 
+    @functools.wraps(endpoint)
     def checked(self, sequences):
         # checked when it runs: a shape assertion on the traced (static) shape would be folded away
         sequences = tf.ensure_shape(sequences, [None], name="sequences_must_be_a_1d_batch")
@@ -78,7 +80,6 @@ def _checked_batch(endpoint):
         padded = tf.concat([sequences, tf.fill([tf.maximum(1 - n, 0)], "")], axis=0)
         return {key: value[:n] for key, value in endpoint(self, padded).items()}
 
-    checked.__name__, checked.__doc__ = endpoint.__name__, endpoint.__doc__
     return checked
 
 

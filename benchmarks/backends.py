@@ -213,6 +213,12 @@ def main(argv=None):
     parser.add_argument("--out", default=str(RESULTS / "backends.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
+    # each fraction once (a repeated one would be timed twice and shown once)
+    args.faithfulness_batch_fractions = sorted(set(args.faithfulness_batch_fractions), reverse=True)
+    if not all(0.0 < f <= 1.0 for f in args.faithfulness_batch_fractions):
+        parser.error("--faithfulness-batch-fractions must be in (0, 1]")
     if args.child:
         spec = json.loads(args.child)
         Path(spec["result"]).write_text(json.dumps(child(spec)))

@@ -1,5 +1,7 @@
 """Importance methods, concentration metrics and planted-motif localization."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -48,22 +50,23 @@ def test_multiclass_gradients_and_attention_error():
         importance_scores(build_cnn(60, 2), x, "lime")
 
 
-def _own_model(name=None, return_scores=True, second=False):
+def _own_model(name=None, return_scores=True, second=None, stem=None):
     """A user's functional model: Conv1D -> SaliencyMask -> Conv1D -> pooling -> Dense."""
     import keras
 
     from attngen_keras.layers import SaliencyMask
 
     inputs = keras.Input((60, 4))
-    stem = keras.layers.Conv1D(8, 5, padding="same", name="my_stem")(inputs)
+    stem = stem or keras.layers.Conv1D(8, 5, padding="same", name="my_stem")
     mask = SaliencyMask(attention_units=4, return_scores=return_scores, name=name)
-    out = mask(stem)
+    out = mask(stem(inputs))
     features = out[0] if return_scores else out
-    if second:
-        features = SaliencyMask(attention_units=4, name="another")(features)
+    if second is not None:
+        features = SaliencyMask(attention_units=4, name=second or None)(features)
     features = keras.layers.Conv1D(8, 3, padding="same")(features)
     pooled = keras.layers.GlobalAveragePooling1D()(features)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled), name="mine")
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled), name="mine")
+    return model, mask
 
 
 def test_attention_of_a_users_own_model_with_a_saliency_mask(tmp_path):
@@ -76,8 +79,8 @@ def test_attention_of_a_users_own_model_with_a_saliency_mask(tmp_path):
     x = _padded_batch()
     valid = (x.sum(-1) > 0.5).astype(np.float32)
     for name in ("smask", None):
-        model = _own_model(name)
-        assert saliency_mask_layer(model).name == (name or model.layers[2].name)
+        model, mask = _own_model(name)
+        assert saliency_mask_layer(model) is mask
         assert attention_projection_conv(model).name == "my_stem"
         raw = attention_model(model).predict(x, verbose=0)
         np.testing.assert_allclose(
@@ -104,9 +107,26 @@ def test_attention_of_a_users_own_model_with_a_saliency_mask(tmp_path):
         served["importance"].numpy(), importance_scores(loaded, x, "attention"), atol=1e-6
     )
     with pytest.raises(ValueError, match="was built with return_scores=False"):
-        importance_scores(_own_model("m", return_scores=False), x, "attention")
+        importance_scores(_own_model("m", return_scores=False)[0], x, "attention")
     with pytest.raises(ValueError, match=r"has 2 SaliencyMask layers \('m', 'another'\)"):
-        attention_model(_own_model("m", second=True))
+        attention_model(_own_model("m", second="another")[0])
+    # two masks: "saliency_mask" counts as a choice only when the other has a name of its own
+    model, mask = _own_model("saliency_mask", second="another")
+    assert saliency_mask_layer(model) is mask
+    with pytest.raises(ValueError, match=r"\('saliency_mask', 'saliency_mask_\d+'\)"):
+        saliency_mask_layer(_own_model("saliency_mask", second="")[0])
+    # scores at another resolution than the input's: a clear error; the export falls back
+    valid_conv = keras.layers.Conv1D(8, 5, padding="valid", name="my_stem")
+    model, _ = _own_model(stem=valid_conv)
+    with pytest.raises(ValueError, match="scores 56 positions, not the input's 60"):
+        importance_scores(model, x, "attention")
+    assert (
+        attention_projection_conv(_own_model(stem=keras.layers.Conv1D(8, 5, padding="causal"))[0])
+        is None
+    )
+    path = export_model(model, tmp_path / "export_valid", ["low", "high"], 60)
+    metadata = json.loads((path / "assets.extra" / "attngen.json").read_text())
+    assert metadata["importance"] == "input_x_gradient"
 
 
 def test_projection_spreads_scores_over_the_stem_window():

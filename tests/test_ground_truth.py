@@ -15,6 +15,9 @@ def test_csv_and_bed_intervals_become_a_mask(tmp_path):
         mask[1]
     ).tolist() == [0]
     assert not mask[2].any()  # no intervals: skipped by the localization metrics
+    named = tmp_path / "named.csv"  # `name` is read as `id`, as in the training tables
+    named.write_text("Name,start,end\na,2,5\n")
+    assert read_intervals(named).values.tolist() == [["a", 2, 5]]
     bed = tmp_path / "gt.bed"
     bed.write_text("a\t2\t5\textra\n")
     assert read_intervals(bed).values.tolist() == [["a", 2, 5]]

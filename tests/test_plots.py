@@ -64,3 +64,16 @@ def test_saliency_tracks_have_a_base_legend_and_kmer_bars_say_their_order(tmp_pa
     assert "ranked by count in top windows" in ax.get_title(loc="left")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["CCCCCC", "AAAAAA"]  # best at the top
     assert [t.get_text() for t in ax.texts] == ["5 in top windows", "20 in top windows"]
+
+
+def test_track_examples_take_each_class_in_turn_correct_ones_first():
+    from attngen_keras.explain.report import track_examples
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1],
+                      [0.2, 0.2, 0.6]])  # fmt: skip
+    labels = np.array([0, 0, 1, 1, 2])  # sequence 3 (class 1) is predicted as class 0
+    assert track_examples(probs, labels, 3) == [1, 2, 4]
+    assert track_examples(probs, labels, 5) == [1, 2, 4, 0, 3]
+    assert track_examples(probs, labels, 10) == [1, 2, 4, 0, 3]  # no more than there are
+    # sigmoid outputs (one column): class 1's probability is p, class 0's 1 - p
+    assert track_examples(np.array([[0.2], [0.9], [0.7]]), np.array([0, 1, 1]), 3) == [0, 1, 2]

@@ -60,3 +60,7 @@ def test_tfds_examples_to_batches_for_fit(tmp_path):
         EncodedSplit.from_sequences([e["sequence"] for e in examples], [0] * 10, length=12)
     with pytest.raises(DataError, match="record '1': invalid character 'X'"):
         EncodedSplit.from_sequences(["ACGT", "AXGT"], [0, 1], length=12)
+    for labels in ([[0], [1]], [0, -1], [0.0, 1.0]):
+        with pytest.raises(ValueError, match="one non-negative integer class index per sequence"):
+            EncodedSplit.from_sequences(["ACGT", "ACGT\r\n"], labels, length=12)
+    assert EncodedSplit.from_sequences([b"ACGT\r\n"], [1], length=6).sequences() == ["ACGT"]

@@ -151,13 +151,20 @@ class EncodedSplit:
 
         Example:
 
-        >>> split = EncodedSplit.from_sequences([b"ACGT", "ggcn"], [0, 1], 5)
+        >>> split = EncodedSplit.from_sequences([b"ACGT", "ggcn\\n"], [0, 1], 5)
         >>> split.tokens.shape, split.sequences(), split.ids.tolist()
         ((2, 5), ['ACGT', 'GGCN'], ['0', '1'])
         """
         builder = RawSplitBuilder()
-        labels = np.asarray(labels, dtype=np.int32)
-        sequences = list(sequences)
+        given = np.asarray(labels)
+        if given.ndim != 1 or (given.size and (given.dtype.kind not in "iu" or given.min() < 0)):
+            raise ValueError(
+                f"labels must be one non-negative integer class index per sequence, got an "
+                f"array of shape {given.shape} and dtype {given.dtype}"
+            )
+        labels = given.astype(np.int32)
+        # surrounding whitespace (a line end) is dropped, as the file readers drop it
+        sequences = [seq.strip() for seq in sequences]
         if ids is None:
             ids = range(len(sequences))
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
@@ -168,7 +175,7 @@ class EncodedSplit:
             )
         for record_id, label, sequence in zip(ids, labels, sequences):
             builder.add(record_id, label, sequence, source)
-        tokens = pad_tokens(builder.build(), int(length), crop)
+        tokens = pad_tokens(builder.build(), int(length), crop, split_name=source)
         return cls(tokens, labels, np.asarray(ids, dtype=str))
 
 

@@ -28,7 +28,8 @@ KINDS = (
     "genomic_benchmarks_name", "interval_list", "full_sequence_dir",
     "table", "fasta", "table_dir", "fasta_split_dirs",
 )  # fmt: skip
-_READER_VERSION = "2"
+# 3: a table's `name` column is read as the record id (cached splits held "line N")
+_READER_VERSION = "3"
 # memory-mapped caches: 2 added the label warnings to the stored meta
 _MEMMAP_VERSION = "2"
 # `load_dataset(memory_map="auto")` memory-maps CSV/TSV sources larger than this.

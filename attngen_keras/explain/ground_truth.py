@@ -45,10 +45,13 @@ def read_intervals(path):
     except (pd.errors.ParserError, ValueError) as error:
         raise DataError(f"malformed ground-truth table ({error})", path) from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if "id" not in frame.columns:  # as in the training tables (readers.COLUMN_ALIASES)
+        frame = frame.rename(columns={"name": "id"})
     missing = [c for c in ("id", "start", "end") if c not in frame.columns]
     if missing:
         raise DataError(
-            f"missing column(s) {missing}; found {list(frame.columns)} (need id, start, end)", path
+            f"missing column(s) {missing}; found {list(frame.columns)} (need id or name, start, end)",
+            path,
         )
     if frame.empty:
         raise DataError("no intervals", path)

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attngen_keras.explain.importance import importance_scores  # noqa: E402
+from attngen_keras.explain.importance import importance_scores, predicted_targets  # noqa: E402
 from attngen_keras.explain.metrics import concentration_summary, localization_metrics  # noqa: E402
 from attngen_keras.files import json_text  # noqa: E402
 from attngen_keras.models.batched_prediction import predict_batched  # noqa: E402
@@ -117,17 +117,18 @@ def _class_probabilities(probs):
 
 
 def track_examples(probs, labels, n):
-    """Indices of `n` sequences to draw: the most confident correct predictions of each
-    class in turn (then the rest of each class), so that every class is shown.
+    """Indices of up to `n` sequences to draw, taking each class in turn: of each class its
+    correct predictions first, most confident first, then its wrong ones (so a class the
+    model gets wrong is still shown). `plot_tracks` asks for at least one per class.
 
     Example:
 
     >>> track_examples(np.array([[0.9], [0.8], [0.7], [0.2], [0.6]]), np.array([1, 1, 1, 0, 0]), 3)
     [3, 0, 4]
     """
+    correct = predicted_targets(probs) == np.asarray(labels)
     probs, labels = _class_probabilities(probs), np.asarray(labels)
     own = probs[np.arange(len(labels)), labels]
-    correct = probs.argmax(axis=1) == labels
     queues = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
@@ -142,11 +143,13 @@ def track_examples(probs, labels, n):
 
 
 def plot_tracks(result, path, n_examples=4, window=None):
-    """Logo-style saliency tracks: letters scaled by importance (logomaker)."""
+    """Logo-style saliency tracks of `n_examples` sequences (at least one per class, at most
+    10 tracks), letters scaled by importance (logomaker)."""
     import logomaker
     import pandas as pd
 
-    chosen = track_examples(result["probs"], result["labels"], n_examples)
+    classes = len(result["class_names"])
+    chosen = track_examples(result["probs"], result["labels"], min(max(n_examples, classes), 10))
     fig, axes = plt.subplots(len(chosen), 1, figsize=(14, 1.9 * len(chosen)), squeeze=False)
     for ax, i in zip(axes[:, 0], chosen):
         seq = result["sequences"][i]

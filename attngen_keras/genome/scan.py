@@ -5,7 +5,7 @@ from pathlib import Path
 
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import missing_file_error
-from attngen_keras.files import check_distinct_files, plural, some_names
+from attngen_keras.files import check_distinct_files, check_output_file, plural, some_names
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import CHUNK_BASES, Tiler, missing_chromosomes, read_regions
@@ -61,6 +61,12 @@ def scan_genome(
     # before any work: the paths as given (a multi-class model's per-class names are checked below)
     check_distinct_files({"--fasta": fasta, "--regions": regions},
                          {"--out": out, "--bigwig": bigwig, "--tsv": tsv})  # fmt: skip
+    # existing outputs, before loading the model where the paths are known now (a multi-class
+    # model's per-class tracks are checked once its classes are known, by TrackWriter)
+    if not force:
+        for path in (tsv, *((out, bigwig) if target_class is not None else ())):
+            if path:
+                check_output_file(path)
     region_map = read_regions(regions) if regions else None
     scorer = model if isinstance(model, Scorer) else None
     if scorer is not None:

@@ -657,26 +657,26 @@ def compile_classifier(model, num_classes, learning_rate=1e-3, jit_compile="auto
 
 
 def saliency_mask_layer(model):
-    """The model's `SaliencyMask` layer: the one named `saliency_mask` (as in
-    `build_attngen`), else the only one.
+    """The model's `SaliencyMask` layer: its only one, or of several the one named
+    `saliency_mask` (as in `build_attngen`).
+
+    Only the top-level layers of a functional model are searched (the scores must be
+    an output of its own graph).
 
     Args:
         model: a Keras model (AttnGen, or your own with a `SaliencyMask`).
 
     Raises:
-        ValueError: the model has no `SaliencyMask`, or several and none named
-            `saliency_mask`.
+        ValueError: the model has no `SaliencyMask`, or several and none deliberately
+            named `saliency_mask` (Keras also gives the first unnamed one that name, so
+            it counts only when no other is named `saliency_mask_<n>`).
 
     Example:
 
     >>> saliency_mask_layer(build_attngen(40, 2)).name
     'saliency_mask'
     """
-    layers = list(getattr(model, "layers", []))
-    named = [layer for layer in layers if layer.name == SALIENCY_LAYER_NAME]
-    if named and isinstance(named[0], SaliencyMask):
-        return named[0]
-    found = [layer for layer in layers if isinstance(layer, SaliencyMask)]
+    found = [layer for layer in getattr(model, "layers", []) if isinstance(layer, SaliencyMask)]
     if len(found) == 1:
         return found[0]
     if not found:
@@ -684,10 +684,15 @@ def saliency_mask_layer(model):
             f"model {model.name!r} has no SaliencyMask layer; attention scores exist only for "
             "models with one (use another method: saliency, input_x_gradient, ism or gradcam)"
         )
+    names = [layer.name for layer in found]
+    prefix = f"{SALIENCY_LAYER_NAME}_"
+    automatic = [n for n in names if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    if SALIENCY_LAYER_NAME in names and not automatic:
+        return found[names.index(SALIENCY_LAYER_NAME)]
     raise ValueError(
         f"model {model.name!r} has {len(found)} SaliencyMask layers "
-        f"({', '.join(repr(layer.name) for layer in found)}); name the one whose scores "
-        f"explain the model {SALIENCY_LAYER_NAME!r}"
+        f"({', '.join(repr(n) for n in names)}); name the one whose scores explain the "
+        f"model {SALIENCY_LAYER_NAME!r} and give the others names of their own"
     )
 
 
@@ -696,8 +701,9 @@ def attention_model(model):
 
     Args:
         model: a model built by `build_attngen` (or loaded from `.keras`), or
-            your own model with a `SaliencyMask` built with `return_scores=True`
-            (see `saliency_mask_layer` for which one is used).
+            your own functional model with a `SaliencyMask` built with
+            `return_scores=True` at the input's resolution (see
+            `saliency_mask_layer` for which one is used).
 
     Returns:
         `keras.Model` with output `(batch, length)`: the attention scores
@@ -715,7 +721,22 @@ def attention_model(model):
             "return_scores=False, so its scores are not in the model's graph; build it with "
             "return_scores=True (it then returns (values, scores): pass the values on)"
         )
-    return keras.Model(model.input, layer.output[1], name=f"{model.name}_attention")
+    try:
+        scores = layer.output[1]
+    except (AttributeError, ValueError):  # a subclassed model: no graph to take it from
+        raise ValueError(
+            f"the scores of SaliencyMask {layer.name!r} cannot be taken from model "
+            f"{model.name!r}: it is not a functional model (build it with keras.Input)"
+        ) from None
+    length = model.input.shape[1]
+    if scores.shape[1] != length:
+        raise ValueError(
+            f"the SaliencyMask {layer.name!r} of model {model.name!r} scores {scores.shape[1]} "
+            f"positions, not the input's {length} nucleotides (a pooling, strided or 'valid' "
+            "layer comes before it); attention maps need it at the input's resolution (use "
+            "another method: saliency, input_x_gradient, ism or gradcam)"
+        )
+    return keras.Model(model.input, scores, name=f"{model.name}_attention")
 
 
 def attention_projection_conv(model):
@@ -724,8 +745,8 @@ def attention_projection_conv(model):
     `None` when the SaliencyMask scores the nucleotides themselves (or the
     model has none); the stem convolution when it scores the stem features
     (the paper's AttnGen, and AttnGen models saved before `mask_on` existed);
-    in other models, a Conv1D that reads the model's input and feeds the
-    SaliencyMask directly.
+    in other models, a Conv1D (`padding="same"`, stride 1) that reads the
+    model's input and feeds the SaliencyMask directly.
     """
     try:
         layer = saliency_mask_layer(model)
@@ -739,6 +760,8 @@ def attention_projection_conv(model):
     for conv in model.layers:
         if (
             isinstance(conv, layers.Conv1D)
+            and conv.padding == "same"
+            and tuple(conv.strides) == (1,)
             and conv.output is inbound
             and any(conv.input is tensor for tensor in model.inputs)
         ):
