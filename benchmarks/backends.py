@@ -132,7 +132,7 @@ def child(spec):
             if fraction is not None and fraction != 1.0:
                 options["faithfulness_batch_fraction"] = fraction
             model = build_model(kind, spec["length"], 2, **options)
-            compile_classifier(model, 2)
+            compile_classifier(model, 2, steps_per_execution=spec.get("steps_per_execution", 1))
             callbacks = []
             if kind == "attngen":
 
@@ -210,9 +210,15 @@ def main(argv=None):
         "--repeat", type=int, default=1,
         help="repeat the training split N times: longer epochs (for fast GPUs) from the same sequences",
     )  # fmt: skip
+    parser.add_argument(
+        "--steps-per-execution", type=int, default=1,
+        help="batches per compiled call (Model.compile; more: less per-step dispatch on a GPU)",
+    )  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "backends.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.steps_per_execution < 1:
+        parser.error(f"--steps-per-execution must be >= 1, got {args.steps_per_execution}")
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
     # each fraction once (a repeated one would be timed twice and shown once)
@@ -225,12 +231,13 @@ def main(argv=None):
         return
     backends = args.backends or [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
     results = {"machine": machine(), "sequences": args.sequences, "length": args.length,
-               "epochs": args.epochs, "repeat": args.repeat, "backends": {}}  # fmt: skip
+               "epochs": args.epochs, "repeat": args.repeat,
+               "steps_per_execution": args.steps_per_execution, "backends": {}}  # fmt: skip
     for backend in backends:
         spec = {"backend": backend, "sequences": args.sequences, "length": args.length,
                 "batch_sizes": args.batch_sizes, "epochs": args.epochs, "presets": args.presets,
                 "faithfulness_batch_fractions": args.faithfulness_batch_fractions,
-                "repeat": args.repeat}  # fmt: skip
+                "repeat": args.repeat, "steps_per_execution": args.steps_per_execution}  # fmt: skip
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         with tempfile.TemporaryDirectory() as tmp:
             spec["result"] = str(Path(tmp) / "result.json")
@@ -282,7 +289,12 @@ def report(results):
             else ""
         )
         + "), "
-        f"{results['epochs']} timed epochs after a warm-up one; wall and process-CPU seconds per epoch "
+        + (
+            f"{results['steps_per_execution']} batches per compiled call, "
+            if results.get("steps_per_execution", 1) > 1
+            else ""
+        )
+        + f"{results['epochs']} timed epochs after a warm-up one; wall and process-CPU seconds per epoch "
         "(training + BatchNorm recalibration + validation).",
         "",
         "| backend | batch | AttnGen preset | AttnGen s/epoch (CPU s) | CNN s/epoch (CPU s) "

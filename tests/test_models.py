@@ -203,3 +203,11 @@ def test_predict_batched_leaves_multi_replica_models_to_predict():
             raise AssertionError("predict_on_batch would not split the batch across replicas")
 
     assert predict_batched(Replicated(), np.zeros((5, 3, 4)), 2) == ("predict", 5, 2)
+
+
+def test_compile_classifier_passes_steps_per_execution():
+    from attngen_keras.models import build_cnn, compile_classifier
+
+    model = compile_classifier(build_cnn(20, 2), 2, steps_per_execution=8)
+    assert model.steps_per_execution == 8
+    assert compile_classifier(build_cnn(20, 2), 2).steps_per_execution == 1
