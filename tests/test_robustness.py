@@ -82,9 +82,9 @@ def run_copy(trained_run, tmp_path):
 # 2. --overwrite destroys nothing before the new run is complete ----------------------------------
 
 
-def test_overwrite_with_bad_input_keeps_the_old_run(run_copy, fasta_pair, tmp_path):
+def test_overwrite_with_bad_input_keeps_the_old_run(run_copy, fasta_pair, tmp_path, capsys):
     before = digest(run_copy)
-    result = attngen("train", "--data", f"low={fasta_pair / 'lwo.fa'}", f"high={fasta_pair / 'high.fa'}",
+    result = run_cli_result(capsys, "train", "--data", f"low={fasta_pair / 'lwo.fa'}", f"high={fasta_pair / 'high.fa'}",
                      "--model", "gb-cnn", "--epochs", "1", "--no-jit", "--out", run_copy, "--overwrite")  # fmt: skip
     one_line_error(result, "lwo.fa", "no such file")
     assert digest(run_copy) == before  # model, config and metrics untouched
@@ -333,15 +333,23 @@ def test_existing_outputs_are_kept_unless_forced(run_copy, tmp_path, capsys):
     )
 
 
-def test_predict_errors_start_on_their_own_line(run_copy, tmp_path):
+def test_predict_errors_start_on_their_own_line(run_copy, tmp_path, capsys):
     """A gzip file that breaks after several batches: the error is not glued to the progress bar."""
     import gzip
 
     data = gzip.compress("".join(f">r{i}\nACGTACGTTGACTCA\n" for i in range(20000)).encode())
     reads = tmp_path / "reads.fa.gz"
     reads.write_bytes(data[: len(data) * 2 // 3])
-    result = attngen(
-        "predict", run_copy, "--fasta", reads, "--batch-size", "500", "--out", tmp_path / "p.tsv"
+    result = run_cli_result(
+        capsys,
+        "predict",
+        run_copy,
+        "--fasta",
+        reads,
+        "--batch-size",
+        "500",
+        "--out",
+        tmp_path / "p.tsv",
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.replace("\r", "\n").splitlines()
