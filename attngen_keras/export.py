@@ -110,7 +110,9 @@ class _Serving(tf.Module):
         self.stem_dilation = int(stem.dilation_rate[0]) if stem is not None else 1
 
     def encode(self, sequences):
-        """Strings -> `(one_hot [b, length, 4], invalid [b], truncated [b])`."""
+        """Strings -> `(one_hot [b, length, 4], flags)`: `flags` holds `invalid_characters`,
+        `truncated` and `length` (the characters the model reads, after stripping and
+        cropping; 0 for an empty string), each `[b]`."""
         sequences = tf.strings.strip(tf.reshape(sequences, [-1]))
         lengths = tf.strings.length(sequences)
         excess = tf.maximum(lengths - self.length, 0)
@@ -121,14 +123,19 @@ class _Serving(tf.Module):
         invalid = tokens == alphabet.INVALID
         tokens = tf.where(invalid, alphabet.SYMBOLS.index("N"), tokens)
         one_hot = tf.gather(self.one_hot_table, tokens)
-        return one_hot, tf.reduce_sum(tf.cast(invalid, tf.int32), axis=1), excess > 0
+        flags = {
+            "invalid_characters": tf.reduce_sum(tf.cast(invalid, tf.int32), axis=1),
+            "truncated": excess > 0,
+            "length": tf.minimum(lengths, self.length),
+        }
+        return one_hot, flags
 
     @_checked_batch
     def predict(self, sequences):
-        one_hot, invalid, truncated = self.encode(sequences)
-        return self._outputs(self.model(one_hot, training=False), invalid, truncated)
+        one_hot, flags = self.encode(sequences)
+        return self._outputs(self.model(one_hot, training=False), flags)
 
-    def _outputs(self, probs, invalid, truncated):
+    def _outputs(self, probs, flags):
         if self.sigmoid:
             p = probs[:, 0]
             probabilities = tf.stack([1.0 - p, p], axis=1)
@@ -137,13 +144,12 @@ class _Serving(tf.Module):
         return {
             "probabilities": probabilities,
             "class_index": tf.argmax(probabilities, axis=1, output_type=tf.int32),
-            "invalid_characters": invalid,
-            "truncated": truncated,
+            **flags,
         }
 
     @_checked_batch
     def importance(self, sequences):
-        one_hot, _, _ = self.encode(sequences)
+        one_hot, _ = self.encode(sequences)
         valid = tf.reduce_sum(one_hot, axis=-1)
         if self.attention is not None:
             scores = self.attention(one_hot, training=False)
@@ -154,14 +160,14 @@ class _Serving(tf.Module):
     @_checked_batch
     def predict_with_saliency(self, sequences):
         """`predict`'s outputs and `importance` from one forward pass (what `attngen variants` needs)."""
-        one_hot, invalid, truncated = self.encode(sequences)
+        one_hot, flags = self.encode(sequences)
         valid = tf.reduce_sum(one_hot, axis=-1)
         if self.with_attention is not None:
             probs, scores = self.with_attention(one_hot, training=False)
             importance = self._attention_importance(scores, valid)
         else:
             probs, importance = self._input_x_gradient(one_hot, valid)
-        return {**self._outputs(probs, invalid, truncated), "importance": importance}
+        return {**self._outputs(probs, flags), "importance": importance}
 
     def _attention_importance(self, scores, valid):
         """The attention of valid positions, projected to nucleotides (zero on padding)."""

@@ -113,6 +113,8 @@ def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
     assert served["class_index"] == probs.argmax(1).tolist()
     assert served["invalid_characters"] == [0, 0, 2, 0, 0, 0]
     assert served["truncated"] == [False, False, False, True, False, False]
+    # characters read (after stripping and cropping): an empty string reads none
+    assert served["length"] == [40, 11, 10, 40, 8, 0]
     method = "attention" if model.name == "attngen" else "input_x_gradient"
     expected = importance_scores(model, x, method)
     np.testing.assert_allclose(served["importance"], expected, atol=1e-5)
@@ -120,10 +122,10 @@ def test_fresh_tensorflow_only_process_matches_keras(exported, tmp_path):
     # predict_with_saliency: both from one forward pass, the same values
     both = served["with_saliency"]
     assert set(both) == {"probabilities", "class_index", "invalid_characters", "truncated",
-                         "importance"}  # fmt: skip
+                         "length", "importance"}  # fmt: skip
     np.testing.assert_allclose(both["probabilities"], served["probabilities"], atol=1e-6)
     np.testing.assert_allclose(both["importance"], served["importance"], atol=1e-6)
-    for key in ("class_index", "invalid_characters", "truncated"):
+    for key in ("class_index", "invalid_characters", "truncated", "length"):
         assert both[key] == served[key], key
 
 
