@@ -14,6 +14,7 @@ running when the process died is run again).
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -40,7 +41,8 @@ class AttnGenHyperModel(kt.HyperModel):
     (stem, 7/9/11/15), `block_kernel_size` (3/5/7), `dilation_rate` (1/2),
     `pool_size` (2/3), `dropout` (0-0.5), `dense_units` (0/32/64/128),
     `learning_rate` (1e-4 to 3e-3, log), and for AttnGen `mask_fraction`
-    (0-0.5, step 0.05) and `warmup_epochs` (0-3, below `max_epochs`). With `model="cnn"` the same
+    (0-0.5, step 0.05) and `warmup_epochs` (0-3, below `max_epochs` and `shortest_epochs`).
+    With `model="cnn"` the same
     backbone is searched without the SaliencyMask, for a fair comparison.
 
     Every AttnGen trial trains with a `MaskingSchedule` (and the
@@ -55,6 +57,10 @@ class AttnGenHyperModel(kt.HyperModel):
         recalibration_steps: batches per recalibration.
         max_epochs: the search's most epochs per trial; `warmup_epochs` is
             then searched up to `max_epochs - 1` (at most 3).
+        shortest_epochs: the fewest epochs a trial trains (Hyperband's first
+            round of its most aggressive bracket, `hyperband_shortest_epochs`);
+            `warmup_epochs` is then searched up to `shortest_epochs - 1`, so
+            that every trial is scored at its mask fraction.
 
     Example:
 
@@ -66,7 +72,7 @@ class AttnGenHyperModel(kt.HyperModel):
 
     def __init__(
         self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50,
-        max_epochs=None,
+        max_epochs=None, shortest_epochs=None,
     ):  # fmt: skip
         if model not in ("attngen", "cnn"):
             raise ValueError(f"the search covers attngen or cnn, got {model!r}")
@@ -77,6 +83,7 @@ class AttnGenHyperModel(kt.HyperModel):
         self.recalibration_data = recalibration_data
         self.recalibration_steps = recalibration_steps
         self.max_epochs = max_epochs
+        self.shortest_epochs = shortest_epochs
 
     def declare(self, hp):
         """Declares every hyperparameter; returns the values as build kwargs."""
@@ -93,9 +100,10 @@ class AttnGenHyperModel(kt.HyperModel):
         }
         if self.model == "attngen":
             values["mask_fraction"] = hp.Float("mask_fraction", 0.0, 0.5, step=0.05)
-            # a ramp that ends within the trials' epochs, so that each trial is scored at
-            # its mask fraction (Hyperband's shortest trials may still end before it)
-            longest = 3 if self.max_epochs is None else max(0, min(3, self.max_epochs - 1))
+            # a ramp that ends within every trial's epochs, so that each trial is scored at
+            # its mask fraction
+            budget = min(e for e in (self.max_epochs, self.shortest_epochs, 4) if e is not None)
+            longest = max(0, budget - 1)
             values["warmup_epochs"] = hp.Int("warmup_epochs", 0, longest)
         return values
 
@@ -235,6 +243,22 @@ def _check_state_files(project_dir):
                 ) from None
 
 
+def hyperband_shortest_epochs(max_epochs, factor):
+    """The fewest epochs a Hyperband trial trains: `ceil(max_epochs / factor ** (brackets - 1))`,
+    as KerasTuner's `HyperbandOracle` counts its brackets (from `max_epochs` down to 1 epoch).
+
+    Example:
+
+    >>> hyperband_shortest_epochs(10, 3), hyperband_shortest_epochs(30, 3), hyperband_shortest_epochs(2, 3)
+    (2, 2, 2)
+    """
+    brackets, epochs = 0, float(max_epochs)
+    while epochs >= 1:
+        epochs /= factor
+        brackets += 1
+    return math.ceil(max_epochs / factor ** (brackets - 1))
+
+
 def make_tuner(config, hypermodel):
     """The KerasTuner tuner `config.tuner`, resuming `config.project_dir` if it exists."""
     import tensorflow as tf
@@ -330,6 +354,8 @@ def run_search(config, verbose=None):
     hypermodel = AttnGenHyperModel(
         dataset.length, dataset.num_classes, config.model, recalibration, steps,
         max_epochs=config.max_epochs,
+        shortest_epochs=(hyperband_shortest_epochs(config.max_epochs, config.factor)
+                         if config.tuner == "hyperband" else None),
     )  # fmt: skip
     tuner = make_tuner(config, hypermodel)
     if not is_worker:

@@ -53,6 +53,22 @@ def test_the_masking_ramp_is_searched_below_the_trials_epochs():
         assert ramp.min_value == 0 and ramp.max_value == longest
 
 
+def test_under_hyperband_the_ramp_ends_within_the_shortest_trials():
+    """Hyperband's first rounds train a few epochs: the ramp is searched below those."""
+    from attngen_keras.tuning import hyperband_shortest_epochs
+
+    for max_epochs, factor in ((10, 3), (30, 3), (2, 3), (27, 3), (50, 2), (81, 3), (5, 4)):
+        oracle = kt.oracles.HyperbandOracle(
+            objective="val_loss", max_epochs=max_epochs, factor=factor
+        )
+        # what KerasTuner trains in the first round of its most aggressive bracket
+        expected = oracle._get_epochs(oracle._get_num_brackets() - 1, 0)
+        assert hyperband_shortest_epochs(max_epochs, factor) == expected, (max_epochs, factor)
+    hp = kt.HyperParameters()
+    AttnGenHyperModel(40, 2, max_epochs=10, shortest_epochs=2).declare(hp)
+    assert {p.name: p for p in hp.space}["warmup_epochs"].max_value == 1
+
+
 def test_every_attngen_trial_trains_with_the_masking_schedule():
     hypermodel = AttnGenHyperModel(40, 2)
     hp = kt.HyperParameters()
