@@ -113,7 +113,7 @@ class _Serving(tf.Module):
         """Strings -> `(one_hot [b, length, 4], flags)`: `flags` holds `invalid_characters`,
         `truncated` and `length` (the characters the model reads, after stripping and
         cropping; 0 for an empty string), each `[b]`."""
-        sequences = tf.strings.strip(tf.reshape(sequences, [-1]))
+        sequences = tf.strings.strip(sequences)  # a 1-D batch: see _checked_batch
         lengths = tf.strings.length(sequences)
         excess = tf.maximum(lengths - self.length, 0)
         start = {"left": tf.zeros_like(excess), "right": excess, "center": excess // 2}[self.crop]

@@ -226,6 +226,14 @@ def _split_from_name(path):
 COLUMN_ALIASES = {"sequence": "seq", "class": "label", "name": "id"}
 
 
+def apply_column_aliases(frame):
+    """`frame` with its columns lower-cased and stripped and `COLUMN_ALIASES` applied."""
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame.rename(
+        columns={old: new for old, new in COLUMN_ALIASES.items() if new not in frame.columns}
+    )
+
+
 def normalize_table_columns(frame, path, required=("seq", "label")):
     """`frame` with its columns lower-cased and stripped, and `COLUMN_ALIASES` applied
     (`sequence` read as `seq`, `class` as `label`, `name` as `id`); a `DataError` naming
@@ -238,10 +246,7 @@ def normalize_table_columns(frame, path, required=("seq", "label")):
     ['id', 'seq', 'label']
     """
     header = [str(c) for c in frame.columns]
-    frame.columns = [c.strip().lower() for c in header]
-    frame = frame.rename(
-        columns={old: new for old, new in COLUMN_ALIASES.items() if new not in frame.columns}
-    )
+    frame = apply_column_aliases(frame)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         need = {"seq": "'seq' or 'sequence'", "label": "'label' or 'class'"}

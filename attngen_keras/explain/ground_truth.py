@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.data.readers import base_suffix, open_text
+from attngen_keras.data.readers import apply_column_aliases, base_suffix, open_text
 
 
 def read_intervals(path):
@@ -44,9 +44,7 @@ def read_intervals(path):
         raise DataError("empty file (no rows)", path) from None
     except (pd.errors.ParserError, ValueError) as error:
         raise DataError(f"malformed ground-truth table ({error})", path) from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    if "id" not in frame.columns:  # as in the training tables (readers.COLUMN_ALIASES)
-        frame = frame.rename(columns={"name": "id"})
+    frame = apply_column_aliases(frame)  # `name` is read as `id`, as in the training tables
     missing = [c for c in ("id", "start", "end") if c not in frame.columns]
     if missing:
         raise DataError(

@@ -9,7 +9,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attngen_keras.explain.importance import importance_scores, predicted_targets  # noqa: E402
+from attngen_keras.explain.importance import (  # noqa: E402
+    importance_scores,
+    predicted_targets,
+    target_probability,
+)
 from attngen_keras.explain.metrics import concentration_summary, localization_metrics  # noqa: E402
 from attngen_keras.files import json_text  # noqa: E402
 from attngen_keras.models.batched_prediction import predict_batched  # noqa: E402
@@ -110,12 +114,6 @@ def enriched_kmers(sequences, scores, valid, k=6, top_fraction=0.1, n_top=15):
 BASE_COLORS = {"A": "#008000", "C": "#0000ff", "G": "#ffa500", "T": "#ff0000"}
 
 
-def _class_probabilities(probs):
-    """`(n, classes)` probabilities from sigmoid `(n, 1)` or softmax `(n, k)` outputs."""
-    probs = np.asarray(probs, np.float64)
-    return np.concatenate([1 - probs, probs], axis=1) if probs.shape[1] == 1 else probs
-
-
 def track_examples(probs, labels, n):
     """Indices of up to `n` sequences to draw, taking each class in turn: of each class its
     correct predictions first, most confident first, then its wrong ones (so a class the
@@ -126,9 +124,9 @@ def track_examples(probs, labels, n):
     >>> track_examples(np.array([[0.9], [0.8], [0.7], [0.2], [0.6]]), np.array([1, 1, 1, 0, 0]), 3)
     [3, 0, 4]
     """
-    correct = predicted_targets(probs) == np.asarray(labels)
-    probs, labels = _class_probabilities(probs), np.asarray(labels)
-    own = probs[np.arange(len(labels)), labels]
+    labels = np.asarray(labels)
+    correct = predicted_targets(probs) == labels
+    own = target_probability(probs, labels)
     queues = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
@@ -161,7 +159,7 @@ def plot_tracks(result, path, n_examples=4, window=None):
         frame = pd.DataFrame(matrix, columns=list(BASES))
         logomaker.Logo(frame, ax=ax, color_scheme=BASE_COLORS)
         label = result["class_names"][result["labels"][i]]
-        p = _class_probabilities(result["probs"][i : i + 1])[0, result["labels"][i]]
+        p = target_probability(result["probs"][i : i + 1], result["labels"][i : i + 1])[0]
         ax.set_title(f"{result['ids'][i]} (class {label}, p = {p:.2f})", fontsize=9, loc="left")
         ax.set_ylabel("importance")
     axes[-1, 0].set_xlabel("position")
