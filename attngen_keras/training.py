@@ -1155,17 +1155,22 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
     dataset = None
     probe_warnings = []
     if own or recorded:
-        try:
-            # other data is loaded as the run's (carved) only to compare fingerprints: its
-            # warnings (e.g. a class missing from the carved test split) are shown only if
-            # it is kept that way
-            with warnings.catch_warnings(record=True) as probe_warnings:
-                warnings.simplefilter("always")
-                dataset = load_dataset(data, references, carve=True, **options)
-        except DataError:
-            if own:
-                raise
-        if dataset is not None and recorded:
+        # other data is loaded as the run's (carved) only to compare fingerprints, also with
+        # per-class FASTA files put in the order of the training's classes (the carving
+        # depends on the order the files were read in); its warnings (e.g. a class missing
+        # from the carved test split) are shown only if it is kept that way
+        reordered = None if own else _in_class_order(data, own_paths)
+        for candidate in [data] if reordered is None else [data, reordered]:
+            try:
+                with warnings.catch_warnings(record=True) as probe_warnings:
+                    warnings.simplefilter("always")
+                    dataset = load_dataset(candidate, references, carve=True, **options)
+            except DataError:
+                if own:
+                    raise
+                dataset = None
+            if dataset is None or not recorded:
+                break
             same = data_fingerprint(dataset) == recorded
             if own and not same:
                 warnings.warn(
@@ -1179,6 +1184,7 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
                     f"{_describe_data(data)} holds the run's training data (same content): split as in training"
                 )
                 own = True
+                break
         if not own:
             dataset = None
     if dataset is not None:
@@ -1267,6 +1273,26 @@ def _warn_training_overlap(run_dir, record, own_paths, options, data, split_name
             "estimates",
             stacklevel=3,
         )
+
+
+def _in_class_order(data, own_paths):
+    """`data`, FASTA files one per class, reordered to the class order of the run's own files.
+
+    `None` when `data` is not such a list, names other classes, or is already in that order.
+    """
+    from attngen_keras.data.readers import FASTA_SUFFIXES, base_suffix, fasta_class_and_path
+
+    items = [str(d) for d in data]
+    if len(items) < 2 or len(items) != len(own_paths):
+        return None
+    if any(base_suffix(fasta_class_and_path(i)[1]) not in FASTA_SUFFIXES for i in items + own_paths):
+        return None
+    given = {fasta_class_and_path(i)[0]: i for i in items}
+    order = [fasta_class_and_path(i)[0] for i in own_paths]
+    if len(given) != len(items) or set(given) != set(order):
+        return None
+    reordered = [given[label] for label in order]
+    return None if reordered == items else reordered
 
 
 def _missing_paths(items):

@@ -225,7 +225,7 @@ def _warn_identical_files(items):
     """Warns when two classes' FASTA files are the same file or have the same bytes."""
     import hashlib
 
-    files = [(readers._split_label(i)[0], Path(readers.class_and_path(i)[1])) for i in items]
+    files = [(label, Path(path)) for label, path in map(readers.fasta_class_and_path, items)]
     files = [(label, path) for label, path in files if path.is_file()]
     digests = {}
     for _label, path in files:

@@ -140,7 +140,7 @@ def fasta_sources(paths, split_dirs=False, min_classes=2):
     for split, items in groups:
         seen = {}
         for item in items:
-            label, path = _split_label(item)
+            label, path = fasta_class_and_path(item)
             if label in seen:
                 raise DataError(
                     f"class {label!r} given twice (also {seen[label]}); use one FASTA "
@@ -182,7 +182,14 @@ def class_and_path(item):
     return None, item
 
 
-def _split_label(item):
+def fasta_class_and_path(item):
+    """`(class, path)` of a per-class FASTA `--data` item: the `class=` prefix, else the file stem.
+
+    Example:
+
+    >>> fasta_class_and_path("data/human.fa.gz")
+    ('human', 'data/human.fa.gz')
+    """
     label, path = class_and_path(item)
     return (strip_suffixes(path) if label is None else label), path
 
