@@ -247,7 +247,10 @@ def _parser():
         "--split", choices=["test", "val", "train", "all"],
         help="split to use (default: test; other data without splits of its own is used whole, 'all')",
     )  # fmt: skip
-    explain.add_argument("--method", default="attention", choices=METHOD_CHOICES)
+    explain.add_argument(
+        "--method", choices=METHOD_CHOICES,
+        help="importance to compute (default: attention for AttnGen runs, input_x_gradient for others)",
+    )  # fmt: skip
     explain.add_argument(
         "--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)"
     )
@@ -259,7 +262,7 @@ def _parser():
     explain.add_argument("--out", required=True, help="output directory")
     explain.add_argument(
         "--force", action="store_true",
-        help="replace earlier results in --out made with another --method",
+        help="replace earlier results in --out made with other settings (--method, --n, --data, ...)",
     )  # fmt: skip
 
     perturb = sub.add_parser(
@@ -273,11 +276,10 @@ def _parser():
         help="split to use (default: test; other data without splits of its own is used whole, 'all')",
     )  # fmt: skip
     perturb.add_argument(
-        "--method",
-        default="attention",
-        choices=METHOD_CHOICES,
-        help="importance used to rank positions",
-    )
+        "--method", choices=METHOD_CHOICES,
+        help="importance used to rank positions (default: attention for AttnGen runs, input_x_gradient "
+        "for others)",
+    )  # fmt: skip
     perturb.add_argument(
         "--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)"
     )
@@ -586,11 +588,32 @@ def _evaluate(args):
     print(f"wrote {result['written']}")
 
 
-def _keep_other_results(out, name, settings, force):
-    """Refuses, unless `force`, to replace `out/name` written with other `settings`.
+def _request(args, *names):
+    """The options of `args` a result depends on (`--data` made absolute), as recorded in its JSON."""
+    from attngen_keras.data.loading import resolve_data_paths
 
-    A re-run with the same settings replaces its earlier result (it is the
-    same computation); one with another method would lose a different one.
+    request = {name: getattr(args, name) for name in names}
+    if request.get("data") is not None:
+        request["data"] = resolve_data_paths(request["data"])
+    if request.get("ground_truth") is not None:
+        request["ground_truth"] = os.path.abspath(request["ground_truth"])
+    return request
+
+
+def _option_text(key, value):
+    if value is None:
+        return f"no --{key.replace('_', '-')}"
+    shown = " ".join(map(str, value)) if isinstance(value, list) else value
+    return f"--{key.replace('_', '-')} {shown}"
+
+
+def _keep_other_results(out, name, request, force):
+    """Refuses, unless `force`, to replace `out/name` written with another `request`.
+
+    A re-run with the same options replaces its earlier result (it is the
+    same computation); one with another method, number of sequences, data or
+    split would lose a different one. Results written before the options were
+    recorded (`"request"` in the JSON) are compared by the options they hold.
     """
     from attngen_keras.files import FileError
 
@@ -601,13 +624,42 @@ def _keep_other_results(out, name, settings, force):
         earlier = json.loads(path.read_text())
     except (OSError, ValueError):
         return  # not a result this command can read: replaced as before
-    changed = [key for key, value in settings.items() if key in earlier and earlier[key] != value]
+    if not isinstance(earlier, dict):
+        return
+    held = earlier.get("request")
+    if not isinstance(held, dict):
+        held = {key: earlier[key] for key in ("method", "replacement") if key in earlier}
+    changed = [key for key, value in request.items() if key in held and held[key] != value]
     if changed:
-        held = ", ".join(f"--{key} {earlier[key]}" for key in changed)
+        was = ", ".join(_option_text(key, held[key]) for key in changed)
+        now = ", ".join(_option_text(key, request[key]) for key in changed)
         raise FileError(
             path,
-            f"holds results made with {held}; use --force to replace them, or choose another --out",
+            f"holds results made with {was} (now {now}); use --force to replace them, or choose "
+            "another --out",
         )
+
+
+def _default_method(args):
+    """`args.method`, or when not given the run's natural importance: its attention for AttnGen,
+    |gradient x input| for models without attention (said on stderr)."""
+    if args.method is not None:
+        return args.method
+    from attngen_keras.files import read_json
+    from attngen_keras.training import CONFIG_FILE
+
+    config_path = Path(args.run_dir) / CONFIG_FILE
+    model = (
+        read_json(config_path, "run configuration").get("model") if config_path.is_file() else None
+    )
+    if model in (None, "attngen"):
+        return "attention"  # (a directory that is not a run fails later, with its own message)
+    print(
+        f"attngen: note: {args.run_dir}'s model {model!r} has no attention; using --method "
+        "input_x_gradient (|gradient x input|)",
+        file=sys.stderr,
+    )
+    return "input_x_gradient"
 
 
 def _explain(args):
@@ -615,7 +667,9 @@ def _explain(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
-    _keep_other_results(args.out, "summary.json", {"method": args.method}, args.force)
+    args.method = _default_method(args)
+    request = _request(args, "method", "n", "data", "split", "ground_truth")
+    _keep_other_results(args.out, "summary.json", request, args.force)
     from attngen_keras.training import load_run_data
 
     intervals = None
@@ -645,7 +699,7 @@ def _explain(args):
             intervals=intervals,
         )
     with staged_files(args.out) as staging:  # the previous results stay until these are complete
-        summary = write_report(result, staging, args.method, planted=planted)
+        summary = write_report(result, staging, args.method, planted=planted, request=request)
     c = summary["concentration"]
     print(
         f"{args.method} importance of {summary['n']} sequences: Gini {c['gini']:.3f}, "
@@ -675,10 +729,9 @@ def _perturb(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
-    _keep_other_results(
-        args.out, "perturb.json", {"method": args.method, "replacement": args.replacement},
-        args.force,
-    )  # fmt: skip
+    args.method = _default_method(args)
+    request = _request(args, "method", "n", "data", "split", "fractions", "replacement", "seed")
+    _keep_other_results(args.out, "perturb.json", request, args.force)
     from attngen_keras.training import load_run_data
 
     model, _, split_name, split = load_run_data(
@@ -688,7 +741,7 @@ def _perturb(args):
         model, split, args.method, n=args.n, fractions=args.fractions,
         replacement=args.replacement, seed=args.seed, show_progress=True,
     )  # fmt: skip
-    result = {"run": str(args.run_dir), "split": split_name, **result}
+    result = {"run": str(args.run_dir), "split": split_name, **result, "request": request}
     with staged_files(args.out) as staging:  # the previous results stay until these are complete
         write_perturbation(result, staging)
     print(

@@ -1285,7 +1285,9 @@ def _in_class_order(data, own_paths):
     items = [str(d) for d in data]
     if len(items) < 2 or len(items) != len(own_paths):
         return None
-    if any(base_suffix(fasta_class_and_path(i)[1]) not in FASTA_SUFFIXES for i in items + own_paths):
+    if any(
+        base_suffix(fasta_class_and_path(i)[1]) not in FASTA_SUFFIXES for i in items + own_paths
+    ):
         return None
     given = {fasta_class_and_path(i)[0]: i for i in items}
     order = [fasta_class_and_path(i)[0] for i in own_paths]

@@ -200,8 +200,8 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
         capsys, "explain", attngen_run, "--method", "saliency", "--n", "30", "--out", out
     )
     assert refused.returncode == 2 and refused.stderr.strip().endswith(
-        "summary.json: holds results made with --method attention; use --force to replace "
-        "them, or choose another --out"
+        "summary.json: holds results made with --method attention, --n 20 (now --method saliency, "
+        "--n 30); use --force to replace them, or choose another --out"
     ), refused.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     monkeypatch.setattr(report, "plot_kmers", broken_plot)  # fails after npz, json and two plots
@@ -225,17 +225,46 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
     (stale / "perturb.json").write_text("{")
     assert run_cli(capsys, "perturb", attngen_run, "--n", "20", "--out", perturbed).returncode == 0
     assert sorted(p.name for p in perturbed.iterdir()) == ["perturb.json", "perturbation_curve.png"]
-    # the same settings again replace their own result; another --replacement needs --force
-    assert run_cli(capsys, "perturb", attngen_run, "--n", "10", "--out", perturbed).returncode == 0
-    assert json.loads((perturbed / "perturb.json").read_text())["n"] == 10
+    # the same settings again replace their own result (the same computation)
+    first = (perturbed / "perturb.json").read_bytes()
+    assert run_cli(capsys, "perturb", attngen_run, "--n", "20", "--out", perturbed).returncode == 0
+    assert (perturbed / "perturb.json").read_bytes() == first
+    # fewer sequences, or another --replacement, would lose a different result: --force
+    refused = run_cli(capsys, "perturb", attngen_run, "--n", "10", "--out", perturbed)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        "perturb.json: holds results made with --n 20 (now --n 10); use --force to replace them, "
+        "or choose another --out"
+    ), refused.stderr
+    assert (perturbed / "perturb.json").read_bytes() == first
     args = ["perturb", attngen_run, "--n", "10", "--replacement", "random", "--out", perturbed]
     refused = run_cli(capsys, *args)
-    assert refused.returncode == 2 and "holds results made with --replacement N" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "--n 20, --replacement N (now --n 10, --replacement random)" in refused.stderr
+    )
     assert run_cli(capsys, *args, "--force").returncode == 0
-    assert json.loads((perturbed / "perturb.json").read_text())["replacement"] == "random"
+    written = json.loads((perturbed / "perturb.json").read_text())
+    assert written["replacement"] == "random" and written["n"] == 10
+    assert written["request"] == {
+        "method": "attention", "n": 10, "data": None, "split": None,
+        "fractions": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], "replacement": "random", "seed": 0,
+    }  # fmt: skip
 
 
-def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys):
+def test_results_written_before_their_options_were_recorded_are_compared_by_method(tmp_path):
+    from attngen_keras.cli import _keep_other_results
+    from attngen_keras.files import FileError
+
+    (tmp_path / "summary.json").write_text(json.dumps({"method": "attention", "n": 20}))
+    _keep_other_results(tmp_path, "summary.json", {"method": "attention", "n": 50}, force=False)
+    with pytest.raises(FileError, match=r"--method attention \(now --method saliency\)"):
+        _keep_other_results(tmp_path, "summary.json", {"method": "saliency", "n": 20}, force=False)
+    _keep_other_results(tmp_path, "summary.json", {"method": "saliency"}, force=True)
+
+
+def test_explain_attention_of_a_cnn_is_a_clear_error_and_its_default_is_gradient_x_input(
+    data_csv, tmp_path, capsys
+):
     run = tmp_path / "cnn"
     assert (
         run_cli(
@@ -251,6 +280,15 @@ def test_explain_attention_of_a_cnn_is_a_clear_error(data_csv, tmp_path, capsys)
         and "no SaliencyMask" in result.stderr
         and "(use another method: saliency, input_x_gradient, ism or gradcam)" in result.stderr
         and "Traceback" not in result.stderr
+    )
+    # without --method, a model without attention is explained by |gradient x input|, said so
+    result = run_cli(capsys, "explain", run, "--n", "10", "--out", tmp_path / "e")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{run}'s model 'cnn' has no attention; using --method input_x_gradient" in result.stderr
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert (
+        summary["method"] == "input_x_gradient"
+        and summary["request"]["method"] == "input_x_gradient"
     )
 
 

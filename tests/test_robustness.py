@@ -247,7 +247,12 @@ def test_moved_training_data_is_a_clear_error_then_found_by_content(fasta_pair, 
     assert rc == 0 and "same content" in out and "n=80" in out, err
     # the files in another order are the same content: split as in training too
     rc, swapped, err = run_cli(
-        capsys, "evaluate", run, "--data", tmp_path / "moved" / "high.fa", tmp_path / "moved" / "low.fa"
+        capsys,
+        "evaluate",
+        run,
+        "--data",
+        tmp_path / "moved" / "high.fa",
+        tmp_path / "moved" / "low.fa",
     )
     assert rc == 0 and "same content" in swapped and "n=80" in swapped, err
     metrics = [[line for line in text.splitlines() if "n=80" in line] for text in (out, swapped)]

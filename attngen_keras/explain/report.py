@@ -268,11 +268,12 @@ def localization_summary(result, planted, seed=0):
     }
 
 
-def write_report(result, out, method, k=6, planted=None):
+def write_report(result, out, method, k=6, planted=None, request=None):
     """Writes `importance.npz`, `summary.json` and the PNG plots to `out`.
 
     With `planted` (ground-truth informative positions, `(n, length)` bool)
-    the summary also holds `localization` (see `localization_summary`).
+    the summary also holds `localization` (see `localization_summary`); with
+    `request` (the options that made it) the summary holds them as `request`.
     `importance.npz` holds `scores`, `labels`, `probs`, `sequences`, `ids`
     and, for `method="ism"`, `ism` (the `(n, length, 4)` per-base map).
     """
@@ -299,6 +300,8 @@ def write_report(result, out, method, k=6, planted=None):
     }
     if planted is not None:
         summary["localization"] = localization_summary(result, planted)
+    if request is not None:
+        summary["request"] = request
     (out / "summary.json").write_text(json_text(summary))
     plot_tracks(result, out / "saliency_tracks.png")
     plot_profile(result, out / "mean_profile.png")
