@@ -437,6 +437,8 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
             seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
         )  # fmt: skip
     fingerprint = data_fingerprint(dataset)  # of the full splits, as evaluate loads them
+    if state != "resume":
+        warn_split_overlap(dataset, _describe_data(config.data))
     if config.max_train is not None:
         dataset = _subsample_train(dataset, config.max_train, config.seed)
     if state != "replace":
@@ -656,7 +658,14 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
         tracker,  # after the logs are complete: best weights, early stopping, then the state
     ]  # fmt: skip
     if not (out / FIT_DONE).exists():
-        if tracker.epoch > 0 or tracker.step > 0:
+        if tracker.step == 0 and (tracker.epoch >= config.epochs or tracker.stopped):
+            ended = (
+                f"stopped early after epoch {tracker.epoch} of {config.epochs}"
+                if tracker.stopped and tracker.epoch < config.epochs
+                else f"all {config.epochs} epochs done"
+            )
+            print(f"{out}: training had ended ({ended}); writing the run")
+        elif tracker.epoch > 0 or tracker.step > 0:
             where = (
                 f"after batch {tracker.step} of {steps_per_epoch}"
                 if tracker.step
@@ -1092,7 +1101,7 @@ def load_model_file(path):
 
 
 def _describe_data(data):
-    return " ".join(data)
+    return " ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data)
 
 
 def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):
@@ -1238,7 +1247,37 @@ def row_hashes(tokens, chunk=16_384):
     for start in range(0, len(tokens), chunk):
         block = np.asarray(tokens[start : start + chunk], dtype=np.uint64) + np.uint64(1)
         out[start : start + chunk] = (block * weights).sum(axis=1, dtype=np.uint64)
+        release_pages(tokens)  # a memory-mapped split streams through, as in `data_fingerprint`
     return out
+
+
+def warn_split_overlap(dataset, description):
+    """Warns when held-out splits (`val`, `test`) hold sequences identical to training sequences.
+
+    Duplicated records or repeats in the input land in different splits when
+    they are carved, and the scores on them are not held-out estimates. The
+    sequences are compared as encoded (after cropping), by `row_hashes`.
+
+    Returns:
+        `{split: count}` of the held-out sequences also in `train` (empty: none).
+    """
+    if "train" not in dataset.splits or not len(dataset["train"].tokens):
+        return {}
+    seen = row_hashes(dataset["train"].tokens)
+    found = {}
+    for name in ("val", "test"):
+        if name in dataset.splits and len(dataset[name].tokens):
+            count = int(np.isin(row_hashes(dataset[name].tokens), seen).sum())
+            if count:
+                found[name] = (count, len(dataset[name].tokens))
+    if found:
+        where = " and ".join(f"{c} of {n} {name}" for name, (c, n) in found.items())
+        warnings.warn(
+            f"{description}: {where} sequences are identical to training sequences (duplicated "
+            "records or repeats in the data): scores on them are not held-out estimates",
+            stacklevel=3,
+        )
+    return {name: c for name, (c, _) in found.items()}
 
 
 def _warn_training_overlap(run_dir, record, own_paths, options, data, split_name, split):

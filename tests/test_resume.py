@@ -115,6 +115,26 @@ def test_early_stopping_state_survives_a_resume(motif_csv, tmp_path):
     assert resumed["test"]["loss"] == pytest.approx(reference["test"]["loss"], abs=1e-4)
 
 
+def test_a_run_interrupted_after_its_last_epoch_says_it_only_writes_the_run(
+    motif_csv, tmp_path, capsys
+):
+    overrides = dict(model="cnn", epochs=2, checkpoint_every=None)
+
+    class _StopAfterTheLastEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:  # the state of epoch 2 is saved: only the run's files are missing
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(motif_csv, tmp_path / "run", **overrides), verbose=0,
+              callbacks=[_StopAfterTheLastEpoch()])  # fmt: skip
+    capsys.readouterr()
+    metrics = train(_config(motif_csv, tmp_path / "run", **overrides), verbose=0)
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'run'}: training had ended (all 2 epochs done); writing the run" in out
+    assert "resuming epoch" not in out and metrics["epochs_trained"] == 2
+
+
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys

@@ -480,3 +480,37 @@ def test_run_files_get_the_umask_mode_not_mkstemps_private_one(trained_run):
     for name in ("config.json", "metrics.json", "dataset.json"):
         mode = (trained_run / name).stat().st_mode & 0o777
         assert mode == 0o666 & ~umask, (name, oct(mode))
+
+
+def test_held_out_sequences_identical_to_training_ones_are_counted_and_warned(fasta_pair, tmp_path):
+    from attngen_keras.data import load_dataset
+    from attngen_keras.training import row_hashes, warn_split_overlap
+
+    low, high = (fasta_pair / "low.fa").read_text(), (fasta_pair / "high.fa").read_text()
+    (tmp_path / "low.fa").write_text(low + low.replace(">low", ">again_low"))  # every record twice
+    (tmp_path / "high.fa").write_text(high)
+    data = [str(tmp_path / "low.fa"), str(tmp_path / "high.fa")]
+    dataset = load_dataset(data, length=60, seed=0)
+    with pytest.warns(UserWarning, match="sequences are identical to training sequences") as caught:
+        found = warn_split_overlap(dataset, "low.fa high.fa")
+    train_hashes = set(row_hashes(dataset["train"].tokens).tolist())
+    expected = {
+        name: sum(h in train_hashes for h in row_hashes(dataset[name].tokens).tolist())
+        for name in ("val", "test")
+    }
+    assert found == {name: c for name, c in expected.items() if c} and found.get("test", 0) > 0
+    message = str(caught[0].message)
+    assert message.startswith("low.fa high.fa: ")
+    assert f"{found['test']} of {len(dataset['test'].tokens)} test" in message
+    # without duplicates: nothing to say
+    clean = load_dataset([str(fasta_pair / "low.fa"), str(fasta_pair / "high.fa")], length=60)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_split_overlap(clean, "clean") == {}
+    # `train` says it before training
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="identical to training sequences"):
+        train(TrainConfig(data=data, out=str(run), model="gb-cnn", epochs=1, patience=0,
+                          jit_compile=False), verbose=0)  # fmt: skip
