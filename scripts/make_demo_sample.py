@@ -5,7 +5,7 @@ genomes in `../shared/data/references` (human chr22 EPO subset and Ustilago
 maydis 521, from Debian's maffilter-examples package), with the protocol of
 `human_or_fungus`: 200 bp windows without N, random strand (minus strand
 reverse-complemented), train and test windows from disjoint 200 kb segments
-(even segments train, odd segments test).
+(even segments train, odd segments test), each window drawn once.
 
     python scripts/make_demo_sample.py --references ../shared/data/references
 """
@@ -28,6 +28,7 @@ def windows(path, n_per_split, rng):
     with gzip.open(path, "rt") as handle:
         records = [(title.split()[0], seq.upper()) for title, seq in SimpleFastaParser(handle)]
     out = {"train": [], "test": []}
+    drawn = set()  # (record, start): a short record would otherwise give the same window twice
     while any(len(v) < n_per_split[k] for k, v in out.items()):
         name, seq = records[rng.integers(len(records))]
         if len(seq) < WINDOW:
@@ -39,6 +40,9 @@ def windows(path, n_per_split, rng):
         window = seq[start : start + WINDOW]
         if len(out[split]) >= n_per_split[split] or set(window) - set("ACGT"):
             continue
+        if (name, start) in drawn:
+            continue
+        drawn.add((name, start))
         strand = "+" if rng.random() < 0.5 else "-"
         if strand == "-":
             window = window.translate(COMPLEMENT)[::-1]

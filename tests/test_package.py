@@ -96,3 +96,16 @@ def test_cli_import_stays_free_of_keras():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_bundled_demo_sample_holds_each_window_once_in_its_documented_splits():
+    import pandas as pd
+
+    sample = pd.read_csv(PACKAGE / "demo_data" / "human_or_fungus_demo.csv.gz")
+    assert len(sample) == 4000 and not sample["seq"].duplicated().any()
+    assert not sample["id"].duplicated().any()
+    assert sample.groupby(["split", "label"]).size().to_dict() == {
+        ("test", "fungus"): 500, ("test", "human"): 500,
+        ("train", "fungus"): 1500, ("train", "human"): 1500,
+    }  # fmt: skip
+    assert sample["seq"].str.fullmatch("[ACGT]{200}").all()
