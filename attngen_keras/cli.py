@@ -69,6 +69,38 @@ def _add_data_arguments(parser, required=True):
     )  # fmt: skip
 
 
+def _add_sequences_argument(parser):
+    parser.add_argument(
+        "--sequences", metavar="FILE",
+        help="sequences without labels instead of --data (FASTA, or CSV/TSV with a seq column; "
+        "optionally gzipped): each is labelled with the class the model predicts, so the importance "
+        "explains that prediction (perturb: accuracy = share of predictions unchanged)",
+    )  # fmt: skip
+
+
+def _check_sequences_options(args):
+    """`--sequences` replaces `--data` and its splits."""
+    if args.sequences is None:
+        return
+    given = [name for name in ("data", "references", "split") if getattr(args, name) is not None]
+    if given:
+        raise ValueError(
+            f"--sequences takes the place of --data: drop {', '.join('--' + g for g in given)}"
+        )
+
+
+def _load_explained(args):
+    """`(model, record, split_name, split)` of `--sequences` (labelled by the model) or `--data`."""
+    from attngen_keras.training import load_run_data, load_unlabeled_sequences
+
+    if args.sequences is None:
+        return load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
+    model, record, split = load_unlabeled_sequences(
+        args.run_dir, args.sequences, n=args.n, seed=getattr(args, "seed", 0)
+    )  # the subset explain_split / perturb_split would take of a split of these sequences
+    return model, record, "unlabeled", split
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Shows each option's default, where it has a value (not None, False or an empty list)."""
 
@@ -243,6 +275,7 @@ def _parser():
     )
     explain.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(explain, required=False)
+    _add_sequences_argument(explain)
     explain.add_argument(
         "--split", choices=["test", "val", "train", "all"],
         help="split to use (default: test; other data without splits of its own is used whole, 'all')",
@@ -271,6 +304,7 @@ def _parser():
     )
     perturb.add_argument("run_dir", metavar="RUN_DIR")
     _add_data_arguments(perturb, required=False)
+    _add_sequences_argument(perturb)
     perturb.add_argument(
         "--split", choices=["test", "val", "train", "all"],
         help="split to use (default: test; other data without splits of its own is used whole, 'all')",
@@ -588,13 +622,30 @@ def _evaluate(args):
     print(f"wrote {result['written']}")
 
 
-def _request(args, *names):
-    """The options of `args` a result depends on (`--data` made absolute), as recorded in its JSON."""
+def _request(args, record, split_name, split, *names):
+    """What a result depends on, as recorded in its JSON and compared before it is replaced.
+
+    The resolved values, so that one computation asked for in two ways is
+    one request: the split used, the sequences taken (`--n` capped at the
+    split's size), `data` None for the run's own files, paths made absolute;
+    and the options `names` of `args` as given.
+    """
     from attngen_keras.data.loading import resolve_data_paths
 
-    request = {name: getattr(args, name) for name in names}
-    if request.get("data") is not None:
-        request["data"] = resolve_data_paths(request["data"])
+    data = None if args.data is None else resolve_data_paths(args.data)
+    if data is not None and data == resolve_data_paths([str(d) for d in record.get("data", [])]):
+        data = None  # the run's own files, named explicitly
+    request = {
+        "method": args.method,
+        "n": min(int(args.n), len(split)),
+        "data": data,
+        "references": None if data is None or args.references is None
+        else os.path.abspath(args.references),
+        "sequences": None if args.sequences is None else os.path.abspath(args.sequences),
+        "split": split_name,
+    }  # fmt: skip
+    for name in names:
+        request[name] = getattr(args, name)
     if request.get("ground_truth") is not None:
         request["ground_truth"] = os.path.abspath(request["ground_truth"])
     return request
@@ -640,22 +691,20 @@ def _keep_other_results(out, name, request, force):
         )
 
 
-def _default_method(args):
-    """`args.method`, or when not given the run's natural importance: its attention for AttnGen,
-    |gradient x input| for models without attention (said on stderr)."""
+def _default_method(args, model):
+    """`args.method`, or when not given the run's natural importance: its attention for a model
+    with a SaliencyMask, |gradient x input| for one without (said on stderr)."""
     if args.method is not None:
         return args.method
-    from attngen_keras.files import read_json
-    from attngen_keras.training import CONFIG_FILE
+    from attngen_keras.models import saliency_mask_layer
 
-    config_path = Path(args.run_dir) / CONFIG_FILE
-    model = (
-        read_json(config_path, "run configuration").get("model") if config_path.is_file() else None
-    )
-    if model in (None, "attngen"):
-        return "attention"  # (a directory that is not a run fails later, with its own message)
+    try:
+        saliency_mask_layer(model)
+        return "attention"
+    except ValueError:
+        pass
     print(
-        f"attngen: note: {args.run_dir}'s model {model!r} has no attention; using --method "
+        f"attngen: note: {args.run_dir}'s model {model.name!r} has no attention; using --method "
         "input_x_gradient (|gradient x input|)",
         file=sys.stderr,
     )
@@ -667,19 +716,16 @@ def _explain(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
-    args.method = _default_method(args)
-    request = _request(args, "method", "n", "data", "split", "ground_truth")
-    _keep_other_results(args.out, "summary.json", request, args.force)
-    from attngen_keras.training import load_run_data
-
+    _check_sequences_options(args)
     intervals = None
     if args.ground_truth:  # checked before the (slow) importance computation
         from attngen_keras.explain.ground_truth import ground_truth_mask, read_intervals
 
         intervals = read_intervals(args.ground_truth)
-    model, record, _, split = load_run_data(
-        args.run_dir, args.data, args.references, args.split, args.cache_dir
-    )
+    model, record, split_name, split = _load_explained(args)
+    args.method = _default_method(args, model)
+    request = _request(args, record, split_name, split, "ground_truth")
+    _keep_other_results(args.out, "summary.json", request, args.force)
     crop = record.get("crop")
     if intervals is not None and crop in ("center", "right"):
         raise ValueError(
@@ -699,7 +745,14 @@ def _explain(args):
             intervals=intervals,
         )
     with staged_files(args.out) as staging:  # the previous results stay until these are complete
-        summary = write_report(result, staging, args.method, planted=planted, request=request)
+        summary = write_report(
+            result, staging, args.method, planted=planted, request=request,
+            labels="predicted" if split_name == "unlabeled" else "given",
+        )  # fmt: skip
+    if split_name == "unlabeled":
+        print(
+            f"{args.sequences}: no labels; each sequence is explained for the class the model predicts"
+        )
     c = summary["concentration"]
     print(
         f"{args.method} importance of {summary['n']} sequences: Gini {c['gini']:.3f}, "
@@ -729,24 +782,29 @@ def _perturb(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
-    args.method = _default_method(args)
-    request = _request(args, "method", "n", "data", "split", "fractions", "replacement", "seed")
+    _check_sequences_options(args)
+    model, record, split_name, split = _load_explained(args)
+    args.method = _default_method(args, model)
+    request = _request(args, record, split_name, split, "fractions", "replacement", "seed")
     _keep_other_results(args.out, "perturb.json", request, args.force)
-    from attngen_keras.training import load_run_data
-
-    model, _, split_name, split = load_run_data(
-        args.run_dir, args.data, args.references, args.split, args.cache_dir
-    )
     result = perturb_split(
         model, split, args.method, n=args.n, fractions=args.fractions,
         replacement=args.replacement, seed=args.seed, show_progress=True,
     )  # fmt: skip
-    result = {"run": str(args.run_dir), "split": split_name, **result, "request": request}
+    result = {
+        "run": str(args.run_dir), "split": split_name, **result, "request": request,
+        "labels": "predicted" if split_name == "unlabeled" else "given",
+    }  # fmt: skip
     with staged_files(args.out) as staging:  # the previous results stay until these are complete
         write_perturbation(result, staging)
     print(
         f"{args.method} perturbation of {result['n']} {split_name} sequences (removed -> {args.replacement}):"
     )
+    if split_name == "unlabeled":
+        print(
+            f"{args.sequences}: no labels; accuracy here is the share of sequences whose prediction "
+            "is the model's prediction on the intact sequence"
+        )
     print("fraction  " + "  ".join(f"{r:>7}" for r in result["accuracy"]))
     for i, fraction in enumerate(result["fractions"]):
         print(f"{fraction:8.2f}  " + "  ".join(f"{v[i]:7.4f}" for v in result["accuracy"].values()))

@@ -437,12 +437,13 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
             seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
         )  # fmt: skip
     fingerprint = data_fingerprint(dataset)  # of the full splits, as evaluate loads them
-    if state != "resume":
-        warn_split_overlap(dataset, _describe_data(config.data))
+    duplicates = warn_split_overlap(dataset, _describe_data(config.data))
     if config.max_train is not None:
         dataset = _subsample_train(dataset, config.max_train, config.seed)
     if state != "replace":
-        return _fit_and_write(out, out, state, config, verbose, dataset, callbacks, fingerprint)
+        return _fit_and_write(
+            out, out, state, config, verbose, dataset, callbacks, fingerprint, duplicates
+        )
     staging = out.parent / f".{out.name}.overwrite"
     staged_state = _prepare_staging(staging, out, config)
     try:
@@ -450,8 +451,9 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
             metrics = read_json(staging / METRICS_FILE, "metrics file")
         else:
             metrics = _fit_and_write(
-                staging, out, staged_state, config, verbose, dataset, callbacks, fingerprint
-            )
+                staging, out, staged_state, config, verbose, dataset, callbacks, fingerprint,
+                duplicates,
+            )  # fmt: skip
     except RunError:  # diverged: nothing worth resuming
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -561,8 +563,13 @@ def _as_started(model, out):
     return AttnGen.from_config(started)
 
 
-def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, fingerprint=None):
-    """Trains in `out` (a run directory, or the staging one of `final_out`) and writes the run files."""
+def _fit_and_write(
+    out, final_out, state, config, verbose, dataset, callbacks, fingerprint=None, duplicates=None
+):
+    """Trains in `out` (a run directory, or the staging one of `final_out`) and writes the run files.
+
+    `duplicates`: `warn_split_overlap`'s counts, recorded as `held_out_duplicates`.
+    """
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
@@ -570,6 +577,7 @@ def _fit_and_write(out, final_out, state, config, verbose, dataset, callbacks, f
     record = dataclasses.asdict(config)
     record["out"] = str(Path(final_out).absolute())
     record["data_fingerprint"] = fingerprint or data_fingerprint(dataset)
+    record["held_out_duplicates"] = dict(duplicates or {})
     record.update(
         length=dataset.length,
         class_names=dataset.class_names,
@@ -1104,6 +1112,50 @@ def _describe_data(data):
     return " ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data)
 
 
+def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
+    """A trained run's model and record, and sequences without labels to explain, labelled by the model.
+
+    The sequences of `path` (FASTA, or CSV/TSV with a `seq` column and
+    optional `id`; plain or gzipped; any label column is not read) are
+    subsampled as `explain` and `perturb` subsample a split (the same `n` and
+    `seed` give the same records), encoded like the run's training data (its
+    length and crop), and labelled with the class the model predicts for each.
+    `explain` then shows the evidence for each prediction; `perturb`'s
+    accuracies become the share of sequences whose prediction survives.
+
+    Args:
+        run_dir: a finished run.
+        path: the sequences (read whole: meant for up to a few hundred
+            thousand records).
+        n: sequences to keep (`None`: all).
+        seed: seeds the subset.
+
+    Returns:
+        `(model, record, encoded_split)`.
+
+    Raises:
+        DataError: no sequences, a character that is not a nucleotide or IUPAC
+            code, or a sequence longer than the run's length without a crop.
+    """
+    from attngen_keras.data.alphabet import one_hot as encode
+    from attngen_keras.explain.importance import predicted_targets
+    from attngen_keras.explain.report import select_subset
+    from attngen_keras.models.batched_prediction import predict_batched
+    from attngen_keras.predict import iter_records
+
+    model, record = load_run(run_dir)
+    records = list(iter_records(path))
+    if not records:
+        raise DataError("no sequences", path)
+    chosen = [records[i] for i in select_subset(len(records), n, seed)]
+    split = EncodedSplit.from_sequences(
+        [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), record["length"],
+        ids=[record_id for record_id, _ in chosen], crop=record.get("crop"), source=str(path),
+    )  # fmt: skip
+    predicted = predicted_targets(predict_batched(model, encode(split.tokens), batch_size))
+    return model, record, EncodedSplit(split.tokens, predicted, split.ids)
+
+
 def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):
     """`_load_run_data`, with the too-long-sequence error's advice fitted to a trained run."""
     try:
@@ -1178,7 +1230,8 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
                 if own:
                     raise
                 dataset = None
-            if dataset is None or not recorded:
+                continue  # (the files in the training's order may still load)
+            if not recorded:
                 break
             same = data_fingerprint(dataset) == recorded
             if own and not same:
@@ -1264,10 +1317,13 @@ def warn_split_overlap(dataset, description):
     if "train" not in dataset.splits or not len(dataset["train"].tokens):
         return {}
     seen = row_hashes(dataset["train"].tokens)
+    seen.sort()  # in place, then binary search: `np.isin` would copy and sort both sides again
     found = {}
     for name in ("val", "test"):
         if name in dataset.splits and len(dataset[name].tokens):
-            count = int(np.isin(row_hashes(dataset[name].tokens), seen).sum())
+            hashes = row_hashes(dataset[name].tokens)
+            where = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+            count = int((seen[where] == hashes).sum())
             if count:
                 found[name] = (count, len(dataset[name].tokens))
     if found:
@@ -1410,6 +1466,8 @@ __all__ = [
     "evaluate_split",
     "format_metrics",
     "data_fingerprint",
+    "warn_split_overlap",
+    "load_unlabeled_sequences",
     "load_model_file",
     "load_run",
     "load_run_data",

@@ -182,6 +182,56 @@ def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, capsys, 
         assert (out / name).stat().st_size > 5_000, name
 
 
+def test_explain_and_perturb_take_sequences_without_labels(attngen_run, tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    from attngen_keras.data import EncodedSplit
+    from attngen_keras.explain.report import select_subset
+
+    data = planted_motif_data(n=40, length=60, motifs=("TGACTCA",), seed=8)
+    fasta = tmp_path / "new.fa"  # one FASTA file, no classes: what a user wants explained
+    fasta.write_text("".join(f">q{i}\n{s.lower()}\n" for i, s in enumerate(data.sequences)))
+    model = keras.saving.load_model(attngen_run / "model.keras")
+    subset = select_subset(40, 30, 0)
+    chosen = [data.sequences[i] for i in subset]
+    encoded = EncodedSplit.from_sequences(chosen, np.zeros(30, int), 60).one_hot()
+    expected = (np.asarray(model.predict(encoded, verbose=0))[:, 0] >= 0.5).astype(int)
+    assert 0 < expected.sum() < 30  # both classes predicted: the labels are not a constant
+
+    out = tmp_path / "explain"
+    result = run_cli(
+        capsys, "explain", attngen_run, "--sequences", fasta, "--n", "30", "--out", out
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{fasta}: no labels; each sequence is explained for the class the model predicts" in (
+        result.stdout
+    )
+    with np.load(out / "importance.npz") as arrays:
+        assert arrays["ids"].tolist() == [f"q{i}" for i in subset]  # explain's subset of the file
+        assert arrays["labels"].tolist() == expected.tolist()  # the model's own predictions
+        assert arrays["scores"].shape == (30, 60)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == "predicted" and summary["request"]["sequences"] == str(fasta)
+
+    perturbed = tmp_path / "perturb"
+    result = run_cli(
+        capsys, "perturb", attngen_run, "--sequences", fasta, "--n", "30", "--out", perturbed
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((perturbed / "perturb.json").read_text())
+    assert written["labels"] == "predicted" and written["split"] == "unlabeled"
+    assert written["n"] == 30
+    # nothing removed: every prediction is the intact one's
+    assert all(curve[0] == 1.0 for curve in written["accuracy"].values())
+    assert "share of sequences whose prediction is the model's prediction" in result.stdout
+    # --sequences replaces --data and --split
+    refused = run_cli(capsys, "perturb", attngen_run, "--sequences", fasta, "--split", "test",
+                      "--out", tmp_path / "p2")  # fmt: skip
+    assert refused.returncode == 2
+    assert "--sequences takes the place of --data: drop --split" in refused.stderr
+
+
 def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_complete(
     attngen_run, tmp_path, capsys, monkeypatch
 ):
@@ -246,9 +296,21 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
     written = json.loads((perturbed / "perturb.json").read_text())
     assert written["replacement"] == "random" and written["n"] == 10
     assert written["request"] == {
-        "method": "attention", "n": 10, "data": None, "split": None,
-        "fractions": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], "replacement": "random", "seed": 0,
+        "method": "attention", "n": 10, "data": None, "references": None, "sequences": None,
+        "split": "test", "fractions": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], "replacement": "random",
+        "seed": 0,
     }  # fmt: skip
+    # one computation asked for in another way is the same request: the run's own data named
+    # explicitly (a relative path), its test split named, more sequences than the split has
+    data = json.loads((attngen_run / "config.json").read_text())["data"]
+    relative = [os.path.relpath(d) for d in data]
+    same = ["perturb", attngen_run, "--data", *relative, "--split", "test", "--n", "10",
+            "--replacement", "random", "--out", perturbed]  # fmt: skip
+    assert run_cli(capsys, *same).returncode == 0
+    assert json.loads((perturbed / "perturb.json").read_text())["request"] == written["request"]
+    whole = ["perturb", attngen_run, "--n", "5000", "--replacement", "random", "--out", perturbed]
+    refused = run_cli(capsys, *whole)  # 5000 means all 120 test sequences: another n than 10
+    assert refused.returncode == 2 and "--n 10 (now --n 120)" in refused.stderr
 
 
 def test_results_written_before_their_options_were_recorded_are_compared_by_method(tmp_path):

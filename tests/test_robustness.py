@@ -398,9 +398,9 @@ def test_identical_class_files_warn(fasta_pair, tmp_path, capsys):
                          "gb-cnn", "--epochs", "1", "--no-jit", "--out", tmp_path / "run")  # fmt: skip
     assert rc == 0
     warnings = [line for line in err.splitlines() if "warning:" in line]
-    assert (
-        len(warnings) == 1 and "identical content" in warnings[0] and "high_copy.fa" in warnings[0]
-    ), err
+    assert "identical content" in warnings[0] and "high_copy.fa" in warnings[0], err
+    # and, as the copies land in every split, the held-out ones are counted
+    assert len(warnings) == 2 and "identical to training sequences" in warnings[1], err
 
 
 def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
@@ -484,7 +484,7 @@ def test_run_files_get_the_umask_mode_not_mkstemps_private_one(trained_run):
 
 def test_held_out_sequences_identical_to_training_ones_are_counted_and_warned(fasta_pair, tmp_path):
     from attngen_keras.data import load_dataset
-    from attngen_keras.training import row_hashes, warn_split_overlap
+    from attngen_keras.training import warn_split_overlap
 
     low, high = (fasta_pair / "low.fa").read_text(), (fasta_pair / "high.fa").read_text()
     (tmp_path / "low.fa").write_text(low + low.replace(">low", ">again_low"))  # every record twice
@@ -493,9 +493,9 @@ def test_held_out_sequences_identical_to_training_ones_are_counted_and_warned(fa
     dataset = load_dataset(data, length=60, seed=0)
     with pytest.warns(UserWarning, match="sequences are identical to training sequences") as caught:
         found = warn_split_overlap(dataset, "low.fa high.fa")
-    train_hashes = set(row_hashes(dataset["train"].tokens).tolist())
+    train_rows = {row.tobytes() for row in dataset["train"].tokens}
     expected = {
-        name: sum(h in train_hashes for h in row_hashes(dataset[name].tokens).tolist())
+        name: sum(row.tobytes() in train_rows for row in dataset[name].tokens)
         for name in ("val", "test")
     }
     assert found == {name: c for name, c in expected.items() if c} and found.get("test", 0) > 0
@@ -509,8 +509,9 @@ def test_held_out_sequences_identical_to_training_ones_are_counted_and_warned(fa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert warn_split_overlap(clean, "clean") == {}
-    # `train` says it before training
+    # `train` says it before training, and records the counts with the run
     run = tmp_path / "run"
     with pytest.warns(UserWarning, match="identical to training sequences"):
         train(TrainConfig(data=data, out=str(run), model="gb-cnn", epochs=1, patience=0,
                           jit_compile=False), verbose=0)  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["held_out_duplicates"] == found

@@ -111,7 +111,8 @@ def detect_source(data):
         if suffix in readers.FASTA_SUFFIXES:
             raise DataError(
                 "a single FASTA file has no classes: give one FASTA file per class "
-                "(--data pos.fa neg.fa) or a CSV with seq,label columns",
+                "(--data pos.fa neg.fa) or a CSV with seq,label columns (sequences without "
+                "labels: explain/perturb --sequences FILE, or attngen predict)",
                 path,
             )
         raise DataError(

@@ -268,12 +268,14 @@ def localization_summary(result, planted, seed=0):
     }
 
 
-def write_report(result, out, method, k=6, planted=None, request=None):
+def write_report(result, out, method, k=6, planted=None, request=None, labels="given"):
     """Writes `importance.npz`, `summary.json` and the PNG plots to `out`.
 
     With `planted` (ground-truth informative positions, `(n, length)` bool)
     the summary also holds `localization` (see `localization_summary`); with
     `request` (the options that made it) the summary holds them as `request`.
+    `labels`: `"given"`, or `"predicted"` for sequences without labels (the
+    summary says which, as `labels`).
     `importance.npz` holds `scores`, `labels`, `probs`, `sequences`, `ids`
     and, for `method="ism"`, `ism` (the `(n, length, 4)` per-base map).
     """
@@ -287,6 +289,7 @@ def write_report(result, out, method, k=6, planted=None, request=None):
     summary = {
         "method": method,
         "n": int(len(result["labels"])),
+        "labels": labels,
         "concentration": concentration_summary(result["scores"], result["valid"]),
         "per_class": {
             str(name): concentration_summary(
