@@ -639,7 +639,9 @@ def _fit_and_write(
                 f"--mask-fraction {config.mask_fraction:g}; raise --epochs or lower --warmup-epochs",
                 stacklevel=2,
             )
-    else:
+    elif "mask_fraction" in _history_columns(out / HISTORY_FILE):
+        # resuming a run whose history.csv was begun with the column (older versions logged
+        # it for every model): its appended rows must keep the same columns
         callbacks.append(_LogValue("mask_fraction", 0.0))
     # For AttnGen the saved model is the best epoch once the mask fraction has
     # reached its target (if training gets there).
@@ -721,7 +723,7 @@ def _fit_and_write(
     else:
         print(f"{out}: training had finished; writing the run files")
         tracker.restore_model_now(model)  # the random-generator states of the final recalibration
-    history = _tidy_history(out / HISTORY_FILE)
+    history = _tidy_history(out / HISTORY_FILE, constant={} if schedule else {"mask_fraction": 0.0})
     if history[monitor].isna().any() or not (out / BEST_WEIGHTS).exists():
         raise RunError(
             f"training diverged or produced no usable epoch ({monitor} is NaN); "
@@ -1041,11 +1043,25 @@ class _LogValue(keras.callbacks.Callback):
             logs[self.name] = self.value
 
 
-def _tidy_history(path):
-    """Deduplicates epochs written twice around a resume; keeps the last."""
+def _history_columns(path):
+    """The header of a `history.csv` (empty when there is none yet)."""
+    try:
+        with open(path) as handle:
+            return handle.readline().strip().split(",")
+    except OSError:
+        return []
+
+
+def _tidy_history(path, constant=None):
+    """Deduplicates epochs written twice around a resume (keeps the last), and adds the
+    `constant` columns a model does not log (a CNN's `mask_fraction` 0, so that every run's
+    history has the same columns without the training log printing them every epoch)."""
     history = pd.read_csv(path)
     history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
     history = history.reset_index(drop=True)
+    for name, value in (constant or {}).items():
+        if name not in history:
+            history[name] = value
     leading = [
         c
         for c in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "mask_fraction")

@@ -228,7 +228,7 @@ def test_interrupted_before_the_first_checkpoint_leaves_no_run_dir(small_csv, tm
     assert (out / "backup").exists()
 
 
-def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path):
+def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path, capsys):
     config = TrainConfig(data=[small_csv], out=str(tmp_path / "a"), epochs=4, batch_size=64,
                          warmup_epochs=2, patience=0)  # fmt: skip
     metrics = train(config, verbose=0)
@@ -240,12 +240,16 @@ def test_best_epoch_is_chosen_after_the_masking_ramp(small_csv, tmp_path):
     assert history.loc[
         history["epoch"] == metrics["best_epoch"] - 1, "mask_fraction"
     ].item() == pytest.approx(0.15)
+    capsys.readouterr()
     cnn = train(
         TrainConfig(data=[small_csv], out=str(tmp_path / "c"), epochs=2, model="cnn", patience=0),
-        verbose=0,
+        verbose=2,
     )
+    # a CNN has no masking: its history has the column (0), its training log does not print it
     assert pd.read_csv(tmp_path / "c" / "history.csv")["mask_fraction"].tolist() == [0.0, 0.0]
     assert cnn["best_epoch_mask_fraction"] == 0.0
+    log = capsys.readouterr().out
+    assert "val_loss" in log and "mask_fraction" not in log
 
 
 def test_a_masking_ramp_longer_than_the_training_is_warned_about(small_csv, tmp_path):
