@@ -295,7 +295,8 @@ def _parser():
     explain.add_argument("--out", required=True, help="output directory")
     explain.add_argument(
         "--force", action="store_true",
-        help="replace earlier results in --out made with other settings (--method, --n, --data, ...)",
+        help="replace earlier results in --out made with other options (--method, --n, --data, "
+        "--sequences, --split, --ground-truth)",
     )  # fmt: skip
 
     perturb = sub.add_parser(
@@ -335,7 +336,8 @@ def _parser():
     perturb.add_argument("--out", required=True, help="output directory")
     perturb.add_argument(
         "--force", action="store_true",
-        help="replace earlier results in --out made with another --method or --replacement",
+        help="replace earlier results in --out made with other options (--method, --n, --data, "
+        "--sequences, --split, --fractions, --replacement, --seed)",
     )  # fmt: skip
 
     sweep = sub.add_parser(
@@ -421,7 +423,8 @@ def _parser():
     tune.add_argument(
         "--retrain-epochs",
         type=int,
-        help="epochs of --retrain-best (default: the best trial's best epoch)",
+        help="epochs of --retrain-best (default: the best trial's best epoch, at least one more "
+        "than its masking warm-up)",
     )
 
     export = sub.add_parser("export", help="export a run as a versioned SavedModel for TF Serving")
@@ -642,7 +645,7 @@ def _request(args, record, split_name, split, *names):
         "references": None if data is None or args.references is None
         else os.path.abspath(args.references),
         "sequences": None if args.sequences is None else os.path.abspath(args.sequences),
-        "split": split_name,
+        "split": None if args.sequences is not None else split_name,
     }  # fmt: skip
     for name in names:
         request[name] = getattr(args, name)
@@ -751,7 +754,8 @@ def _explain(args):
         )  # fmt: skip
     if split_name == "unlabeled":
         print(
-            f"{args.sequences}: no labels; each sequence is explained for the class the model predicts"
+            f"{args.sequences}: labels (if any) not read; each sequence is explained for the class "
+            "the model predicts"
         )
     c = summary["concentration"]
     print(
@@ -802,8 +806,8 @@ def _perturb(args):
     )
     if split_name == "unlabeled":
         print(
-            f"{args.sequences}: no labels; accuracy here is the share of sequences whose prediction "
-            "is the model's prediction on the intact sequence"
+            f"{args.sequences}: labels (if any) not read; accuracy here is the share of sequences "
+            "whose prediction is the model's prediction on the intact sequence"
         )
     print("fraction  " + "  ".join(f"{r:>7}" for r in result["accuracy"]))
     for i, fraction in enumerate(result["fractions"]):
@@ -831,11 +835,12 @@ def _uniform_attention_line(uniform):
         f"uniform attention: accuracy {uniform['accuracy']:.4f} "
         f"(learned attention {uniform['baseline_accuracy']:.4f})"
     )
-    if abs(uniform["accuracy"] - uniform["baseline_accuracy"]) < 0.01:
+    change = uniform["accuracy"] - uniform["baseline_accuracy"]
+    if change > -0.01:
         line += (
-            "; about the same: the predictions do not depend on the soft attention weights "
-            "(whether they depend on the nucleotides it ranks highest is what the deletion "
-            "and sufficiency figures above show)"
+            f"; {'about the same' if change < 0.01 else 'higher'}: the predictions do not depend on "
+            "the soft attention weights (whether they depend on the nucleotides it ranks highest is "
+            "what the deletion and sufficiency figures above show)"
         )
     return line
 

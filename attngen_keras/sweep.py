@@ -311,11 +311,13 @@ def summarize(frame):
 
 
 def markdown_table(summary, config):
-    """The sweep summary as a Markdown table (mean ± seed-to-seed std)."""
+    """The sweep summary as a Markdown table (mean ± seed-to-seed std; the value alone for one seed)."""
 
     def cell(row, name, digits=4):
         mean, std = row[f"{name}_mean"], row[f"{name}_std"]
-        return "n/a" if np.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+        if np.isnan(mean):
+            return "n/a"
+        return f"{mean:.{digits}f}" if row["runs"] < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
     pf = f"{config.perturb_fraction:.0%}"
     lines = [

@@ -29,7 +29,7 @@ from attngen_keras.data.loading import resolve_data_paths
 from attngen_keras.data.pipeline import epoch_permutation, make_step_stream
 from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
-from attngen_keras.files import check_output_file, read_json, unique_path, write_json_atomic
+from attngen_keras.files import check_output_file, plural, read_json, unique_path, write_json_atomic
 from attngen_keras.models import build_model, compile_classifier
 from attngen_keras.models.classifiers import AttnGen
 from attngen_keras.plotting import plot_training_curves
@@ -1135,7 +1135,9 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
     optional `id`; plain or gzipped; any label column is not read) are
     subsampled as `explain` and `perturb` subsample a split (the same `n` and
     `seed` give the same records), encoded like the run's training data (its
-    length and crop), and labelled with the class the model predicts for each.
+    length; a longer sequence is cropped as the run crops, else to its first
+    `length` bases, as `predict` and the export crop it, said on stderr), and
+    labelled with the class the model predicts for each.
     `explain` then shows the evidence for each prediction; `perturb`'s
     accuracies become the share of sequences whose prediction survives.
 
@@ -1150,8 +1152,7 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
         `(model, record, encoded_split)`.
 
     Raises:
-        DataError: no sequences, a character that is not a nucleotide or IUPAC
-            code, or a sequence longer than the run's length without a crop.
+        DataError: no sequences, or a character that is not a nucleotide or IUPAC code.
     """
     from attngen_keras.data.alphabet import one_hot as encode
     from attngen_keras.explain.importance import predicted_targets
@@ -1164,9 +1165,18 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
     if not records:
         raise DataError("no sequences", path)
     chosen = [records[i] for i in select_subset(len(records), n, seed)]
+    length, crop = int(record["length"]), record.get("crop") or "left"
+    longer = sum(len(sequence.strip()) > length for _, sequence in chosen)
+    if longer:
+        kept = {"left": "first", "right": "last", "center": "central"}[crop]
+        print(
+            f"attngen: note: {path}: {plural(longer, 'sequence')} longer than the run's {length} nt, "
+            f"cut to their {kept} {length} nt (as predict does)",
+            file=sys.stderr,
+        )
     split = EncodedSplit.from_sequences(
-        [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), record["length"],
-        ids=[record_id for record_id, _ in chosen], crop=record.get("crop"), source=str(path),
+        [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), length,
+        ids=[record_id for record_id, _ in chosen], crop=crop, source=str(path),
     )  # fmt: skip
     predicted = predicted_targets(predict_batched(model, encode(split.tokens), batch_size))
     return model, record, EncodedSplit(split.tokens, predicted, split.ids)

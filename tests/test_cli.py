@@ -204,8 +204,9 @@ def test_explain_and_perturb_take_sequences_without_labels(attngen_run, tmp_path
         capsys, "explain", attngen_run, "--sequences", fasta, "--n", "30", "--out", out
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"{fasta}: no labels; each sequence is explained for the class the model predicts" in (
-        result.stdout
+    assert (
+        f"{fasta}: labels (if any) not read; each sequence is explained for the class the model "
+        "predicts" in result.stdout
     )
     with np.load(out / "importance.npz") as arrays:
         assert arrays["ids"].tolist() == [f"q{i}" for i in subset]  # explain's subset of the file
@@ -230,6 +231,16 @@ def test_explain_and_perturb_take_sequences_without_labels(attngen_run, tmp_path
                       "--out", tmp_path / "p2")  # fmt: skip
     assert refused.returncode == 2
     assert "--sequences takes the place of --data: drop --split" in refused.stderr
+    # a sequence longer than the run's 60 nt is cut to its first 60, as predict cuts it, and said
+    longer = tmp_path / "longer.fa"
+    longer.write_text(f">long\n{data.sequences[0]}ACGTACGT\n>short\n{data.sequences[1][:50]}\n")
+    result = run_cli(capsys, "explain", attngen_run, "--sequences", longer, "--out", tmp_path / "l")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{longer}: 1 sequence longer than the run's 60 nt, cut to their first 60 nt" in (
+        result.stderr
+    )
+    with np.load(tmp_path / "l" / "importance.npz") as arrays:
+        assert arrays["sequences"].tolist() == [data.sequences[0], data.sequences[1][:50]]
 
 
 def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_complete(
@@ -363,6 +374,11 @@ def test_uniform_attention_line_reads_an_unchanged_accuracy_for_the_user():
     line = _uniform_attention_line({"accuracy": 0.9567, "baseline_accuracy": 0.9600})
     assert line.startswith(
         "uniform attention: accuracy 0.9567 (learned attention 0.9600); about the same"
+    )
+    line = _uniform_attention_line({"accuracy": 0.9700, "baseline_accuracy": 0.9533})
+    assert line.startswith(
+        "uniform attention: accuracy 0.9700 (learned attention 0.9533); higher: the predictions "
+        "do not depend on the soft attention weights"
     )
 
 

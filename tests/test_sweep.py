@@ -51,6 +51,11 @@ def test_summary_means_and_seed_to_seed_std():
     assert (
         "| 0.00 | 2 | 0.8000 ± 0.1000 |" in table and "2.0 (1/1)" not in table and "(1/2)" in table
     )
+    # one seed: the value alone (a "± 0.0000" would claim a spread that was not measured)
+    single = markdown_table(
+        summarize(rows[rows["seed"] == 0]), SweepConfig(data=["x"], out="o", target_accuracy=0.9)
+    )
+    assert "| 0.00 | 1 | 0.9000 | 0.9000 |" in single and "±" not in single.split("\n", 2)[2]
 
 
 def test_invalid_sweep_settings_are_rejected():

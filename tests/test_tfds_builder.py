@@ -64,3 +64,27 @@ def test_tfds_examples_to_batches_for_fit(tmp_path):
         with pytest.raises(ValueError, match="one non-negative integer class index per sequence"):
             EncodedSplit.from_sequences(["ACGT", "ACGT\r\n"], labels, length=12)
     assert EncodedSplit.from_sequences([b"ACGT\r\n"], [1], length=6).sequences() == ["ACGT"]
+
+
+def test_tfds_offline_without_the_dataset_says_where_tfds_reads_it(tmp_path, monkeypatch):
+    import genomic_benchmarks.loc2seq as loc2seq
+    import pytest
+
+    from attngen_keras.data.errors import DataError
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
+
+    monkeypatch.setattr(loc2seq, "download_dataset", offline)
+    monkeypatch.setenv("ATTNGEN_CACHE", str(tmp_path / "cache"))
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    kwargs = {"download_config": tfds.download.DownloadConfig(manual_dir=str(manual))}
+    with pytest.raises(DataError) as info:
+        tfds.load("genomic_benchmarks/demo_human_or_worm", split="train",
+                  data_dir=str(tmp_path / "tfds"), download_and_prepare_kwargs=kwargs)  # fmt: skip
+    message = str(info.value)
+    assert "could not download" in message  # the loader's own message, then where TFDS looks
+    assert "with TFDS, offline: put the full-sequence dataset" in message
+    # (TFDS treats an empty manual_dir as none given: the message names the place generically)
+    assert "in <manual_dir>/demo_human_or_worm/ and pass" in message

@@ -27,6 +27,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from attngen_keras.data import alphabet
+from attngen_keras.data.errors import DataError
 from attngen_keras.data.loading import load_raw_splits
 
 # Class names of the Genomic Benchmarks datasets (sorted, as folder names).
@@ -99,7 +100,17 @@ class GenomicBenchmarks(tfds.core.GeneratorBasedBuilder):
             source = str(manual / name)
             if (manual / "references").is_dir():
                 references = str(manual / "references")
-        splits, _, _ = load_raw_splits(source, references, cache_dir=None)
+        try:
+            splits, _, _ = load_raw_splits(source, references, cache_dir=None)
+        except DataError as error:
+            if source != name:
+                raise
+            where = f"{manual / name}" if manual is not None else "<manual_dir>/" + name
+            raise DataError(
+                f"{error} (with TFDS, offline: put the full-sequence dataset, or its interval list "
+                f"with the genomes in <manual_dir>/references/, in {where}/ and pass "
+                "download_config=tfds.download.DownloadConfig(manual_dir=...))"
+            ) from None
         return {split: self._generate_examples(raw) for split, raw in splits.items()}
 
     def _generate_examples(self, raw):
