@@ -183,6 +183,10 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
             effects[name] = list(csv.DictReader(handle, delimiter="\t"))
         with pysam.VariantFile(str(annotated)) as reader:
             assert "chr1" in reader.header.contigs and set(INFO_TAGS) <= set(reader.header.info)
+            # the input's undefined DP gets a definition that says so (htslib's says "Dummy")
+            assert reader.header.info["DP"].description == (
+                "not defined in the input VCF; definition added by attngen variants"
+            )
             records = list(reader)
         assert [r.id for r in records] == ["snp", "ins"]
         assert records[0].info["DP"] in (10, "10")  # the input's own INFO kept

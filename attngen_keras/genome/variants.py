@@ -486,6 +486,9 @@ def _report(vcf, counts, length, missing=(), fasta_names=(), beyond=None, sizes=
         )
 
 
+UNDEFINED_DESCRIPTION = "not defined in the input VCF; definition added by attngen variants"
+
+
 def _missing_definitions(vcf):
     """The header lines that `vcf`'s records need but its header lacks (`##contig`, `##INFO`, ...).
 
@@ -502,7 +505,12 @@ def _missing_definitions(vcf):
         for _ in probe:
             pass
         after = str(probe.header).splitlines()
-    return [line for line in after if line.startswith("##") and line not in before]
+    # htslib's placeholder says "Dummy"; say what it is in the annotated copy
+    return [
+        line.replace('Description="Dummy"', f'Description="{UNDEFINED_DESCRIPTION}"')
+        for line in after
+        if line.startswith("##") and line not in before
+    ]
 
 
 def _write_vcf(vcf, out, effects, compressed, what="the model's target class"):
