@@ -193,6 +193,17 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
         assert records[0].info["ATTNGEN_PALT"] == pytest.approx(
             [float(row["p_alt"]) for row in effects[name][:2]], abs=1e-6
         )
+        # and the VCF prints the TSV's numbers (6 decimals), not more digits
+        text = gzip.decompress(annotated.read_bytes()).decode()
+        tags = dict(
+            item.split("=")
+            for item in text.splitlines()[-2].split("\t")[7].split(";")
+            if "=" in item
+        )
+        for tag, column in (("ATTNGEN_PREF", "p_ref"), ("ATTNGEN_PALT", "p_alt"),
+                            ("ATTNGEN_DELTA", "delta")):  # fmt: skip
+            printed = [float(v) for v in tags[tag].split(",")]
+            assert printed == [float(row[column]) for row in effects[name][:2]], (tag, text)
     assert "gzip (not bgzip)" in err  # the note of the gzip run
     assert not stale.exists() and elsewhere.exists()
     assert effects["gzip"] == effects["plain"] and len(effects["plain"]) == 3

@@ -407,8 +407,11 @@ def score_variants(
                     if result["note"] == NOTE_BEYOND and beyond is None:
                         beyond = (result["chrom"], result["pos"])
                 if vcf_out is not None:
+                    # the TSV's 6 decimals, so that the two outputs print the same numbers
                     effects[result["index"]] = (
-                        result["p_ref"], result["p_alt"], result["delta"], result["ref_match"] == "false"
+                        *(None if result[key] is None else round(result[key], 6)
+                          for key in ("p_ref", "p_alt", "delta")),
+                        result["ref_match"] == "false",
                     )  # fmt: skip
         if vcf_out is not None:
             what = (
