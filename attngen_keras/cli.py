@@ -296,7 +296,7 @@ def _parser():
     explain.add_argument(
         "--force", action="store_true",
         help="replace earlier results in --out made with other options (--method, --n, --data, "
-        "--sequences, --split, --ground-truth)",
+        "--references, --sequences, --split, --ground-truth)",
     )  # fmt: skip
 
     perturb = sub.add_parser(
@@ -337,7 +337,7 @@ def _parser():
     perturb.add_argument(
         "--force", action="store_true",
         help="replace earlier results in --out made with other options (--method, --n, --data, "
-        "--sequences, --split, --fractions, --replacement, --seed)",
+        "--references, --sequences, --split, --fractions, --replacement, --seed)",
     )  # fmt: skip
 
     sweep = sub.add_parser(
@@ -694,21 +694,18 @@ def _keep_other_results(out, name, request, force):
         )
 
 
-def _default_method(args, model):
+def _default_method(args, model, record):
     """`args.method`, or when not given the run's natural importance: its attention for a model
     with a SaliencyMask, |gradient x input| for one without (said on stderr)."""
     if args.method is not None:
         return args.method
-    from attngen_keras.models import saliency_mask_layer
+    from attngen_keras.layers import SaliencyMask
 
-    try:
-        saliency_mask_layer(model)
-        return "attention"
-    except ValueError:
-        pass
+    if any(isinstance(layer, SaliencyMask) for layer in getattr(model, "layers", [])):
+        return "attention"  # (several ambiguous ones are `attention`'s own error)
     print(
-        f"attngen: note: {args.run_dir}'s model {model.name!r} has no attention; using --method "
-        "input_x_gradient (|gradient x input|)",
+        f"attngen: note: {args.run_dir}'s model {record.get('model', model.name)!r} has no "
+        "attention; using --method input_x_gradient (|gradient x input|)",
         file=sys.stderr,
     )
     return "input_x_gradient"
@@ -726,10 +723,12 @@ def _explain(args):
 
         intervals = read_intervals(args.ground_truth)
     model, record, split_name, split = _load_explained(args)
-    args.method = _default_method(args, model)
+    args.method = _default_method(args, model, record)
     request = _request(args, record, split_name, split, "ground_truth")
     _keep_other_results(args.out, "summary.json", request, args.force)
     crop = record.get("crop")
+    if split_name == "unlabeled":
+        crop = crop or "left"  # how `load_unlabeled_sequences` cut longer sequences
     if intervals is not None and crop in ("center", "right"):
         raise ValueError(
             f"--ground-truth coordinates refer to the uncropped sequences, but this run crops long "
@@ -788,7 +787,7 @@ def _perturb(args):
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
     _check_sequences_options(args)
     model, record, split_name, split = _load_explained(args)
-    args.method = _default_method(args, model)
+    args.method = _default_method(args, model, record)
     request = _request(args, record, split_name, split, "fractions", "replacement", "seed")
     _keep_other_results(args.out, "perturb.json", request, args.force)
     result = perturb_split(

@@ -305,6 +305,7 @@ def summarize(frame):
     numeric = frame[["mask_fraction", *_METRIC_COLUMNS]].astype(float)
     grouped = numeric.groupby("mask_fraction")
     summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary = summary.join(grouped.count().add_suffix("_count"))  # values behind each mean
     summary["runs"] = grouped.size()
     summary["converged_runs"] = grouped["epochs_to_target"].count()
     return summary.reset_index()
@@ -317,7 +318,9 @@ def markdown_table(summary, config):
         mean, std = row[f"{name}_mean"], row[f"{name}_std"]
         if np.isnan(mean):
             return "n/a"
-        return f"{mean:.{digits}f}" if row["runs"] < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+        if row.get(f"{name}_count", row["runs"]) < 2:
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
     pf = f"{config.perturb_fraction:.0%}"
     lines = [

@@ -437,9 +437,10 @@ def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
             seed=config.seed, cache_dir=_cache_dir(config.cache_dir),
         )  # fmt: skip
     fingerprint = data_fingerprint(dataset)  # of the full splits, as evaluate loads them
-    duplicates = warn_split_overlap(dataset, _describe_data(config.data))
     if config.max_train is not None:
         dataset = _subsample_train(dataset, config.max_train, config.seed)
+    # (of the training sequences the model sees: after --max-train)
+    duplicates = warn_split_overlap(dataset, _describe_data(config.data), stacklevel=4)
     if state != "replace":
         return _fit_and_write(
             out, out, state, config, verbose, dataset, callbacks, fingerprint, duplicates
@@ -1045,9 +1046,11 @@ class _LogValue(keras.callbacks.Callback):
 
 def _history_columns(path):
     """The header of a `history.csv` (empty when there is none yet)."""
+    import csv
+
     try:
-        with open(path) as handle:
-            return handle.readline().strip().split(",")
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
     except OSError:
         return []
 
@@ -1152,7 +1155,9 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
         `(model, record, encoded_split)`.
 
     Raises:
-        DataError: no sequences, or a character that is not a nucleotide or IUPAC code.
+        DataError: no (non-empty) sequences, or a character that is not a nucleotide or
+            IUPAC code (in any record of the subset; empty records are left out, said on
+            stderr).
     """
     from attngen_keras.data.alphabet import one_hot as encode
     from attngen_keras.explain.importance import predicted_targets
@@ -1162,6 +1167,10 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
 
     model, record = load_run(run_dir)
     records = list(iter_records(path))
+    empty = sum(not sequence.strip() for _, sequence in records)
+    if empty:  # nothing to explain in them; `predict` scores them, flagged
+        records = [(record_id, sequence) for record_id, sequence in records if sequence.strip()]
+        print(f"attngen: note: {path}: {plural(empty, 'empty sequence')} left out", file=sys.stderr)
     if not records:
         raise DataError("no sequences", path)
     chosen = [records[i] for i in select_subset(len(records), n, seed)]
@@ -1330,12 +1339,17 @@ def row_hashes(tokens, chunk=16_384):
     return out
 
 
-def warn_split_overlap(dataset, description):
+def warn_split_overlap(dataset, description, stacklevel=2):
     """Warns when held-out splits (`val`, `test`) hold sequences identical to training sequences.
 
     Duplicated records or repeats in the input land in different splits when
     they are carved, and the scores on them are not held-out estimates. The
     sequences are compared as encoded (after cropping), by `row_hashes`.
+
+    Args:
+        dataset: a `GenomicDataset`.
+        description: what to name as the data in the warning.
+        stacklevel: as for `warnings.warn` (2: the caller of this function).
 
     Returns:
         `{split: count}` of the held-out sequences also in `train` (empty: none).
@@ -1357,7 +1371,7 @@ def warn_split_overlap(dataset, description):
         warnings.warn(
             f"{description}: {where} sequences are identical to training sequences (duplicated "
             "records or repeats in the data): scores on them are not held-out estimates",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return {name: c for name, (c, _) in found.items()}
 

@@ -5,7 +5,9 @@ genomes in `../shared/data/references` (human chr22 EPO subset and Ustilago
 maydis 521, from Debian's maffilter-examples package), with the protocol of
 `human_or_fungus`: 200 bp windows without N, random strand (minus strand
 reverse-complemented), train and test windows from disjoint 200 kb segments
-(even segments train, odd segments test), each window drawn once.
+(even segments train, odd segments test); no (record, start) window is drawn
+twice (identical windows from two places would be kept; the test of the
+bundled file checks it has none).
 
     python scripts/make_demo_sample.py --references ../shared/data/references
 """

@@ -241,6 +241,17 @@ def test_explain_and_perturb_take_sequences_without_labels(attngen_run, tmp_path
     )
     with np.load(tmp_path / "l" / "importance.npz") as arrays:
         assert arrays["sequences"].tolist() == [data.sequences[0], data.sequences[1][:50]]
+    # a table without ids (rows are named by line) and with an empty sequence (left out, said)
+    table = tmp_path / "new.csv"
+    table.write_text(f"seq,label\n{data.sequences[2]},pos\n,neg\n{data.sequences[3]},neg\n")
+    result = run_cli(capsys, "explain", attngen_run, "--sequences", table, "--out", tmp_path / "t")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{table}: 1 empty sequence left out" in result.stderr
+    with np.load(tmp_path / "t" / "importance.npz") as arrays:
+        assert arrays["ids"].tolist() == ["line 2", "line 4"]
+    refused = run_cli(capsys, "explain", attngen_run, "--sequences", table, "--data", table,
+                      "--out", tmp_path / "t2")  # fmt: skip
+    assert refused.returncode == 2 and "drop --data" in refused.stderr
 
 
 def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_complete(

@@ -56,6 +56,11 @@ def test_summary_means_and_seed_to_seed_std():
         summarize(rows[rows["seed"] == 0]), SweepConfig(data=["x"], out="o", target_accuracy=0.9)
     )
     assert "| 0.00 | 1 | 0.9000 | 0.9000 |" in single and "±" not in single.split("\n", 2)[2]
+    # two runs, one figure missing in one: that figure is one value, shown alone
+    gap = rows.assign(gini=[0.1, float("nan"), 0.3, 0.5])
+    table = markdown_table(summarize(gap), SweepConfig(data=["x"], out="o", target_accuracy=0.9))
+    first = next(line for line in table.splitlines() if line.startswith("| 0.00 |"))
+    assert "| 0.100 |" in first and "0.8000 ± 0.1000" in first
 
 
 def test_invalid_sweep_settings_are_rejected():

@@ -28,6 +28,10 @@ class DataError(ValueError):
         super().__init__(": ".join(parts))
 
 
+class DownloadError(DataError):
+    """A Genomic Benchmarks dataset that could not be downloaded (offline), saying how to provide it."""
+
+
 class SequenceTooLongError(DataError):
     """A record longer than the length sequences are padded to, with advice on what to change.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, DownloadError
 from attngen_keras.data.readers import open_text
 
 
@@ -145,7 +145,7 @@ def download_named(name, dest):
         os.replace(written, final)
         return final
     except Exception as error:  # network errors come from requests, urllib, gdown
-        raise DataError(
+        raise DownloadError(
             f"could not download Genomic Benchmarks dataset {name!r} "
             f"({type(error).__name__}: {error}). Without internet, provide the data "
             f"instead: --data <interval-list dir with metadata.yaml> --references "

@@ -27,7 +27,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from attngen_keras.data import alphabet
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, DownloadError
 from attngen_keras.data.loading import load_raw_splits
 
 # Class names of the Genomic Benchmarks datasets (sorted, as folder names).
@@ -102,9 +102,7 @@ class GenomicBenchmarks(tfds.core.GeneratorBasedBuilder):
                 references = str(manual / "references")
         try:
             splits, _, _ = load_raw_splits(source, references, cache_dir=None)
-        except DataError as error:
-            if source != name:
-                raise
+        except DownloadError as error:
             where = f"{manual / name}" if manual is not None else "<manual_dir>/" + name
             raise DataError(
                 f"{error} (with TFDS, offline: put the full-sequence dataset, or its interval list "
