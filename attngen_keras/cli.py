@@ -89,16 +89,33 @@ def _check_sequences_options(args):
         )
 
 
-def _load_explained(args):
-    """`(model, record, split_name, split)` of `--sequences` (labelled by the model) or `--data`."""
+def _load_for_importance(args, result_file, *options):
+    """What `explain` and `perturb` share before their slow part.
+
+    Loads the run and its data (`--data`/`--split`, or `--sequences` labelled by
+    the model), settles the default `--method`, and refuses, unless `--force`,
+    to replace a `result_file` in `--out` made with another request (its
+    options `options` of `args` besides the common ones).
+
+    Returns:
+        `(model, record, split_name, split, request)`.
+    """
     from attngen_keras.training import load_run_data, load_unlabeled_sequences
 
+    _check_sequences_options(args)
     if args.sequences is None:
-        return load_run_data(args.run_dir, args.data, args.references, args.split, args.cache_dir)
-    model, record, split = load_unlabeled_sequences(
-        args.run_dir, args.sequences, n=args.n, seed=getattr(args, "seed", 0)
-    )  # the subset explain_split / perturb_split would take of a split of these sequences
-    return model, record, "unlabeled", split
+        model, record, split_name, split = load_run_data(
+            args.run_dir, args.data, args.references, args.split, args.cache_dir
+        )
+    else:
+        model, record, split = load_unlabeled_sequences(
+            args.run_dir, args.sequences, n=args.n, seed=getattr(args, "seed", 0)
+        )  # the subset explain_split / perturb_split would take of a split of these sequences
+        split_name = "unlabeled"
+    args.method = _default_method(args, model, record)
+    request = _request(args, record, split_name, split, *options)
+    _keep_other_results(args.out, result_file, request, args.force)
+    return model, record, split_name, split, request
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -716,18 +733,16 @@ def _explain(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
-    _check_sequences_options(args)
     intervals = None
     if args.ground_truth:  # checked before the (slow) importance computation
         from attngen_keras.explain.ground_truth import ground_truth_mask, read_intervals
 
         intervals = read_intervals(args.ground_truth)
-    model, record, split_name, split = _load_explained(args)
-    args.method = _default_method(args, model, record)
-    request = _request(args, record, split_name, split, "ground_truth")
-    _keep_other_results(args.out, "summary.json", request, args.force)
+    model, record, split_name, split, request = _load_for_importance(
+        args, "summary.json", "ground_truth"
+    )
     crop = record.get("crop")
-    if split_name == "unlabeled":
+    if args.sequences is not None:
         crop = crop or "left"  # how `load_unlabeled_sequences` cut longer sequences
     if intervals is not None and crop in ("center", "right"):
         raise ValueError(
@@ -749,9 +764,9 @@ def _explain(args):
     with staged_files(args.out) as staging:  # the previous results stay until these are complete
         summary = write_report(
             result, staging, args.method, planted=planted, request=request,
-            labels="predicted" if split_name == "unlabeled" else "given",
+            labels="given" if args.sequences is None else "predicted",
         )  # fmt: skip
-    if split_name == "unlabeled":
+    if args.sequences is not None:
         print(
             f"{args.sequences}: labels (if any) not read; each sequence is explained for the class "
             "the model predicts"
@@ -785,25 +800,23 @@ def _perturb(args):
     from attngen_keras.files import check_output_dir, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
-    _check_sequences_options(args)
-    model, record, split_name, split = _load_explained(args)
-    args.method = _default_method(args, model, record)
-    request = _request(args, record, split_name, split, "fractions", "replacement", "seed")
-    _keep_other_results(args.out, "perturb.json", request, args.force)
+    model, _, split_name, split, request = _load_for_importance(
+        args, "perturb.json", "fractions", "replacement", "seed"
+    )
     result = perturb_split(
         model, split, args.method, n=args.n, fractions=args.fractions,
         replacement=args.replacement, seed=args.seed, show_progress=True,
     )  # fmt: skip
     result = {
         "run": str(args.run_dir), "split": split_name, **result, "request": request,
-        "labels": "predicted" if split_name == "unlabeled" else "given",
+        "labels": "given" if args.sequences is None else "predicted",
     }  # fmt: skip
     with staged_files(args.out) as staging:  # the previous results stay until these are complete
         write_perturbation(result, staging)
     print(
         f"{args.method} perturbation of {result['n']} {split_name} sequences (removed -> {args.replacement}):"
     )
-    if split_name == "unlabeled":
+    if args.sequences is not None:
         print(
             f"{args.sequences}: labels (if any) not read; accuracy here is the share of sequences "
             "whose prediction is the model's prediction on the intact sequence"
