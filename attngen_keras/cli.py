@@ -100,7 +100,11 @@ def _load_for_importance(args, result_file, *options):
     Returns:
         `(model, record, split_name, split, request)`.
     """
-    from attngen_keras.training import load_run_data, load_unlabeled_sequences
+    from attngen_keras.training import (
+        label_with_predictions,
+        load_run_data,
+        load_unlabeled_sequences,
+    )
 
     _check_sequences_options(args)
     if args.sequences is None:
@@ -109,12 +113,14 @@ def _load_for_importance(args, result_file, *options):
         )
     else:
         model, record, split = load_unlabeled_sequences(
-            args.run_dir, args.sequences, n=args.n, seed=getattr(args, "seed", 0)
+            args.run_dir, args.sequences, n=args.n, seed=getattr(args, "seed", 0), label=False
         )  # the subset explain_split / perturb_split would take of a split of these sequences
         split_name = "unlabeled"
     args.method = _default_method(args, model, record)
     request = _request(args, record, split_name, split, *options)
     _keep_other_results(args.out, result_file, request, args.force)
+    if args.sequences is not None:  # labelled only once nothing stands in the way
+        split = label_with_predictions(model, split)
     return model, record, split_name, split, request
 
 

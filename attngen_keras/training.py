@@ -1131,7 +1131,7 @@ def _describe_data(data):
     return " ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data)
 
 
-def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
+def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256, label=True):
     """A trained run's model and record, and sequences without labels to explain, labelled by the model.
 
     The sequences of `path` (FASTA, or CSV/TSV with a `seq` column and
@@ -1150,6 +1150,9 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
             thousand records).
         n: sequences to keep (`None`: all).
         seed: seeds the subset.
+        batch_size: prediction batch size.
+        label: `False` leaves every label 0, for a caller that checks
+            something first and then calls `label_with_predictions`.
 
     Returns:
         `(model, record, encoded_split)`.
@@ -1159,9 +1162,7 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
             IUPAC code (in any record of the subset; empty records are left out, said on
             stderr).
     """
-    from attngen_keras.explain.importance import predicted_targets
     from attngen_keras.explain.report import select_subset
-    from attngen_keras.models.batched_prediction import predict_batched
     from attngen_keras.predict import iter_records
 
     model, record = load_run(run_dir)
@@ -1186,8 +1187,27 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256):
         [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), length,
         ids=[record_id for record_id, _ in chosen], crop=crop, source=str(path),
     )  # fmt: skip
+    if label:
+        split = label_with_predictions(model, split, batch_size)
+    return model, record, split
+
+
+def label_with_predictions(model, split, batch_size=256):
+    """`split` with each label replaced by the class `model` predicts for the sequence.
+
+    Args:
+        model: a trained classifier.
+        split: an `EncodedSplit`.
+        batch_size: prediction batch size.
+
+    Returns:
+        a new `EncodedSplit` with the same tokens and ids.
+    """
+    from attngen_keras.explain.importance import predicted_targets
+    from attngen_keras.models.batched_prediction import predict_batched
+
     predicted = predicted_targets(predict_batched(model, split.one_hot(), batch_size))
-    return model, record, EncodedSplit(split.tokens, predicted, split.ids)
+    return EncodedSplit(split.tokens, predicted, split.ids)
 
 
 def load_run_data(run_dir, data=None, references=None, split=None, cache_dir="default"):

@@ -182,7 +182,9 @@ def test_explain_writes_arrays_summary_and_plots(attngen_run, tmp_path, capsys, 
         assert (out / name).stat().st_size > 5_000, name
 
 
-def test_explain_and_perturb_take_sequences_without_labels(attngen_run, tmp_path, capsys):
+def test_explain_and_perturb_take_sequences_without_labels(
+    attngen_run, tmp_path, capsys, monkeypatch
+):
     import keras
     import numpy as np
 
@@ -214,6 +216,18 @@ def test_explain_and_perturb_take_sequences_without_labels(attngen_run, tmp_path
         assert arrays["scores"].shape == (30, 60)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["labels"] == "predicted" and summary["request"]["sequences"] == str(fasta)
+    # another request is refused before the sequences are run through the model
+    from attngen_keras import training
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("predicted before the refusal")
+
+    monkeypatch.setattr(training, "label_with_predictions", no_prediction)
+    refused = run_cli(
+        capsys, "explain", attngen_run, "--sequences", fasta, "--n", "20", "--out", out
+    )
+    assert refused.returncode == 2 and "use --force to replace them" in refused.stderr
+    monkeypatch.undo()
 
     perturbed = tmp_path / "perturb"
     result = run_cli(
