@@ -411,3 +411,48 @@ def test_backends_report_names_each_variant_against_the_same_cnn():
     assert (
         "| faithful, faithfulness batch fraction 0.5 | 2.00 (2.0) | 2.00 (2.0) | **1.00x**" in table
     )
+
+
+def test_planted_errors_on_hand_built_maps(tmp_path, capsys):
+    planted_errors = _load("planted_errors")
+    motif = "ACGTACGTAC"
+    background = "T" * 30
+    # two sequences of 30 nt, the motif planted at 10-19; sequence b also holds a copy of
+    # its first 7 bases at 0-6, far from the interval
+    a = background[:10] + motif + background[20:]
+    b = motif[:7] + background[7:10] + motif + background[20:]
+    scores = np.zeros((3, 30), "float32")
+    scores[0, 10:20] = np.linspace(2.0, 1.0, 10)  # a: the planted bases first
+    scores[1, 10:20] = np.linspace(2.0, 1.0, 10)
+    scores[1, 3] = 3.0  # b: one far false positive above them all
+    importance = {
+        "ids": np.array(["a", "b", "unplanted"]),
+        "scores": scores,
+        "sequences": np.array([a, b, background]),
+        "probs": np.array([[0.95], [0.3], [0.1]], "float32"),
+    }
+    planted = pd.DataFrame({"id": ["a", "b"], "start": [10, 10], "end": [20, 20]})
+    result = planted_errors.analyse(importance, planted, [motif])
+    b_auprc = np.mean([i / (i + 1) for i in range(1, 11)])  # each planted base one rank late
+    assert result["sequences"] == 2
+    np.testing.assert_allclose(result["auprc"], (1.0 + b_auprc) / 2)
+    low, middle, high = result["by_confidence"]
+    assert (low["n"], middle["n"], high["n"]) == (1, 0, 1) and middle["auprc"] is None
+    np.testing.assert_allclose([low["auprc"], high["auprc"]], [b_auprc, 1.0])
+    assert result["false_positives_in_top_k_per_sequence"] == 0.5  # one in b's top 10
+    assert result["false_positive_share_at_least_10_nt_away"] == 0.0  # position 3: 7 nt away
+    assert result["median_rank_edge"] == np.median([0, 9, 1, 10])
+    match = result["motif_match"]
+    assert match["bases_needed"] == 7 and match["far_false_positives"] == 0
+    assert match["far_false_positive_share"] is None
+    # a far false positive at 0 (10 nt away) inside the copy: b[0:10] matches 8 motif bases
+    scores[1, 3], scores[1, 0] = 0.0, 3.0
+    result = planted_errors.analyse(importance, planted, [motif])
+    assert result["false_positive_share_at_least_10_nt_away"] == 1.0
+    assert result["motif_match"]["far_false_positive_share"] == 1.0
+    assert result["motif_match"]["far_false_positive_mean_match"] == 8.0
+    assert planted_errors.best_match("GGACGAGG", 2, ["ACGA"]) == 4
+    assert planted_errors.best_match("GGACGAGG", 0, ["ACGA"]) == 0  # only GGAC covers 0
+    assert planted_errors.best_match("GGACGAGG", 5, ["TTTT", "ACGA"]) == 4
+    planted_errors.print_table(result)
+    assert "AUPRC" in capsys.readouterr().out

@@ -1,0 +1,167 @@
+"""Where an attention map loses AUPRC against planted positions.
+
+Reads the `importance.npz` that `attngen explain RUN --ground-truth planted.csv`
+wrote and, for the sequences with planted positions, prints a table and writes
+JSON with:
+
+- the per-sequence AUPRC (as `explain` reports it) by the model's confidence
+  in the positive class (a missed motif cannot be localized);
+- the false positives among each sequence's top-k positions (k = its number
+  of planted positions): how far they lie from the planted interval, and, for
+  those 10 nt or more away, how well the sequence around them matches a
+  planted consensus (the best of the consensus-length windows that cover the
+  position), against random positions as far away;
+- the median rank of a planted interval's edge bases and of its inner ones.
+
+    python benchmarks/planted_errors.py runs/X/explain/importance.npz SET/planted.csv \\
+        --motifs CATTGCGGTA TTAGGCACCT --out runs/X/planted_errors.json
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+FAR = 10  # nt: a false positive this far from the planted interval is not an edge effect
+CONFIDENCE_BINS = ((0.0, 0.5), (0.5, 0.9), (0.9, 1.0))
+
+
+def best_match(sequence, position, motifs):
+    """Most bases of any motif matched by a motif-length window covering `position`."""
+    best = 0
+    for motif in motifs:
+        width = len(motif)
+        for start in range(max(0, position - width + 1), min(position, len(sequence) - width) + 1):
+            best = max(best, sum(a == b for a, b in zip(sequence[start : start + width], motif)))
+    return best
+
+
+def _mean(values):
+    return float(np.mean(values)) if len(values) else None
+
+
+def analyse(importance, planted, motifs, seed=0):
+    """The figures described in the module docstring, as a dict."""
+    rng = np.random.default_rng(seed)
+    intervals = {}
+    for row in planted.itertuples():
+        intervals.setdefault(str(row.id), []).append((int(row.start), int(row.end)))
+    aps, confidence, distances, far_matches, random_matches = [], [], [], [], []
+    edge_ranks, inner_ranks = [], []
+    for i, record_id in enumerate(importance["ids"]):
+        record_id = str(record_id)
+        if record_id not in intervals:
+            continue
+        scores = importance["scores"][i]
+        sequence = str(importance["sequences"][i])
+        truth = np.zeros(len(scores), bool)
+        for start, end in intervals[record_id]:
+            truth[start:end] = True
+        aps.append(average_precision_score(truth, scores))
+        probs = np.atleast_1d(importance["probs"][i])
+        confidence.append(float(probs[-1]))
+        order = np.argsort(-scores)
+        ranks = np.empty(len(scores), int)
+        ranks[order] = np.arange(len(scores))
+        planted_positions = np.flatnonzero(truth)
+        far_away = [p for p in range(len(scores)) if np.min(np.abs(planted_positions - p)) >= FAR]
+        for position in order[: truth.sum()]:
+            if truth[position]:
+                continue
+            distance = int(np.min(np.abs(planted_positions - position)))
+            distances.append(distance)
+            if distance >= FAR and motifs:
+                far_matches.append(best_match(sequence, int(position), motifs))
+        if motifs and far_away:
+            for position in rng.choice(far_away, min(3, len(far_away)), replace=False):
+                random_matches.append(best_match(sequence, int(position), motifs))
+        for start, end in intervals[record_id]:
+            edge_ranks += [ranks[start], ranks[end - 1]]
+            inner_ranks += list(ranks[start + 1 : end - 1])
+    aps, confidence, distances = np.array(aps), np.array(confidence), np.array(distances)
+    result = {
+        "sequences": len(aps),
+        "auprc": float(aps.mean()),
+        "by_confidence": [
+            {
+                "p_positive": [lo, hi],
+                "n": int(inside.sum()),
+                "auprc": float(aps[inside].mean()) if inside.any() else None,
+            }
+            for lo, hi in CONFIDENCE_BINS
+            for inside in [(confidence >= lo) & ((confidence < hi) | (hi == 1.0))]
+        ],
+        "false_positives_in_top_k_per_sequence": float(len(distances) / max(len(aps), 1)),
+        "false_positive_share_at_least_10_nt_away": float(np.mean(distances >= FAR))
+        if len(distances)
+        else None,
+        "median_rank_edge": float(np.median(edge_ranks)),
+        "median_rank_inner": float(np.median(inner_ranks)),
+    }
+    if motifs:
+        threshold = int(np.ceil(0.7 * min(map(len, motifs))))
+        result["motif_match"] = {
+            "bases_needed": threshold,
+            "far_false_positives": len(far_matches),
+            "far_false_positive_share": _mean(np.array(far_matches) >= threshold),
+            "random_far_share": _mean(np.array(random_matches) >= threshold),
+            "far_false_positive_mean_match": _mean(far_matches),
+            "random_far_mean_match": _mean(random_matches),
+        }
+    return result
+
+
+def print_table(result, out=sys.stdout):
+    print(
+        f"{result['sequences']} sequences with planted positions, AUPRC {result['auprc']:.3f}",
+        file=out,
+    )
+    print("| P(positive) | sequences | AUPRC |\n|---|---|---|", file=out)
+    for row in result["by_confidence"]:
+        lo, hi = row["p_positive"]
+        shown = "-" if row["auprc"] is None else f"{row['auprc']:.3f}"
+        print(f"| {lo:.1f}-{hi:.1f} | {row['n']} | {shown} |", file=out)
+    print(
+        f"false positives in each top k: {result['false_positives_in_top_k_per_sequence']:.2f} per "
+        f"sequence, {result['false_positive_share_at_least_10_nt_away']:.0%} of them >= {FAR} nt "
+        "from the planted interval",
+        file=out,
+    )
+    print(
+        f"median rank: edge bases {result['median_rank_edge']:.0f}, inner bases "
+        f"{result['median_rank_inner']:.0f}",
+        file=out,
+    )
+    match = result.get("motif_match")
+    if match and match["far_false_positives"]:
+        print(
+            f"far false positives covered by a window matching a consensus at >= "
+            f"{match['bases_needed']} bases: {match['far_false_positive_share']:.0%} (random far "
+            f"positions: {match['random_far_share']:.0%}); mean best match "
+            f"{match['far_false_positive_mean_match']:.2f} vs {match['random_far_mean_match']:.2f}",
+            file=out,
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("importance", help="importance.npz written by attngen explain")
+    parser.add_argument("planted", help="planted.csv (id,start,end)")
+    parser.add_argument("--motifs", nargs="*", default=[], help="the planted consensus sequences")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    with np.load(args.importance, allow_pickle=False) as arrays:
+        importance = {key: arrays[key] for key in arrays.files}
+    result = analyse(importance, pd.read_csv(args.planted), [m.upper() for m in args.motifs])
+    print_table(result)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
