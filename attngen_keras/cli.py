@@ -227,6 +227,11 @@ def _parser():
         "(1: the mean alone)",
     )
     attn.add_argument(
+        "--attention-window-pooling",
+        choices=["mean", "log_mean_exp"],
+        help="how a window pools the logits: their mean, or log_mean_exp (a soft maximum)",
+    )
+    attn.add_argument(
         "--normalization",
         choices=["softmax", "sigmoid", "sparsemax"],
         help="attention weights: softmax, per-position sigmoid gates, or sparsemax (exact zeros; "
@@ -597,7 +602,7 @@ def _train(args):
         raise ValueError("--filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
     attention = _given(
         args, "mask_on", "inference", "temperature", "attention_window", "attention_window_weight",
-        "attention_entropy_weight", "stem_activation", "faithfulness_weight",
+        "attention_window_pooling", "attention_entropy_weight", "stem_activation", "faithfulness_weight",
         "faithfulness_fraction", "faithfulness_batch_fraction", "normalization",
         "faithfulness_target",
     )  # fmt: skip

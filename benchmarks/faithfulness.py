@@ -32,7 +32,8 @@ stem features, no faithfulness loss), `paper_hard` (the same, hard top-k kept
 at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
 `faithful` (the default: attention on nucleotides + faithfulness loss, each
-logit a quarter its own and three quarters its 9-nt window mean), `faithful_nowindow` (the
+logit a quarter its own and three quarters its 9-nt window mean), `faithful_lme`
+(the same with the window's log-mean-exp, a soft maximum, instead of its mean), `faithful_nowindow` (the
 default before the window: own logits only, loss weight 2; the `faithful`
 rows of results written before 2026-11-26 are this configuration), `faithful_hard`,
 `faithful_exp` (exponential stem activation), `motif` (the `motif` preset:
@@ -89,6 +90,7 @@ VARIANTS = {
     "nucleotides": ("attngen", "faithful", {"faithfulness_weight": 0.0}),
     "faithful_features": ("attngen", "paper", {"faithfulness_weight": 2.0}),
     "faithful": ("attngen", "faithful", {}),
+    "faithful_lme": ("attngen", "faithful", {"attention_window_pooling": "log_mean_exp"}),
     "faithful_nowindow": (
         "attngen",
         "faithful",
@@ -295,10 +297,10 @@ def stale_options(variant, run):
     stale = []
     for key, value in today.items():
         was = trained.get(key, defaults.get(key))
-        if key == "attention_window_weight" and today.get("attention_window") == 1 == (
-            trained.get("attention_window", defaults["attention_window"])
-        ):
-            continue  # a window of one position is the own logit, whatever the weight
+        if key in ("attention_window_weight", "attention_window_pooling") and today.get(
+            "attention_window"
+        ) == 1 == trained.get("attention_window", defaults["attention_window"]):
+            continue  # a window of one position is the own logit, whatever the weight and pooling
         if not _same(value, was):
             stale.append(f"{key}: {was!r} -> {value!r}")
     return stale

@@ -91,6 +91,7 @@ def test_default_has_two_scale_logits_and_motif_preset_the_window_mean_alone():
 
     assert PRESETS["faithful"]["attention_window"] == 9
     assert PRESETS["faithful"]["attention_window_weight"] == 0.75
+    assert PRESETS["faithful"]["attention_window_pooling"] == "mean"
     assert PRESETS["motif"] == {**PRESETS["faithful"], "attention_window_weight": 1.0}
     default = build_attngen(40, 2)
     assert (default.attention_window, default.attention_window_weight) == (9, 0.75)
@@ -139,3 +140,86 @@ def test_attngen_attention_window_weight_round_trips_and_parses(tmp_path):
     assert args.attention_window_weight == 0.5
     with pytest.raises(SystemExit):
         _parser().parse_args([*argv, "--attention-window-weight", "1.5"])
+
+
+def _brute_window_log_mean_exp(values, valid, window):
+    half = window // 2
+    out = np.full_like(values, np.nan)
+    for b in range(values.shape[0]):
+        for i in range(values.shape[1]):
+            lo, hi = max(0, i - half), min(values.shape[1], i + half + 1)
+            w = valid[b, lo:hi].astype("float64")
+            if w.sum():
+                out[b, i] = np.log((np.exp(values[b, lo:hi].astype("float64")) * w).sum() / w.sum())
+    return out
+
+
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_window_log_mean_exp_matches_a_loop_with_padding(window):
+    from attngen_keras.layers.saliency_mask import window_log_mean_exp
+
+    rng = np.random.default_rng(window)
+    values = (rng.normal(size=(3, 12)) * 30).astype("float32")  # exp would overflow unshifted
+    values[2, 4] = 95.0
+    valid = np.ones((3, 12), "float32")
+    valid[1, 9:] = 0.0  # padding at the end of row 1 (its values must not count)
+    values[1, 9:] = 500.0
+    got = np.asarray(window_log_mean_exp(values, valid, window))
+    expected = _brute_window_log_mean_exp(values, valid, window)
+    real = ~np.isnan(expected)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-4)
+    # a soft maximum: between the window's mean and its maximum
+    mean = _brute_window_mean(values, valid, window)
+    assert np.all(got[real] >= mean[real] - 1e-3)
+    top = np.array([[(values[b, max(0, i - window // 2) : i + window // 2 + 1]
+                      + np.where(valid[b, max(0, i - window // 2) : i + window // 2 + 1] > 0, 0, -1e9)
+                      ).max() for i in range(12)] for b in range(3)])  # fmt: skip
+    assert np.all(got[real] <= top[real] + 1e-3)
+
+
+def test_window_pooling_log_mean_exp_mixes_like_the_mean():
+    from attngen_keras.cli import _parser
+
+    features, valid, raw, raw_logits = _features_and_raw_logits(3, 12, 1, 9)
+    pooled = _brute_window_log_mean_exp(raw_logits, valid, 5)
+    layer = SaliencyMask(
+        attention_units=4, return_scores=True, window=5, window_weight=0.75,
+        window_pooling="log_mean_exp",
+    )  # fmt: skip
+    layer([features, valid])
+    layer.set_weights(raw.get_weights())
+    got = np.asarray(layer.attention_logits(features, valid > 0))
+    real = valid > 0
+    expected = 0.25 * raw_logits + 0.75 * pooled
+    np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="window_pooling"):
+        SaliencyMask(window=3, window_pooling="max")
+    assert SaliencyMask().window_pooling == "mean"  # layers saved before the option: the mean
+    config = layer.get_config()
+    assert SaliencyMask.from_config(config).window_pooling == "log_mean_exp"
+    del config["window_pooling"]
+    assert SaliencyMask.from_config(config).window_pooling == "mean"
+    argv = ["train", "--data", "x.csv", "--out", "r"]
+    args = _parser().parse_args([*argv, "--attention-window-pooling", "log_mean_exp"])
+    assert args.attention_window_pooling == "log_mean_exp"
+    with pytest.raises(SystemExit):
+        _parser().parse_args([*argv, "--attention-window-pooling", "max"])
+
+
+def test_attngen_window_pooling_round_trips_through_a_keras_file(tmp_path):
+    model = build_attngen(40, 2, attention_window=5, attention_window_pooling="mean", seed=0)
+    assert model.get_layer("saliency_mask").window_pooling == "mean"
+    model = build_attngen(40, 2, attention_window=5, attention_window_pooling="log_mean_exp")
+    assert model.get_layer("saliency_mask").window_pooling == "log_mean_exp"
+    assert AttnGen.from_config(model.get_config()).attention_window_pooling == "log_mean_exp"
+    x = np.eye(4, dtype="float32")[np.random.default_rng(1).integers(0, 4, (4, 40))]
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.attention_window_pooling == "log_mean_exp"
+    np.testing.assert_allclose(
+        np.asarray(loaded.nucleotide_attention(x)),
+        np.asarray(model.nucleotide_attention(x)),
+        atol=1e-6,
+    )

@@ -10,6 +10,7 @@ _FLOOR_EPSILON = 1e-4
 _NEG_LARGE = -1e9
 INFERENCE_MODES = ("soft", "hard")
 NORMALIZATIONS = ("softmax", "sigmoid", "sparsemax")
+WINDOW_POOLINGS = ("mean", "log_mean_exp")
 
 
 def lowest_fraction_mask(ranking, is_valid, fraction):
@@ -65,6 +66,45 @@ def window_mean(values, weights, window):
     sums = ops.conv(ops.expand_dims(values, -1), kernel, padding="same")
     counts = ops.conv(ops.expand_dims(weights, -1), kernel, padding="same")
     return ops.squeeze(sums / ops.maximum(counts, 1e-6), -1)
+
+
+def window_log_mean_exp(values, weights, window):
+    """`(batch, length)` log of the weighted mean of `exp(values)` over the `window` centred on each position.
+
+    A soft maximum of the window: between its mean (for close values) and its
+    maximum (for one value far above the others), so that a position next to
+    a strong peak is pulled up towards it more than by the mean. Positions
+    past either end, and those of weight 0, do not count; 0 where the window
+    holds no weight. Each window is shifted by its own maximum, so it neither
+    overflows nor underflows.
+
+    Example:
+
+    >>> v = keras.ops.convert_to_tensor([[0.0, 0.0, 6.0, 9.0]])
+    >>> w = keras.ops.convert_to_tensor([[1.0, 1.0, 1.0, 0.0]])
+    >>> keras.ops.convert_to_numpy(window_log_mean_exp(v, w, 3)).astype(float).round(2).tolist()
+    [[0.0, 4.91, 5.31, 6.0]]
+    """
+    values = ops.cast(values, "float32")
+    weights = ops.cast(weights, "float32")
+    half = window // 2
+    padded_values = ops.pad(values, [[0, 0], [half, half]])
+    padded_weights = ops.pad(weights, [[0, 0], [half, half]])
+
+    def shifted(padded, k):  # the window's k-th position for every centre
+        stop = k - (window - 1)
+        return padded[:, k:stop] if stop < 0 else padded[:, k:]
+
+    stacked = ops.stack([shifted(padded_values, k) for k in range(window)], axis=-1)
+    counted = ops.stack([shifted(padded_weights, k) for k in range(window)], axis=-1)
+    present = counted > 0
+    top = ops.max(ops.where(present, stacked, -3.0e38), axis=-1, keepdims=True)
+    top = ops.stop_gradient(ops.where(top > -1.0e38, top, 0.0))
+    terms = ops.where(present, ops.exp(ops.minimum(stacked - top, 0.0)), 0.0) * counted
+    total = ops.sum(counted, axis=-1)
+    mean_exp = ops.sum(terms, axis=-1) / ops.maximum(total, 1e-6)
+    pooled = ops.squeeze(top, -1) + ops.log(ops.maximum(mean_exp, 1e-30))
+    return ops.where(total > 0, pooled, 0.0)
 
 
 def sparsemax(logits, is_valid):
@@ -144,7 +184,11 @@ class SaliencyMask(keras.layers.Layer):
     positions, such as a whole motif, rather than isolated ones). With
     `window_weight = a < 1` it is `(1 - a) * raw + a * window mean`: a
     two-scale logit, so that a single position can still stand out of its
-    neighbourhood.
+    neighbourhood. With `window_pooling="log_mean_exp"` the window's mean
+    is taken of `exp(logits)` (then the log): a soft maximum of the window,
+    so that every position near a strong peak, such as a motif's edge next
+    to its core, scores close to the peak, and a run of middling logits
+    (a partial match) does not.
 
     The attention can be computed from other features than the ones it
     masks: with inputs `[values, valid, context]` the logits come from
@@ -179,6 +223,8 @@ class SaliencyMask(keras.layers.Layer):
         window: odd width of the logit smoothing (1: none; see above).
         window_weight: weight in `[0, 1]` of the window mean against the raw
             logit (1: the window mean alone; see above).
+        window_pooling: `"mean"` of the window's logits or `"log_mean_exp"`
+            (their soft maximum; see above).
         entropy_weight: weight (>= 0) of the entropy penalty on the scores
             in training (0: none; see above).
         **kwargs: standard `keras.layers.Layer` arguments.
@@ -212,6 +258,7 @@ class SaliencyMask(keras.layers.Layer):
         window=1,
         window_weight=1.0,
         entropy_weight=0.0,
+        window_pooling="mean",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -230,6 +277,10 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(f"window must be an odd integer >= 1, got {window}")
         if not 0.0 <= float(window_weight) <= 1.0:
             raise ValueError(f"window_weight must be in [0, 1], got {window_weight}")
+        if window_pooling not in WINDOW_POOLINGS:
+            raise ValueError(
+                f"window_pooling must be one of {WINDOW_POOLINGS}, got {window_pooling!r}"
+            )
         if not 0.0 <= float(entropy_weight) < float("inf"):
             raise ValueError(f"entropy_weight must be finite and >= 0, got {entropy_weight}")
         if not float(temperature) > 0:
@@ -242,6 +293,7 @@ class SaliencyMask(keras.layers.Layer):
         self.normalization = normalization
         self.window = int(window)
         self.window_weight = float(window_weight)
+        self.window_pooling = window_pooling
         self.entropy_weight = float(entropy_weight)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
@@ -306,7 +358,10 @@ class SaliencyMask(keras.layers.Layer):
         if valid is None:
             valid = ops.ones_like(logits)
         valid = ops.cast(valid, "float32")
-        smooth = window_mean(logits * valid, valid, self.window)
+        if self.window_pooling == "log_mean_exp":
+            smooth = window_log_mean_exp(logits, valid, self.window)
+        else:
+            smooth = window_mean(logits * valid, valid, self.window)
         if self.window_weight == 1.0:
             return smooth
         return (1.0 - self.window_weight) * logits + self.window_weight * smooth
@@ -380,6 +435,7 @@ class SaliencyMask(keras.layers.Layer):
                 "normalization": self.normalization,
                 "window": self.window,
                 "window_weight": self.window_weight,
+                "window_pooling": self.window_pooling,
                 "entropy_weight": self.entropy_weight,
             }
         )
