@@ -229,7 +229,8 @@ def _parser():
     attn.add_argument(
         "--attention-window-pooling",
         choices=["mean", "log_mean_exp"],
-        help="how a window pools the logits: their mean, or log_mean_exp (a soft maximum)",
+        help="how a window pools the logits: their mean, or log_mean_exp (a soft maximum: "
+        "motif-shaped maps, less reliable on compositional tasks)",
     )
     attn.add_argument(
         "--normalization",

@@ -5,6 +5,7 @@ import ctypes
 import dataclasses
 import errno
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -550,10 +551,21 @@ def _as_started(model, out):
     """`model`, or the model the run in `out` started with when this version's preset differs.
 
     Runs written before `model_options` was stored resume with today's options.
+    An option added since the run started had the `AttnGen` constructor's
+    default then (options are only ever added with the old behaviour as default).
     """
     started = read_json(out / CONFIG_FILE, "run configuration").get("model_options")
     now = model_options(model)
-    if started is None or now is None or started == now:
+    if started is None or now is None:
+        return model
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(AttnGen.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    started = {**{k: defaults[k] for k in now if k not in started and k in defaults}, **started}
+    started = json.loads(json.dumps(started))
+    if started == now:
         return model
     changed = "; ".join(
         f"{key}: {started.get(key)!r} (now {now.get(key)!r})"
@@ -1543,6 +1555,7 @@ __all__ = [
     "format_metrics",
     "data_fingerprint",
     "warn_split_overlap",
+    "label_with_predictions",
     "load_unlabeled_sequences",
     "load_model_file",
     "load_run",

@@ -223,3 +223,38 @@ def test_attngen_window_pooling_round_trips_through_a_keras_file(tmp_path):
         np.asarray(model.nucleotide_attention(x)),
         atol=1e-6,
     )
+
+
+def _analytic_log_mean_exp_gradient(values, valid, window, upstream):
+    """d sum(upstream * log_mean_exp) / d values: each window's softmax weights, summed."""
+    half = window // 2
+    grad = np.zeros_like(values, dtype="float64")
+    for b in range(values.shape[0]):
+        for i in range(values.shape[1]):
+            lo, hi = max(0, i - half), min(values.shape[1], i + half + 1)
+            w = valid[b, lo:hi].astype("float64")
+            if not w.sum():
+                continue
+            e = np.exp(values[b, lo:hi].astype("float64") - values[b, lo:hi].max()) * w
+            grad[b, lo:hi] += upstream[b, i] * e / e.sum()
+    return grad
+
+
+def test_window_log_mean_exp_gradient_is_the_windows_softmax():
+    import tensorflow as tf
+
+    from attngen_keras.layers.saliency_mask import window_log_mean_exp
+
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(2, 10)).astype("float32") * 3
+    values[0, 4] = values[0, 5]  # a tie for a window's maximum
+    valid = np.ones((2, 10), "float32")
+    valid[1, 7:] = 0.0
+    upstream = rng.normal(size=(2, 10)).astype("float32") * valid
+    x = tf.Variable(values)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(window_log_mean_exp(x, valid, 3) * upstream)
+    got = tape.gradient(loss, x).numpy()
+    expected = _analytic_log_mean_exp_gradient(values, valid, 3, upstream)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.all(got[1, 7:] == 0.0)  # padding takes no gradient

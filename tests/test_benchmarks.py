@@ -456,3 +456,20 @@ def test_planted_errors_on_hand_built_maps(tmp_path, capsys):
     assert planted_errors.best_match("GGACGAGG", 5, ["TTTT", "ACGA"]) == 4
     planted_errors.print_table(result)
     assert "AUPRC" in capsys.readouterr().out
+    # a perfect map (no false positive at all) and padding past a shorter sequence
+    scores[1] = scores[0]
+    importance["sequences"] = np.array([a, b[:25], background])
+    scores[1, 25:] = 9.0  # padding: not a position of the sequence
+    result = planted_errors.analyse(importance, planted, [motif])
+    assert result["auprc"] == pytest.approx(1.0)
+    assert result["false_positives_in_top_k_per_sequence"] == 0.0
+    assert result["false_positive_share_at_least_10_nt_away"] is None
+    planted_errors.print_table(result)
+    assert "of them >= 10 nt" in capsys.readouterr().out
+    # through the command line, with the ground truth as BED (read like explain reads it)
+    path = tmp_path / "importance.npz"
+    np.savez(path, **importance)
+    bed = tmp_path / "planted.bed"
+    bed.write_text("a\t10\t20\nb\t10\t20\n")
+    assert planted_errors.main([str(path), str(bed), "--out", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["auprc"] == pytest.approx(1.0)

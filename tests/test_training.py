@@ -385,3 +385,23 @@ def test_a_run_dir_in_use_by_a_live_process_is_refused(motif_csv, tmp_path):
     # the same lock left by a process that is gone is stale: training goes ahead, then releases it
     metrics = train(config, verbose=0)
     assert metrics["test"]["n"] == 320 and not (out / ".lock").exists()
+
+
+def test_resume_fills_options_added_since_the_run_started_with_their_defaults(tmp_path, capsys):
+    from attngen_keras.models import build_attngen
+    from attngen_keras.training import _as_started, model_options
+
+    out = tmp_path / "run"
+    out.mkdir()
+    model = build_attngen(40, 2, filters=8)
+    started = model_options(model)
+    del started["attention_window_pooling"]  # a run started before the option existed
+    (out / "config.json").write_text(json.dumps({"model_options": started}))
+    assert _as_started(model, out) is model  # the same model: nothing to say
+    assert capsys.readouterr().err == ""
+    started["temperature"] = 2.0  # a real difference is still kept, and only it is named
+    (out / "config.json").write_text(json.dumps({"model_options": started}))
+    resumed = _as_started(model, out)
+    err = capsys.readouterr().err
+    assert "temperature: 2.0 (now 1.0)" in err and "attention_window_pooling" not in err
+    assert resumed.temperature == 2.0 and resumed.attention_window_pooling == "mean"

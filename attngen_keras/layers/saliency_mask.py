@@ -100,7 +100,9 @@ def window_log_mean_exp(values, weights, window):
     present = counted > 0
     top = ops.max(ops.where(present, stacked, -3.0e38), axis=-1, keepdims=True)
     top = ops.stop_gradient(ops.where(top > -1.0e38, top, 0.0))
-    terms = ops.where(present, ops.exp(ops.minimum(stacked - top, 0.0)), 0.0) * counted
+    # absent entries: exp(0) times weight 0. (No `minimum(., 0)` here: at the window's
+    # maximum it would tie, and JAX and torch split a tie's gradient in half.)
+    terms = ops.exp(ops.where(present, stacked - top, 0.0)) * counted
     total = ops.sum(counted, axis=-1)
     mean_exp = ops.sum(terms, axis=-1) / ops.maximum(total, 1e-6)
     pooled = ops.squeeze(top, -1) + ops.log(ops.maximum(mean_exp, 1e-30))
@@ -223,10 +225,10 @@ class SaliencyMask(keras.layers.Layer):
         window: odd width of the logit smoothing (1: none; see above).
         window_weight: weight in `[0, 1]` of the window mean against the raw
             logit (1: the window mean alone; see above).
-        window_pooling: `"mean"` of the window's logits or `"log_mean_exp"`
-            (their soft maximum; see above).
         entropy_weight: weight (>= 0) of the entropy penalty on the scores
             in training (0: none; see above).
+        window_pooling: `"mean"` of the window's logits or `"log_mean_exp"`
+            (their soft maximum; see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
