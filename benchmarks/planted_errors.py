@@ -1,11 +1,12 @@
 """Where an attention map loses AUPRC against planted positions.
 
 Reads the `importance.npz` that `attngen explain RUN --ground-truth planted.csv`
-wrote and, for the sequences with planted positions, prints a table and writes
-JSON with:
+wrote (a binary run) and, for the sequences with planted positions, prints a
+table and writes JSON with:
 
-- the per-sequence AUPRC (as `explain` reports it) by the model's confidence
-  in the positive class (a missed motif cannot be localized);
+- the per-sequence AUPRC over the real positions (as `explain` reports it) by
+  the model's probability of the second class, the positive one (a missed
+  motif cannot be localized);
 - the false positives among each sequence's top-k positions (k = its number
   of planted positions): how far they lie from the planted interval, and, for
   those 10 nt or more away, how well the sequence around them matches a
@@ -22,8 +23,9 @@ import json
 import sys
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import average_precision_score
+
+from attngen_keras.explain.ground_truth import read_intervals
 
 FAR = 10  # nt: a false positive this far from the planted interval is not an edge effect
 CONFIDENCE_BINS = ((0.0, 0.5), (0.5, 0.9), (0.9, 1.0))
@@ -43,8 +45,20 @@ def _mean(values):
     return float(np.mean(values)) if len(values) else None
 
 
+def _median(values):
+    return float(np.median(values)) if len(values) else None
+
+
 def analyse(importance, planted, motifs, seed=0):
-    """The figures described in the module docstring, as a dict."""
+    """The figures described in the module docstring, as a dict.
+
+    Args:
+        importance: the arrays of `importance.npz` (`ids`, `scores`,
+            `sequences`, `probs`).
+        planted: `id, start, end` rows (`read_intervals`).
+        motifs: the planted consensus sequences (may be empty).
+        seed: seeds the random far positions.
+    """
     rng = np.random.default_rng(seed)
     intervals = {}
     for row in planted.itertuples():
@@ -55,11 +69,13 @@ def analyse(importance, planted, motifs, seed=0):
         record_id = str(record_id)
         if record_id not in intervals:
             continue
-        scores = importance["scores"][i]
         sequence = str(importance["sequences"][i])
+        scores = importance["scores"][i][: len(sequence)]  # the real positions, not padding
         truth = np.zeros(len(scores), bool)
         for start, end in intervals[record_id]:
             truth[start:end] = True
+        if truth.all() or not truth.any():
+            continue  # nothing to rank against (as explain's localization skips it)
         aps.append(average_precision_score(truth, scores))
         probs = np.atleast_1d(importance["probs"][i])
         confidence.append(float(probs[-1]))
@@ -84,7 +100,7 @@ def analyse(importance, planted, motifs, seed=0):
     aps, confidence, distances = np.array(aps), np.array(confidence), np.array(distances)
     result = {
         "sequences": len(aps),
-        "auprc": float(aps.mean()),
+        "auprc": _mean(aps),
         "by_confidence": [
             {
                 "p_positive": [lo, hi],
@@ -98,8 +114,8 @@ def analyse(importance, planted, motifs, seed=0):
         "false_positive_share_at_least_10_nt_away": float(np.mean(distances >= FAR))
         if len(distances)
         else None,
-        "median_rank_edge": float(np.median(edge_ranks)),
-        "median_rank_inner": float(np.median(inner_ranks)),
+        "median_rank_edge": _median(edge_ranks),
+        "median_rank_inner": _median(inner_ranks),
     }
     if motifs:
         threshold = int(np.ceil(0.7 * min(map(len, motifs))))
@@ -114,25 +130,29 @@ def analyse(importance, planted, motifs, seed=0):
     return result
 
 
+def _shown(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
 def print_table(result, out=sys.stdout):
     print(
-        f"{result['sequences']} sequences with planted positions, AUPRC {result['auprc']:.3f}",
+        f"{result['sequences']} sequences with planted positions, AUPRC "
+        f"{_shown(result['auprc'], '.3f')}",
         file=out,
     )
     print("| P(positive) | sequences | AUPRC |\n|---|---|---|", file=out)
     for row in result["by_confidence"]:
         lo, hi = row["p_positive"]
-        shown = "-" if row["auprc"] is None else f"{row['auprc']:.3f}"
-        print(f"| {lo:.1f}-{hi:.1f} | {row['n']} | {shown} |", file=out)
+        print(f"| {lo:.1f}-{hi:.1f} | {row['n']} | {_shown(row['auprc'], '.3f')} |", file=out)
     print(
         f"false positives in each top k: {result['false_positives_in_top_k_per_sequence']:.2f} per "
-        f"sequence, {result['false_positive_share_at_least_10_nt_away']:.0%} of them >= {FAR} nt "
-        "from the planted interval",
+        f"sequence, {_shown(result['false_positive_share_at_least_10_nt_away'], '.0%')} of them "
+        f">= {FAR} nt from the planted interval",
         file=out,
     )
     print(
-        f"median rank: edge bases {result['median_rank_edge']:.0f}, inner bases "
-        f"{result['median_rank_inner']:.0f}",
+        f"median rank: edge bases {_shown(result['median_rank_edge'], '.0f')}, inner bases "
+        f"{_shown(result['median_rank_inner'], '.0f')}",
         file=out,
     )
     match = result.get("motif_match")
@@ -140,8 +160,9 @@ def print_table(result, out=sys.stdout):
         print(
             f"far false positives covered by a window matching a consensus at >= "
             f"{match['bases_needed']} bases: {match['far_false_positive_share']:.0%} (random far "
-            f"positions: {match['random_far_share']:.0%}); mean best match "
-            f"{match['far_false_positive_mean_match']:.2f} vs {match['random_far_mean_match']:.2f}",
+            f"positions: {_shown(match['random_far_share'], '.0%')}); mean best match "
+            f"{match['far_false_positive_mean_match']:.2f} vs "
+            f"{_shown(match['random_far_mean_match'], '.2f')}",
             file=out,
         )
 
@@ -149,17 +170,17 @@ def print_table(result, out=sys.stdout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("importance", help="importance.npz written by attngen explain")
-    parser.add_argument("planted", help="planted.csv (id,start,end)")
+    parser.add_argument("planted", help="ground truth: planted.csv (id,start,end), TSV or BED")
     parser.add_argument("--motifs", nargs="*", default=[], help="the planted consensus sequences")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
     with np.load(args.importance, allow_pickle=False) as arrays:
         importance = {key: arrays[key] for key in arrays.files}
-    result = analyse(importance, pd.read_csv(args.planted), [m.upper() for m in args.motifs])
-    print_table(result)
-    if args.out:
+    result = analyse(importance, read_intervals(args.planted), [m.upper() for m in args.motifs])
+    if args.out:  # written first: the table is only a view of it
         with open(args.out, "w") as handle:
             json.dump(result, handle, indent=2)
+    print_table(result)
     return 0
 
 
