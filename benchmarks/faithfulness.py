@@ -142,7 +142,13 @@ PLANTED_SETS = {
     # made after the default's window weight was chosen on planted95, to check it once on
     # motifs and sequences it was not chosen on
     "heldout95": (("CATTGCGGTA", "TTAGGCACCT"), 0.95, 29),
+    # made 2026-11-28, once heldout95 had been looked at for the soft-maximum window (motifs
+    # drawn by numpy's default_rng(20261128)); no run has used it yet: the next change of the
+    # default is checked on it once, after the choice
+    "heldout95b": (("ATGGTGTCGC", "CTGGCGGCTT"), 0.95, 41),
 }
+# run only when named in --datasets, so that a full run does not spend them
+RESERVED_SETS = ("heldout95b",)
 
 
 def planted_dataset(root, n=5000, length=200, seed=7, motifs=PLANTED_SETS["planted"][0], main=0.85):
@@ -414,7 +420,10 @@ def plot_tradeoff(summary, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--datasets", nargs="+", help="subset of: human_or_fungus nontata planted planted95"
+        "--datasets",
+        nargs="+",
+        help="subset of: human_or_fungus nontata planted planted95 heldout95 (default: all "
+        "of these); heldout95b (reserved: run only when named)",
     )
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -439,6 +448,8 @@ def main(argv=None):
             print(f"unknown or unavailable datasets: {sorted(unknown)}", file=sys.stderr)
             return 2
         selected = [d for d in selected if d.name in args.datasets]
+    else:
+        selected = [d for d in selected if d.name not in RESERVED_SETS]
     frame = run_all(selected, args.variants, args.seeds, args.work, args.n, args.finished_only)
     summary = summarize(frame)
     out = Path(args.out)

@@ -297,6 +297,26 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
         faithfulness.run_all([dataset], ["paper"], [0, 1], tmp_path, 10)
 
 
+def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monkeypatch):
+    names = ["planted95", "heldout95", "heldout95b"]
+    monkeypatch.setattr(
+        faithfulness, "datasets",
+        lambda work, quick: [faithfulness.Dataset(n, ["unused.csv"]) for n in names],
+    )  # fmt: skip
+    chosen = []
+
+    def stop(selected, *args, **kwargs):
+        chosen.append([d.name for d in selected])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faithfulness, "run_all", stop)
+    assert "heldout95b" in faithfulness.RESERVED_SETS
+    for argv in ([], ["--datasets", "heldout95b"]):
+        with pytest.raises(KeyboardInterrupt):
+            faithfulness.main([*argv, "--work", str(tmp_path), "--out", str(tmp_path)])
+    assert chosen == [["planted95", "heldout95"], ["heldout95b"]]
+
+
 def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_path):
     import re
     import zipfile
