@@ -51,17 +51,23 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_recalibration_pass_matches_the_eager_passes(backend):
-    """JAX: a jitted pass that carries the statistics; torch: a pass without autograd."""
+def _run_on_backend(backend, script, *args):
+    """Runs `script` in a subprocess with `KERAS_BACKEND=backend`; it must end by printing `ok`."""
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
     env = {**os.environ, "KERAS_BACKEND": backend}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
-    )
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith(f"ok {backend}")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_recalibration_pass_matches_the_eager_passes(backend):
+    """JAX: a jitted pass that carries the statistics; torch: a pass without autograd."""
+    _run_on_backend(backend, SCRIPT)
 
 
 IMPORTANCE_SCRIPT = textwrap.dedent(
@@ -109,13 +115,7 @@ def test_gradients_and_ism_on_other_backends_equal_tensorflows(backend, tmp_path
         for method in ("saliency", "input_x_gradient", "ism"):
             reference[f"{name}_{method}"] = importance_scores(model, x, method, batch_size=4)
     np.savez(tmp_path / "reference.npz", **reference)
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORTANCE_SCRIPT, str(tmp_path), str(tmp_path / "reference.npz")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith(f"ok {backend}")
+    _run_on_backend(backend, IMPORTANCE_SCRIPT, tmp_path, tmp_path / "reference.npz")
 
 
 WINDOW_SCRIPT = textwrap.dedent(
@@ -158,11 +158,4 @@ WINDOW_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_window_log_mean_exp_gradient_on_other_backends(backend):
     """Each window's maximum takes its whole gradient (JAX and torch split a tied minimum's)."""
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    result = subprocess.run(
-        [sys.executable, "-c", WINDOW_SCRIPT], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith(f"ok {backend}")
+    _run_on_backend(backend, WINDOW_SCRIPT)
