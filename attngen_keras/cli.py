@@ -48,6 +48,10 @@ def _non_negative_float(text):
     return _float_argument(text, lambda v: 0.0 <= v < float("inf"), "must be a finite number >= 0")
 
 
+def _positive_float(text):
+    return _float_argument(text, lambda v: 0.0 < v < float("inf"), "must be a finite number > 0")
+
+
 def _unit_interval(text):
     return _float_argument(text, lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
 
@@ -232,6 +236,11 @@ def _parser():
         help="how a window pools the logits: their mean, or log_mean_exp (a soft maximum: "
         "motif-shaped maps, less reliable on compositional tasks)",
     )
+    attn.add_argument(
+        "--attention-window-sharpness", type=_positive_float,
+        help="b of the log_mean_exp pooling, log(mean(exp(b * logits))) / b "
+        "(large: the window's maximum; towards 0: its mean; default 1)",
+    )  # fmt: skip
     attn.add_argument(
         "--normalization",
         choices=["softmax", "sigmoid", "sparsemax"],
@@ -603,7 +612,7 @@ def _train(args):
         raise ValueError("--filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
     attention = _given(
         args, "mask_on", "inference", "temperature", "attention_window", "attention_window_weight",
-        "attention_window_pooling", "attention_entropy_weight", "stem_activation", "faithfulness_weight",
+        "attention_window_pooling", "attention_window_sharpness", "attention_entropy_weight", "stem_activation", "faithfulness_weight",
         "faithfulness_fraction", "faithfulness_batch_fraction", "normalization",
         "faithfulness_target",
     )  # fmt: skip

@@ -33,7 +33,8 @@ at inference), `nucleotides` (attention on the nucleotides, no faithfulness
 loss), `faithful_features` (faithfulness loss, attention on stem features),
 `faithful` (the default: attention on nucleotides + faithfulness loss, each
 logit a quarter its own and three quarters its 9-nt window mean), `faithful_lme`
-(the same with the window's log-mean-exp, a soft maximum, instead of its mean), `faithful_nowindow` (the
+(the same with the window's log-mean-exp, a soft maximum, instead of its mean),
+`faithful_lme05` (the same at sharpness 0.5, between the two), `faithful_nowindow` (the
 default before the window: own logits only, loss weight 2; the `faithful`
 rows of results written before 2026-11-26 are this configuration), `faithful_hard`,
 `faithful_exp` (exponential stem activation), `motif` (the `motif` preset:
@@ -91,6 +92,11 @@ VARIANTS = {
     "faithful_features": ("attngen", "paper", {"faithfulness_weight": 2.0}),
     "faithful": ("attngen", "faithful", {}),
     "faithful_lme": ("attngen", "faithful", {"attention_window_pooling": "log_mean_exp"}),
+    "faithful_lme05": (
+        "attngen",
+        "faithful",
+        {"attention_window_pooling": "log_mean_exp", "attention_window_sharpness": 0.5},
+    ),
     "faithful_nowindow": (
         "attngen",
         "faithful",

@@ -258,3 +258,45 @@ def test_window_log_mean_exp_gradient_is_the_windows_softmax():
     expected = _analytic_log_mean_exp_gradient(values, valid, 3, upstream)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert np.all(got[1, 7:] == 0.0)  # padding takes no gradient
+
+
+def test_window_sharpness_scales_the_log_mean_exp():
+    from attngen_keras.cli import _parser
+
+    features, valid, raw, raw_logits = _features_and_raw_logits(5, 12, 0, 10)
+    for sharpness in (0.5, 3.0):
+        layer = SaliencyMask(
+            attention_units=4, return_scores=True, window=3, window_weight=0.75,
+            window_pooling="log_mean_exp", window_sharpness=sharpness,
+        )  # fmt: skip
+        layer([features, valid])
+        layer.set_weights(raw.get_weights())
+        got = np.asarray(layer.attention_logits(features, valid > 0))
+        pooled = _brute_window_log_mean_exp(raw_logits * sharpness, valid, 3) / sharpness
+        real = valid > 0
+        np.testing.assert_allclose(
+            got[real], (0.25 * raw_logits + 0.75 * pooled)[real], rtol=1e-5, atol=1e-5
+        )
+        config = layer.get_config()
+        assert SaliencyMask.from_config(config).window_sharpness == sharpness
+    # towards 0 it is the window's mean
+    from attngen_keras.layers.saliency_mask import window_log_mean_exp
+
+    tiny = np.asarray(window_log_mean_exp(raw_logits * 1e-3, valid, 3)) / 1e-3
+    real = valid > 0
+    mean = _brute_window_mean(raw_logits, valid, 3)
+    np.testing.assert_allclose(tiny[real], mean[real], atol=2e-3)
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="window_sharpness"):
+            SaliencyMask(window=3, window_pooling="log_mean_exp", window_sharpness=bad)
+    assert SaliencyMask().window_sharpness == 1.0
+    model = build_attngen(
+        40, 2, attention_window_pooling="log_mean_exp", attention_window_sharpness=0.5
+    )
+    assert model.get_layer("saliency_mask").window_sharpness == 0.5
+    assert AttnGen.from_config(model.get_config()).attention_window_sharpness == 0.5
+    argv = ["train", "--data", "x.csv", "--out", "r"]
+    args = _parser().parse_args([*argv, "--attention-window-sharpness", "0.5"])
+    assert args.attention_window_sharpness == 0.5
+    with pytest.raises(SystemExit):
+        _parser().parse_args([*argv, "--attention-window-sharpness", "0"])

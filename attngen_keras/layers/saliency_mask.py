@@ -190,7 +190,9 @@ class SaliencyMask(keras.layers.Layer):
     is taken of `exp(logits)` (then the log): a soft maximum of the window,
     so that every position near a strong peak, such as a motif's edge next
     to its core, scores close to the peak, and a run of middling logits
-    (a partial match) does not.
+    (a partial match) does not. `window_sharpness = b` makes it
+    `log(mean(exp(b * logits))) / b`: the window's maximum as `b` grows,
+    its mean as `b` goes to 0.
 
     The attention can be computed from other features than the ones it
     masks: with inputs `[values, valid, context]` the logits come from
@@ -229,6 +231,8 @@ class SaliencyMask(keras.layers.Layer):
             in training (0: none; see above).
         window_pooling: `"mean"` of the window's logits or `"log_mean_exp"`
             (their soft maximum; see above).
+        window_sharpness: `b > 0` of the log-mean-exp pooling (1: plain
+            log-mean-exp; see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -261,6 +265,7 @@ class SaliencyMask(keras.layers.Layer):
         window_weight=1.0,
         entropy_weight=0.0,
         window_pooling="mean",
+        window_sharpness=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -279,6 +284,8 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(f"window must be an odd integer >= 1, got {window}")
         if not 0.0 <= float(window_weight) <= 1.0:
             raise ValueError(f"window_weight must be in [0, 1], got {window_weight}")
+        if not 0.0 < float(window_sharpness) < float("inf"):
+            raise ValueError(f"window_sharpness must be finite and > 0, got {window_sharpness}")
         if window_pooling not in WINDOW_POOLINGS:
             raise ValueError(
                 f"window_pooling must be one of {WINDOW_POOLINGS}, got {window_pooling!r}"
@@ -296,6 +303,7 @@ class SaliencyMask(keras.layers.Layer):
         self.window = int(window)
         self.window_weight = float(window_weight)
         self.window_pooling = window_pooling
+        self.window_sharpness = float(window_sharpness)
         self.entropy_weight = float(entropy_weight)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
@@ -361,7 +369,8 @@ class SaliencyMask(keras.layers.Layer):
             valid = ops.ones_like(logits)
         valid = ops.cast(valid, "float32")
         if self.window_pooling == "log_mean_exp":
-            smooth = window_log_mean_exp(logits, valid, self.window)
+            sharpness = self.window_sharpness
+            smooth = window_log_mean_exp(logits * sharpness, valid, self.window) / sharpness
         else:
             smooth = window_mean(logits * valid, valid, self.window)
         if self.window_weight == 1.0:
@@ -438,6 +447,7 @@ class SaliencyMask(keras.layers.Layer):
                 "window": self.window,
                 "window_weight": self.window_weight,
                 "window_pooling": self.window_pooling,
+                "window_sharpness": self.window_sharpness,
                 "entropy_weight": self.entropy_weight,
             }
         )

@@ -136,6 +136,8 @@ class AttnGen(keras.Model):
             position's own logit (1: the mean alone; see `SaliencyMask`).
         attention_window_pooling: `"mean"` of the window's logits or
             `"log_mean_exp"`, their soft maximum (see `SaliencyMask`).
+        attention_window_sharpness: `b` of the log-mean-exp pooling,
+            `log(mean(exp(b * logits))) / b` (see `SaliencyMask`).
         attention_entropy_weight: weight of a training penalty on the
             normalized entropy of the attention scores (0: none; see
             `SaliencyMask(entropy_weight=...)`).
@@ -177,6 +179,7 @@ class AttnGen(keras.Model):
         attention_window_weight=1.0,
         attention_entropy_weight=0.0,
         attention_window_pooling="mean",
+        attention_window_sharpness=1.0,
         seed=None,
         backbone=None,
         name="attngen",
@@ -213,6 +216,7 @@ class AttnGen(keras.Model):
             window=attention_window,
             window_weight=attention_window_weight,
             window_pooling=attention_window_pooling,
+            window_sharpness=attention_window_sharpness,
             entropy_weight=attention_entropy_weight,
             fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
             name=SALIENCY_LAYER_NAME,
@@ -237,6 +241,7 @@ class AttnGen(keras.Model):
         self.attention_window = int(attention_window)
         self.attention_window_weight = float(attention_window_weight)
         self.attention_window_pooling = attention_window_pooling
+        self.attention_window_sharpness = float(attention_window_sharpness)
         self.attention_entropy_weight = float(attention_entropy_weight)
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
@@ -383,6 +388,7 @@ class AttnGen(keras.Model):
             "attention_window": self.attention_window,
             "attention_window_weight": self.attention_window_weight,
             "attention_window_pooling": self.attention_window_pooling,
+            "attention_window_sharpness": self.attention_window_sharpness,
             "attention_entropy_weight": self.attention_entropy_weight,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
@@ -446,6 +452,7 @@ def build_attngen(
     attention_window_weight=None,
     attention_entropy_weight=None,
     attention_window_pooling=None,
+    attention_window_sharpness=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
@@ -471,8 +478,8 @@ def build_attngen(
             `stem_activation`, `faithfulness_weight`, `faithfulness_fraction`,
             `normalization`, `faithfulness_target`,
             `faithfulness_batch_fraction`, `attention_window`,
-            `attention_window_weight`, `attention_window_pooling` and
-            `attention_entropy_weight`.
+            `attention_window_weight`, `attention_window_pooling`,
+            `attention_window_sharpness` and `attention_entropy_weight`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
@@ -498,6 +505,7 @@ def build_attngen(
         ("attention_window", attention_window),
         ("attention_window_weight", attention_window_weight),
         ("attention_window_pooling", attention_window_pooling),
+        ("attention_window_sharpness", attention_window_sharpness),
         ("attention_entropy_weight", attention_entropy_weight),
         ("faithfulness_batch_fraction", faithfulness_batch_fraction),
     ):  # fmt: skip
