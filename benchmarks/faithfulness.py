@@ -149,11 +149,11 @@ PLANTED_SETS = {
     # motifs and sequences it was not chosen on
     "heldout95": (("CATTGCGGTA", "TTAGGCACCT"), 0.95, 29),
     # made 2026-11-28, once heldout95 had been looked at for the soft-maximum window (motifs
-    # drawn by numpy's default_rng(20261128)); no run has used it yet: the next change of the
-    # default is checked on it once, after the choice
+    # drawn by numpy's default_rng(20261128)), and used the same day, once, to check the
+    # sharpness-0.5 window after it was chosen (not adopted): spent as a held-out set
     "heldout95b": (("ATGGTGTCGC", "CTGGCGGCTT"), 0.95, 41),
 }
-# run only when named in --datasets, so that a full run does not spend them
+# run only when named in --datasets, so that a full run does not spend a held-out set
 RESERVED_SETS = ("heldout95b",)
 
 
