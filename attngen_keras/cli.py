@@ -612,8 +612,8 @@ def _train(args):
         raise ValueError("--filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
     attention = _given(
         args, "mask_on", "inference", "temperature", "attention_window", "attention_window_weight",
-        "attention_window_pooling", "attention_window_sharpness", "attention_entropy_weight", "stem_activation", "faithfulness_weight",
-        "faithfulness_fraction", "faithfulness_batch_fraction", "normalization",
+        "attention_window_pooling", "attention_window_sharpness", "attention_entropy_weight",
+        "stem_activation", "faithfulness_weight", "faithfulness_fraction", "faithfulness_batch_fraction", "normalization",
         "faithfulness_target",
     )  # fmt: skip
     if args.model != "attngen" and (attention or args.preset != "faithful"):

@@ -5,7 +5,6 @@ import ctypes
 import dataclasses
 import errno
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -558,11 +557,7 @@ def _as_started(model, out):
     now = model_options(model)
     if started is None or now is None:
         return model
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(AttnGen.__init__).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+    defaults = AttnGen.option_defaults()
     started = {**{k: defaults[k] for k in now if k not in started and k in defaults}, **started}
     started = json.loads(json.dumps(started))
     if started == now:

@@ -294,18 +294,13 @@ def stale_options(variant, run):
     An option missing from an older `model.keras` had the `AttnGen` constructor's
     default then (options are only ever added with the old behaviour as default).
     """
-    import inspect
-
     from attngen_keras.models.classifiers import AttnGen
 
     today = variant_options(variant)
     trained = trained_options(run)
     if not today or trained is None:
         return []  # the CNN has no variant options; a hand-written row has no model to read
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(AttnGen.__init__).parameters.items()
-    }
+    defaults = AttnGen.option_defaults()
     stale = []
     for key, value in today.items():
         was = trained.get(key, defaults.get(key))

@@ -83,15 +83,16 @@ def analyse(importance, planted, motifs, seed=0):
         ranks = np.empty(len(scores), int)
         ranks[order] = np.arange(len(scores))
         planted_positions = np.flatnonzero(truth)
-        far_away = [p for p in range(len(scores)) if np.min(np.abs(planted_positions - p)) >= FAR]
+        # each position's distance to the nearest planted base
+        distance = np.abs(np.arange(len(scores))[:, None] - planted_positions).min(axis=1)
+        far_away = np.flatnonzero(distance >= FAR)
         for position in order[: truth.sum()]:
             if truth[position]:
                 continue
-            distance = int(np.min(np.abs(planted_positions - position)))
-            distances.append(distance)
-            if distance >= FAR and motifs:
+            distances.append(int(distance[position]))
+            if distance[position] >= FAR and motifs:
                 far_matches.append(best_match(sequence, int(position), motifs))
-        if motifs and far_away:
+        if motifs and len(far_away):
             for position in rng.choice(far_away, min(3, len(far_away)), replace=False):
                 random_matches.append(best_match(sequence, int(position), motifs))
         for start, end in intervals[record_id]:
@@ -105,15 +106,13 @@ def analyse(importance, planted, motifs, seed=0):
             {
                 "p_positive": [lo, hi],
                 "n": int(inside.sum()),
-                "auprc": float(aps[inside].mean()) if inside.any() else None,
+                "auprc": _mean(aps[inside]),
             }
             for lo, hi in CONFIDENCE_BINS
             for inside in [(confidence >= lo) & ((confidence < hi) | (hi == 1.0))]
         ],
         "false_positives_in_top_k_per_sequence": float(len(distances) / max(len(aps), 1)),
-        "false_positive_share_at_least_10_nt_away": float(np.mean(distances >= FAR))
-        if len(distances)
-        else None,
+        "false_positive_share_at_least_10_nt_away": _mean(distances >= FAR),
         "median_rank_edge": _median(edge_ranks),
         "median_rank_inner": _median(inner_ranks),
     }

@@ -1,5 +1,6 @@
 """Conv1D DNA classifiers: AttnGen, the same backbone without it, and GB's CNN."""
 
+import inspect
 import math
 
 import keras
@@ -401,6 +402,16 @@ class AttnGen(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    @classmethod
+    def option_defaults(cls):
+        """`{option: default}` of the constructor: what a config written before an option
+        existed had (options are only ever added with the old behaviour as default)."""
+        return {
+            name: parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
 
 
 def project_scores(scores, kernel_size, dilation_rate=1):
