@@ -152,9 +152,13 @@ PLANTED_SETS = {
     # drawn by numpy's default_rng(20261128)), and used the same day, once, to check the
     # sharpness-0.5 window after it was chosen (not adopted): spent as a held-out set
     "heldout95b": (("ATGGTGTCGC", "CTGGCGGCTT"), 0.95, 41),
+    # made 2026-11-28 (eleventh session) before any run on it, for one check of a window
+    # variant chosen on planted95 and human_or_fungus validation (motifs and seed drawn by
+    # numpy's default_rng(20261129))
+    "heldout95c": (("TATACCATCG", "TGTCGGTTAA"), 0.95, 96),
 }
 # run only when named in --datasets, so that a full run does not spend a held-out set
-RESERVED_SETS = ("heldout95b",)
+RESERVED_SETS = ("heldout95b", "heldout95c")
 
 
 def planted_dataset(root, n=5000, length=200, seed=7, motifs=PLANTED_SETS["planted"][0], main=0.85):
@@ -424,7 +428,7 @@ def main(argv=None):
         "--datasets",
         nargs="+",
         help="subset of: human_or_fungus nontata planted planted95 heldout95 (default: all "
-        "of these); heldout95b (reserved: run only when named)",
+        "of these); heldout95b, heldout95c (reserved: run only when named)",
     )
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -298,7 +298,7 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
 
 
 def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monkeypatch):
-    names = ["planted95", "heldout95", "heldout95b"]
+    names = ["planted95", "heldout95", "heldout95b", "heldout95c"]
     monkeypatch.setattr(
         faithfulness, "datasets",
         lambda work, quick: [faithfulness.Dataset(n, ["unused.csv"]) for n in names],
@@ -310,11 +310,11 @@ def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(faithfulness, "run_all", stop)
-    assert "heldout95b" in faithfulness.RESERVED_SETS
-    for argv in ([], ["--datasets", "heldout95b"]):
+    assert {"heldout95b", "heldout95c"} <= set(faithfulness.RESERVED_SETS)
+    for argv in ([], ["--datasets", "heldout95c"]):
         with pytest.raises(KeyboardInterrupt):
             faithfulness.main([*argv, "--work", str(tmp_path), "--out", str(tmp_path)])
-    assert chosen == [["planted95", "heldout95"], ["heldout95b"]]
+    assert chosen == [["planted95", "heldout95"], ["heldout95c"]]
 
 
 def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_path):
