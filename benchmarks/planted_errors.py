@@ -19,13 +19,13 @@ table and writes JSON with:
 """
 
 import argparse
-import json
 import sys
 
 import numpy as np
 from sklearn.metrics import average_precision_score
 
 from attngen_keras.explain.ground_truth import read_intervals
+from attngen_keras.files import write_json_atomic
 
 FAR = 10  # nt: a false positive this far from the planted interval is not an edge effect
 CONFIDENCE_BINS = ((0.0, 0.5), (0.5, 0.9), (0.9, 1.0))
@@ -176,9 +176,8 @@ def main(argv=None):
     with np.load(args.importance, allow_pickle=False) as arrays:
         importance = {key: arrays[key] for key in arrays.files}
     result = analyse(importance, read_intervals(args.planted), [m.upper() for m in args.motifs])
-    if args.out:  # written first: the table is only a view of it
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=2)
+    if args.out:  # written first (complete or not at all): the table is only a view of it
+        write_json_atomic(args.out, result)
     print_table(result)
     return 0
 

@@ -433,7 +433,7 @@ def test_backends_report_names_each_variant_against_the_same_cnn():
     )
 
 
-def test_planted_errors_on_hand_built_maps(tmp_path, capsys):
+def test_planted_errors_on_hand_built_maps(tmp_path, capsys, monkeypatch):
     planted_errors = _load("planted_errors")
     motif = "ACGTACGTAC"
     background = "T" * 30
@@ -493,3 +493,11 @@ def test_planted_errors_on_hand_built_maps(tmp_path, capsys):
     bed.write_text("a\t10\t20\nb\t10\t20\n")
     assert planted_errors.main([str(path), str(bed), "--out", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["auprc"] == pytest.approx(1.0)
+    # figures that cannot be written leave the earlier ones as they were (an open-and-dump
+    # truncated them first), and no partial file beside them
+    before = (tmp_path / "e.json").read_text()
+    monkeypatch.setattr(planted_errors, "analyse", lambda *a: {"auprc": 1.0, "bad": object()})
+    with pytest.raises(TypeError):
+        planted_errors.main([str(path), str(bed), "--out", str(tmp_path / "e.json")])
+    assert (tmp_path / "e.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.json", "importance.npz", "planted.bed"]
