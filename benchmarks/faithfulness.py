@@ -97,6 +97,11 @@ VARIANTS = {
         "faithful",
         {"attention_window_pooling": "log_mean_exp", "attention_window_sharpness": 0.5},
     ),
+    "faithful_lme_w2": (
+        "attngen",
+        "faithful",
+        {"attention_window_pooling": "log_mean_exp", "faithfulness_weight": 2.0},
+    ),
     "faithful_nowindow": (
         "attngen",
         "faithful",
