@@ -205,7 +205,8 @@ def _parser():
     attn.add_argument(
         "--preset", choices=["faithful", "motif", "paper"], default="faithful",
         help="faithful (default): attention on the nucleotides, trained so that its top positions are "
-        "necessary and sufficient; motif: the same with a 9-nt attention window (motif-shaped maps); "
+        "necessary and sufficient, each logit a quarter its own and three quarters the soft maximum "
+        "of its 9-nt window; motif: the 9-nt window mean alone (loss weight 1.5); "
         "paper: the paper's soft attention on the stem features",
     )  # fmt: skip
     attn.add_argument(
@@ -233,8 +234,9 @@ def _parser():
     attn.add_argument(
         "--attention-window-pooling",
         choices=["mean", "log_mean_exp"],
-        help="how a window pools the logits: their mean, or log_mean_exp (a soft maximum: "
-        "motif-shaped maps, less reliable on compositional tasks)",
+        help="how a window pools the logits: log_mean_exp (a soft maximum; preset faithful) or "
+        "their mean (presets motif and paper; with --faithfulness-weight 1.5: the default until "
+        "2026-11-28)",
     )
     attn.add_argument(
         "--attention-window-sharpness", type=_positive_float,
@@ -258,7 +260,7 @@ def _parser():
     )
     attn.add_argument(
         "--faithfulness-weight", type=float,
-        help="weight of the faithfulness loss (0: off; presets faithful and motif: 1.5, paper: 0)",
+        help="weight of the faithfulness loss (0: off; preset faithful: 2, motif: 1.5, paper: 0)",
     )  # fmt: skip
     attn.add_argument(
         "--faithfulness-target", choices=["uniform", "baseline"],

@@ -91,15 +91,24 @@ def test_default_has_two_scale_logits_and_motif_preset_the_window_mean_alone():
 
     assert PRESETS["faithful"]["attention_window"] == 9
     assert PRESETS["faithful"]["attention_window_weight"] == 0.75
-    assert PRESETS["faithful"]["attention_window_pooling"] == "mean"
-    assert PRESETS["motif"] == {**PRESETS["faithful"], "attention_window_weight": 1.0}
+    assert PRESETS["faithful"]["attention_window_pooling"] == "log_mean_exp"
+    assert PRESETS["faithful"]["faithfulness_weight"] == 2.0
+    # the motif preset stays the window mean alone at the loss weight it was measured with
+    assert PRESETS["motif"] == {
+        **PRESETS["faithful"],
+        "attention_window_weight": 1.0,
+        "attention_window_pooling": "mean",
+        "faithfulness_weight": 1.5,
+    }
     default = build_attngen(40, 2)
     assert (default.attention_window, default.attention_window_weight) == (9, 0.75)
     layer = default.get_layer("saliency_mask")
-    assert (layer.window, layer.window_weight) == (9, 0.75)
+    assert (layer.window, layer.window_weight, layer.window_pooling) == (9, 0.75, "log_mean_exp")
+    assert layer.window_sharpness == 1.0
     model = build_attngen(40, 2, preset="motif")
     assert model.attention_window == 9 and model.mask_on == "nucleotides"
     assert model.attention_window_weight == 1.0
+    assert model.get_layer("saliency_mask").window_pooling == "mean"
     assert build_attngen(40, 2, preset="motif", attention_window=3).attention_window == 3
     args = _parser().parse_args(["train", "--data", "x.csv", "--out", "r", "--preset", "motif"])
     assert args.preset == "motif"

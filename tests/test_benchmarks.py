@@ -346,12 +346,27 @@ def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_
     write_model(faithfulness_weight=old)
     with pytest.raises(SystemExit, match=re.escape(f"faithfulness_weight: {old} -> {today}")):
         summarized()
-    write_model(faithfulness_weight=2.0)  # the default until 2026-11-27 is its own variant
-    assert faithfulness.stale_options("faithful_w2", run) == []
-    assert faithfulness.stale_options("cnn", run) == []  # a CNN has no variant options
+    # the default until 2026-11-28 (the window's mean) is its own variant, and a run of it is
+    # not filed under today's default
+    write_model(attention_window_pooling="mean", faithfulness_weight=1.5)
+    assert faithfulness.stale_options("faithful_mean", run) == []
+    with pytest.raises(
+        SystemExit, match=re.escape("attention_window_pooling: 'mean' -> 'log_mean_exp'")
+    ):
+        summarized()
     assert "inference: 'soft' -> 'hard'" in faithfulness.stale_options("faithful_hard", run)
+    # so are the default until 2026-11-27 and the variants measured against it
+    write_model(attention_window_pooling="mean", faithfulness_weight=2.0)
+    assert faithfulness.stale_options("faithful_w2", run) == []
+    assert faithfulness.stale_options("faithful_lme_w2", run) == [
+        "attention_window_pooling: 'mean' -> 'log_mean_exp'"
+    ]
+    assert faithfulness.stale_options("cnn", run) == []  # a CNN has no variant options
     # an option older runs did not store: the constructor's default applied then (no window)
-    write_model(drop=("attention_window", "attention_window_weight"), faithfulness_weight=2.0)
+    write_model(
+        drop=("attention_window", "attention_window_weight", "attention_window_pooling"),
+        faithfulness_weight=2.0,
+    )
     assert faithfulness.stale_options("faithful_nowindow", run) == []
     assert "attention_window: 1 -> 9" in faithfulness.stale_options("faithful_w2", run)
     (run / "model.keras").write_text("not a zip")

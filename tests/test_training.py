@@ -393,7 +393,10 @@ def test_resume_fills_options_added_since_the_run_started_with_their_defaults(tm
 
     out = tmp_path / "run"
     out.mkdir()
-    model = build_attngen(40, 2, filters=8)
+    # a run of the default until 2026-11-28
+    model = build_attngen(
+        40, 2, filters=8, attention_window_pooling="mean", faithfulness_weight=1.5
+    )
     started = model_options(model)
     del started["attention_window_pooling"]  # a run started before the option existed
     (out / "config.json").write_text(json.dumps({"model_options": started}))
@@ -405,3 +408,11 @@ def test_resume_fills_options_added_since_the_run_started_with_their_defaults(tm
     err = capsys.readouterr().err
     assert "temperature: 2.0 (now 1.0)" in err and "attention_window_pooling" not in err
     assert resumed.temperature == 2.0 and resumed.attention_window_pooling == "mean"
+    # under today's default (the window's soft maximum), that run had the window's mean then
+    del started["temperature"]
+    (out / "config.json").write_text(json.dumps({"model_options": started}))
+    resumed = _as_started(build_attngen(40, 2, filters=8), out)
+    err = capsys.readouterr().err
+    assert "attention_window_pooling: 'mean' (now 'log_mean_exp')" in err
+    assert "faithfulness_weight: 1.5 (now 2.0)" in err
+    assert resumed.attention_window_pooling == "mean" and resumed.faithfulness_weight == 1.5
