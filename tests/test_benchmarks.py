@@ -516,3 +516,20 @@ def test_planted_errors_on_hand_built_maps(tmp_path, capsys, monkeypatch):
         planted_errors.main([str(path), str(bed), "--out", str(tmp_path / "e.json")])
     assert (tmp_path / "e.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.json", "importance.npz", "planted.bed"]
+
+
+def test_window_pooling_cost_summary_and_models():
+    cost = _load("window_pooling_cost")
+    times = {"default": [0.3, 0.1, 0.2], "mean_window": [0.1, 0.1, 0.2], "cnn": [0.05, 0.04, 0.06]}
+    result = cost.summarize(times)
+    assert result["median_step_seconds"] == {"default": 0.2, "mean_window": 0.1, "cnn": 0.05}
+    assert result["ratio_to_mean_window"]["default"] == pytest.approx(2.0)
+    assert result["ratio_to_cnn"]["mean_window"] == pytest.approx(2.0)
+    # the reference is the default until 2026-11-28, and `default` is today's preset
+    from attngen_keras.models.classifiers import PRESETS
+
+    reference = {**PRESETS["faithful"], **cost.MODELS["mean_window"][1]}
+    assert (
+        reference["attention_window_pooling"] == "mean" and reference["faithfulness_weight"] == 1.5
+    )
+    assert cost.MODELS["default"] == ("attngen", {})
