@@ -223,20 +223,20 @@ def _parser():
     attn.add_argument(
         "--attention-window",
         type=_odd_positive_int,
-        help="odd width over which attention logits are averaged (contiguity prior; 1: none)",
+        help="odd width of the window over which attention logits are pooled (contiguity prior; "
+        "1: none)",
     )
     attn.add_argument(
         "--attention-window-weight",
         type=_unit_interval,
-        help="weight in [0, 1] of the window mean against each position's own logit "
-        "(1: the mean alone)",
+        help="weight in [0, 1] of the pooled window against each position's own logit "
+        "(1: the window alone)",
     )
     attn.add_argument(
         "--attention-window-pooling",
         choices=["mean", "log_mean_exp"],
         help="how a window pools the logits: log_mean_exp (a soft maximum; preset faithful) or "
-        "their mean (presets motif and paper; with --faithfulness-weight 1.5: the default until "
-        "2026-11-28)",
+        "their mean (preset motif; with --faithfulness-weight 1.5: the default until 2026-11-28)",
     )
     attn.add_argument(
         "--attention-window-sharpness", type=_positive_float,

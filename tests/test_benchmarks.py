@@ -305,8 +305,11 @@ def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monk
     )  # fmt: skip
     chosen = []
 
-    def stop(selected, *args, **kwargs):
+    variants = []
+
+    def stop(selected, chosen_variants, *args, **kwargs):
         chosen.append([d.name for d in selected])
+        variants.append(chosen_variants)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(faithfulness, "run_all", stop)
@@ -315,6 +318,11 @@ def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monk
         with pytest.raises(KeyboardInterrupt):
             faithfulness.main([*argv, "--work", str(tmp_path), "--out", str(tmp_path)])
     assert chosen == [["planted95", "heldout95"], ["heldout95c"]]
+    # a full run trains each configuration once: the aliases are the same options
+    assert "faithful_lme_w2" not in variants[0] and "faithful" in variants[0]
+    assert "faithful_w15" not in variants[0] and "faithful_mean" in variants[0]
+    for alias, name in faithfulness.ALIASES.items():
+        assert faithfulness.variant_options(alias) == faithfulness.variant_options(name)
 
 
 def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_path):
@@ -526,10 +534,8 @@ def test_window_pooling_cost_summary_and_models():
     assert result["ratio_to_mean_window"]["default"] == pytest.approx(2.0)
     assert result["ratio_to_cnn"]["mean_window"] == pytest.approx(2.0)
     # the reference is the default until 2026-11-28, and `default` is today's preset
-    from attngen_keras.models.classifiers import PRESETS
+    from attngen_keras.models.classifiers import MEAN_WINDOW_PRESET, PRESETS
 
-    reference = {**PRESETS["faithful"], **cost.MODELS["mean_window"][1]}
-    assert (
-        reference["attention_window_pooling"] == "mean" and reference["faithfulness_weight"] == 1.5
-    )
+    assert {**PRESETS["faithful"], **cost.MODELS["mean_window"][1]} == MEAN_WINDOW_PRESET
+    assert faithfulness.variant_options("faithful_mean") == MEAN_WINDOW_PRESET
     assert cost.MODELS["default"] == ("attngen", {})
