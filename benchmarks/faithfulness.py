@@ -174,9 +174,14 @@ PLANTED_SETS = {
     # variant chosen on planted95 and human_or_fungus validation (motifs and seed drawn by
     # numpy's default_rng(20261129))
     "heldout95c": (("TATACCATCG", "TGTCGGTTAA"), 0.95, 96),
+    # made 2026-11-28 (twelfth session) before any run on it, for one check of a variant
+    # chosen on planted95 and human_or_fungus validation: rng = numpy's
+    # default_rng(20261130); two motifs "".join(rng.choice(list("ACGT"), 10)), then the
+    # seed rng.integers(100, 1000)
+    "heldout95d": (("TGCCTCTAGC", "GCCGTGCTGT"), 0.95, 543),
 }
 # run only when named in --datasets, so that a full run does not spend a held-out set
-RESERVED_SETS = ("heldout95b", "heldout95c")
+RESERVED_SETS = ("heldout95b", "heldout95c", "heldout95d")
 
 
 def planted_dataset(root, n=5000, length=200, seed=7, motifs=PLANTED_SETS["planted"][0], main=0.85):
@@ -446,7 +451,7 @@ def main(argv=None):
         "--datasets",
         nargs="+",
         help="subset of: human_or_fungus nontata planted planted95 heldout95 (default: all "
-        "of these); heldout95b, heldout95c (reserved: run only when named)",
+        "of these); heldout95b, heldout95c, heldout95d (reserved: run only when named)",
     )
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS),

@@ -298,7 +298,7 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
 
 
 def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monkeypatch):
-    names = ["planted95", "heldout95", "heldout95b", "heldout95c"]
+    names = ["planted95", "heldout95", "heldout95b", "heldout95c", "heldout95d"]
     monkeypatch.setattr(
         faithfulness, "datasets",
         lambda work, quick: [faithfulness.Dataset(n, ["unused.csv"]) for n in names],
@@ -313,11 +313,11 @@ def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(faithfulness, "run_all", stop)
-    assert {"heldout95b", "heldout95c"} <= set(faithfulness.RESERVED_SETS)
-    for argv in ([], ["--datasets", "heldout95c"]):
+    assert {"heldout95b", "heldout95c", "heldout95d"} <= set(faithfulness.RESERVED_SETS)
+    for argv in ([], ["--datasets", "heldout95c"], ["--datasets", "heldout95d"]):
         with pytest.raises(KeyboardInterrupt):
             faithfulness.main([*argv, "--work", str(tmp_path), "--out", str(tmp_path)])
-    assert chosen == [["planted95", "heldout95"], ["heldout95c"]]
+    assert chosen == [["planted95", "heldout95"], ["heldout95c"], ["heldout95d"]]
     # a full run trains each configuration once: the aliases are the same options
     assert "faithful_lme_w2" not in variants[0] and "faithful" in variants[0]
     assert "faithful_w15" not in variants[0] and "faithful_mean" in variants[0]
