@@ -19,8 +19,9 @@ def pytest_addoption(parser):
 # workers) before every other file: a long file started last would leave one core idle
 # while the other finishes it. A file missing from this list only runs later.
 LONGEST_FIRST = (
-    "test_training.py", "test_tuning.py", "test_robustness.py", "test_cli.py", "test_backends.py",
-    "test_export.py", "test_attngen_variants.py", "test_explain.py",
+    "test_training.py", "test_cli.py", "test_export.py", "test_tuning.py", "test_robustness.py",
+    "test_resume.py", "test_attngen_variants.py", "test_explain.py", "test_streaming.py",
+    "test_models.py", "test_faithfulness.py", "test_package.py",
 )  # fmt: skip
 
 
