@@ -1125,7 +1125,10 @@ def _describe(error):
             "Not a directory": "is a file or lies under one, not a directory",
             "Is a directory": "is a directory, not a file",
         }.get(error.strerror, error.strerror.lower())
-        return f"{error.filename}: {problem}"
+        from attngen_keras.files import user_path
+
+        # a temporary name (`.X.partial-HOST-PID`) is reported as the user's own path X
+        return f"{user_path(error.filename)}: {problem}"
     return " ".join(str(error).split())
 
 

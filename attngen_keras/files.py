@@ -55,9 +55,22 @@ def check_output_dir(path, create=True):
             raise FileError(
                 path, f"cannot create the directory ({error.strerror or error})"
             ) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise FileError(path, "directory is not writable (permission denied)")
+    _probe_writable(path)
     return path
+
+
+def _probe_writable(directory):
+    """Creates and removes a hidden file in `directory`: the only test that a file can be made there.
+
+    `os.access` is not enough: it answers yes to root everywhere, and knows
+    nothing of read-only or special file systems (`/sys`, `/proc`) or full quotas.
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".attngen-write-check-"):
+            pass
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise FileError(directory, f"directory is not writable ({reason})") from None
 
 
 def check_output_file(path, force=False):
@@ -217,6 +230,7 @@ def remove_stale(parent, prefix):
 
 
 _PARTIAL = ".partial-"
+_PARTS = ".parts-"
 
 
 def partial_path(path):
@@ -229,6 +243,28 @@ def partial_path(path):
     """
     path = Path(path)
     return path.with_name(f".{path.name}{_PARTIAL}{process_tag()}")
+
+
+def user_path(path):
+    """The path a user named, for a temporary name of this module's (`partial_path`, parts, `.partial`).
+
+    Example:
+
+    >>> user_path(partial_path("out/t.bedGraph")) == str(Path("out/t.bedGraph"))
+    True
+    >>> user_path("out/.t.bedGraph.parts-host-12")
+    'out/t.bedGraph'
+    >>> user_path("out/t.tsv.partial"), user_path("out/t.tsv")
+    ('out/t.tsv', 'out/t.tsv')
+    """
+    path = Path(path)
+    name = path.name
+    for marker in (_PARTIAL, _PARTS):
+        if name.startswith(".") and marker in name:
+            return str(path.with_name(name[1 : name.rindex(marker)]))
+    if name.endswith(".partial"):
+        return str(path.with_name(name[: -len(".partial")]))
+    return str(path)
 
 
 def remove_stale_partials(path):

@@ -8,6 +8,7 @@ must be high is then known to the base.
 
 import gzip
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -345,6 +346,43 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "r.bed", "t.bedGraph"]
     with pytest.raises(DataError, match="duplicate record name"):
         list(Tiler(fasta, 4, 1))
+
+
+# A directory where no file can be made although os.access says yes to root: sysfs.
+UNWRITABLE = Path("/sys")
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs /sys (Linux), where no file can be made")
+@pytest.mark.parametrize("option", ["--out", "--bigwig", "--tsv"])
+def test_a_place_where_no_file_can_be_made_is_refused_before_scanning(
+    tmp_path, exported, capsys, option
+):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chr1\n" + "ACGT" * 40 + "\n")
+    outputs = {"--out": tmp_path / "t.bedGraph", option: UNWRITABLE / "attngen-test.out"}
+    argv = ["scan", str(exported), "--fasta", str(fasta)]
+    for name, path in outputs.items():
+        argv += [name, str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # checked before any window is scored, so there is no progress bar and no temporary name
+    assert err == [
+        f"attngen scan: error: {UNWRITABLE}: directory is not writable (permission denied)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa"]
+
+
+def test_a_bigwig_that_cannot_be_created_is_an_error_not_a_crash(tmp_path):
+    from attngen_keras.genome.tracks import _write_bigwig
+
+    pytest.importorskip("pyBigWig")
+    bedgraph = tmp_path / "t.bedGraph"
+    bedgraph.write_text("chr1\t0\t10\t0.5\n")
+    # pyBigWig itself would print "[urlOpen] Couldn't open" and crash the process (SIGSEGV)
+    with pytest.raises(FileNotFoundError):
+        _write_bigwig(bedgraph, tmp_path / "missing" / "t.bw", {"chr1": 100})
+    _write_bigwig(bedgraph, tmp_path / "t.bw", {"chr1": 100})
+    assert (tmp_path / "t.bw").stat().st_size > 0
 
 
 def test_characters_that_are_not_nucleotides_are_counted_and_reported(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_effects_equal_predict_on_hand_built_windows(tmp_path, exported, capsys)
     assert main([*argv, "--vcf-out", str(vcf_out)]) == 0
     err = capsys.readouterr().err
     assert "1 allele whose REF differs from the genome (ref_match false)" in err
-    assert f"2 alleles within {HALF} nt of a record end, not scored" in err
+    assert f"2 alleles within {HALF} nt of the start or end of their record, not scored" in err
     assert (
         "1 allele on chromosomes absent from the FASTA ('chrZ'; the FASTA has 'chr1', 'chr2')"
         in err
@@ -509,7 +510,7 @@ def test_an_allele_beyond_the_record_end_is_told_apart_from_one_near_it(tmp_path
         "2 alleles beyond the end of their record, e.g. chr2:300 on a record of 300 bp: is the FASTA "
         "the VCF's reference build? not scored" in err
     )
-    assert "1 allele within 30 nt of a record end" in err and "ref_match false" not in err
+    assert "1 allele within 30 nt of the start or end of their record" in err and "ref_match false" not in err
     with open(out) as handle:
         rows = {r["id"]: r for r in csv.DictReader(handle, delimiter="\t")}
     assert (
@@ -519,3 +520,51 @@ def test_an_allele_beyond_the_record_end_is_told_apart_from_one_near_it(tmp_path
     for name in ("straddles", "past"):
         assert rows[name]["note"].startswith("REF allele beyond the end of the record")
         assert rows[name]["ref_match"] == "" and rows[name]["p_ref"] == ""
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/sys"), reason="needs /sys (Linux), where no file can be made"
+)
+@pytest.mark.parametrize("option", ["--out", "--vcf-out"])
+def test_a_place_where_no_file_can_be_made_is_refused_before_scoring(
+    tmp_path, exported, capsys, option
+):
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = write_vcf(
+        tmp_path / "v.vcf", [("chr1", 404, "snp", genome["chr1"][403], "C")], {"chr1": 800}
+    )
+    paths = {"--out": tmp_path / "e.tsv", "--vcf-out": tmp_path / "a.vcf.gz"}
+    paths[option] = "/sys/attngen-test.out"  # os.access says yes to root; no file can be made
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta)]
+    for name, path in paths.items():
+        argv += [name, str(path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "attngen variants: error: /sys: directory is not writable (permission denied)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.fa", "v.vcf"]
+
+
+def test_a_vcf_writer_that_cannot_create_its_file_names_the_users_path(tmp_path, monkeypatch):
+    import pysam
+
+    from attngen_keras.files import FileError, partial_path
+    from attngen_keras.genome import variants
+
+    genome = reference()
+    vcf = write_vcf(
+        tmp_path / "v.vcf", [("chr1", 404, "snp", genome["chr1"][403], "C")], {"chr1": 800}
+    )
+    out = tmp_path / "a.vcf.gz"
+
+    def refuse(path, mode="r", **kwargs):
+        if "w" in mode:  # what pysam raises when htslib cannot open the file
+            raise OSError(f"could not open file `{path}` (mode='{mode}')")
+        return real(path, mode, **kwargs)
+
+    real = pysam.VariantFile
+    monkeypatch.setattr(pysam, "VariantFile", refuse)
+    with pytest.raises(FileError) as caught:
+        variants._write_vcf(vcf, partial_path(out), {}, compressed=True)
+    assert str(caught.value) == f"{out}: cannot be created (VCF writer)"

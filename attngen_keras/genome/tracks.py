@@ -17,11 +17,13 @@ import shutil
 from pathlib import Path
 
 from attngen_keras.files import (
+    FileError,
     check_output_file,
     partial_path,
     process_tag,
     remove_stale,
     remove_stale_partials,
+    user_path,
 )
 from attngen_keras.genome.scoring import default_target
 
@@ -232,9 +234,13 @@ def _write_bigwig(bedgraph, out, sizes):
         import pyBigWig
     except ImportError:
         raise ValueError('--bigwig needs pyBigWig: pip install -e ".[genome]"') from None
+    # pyBigWig returns a handle even when it cannot create the file, and then crashes the
+    # process (SIGSEGV) in addHeader: create it first, so that Python reports the problem
+    with open(out, "wb"):
+        pass
     handle = pyBigWig.open(str(out), "w")
     if handle is None:
-        raise OSError(f"{out}: cannot create the bigWig file")
+        raise FileError(user_path(out), "cannot create the bigWig file")
     try:
         handle.addHeader([(chrom, int(sizes[chrom])) for chrom in sorted(sizes)], maxZooms=10)
         chroms, starts, ends, values = [], [], [], []

@@ -44,12 +44,14 @@ import numpy as np
 
 from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.files import (
+    FileError,
     check_distinct_files,
     check_output_file,
     partial_path,
     plural,
     remove_stale_partials,
     some_names,
+    user_path,
 )
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
@@ -70,7 +72,7 @@ MISMATCH_DESCRIPTION = (
 )
 _EPS = 1e-7
 _SCORABLE = set("ACGTUNRYSWKMBDHVacgtunryswkmbdhv")
-NOTE_END = "too close to the record end: no full REF window"
+NOTE_END = "too close to the record end (either end): no full REF window"
 NOTE_CHROM = "chromosome not in the FASTA"
 NOTE_SYMBOLIC = "symbolic or non-sequence ALT allele: not scored"
 NOTE_BEYOND = "REF allele beyond the end of the record: another reference build?"
@@ -470,7 +472,8 @@ def _report(vcf, counts, length, missing=(), fasta_names=(), beyond=None, sizes=
         )
     if counts[NOTE_END]:
         parts.append(
-            f"{plural(counts[NOTE_END], 'allele')} within {length // 2} nt of a record end, not scored"
+            f"{plural(counts[NOTE_END], 'allele')} within {length // 2} nt of the start or end of their "
+            "record, not scored"
         )
     if counts[NOTE_CHROM]:
         hint = (
@@ -540,7 +543,11 @@ def _annotate(vcf, out, effects, compressed, definitions, what):
                 header.info.add(tag, "A", "Float", description.format(what=what))
         if MISMATCH_TAG not in header.info:
             header.info.add(MISMATCH_TAG, 0, "Flag", MISMATCH_DESCRIPTION)
-        with pysam.VariantFile(str(out), "wz" if compressed else "w", header=header) as writer:
+        try:
+            writer = pysam.VariantFile(str(out), "wz" if compressed else "w", header=header)
+        except OSError:  # pysam's message names the temporary file and no reason
+            raise FileError(user_path(out), "cannot be created (VCF writer)") from None
+        with writer:
             index = 0
             for record in reader:
                 alts = record.alts or ()
