@@ -31,7 +31,7 @@ def plot_training_curves(history, path, title="", train_loss_label="train loss")
     from matplotlib.ticker import MaxNLocator
 
     epochs = history["epoch"] + 1
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if metric in history:
             label = train_loss_label if metric == "loss" else f"train {metric}"
@@ -48,11 +48,16 @@ def plot_training_curves(history, path, title="", train_loss_label="train loss")
                   linestyle="--", label="mask fraction")  # fmt: skip
         twin.set_ylabel("mask fraction")
         twin.set_ylim(0, max(0.5, float(history["mask_fraction"].max()) * 1.2))
-        twin.legend(loc="lower right")
-    axes[0].legend()
-    axes[1].legend(loc="center right")
+        extra = twin.get_legend_handles_labels()
+    else:
+        extra = ([], [])
+    # legends below the axes, where no curve can lie under them
+    for ax, more in ((axes[0], ([], [])), (axes[1], extra)):
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles + more[0], labels + more[1], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)  # fmt: skip
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -66,6 +66,15 @@ def test_saliency_tracks_have_a_base_legend_and_kmer_bars_say_their_order(tmp_pa
     assert [t.get_text() for t in ax.texts] == ["5 in top windows", "20 in top windows"]
 
 
+def test_an_empty_kmer_ranking_says_so_in_the_plot(tmp_path, figures):
+    plot_kmers([], tmp_path / "k.png", 6)
+    ax = figures[0].axes[0]
+    assert (tmp_path / "k.png").stat().st_size > 0 and not ax.patches  # no bars
+    assert [t.get_text().splitlines()[0] for t in ax.texts] == [
+        "no 6-mer is enriched in the top-importance windows"
+    ]
+
+
 def test_track_examples_take_each_class_in_turn_correct_ones_first():
     from attngen_keras.explain.report import track_examples
 
@@ -77,3 +86,21 @@ def test_track_examples_take_each_class_in_turn_correct_ones_first():
     assert track_examples(probs, labels, 10) == [1, 2, 4, 0, 3]  # no more than there are
     # sigmoid outputs (one column): class 1's probability is p, class 0's 1 - p
     assert track_examples(np.array([[0.2], [0.9], [0.7]]), np.array([0, 1, 1]), 3) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "labels, ylabel",
+    [("given", "accuracy"), ("predicted", "share of predictions unchanged"), (None, "accuracy")],
+)
+def test_perturbation_curves_say_what_their_y_axis_measures(tmp_path, figures, labels, ylabel):
+    from attngen_keras.explain.perturbation import plot_perturbation
+
+    curve = [1.0, 0.8, 0.6]
+    result = {"fractions": [0.0, 0.1, 0.2], "chance": 0.5, "method": "attention", "n": 10,
+              "replacement": "N", "accuracy": {r: curve for r in ("top", "random", "bottom")},
+              "deletion_auc": {r: 0.5 for r in ("top", "random", "bottom")},
+              "sufficiency": {r: curve for r in ("top", "random")}}  # fmt: skip
+    if labels is not None:  # results written before the key existed have none
+        result["labels"] = labels
+    plot_perturbation(result, tmp_path / "p.png")
+    assert [ax.get_ylabel() for ax in figures[0].axes] == [ylabel, ylabel]

@@ -308,8 +308,9 @@ def perturb_split(
 def plot_perturbation(result, path, title=None):
     """Deletion (top/random/bottom removed) and, when present, sufficiency (top/random kept) curves.
 
-    Two panels of accuracy vs fraction, with chance level; the title names
-    the method, `n` and the replacement.
+    Two panels of accuracy vs fraction, with chance level (the share of
+    predictions unchanged when `result["labels"]` is `"predicted"`); the
+    title names the method, `n` and the replacement.
     """
     from attngen_keras.plotting import plt, save_figure  # selects the Agg backend first
 
@@ -338,11 +339,16 @@ def plot_perturbation(result, path, title=None):
         right.set_title("sufficiency", fontsize=10)
         curves += [*sufficiency.values()]
     low = min(0.0, min(min(v) for v in curves))
+    # sequences without labels (`perturb --sequences`) are scored against the model's own
+    # predictions on them: "accuracy" is then the share of predictions unchanged
+    ylabel = (
+        "share of predictions unchanged" if result.get("labels") == "predicted" else "accuracy"
+    )
     for ax in axes[0]:
         ax.axhline(
             result["chance"], color="black", linestyle=":", label=f"chance ({result['chance']:.2f})"
         )
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(ylabel)
         ax.set_ylim(low, 1.01)
     replaced = {"N": "N", "random": "random bases", "shuffle": "dinucleotide-shuffled bases"}
     fig.suptitle(

@@ -167,10 +167,10 @@ def plot_tracks(result, path, n_examples=4, window=None):
 
     fig.legend(
         handles=[Patch(color=BASE_COLORS[b], label=b) for b in BASES], loc="upper right",
-        ncol=len(BASES), fontsize=8, frameon=False,
+        bbox_to_anchor=(0.99, 1.0), ncol=len(BASES), fontsize=8, frameon=False,
     )  # fmt: skip
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the legend whole, not cut at the edge
     plt.close(fig)
     return path
 
@@ -244,6 +244,13 @@ def plot_kmers(kmers, path, k):
         "best first, ranked by count in top windows x log(enrichment)", fontsize=9, loc="left"
     )
     ax.grid(alpha=0.3, axis="x")
+    if not kmers:  # an empty chart would look like a failed plot
+        ax.set_yticks([])
+        ax.text(
+            0.5, 0.5, f"no {k}-mer is enriched in the top-importance windows\n"
+            "(too few sequences, or no motif the importance singles out)",
+            transform=ax.transAxes, ha="center", va="center", fontsize=9,
+        )  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
