@@ -18,7 +18,13 @@ from attngen_keras.cli import main
 from attngen_keras.data.errors import DataError
 from attngen_keras.genome.scan import scan_genome
 from attngen_keras.genome.scoring import Scorer, reverse_complement
-from attngen_keras.genome.windows import Tiler, count_characters, iter_fasta_pieces, read_regions
+from attngen_keras.genome.windows import (
+    Tiler,
+    count_characters,
+    iter_fasta_pieces,
+    read_regions,
+    regions_past_the_end,
+)
 
 L, K, S = 60, 8, 10
 MOTIF = "GATTACAG"
@@ -575,6 +581,7 @@ def test_every_short_or_out_of_range_region_is_counted(tmp_path, chunk):
     assert (tiler.short, tiler.beyond) == (3, 2)
     sizes = {c: len(v) for c, v in records.items()}
     assert (_short(sizes, regions, L), _beyond(sizes, regions)) == (3, 2)
+    assert regions_past_the_end(regions, sizes) == 1  # chr1 990-1200, clipped
 
 
 def test_scan_warns_of_regions_past_the_end_and_of_an_empty_track(tmp_path, exported, capsys):
@@ -595,6 +602,15 @@ def test_scan_warns_of_regions_past_the_end_and_of_an_empty_track(tmp_path, expo
         "build?); no window was scored: the tracks are empty" in err
     )
     assert out.read_text() == ""
+    size = len(records["chr1"])  # a region running past the end is scored up to it, and said
+    bed.write_text(f"chr1\t{size - 500}\t{size + 1000}\n")
+    argv = ["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--regions", str(bed)]
+    assert main([*argv, "--force"]) == 0
+    assert (
+        "1 region of --regions runs past the end of its record, scored up to that end (another "
+        "reference build?)" in capsys.readouterr().err
+    )
+    assert int(out.read_text().strip().splitlines()[-1].split("\t")[2]) <= size
     assert main(["scan", str(exported), "--fasta", str(tmp_path), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"attngen scan: error: {tmp_path}: is a directory, not a file"

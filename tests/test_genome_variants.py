@@ -510,7 +510,10 @@ def test_an_allele_beyond_the_record_end_is_told_apart_from_one_near_it(tmp_path
         "2 alleles beyond the end of their record, e.g. chr2:300 on a record of 300 bp: is the FASTA "
         "the VCF's reference build? not scored" in err
     )
-    assert "1 allele within 30 nt of the start or end of their record" in err and "ref_match false" not in err
+    assert (
+        "1 allele within 30 nt of the start or end of their record" in err
+        and "ref_match false" not in err
+    )
     with open(out) as handle:
         rows = {r["id"]: r for r in csv.DictReader(handle, delimiter="\t")}
     assert (

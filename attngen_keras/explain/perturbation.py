@@ -341,9 +341,7 @@ def plot_perturbation(result, path, title=None):
     low = min(0.0, min(min(v) for v in curves))
     # sequences without labels (`perturb --sequences`) are scored against the model's own
     # predictions on them: "accuracy" is then the share of predictions unchanged
-    ylabel = (
-        "share of predictions unchanged" if result.get("labels") == "predicted" else "accuracy"
-    )
+    ylabel = "share of predictions unchanged" if result.get("labels") == "predicted" else "accuracy"
     for ax in axes[0]:
         ax.axhline(
             result["chance"], color="black", linestyle=":", label=f"chance ({result['chance']:.2f})"

@@ -29,7 +29,12 @@ import tempfile
 import uuid
 
 from attngen_keras.genome.reference import open_fasta, random_access_path
-from attngen_keras.genome.windows import count_characters, missing_chromosomes, window_starts
+from attngen_keras.genome.windows import (
+    count_characters,
+    missing_chromosomes,
+    regions_past_the_end,
+    window_starts,
+)
 
 INSTALL_HINT = 'pip install -e ".[beam]"'
 
@@ -342,6 +347,7 @@ def scan_with_beam(
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
         "skipped_n": skipped, "short": short, "beyond_end": _beyond(sizes, tiler.regions),
+        "past_the_end": regions_past_the_end(tiler.regions, sizes),
         "unusual_characters": unusual,
         "invalid_characters": invalid, "length": length, "stride": stride,
         "outputs": [str(p) for p in outputs], "tasks": len(tasks),

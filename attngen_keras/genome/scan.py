@@ -8,7 +8,13 @@ from attngen_keras.data.errors import missing_file_error
 from attngen_keras.files import check_distinct_files, check_output_file, plural, some_names
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
-from attngen_keras.genome.windows import CHUNK_BASES, Tiler, missing_chromosomes, read_regions
+from attngen_keras.genome.windows import (
+    CHUNK_BASES,
+    Tiler,
+    missing_chromosomes,
+    read_regions,
+    regions_past_the_end,
+)
 from attngen_keras.progress import progress_bar
 
 DEFAULT_MAX_N_FRACTION = 0.1
@@ -150,6 +156,7 @@ def _summary(tiler, paths, stride, length):
         "skipped_n": tiler.skipped_n,
         "short": tiler.short,
         "beyond_end": tiler.beyond,
+        "past_the_end": regions_past_the_end(tiler.regions, tiler.sizes),
         "unusual_characters": tiler.unusual,
         "invalid_characters": tiler.invalid,
         "length": length,
@@ -173,6 +180,12 @@ def _report(fasta, summary):
             f"{plural(summary['beyond_end'], 'region')} of --regions "
             f"{'starts' if summary['beyond_end'] == 1 else 'start'} at or past the end of "
             "its record, not scored (another reference build?)"
+        )
+    if summary.get("past_the_end"):
+        parts.append(
+            f"{plural(summary['past_the_end'], 'region')} of --regions "
+            f"{'runs' if summary['past_the_end'] == 1 else 'run'} past the end of "
+            "its record, scored up to that end (another reference build?)"
         )
     if summary["skipped_n"]:
         parts.append(f"{plural(summary['skipped_n'], 'window')} skipped for N's (--max-n-fraction)")

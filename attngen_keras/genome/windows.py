@@ -146,6 +146,21 @@ def missing_chromosomes(regions, sizes):
     return sorted(set(regions or {}) - set(sizes))
 
 
+def regions_past_the_end(regions, sizes):
+    """How many `--regions` start inside their record but end past it (scored clipped to the record).
+
+    Example:
+
+    >>> regions_past_the_end({"chr1": [(0, 50), (90, 120), (200, 300)]}, {"chr1": 100})
+    1
+    """
+    return sum(
+        start < size < end
+        for chrom, size in sizes.items()
+        for start, end in (regions or {}).get(chrom, [])
+    )
+
+
 def read_regions(path):
     """`{chrom: [(start, end), ...]}` from a BED file, sorted and merged (overlapping or touching regions join).
 
