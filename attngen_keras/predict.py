@@ -252,8 +252,8 @@ def predict_file(
 
 def _report_invalid(input_path, count, stats, window):
     """One stderr line when characters were not nucleotides (read as N), the input does not look like
-    DNA, sequences were longer or shorter than the model's window, or empty."""
-    sequences, invalid, unusual, total, truncated, empty, short = stats
+    DNA, sequences were longer than the model's window, or empty."""
+    sequences, invalid, unusual, total, truncated, empty = stats
     share = unusual / max(total, 1)
     parts = []
     if invalid:
@@ -270,11 +270,6 @@ def _report_invalid(input_path, count, stats, window):
         parts.append(
             f"{plural(truncated, 'sequence')} longer than the model's {window} nt, cropped to {window} nt "
             "(see the truncated column; `attngen scan` scores long sequences window by window)"
-        )
-    if short:
-        parts.append(
-            f"{plural(short, 'sequence')} shorter than the model's {window} nt, padded to {window} nt "
-            "(if it was trained on full-length windows only, such inputs are new to it)"
         )
     if empty:
         parts.append(
@@ -302,10 +297,9 @@ def _write_predictions(
     `stats`: sequences with invalid characters, invalid characters,
     characters other than A/C/G/T/U/N, and all characters, counted within the
     model's `window` (as `invalid_characters` is); sequences longer than the
-    window; empty sequences; non-empty sequences shorter than the window.
+    window; empty sequences.
     """
     count = invalid_sequences = invalid_characters = unusual = characters = truncated = empty = 0
-    short = 0
     with (
         open(partial, "w", newline="") as handle,
         progress_bar(
@@ -345,11 +339,8 @@ def _write_predictions(
             for _, sequence in batch:
                 stripped = sequence.strip()
                 empty += not stripped
-                short += bool(stripped) and window is not None and len(stripped) < window
                 seen = stripped[: window or None]
                 characters += len(seen)
                 unusual += len(seen) - sum(seen.count(c) for c in _DEFINITE)
             progress.update(len(batch))
-    return count, (
-        invalid_sequences, invalid_characters, unusual, characters, truncated, empty, short
-    )  # fmt: skip
+    return count, (invalid_sequences, invalid_characters, unusual, characters, truncated, empty)

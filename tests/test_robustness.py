@@ -417,17 +417,13 @@ def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
     summary = [line for line in err.splitlines() if "warning:" in line]
     assert len(summary) == 1, err
     assert "2 of 3 sequences" in summary[0] and "does not look like DNA" in summary[0]
-    import json
-
-    length = json.loads((run_copy / "dataset.json").read_text())["length"]
-    dna = tmp_path / "dna.fa"  # full-length windows: nothing to say
-    first, second = ("ACGTACGTTGACTCA" * length)[:length], ("ACGTNNRYACGT" * length)[:length]
-    dna.write_text(f">d1\n{first}\n>d2\n{second}\n")
+    dna = tmp_path / "dna.fa"
+    dna.write_text(">d1\nACGTACGTTGACTCA\n>d2\nACGTNNRYACGT\n")
     rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", dna, "--out", tmp_path / "d.tsv")
     assert rc == 0 and "warning" not in err
 
 
-def test_predict_says_when_sequences_were_cropped_padded_or_empty(run_copy, tmp_path, capsys):
+def test_predict_says_when_sequences_were_cropped_or_empty(run_copy, tmp_path, capsys):
     import json
 
     length = json.loads((run_copy / "dataset.json").read_text())["length"]
@@ -443,8 +439,6 @@ def test_predict_says_when_sequences_were_cropped_padded_or_empty(run_copy, tmp_
     assert len(summary) == 1, err
     assert f"2 sequences longer than the model's {length} nt, cropped to {length} nt" in summary[0]
     assert "1 empty sequence, predicted as an input with no nucleotides" in summary[0]
-    # "ok" (6 nt); the empty one is counted as empty only
-    assert f"1 sequence shorter than the model's {length} nt, padded to {length} nt" in summary[0]
     rows = (tmp_path / "p.tsv").read_text().splitlines()[1:]
     assert [row.split("\t")[-1] for row in rows] == ["True", "True", "False", "False"]
 
