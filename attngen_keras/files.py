@@ -14,6 +14,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -230,7 +231,8 @@ def remove_stale(parent, prefix):
 
 
 _PARTIAL = ".partial-"
-_PARTS = ".parts-"
+# `partial_path` names and the part directories of `genome.tracks`: `.NAME.partial-HOST-PID`
+_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.(?:partial|parts)-.+-\d+$")
 
 
 def partial_path(path):
@@ -246,25 +248,21 @@ def partial_path(path):
 
 
 def user_path(path):
-    """The path a user named, for a temporary name of this module's (`partial_path`, parts, `.partial`).
+    """The path a user named, for a temporary name of this module's (`.NAME.partial-HOST-PID`,
+    `.NAME.parts-HOST-PID`); any other path unchanged.
 
     Example:
 
     >>> user_path(partial_path("out/t.bedGraph")) == str(Path("out/t.bedGraph"))
     True
-    >>> user_path("out/.t.bedGraph.parts-host-12")
+    >>> user_path("out/.t.bedGraph.parts-my-host-12")
     'out/t.bedGraph'
-    >>> user_path("out/t.tsv.partial"), user_path("out/t.tsv")
-    ('out/t.tsv', 'out/t.tsv')
+    >>> user_path("out/.config.partial-2024"), user_path(".partial-x"), user_path("reads.fa.partial")
+    ('out/.config.partial-2024', '.partial-x', 'reads.fa.partial')
     """
     path = Path(path)
-    name = path.name
-    for marker in (_PARTIAL, _PARTS):
-        if name.startswith(".") and marker in name:
-            return str(path.with_name(name[1 : name.rindex(marker)]))
-    if name.endswith(".partial"):
-        return str(path.with_name(name[: -len(".partial")]))
-    return str(path)
+    match = _TEMPORARY_NAME.match(path.name)
+    return str(path.with_name(match["name"])) if match else str(path)
 
 
 def remove_stale_partials(path):

@@ -23,7 +23,14 @@ from attngen_keras.data.readers import (
     normalize_table_columns,
 )
 from attngen_keras.export import METADATA_FILE
-from attngen_keras.files import check_distinct_files, check_output_file, plural, read_json
+from attngen_keras.files import (
+    check_distinct_files,
+    check_output_file,
+    partial_path,
+    plural,
+    read_json,
+    remove_stale_partials,
+)
 from attngen_keras.progress import progress_bar
 
 # Above this share of characters other than A, C, G, T (U) and N the input is
@@ -235,7 +242,8 @@ def predict_file(
         # one forward pass for both; `importance` reads it from the same outputs
         predict, importance = endpoints["predict_with_saliency"], None
     class_names = facts["class_names"]
-    partial = out.with_name(out.name + ".partial")
+    remove_stale_partials(out)  # left by a killed predict
+    partial = partial_path(out)  # hidden, per process; an error about it names `out`
     count = 0
     try:
         count, invalid = _write_predictions(

@@ -581,7 +581,9 @@ def test_every_short_or_out_of_range_region_is_counted(tmp_path, chunk):
     assert (tiler.short, tiler.beyond) == (3, 2)
     sizes = {c: len(v) for c, v in records.items()}
     assert (_short(sizes, regions, L), _beyond(sizes, regions)) == (3, 2)
-    assert regions_past_the_end(regions, sizes) == 1  # chr1 990-1200, clipped
+    # chr1 990-1200 runs past the end with 10 bases inside: short, not scored up to the end
+    assert regions_past_the_end(regions, sizes, L) == 0
+    assert regions_past_the_end({"chr1": [(900, 1200)]}, sizes, L) == 1  # 100 bases inside
 
 
 def test_scan_warns_of_regions_past_the_end_and_of_an_empty_track(tmp_path, exported, capsys):

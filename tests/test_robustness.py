@@ -517,3 +517,20 @@ def test_held_out_sequences_identical_to_training_ones_are_counted_and_warned(fa
         train(TrainConfig(data=data, out=str(run), model="gb-cnn", epochs=1, patience=0,
                           jit_compile=False), verbose=0)  # fmt: skip
     assert json.loads((run / "config.json").read_text())["held_out_duplicates"] == found
+
+
+def test_an_error_about_a_temporary_file_names_the_users_path(tmp_path):
+    from attngen_keras.cli import _describe
+    from attngen_keras.files import partial_path
+
+    out = tmp_path / "p.tsv"
+    error = PermissionError(13, "Permission denied", str(partial_path(out)))
+    assert _describe(error) == f"{out}: permission denied"
+    parts = tmp_path / ".t.bedGraph.parts-my-host-42"
+    assert _describe(OSError(28, "No space left on device", str(parts))) == (
+        f"{tmp_path / 't.bedGraph'}: no space left on device"
+    )
+    # any other name is the file's own, even one that looks temporary
+    for name in ("reads.fa.partial", ".config.partial-2024", ".partial-1-2"):
+        error = FileNotFoundError(2, "No such file or directory", str(tmp_path / name))
+        assert _describe(error) == f"{tmp_path / name}: no such file or directory"

@@ -347,7 +347,7 @@ def scan_with_beam(
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
         "skipped_n": skipped, "short": short, "beyond_end": _beyond(sizes, tiler.regions),
-        "past_the_end": regions_past_the_end(tiler.regions, sizes),
+        "past_the_end": regions_past_the_end(tiler.regions, sizes, length),
         "unusual_characters": unusual,
         "invalid_characters": invalid, "length": length, "stride": stride,
         "outputs": [str(p) for p in outputs], "tasks": len(tasks),

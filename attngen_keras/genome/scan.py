@@ -156,7 +156,7 @@ def _summary(tiler, paths, stride, length):
         "skipped_n": tiler.skipped_n,
         "short": tiler.short,
         "beyond_end": tiler.beyond,
-        "past_the_end": regions_past_the_end(tiler.regions, tiler.sizes),
+        "past_the_end": regions_past_the_end(tiler.regions, tiler.sizes, length),
         "unusual_characters": tiler.unusual,
         "invalid_characters": tiler.invalid,
         "length": length,

@@ -146,16 +146,18 @@ def missing_chromosomes(regions, sizes):
     return sorted(set(regions or {}) - set(sizes))
 
 
-def regions_past_the_end(regions, sizes):
-    """How many `--regions` start inside their record but end past it (scored clipped to the record).
+def regions_past_the_end(regions, sizes, length):
+    """How many `--regions` run past the end of their record with at least `length` bases inside it
+    (scored up to the end; a shorter remainder is a region shorter than the window, counted as such).
 
     Example:
 
-    >>> regions_past_the_end({"chr1": [(0, 50), (90, 120), (200, 300)]}, {"chr1": 100})
+    >>> regions = {"chr1": [(0, 50), (30, 120), (90, 120), (200, 300)]}
+    >>> regions_past_the_end(regions, {"chr1": 100}, length=60)  # (30, 120) only
     1
     """
     return sum(
-        start < size < end
+        start < size < end and size - start >= length
         for chrom, size in sizes.items()
         for start, end in (regions or {}).get(chrom, [])
     )
