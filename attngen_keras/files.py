@@ -231,8 +231,11 @@ def remove_stale(parent, prefix):
 
 
 _PARTIAL = ".partial-"
-# `partial_path` names and the part directories of `genome.tracks`: `.NAME.partial-HOST-PID`
-_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.(?:partial|parts)-.+-\d+$")
+_PARTS = ".parts-"
+# the names of `partial_path` and `parts_dir`: `.NAME.partial-HOST-PID`, `.NAME.parts-HOST-PID`
+_TEMPORARY_NAME = re.compile(
+    rf"^\.(?P<name>.+)(?:{re.escape(_PARTIAL)}|{re.escape(_PARTS)}).+-\d+$"
+)
 
 
 def partial_path(path):
@@ -247,9 +250,21 @@ def partial_path(path):
     return path.with_name(f".{path.name}{_PARTIAL}{process_tag()}")
 
 
+def parts_dir(path):
+    """`.NAME.parts-HOST-PID` beside `path`: a directory of pieces this process assembles into it.
+
+    Example:
+
+    >>> parts_dir(Path("out/t.bedGraph")).name.startswith(".t.bedGraph.parts-")
+    True
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}{_PARTS}{process_tag()}")
+
+
 def user_path(path):
-    """The path a user named, for a temporary name of this module's (`.NAME.partial-HOST-PID`,
-    `.NAME.parts-HOST-PID`); any other path unchanged.
+    """The path a user named, for a temporary name of this module's (`partial_path`,
+    `parts_dir`); any other path unchanged.
 
     Example:
 

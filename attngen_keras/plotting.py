@@ -42,20 +42,19 @@ def plot_training_curves(history, path, title="", train_loss_label="train loss")
         ax.set_ylabel(metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.grid(alpha=0.3)
+    entries = [ax.get_legend_handles_labels() for ax in axes]
     if "mask_fraction" in history and history["mask_fraction"].max() > 0:
         twin = axes[1].twinx()
         twin.step(epochs, history["mask_fraction"], where="mid", color="gray",
                   linestyle="--", label="mask fraction")  # fmt: skip
         twin.set_ylabel("mask fraction")
         twin.set_ylim(0, max(0.5, float(history["mask_fraction"].max()) * 1.2))
-        extra = twin.get_legend_handles_labels()
-    else:
-        extra = ([], [])
+        handles, labels = twin.get_legend_handles_labels()  # one legend with the accuracy's
+        entries[1] = (entries[1][0] + handles, entries[1][1] + labels)
     # legends below the axes, where no curve can lie under them
-    for ax, more in ((axes[0], ([], [])), (axes[1], extra)):
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles + more[0], labels + more[1], loc="upper center",
-                  bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)  # fmt: skip
+    for ax, (handles, labels) in zip(axes, entries):
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+                  fontsize=8, frameon=False)  # fmt: skip
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -20,6 +20,7 @@ from attngen_keras.files import (
     FileError,
     check_output_file,
     partial_path,
+    parts_dir,
     process_tag,
     remove_stale,
     remove_stale_partials,
@@ -116,7 +117,7 @@ class TrackWriter:
             # an existing file (unless `force`), a directory there, an unwritable place: an error now
             check_output_file(path, force=force)
         first = next(iter(self.bedgraphs.values()))
-        self._parts = first.with_name(f".{first.name}.parts-{process_tag()}")
+        self._parts = parts_dir(first)
         self._columns = (
             [self.target] if self.target is not None else list(range(len(self.class_names)))
         )
