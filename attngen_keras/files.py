@@ -246,8 +246,7 @@ def partial_path(path):
     >>> partial_path(Path("out/t.bedGraph")).name.startswith(".t.bedGraph.partial-")
     True
     """
-    path = Path(path)
-    return path.with_name(f".{path.name}{_PARTIAL}{process_tag()}")
+    return _hidden_beside(path, _PARTIAL)
 
 
 def parts_dir(path):
@@ -258,8 +257,13 @@ def parts_dir(path):
     >>> parts_dir(Path("out/t.bedGraph")).name.startswith(".t.bedGraph.parts-")
     True
     """
+    return _hidden_beside(path, _PARTS)
+
+
+def _hidden_beside(path, marker):
+    """`.NAME{marker}HOST-PID` in the directory of `path`."""
     path = Path(path)
-    return path.with_name(f".{path.name}{_PARTS}{process_tag()}")
+    return path.with_name(f".{path.name}{marker}{process_tag()}")
 
 
 def user_path(path):
