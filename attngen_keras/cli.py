@@ -1115,7 +1115,16 @@ def main(argv=None):
             advice = "earlier outputs are unchanged; re-run the command to start again"
         print(f"\nattngen {args.command}: interrupted; {advice}", file=sys.stderr)
         return 130
+    finally:
+        _remove_temporaries()
     return 0
+
+
+def _remove_temporaries():
+    """The command's temporary reference copies and indexes (also removed at exit; this is for in-process calls)."""
+    reference = sys.modules.get("attngen_keras.genome.reference")
+    if reference is not None:
+        reference.remove_temp_dir()
 
 
 def _describe(error):

@@ -34,8 +34,17 @@ def temp_dir():
     """This process's directory for temporary rewritten inputs (indexes, plain copies), removed at exit."""
     if "dir" not in _TEMP:
         _TEMP["dir"] = Path(tempfile.mkdtemp(prefix="attngen-reference-"))
-        atexit.register(shutil.rmtree, _TEMP["dir"], True)
     return _TEMP["dir"]
+
+
+def remove_temp_dir():
+    """Removes this process's `temp_dir`, if it made one (the next call of `temp_dir` makes a new one)."""
+    directory = _TEMP.pop("dir", None)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+atexit.register(remove_temp_dir)
 
 
 def random_access_path(path, quiet=False):
