@@ -571,3 +571,34 @@ def test_a_vcf_writer_that_cannot_create_its_file_names_the_users_path(tmp_path,
     with pytest.raises(FileError) as caught:
         variants._write_vcf(vcf, partial_path(out), {}, compressed=True)
     assert str(caught.value) == f"{out}: cannot be created (VCF writer)"
+
+
+def test_invalid_characters_in_a_ref_window_are_counted_and_read_as_n(tmp_path, exported, capsys):
+    """A REF window holding characters that are neither nucleotides nor IUPAC codes is scored as if
+    they were N, and the alleles with such windows are counted on stderr."""
+    genome = reference()
+    chr1 = genome["chr1"]
+    bad = dict(genome, chr1=chr1[:398] + "JJ" + chr1[400:])  # 2 bytes inside the SNP's window
+    as_n = dict(genome, chr1=chr1[:398] + "NN" + chr1[400:])
+    records = [
+        ("chr1", 404, "inside", chr1[403], "A" if chr1[403] != "A" else "C"),
+        ("chr1", 700, "outside", chr1[699], "A" if chr1[699] != "A" else "C"),
+    ]
+    vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 300})
+    rows, errors = {}, {}
+    for name, sequences in (("bad", bad), ("as_n", as_n)):
+        fasta = write_genome(tmp_path / f"{name}.fa", sequences)
+        out = tmp_path / f"{name}.tsv"
+        argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--out", str(out)]
+        assert main(argv) == 0
+        errors[name] = capsys.readouterr().err
+        with open(out) as handle:
+            rows[name] = {r["id"]: r for r in csv.DictReader(handle, delimiter="\t")}
+    assert (
+        "1 allele whose REF window holds characters that are not nucleotides or IUPAC codes "
+        "(read as N)" in errors["bad"]
+    )
+    assert "not nucleotides" not in errors["as_n"]
+    for ident in ("inside", "outside"):
+        for column in ("p_ref", "p_alt", "delta"):
+            assert rows["bad"][ident][column] == rows["as_n"][ident][column] != ""

@@ -55,6 +55,7 @@ from attngen_keras.files import (
 )
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
+from attngen_keras.genome.windows import unusual_characters
 from attngen_keras.progress import progress_bar
 
 COLUMNS = [
@@ -250,7 +251,7 @@ def _results(scorer, alleles, built, outputs):
             "index": index, "chrom": chrom, "pos": pos, "id": ident, "ref": ref, "alt": alt,
             "ref_match": "" if ref_match is None else str(bool(ref_match)).lower(), "note": note,
             "class": "", "p_ref": None, "p_alt": None, "delta": None, "log_odds_ratio": None,
-            "importance_ref": None, "importance_alt": None,
+            "importance_ref": None, "importance_alt": None, "invalid_characters": 0,
         }  # fmt: skip
         if i in position:
             k = position[i]
@@ -266,6 +267,8 @@ def _results(scorer, alleles, built, outputs):
                     "log_odds_ratio": _logit(p_alt) - _logit(p_ref),
                     "importance_ref": _mean(importance, at_variant, k, half, len(ref)),
                     "importance_alt": _mean(importance, at_variant, n + k, half, len(alt)),
+                    # of the REF window: the model reads them as N
+                    "invalid_characters": unusual_characters(built[i][0])[1],
                 }
             )
         results.append(row)
@@ -388,6 +391,7 @@ def score_variants(
         NOTE_CHROM: 0,
         NOTE_SYMBOLIC: 0,
         NOTE_BEYOND: 0,
+        "invalid_windows": 0,
     }
     effects = {}
     missing = set()  # VCF chromosomes that the FASTA lacks
@@ -402,6 +406,7 @@ def score_variants(
                 counts["alleles"] += 1
                 counts["scored"] += result["p_ref"] is not None
                 counts["ref_mismatch"] += result["ref_match"] == "false"
+                counts["invalid_windows"] += result.get("invalid_characters", 0) > 0
                 if result["note"]:
                     counts[result["note"]] += 1
                     if result["note"] == NOTE_CHROM:
@@ -440,7 +445,8 @@ def score_variants(
         "alleles": counts["alleles"], "scored": counts["scored"],
         "ref_mismatch": counts["ref_mismatch"], "near_end": counts[NOTE_END],
         "missing_chrom": counts[NOTE_CHROM], "symbolic": counts[NOTE_SYMBOLIC],
-        "beyond_end": counts[NOTE_BEYOND], "outputs": outputs,
+        "beyond_end": counts[NOTE_BEYOND], "invalid_windows": counts["invalid_windows"],
+        "outputs": outputs,
     }  # fmt: skip
 
 
@@ -486,10 +492,14 @@ def _report(vcf, counts, length, missing=(), fasta_names=(), beyond=None, sizes=
     if counts[NOTE_SYMBOLIC]:
         parts.append(f"{plural(counts[NOTE_SYMBOLIC], 'symbolic ALT allele')}, not scored")
     if parts:
-        print(
-            f"attngen variants: warning: {vcf}: {'; '.join(parts)} (see the note column)",
-            file=sys.stderr,
+        parts[-1] += " (see the note column)"
+    if counts.get("invalid_windows"):
+        parts.append(
+            f"{plural(counts['invalid_windows'], 'allele')} whose REF window holds characters that "
+            "are not nucleotides or IUPAC codes (read as N)"
         )
+    if parts:
+        print(f"attngen variants: warning: {vcf}: {'; '.join(parts)}", file=sys.stderr)
 
 
 UNDEFINED_DESCRIPTION = "not defined in the input VCF; definition added by attngen variants"
