@@ -304,5 +304,8 @@ def export_run(run_dir, out, version=None):
     model, record = load_run(run_dir)
     return export_model(
         model, out, record["class_names"], record["length"], record.get("crop"), version,
-        metadata={"run": str(Path(run_dir).resolve()), "model": record.get("model")},
+        metadata={
+            "run": str(Path(run_dir).resolve()), "model": record.get("model"),
+            "shortest_sequence": record.get("shortest_sequence"),
+        },
     )  # fmt: skip

@@ -64,6 +64,7 @@ def resolve_endpoints(path):
         facts = {
             "class_names": record["class_names"],
             "length": record["length"],
+            "shortest_sequence": record.get("shortest_sequence"),
             "source": str(path),
         }
         spec = [tf.TensorSpec([None], tf.string)]
@@ -248,20 +249,21 @@ def predict_file(
     try:
         count, invalid = _write_predictions(
             partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress,
-            window=int(facts["length"]),
+            window=int(facts["length"]), shortest=facts.get("shortest_sequence"),
         )  # fmt: skip
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     partial.replace(out)
-    _report_invalid(input_path, count, invalid, int(facts["length"]))
+    _report_invalid(input_path, count, invalid, int(facts["length"]), facts.get("shortest_sequence"))
     return count
 
 
-def _report_invalid(input_path, count, stats, window):
+def _report_invalid(input_path, count, stats, window, shortest=None):
     """One stderr line when characters were not nucleotides (read as N), the input does not look like
-    DNA, sequences were longer than the model's window, or empty."""
-    sequences, invalid, unusual, total, truncated, empty = stats
+    DNA, sequences were longer than the model's window, shorter than any it was trained on
+    (`shortest`: the training data's shortest length, when the run recorded it), or empty."""
+    sequences, invalid, unusual, total, truncated, empty, short = stats
     share = unusual / max(total, 1)
     parts = []
     if invalid:
@@ -278,6 +280,11 @@ def _report_invalid(input_path, count, stats, window):
         parts.append(
             f"{plural(truncated, 'sequence')} longer than the model's {window} nt, cropped to {window} nt "
             "(see the truncated column; `attngen scan` scores long sequences window by window)"
+        )
+    if short:
+        parts.append(
+            f"{plural(short, 'sequence')} shorter than any the model was trained on "
+            f"({min(shortest, window)} nt), padded to {window} nt: inputs unlike its training data"
         )
     if empty:
         parts.append(
@@ -299,15 +306,19 @@ def _write_predictions(
     batch_size,
     show_progress,
     window=None,
+    shortest=None,
 ):
     """Writes the TSV; returns `(count, stats)`.
 
     `stats`: sequences with invalid characters, invalid characters,
     characters other than A/C/G/T/U/N, and all characters, counted within the
     model's `window` (as `invalid_characters` is); sequences longer than the
-    window; empty sequences.
+    window; empty sequences; non-empty sequences shorter than `shortest` (the
+    training data's shortest length, capped at the window; None: not counted).
     """
     count = invalid_sequences = invalid_characters = unusual = characters = truncated = empty = 0
+    short = 0
+    short_of = None if shortest is None else min(shortest, window or shortest)
     with (
         open(partial, "w", newline="") as handle,
         progress_bar(
@@ -347,8 +358,11 @@ def _write_predictions(
             for _, sequence in batch:
                 stripped = sequence.strip()
                 empty += not stripped
+                short += bool(stripped) and short_of is not None and len(stripped) < short_of
                 seen = stripped[: window or None]
                 characters += len(seen)
                 unusual += len(seen) - sum(seen.count(c) for c in _DEFINITE)
             progress.update(len(batch))
-    return count, (invalid_sequences, invalid_characters, unusual, characters, truncated, empty)
+    return count, (
+        invalid_sequences, invalid_characters, unusual, characters, truncated, empty, short
+    )  # fmt: skip

@@ -591,6 +591,8 @@ def _fit_and_write(
         class_names=dataset.class_names,
         data_kind=dataset.kind,
         counts=dataset.summary(),
+        # `predict` says when inputs are shorter than any the model was trained on
+        shortest_sequence=dataset["train"].shortest_length() if "train" in dataset.splits else None,
         versions={
             "attngen_keras": __version__,
             "tensorflow": tf.__version__,

@@ -365,6 +365,7 @@ def run_search(config, verbose=None):
                     "class_names": dataset.class_names,
                     "length": dataset.length,
                     "counts": dataset.summary(),
+                    "shortest_sequence": dataset["train"].shortest_length(),
                 },
                 indent=2,
             )

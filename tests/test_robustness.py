@@ -417,13 +417,15 @@ def test_predict_on_protein_says_so_on_stderr(run_copy, tmp_path, capsys):
     summary = [line for line in err.splitlines() if "warning:" in line]
     assert len(summary) == 1, err
     assert "2 of 3 sequences" in summary[0] and "does not look like DNA" in summary[0]
-    dna = tmp_path / "dna.fa"
-    dna.write_text(">d1\nACGTACGTTGACTCA\n>d2\nACGTNNRYACGT\n")
+    length = json.loads((run_copy / "dataset.json").read_text())["length"]
+    dna = tmp_path / "dna.fa"  # as long as the training sequences: nothing to say
+    first, second = ("ACGTACGTTGACTCA" * length)[:length], ("ACGTNNRYACGT" * length)[:length]
+    dna.write_text(f">d1\n{first}\n>d2\n{second}\n")
     rc, _, err = run_cli(capsys, "predict", run_copy, "--fasta", dna, "--out", tmp_path / "d.tsv")
     assert rc == 0 and "warning" not in err
 
 
-def test_predict_says_when_sequences_were_cropped_or_empty(run_copy, tmp_path, capsys):
+def test_predict_says_when_sequences_were_cropped_padded_or_empty(run_copy, tmp_path, capsys):
     import json
 
     length = json.loads((run_copy / "dataset.json").read_text())["length"]
@@ -439,8 +441,43 @@ def test_predict_says_when_sequences_were_cropped_or_empty(run_copy, tmp_path, c
     assert len(summary) == 1, err
     assert f"2 sequences longer than the model's {length} nt, cropped to {length} nt" in summary[0]
     assert "1 empty sequence, predicted as an input with no nucleotides" in summary[0]
+    # "ok" (6 nt) is shorter than every training sequence; the empty one counts as empty only
+    assert (
+        f"1 sequence shorter than any the model was trained on ({length} nt), padded to {length} nt"
+        in summary[0]
+    )
     rows = (tmp_path / "p.tsv").read_text().splitlines()[1:]
     assert [row.split("\t")[-1] for row in rows] == ["True", "True", "False", "False"]
+
+
+def test_short_inputs_are_judged_against_the_training_datas_shortest_sequence(
+    run_copy, tmp_path, capsys
+):
+    """The run records its training data's shortest length; `predict` (on the run or its export)
+    warns only of inputs shorter than that, and not at all for a run that did not record it."""
+    record_file = run_copy / "dataset.json"
+    record = json.loads(record_file.read_text())
+    length = record["length"]
+    assert record["shortest_sequence"] == length  # the fixture's sequences are all 60 nt
+    inputs = tmp_path / "short.fa"
+    inputs.write_text(f">a\n{'ACGT' * 10}\n>b\n{'TTGCA' * 10}\n>c\n{'GATC' * 8}\n")  # 40, 50, 32 nt
+
+    def short_warning(model):
+        out = tmp_path / "p.tsv"
+        rc, _, err = run_cli(capsys, "predict", model, "--fasta", inputs, "--out", out, "--force")
+        assert rc == 0, err
+        return [line for line in err.splitlines() if "shorter than any" in line]
+
+    assert "3 sequences shorter than any the model was trained on (60 nt)" in short_warning(run_copy)[0]
+    record_file.write_text(json.dumps({**record, "shortest_sequence": 40}))  # variable-length data
+    assert "1 sequence shorter than any the model was trained on (40 nt)" in short_warning(run_copy)[0]
+    exported = tmp_path / "exported"
+    rc, _, err = run_cli(capsys, "export", run_copy, "--out", exported)
+    assert rc == 0, err
+    assert "1 sequence shorter than any the model was trained on (40 nt)" in short_warning(exported)[0]
+    del record["shortest_sequence"]  # a run made before the length was recorded
+    record_file.write_text(json.dumps(record))
+    assert short_warning(run_copy) == []
 
 
 def test_synthetic_keeps_earlier_data_unless_forced(tmp_path, capsys):

@@ -471,3 +471,21 @@ def test_fasta_chunks_are_bounded_by_bases_as_well_as_records(tmp_path):
     chunks = list(cache_lib._fasta_chunks(str(path), chunk_records=100, chunk_bases=2_500))
     assert [len(ids) for ids, _ in chunks] == [3, 3, 3, 1]
     assert [i for ids, _ in chunks for i in ids] == [f"r{i}" for i in range(10)]
+
+
+def test_shortest_length_reads_a_memory_mapped_split_in_chunks(tmp_path):
+    """`EncodedSplit.shortest_length` sees every row whatever the chunk size (the shortest is in the
+    last, partial chunk here), and is 0 for an empty split."""
+    from attngen_keras.data import EncodedSplit
+    from attngen_keras.data.alphabet import PAD
+
+    tokens = np.lib.format.open_memmap(tmp_path / "t.npy", mode="w+", dtype=np.uint8, shape=(7, 10))
+    tokens[:] = 0  # all full-length (A)
+    tokens[2, 8:] = PAD  # 8 nt
+    tokens[6, 3:] = PAD  # 3 nt, in the last chunk of 3 rows
+    split = EncodedSplit(tokens=tokens, labels=np.zeros(7, np.int32), ids=np.arange(7).astype(str))
+    assert [split.shortest_length(rows) for rows in (1, 3, 100)] == [3, 3, 3]
+    empty = EncodedSplit(
+        tokens=np.zeros((0, 10), np.uint8), labels=np.zeros(0, np.int32), ids=np.zeros(0, str)
+    )
+    assert empty.shortest_length() == 0

@@ -128,6 +128,15 @@ class EncodedSplit:
     def lengths(self):
         return np.sum(self.tokens != alphabet.PAD, axis=1).astype(np.int32)
 
+    def shortest_length(self, rows=1 << 16):
+        """The length of the shortest sequence (0 for an empty split), `rows` at a time (a memory-mapped
+        cache is read once, never whole)."""
+        shortest = int(self.tokens.shape[1]) if len(self) else 0
+        for start in range(0, len(self), rows):
+            chunk = np.asarray(self.tokens[start : start + rows])
+            shortest = min(shortest, int((chunk != alphabet.PAD).sum(axis=1).min()))
+        return shortest
+
     def one_hot(self):
         """`(n, length, 4)` float32 one-hot (padding all-zero)."""
         return alphabet.one_hot(self.tokens)
