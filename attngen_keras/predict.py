@@ -255,7 +255,9 @@ def predict_file(
         partial.unlink(missing_ok=True)
         raise
     partial.replace(out)
-    _report_invalid(input_path, count, invalid, int(facts["length"]), facts.get("shortest_sequence"))
+    _report_invalid(
+        input_path, count, invalid, int(facts["length"]), facts.get("shortest_sequence")
+    )
     return count
 
 

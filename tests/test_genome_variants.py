@@ -589,7 +589,16 @@ def test_invalid_characters_in_a_ref_window_are_counted_and_read_as_n(tmp_path, 
     for name, sequences in (("bad", bad), ("as_n", as_n)):
         fasta = write_genome(tmp_path / f"{name}.fa", sequences)
         out = tmp_path / f"{name}.tsv"
-        argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--out", str(out)]
+        argv = [
+            "variants",
+            str(exported),
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(fasta),
+            "--out",
+            str(out),
+        ]
         assert main(argv) == 0
         errors[name] = capsys.readouterr().err
         with open(out) as handle:

@@ -468,13 +468,20 @@ def test_short_inputs_are_judged_against_the_training_datas_shortest_sequence(
         assert rc == 0, err
         return [line for line in err.splitlines() if "shorter than any" in line]
 
-    assert "3 sequences shorter than any the model was trained on (60 nt)" in short_warning(run_copy)[0]
+    assert (
+        "3 sequences shorter than any the model was trained on (60 nt)"
+        in short_warning(run_copy)[0]
+    )
     record_file.write_text(json.dumps({**record, "shortest_sequence": 40}))  # variable-length data
-    assert "1 sequence shorter than any the model was trained on (40 nt)" in short_warning(run_copy)[0]
+    assert (
+        "1 sequence shorter than any the model was trained on (40 nt)" in short_warning(run_copy)[0]
+    )
     exported = tmp_path / "exported"
     rc, _, err = run_cli(capsys, "export", run_copy, "--out", exported)
     assert rc == 0, err
-    assert "1 sequence shorter than any the model was trained on (40 nt)" in short_warning(exported)[0]
+    assert (
+        "1 sequence shorter than any the model was trained on (40 nt)" in short_warning(exported)[0]
+    )
     del record["shortest_sequence"]  # a run made before the length was recorded
     record_file.write_text(json.dumps(record))
     assert short_warning(run_copy) == []
