@@ -244,6 +244,11 @@ def _parser():
         "(large: the window's maximum; towards 0: its mean; default 1)",
     )  # fmt: skip
     attn.add_argument(
+        "--attention-window-gate", action="store_true", default=None,
+        help="learn the window weight per position, starting from --attention-window-weight "
+        "(the model chooses where a position's own logit counts and where its window's does)",
+    )  # fmt: skip
+    attn.add_argument(
         "--normalization",
         choices=["softmax", "sigmoid", "sparsemax"],
         help="attention weights: softmax, per-position sigmoid gates, or sparsemax (exact zeros; "
@@ -614,7 +619,8 @@ def _train(args):
         raise ValueError("--filters/--kernel-size/--conv-blocks/--dropout do not apply to gb-cnn")
     attention = _given(
         args, "mask_on", "inference", "temperature", "attention_window", "attention_window_weight",
-        "attention_window_pooling", "attention_window_sharpness", "attention_entropy_weight",
+        "attention_window_pooling", "attention_window_sharpness", "attention_window_gate",
+        "attention_entropy_weight",
         "stem_activation", "faithfulness_weight", "faithfulness_fraction", "faithfulness_batch_fraction", "normalization",
         "faithfulness_target",
     )  # fmt: skip

@@ -309,3 +309,79 @@ def test_window_sharpness_scales_the_log_mean_exp():
     assert args.attention_window_sharpness == 0.5
     with pytest.raises(SystemExit):
         _parser().parse_args([*argv, "--attention-window-sharpness", "0"])
+
+
+def test_window_gate_learns_the_window_weight_per_position(tmp_path):
+    """`window_gate=True`: each position's window weight is `sigmoid(u . hidden + c)`, starting at
+    `window_weight` everywhere (u = 0), trainable, and round-tripped by config and a .keras file."""
+    from attngen_keras.cli import _parser
+
+    features, valid, raw, raw_logits = _features_and_raw_logits(6, 12, 1, 8)
+    pooled = _brute_window_log_mean_exp(raw_logits, valid, 5)
+    real = valid > 0
+    options = dict(attention_units=4, return_scores=True, window=5, window_pooling="log_mean_exp")
+    fixed = SaliencyMask(window_weight=0.75, **options)
+    fixed([features, valid])
+    gated = SaliencyMask(window_weight=0.75, window_gate=True, **options)
+    gated([features, valid])
+    assert not hasattr(fixed, "gate_kernel")  # a layer without the gate keeps its variables
+    assert len(gated.trainable_weights) == len(fixed.trainable_weights) + 2
+    for layer in (fixed, gated):
+        for name in ("attention_kernel", "attention_bias", "score_kernel"):
+            getattr(layer, name).assign(getattr(raw, name))
+    np.testing.assert_allclose(np.asarray(gated.gate_bias), np.log(3.0), rtol=1e-6)  # 0.75
+    assert not np.any(np.asarray(gated.gate_kernel))
+    at_start = np.asarray(gated.attention_logits(features, real))
+    np.testing.assert_allclose(
+        at_start, np.asarray(fixed.attention_logits(features, real)), atol=1e-6
+    )
+    # a learned gate: weights by hand from the scorer's hidden units
+    kernel, bias = np.array([[1.5], [-2.0], [0.5], [3.0]], "float32"), np.float32(-0.3)
+    gated.gate_kernel.assign(kernel)
+    gated.gate_bias.assign(bias)
+    hidden = np.tanh(features @ np.asarray(raw.attention_kernel) + np.asarray(raw.attention_bias))
+    weight = 1.0 / (1.0 + np.exp(-((hidden @ kernel)[..., 0] + bias)))
+    assert weight.std() > 0.1  # the weights differ between positions
+    expected = (1.0 - weight) * raw_logits + weight * pooled
+    got = np.asarray(gated.attention_logits(features, real))
+    np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-5)
+    config = gated.get_config()
+    assert config["window_gate"] is True and SaliencyMask.from_config(config).window_gate
+    del config["window_gate"]  # layers saved before the option: no gate
+    assert SaliencyMask.from_config(config).window_gate is False
+    for bad in (dict(window=1, window_weight=0.5), dict(window=5, window_weight=1.0),
+                dict(window=5, window_weight=0.0)):  # fmt: skip
+        with pytest.raises(ValueError, match="window_gate"):
+            SaliencyMask(window_gate=True, **bad)
+    model = build_attngen(40, 2, attention_window_gate=True, seed=0)
+    layer = model.get_layer("saliency_mask")
+    assert layer.window_gate and model.attention_window_gate
+    assert AttnGen.from_config(model.get_config()).attention_window_gate
+    layer.gate_kernel.assign(np.random.default_rng(2).normal(size=(32, 1)).astype("float32"))
+    x = np.eye(4, dtype="float32")[np.random.default_rng(1).integers(0, 4, (4, 40))]
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        np.asarray(loaded.nucleotide_attention(x)), np.asarray(model.nucleotide_attention(x)),
+        atol=1e-6,
+    )  # fmt: skip
+    assert not build_attngen(40, 2).attention_window_gate  # not the default
+    argv = ["train", "--data", "x.csv", "--out", "r"]
+    assert _parser().parse_args([*argv, "--attention-window-gate"]).attention_window_gate is True
+    assert _parser().parse_args(argv).attention_window_gate is None
+
+
+def test_window_gate_takes_gradients():
+    import tensorflow as tf
+
+    features, valid, _, _ = _features_and_raw_logits(7, 12, 0, 12)
+    layer = SaliencyMask(
+        attention_units=4, window=5, window_weight=0.75, window_gate=True,
+        window_pooling="log_mean_exp", mask_fraction=0.2,
+    )  # fmt: skip
+    layer([features, valid])
+    with tf.GradientTape() as tape:
+        out = layer([features, valid], training=True)
+        loss = tf.reduce_sum(out * np.linspace(-1, 1, 6, dtype="float32"))
+    grads = tape.gradient(loss, [layer.gate_kernel, layer.gate_bias])
+    assert all(g is not None and np.any(np.asarray(g) != 0) for g in grads)

@@ -1,5 +1,7 @@
 """The AttnGen `SaliencyMask` layer: nucleotide-level attention plus masking."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -192,7 +194,12 @@ class SaliencyMask(keras.layers.Layer):
     to its core, scores close to the peak, and a run of middling logits
     (a partial match) does not. `window_sharpness = b` makes it
     `log(mean(exp(b * logits))) / b`: the window's maximum as `b` grows,
-    its mean as `b` goes to 0.
+    its mean as `b` goes to 0. With `window_gate=True` the weight is learned
+    per position: `a_i = sigmoid(u^T hidden_i + c)` from the attention
+    scorer's hidden units at that position, starting at `a_i = window_weight`
+    (`u = 0`), so that the model chooses where a position's own logit
+    counts and where its window's does (on a motif task the window, on one
+    decided by single positions its own).
 
     The attention can be computed from other features than the ones it
     masks: with inputs `[values, valid, context]` the logits come from
@@ -233,6 +240,9 @@ class SaliencyMask(keras.layers.Layer):
             (their soft maximum; see above).
         window_sharpness: `b > 0` of the log-mean-exp pooling (1: plain
             log-mean-exp; see above).
+        window_gate: learn the window weight per position, starting from
+            `window_weight` (which must then be in `(0, 1)`, with `window > 1`;
+            see above).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -266,6 +276,7 @@ class SaliencyMask(keras.layers.Layer):
         entropy_weight=0.0,
         window_pooling="mean",
         window_sharpness=1.0,
+        window_gate=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -286,6 +297,11 @@ class SaliencyMask(keras.layers.Layer):
             raise ValueError(f"window_weight must be in [0, 1], got {window_weight}")
         if not 0.0 < float(window_sharpness) < float("inf"):
             raise ValueError(f"window_sharpness must be finite and > 0, got {window_sharpness}")
+        if window_gate and not (int(window) > 1 and 0.0 < float(window_weight) < 1.0):
+            raise ValueError(
+                "window_gate needs window > 1 and window_weight in (0, 1) (its starting value), "
+                f"got window={window}, window_weight={window_weight}"
+            )
         if window_pooling not in WINDOW_POOLINGS:
             raise ValueError(
                 f"window_pooling must be one of {WINDOW_POOLINGS}, got {window_pooling!r}"
@@ -304,6 +320,7 @@ class SaliencyMask(keras.layers.Layer):
         self.window_weight = float(window_weight)
         self.window_pooling = window_pooling
         self.window_sharpness = float(window_sharpness)
+        self.window_gate = bool(window_gate)
         self.entropy_weight = float(entropy_weight)
         self._initial_mask_fraction = mask_fraction
         self.mask_fraction = self.add_weight(
@@ -343,6 +360,17 @@ class SaliencyMask(keras.layers.Layer):
             trainable=False,
             dtype="float32",
         )
+        if self.window_gate:
+            # u = 0: every position starts at window_weight
+            self.gate_kernel = self.add_weight(
+                name="gate_kernel", shape=(self.attention_units, 1), initializer="zeros"
+            )
+            start = self.window_weight
+            self.gate_bias = self.add_weight(
+                name="gate_bias",
+                shape=(),
+                initializer=keras.initializers.Constant(math.log(start / (1.0 - start))),
+            )
 
     def load_own_variables(self, store):
         if len(store.keys()) == len(self.variables) - 1:
@@ -373,9 +401,17 @@ class SaliencyMask(keras.layers.Layer):
             smooth = window_log_mean_exp(logits * sharpness, valid, self.window) / sharpness
         else:
             smooth = window_mean(logits * valid, valid, self.window)
+        if self.window_gate:
+            weight = self.window_gate_weights(hidden)
+            return (1.0 - weight) * logits + weight * smooth
         if self.window_weight == 1.0:
             return smooth
         return (1.0 - self.window_weight) * logits + self.window_weight * smooth
+
+    def window_gate_weights(self, hidden):
+        """Per-position window weights `(batch, length)` from the scorer's hidden units (`window_gate`)."""
+        gate = ops.matmul(ops.cast(hidden, "float32"), ops.cast(self.gate_kernel, "float32"))
+        return ops.sigmoid(ops.squeeze(gate, axis=-1) + ops.cast(self.gate_bias, "float32"))
 
     def call(self, inputs, training=None):
         if _is_list(inputs):
@@ -448,6 +484,7 @@ class SaliencyMask(keras.layers.Layer):
                 "window_weight": self.window_weight,
                 "window_pooling": self.window_pooling,
                 "window_sharpness": self.window_sharpness,
+                "window_gate": self.window_gate,
                 "entropy_weight": self.entropy_weight,
             }
         )

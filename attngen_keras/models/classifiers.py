@@ -146,6 +146,9 @@ class AttnGen(keras.Model):
             `"log_mean_exp"`, their soft maximum (see `SaliencyMask`).
         attention_window_sharpness: `b` of the log-mean-exp pooling,
             `log(mean(exp(b * logits))) / b` (see `SaliencyMask`).
+        attention_window_gate: learn the window weight per position,
+            starting from `attention_window_weight` (see
+            `SaliencyMask(window_gate=...)`).
         attention_entropy_weight: weight of a training penalty on the
             normalized entropy of the attention scores (0: none; see
             `SaliencyMask(entropy_weight=...)`).
@@ -188,6 +191,7 @@ class AttnGen(keras.Model):
         attention_entropy_weight=0.0,
         attention_window_pooling="mean",
         attention_window_sharpness=1.0,
+        attention_window_gate=False,
         seed=None,
         backbone=None,
         name="attngen",
@@ -225,6 +229,7 @@ class AttnGen(keras.Model):
             window_weight=attention_window_weight,
             window_pooling=attention_window_pooling,
             window_sharpness=attention_window_sharpness,
+            window_gate=attention_window_gate,
             entropy_weight=attention_entropy_weight,
             fill_value=N_ENCODING if mask_on == "nucleotides" else 0.0,
             name=SALIENCY_LAYER_NAME,
@@ -250,6 +255,7 @@ class AttnGen(keras.Model):
         self.attention_window_weight = float(attention_window_weight)
         self.attention_window_pooling = attention_window_pooling
         self.attention_window_sharpness = float(attention_window_sharpness)
+        self.attention_window_gate = bool(attention_window_gate)
         self.attention_entropy_weight = float(attention_entropy_weight)
         self.stem_activation = stem_activation
         self.faithfulness_weight = float(faithfulness_weight)
@@ -397,6 +403,7 @@ class AttnGen(keras.Model):
             "attention_window_weight": self.attention_window_weight,
             "attention_window_pooling": self.attention_window_pooling,
             "attention_window_sharpness": self.attention_window_sharpness,
+            "attention_window_gate": self.attention_window_gate,
             "attention_entropy_weight": self.attention_entropy_weight,
             "stem_activation": self.stem_activation,
             "faithfulness_weight": self.faithfulness_weight,
@@ -471,6 +478,7 @@ def build_attngen(
     attention_entropy_weight=None,
     attention_window_pooling=None,
     attention_window_sharpness=None,
+    attention_window_gate=None,
     **backbone,
 ):
     """AttnGen: the Conv1D backbone with a `SaliencyMask` (see `AttnGen`).
@@ -497,7 +505,8 @@ def build_attngen(
             `normalization`, `faithfulness_target`,
             `faithfulness_batch_fraction`, `attention_window`,
             `attention_window_weight`, `attention_window_pooling`,
-            `attention_window_sharpness` and `attention_entropy_weight`.
+            `attention_window_sharpness`, `attention_window_gate` and
+            `attention_entropy_weight`.
         **backbone: overrides of `BACKBONE_DEFAULTS` (filters, kernel_size,
             conv_blocks, block_kernel_size, dilation_rate, pool_size,
             dropout, dense_units).
@@ -524,6 +533,7 @@ def build_attngen(
         ("attention_window_weight", attention_window_weight),
         ("attention_window_pooling", attention_window_pooling),
         ("attention_window_sharpness", attention_window_sharpness),
+        ("attention_window_gate", attention_window_gate),
         ("attention_entropy_weight", attention_entropy_weight),
         ("faithfulness_batch_fraction", faithfulness_batch_fraction),
     ):  # fmt: skip
