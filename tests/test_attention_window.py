@@ -345,6 +345,8 @@ def test_window_gate_learns_the_window_weight_per_position(tmp_path):
     expected = (1.0 - weight) * raw_logits + weight * pooled
     got = np.asarray(gated.attention_logits(features, real))
     np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(gated.window_weights(features)), weight, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(fixed.window_weights(features)), 0.75)
     config = gated.get_config()
     assert config["window_gate"] is True and SaliencyMask.from_config(config).window_gate
     del config["window_gate"]  # layers saved before the option: no gate

@@ -539,3 +539,31 @@ def test_window_pooling_cost_summary_and_models():
     assert {**PRESETS["faithful"], **cost.MODELS["mean_window"][1]} == MEAN_WINDOW_PRESET
     assert faithfulness.variant_options("faithful_mean") == MEAN_WINDOW_PRESET
     assert cost.MODELS["default"] == ("attngen", {})
+
+
+def test_window_gate_values_reads_each_positions_weight(tmp_path, capsys):
+    """The gate benchmark reports the layer's own per-position window weights over real positions:
+    exactly `window_weight` for a fixed window, and the gate's values for a gated one."""
+    from attngen_keras.models import build_attngen
+
+    gates = _load("window_gate_values")
+    sequences = ["ACGTTGCA" * 5, "GGATCC" * 4]  # 40 and 24 nt: padding is left out
+    pd.DataFrame({"seq": sequences}).to_csv(tmp_path / "s.csv", index=False)
+    runs = {}
+    for name, gate in (("fixed", None), ("gated", True)):
+        model = build_attngen(40, 2, attention_window_gate=gate, seed=0)
+        if gate:  # a learned gate that differs between positions
+            layer = model.get_layer("saliency_mask")
+            layer.gate_kernel.assign(np.linspace(-3, 3, 32, dtype="float32")[:, None])
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        model.save(runs[name] / "model.keras")
+    out = tmp_path / "g.json"
+    argv = [str(runs["fixed"]), str(runs["gated"]), "--sequences", str(tmp_path / "s.csv")]
+    assert gates.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["runs"]
+    fixed, gated = result[str(runs["fixed"])], result[str(runs["gated"])]
+    assert fixed["positions"] == gated["positions"] == 64
+    assert fixed["mean"] == fixed["p10"] == fixed["p90"] == pytest.approx(0.75)
+    assert gated["window_gate"] and gated["p10"] < gated["p90"]
+    assert "gated" in capsys.readouterr().out

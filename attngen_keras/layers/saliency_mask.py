@@ -402,14 +402,26 @@ class SaliencyMask(keras.layers.Layer):
         else:
             smooth = window_mean(logits * valid, valid, self.window)
         if self.window_gate:
-            weight = self.window_gate_weights(hidden)
+            weight = self._gate_weights(hidden)
             return (1.0 - weight) * logits + weight * smooth
         if self.window_weight == 1.0:
             return smooth
         return (1.0 - self.window_weight) * logits + self.window_weight * smooth
 
-    def window_gate_weights(self, hidden):
-        """Per-position window weights `(batch, length)` from the scorer's hidden units (`window_gate`)."""
+    def window_weights(self, features):
+        """Each position's window weight, `(batch, length)`: learned with `window_gate`, else
+        `window_weight` everywhere (0 without a window).
+
+        Args:
+            features: `(batch, length, channels)` scoring features (the `context` input).
+        """
+        if not self.window_gate:
+            weight = self.window_weight if self.window > 1 else 0.0
+            return ops.full(ops.shape(features)[:-1], weight, dtype="float32")
+        hidden = ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
+        return self._gate_weights(hidden)
+
+    def _gate_weights(self, hidden):
         gate = ops.matmul(ops.cast(hidden, "float32"), ops.cast(self.gate_kernel, "float32"))
         return ops.sigmoid(ops.squeeze(gate, axis=-1) + ops.cast(self.gate_bias, "float32"))
 
