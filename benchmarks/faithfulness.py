@@ -35,7 +35,9 @@ log-mean-exp, a soft maximum, of its 9-nt window; since 2026-11-28),
 `faithful_lme_w2` (the same options, named), `faithful_mean` (the default
 until 2026-11-28: the window's mean, loss weight 1.5; the `faithful` rows of
 results written from 2026-11-27 to 2026-11-28 are this configuration),
-`faithful_nowindow` (the default before the window: own logits only, loss
+`faithful_gate` / `faithful_gate_sharp2` (the default with its window
+weight learned per position, `--attention-window-gate`; the second also at
+window sharpness 2), `faithful_nowindow` (the default before the window: own logits only, loss
 weight 2; the `faithful` rows of results written before 2026-11-26 are this
 configuration), `faithful_features` (faithfulness loss, attention on stem
 features), `motif` (the `motif` preset: the 9-nt window mean alone, loss
@@ -116,6 +118,13 @@ VARIANTS = {
         "faithful",
         {"attention_window_pooling": "log_mean_exp", "faithfulness_weight": 2.0},
     ),
+    # the window weight learned per position (thirteenth session): alone, and with sharpness 2
+    "faithful_gate": ("attngen", "faithful", {"attention_window_gate": True}),
+    "faithful_gate_sharp2": (
+        "attngen",
+        "faithful",
+        {"attention_window_gate": True, "attention_window_sharpness": 2.0},
+    ),
     "faithful_nowindow": (
         "attngen",
         "faithful",
@@ -178,6 +187,8 @@ PLANTED_SETS = {
     # chosen on planted95 and human_or_fungus validation: rng = numpy's
     # default_rng(20261130); two motifs "".join(rng.choice(list("ACGT"), 10)), then the
     # seed rng.integers(100, 1000)
+    # used 2026-11-28 (thirteenth session), once, to check the learned window gate with
+    # sharpness 2 (not adopted): spent as a held-out set
     "heldout95d": (("TGCCTCTAGC", "GCCGTGCTGT"), 0.95, 543),
 }
 # run only when named in --datasets, so that a full run does not spend a held-out set
