@@ -205,8 +205,9 @@ def _parser():
     attn.add_argument(
         "--preset", choices=["faithful", "motif", "paper"], default="faithful",
         help="faithful (default): attention on the nucleotides, trained so that its top positions are "
-        "necessary and sufficient, each logit a quarter its own and three quarters the soft maximum "
-        "of its 9-nt window; motif: the 9-nt window mean alone (loss weight 1.5); "
+        "necessary and sufficient, each logit a mix of its own and the soft maximum of its 9-nt "
+        "window, weighted per position by a learned gate; motif: the 9-nt window mean alone (loss "
+        "weight 1.5); "
         "paper: the paper's soft attention on the stem features",
     )  # fmt: skip
     attn.add_argument(
@@ -241,12 +242,13 @@ def _parser():
     attn.add_argument(
         "--attention-window-sharpness", type=_positive_float,
         help="b of the log_mean_exp pooling, log(mean(exp(b * logits))) / b "
-        "(large: the window's maximum; towards 0: its mean; default 1)",
+        "(large: the window's maximum; towards 0: its mean; preset faithful: 2, otherwise 1)",
     )  # fmt: skip
     attn.add_argument(
-        "--attention-window-gate", action="store_true", default=None,
+        "--attention-window-gate", action=argparse.BooleanOptionalAction, default=None,
         help="learn the window weight per position, starting from --attention-window-weight "
-        "(the model chooses where a position's own logit counts and where its window's does)",
+        "(the model chooses where a position's own logit counts and where its window's does; "
+        "preset faithful: on)",
     )  # fmt: skip
     attn.add_argument(
         "--normalization",

@@ -30,14 +30,17 @@ and measures, on a fixed seeded subset of the test split (N replacement):
 Variants (`VARIANTS`): `paper` (the paper's configuration: soft attention on
 stem features, no faithfulness loss), `paper_hard` (the same, hard top-k kept
 at inference), `faithful` (the default: attention on nucleotides + faithfulness
-loss weight 2, each logit a quarter its own and three quarters the
-log-mean-exp, a soft maximum, of its 9-nt window; since 2026-11-28),
-`faithful_lme_w2` (the same options, named), `faithful_mean` (the default
+loss weight 2, each logit a mix of its own and the log-mean-exp at sharpness 2,
+a soft maximum, of its 9-nt window, with the window weight learned per position;
+since 2026-11-28, thirteenth session), `faithful_gate_sharp2` (the same options,
+named), `faithful_lme_w2` (the default of 2026-11-28 before the learned weight:
+window weight 0.75, sharpness 1; the `faithful` rows of results written on
+2026-11-28 before the thirteenth session are this configuration),
+`faithful_mean` (the default
 until 2026-11-28: the window's mean, loss weight 1.5; the `faithful` rows of
 results written from 2026-11-27 to 2026-11-28 are this configuration),
-`faithful_gate` / `faithful_gate_sharp2` (the default with its window
-weight learned per position, `--attention-window-gate`; the second also at
-window sharpness 2), `faithful_nowindow` (the default before the window: own logits only, loss
+`faithful_gate` (`faithful_lme_w2` with its window weight learned per
+position, `--attention-window-gate`), `faithful_nowindow` (the default before the window: own logits only, loss
 weight 2; the `faithful` rows of results written before 2026-11-26 are this
 configuration), `faithful_features` (faithfulness loss, attention on stem
 features), `motif` (the `motif` preset: the 9-nt window mean alone, loss
@@ -94,7 +97,12 @@ FRACTION = 0.2
 # stay defined against it, so that their rows can be repeated.
 # (written out: this module imports Keras only when it trains; a test checks it against
 # attngen_keras.models.classifiers.MEAN_WINDOW_PRESET)
-MEAN_WINDOW_DEFAULT = {"attention_window_pooling": "mean", "faithfulness_weight": 1.5}
+MEAN_WINDOW_DEFAULT = {
+    "attention_window_pooling": "mean",
+    "faithfulness_weight": 1.5,
+    "attention_window_sharpness": 1.0,
+    "attention_window_gate": False,
+}
 
 
 def _old_default(**changes):
@@ -113,13 +121,23 @@ VARIANTS = {
     "faithful_lme05": _old_default(
         attention_window_pooling="log_mean_exp", attention_window_sharpness=0.5
     ),
+    # the default of 2026-11-28 before the learned gate (eleventh session)
     "faithful_lme_w2": (
         "attngen",
         "faithful",
-        {"attention_window_pooling": "log_mean_exp", "faithfulness_weight": 2.0},
+        {
+            "attention_window_pooling": "log_mean_exp",
+            "faithfulness_weight": 2.0,
+            "attention_window_sharpness": 1.0,
+            "attention_window_gate": False,
+        },
     ),
     # the window weight learned per position (thirteenth session): alone, and with sharpness 2
-    "faithful_gate": ("attngen", "faithful", {"attention_window_gate": True}),
+    "faithful_gate": (
+        "attngen",
+        "faithful",
+        {"attention_window_gate": True, "attention_window_sharpness": 1.0},
+    ),
     "faithful_gate_sharp2": (
         "attngen",
         "faithful",
@@ -128,7 +146,12 @@ VARIANTS = {
     "faithful_nowindow": (
         "attngen",
         "faithful",
-        {"attention_window": 1, "faithfulness_weight": 2.0},
+        {
+            "attention_window": 1,
+            "faithfulness_weight": 2.0,
+            "attention_window_gate": False,
+            "attention_window_sharpness": 1.0,
+        },
     ),
     "faithful_hard": _old_default(inference="hard"),
     "faithful_exp": _old_default(stem_activation="exponential"),
@@ -147,7 +170,7 @@ VARIANTS = {
 }
 # other names of the same configuration, kept so that their runs can be repeated; a full
 # run (no --variants) trains each configuration once
-ALIASES = {"faithful_lme_w2": "faithful", "faithful_w15": "faithful_mean"}
+ALIASES = {"faithful_gate_sharp2": "faithful", "faithful_w15": "faithful_mean"}
 FIGURES = (
     "test_accuracy", "deletion_top", "deletion_random", "sufficiency_top", "sufficiency_random",
     "aopc_comprehensiveness_top", "aopc_comprehensiveness_random", "aopc_sufficiency_top",

@@ -2,7 +2,9 @@
 
 Times `train_on_batch` (batch 128, 200 nt, masking active at 0.15) of:
 
-- `default`: the default AttnGen (`--preset faithful`: log-mean-exp window, loss weight 2);
+- `default`: the default AttnGen (`--preset faithful`: log-mean-exp window at sharpness 2,
+  window weight learned per position, loss weight 2; before the thirteenth session a fixed
+  weight: `benchmarks/results/window_pooling_cost.json` holds that run, `_gate.json` today's);
 - `mean_window`: the default until 2026-11-28 (the window's mean, loss weight 1.5;
   the loss weight does not change the computation);
 - `cnn`: the same backbone without SaliencyMask;
@@ -28,7 +30,12 @@ MODELS = {
     "default": ("attngen", {}),
     "mean_window": (
         "attngen",
-        {"attention_window_pooling": "mean", "faithfulness_weight": 1.5},
+        {
+            "attention_window_pooling": "mean",
+            "faithfulness_weight": 1.5,
+            "attention_window_sharpness": 1.0,
+            "attention_window_gate": False,
+        },
     ),
     "cnn": ("cnn", {}),
 }

@@ -93,18 +93,29 @@ def test_default_has_two_scale_logits_and_motif_preset_the_window_mean_alone():
     assert PRESETS["faithful"]["attention_window_weight"] == 0.75
     assert PRESETS["faithful"]["attention_window_pooling"] == "log_mean_exp"
     assert PRESETS["faithful"]["faithfulness_weight"] == 2.0
+    assert PRESETS["faithful"]["attention_window_sharpness"] == 2.0
+    assert PRESETS["faithful"]["attention_window_gate"] is True
     # the motif preset stays the window mean alone at the loss weight it was measured with
     assert PRESETS["motif"] == {
         **PRESETS["faithful"],
         "attention_window_weight": 1.0,
         "attention_window_pooling": "mean",
         "faithfulness_weight": 1.5,
+        "attention_window_sharpness": 1.0,
+        "attention_window_gate": False,
     }
     default = build_attngen(40, 2)
     assert (default.attention_window, default.attention_window_weight) == (9, 0.75)
     layer = default.get_layer("saliency_mask")
     assert (layer.window, layer.window_weight, layer.window_pooling) == (9, 0.75, "log_mean_exp")
-    assert layer.window_sharpness == 1.0
+    assert layer.window_sharpness == 2.0 and layer.window_gate
+    # the previous defaults stay reachable with options
+    previous = build_attngen(40, 2, attention_window_gate=False, attention_window_sharpness=1.0)
+    assert not previous.get_layer("saliency_mask").window_gate
+    argv = ["train", "--data", "x.csv", "--out", "r"]
+    assert (
+        _parser().parse_args([*argv, "--no-attention-window-gate"]).attention_window_gate is False
+    )
     model = build_attngen(40, 2, preset="motif")
     assert model.attention_window == 9 and model.mask_on == "nucleotides"
     assert model.attention_window_weight == 1.0
@@ -367,7 +378,8 @@ def test_window_gate_learns_the_window_weight_per_position(tmp_path):
         np.asarray(loaded.nucleotide_attention(x)), np.asarray(model.nucleotide_attention(x)),
         atol=1e-6,
     )  # fmt: skip
-    assert not build_attngen(40, 2).attention_window_gate  # not the default
+    assert build_attngen(40, 2).attention_window_gate  # the default (since the thirteenth session)
+    assert not build_attngen(40, 2, preset="motif").attention_window_gate
     argv = ["train", "--data", "x.csv", "--out", "r"]
     assert _parser().parse_args([*argv, "--attention-window-gate"]).attention_window_gate is True
     assert _parser().parse_args(argv).attention_window_gate is None

@@ -298,7 +298,7 @@ def test_faithfulness_finished_only_summarizes_without_training(tmp_path, monkey
 
 
 def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monkeypatch):
-    names = ["planted95", "heldout95", "heldout95b", "heldout95c", "heldout95d"]
+    names = ["planted95", "heldout95", "heldout95b", "heldout95c", "heldout95d", "heldout95e"]
     monkeypatch.setattr(
         faithfulness, "datasets",
         lambda work, quick: [faithfulness.Dataset(n, ["unused.csv"]) for n in names],
@@ -313,13 +313,15 @@ def test_faithfulness_runs_a_reserved_planted_set_only_when_named(tmp_path, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(faithfulness, "run_all", stop)
-    assert {"heldout95b", "heldout95c", "heldout95d"} <= set(faithfulness.RESERVED_SETS)
+    assert {"heldout95b", "heldout95c", "heldout95d", "heldout95e"} <= set(
+        faithfulness.RESERVED_SETS
+    )
     for argv in ([], ["--datasets", "heldout95c"], ["--datasets", "heldout95d"]):
         with pytest.raises(KeyboardInterrupt):
             faithfulness.main([*argv, "--work", str(tmp_path), "--out", str(tmp_path)])
     assert chosen == [["planted95", "heldout95"], ["heldout95c"], ["heldout95d"]]
     # a full run trains each configuration once: the aliases are the same options
-    assert "faithful_lme_w2" not in variants[0] and "faithful" in variants[0]
+    assert "faithful_gate_sharp2" not in variants[0] and "faithful" in variants[0]
     assert "faithful_w15" not in variants[0] and "faithful_mean" in variants[0]
     for alias, name in faithfulness.ALIASES.items():
         assert faithfulness.variant_options(alias) == faithfulness.variant_options(name)
@@ -354,9 +356,17 @@ def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_
     write_model(faithfulness_weight=old)
     with pytest.raises(SystemExit, match=re.escape(f"faithfulness_weight: {old} -> {today}")):
         summarized()
+    # runs made before the learned gate did not store it, nor the sharpness: the constructor's
+    # defaults (no gate, sharpness 1) applied then
+    before_gate = ("attention_window_gate", "attention_window_sharpness")
+    # the default of 2026-11-28 before the gate is its own variant, and not today's default
+    write_model(drop=before_gate)
+    assert faithfulness.stale_options("faithful_lme_w2", run) == []
+    with pytest.raises(SystemExit, match=re.escape("attention_window_gate: False -> True")):
+        summarized()
     # the default until 2026-11-28 (the window's mean) is its own variant, and a run of it is
     # not filed under today's default
-    write_model(attention_window_pooling="mean", faithfulness_weight=1.5)
+    write_model(drop=before_gate, attention_window_pooling="mean", faithfulness_weight=1.5)
     assert faithfulness.stale_options("faithful_mean", run) == []
     with pytest.raises(
         SystemExit, match=re.escape("attention_window_pooling: 'mean' -> 'log_mean_exp'")
@@ -364,7 +374,7 @@ def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_
         summarized()
     assert "inference: 'soft' -> 'hard'" in faithfulness.stale_options("faithful_hard", run)
     # so are the default until 2026-11-27 and the variants measured against it
-    write_model(attention_window_pooling="mean", faithfulness_weight=2.0)
+    write_model(drop=before_gate, attention_window_pooling="mean", faithfulness_weight=2.0)
     assert faithfulness.stale_options("faithful_w2", run) == []
     assert faithfulness.stale_options("faithful_lme_w2", run) == [
         "attention_window_pooling: 'mean' -> 'log_mean_exp'"
@@ -372,7 +382,8 @@ def test_faithfulness_refuses_a_finished_run_trained_under_an_older_default(tmp_
     assert faithfulness.stale_options("cnn", run) == []  # a CNN has no variant options
     # an option older runs did not store: the constructor's default applied then (no window)
     write_model(
-        drop=("attention_window", "attention_window_weight", "attention_window_pooling"),
+        drop=("attention_window", "attention_window_weight", "attention_window_pooling")
+        + before_gate,
         faithfulness_weight=2.0,
     )
     assert faithfulness.stale_options("faithful_nowindow", run) == []
