@@ -237,7 +237,8 @@ def _parser():
         "--attention-window-pooling",
         choices=["mean", "log_mean_exp"],
         help="how a window pools the logits: log_mean_exp (a soft maximum; preset faithful) or "
-        "their mean (preset motif; with --faithfulness-weight 1.5: the default until 2026-11-28)",
+        "their mean (preset motif; with --faithfulness-weight 1.5 --no-attention-window-gate "
+        "--attention-window-sharpness 1: the default of 2026-11-27)",
     )
     attn.add_argument(
         "--attention-window-sharpness", type=_positive_float,

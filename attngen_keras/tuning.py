@@ -304,6 +304,12 @@ def _check_settings(config):
         for k, v in dataclasses.asdict(config).items()
         if k not in ("cache_dir", "strategy", "directory")
     }
+    if config.model == "attngen":
+        # the AttnGen variant the trials build (the default preset): a search started under
+        # another default holds checkpoints of another model
+        from attngen_keras.models.classifiers import DEFAULT_PRESET, PRESETS
+
+        settings["model_options"] = dict(PRESETS[DEFAULT_PRESET])
     fixed = {k: v for k, v in settings.items() if k != "max_trials"}
     if path.exists():
         previous = json.loads(path.read_text())

@@ -2,7 +2,7 @@
 
 For each run, the SaliencyMask's per-position window weights
 (`SaliencyMask.window_weights`) on the first `--n` sequences of a CSV (a `seq`
-column; cropped or padded to the model's length as in training): their mean
+column; cropped to the model's length keeping the start, the default `--crop`, or padded): their mean
 and 10th / 90th percentiles over the real positions. Prints a table and
 writes JSON.
 

@@ -379,6 +379,12 @@ def test_window_gate_learns_the_window_weight_per_position(tmp_path):
         atol=1e-6,
     )  # fmt: skip
     assert build_attngen(40, 2).attention_window_gate  # the default (since the thirteenth session)
+    # the default's gate gives way where there is nothing to mix; asked for, it is an error
+    for options in (dict(attention_window=1), dict(attention_window_weight=1.0),
+                    dict(attention_window_weight=0.0)):  # fmt: skip
+        assert not build_attngen(40, 2, **options).get_layer("saliency_mask").window_gate
+        with pytest.raises(ValueError, match="window_gate"):
+            build_attngen(40, 2, attention_window_gate=True, **options)
     assert not build_attngen(40, 2, preset="motif").attention_window_gate
     argv = ["train", "--data", "x.csv", "--out", "r"]
     assert _parser().parse_args([*argv, "--attention-window-gate"]).attention_window_gate is True

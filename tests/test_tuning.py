@@ -361,3 +361,23 @@ def test_empty_state_file_is_a_one_line_error_naming_it(tmp_path):
         DataError, match=r"oracle.json: KerasTuner state file is empty or truncated"
     ):
         _check_state_files(tmp_path)
+
+
+def test_a_search_started_under_another_attngen_default_is_refused(tmp_path):
+    """The AttnGen variant the trials build is part of the settings: an AttnGen search started
+    before the default changed (its checkpoints hold another model) is not resumed."""
+    from attngen_keras.models.classifiers import PRESETS
+    from attngen_keras.tuning import _check_settings
+
+    config = TuneConfig(data=["x.csv"], project_name="p", directory=str(tmp_path))
+    _check_settings(config)
+    stored = json.loads((tmp_path / "p" / "attngen_tune.json").read_text())
+    assert stored["model_options"] == PRESETS["faithful"]
+    _check_settings(config)  # the same settings resume
+    del stored["model_options"]  # written before the settings held it
+    (tmp_path / "p" / "attngen_tune.json").write_text(json.dumps(stored))
+    with pytest.raises(RunError, match="other settings.*model_options"):
+        _check_settings(config)
+    cnn = TuneConfig(data=["x.csv"], project_name="c", directory=str(tmp_path), model="cnn")
+    _check_settings(cnn)
+    assert "model_options" not in json.loads((tmp_path / "c" / "attngen_tune.json").read_text())

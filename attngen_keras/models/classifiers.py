@@ -548,6 +548,10 @@ def build_attngen(
     ):  # fmt: skip
         if value is not None:
             options[key] = value
+    window, weight = options.get("attention_window", 1), options.get("attention_window_weight", 1.0)
+    if attention_window_gate is None and not (window > 1 and 0.0 < weight < 1.0):
+        # a preset's gate needs a window and a weight to mix: without them there is nothing to learn
+        options["attention_window_gate"] = False
     return AttnGen(
         length, num_classes, mask_fraction=mask_fraction, attention_units=attention_units,
         faithfulness_fraction=faithfulness_fraction, seed=seed, backbone=backbone, name=name, **options,
