@@ -388,7 +388,7 @@ class SaliencyMask(keras.layers.Layer):
             valid: optional `(batch, length)` real positions; with `window > 1`
                 only those enter a position's mean.
         """
-        hidden = ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
+        hidden = self._hidden(features)
         logits = ops.squeeze(ops.matmul(hidden, self.score_kernel), axis=-1) / self.temperature
         if self.window == 1 or self.window_weight == 0.0:
             return logits
@@ -418,8 +418,11 @@ class SaliencyMask(keras.layers.Layer):
         if not self.window_gate:
             weight = self.window_weight if self.window > 1 else 0.0
             return ops.full(ops.shape(features)[:-1], weight, dtype="float32")
-        hidden = ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
-        return self._gate_weights(hidden)
+        return self._gate_weights(self._hidden(features))
+
+    def _hidden(self, features):
+        """The attention scorer's hidden units, `tanh(W h + b)`, `(batch, length, units)`."""
+        return ops.tanh(ops.matmul(features, self.attention_kernel) + self.attention_bias)
 
     def _gate_weights(self, hidden):
         gate = ops.matmul(ops.cast(hidden, "float32"), ops.cast(self.gate_kernel, "float32"))
