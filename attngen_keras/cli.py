@@ -519,8 +519,12 @@ def _parser():
     )
 
     scan = sub.add_parser(
-        "scan", help="tile a genome into windows, score them, write bedGraph/bigWig tracks"
-    )
+        "scan", help="tile a genome into windows, score them, write bedGraph/bigWig tracks",
+        description="Tiles a genome into windows of the model's length, scores them and writes "
+        "tracks. A local scan saves its progress every 30 s in a hidden checkpoint beside --out "
+        "(.NAME.scan-checkpoint): interrupted or killed, the same command resumes it and writes "
+        "the same files; the checkpoint is removed when they are complete.",
+    )  # fmt: skip
     scan.add_argument(
         "model",
         metavar="MODEL_OR_RUN",
@@ -557,7 +561,8 @@ def _parser():
     )  # fmt: skip
     scan.add_argument(
         "--force", action="store_true",
-        help="replace existing output files (when the new ones are complete)",
+        help="replace existing output files (when the new ones are complete); also discard an "
+        "interrupted scan's checkpoint made with another model, FASTA or options",
     )  # fmt: skip
 
     variants = sub.add_parser(
@@ -1088,7 +1093,7 @@ def _one_line_warnings(command):
 
 # commands that never touch TensorFlow (they skip its ~10 s import)
 _WITHOUT_TENSORFLOW = ("synthetic",)
-# Commands that checkpoint: interrupted, the same command resumes them.
+# Commands that checkpoint: interrupted, the same command resumes them (and `scan --runner local`).
 RESUMABLE_COMMANDS = ("train", "sweep", "tune", "demo")
 
 
@@ -1118,7 +1123,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         if args.command == "train" and not Path(args.out).exists():
             advice = "nothing was trained yet, and no --out directory was left"
-        elif args.command in RESUMABLE_COMMANDS:
+        elif args.command in RESUMABLE_COMMANDS or (
+            args.command == "scan" and args.runner == "local"
+        ):
             advice = "re-run the same command to resume"
         else:
             advice = "earlier outputs are unchanged; re-run the command to start again"

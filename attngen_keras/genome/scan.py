@@ -6,6 +6,12 @@ from pathlib import Path
 from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import missing_file_error
 from attngen_keras.files import check_distinct_files, check_output_file, plural, some_names
+from attngen_keras.genome.checkpoint import (
+    SAVE_SECONDS,
+    describe,
+    pending_windows,
+    scan_identity,
+)
 from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import (
@@ -37,6 +43,7 @@ def scan_genome(
     chunk_bases=CHUNK_BASES,
     target_class=None,
     force=False,
+    checkpoint_seconds=SAVE_SECONDS,
 ):
     """Scores every window of a FASTA and writes the tracks; returns a summary dict.
 
@@ -53,7 +60,12 @@ def scan_genome(
         runner: `local` or `beam` (`beam_options`: Beam pipeline options).
         target_class: the class whose probability the track holds (`--class`).
         force: replace existing outputs (`--force`; at the end, when the new ones are
-            complete); otherwise an existing output is an error before any work.
+            complete); otherwise an existing output is an error before any work. It also
+            discards an interrupted scan's checkpoint made with other inputs or options.
+        checkpoint_seconds: how often a local scan saves its progress.
+
+    A local scan checkpoints (`attngen_keras.genome.checkpoint`): killed or
+    interrupted, the same call resumes it and writes the same bytes.
 
     Example:
 
@@ -91,9 +103,16 @@ def scan_genome(
     if stride < 1:
         stride = 1
     tiler = Tiler(fasta, length, stride, region_map, max_n_fraction, chunk_bases)
+    identity = None
+    if runner == "local":
+        # a local scan checkpoints: killed or interrupted, the same command resumes it
+        tracked = TrackWriter.tracked_columns(scorer.class_names, scorer.target)
+        identity = scan_identity(scorer, fasta, regions, stride, both_strands, max_n_fraction,
+                                 batch_size, tracked, tsv)  # fmt: skip
     writer = TrackWriter(
-        out, scorer.class_names, length, stride, bigwig, tsv, scorer.target, force=force
-    )
+        out, scorer.class_names, length, stride, bigwig, tsv, scorer.target, force=force,
+        checkpoint_identity=identity, checkpoint_seconds=checkpoint_seconds,
+    )  # fmt: skip
     check_distinct_files({"--fasta": fasta, "--regions": regions}, writer.outputs())
     if runner == "beam":
         from attngen_keras.genome.beam import scan_with_beam
@@ -111,12 +130,23 @@ def scan_genome(
             unit=" windows", desc=f"scanning {Path(fasta).name}", disable=not show_progress
         ) as progress,
     ):
-        batches = aligned_batches(tiler, tiler.regions, stride, batch_size)
+        windows = tiler
+        if writer.progress:
+            windows = pending_windows(tiler, writer.progress)
+            print(
+                f"attngen scan: resuming the interrupted scan of {out} after "
+                f"{describe(writer.progress)} ({plural(writer.progress['lines'], 'window')} "
+                "already scored)",
+                file=sys.stderr,
+            )
+            progress.update(writer.progress["lines"])
+        batches = aligned_batches(windows, tiler.regions, stride, batch_size)
         for batch, probs in score_windows(scorer, batches, both_strands):
             writer.add_batch([(chrom, start) for chrom, start, _ in batch], probs)
             progress.update(len(batch))
         paths = writer.finish(tiler.sizes)
     summary = _summary(tiler, paths, stride, length)
+    summary["resumed_windows"] = writer.progress["lines"] if writer.progress else 0
     _report(fasta, summary)
     return summary
 

@@ -6,12 +6,13 @@ chromosome name (byte order, as `LC_ALL=C sort -k1,1 -k2,2n` and
 `bedGraphToBigWig` expect) and by start within a chromosome; the centres of
 windows never overlap, so neither do the lines. Every output is written
 under a temporary name and renamed into place once complete (an existing
-file is replaced only then; a failed scan leaves it as it was).
+file is replaced only then; a failed scan leaves it as it was). With a
+checkpoint (`attngen_keras.genome.checkpoint`), the part files outlive an
+interrupted scan, and the same scan run again resumes from them.
 """
 
 import contextlib
 import gzip
-import io
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +26,12 @@ from attngen_keras.files import (
     remove_stale,
     remove_stale_partials,
     user_path,
+)
+from attngen_keras.genome.checkpoint import (
+    CHECKPOINT_FILES,
+    SAVE_SECONDS,
+    ScanCheckpoint,
+    sync_files,
 )
 from attngen_keras.genome.scoring import default_target
 
@@ -45,34 +52,21 @@ def _safe(name):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
-def _open_text(path, gzipped):
-    """A text file for writing; gzipped with a fixed header (no time stamp, no file name), so that
-    the same rows give the same bytes (the Beam and local runners' outputs compare with `cmp`)."""
-    if not gzipped:
-        return open(path, "w", newline="")  # noqa: SIM115 (the caller closes it)
-    raw = open(path, "wb")  # noqa: SIM115
-    try:
-        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-    except BaseException:
-        raw.close()
-        raise
-    return _ClosingText(io.TextIOWrapper(compressed, newline=""), raw)
+_TSV_PART = "windows.tsv"
 
 
-class _ClosingText:
-    """A text wrapper over a GzipFile over a raw file: closing it closes all three."""
-
-    def __init__(self, text, raw):
-        self._text, self._raw = text, raw
-
-    def write(self, data):
-        return self._text.write(data)
-
-    def close(self):
-        try:
-            self._text.close()
-        finally:
-            self._raw.close()
+def _write_tsv(part, out, header, gzipped):
+    """`header` then the rows of the part file `part`, into `out`; `gzipped` with a fixed header (no
+    time stamp or file name), so that the same rows give the same bytes: the Beam and local
+    runners' outputs, and a resumed scan's, compare equal with `cmp`."""
+    with open(out, "wb") as raw, open(part, "rb") as rows:
+        if gzipped:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed:
+                compressed.write(header.encode())
+                shutil.copyfileobj(rows, compressed, 1 << 20)
+        else:
+            raw.write(header.encode())
+            shutil.copyfileobj(rows, raw, 1 << 20)
 
 
 class TrackWriter:
@@ -88,10 +82,17 @@ class TrackWriter:
             `out` itself; None: the second class of a binary model, or one file per class
             of a multi-class model.
         force: replace existing output files (at `finish`); otherwise they are an error
-            here, before any work.
+            here, before any work. With a checkpoint, also discard one of a different scan.
+        checkpoint_identity: a `checkpoint.scan_identity` to keep the part files in a
+            checkpoint beside `out` and resume from it (`progress` is what it held);
+            None: temporary part files, removed when the writer exits.
+        checkpoint_seconds: how often progress is saved (with a checkpoint).
 
     Use as a context manager; `finish(sizes)` (the records' sizes, in FASTA
-    order) completes the files; leaving the block without it removes them.
+    order) completes the files; leaving the block without it removes them,
+    except that a checkpoint left by an interruption or an I/O error (not by
+    bad input, a `ValueError`, which would recur) is kept, its progress saved
+    for the next run.
 
     Example:
 
@@ -100,8 +101,9 @@ class TrackWriter:
     """
 
     def __init__(
-        self, out, class_names, length, stride, bigwig=None, tsv=None, target=None, force=False
-    ):
+        self, out, class_names, length, stride, bigwig=None, tsv=None, target=None, force=False,
+        checkpoint_identity=None, checkpoint_seconds=SAVE_SECONDS,
+    ):  # fmt: skip
         self.class_names = list(class_names)
         self.target = default_target(self.class_names) if target is None else target
         self.length, self.stride = int(length), int(stride)
@@ -117,15 +119,28 @@ class TrackWriter:
             # an existing file (unless `force`), a directory there, an unwritable place: an error now
             check_output_file(path, force=force)
         first = next(iter(self.bedgraphs.values()))
-        self._parts = parts_dir(first)
-        self._columns = (
-            [self.target] if self.target is not None else list(range(len(self.class_names)))
-        )
+        self.checkpoint = None
+        if checkpoint_identity is not None:
+            self.checkpoint = ScanCheckpoint(
+                first, checkpoint_identity, force=force, interval=checkpoint_seconds
+            )
+        self._parts = parts_dir(first) if self.checkpoint is None else self.checkpoint.directory
+        self._columns = self.tracked_columns(self.class_names, self.target)
         self._chrom = None
         self._order = {}  # chrom -> part file index
         self._handles = []
         self._tsv_handle = None
+        self._last = None  # the last window written, (chrom, start)
+        self._saved = None  # ... when progress was last saved
+        self._consistent = True  # no batch half written
+        self._finished = False
+        self.progress = None  # the checkpoint's progress when this scan resumes
         self.lines = 0
+
+    @staticmethod
+    def tracked_columns(class_names, target):
+        """The class columns that get a bedGraph: `[target]`, or every class when it is None."""
+        return [target] if target is not None else list(range(len(class_names)))
 
     def outputs(self):
         """`(option, path)` of every file this writer will write."""
@@ -137,26 +152,69 @@ class TrackWriter:
 
     def __enter__(self):
         # part files and partial outputs left by killed scans
-        remove_stale(self._parts.parent, self._parts.name[: -len(process_tag())])
+        first = next(iter(self.bedgraphs.values()))
+        remove_stale(first.parent, parts_dir(first).name[: -len(process_tag())])
         for _, path in self.outputs():
             remove_stale_partials(path)
-        shutil.rmtree(self._parts, ignore_errors=True)
-        self._parts.mkdir(parents=True)
+        if self.checkpoint is None:
+            shutil.rmtree(self._parts, ignore_errors=True)
+            self._parts.mkdir(parents=True)
+        else:
+            self.progress = self.checkpoint.open()
+            self._restore(self.progress)
         if self.tsv is not None:
-            self._tsv_handle = _open_text(partial_path(self.tsv), self.tsv.name.endswith(".gz"))
-            header = ["chrom", "start", "end", *[f"prob_{c}" for c in self.class_names]]
-            self._tsv_handle.write("\t".join(header) + "\n")
+            mode = "a" if self.progress else "w"
+            self._tsv_handle = open(self._parts / _TSV_PART, mode, newline="")  # noqa: SIM115 (closed in __exit__ or finish)
         return self
 
+    def _restore(self, progress):
+        """Cuts the checkpoint's part files back to the sizes saved with `progress` (a kill may have
+        written more) and removes the ones made since; reopens the record it stopped in."""
+        sizes = (progress or {}).get("sizes", {})
+        kept = {*sizes, *CHECKPOINT_FILES}
+        for path in self._parts.iterdir():
+            if path.name not in kept:
+                path.unlink()
+        for name, size in sizes.items():
+            path = self._parts / name
+            if not path.is_file() or path.stat().st_size < size:
+                raise FileError(
+                    self.checkpoint.directory,
+                    f"damaged scan checkpoint ({name} is missing or shorter than saved); "
+                    "add --force to discard it and start afresh",
+                )
+            os.truncate(path, size)
+        if not progress or progress.get("last") is None:
+            return
+        self._order = dict(progress["order"])
+        self.lines = int(progress["lines"])
+        self._last = self._saved = tuple(progress["last"])
+        chrom = self._last[0]
+        index = self._order[chrom]
+        self._handles = [open(self._parts / f"{index}.{c}", "a") for c in self._columns]  # noqa: SIM115 (closed in _close_parts)
+        self._chrom = chrom
+
     def __exit__(self, kind, error, trace):
+        # interrupted, killed, an I/O error: a checkpoint is kept for the next run; bad input
+        # (a ValueError, such as a malformed record) would fail the same way again: it is not
+        interrupted = kind is not None and not issubclass(kind, ValueError)
+        keep = self.checkpoint is not None and not self._finished and interrupted
         try:
+            if keep and self._consistent:
+                # (a full disk) the progress saved last stays; it tells the next run what is whole
+                with contextlib.suppress(OSError):
+                    self.save_progress()
             self._close_parts()
             if self._tsv_handle is not None:
-                with contextlib.suppress(OSError):  # (a full disk) the file goes anyway
+                with contextlib.suppress(OSError):
                     self._tsv_handle.close()
-                partial_path(self.tsv).unlink(missing_ok=True)
+                self._tsv_handle = None
         finally:
-            shutil.rmtree(self._parts, ignore_errors=True)
+            if self.checkpoint is None:
+                shutil.rmtree(self._parts, ignore_errors=True)
+            elif not self._finished and not (keep and self._saved is not None):
+                with contextlib.suppress(OSError):
+                    self.checkpoint.remove()
         return False
 
     def _open_chrom(self, chrom):
@@ -180,10 +238,14 @@ class TrackWriter:
         self.add_batch([(chrom, start)], [list(probabilities)])
 
     def add_batch(self, keys, probabilities):
-        """Windows `[(chrom, start), ...]` and their probabilities (`[n, C]` array or lists)."""
+        """Windows `[(chrom, start), ...]` and their probabilities (`[n, C]` array or lists); with a
+        checkpoint, saves the progress when it is due (at this batch boundary)."""
         rows = probabilities.tolist() if hasattr(probabilities, "tolist") else probabilities
+        if not rows:
+            return
         offset, stride, length = self.offset, self.stride, self.length
         tsv = self._tsv_handle
+        self._consistent = False
         for (chrom, start), row in zip(keys, rows):
             if chrom != self._chrom:
                 self._open_chrom(chrom)
@@ -194,10 +256,36 @@ class TrackWriter:
                 values = "\t".join([f"{p:.6f}" for p in row])
                 tsv.write(f"{chrom}\t{start}\t{start + length}\t{values}\n")
         self.lines += len(rows)
+        self._last = tuple(keys[len(rows) - 1])
+        self._consistent = True
+        if self.checkpoint is not None and self.checkpoint.due():
+            self.save_progress()
+
+    def save_progress(self):
+        """Flushes and syncs the part files, then saves where the scan is (with a checkpoint)."""
+        if self.checkpoint is None or self._last is None or self._last == self._saved:
+            return
+        for handle in [*self._handles, *([self._tsv_handle] if self._tsv_handle else [])]:
+            handle.flush()
+        names = [f"{index}.{c}" for index in self._order.values() for c in self._columns]
+        if self.tsv is not None:
+            names.append(_TSV_PART)
+        sync_files([self._parts / name for name in names])
+        self.checkpoint.save({
+            "order": self._order,
+            "last": list(self._last),
+            "lines": self.lines,
+            "sizes": {name: (self._parts / name).stat().st_size for name in names},
+        })  # fmt: skip
+        self._saved = self._last
 
     def finish(self, sizes):
-        """Assembles the bedGraph files in sorted chromosome order, writes the bigWigs, renames all into place."""
+        """Assembles the bedGraph files in sorted chromosome order, writes the bigWigs and the window
+        TSV, renames all into place (and removes the checkpoint)."""
         self._close_parts()
+        if self._tsv_handle is not None:
+            self._tsv_handle.close()
+            self._tsv_handle = None
         order = self._order
         written = []
         try:
@@ -216,16 +304,20 @@ class TrackWriter:
                         (partial_path(bigwig), bigwig)
                     )  # removed too if writing it fails
                     _write_bigwig(partial, partial_path(bigwig), sizes)
-            if self._tsv_handle is not None:
-                self._tsv_handle.close()
-                self._tsv_handle = None
+            if self.tsv is not None:
                 written.append((partial_path(self.tsv), self.tsv))
+                header = ["chrom", "start", "end", *[f"prob_{c}" for c in self.class_names]]
+                _write_tsv(self._parts / _TSV_PART, partial_path(self.tsv),
+                           "\t".join(header) + "\n", self.tsv.name.endswith(".gz"))  # fmt: skip
         except BaseException:
             for partial, _ in written:
                 partial.unlink(missing_ok=True)
             raise
         for partial, path in written:
             os.replace(partial, path)
+        self._finished = True
+        if self.checkpoint is not None:
+            self.checkpoint.remove()
         return [path for _, path in written]
 
 

@@ -1,0 +1,265 @@
+"""Checkpoints of `attngen scan`: an interrupted or killed scan, run again the same way, resumes.
+
+A local scan keeps its part files (one per record and tracked class, and the
+window TSV's rows) in a directory beside its first output,
+`.NAME.scan-checkpoint`, with `identity.json` (what was scanned, and how) and
+`progress.json` (the last window written, and each part file's size then).
+Progress is saved at batch boundaries, every `interval` seconds and when the
+scan stops; a kill loses at most the windows scored since the last save.
+Run again with the same model, FASTA, regions and options, the scan skips
+the windows already written (the FASTA is still read, so its counts come
+out the same) and writes byte-identical outputs; with anything different
+it refuses to resume, naming what changed (`--force` discards the
+checkpoint and starts afresh). The directory is removed when the outputs
+are complete.
+"""
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from attngen_keras.files import FileError, is_stale_tag, process_tag, read_json, write_json_atomic
+
+CHECKPOINT_MARKER = ".scan-checkpoint"
+SAVE_SECONDS = 30.0  # between progress saves
+FORMAT = 1
+_IDENTITY = "identity.json"
+_PROGRESS = "progress.json"
+_OWNER = "owner"
+# the checkpoint's own files (the rest are the scan's part files)
+CHECKPOINT_FILES = (_IDENTITY, _PROGRESS, _OWNER)
+_SAMPLE_BYTES = 1 << 20
+_PROBE_WINDOWS = 8
+
+
+def checkpoint_dir(out):
+    """`.NAME.scan-checkpoint` beside `out` (the scan's first bedGraph)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}{CHECKPOINT_MARKER}")
+
+
+def file_fingerprint(path):
+    """`{"size", "sha256"}` of a file's size and its first and last MiB: the same file moved or
+    copied matches, an edited or replaced one almost surely does not (`None` for no file)."""
+    if path is None:
+        return None
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(_SAMPLE_BYTES))
+        if size > _SAMPLE_BYTES:
+            handle.seek(max(_SAMPLE_BYTES, size - _SAMPLE_BYTES))
+            digest.update(handle.read())
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def model_probe(scorer):
+    """The model's probabilities of a fixed batch of pseudo-random windows, rounded to 6 decimals:
+    the same model (wherever its files are) gives the same numbers."""
+    rng = np.random.default_rng(20261129)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    windows = [letters[rng.integers(0, 4, scorer.length)].tobytes() for _ in range(_PROBE_WINDOWS)]
+    return np.round(scorer.probabilities(windows).astype(np.float64), 6).tolist()
+
+
+def scan_identity(scorer, fasta, regions, stride, both_strands, max_n_fraction, batch_size,
+                  columns, tsv):  # fmt: skip
+    """What a scan's outputs depend on: a resumed scan must match it exactly (the model within 1e-5)."""
+    return {
+        "format": FORMAT,
+        "model": {
+            "class_names": [str(c) for c in scorer.class_names],
+            "length": scorer.length,
+            "probe": model_probe(scorer),
+        },  # fmt: skip
+        "fasta": file_fingerprint(fasta),
+        "regions": file_fingerprint(regions),
+        "stride": int(stride),
+        "both_strands": bool(both_strands),
+        "max_n_fraction": float(max_n_fraction),
+        "batch_size": int(batch_size),
+        "tracked_classes": [str(scorer.class_names[c]) for c in columns],
+        "tsv": bool(tsv),
+    }
+
+
+_WHAT = {
+    "fasta": "the FASTA",
+    "regions": "the --regions file",
+    "stride": "--stride",
+    "both_strands": "--both-strands",
+    "max_n_fraction": "--max-n-fraction",
+    "batch_size": "--batch-size",
+    "tracked_classes": "the tracked class (--class)",
+    "tsv": "--tsv",
+    "format": "the checkpoint format (another attngen version)",
+}
+
+
+def identity_differences(saved, current):
+    """What differs between two `scan_identity`s, in words (empty: the same scan)."""
+    differences = []
+    for key, current_value in current.items():
+        saved_value = saved.get(key)
+        if key == "model":
+            same = (
+                isinstance(saved_value, dict)
+                and saved_value.get("class_names") == current_value["class_names"]
+                and saved_value.get("length") == current_value["length"]
+                and np.allclose(saved_value.get("probe"), current_value["probe"], atol=1e-5)
+            )
+            if not same:
+                differences.append("the model")
+        elif saved_value != current_value:
+            differences.append(_WHAT.get(key, key))
+    return differences
+
+
+class ScanCheckpoint:
+    """The checkpoint directory of one scan: its identity, its progress, its owner.
+
+    Args:
+        out: the scan's first bedGraph (the checkpoint lives beside it).
+        identity: `scan_identity(...)` of this scan.
+        force: discard a checkpoint of a different scan instead of refusing.
+        interval: seconds between progress saves.
+
+    `open()` takes the directory (refusing one a running scan holds) and
+    returns the saved progress (None: start afresh); `TrackWriter` saves
+    progress through `save` and removes the directory with `remove` once
+    its outputs are complete.
+
+    Example:
+
+    >>> checkpoint = ScanCheckpoint("track.bedGraph", identity)  # doctest: +SKIP
+    >>> progress = checkpoint.open()  # doctest: +SKIP
+    """
+
+    def __init__(self, out, identity, force=False, interval=SAVE_SECONDS):
+        self.out = Path(out)
+        self.directory = checkpoint_dir(out)
+        self.identity = identity
+        self.force = bool(force)
+        self.interval = float(interval)
+        self.last_save = time.monotonic()
+        self.resumed_windows = 0
+
+    def open(self):
+        """Takes the directory; returns the saved progress dict, or None for a fresh start."""
+        directory = self.directory
+        if directory.exists() and not directory.is_dir():
+            raise FileError(directory, "is a file, not a scan checkpoint; remove it")
+        if directory.exists():
+            self._claim()
+            progress = self._saved_progress()
+            if progress is not None:
+                return progress
+            _clear(directory)
+        else:
+            directory.mkdir()
+        self._write_owner()
+        write_json_atomic(directory / _IDENTITY, self.identity)
+        return None
+
+    def _claim(self):
+        owner_file = self.directory / _OWNER
+        owner = owner_file.read_text().strip() if owner_file.exists() else ""
+        if owner and owner != process_tag() and not is_stale_tag(owner):
+            raise FileError(
+                self.out,
+                f"another scan ({owner}) is writing this track, or was writing it from another host; "
+                f"wait for it, choose another --out, or remove {self.directory} if it is gone",
+            )
+        self._write_owner()
+
+    def _write_owner(self):
+        (self.directory / _OWNER).write_text(process_tag() + "\n")
+
+    def _saved_progress(self):
+        """The saved progress when the checkpoint is of this very scan; None when it holds nothing
+        (or, with `force`, a different scan's)."""
+        identity_path, progress_path = self.directory / _IDENTITY, self.directory / _PROGRESS
+        if not identity_path.exists():
+            return None
+        saved = read_json(identity_path, "scan checkpoint")
+        differences = identity_differences(saved, self.identity)
+        if differences:
+            if self.force:
+                return None
+            verb = "differs" if len(differences) == 1 else "differ"
+            raise FileError(
+                self.out,
+                f"an interrupted scan left its checkpoint here ({self.directory}), but "
+                f"{', '.join(differences)} {verb}; run it again as it was to resume it, or add "
+                "--force to discard it and start afresh",
+            )
+        if not progress_path.exists():
+            return None
+        return read_json(progress_path, "scan checkpoint")
+
+    def due(self):
+        """Whether `interval` seconds have passed since the last save."""
+        return time.monotonic() - self.last_save >= self.interval
+
+    def save(self, progress):
+        """Writes `progress` (after the caller has flushed and synced the part files)."""
+        write_json_atomic(self.directory / _PROGRESS, progress)
+        self.last_save = time.monotonic()
+
+    def remove(self):
+        """Removes the directory (the outputs are complete, or there is nothing to resume)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _clear(directory):
+    for path in Path(directory).iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def sync_files(paths):
+    """`fsync` of each file (written and closed or flushed by the caller)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def done_windows(progress):
+    """A predicate `(chrom, start) -> bool`: whether the saved progress holds that window."""
+    if not progress or progress.get("last") is None:
+        return lambda chrom, start: False
+    order = progress["order"]
+    last_chrom, last_start = progress["last"]
+    last_index = order[last_chrom]
+
+    def done(chrom, start):
+        index = order.get(chrom)
+        if index is None:
+            return False
+        return index < last_index or (index == last_index and start <= last_start)
+
+    return done
+
+
+def pending_windows(windows, progress):
+    """The windows not yet written, in order: those after where `progress` stops."""
+    done = done_windows(progress)
+    for window in windows:
+        if not done(window[0], window[1]):
+            yield window
+
+
+def describe(progress):
+    """`"chr2:1,200"`: where the saved progress stops, for messages."""
+    chrom, start = progress["last"]
+    return f"{chrom}:{start:,}"

@@ -1,0 +1,239 @@
+"""`attngen scan` checkpoints: an interrupted or killed scan, run again, resumes and writes the same bytes.
+
+The model is `test_genome_scan`'s hand-set motif detector; the scans use a
+small batch and save their progress after every batch, so that an
+interruption lands in the middle of a record.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_genome_scan import L, S, class_names, genome, motif_model, write_genome
+
+from attngen_keras.cli import main
+from attngen_keras.files import FileError, process_tag
+from attngen_keras.genome.checkpoint import checkpoint_dir
+from attngen_keras.genome.scan import scan_genome
+from attngen_keras.genome.scoring import Scorer
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer.from_model(motif_model(), class_names(), L)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from attngen_keras.export import export_model
+
+    return export_model(motif_model(), tmp_path_factory.mktemp("model") / "motif", class_names(), L)
+
+
+def counting(scorer, stop_after=None):
+    """`scorer` that counts the windows it scores, raising KeyboardInterrupt (a Ctrl-C) on call
+    `stop_after + 1` (the first call is the checkpoint's model probe)."""
+    counts = {"calls": 0, "windows": 0}
+
+    class Counting(Scorer):
+        def probabilities(self, sequences, both_strands=False):
+            counts["calls"] += 1
+            if stop_after is not None and counts["calls"] > stop_after:
+                raise KeyboardInterrupt
+            counts["windows"] += len(sequences)
+            return super().probabilities(sequences, both_strands)
+
+    wrapped = Counting(scorer._predict, scorer._importance, scorer.facts,
+                       scorer._predict_with_saliency)  # fmt: skip
+    return wrapped, counts
+
+
+def outputs(folder, stem="t"):
+    return {
+        "--out": folder / f"{stem}.bedGraph",
+        "--tsv": folder / f"{stem}.tsv.gz",
+        "--bigwig": folder / f"{stem}.bw",
+    }
+
+
+def scan(scorer, fasta, paths, **options):
+    return scan_genome(scorer, fasta, paths["--out"], bigwig=paths["--bigwig"], tsv=paths["--tsv"],
+                       stride=S, batch_size=BATCH, show_progress=False, chunk_bases=97,
+                       checkpoint_seconds=0, **options)  # fmt: skip
+
+
+def interrupted_scan(scorer, fasta, paths, batches=25, **options):
+    """A scan stopped by a Ctrl-C after `batches` batches; returns its saved progress."""
+    stopping, _ = counting(scorer, stop_after=1 + batches)
+    with pytest.raises(KeyboardInterrupt):
+        scan(stopping, fasta, paths, **options)
+    assert not any(path.exists() for path in paths.values())
+    return json.loads((checkpoint_dir(paths["--out"]) / "progress.json").read_text())
+
+
+def test_an_interrupted_scan_resumes_where_it_stopped_and_writes_the_same_bytes(tmp_path, scorer):
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa.gz", records, 60, "gzip")
+    reference = outputs(tmp_path / "reference")
+    (tmp_path / "reference").mkdir()
+    expected = scan(scorer, fasta, reference)
+    paths = outputs(tmp_path)
+    progress = interrupted_scan(scorer, fasta, paths)
+    assert progress["lines"] == 25 * BATCH and progress["last"][0] == "chr1"  # inside a record
+    checkpoint = checkpoint_dir(paths["--out"])
+    # what a kill after the last save leaves: rows past the saved sizes, a part file made since
+    with open(checkpoint / "0.1", "a") as part:
+        part.write("chr1\t999\t1009\t0.5\n")
+    with open(checkpoint / "windows.tsv", "a") as part:
+        part.write("chr1\t999\t1059\t0.5\t0.5\n")
+    (checkpoint / "1.1").write_text("chr2\t25\t35\t0.1\n")
+    resuming, counts = counting(scorer)
+    summary = scan(resuming, fasta, paths)
+    for option, path in paths.items():
+        assert path.read_bytes() == reference[option].read_bytes(), option
+    assert counts["windows"] == expected["windows"] - progress["lines"] + 8  # + the probe's 8
+    assert summary["resumed_windows"] == progress["lines"]
+    assert {k: v for k, v in summary.items() if k not in ("outputs", "resumed_windows")} == {
+        k: v for k, v in expected.items() if k not in ("outputs", "resumed_windows")
+    }
+    assert not checkpoint.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["g.fa.gz", "reference", *(p.name for p in paths.values())]
+    )
+
+
+def test_a_resume_with_other_settings_is_refused_and_force_starts_afresh(
+    tmp_path, scorer, exported, capsys
+):
+    records, _ = genome(3)
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    interrupted_scan(scorer, fasta, paths, batches=10)
+
+    def argv(fasta, stride=S, tsv=True):
+        args = ["scan", str(exported), "--fasta", str(fasta), "--stride", str(stride),
+                "--batch-size", str(BATCH)]  # fmt: skip
+        for option, path in paths.items():
+            if tsv or option != "--tsv":
+                args += [option, str(path)]
+        return args
+
+    checkpoint = checkpoint_dir(paths["--out"])
+    assert main(argv(fasta, stride=20, tsv=False)) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1] == (
+        f"attngen scan: error: {paths['--out']}: an interrupted scan left its checkpoint here "
+        f"({checkpoint}), but --stride, --tsv differ; run it again as it was to resume it, or add "
+        "--force to discard it and start afresh"
+    )
+    assert checkpoint.is_dir() and not paths["--out"].exists()
+    # the same scan through the exported model, from a copy of the FASTA elsewhere: resumed
+    moved = tmp_path / "moved" / "genome.fa"
+    moved.parent.mkdir()
+    moved.write_bytes(fasta.read_bytes())
+    assert main(argv(moved)) == 0
+    assert "resuming the interrupted scan of" in capsys.readouterr().err
+    assert not checkpoint.exists()
+    resumed = {option: path.read_bytes() for option, path in paths.items()}
+    for path in paths.values():
+        path.unlink()
+    assert main(argv(fasta)) == 0
+    assert {option: path.read_bytes() for option, path in paths.items()} == resumed
+    # another model: refused, then discarded with --force (which also replaces the outputs)
+    for path in paths.values():
+        path.unlink()
+    interrupted_scan(scorer, fasta, paths, batches=10)
+    other = motif_model()
+    dense = other.layers[-1]
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias + 1.0])
+    other_scorer = Scorer.from_model(other, class_names(), L)
+    with pytest.raises(FileError, match="but the model differs"):
+        scan(other_scorer, fasta, paths)
+    summary = scan(other_scorer, fasta, paths, force=True)
+    assert summary["resumed_windows"] == 0 and not checkpoint.exists()
+
+
+def test_a_checkpoint_that_a_running_scan_holds_is_not_taken(tmp_path, scorer):
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    interrupted_scan(scorer, fasta, paths, batches=5)
+    checkpoint = checkpoint_dir(paths["--out"])
+    running = process_tag().rsplit("-", 1)[0] + f"-{os.getppid()}"  # a live process of this host
+    (checkpoint / "owner").write_text(running + "\n")
+    with pytest.raises(FileError, match=f"another scan \\({running}\\) is writing this track"):
+        scan(scorer, fasta, paths)
+    # a killed scan's: taken over, and resumed
+    (checkpoint / "owner").write_text(process_tag().rsplit("-", 1)[0] + "-999999999\n")
+    assert scan(scorer, fasta, paths)["resumed_windows"] == 5 * BATCH
+
+
+def test_a_scan_that_stops_before_its_first_save_or_on_bad_input_leaves_no_checkpoint(
+    tmp_path, scorer
+):
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    stopping, _ = counting(scorer, stop_after=1)  # stopped in its first batch
+    with pytest.raises(KeyboardInterrupt):
+        scan(stopping, fasta, paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa"]
+    interrupted_scan(scorer, fasta, paths, batches=5)
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\n" + "ACGT" * 400 + "\n>a\nACGT\n")  # a duplicate record, met mid-scan
+    with pytest.raises(ValueError, match="duplicate record name"):
+        scan(scorer, bad, paths, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fa", "g.fa"]
+
+
+@pytest.mark.slow
+def test_a_scan_killed_with_sigkill_resumes(tmp_path, exported):
+    """A separate process, killed (SIGKILL) after a few progress saves: the same scan resumes."""
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    records = {f"chr{i}": "".join(rng.choice(list("ACGT"), 30_000)) for i in range(1, 4)}
+    fasta = write_genome(tmp_path / "g.fa", records)
+    reference = outputs(tmp_path / "reference")
+    (tmp_path / "reference").mkdir()
+    model = Scorer.load(exported)
+    scan(model, fasta, reference)
+    paths = outputs(tmp_path)
+    script = (
+        "import sys, time\n"
+        "from attngen_keras.genome.scan import scan_genome\n"
+        "from attngen_keras.genome.scoring import Scorer\n"
+        "class Slow(Scorer):\n"
+        "    def probabilities(self, sequences, both_strands=False):\n"
+        "        time.sleep(0.01)\n"
+        "        return super().probabilities(sequences, both_strands)\n"
+        "s = Scorer.load(sys.argv[1])\n"
+        "s = Slow(s._predict, s._importance, s.facts, s._predict_with_saliency)\n"
+        f"scan_genome(s, sys.argv[2], sys.argv[3], bigwig=sys.argv[4], tsv=sys.argv[5], stride={S},"
+        f" batch_size={BATCH}, show_progress=False, chunk_bases=97, checkpoint_seconds=0)\n"
+    )
+    argv = [sys.executable, "-c", script, str(exported), str(fasta),
+            *(str(paths[o]) for o in ("--out", "--bigwig", "--tsv"))]  # fmt: skip
+    process = subprocess.Popen(argv)
+    progress = checkpoint_dir(paths["--out"]) / "progress.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if progress.exists() and json.loads(progress.read_text())["last"][0] == "chr2":
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the scan ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not paths["--out"].exists()
+    summary = scan(model, fasta, paths)
+    assert summary["resumed_windows"] > 0
+    for option, path in paths.items():
+        assert path.read_bytes() == reference[option].read_bytes(), option
+    assert not checkpoint_dir(paths["--out"]).exists()
