@@ -210,6 +210,68 @@ def test_hand_written_and_plain_gzip_vcfs(tmp_path, exported, capfd):
     assert effects["gzip"] == effects["plain"] and len(effects["plain"]) == 3
 
 
+def test_an_undeclared_end_of_a_symbolic_allele_is_declared_an_integer(tmp_path, exported, capfd):
+    """htslib declares an undefined END a String, and pysam crashed writing such a record (a
+    TypeError, exit 1); the specification's reserved structural-variant tags get their types."""
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    chr1 = genome["chr1"]
+    vcf = tmp_path / "sv.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=800>\n"
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        f"chr1\t200\tsym\t{chr1[199]}\t<DEL>\t.\t.\tEND=260;SVTYPE=DEL;SVLEN=-60;IMPRECISE\n"
+        f"chr1\t404\tsnp\t{chr1[403]}\tC\t.\t.\t.\n"
+    )
+    out, annotated = tmp_path / "e.tsv", tmp_path / "a.vcf.gz"
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
+            "--out", str(out), "--vcf-out", str(annotated)]  # fmt: skip
+    assert main(argv) == 0, capfd.readouterr().err
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert rows[0]["note"].startswith("symbolic") and rows[1]["p_alt"]
+    with pysam.VariantFile(str(annotated)) as reader:
+        info = reader.header.info
+        assert (info["END"].number, info["END"].type) == (1, "Integer")
+        assert (info["SVLEN"].type, info["SVTYPE"].type, info["IMPRECISE"].type) == (
+            "Integer", "String", "Flag",
+        )  # fmt: skip
+        assert "not defined in the input VCF" in info["END"].description
+        records = list(reader)
+    assert records[0].stop == 260 and records[0].info["SVLEN"] == (-60,)
+    assert records[0].info["SVTYPE"] == "DEL" and records[0].info["IMPRECISE"] is True
+    assert "ATTNGEN_PALT" not in records[0].info and "ATTNGEN_PALT" in records[1].info
+
+
+def test_a_record_htslib_cannot_write_back_is_a_one_line_error(
+    tmp_path, exported, capfd, monkeypatch
+):
+    """Without the reserved tags' types (htslib's String END): an error naming the record, exit 2."""
+    from attngen_keras.genome import variants
+
+    monkeypatch.setattr(variants, "RESERVED_INFO", {})
+    fasta = write_genome(tmp_path / "ref.fa", reference())
+    vcf = tmp_path / "sv.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=800>\n"
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        f"chr1\t200\tsym\t{reference()['chr1'][199]}\t<DEL>\t.\t.\tEND=260\n"
+    )
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
+            "--out", str(tmp_path / "e.tsv"), "--vcf-out", str(tmp_path / "a.vcf.gz")]  # fmt: skip
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"attngen variants: error: {vcf}: record chr1:200: cannot be written to the annotated VCF ("
+        )
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.fa", "sv.vcf"]
+
+
 def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
     """An edited plain-gzip VCF is read again (not an earlier copy); a corrupt one is a one-line error."""
     import os

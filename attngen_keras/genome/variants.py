@@ -35,6 +35,7 @@ import csv
 import hashlib
 import math
 import os
+import re
 import shutil
 import sys
 import zlib
@@ -426,7 +427,8 @@ def score_variants(
                 if scorer.target is not None
                 else "the class predicted on the REF window"
             )
-            _write_vcf(source, partial_path(vcf_out), effects, vcf_out.name.endswith(".gz"), what)
+            _write_vcf(source, partial_path(vcf_out), effects, vcf_out.name.endswith(".gz"), what,
+                       vcf_name=vcf)  # fmt: skip
     except BaseException:
         partial.unlink(missing_ok=True)
         if vcf_out is not None:
@@ -503,6 +505,17 @@ def _report(vcf, counts, length, missing=(), fasta_names=(), beyond=None, sizes=
 
 
 UNDEFINED_DESCRIPTION = "not defined in the input VCF; definition added by attngen variants"
+# The VCF specification's (4.2-4.4) reserved INFO tags of structural variants, as `(Number, Type,
+# Description)`: what an undefined one is declared as in the annotated VCF
+RESERVED_INFO = {
+    "END": ("1", "Integer", "End position of the variant described in this record"),
+    "SVLEN": (".", "Integer", "Difference in length between REF and ALT alleles"),
+    "SVTYPE": ("1", "String", "Type of structural variant"),
+    "CIPOS": ("2", "Integer", "Confidence interval around POS for imprecise variants"),
+    "CIEND": ("2", "Integer", "Confidence interval around END for imprecise variants"),
+    "IMPRECISE": ("0", "Flag", "Imprecise structural variation"),
+}
+_INFO_DEFINITION = re.compile(r"^##INFO=<ID=(?P<id>[^,>]+),")
 
 
 def _missing_definitions(vcf):
@@ -521,27 +534,36 @@ def _missing_definitions(vcf):
         for _ in probe:
             pass
         after = str(probe.header).splitlines()
-    # htslib's placeholder says "Dummy"; say what it is in the annotated copy
-    return [
-        line.replace('Description="Dummy"', f'Description="{UNDEFINED_DESCRIPTION}"')
-        for line in after
-        if line.startswith("##") and line not in before
-    ]
+    # htslib's placeholder says "Dummy"; say what it is in the annotated copy. Its placeholder
+    # types every tag as a String, and writing a record whose END is a String crashes pysam:
+    # the VCF specification's reserved structural-variant tags get their specified types
+    lines = []
+    for line in after:
+        if not line.startswith("##") or line in before:
+            continue
+        match = _INFO_DEFINITION.match(line)
+        if match and match["id"] in RESERVED_INFO:
+            number, kind, description = RESERVED_INFO[match["id"]]
+            line = (f'##INFO=<ID={match["id"]},Number={number},Type={kind},'
+                    f'Description="{description} ({UNDEFINED_DESCRIPTION})">')  # fmt: skip
+        lines.append(line.replace('Description="Dummy"', f'Description="{UNDEFINED_DESCRIPTION}"'))
+    return lines
 
 
-def _write_vcf(vcf, out, effects, compressed, what="the model's target class"):
+def _write_vcf(vcf, out, effects, compressed, what="the model's target class", vcf_name=None):
     """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored);
-    `what` names the class the probabilities are of, in the tags' descriptions."""
+    `what` names the class the probabilities are of, in the tags' descriptions; `vcf_name` is the
+    file errors name (the user's, when `vcf` is a temporary plain copy)."""
     import pysam
 
     verbosity = pysam.set_verbosity(0)  # htslib's header warnings (e.g. a tag's Type)
     try:
-        _annotate(vcf, out, effects, compressed, _missing_definitions(vcf), what)
+        _annotate(vcf, out, effects, compressed, _missing_definitions(vcf), what, vcf_name)
     finally:
         pysam.set_verbosity(verbosity)
 
 
-def _annotate(vcf, out, effects, compressed, definitions, what):
+def _annotate(vcf, out, effects, compressed, definitions, what, vcf_name=None):
     import pysam
 
     with pysam.VariantFile(str(vcf)) as reader:
@@ -571,4 +593,11 @@ def _annotate(vcf, out, effects, compressed, definitions, what):
                         record.info[tag] = tuple(v[position] for v in values)
                 if any(v[3] for v in values):
                     record.info[MISMATCH_TAG] = True
-                writer.write(record)
+                try:
+                    writer.write(record)
+                except (TypeError, ValueError) as error:  # what htslib cannot write back
+                    raise DataError(
+                        f"record {record.chrom}:{record.pos}: cannot be written to the annotated "
+                        f"VCF ({error}); check its INFO tags against the header",
+                        vcf_name or vcf,
+                    ) from None
