@@ -162,11 +162,23 @@ def iter_records(path, kind=None):
 
 
 def _iter_fasta(path):
+    import itertools
+
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     with _open_stream(path) as handle:
+        # the parser would skip text before the first header: sequence lost without a word
+        lines = iter(handle)
+        leading = []
+        for number, line in enumerate(lines, start=1):
+            leading.append(line)
+            if line.strip():
+                if not line.startswith(">"):
+                    raise DataError(f"line {number}: sequence before the first '>' header line",
+                                    path)  # fmt: skip
+                break
         count = 0
-        for title, sequence in SimpleFastaParser(handle):
+        for title, sequence in SimpleFastaParser(itertools.chain(leading, lines)):
             count += 1
             yield title.split()[0] if title.strip() else f"record{count}", sequence
         if count == 0:

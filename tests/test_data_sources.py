@@ -75,6 +75,25 @@ def test_table_column_aliases_name_sequence_class(tmp_path):
     assert list(load_dataset(str(tmp_path / "both.csv"))["test"].ids)[0] == "x8"
 
 
+def test_predict_refuses_sequence_before_the_first_fasta_header(tmp_path):
+    """Biopython's parser skips text before the first `>`: `predict` would lose it without a word."""
+    import gzip
+
+    from attngen_keras.data.errors import DataError
+    from attngen_keras.predict import iter_records
+
+    (tmp_path / "blank.fa").write_text("\n\n>a desc\nACGT\n>b\nTT\n")  # leading blank lines: fine
+    assert list(iter_records(tmp_path / "blank.fa")) == [("a", "ACGT"), ("b", "TT")]
+    for name, text in (("noheader.fa", "ACGT\n>a\nACGT\n"), ("late.fa.gz", "\n  \nAC\n>a\nGT\n")):
+        path = tmp_path / name
+        data = text.encode()
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        line = 1 if name == "noheader.fa" else 3
+        with pytest.raises(DataError) as error:
+            list(iter_records(path))
+        assert str(error.value) == f"{path}: line {line}: sequence before the first '>' header line"
+
+
 def test_fasta_one_file_per_class(tmp_path, synthetic):
     pos = [(f"p{i}", s) for i, s in enumerate(synthetic.sequences) if synthetic.labels[i]]
     neg = [(f"n{i}", s) for i, s in enumerate(synthetic.sequences) if not synthetic.labels[i]]
