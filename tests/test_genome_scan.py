@@ -352,6 +352,13 @@ def test_scan_bad_input_is_one_line_exit_2(tmp_path, exported, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "r.bed", "t.bedGraph"]
     with pytest.raises(DataError, match="duplicate record name"):
         list(Tiler(fasta, 4, 1))
+    # a header without a name: no chromosome name is made up for the track
+    fasta.write_text(">chr1\n" + "ACGT" * 40 + "\n>\n" + "ACGT" * 40 + "\n")
+    assert main(["scan", str(exported), "--fasta", str(fasta), "--out", str(out), "--force"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"attngen scan: error: {fasta}: record 2 has a header line without a name ('>' alone)"
+    )
+    assert out.read_text() == "an earlier track\n"
 
 
 # A directory where no file can be made although os.access says yes to root: sysfs.

@@ -272,6 +272,23 @@ def test_a_record_htslib_cannot_write_back_is_a_one_line_error(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.fa", "sv.vcf"]
 
 
+def test_a_reference_with_a_duplicate_record_name_is_refused(tmp_path, exported, capsys):
+    """faidx indexes the first record of a name and ignores the rest: the variant would be scored
+    on whichever copy came first."""
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", {**genome, "chr3": genome["chr2"]})
+    fasta.write_text(fasta.read_text().replace(">chr3", ">chr1"))
+    vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 404, "snp", genome["chr1"][403], "C")],
+                    {"chr1": 800, "chr2": 300})  # fmt: skip
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta),
+            "--out", str(tmp_path / "e.tsv")]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"attngen variants: error: {fasta}: record 'chr1': duplicate record name in the FASTA"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.fa", "v.vcf"]
+
+
 def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
     """An edited plain-gzip VCF is read again (not an earlier copy); a corrupt one is a one-line error."""
     import os

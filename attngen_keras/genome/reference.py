@@ -11,6 +11,7 @@ a one-line note on stderr.
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -71,12 +72,17 @@ def random_access_path(path, quiet=False):
     gzi = temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
     if not fai.exists():
         options = ["--fai-idx", str(fai)] + (["--gzi-idx", str(gzi)] if gzi else [])
+        messages = _CapturedStderr()
         try:
-            with _quiet_stderr():
+            with messages:
                 pysam.faidx(str(path), *options)
         except (OSError, ValueError, pysam.utils.SamtoolsError):
             fai.unlink(missing_ok=True)
             return _normalized(path, key, "not indexable by faidx (lines of unequal length)", quiet)
+        duplicate = _DUPLICATE.search(messages.text)
+        if duplicate:  # faidx indexes the first record of a name and ignores the others
+            fai.unlink(missing_ok=True)
+            raise DataError("duplicate record name in the FASTA", path, duplicate["name"])
     return str(path), str(fai), (str(gzi) if gzi else None)
 
 
@@ -121,19 +127,27 @@ def _normalized(path, key, reason, quiet):
     return str(plain), str(fai), None
 
 
-class _quiet_stderr:
-    """Sends fd 2 (htslib's messages) to /dev/null inside the block."""
+# htslib's warning when it indexes a FASTA with two records of one name
+_DUPLICATE = re.compile(r'Ignoring duplicate sequence "(?P<name>[^"]*)"')
+
+
+class _CapturedStderr:
+    """Sends fd 2 (htslib's messages) to a temporary file inside the block; `text` holds them after."""
+
+    text = ""
 
     def __enter__(self):
         sys.stderr.flush()
         self._saved = os.dup(2)
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        os.close(null)
+        self._file = tempfile.TemporaryFile()
+        os.dup2(self._file.fileno(), 2)
 
     def __exit__(self, *exc):
         os.dup2(self._saved, 2)
         os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
         return False
 
 

@@ -64,8 +64,9 @@ def iter_fasta_pieces(path, block_bytes=BLOCK_BYTES):
     """Yields `("record", name)` at each header and `("seq", bytes)` pieces of sequence, streaming.
 
     Whitespace and line breaks are removed; `;` comment lines are ignored.
-    Raises `DataError` for sequence before the first header, a duplicate
-    record name, a corrupt gzip stream or a file without records.
+    Raises `DataError` for sequence before the first header, a header without
+    a name, a duplicate record name, a corrupt gzip stream or a file without
+    records.
     """
     names = set()
     count = 0
@@ -134,7 +135,9 @@ def count_characters(path):
 
 def _record_name(line, count, names, path):
     words = line[1:].decode("utf-8", "replace").split()
-    name = words[0] if words else f"record{count}"
+    if not words:  # a track or a VCF needs the chromosome's name: none is made up
+        raise DataError(f"record {count} has a header line without a name ('>' alone)", path)
+    name = words[0]
     if name in names:
         raise DataError("duplicate record name in the FASTA", path, name)
     names.add(name)
