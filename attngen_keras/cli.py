@@ -947,8 +947,26 @@ def _export(args):
 
     path = export_run(args.run_dir, args.out, args.version)
     print(f"exported SavedModel version {path.name} to {path}")
-    print(f"serve it with: tensorflow_model_server --rest_api_port=8501 --model_name={Path(args.out).name} "
-          f"--model_base_path={Path(args.out).resolve()}")  # fmt: skip
+    print(f"serve it with: {serving_command(args.out)}")
+
+
+def serving_command(base):
+    """The `tensorflow_model_server` command line serving the export base directory `base`, ready to
+    paste: the path quoted for the shell, the model name (the directory's, which REST URLs hold:
+    `/v1/models/NAME:predict`) with characters other than letters, digits, `.`, `_`, `-` as `_`.
+
+    Example:
+
+    >>> serving_command("/srv/my models/hof v2")
+    "tensorflow_model_server --rest_api_port=8501 --model_name=hof_v2 --model_base_path='/srv/my models/hof v2'"
+    """
+    import re
+    import shlex
+
+    base = Path(base).resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", base.name) or "model"
+    return (f"tensorflow_model_server --rest_api_port=8501 --model_name={shlex.quote(name)} "
+            f"--model_base_path={shlex.quote(str(base))}")  # fmt: skip
 
 
 def _predict(args):
