@@ -1131,6 +1131,7 @@ def main(argv=None):
         from attngen_keras.training import RunError  # (imports TensorFlow)
 
         handled += (RunError,)
+    previous_handler = _stop_on_sigterm()
     try:
         COMMANDS[args.command](args)
     except handled as error:
@@ -1138,7 +1139,7 @@ def main(argv=None):
             raise
         print(f"attngen {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if args.command == "train" and not Path(args.out).exists():
             advice = "nothing was trained yet, and no --out directory was left"
         elif args.command in RESUMABLE_COMMANDS or (
@@ -1147,11 +1148,34 @@ def main(argv=None):
             advice = "re-run the same command to resume"
         else:
             advice = "earlier outputs are unchanged; re-run the command to start again"
+        if isinstance(interrupt, Terminated):
+            print(f"\nattngen {args.command}: terminated (SIGTERM); {advice}", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print(f"\nattngen {args.command}: interrupted; {advice}", file=sys.stderr)
         return 130
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         _remove_temporaries()
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's time limit, `kill`), raised where a Ctrl-C would be: a command
+    stops as it does on Ctrl-C, saving what it checkpoints and removing its temporary files."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _stop_on_sigterm():
+    """Turns SIGTERM into `Terminated` (in the main thread only); returns the previous handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _remove_temporaries():

@@ -237,3 +237,68 @@ def test_a_scan_killed_with_sigkill_resumes(tmp_path, exported):
     for option, path in paths.items():
         assert path.read_bytes() == reference[option].read_bytes(), option
     assert not checkpoint_dir(paths["--out"]).exists()
+
+
+def test_temporary_reference_directories_of_killed_processes_are_removed(tmp_path):
+    import socket
+
+    from attngen_keras.genome.reference import remove_stale_temp_dirs
+
+    host = socket.gethostname()
+    killed = tmp_path / f"attngen-reference-{host}-999999999.k1"  # no such process
+    running = tmp_path / f"attngen-reference-{host}-{os.getppid()}.r1"
+    elsewhere = tmp_path / "attngen-reference-otherhost-1.e1"  # another host's: kept
+    older = tmp_path / "attngen-reference-abc123"  # made before the tag: cannot be judged, kept
+    for directory in (killed, running, elsewhere, older):
+        directory.mkdir()
+        (directory / "genome.fa").write_text(">chr1\nACGT\n")
+    remove_stale_temp_dirs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (running, elsewhere, older)
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_scan_as_ctrl_c_does_and_it_resumes(tmp_path, exported):
+    """A job scheduler's SIGTERM: the scan saves its progress (exit 143, one line saying so), the
+    same command resumes it, and its temporary files are gone."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    records = {f"chr{i}": "".join(rng.choice(list("ACGT"), 60_000)) for i in range(1, 4)}
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    args = ["scan", str(exported), "--fasta", str(fasta), "--stride", "1", "--batch-size", "64"]
+    for option, path in paths.items():
+        args += [option, str(path)]
+    command = [sys.executable, "-c", "from attngen_keras.cli import console_main; console_main()"]
+    process = subprocess.Popen([*command, *args], stderr=subprocess.PIPE, text=True)
+    checkpoint = checkpoint_dir(paths["--out"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        parts = list(checkpoint.glob("0.*")) if checkpoint.is_dir() else []
+        if parts and parts[0].stat().st_size > 0:  # (buffered: a few batches in)
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the scan ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (
+        "attngen scan: terminated (SIGTERM); re-run the same command to resume"
+    )
+    assert "Traceback" not in err
+    saved = json.loads((checkpoint / "progress.json").read_text())
+    assert saved["lines"] > 0 and not paths["--out"].exists()
+    finished = subprocess.run([*command, *args], stderr=subprocess.PIPE, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert f"after {saved['last'][0]}:{saved['last'][1]:,} ({saved['lines']:,} windows" in (
+        finished.stderr
+    )
+    reference = outputs(tmp_path / "reference")
+    (tmp_path / "reference").mkdir()
+    scan_genome(str(exported), fasta, reference["--out"], bigwig=reference["--bigwig"],
+                tsv=reference["--tsv"], stride=1, batch_size=64, show_progress=False)  # fmt: skip
+    for option, path in paths.items():
+        assert path.read_bytes() == reference[option].read_bytes(), option
+    assert not checkpoint.exists()

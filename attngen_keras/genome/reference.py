@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from attngen_keras.data.errors import DataError, missing_file_error
+from attngen_keras.files import is_stale_tag, process_tag
 
 _TEMP = {}
 
@@ -31,11 +32,31 @@ def compression(path):
     return "bgzip" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
 
 
+_TEMP_PREFIX = "attngen-reference-"
+
+
 def temp_dir():
-    """This process's directory for temporary rewritten inputs (indexes, plain copies), removed at exit."""
+    """This process's directory for temporary rewritten inputs (indexes, plain copies), removed at exit.
+
+    Its name holds the process's `HOST-PID` tag: the first call removes the
+    directories of killed processes of this host (a plain copy of a genome
+    is gigabytes).
+    """
     if "dir" not in _TEMP:
-        _TEMP["dir"] = Path(tempfile.mkdtemp(prefix="attngen-reference-"))
+        remove_stale_temp_dirs()
+        prefix = f"{_TEMP_PREFIX}{process_tag()}."
+        _TEMP["dir"] = Path(tempfile.mkdtemp(prefix=prefix))
     return _TEMP["dir"]
+
+
+def remove_stale_temp_dirs(parent=None):
+    """Removes the `temp_dir`s that killed processes of this host left in `parent` (default: the
+    system's temporary directory)."""
+    parent = Path(parent or tempfile.gettempdir())
+    for path in parent.glob(f"{_TEMP_PREFIX}*.*"):
+        tag = path.name[len(_TEMP_PREFIX) :].rpartition(".")[0]
+        if tag and path.is_dir() and is_stale_tag(tag):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def remove_temp_dir():

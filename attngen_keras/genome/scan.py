@@ -133,9 +133,10 @@ def scan_genome(
         windows = tiler
         if writer.progress:
             windows = pending_windows(tiler, writer.progress)
+            done = writer.progress["lines"]
             print(
                 f"attngen scan: resuming the interrupted scan of {out} after "
-                f"{describe(writer.progress)} ({plural(writer.progress['lines'], 'window')} "
+                f"{describe(writer.progress)} ({done:,} {'window' if done == 1 else 'windows'} "
                 "already scored)",
                 file=sys.stderr,
             )
