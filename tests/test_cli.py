@@ -402,8 +402,8 @@ def test_uniform_attention_line_reads_an_unchanged_accuracy_for_the_user():
     )
     line = _uniform_attention_line({"accuracy": 0.9700, "baseline_accuracy": 0.9533})
     assert line.startswith(
-        "uniform attention: accuracy 0.9700 (learned attention 0.9533); higher: the predictions "
-        "do not depend on the soft attention weights"
+        "uniform attention: accuracy 0.9700 (learned attention 0.9533); higher: the accuracy does "
+        "not rest on the soft attention weights, uniform weights do better"
     )
 
 
