@@ -394,7 +394,6 @@ def score_variants(
         NOTE_BEYOND: 0,
         "invalid_windows": 0,
     }
-    effects = {}
     missing = set()  # VCF chromosomes that the FASTA lacks
     beyond = None  # the first allele past its record's end
     partial = partial_path(out)
@@ -414,21 +413,16 @@ def score_variants(
                         missing.add(result["chrom"])
                     if result["note"] == NOTE_BEYOND and beyond is None:
                         beyond = (result["chrom"], result["pos"])
-                if vcf_out is not None:
-                    # the TSV's 6 decimals, so that the two outputs print the same numbers
-                    effects[result["index"]] = (
-                        *(None if result[key] is None else round(result[key], 6)
-                          for key in ("p_ref", "p_alt", "delta")),
-                        result["ref_match"] == "false",
-                    )  # fmt: skip
         if vcf_out is not None:
             what = (
                 f"class {scorer.class_names[scorer.target]}"
                 if scorer.target is not None
                 else "the class predicted on the REF window"
             )
-            _write_vcf(source, partial_path(vcf_out), effects, vcf_out.name.endswith(".gz"), what,
-                       vcf_name=vcf)  # fmt: skip
+            # the annotations are read back from the TSV, in VCF order (memory stays flat, and
+            # the two outputs print the same numbers)
+            _write_vcf(source, partial_path(vcf_out), effects_from_tsv(partial),
+                       vcf_out.name.endswith(".gz"), what, vcf_name=vcf)  # fmt: skip
     except BaseException:
         partial.unlink(missing_ok=True)
         if vcf_out is not None:
@@ -550,8 +544,23 @@ def _missing_definitions(vcf):
     return lines
 
 
+_UNSCORED = (None, None, None, False)
+
+
+def effects_from_tsv(path):
+    """Yields `(p_ref, p_alt, delta, ref_mismatch)` of each row of an effects TSV, in order (None
+    for an empty score), as the annotated VCF's tags print them."""
+    with open(path, newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        columns = next(rows)
+        at = [columns.index(name) for name in ("p_ref", "p_alt", "delta", "ref_match")]
+        for row in rows:
+            yield (*(float(row[i]) if row[i] else None for i in at[:3]), row[at[3]] == "false")
+
+
 def _write_vcf(vcf, out, effects, compressed, what="the model's target class", vcf_name=None):
-    """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored);
+    """The input VCF with the INFO tags (Number=A: one value per ALT allele; `.` when not scored),
+    `effects` the `(p_ref, p_alt, delta, ref_mismatch)` of each ALT allele in VCF order;
     `what` names the class the probabilities are of, in the tags' descriptions; `vcf_name` is the
     file errors name (the user's, when `vcf` is a temporary plain copy)."""
     import pysam
@@ -579,14 +588,11 @@ def _annotate(vcf, out, effects, compressed, definitions, what, vcf_name=None):
             writer = pysam.VariantFile(str(out), "wz" if compressed else "w", header=header)
         except OSError:  # pysam's message names the temporary file and no reason
             raise FileError(user_path(out), "cannot be created (VCF writer)") from None
+        effects = iter(effects)
         with writer:
-            index = 0
             for record in reader:
                 alts = record.alts or ()
-                values = [
-                    effects.get(index + k, (None, None, None, False)) for k in range(len(alts))
-                ]
-                index += len(alts)
+                values = [next(effects, _UNSCORED) for _ in alts]
                 record.translate(writer.header)
                 if alts and any(v[0] is not None for v in values):
                     for position, tag in enumerate(INFO_TAGS):
