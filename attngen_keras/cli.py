@@ -566,8 +566,12 @@ def _parser():
     )  # fmt: skip
 
     variants = sub.add_parser(
-        "variants", help="score VCF variants: REF and ALT windows, effect sizes, annotated VCF"
-    )
+        "variants", help="score VCF variants: REF and ALT windows, effect sizes, annotated VCF",
+        description="Scores the REF and ALT window of every ALT allele of a VCF and writes the "
+        "effects TSV (and an annotated VCF). A local run saves its progress every 30 s in a "
+        "hidden checkpoint beside --out (.NAME.variants-checkpoint): interrupted or killed, the "
+        "same command resumes it and writes the same files.",
+    )  # fmt: skip
     variants.add_argument(
         "model",
         metavar="MODEL_OR_RUN",
@@ -598,7 +602,8 @@ def _parser():
     )  # fmt: skip
     variants.add_argument(
         "--force", action="store_true",
-        help="replace existing --out / --vcf-out files (when the new ones are complete)",
+        help="replace existing --out / --vcf-out files (when the new ones are complete); also "
+        "discard an interrupted run's checkpoint made with another model, VCF, FASTA or options",
     )  # fmt: skip
 
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
@@ -1114,7 +1119,8 @@ def _one_line_warnings(command):
 
 # commands that never touch TensorFlow (they skip its ~10 s import)
 _WITHOUT_TENSORFLOW = ("synthetic",)
-# Commands that checkpoint: interrupted, the same command resumes them (and `scan --runner local`).
+# Commands that checkpoint: interrupted, the same command resumes them (and `scan` and `variants`
+# with `--runner local`).
 RESUMABLE_COMMANDS = ("train", "sweep", "tune", "demo")
 
 
@@ -1146,7 +1152,7 @@ def main(argv=None):
         if args.command == "train" and not Path(args.out).exists():
             advice = "nothing was trained yet, and no --out directory was left"
         elif args.command in RESUMABLE_COMMANDS or (
-            args.command == "scan" and args.runner == "local"
+            args.command in ("scan", "variants") and args.runner == "local"
         ):
             advice = "re-run the same command to resume"
         else:

@@ -168,7 +168,9 @@ def test_a_checkpoint_that_a_running_scan_holds_is_not_taken(tmp_path, scorer):
     checkpoint = checkpoint_dir(paths["--out"])
     running = process_tag().rsplit("-", 1)[0] + f"-{os.getppid()}"  # a live process of this host
     (checkpoint / "owner").write_text(running + "\n")
-    with pytest.raises(FileError, match=f"another scan \\({running}\\) is writing this track"):
+    with pytest.raises(
+        FileError, match=f"another attngen scan \\({running}\\) is writing this output"
+    ):
         scan(scorer, fasta, paths)
     # a killed scan's: taken over, and resumed
     (checkpoint / "owner").write_text(process_tag().rsplit("-", 1)[0] + "-999999999\n")

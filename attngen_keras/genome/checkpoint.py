@@ -1,4 +1,4 @@
-"""Checkpoints of `attngen scan`: an interrupted or killed scan, run again the same way, resumes.
+"""Checkpoints of `attngen scan` and `attngen variants`: interrupted or killed, run again the same way, they resume.
 
 A local scan keeps its part files (one per record and tracked class, and the
 window TSV's rows) in a directory beside its first output,
@@ -12,6 +12,11 @@ out the same) and writes byte-identical outputs; with anything different
 it refuses to resume, naming what changed (`--force` discards the
 checkpoint and starts afresh). The directory is removed when the outputs
 are complete.
+
+`attngen variants` does the same with its effects TSV's rows
+(`.NAME.variants-checkpoint` beside `--out`): its progress is the number of
+ALT alleles written and the counts its report needs; run again, it skips
+those alleles of the VCF.
 """
 
 import hashlib
@@ -24,7 +29,6 @@ import numpy as np
 
 from attngen_keras.files import FileError, is_stale_tag, process_tag, read_json, write_json_atomic
 
-CHECKPOINT_MARKER = ".scan-checkpoint"
 SAVE_SECONDS = 30.0  # between progress saves
 FORMAT = 1
 _IDENTITY = "identity.json"
@@ -36,10 +40,10 @@ _SAMPLE_BYTES = 1 << 20
 _PROBE_WINDOWS = 8
 
 
-def checkpoint_dir(out):
-    """`.NAME.scan-checkpoint` beside `out` (the scan's first bedGraph)."""
+def checkpoint_dir(out, command="scan"):
+    """`.NAME.COMMAND-checkpoint` beside `out` (the scan's first bedGraph, the variants' TSV)."""
     out = Path(out)
-    return out.with_name(f".{out.name}{CHECKPOINT_MARKER}")
+    return out.with_name(f".{out.name}.{command}-checkpoint")
 
 
 def file_fingerprint(path):
@@ -88,7 +92,26 @@ def scan_identity(scorer, fasta, regions, stride, both_strands, max_n_fraction, 
     }
 
 
+def variants_identity(scorer, vcf, fasta, both_strands, batch_size):
+    """What the effects TSV depends on: a resumed `attngen variants` must match it exactly."""
+    return {
+        "format": FORMAT,
+        "model": {
+            "class_names": [str(c) for c in scorer.class_names],
+            "length": scorer.length,
+            "probe": model_probe(scorer),
+        },  # fmt: skip
+        "vcf": file_fingerprint(vcf),
+        "fasta": file_fingerprint(fasta),
+        "both_strands": bool(both_strands),
+        "batch_size": int(batch_size),
+        "class": None if scorer.target is None else str(scorer.class_names[scorer.target]),
+    }
+
+
 _WHAT = {
+    "vcf": "the VCF",
+    "class": "--class",
     "fasta": "the FASTA",
     "regions": "the --regions file",
     "stride": "--stride",
@@ -120,40 +143,41 @@ def identity_differences(saved, current):
     return differences
 
 
-class ScanCheckpoint:
-    """The checkpoint directory of one scan: its identity, its progress, its owner.
+class Checkpoint:
+    """The checkpoint directory of one scan (or variants run): its identity, progress and owner.
 
     Args:
-        out: the scan's first bedGraph (the checkpoint lives beside it).
-        identity: `scan_identity(...)` of this scan.
-        force: discard a checkpoint of a different scan instead of refusing.
+        out: the scan's first bedGraph, or the variants' TSV (the checkpoint lives beside it).
+        identity: `scan_identity(...)` or `variants_identity(...)` of this run.
+        force: discard a checkpoint of a different run instead of refusing.
         interval: seconds between progress saves.
+        command: `"scan"` or `"variants"` (the directory's name and the messages).
 
-    `open()` takes the directory (refusing one a running scan holds) and
-    returns the saved progress (None: start afresh); `TrackWriter` saves
+    `open()` takes the directory (refusing one a running process holds) and
+    returns the saved progress (None: start afresh); the writer saves
     progress through `save` and removes the directory with `remove` once
     its outputs are complete.
 
     Example:
 
-    >>> checkpoint = ScanCheckpoint("track.bedGraph", identity)  # doctest: +SKIP
+    >>> checkpoint = Checkpoint("track.bedGraph", identity)  # doctest: +SKIP
     >>> progress = checkpoint.open()  # doctest: +SKIP
     """
 
-    def __init__(self, out, identity, force=False, interval=SAVE_SECONDS):
+    def __init__(self, out, identity, force=False, interval=SAVE_SECONDS, command="scan"):
         self.out = Path(out)
-        self.directory = checkpoint_dir(out)
+        self.command = command
+        self.directory = checkpoint_dir(out, command)
         self.identity = identity
         self.force = bool(force)
         self.interval = float(interval)
         self.last_save = time.monotonic()
-        self.resumed_windows = 0
 
     def open(self):
         """Takes the directory; returns the saved progress dict, or None for a fresh start."""
         directory = self.directory
         if directory.exists() and not directory.is_dir():
-            raise FileError(directory, "is a file, not a scan checkpoint; remove it")
+            raise FileError(directory, f"is a file, not a {self.command} checkpoint; remove it")
         if directory.exists():
             self._claim()
             progress = self._saved_progress()
@@ -172,7 +196,8 @@ class ScanCheckpoint:
         if owner and owner != process_tag() and not is_stale_tag(owner):
             raise FileError(
                 self.out,
-                f"another scan ({owner}) is writing this track, or was writing it from another host; "
+                f"another attngen {self.command} ({owner}) is writing this output, or was writing it "
+                "from another host; "
                 f"wait for it, choose another --out, or remove {self.directory} if it is gone",
             )
         self._write_owner()
@@ -186,7 +211,7 @@ class ScanCheckpoint:
         identity_path, progress_path = self.directory / _IDENTITY, self.directory / _PROGRESS
         if not identity_path.exists():
             return None
-        saved = read_json(identity_path, "scan checkpoint")
+        saved = read_json(identity_path, f"{self.command} checkpoint")
         differences = identity_differences(saved, self.identity)
         if differences:
             if self.force:
@@ -194,13 +219,13 @@ class ScanCheckpoint:
             verb = "differs" if len(differences) == 1 else "differ"
             raise FileError(
                 self.out,
-                f"an interrupted scan left its checkpoint here ({self.directory}), but "
+                f"an interrupted {self.command} left its checkpoint here ({self.directory}), but "
                 f"{', '.join(differences)} {verb}; run it again as it was to resume it, or add "
                 "--force to discard it and start afresh",
             )
         if not progress_path.exists():
             return None
-        return read_json(progress_path, "scan checkpoint")
+        return read_json(progress_path, f"{self.command} checkpoint")
 
     def due(self):
         """Whether `interval` seconds have passed since the last save."""

@@ -30,7 +30,7 @@ from attngen_keras.files import (
 from attngen_keras.genome.checkpoint import (
     CHECKPOINT_FILES,
     SAVE_SECONDS,
-    ScanCheckpoint,
+    Checkpoint,
     sync_files,
 )
 from attngen_keras.genome.scoring import default_target
@@ -121,7 +121,7 @@ class TrackWriter:
         first = next(iter(self.bedgraphs.values()))
         self.checkpoint = None
         if checkpoint_identity is not None:
-            self.checkpoint = ScanCheckpoint(
+            self.checkpoint = Checkpoint(
                 first, checkpoint_identity, force=force, interval=checkpoint_seconds
             )
         self._parts = parts_dir(first) if self.checkpoint is None else self.checkpoint.directory

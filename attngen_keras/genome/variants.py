@@ -31,6 +31,7 @@ attention projected to nucleotides; |gradient x input| for models without
 attention), averaged over the REF (ALT) allele's bases in the REF (ALT) window.
 """
 
+import contextlib
 import csv
 import hashlib
 import math
@@ -54,6 +55,13 @@ from attngen_keras.files import (
     some_names,
     user_path,
 )
+from attngen_keras.genome.checkpoint import (
+    CHECKPOINT_FILES,
+    SAVE_SECONDS,
+    Checkpoint,
+    sync_files,
+    variants_identity,
+)
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
 from attngen_keras.genome.windows import unusual_characters
@@ -73,6 +81,7 @@ MISMATCH_DESCRIPTION = (
     "attngen: the REF allele differs from the reference genome (scored on the genome's)"
 )
 _EPS = 1e-7
+_ROWS = "effects.tsv"  # the rows' file in a checkpoint
 _SCORABLE = set("ACGTUNRYSWKMBDHVacgtunryswkmbdhv")
 NOTE_END = "too close to the record end (either end): no full REF window"
 NOTE_CHROM = "chromosome not in the FASTA"
@@ -322,6 +331,7 @@ def score_variants(
     show_progress=True,
     target_class=None,
     force=False,
+    checkpoint_seconds=SAVE_SECONDS,
 ):
     """Writes `effects.tsv` (and optionally an annotated VCF); returns a summary dict.
 
@@ -339,7 +349,12 @@ def score_variants(
         target_class: the class whose probabilities `p_ref`/`p_alt` are (`--class`; default: the
             second class of a binary model, the REF window's predicted class of a multi-class one).
         force: replace existing outputs (`--force`; at the end, when the new ones are
-            complete); otherwise an existing output is an error before any work.
+            complete); otherwise an existing output is an error before any work. It also
+            discards an interrupted run's checkpoint made with other inputs or options.
+        checkpoint_seconds: how often a local run saves its progress.
+
+    A local run checkpoints (`attngen_keras.genome.checkpoint`): killed or
+    interrupted, the same call resumes it and writes the same bytes.
 
     Example:
 
@@ -384,75 +399,222 @@ def score_variants(
             scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress
         )
         cleanup = None
-    counts = {
-        "alleles": 0,
-        "scored": 0,
-        "ref_mismatch": 0,
-        NOTE_END: 0,
-        NOTE_CHROM: 0,
-        NOTE_SYMBOLIC: 0,
-        NOTE_BEYOND: 0,
-        "invalid_windows": 0,
-    }
-    missing = set()  # VCF chromosomes that the FASTA lacks
-    beyond = None  # the first allele past its record's end
-    partial = partial_path(out)
+    identity = None
+    if runner == "local":
+        # a local run checkpoints: killed or interrupted, the same command resumes it
+        identity = variants_identity(scorer, vcf, fasta, both_strands, batch_size)
+    table = EffectsTable(out, identity, force=force, checkpoint_seconds=checkpoint_seconds)
+    cleanup = None
     try:
-        with open(partial, "w", newline="") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(COLUMNS)
+        with table:
+            if runner == "beam":
+                from attngen_keras.genome.beam import variants_with_beam
+
+                results, cleanup = variants_with_beam(
+                    model, paths, list(read_alleles(source, vcf)), scorer.length, batch_size,
+                    both_strands, beam_options, scorer.target_class,
+                )  # fmt: skip
+            else:
+                if table.rows:
+                    print(
+                        f"attngen variants: resuming the interrupted run into {out} after "
+                        f"{table.rows:,} ALT {'allele' if table.rows == 1 else 'alleles'}",
+                        file=sys.stderr,
+                    )
+                results = _local(scorer, reference, sizes, source, vcf, batch_size, both_strands,
+                                 show_progress, skip=table.rows)  # fmt: skip
             for result in results:
-                writer.writerow(tsv_row(result))
-                counts["alleles"] += 1
-                counts["scored"] += result["p_ref"] is not None
-                counts["ref_mismatch"] += result["ref_match"] == "false"
-                counts["invalid_windows"] += result.get("invalid_characters", 0) > 0
-                if result["note"]:
-                    counts[result["note"]] += 1
-                    if result["note"] == NOTE_CHROM:
-                        missing.add(result["chrom"])
-                    if result["note"] == NOTE_BEYOND and beyond is None:
-                        beyond = (result["chrom"], result["pos"])
-        if vcf_out is not None:
-            what = (
-                f"class {scorer.class_names[scorer.target]}"
-                if scorer.target is not None
-                else "the class predicted on the REF window"
-            )
-            # the annotations are read back from the TSV, in VCF order (memory stays flat, and
-            # the two outputs print the same numbers)
-            _write_vcf(source, partial_path(vcf_out), effects_from_tsv(partial),
-                       vcf_out.name.endswith(".gz"), what, vcf_name=vcf)  # fmt: skip
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        if vcf_out is not None:
-            partial_path(vcf_out).unlink(missing_ok=True)
-        raise
+                table.add(result)
+                if table.rows % batch_size == 0:
+                    table.batch_done()
+            table.close()
+            if vcf_out is not None:
+                what = (
+                    f"class {scorer.class_names[scorer.target]}"
+                    if scorer.target is not None
+                    else "the class predicted on the REF window"
+                )
+                # the annotations are read back from the TSV, in VCF order (memory stays flat,
+                # and the two outputs print the same numbers)
+                try:
+                    _write_vcf(source, partial_path(vcf_out), effects_from_tsv(table.path),
+                               vcf_out.name.endswith(".gz"), what, vcf_name=vcf)  # fmt: skip
+                except BaseException:
+                    partial_path(vcf_out).unlink(missing_ok=True)
+                    raise
+            table.commit()
     finally:
         if cleanup is not None:  # the Beam run's task files
             cleanup()
-    partial.replace(out)
     outputs = [str(out)]
     if vcf_out is not None:
         partial_path(vcf_out).replace(vcf_out)
         outputs.append(str(vcf_out))
-    _report(vcf, counts, scorer.length, sorted(missing), list(sizes), beyond, sizes)
+    counts = table.counts
+    _report(vcf, counts, scorer.length, sorted(table.missing), list(sizes), table.beyond, sizes)
     return {
         "alleles": counts["alleles"], "scored": counts["scored"],
         "ref_mismatch": counts["ref_mismatch"], "near_end": counts[NOTE_END],
         "missing_chrom": counts[NOTE_CHROM], "symbolic": counts[NOTE_SYMBOLIC],
         "beyond_end": counts[NOTE_BEYOND], "invalid_windows": counts["invalid_windows"],
-        "outputs": outputs,
+        "outputs": outputs, "resumed_alleles": table.resumed,
     }  # fmt: skip
 
 
-def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress):
+class EffectsTable:
+    """The effects TSV being written, row by row in VCF order, and the counts the report needs.
+
+    Args:
+        out: the TSV's path (written under a temporary name, renamed into place by `commit`).
+        identity: a `checkpoint.variants_identity` to keep the rows in a checkpoint beside
+            `out` and resume from it; None: a temporary file, removed unless committed.
+        force: discard a checkpoint of a different run.
+        checkpoint_seconds: how often progress is saved (with a checkpoint).
+
+    With a checkpoint, an interruption or an I/O error keeps it (the rows up
+    to the last batch boundary saved); bad input (a `ValueError`), which
+    would recur, removes it.
+
+    Example:
+
+    >>> with EffectsTable("effects.tsv") as table:  # doctest: +SKIP
+    ...     table.add(result); table.close(); table.commit()
+    """
+
+    def __init__(self, out, identity=None, force=False, checkpoint_seconds=SAVE_SECONDS):
+        self.out = Path(out)
+        self.checkpoint = None
+        if identity is not None:
+            self.checkpoint = Checkpoint(out, identity, force=force, interval=checkpoint_seconds,
+                                         command="variants")  # fmt: skip
+        self.path = (
+            partial_path(out) if self.checkpoint is None else self.checkpoint.directory / _ROWS
+        )
+        self.counts = {
+            "alleles": 0, "scored": 0, "ref_mismatch": 0, NOTE_END: 0, NOTE_CHROM: 0,
+            NOTE_SYMBOLIC: 0, NOTE_BEYOND: 0, "invalid_windows": 0,
+        }  # fmt: skip
+        self.missing = set()  # VCF chromosomes that the FASTA lacks
+        self.beyond = None  # the first allele past its record's end
+        self.rows = self.resumed = 0
+        self._handle = self._writer = None
+        self._saved = None  # rows when progress was last saved
+        self._consistent = True
+        self._committed = False
+
+    def __enter__(self):
+        progress = self.checkpoint.open() if self.checkpoint is not None else None
+        if self.checkpoint is not None:
+            for path in self.checkpoint.directory.iterdir():
+                if path.name not in (*CHECKPOINT_FILES, _ROWS):
+                    path.unlink()
+        if progress:
+            if not self.path.is_file() or self.path.stat().st_size < progress["size"]:
+                raise FileError(
+                    self.checkpoint.directory,
+                    f"damaged variants checkpoint ({_ROWS} is missing or shorter than saved); "
+                    "add --force to discard it and start afresh",
+                )
+            os.truncate(self.path, progress["size"])
+            self.counts.update(progress["counts"])
+            self.missing = set(progress["missing"])
+            self.beyond = tuple(progress["beyond"]) if progress["beyond"] else None
+            self.rows = self.resumed = self._saved = int(progress["rows"])
+            self._handle = open(self.path, "a", newline="")  # noqa: SIM115 (closed in close)
+        else:
+            self._handle = open(self.path, "w", newline="")  # noqa: SIM115 (closed in close)
+        self._writer = csv.writer(self._handle, delimiter="\t", lineterminator="\n")
+        if not progress:
+            self._writer.writerow(COLUMNS)
+        return self
+
+    def add(self, result):
+        """One ALT allele's result: its row, and the counts."""
+        self._consistent = False
+        self._writer.writerow(tsv_row(result))
+        counts = self.counts
+        counts["alleles"] += 1
+        counts["scored"] += result["p_ref"] is not None
+        counts["ref_mismatch"] += result["ref_match"] == "false"
+        counts["invalid_windows"] += result.get("invalid_characters", 0) > 0
+        if result["note"]:
+            counts[result["note"]] += 1
+            if result["note"] == NOTE_CHROM:
+                self.missing.add(result["chrom"])
+            if result["note"] == NOTE_BEYOND and self.beyond is None:
+                self.beyond = (result["chrom"], result["pos"])
+        self.rows += 1
+        self._consistent = True
+
+    def batch_done(self):
+        """At a batch boundary: saves the progress when it is due (with a checkpoint)."""
+        if self.checkpoint is not None and self.checkpoint.due():
+            self.save_progress()
+
+    def save_progress(self):
+        """Flushes and syncs the rows, then saves how many there are, and the counts."""
+        if self.checkpoint is None or self.rows == self._saved or self._handle is None:
+            return
+        self._handle.flush()
+        sync_files([self.path])
+        self.checkpoint.save({
+            "rows": self.rows, "size": self.path.stat().st_size, "counts": self.counts,
+            "missing": sorted(self.missing), "beyond": list(self.beyond) if self.beyond else None,
+        })  # fmt: skip
+        self._saved = self.rows
+
+    def close(self):
+        """Closes the TSV (all rows written), saving the progress first: a failure writing the
+        annotated VCF then resumes with nothing left to score."""
+        if self._handle is None:
+            return
+        self.save_progress()
+        self._handle.close()
+        self._handle = None
+
+    def commit(self):
+        """Renames the complete TSV into place and removes the checkpoint."""
+        self.close()
+        os.replace(self.path, self.out)
+        self._committed = True
+        if self.checkpoint is not None:
+            self.checkpoint.remove()
+
+    def __exit__(self, kind, error, trace):
+        interrupted = kind is not None and not issubclass(kind, ValueError)
+        keep = self.checkpoint is not None and not self._committed and interrupted
+        try:
+            if keep and self._consistent:
+                with contextlib.suppress(OSError):  # (a full disk) the progress saved last stays
+                    self.save_progress()
+            if self._handle is not None:
+                with contextlib.suppress(OSError):
+                    self._handle.close()
+                self._handle = None
+        finally:
+            if self._committed:
+                pass
+            elif self.checkpoint is None:
+                self.path.unlink(missing_ok=True)
+            elif not (keep and self._saved is not None):
+                self.checkpoint.remove()
+        return False
+
+
+def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress, skip=0):
+    """The results of every ALT allele of the VCF after the first `skip` (already written)."""
+    import itertools
+
     from attngen_keras.predict import _batches
 
+    alleles = read_alleles(source, vcf)
+    if skip:
+        alleles = itertools.islice(alleles, skip, None)
     with progress_bar(
         unit=" alleles", desc=f"scoring {Path(vcf).name}", disable=not show_progress
     ) as bar:
-        for batch in _batches(read_alleles(source, vcf), batch_size):
+        bar.update(skip)
+        for batch in _batches(alleles, batch_size):
             yield from score_alleles(scorer, reference, sizes, batch, both_strands)
             bar.update(len(batch))
 
