@@ -172,7 +172,7 @@ def _iter_fasta(path):
         leading = []
         for number, line in enumerate(lines, start=1):
             leading.append(line)
-            if line.strip():
+            if line.strip() and not line.startswith(";"):  # (old-style comment lines, as scan)
                 if not line.startswith(">"):
                     raise DataError(f"line {number}: sequence before the first '>' header line",
                                     path)  # fmt: skip

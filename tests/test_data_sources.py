@@ -82,7 +82,7 @@ def test_predict_refuses_sequence_before_the_first_fasta_header(tmp_path):
     from attngen_keras.data.errors import DataError
     from attngen_keras.predict import iter_records
 
-    (tmp_path / "blank.fa").write_text("\n\n>a desc\nACGT\n>b\nTT\n")  # leading blank lines: fine
+    (tmp_path / "blank.fa").write_text("\n;comment\n>a desc\nACGT\n>b\nTT\n")  # blank, ';': fine
     assert list(iter_records(tmp_path / "blank.fa")) == [("a", "ACGT"), ("b", "TT")]
     for name, text in (("noheader.fa", "ACGT\n>a\nACGT\n"), ("late.fa.gz", "\n  \nAC\n>a\nGT\n")):
         path = tmp_path / name

@@ -304,3 +304,112 @@ def test_sigterm_stops_a_scan_as_ctrl_c_does_and_it_resumes(tmp_path, exported):
     for option, path in paths.items():
         assert path.read_bytes() == reference[option].read_bytes(), option
     assert not checkpoint.exists()
+
+
+def test_a_stopped_scan_releases_its_checkpoint_for_another_host(tmp_path, scorer):
+    """A job requeued on another node of a shared file system resumes: the stopped scan leaves no
+    owner; a killed one's owner, from another host, is refused with advice that keeps the progress."""
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    interrupted_scan(scorer, fasta, paths, batches=5)
+    checkpoint = checkpoint_dir(paths["--out"])
+    assert not (checkpoint / "owner").exists() and (checkpoint / "progress.json").exists()
+    (checkpoint / "owner").write_text("node-b-4242\n")  # killed there: cannot be judged from here
+    with pytest.raises(FileError) as error:
+        scan(scorer, fasta, paths)
+    assert f"remove {checkpoint / 'owner'} (the progress it saved is kept)" in str(error.value)
+    (checkpoint / "owner").unlink()
+    assert scan(scorer, fasta, paths)["resumed_windows"] == 5 * BATCH
+
+
+def test_force_discards_a_damaged_checkpoint(tmp_path, scorer):
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    interrupted_scan(scorer, fasta, paths, batches=5)
+    checkpoint = checkpoint_dir(paths["--out"])
+    (checkpoint / "0.1").write_text("")  # shorter than saved
+    with pytest.raises(FileError, match="damaged scan checkpoint .0.1 is missing or shorter"):
+        scan(scorer, fasta, paths)
+    assert scan(scorer, fasta, paths, force=True)["resumed_windows"] == 0
+    assert not checkpoint.exists()
+
+
+def test_a_scan_that_fails_after_its_last_window_keeps_its_checkpoint(
+    tmp_path, scorer, monkeypatch
+):
+    """Every window scored, then the bigWig cannot be written: the run again only writes the files."""
+    from attngen_keras.genome import tracks
+
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    (tmp_path / "reference").mkdir()
+    expected = scan(scorer, fasta, outputs(tmp_path / "reference"))
+    paths = outputs(tmp_path)
+
+    def fails(bedgraph, out, sizes):
+        raise FileError(out, "cannot create the bigWig file")
+
+    monkeypatch.setattr(tracks, "_write_bigwig", fails)
+    with pytest.raises(FileError, match="cannot create the bigWig"):
+        scan(scorer, fasta, paths)
+    monkeypatch.undo()
+    assert not any(path.exists() for path in paths.values())
+    resuming, counts = counting(scorer)
+    assert scan(resuming, fasta, paths)["resumed_windows"] == expected["windows"]
+    assert counts["windows"] == 8  # the model probe's only
+    for option, path in paths.items():
+        assert path.read_bytes() == outputs(tmp_path / "reference")[option].read_bytes(), option
+
+
+def test_a_checkpoint_without_progress_does_not_hold_back_other_options(tmp_path, scorer):
+    """A scan killed before its first save leaves only its identity: nothing to resume, so a scan
+    with other options starts afresh."""
+    from attngen_keras.genome.checkpoint import Checkpoint
+
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    Checkpoint(paths["--out"], {"format": 1, "stride": 99}).open()  # what the kill left
+    assert checkpoint_dir(paths["--out"]).is_dir()
+    assert scan(scorer, fasta, paths)["resumed_windows"] == 0
+
+
+def test_a_bigwig_without_pybigwig_is_an_error_before_any_window(tmp_path, scorer, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pybigwig(name, *args, **kwargs):
+        if name == "pyBigWig":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pybigwig)
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    counted, counts = counting(scorer)
+    with pytest.raises(ValueError, match="--bigwig needs pyBigWig"):
+        scan(counted, fasta, outputs(tmp_path))
+    assert counts["calls"] <= 1  # the model probe at most: no window scored
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa"]
+
+
+def test_the_file_fingerprint_sees_an_edit_anywhere(tmp_path):
+    import numpy as np
+
+    from attngen_keras.genome.checkpoint import file_fingerprint
+
+    rng = np.random.default_rng(0)
+    data = bytearray(rng.choice(list(b"ACGT"), 3 << 20).astype(np.uint8).tobytes())
+    original = tmp_path / "g.fa"
+    original.write_bytes(bytes(data))
+    copy = tmp_path / "elsewhere" / "copy.fa"
+    copy.parent.mkdir()
+    copy.write_bytes(bytes(data))
+    assert file_fingerprint(copy) == file_fingerprint(original)
+    data[(3 << 20) // 2 : (3 << 20) // 2 + 10] = b"N" * 10  # hard-masked mid-file, same size
+    copy.write_bytes(bytes(data))
+    assert file_fingerprint(copy) != file_fingerprint(original)
+    assert file_fingerprint(copy)["size"] == file_fingerprint(original)["size"]

@@ -66,9 +66,10 @@ def variants_vcf(path, genome, seed=0):
     return path
 
 
-def run(scorer, vcf, fasta, out, vcf_out, **options):
+def run(scorer, vcf, fasta, out, vcf_out, checkpoint_seconds=0, **options):
     return score_variants(scorer, vcf, fasta, out, vcf_out=vcf_out, batch_size=BATCH,
-                          show_progress=False, checkpoint_seconds=0, **options)  # fmt: skip
+                          show_progress=False, checkpoint_seconds=checkpoint_seconds,
+                          **options)  # fmt: skip
 
 
 def test_an_interrupted_variants_run_resumes_to_the_same_bytes(tmp_path, scorer, capsys):
@@ -137,3 +138,78 @@ def test_another_vcf_is_refused_force_starts_afresh_and_bad_input_leaves_nothing
         run(scorer, broken, fasta, tmp_path / "b.tsv", None)
     assert not checkpoint_dir(tmp_path / "b.tsv", "variants").exists()
     assert not list(tmp_path.glob(".b.tsv*"))
+
+
+def test_an_interruption_between_rows_saves_only_whole_batches(tmp_path, scorer, monkeypatch):
+    """Stopped after row 10 of batches of 4: the progress says 8 rows, so the resumed run scores
+    the same batches (a model's last bits can depend on its batch) and writes the same bytes."""
+    from attngen_keras.genome import variants
+
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = variants_vcf(tmp_path / "v.vcf", genome)
+    run(scorer, vcf, fasta, tmp_path / "ref.tsv", tmp_path / "ref.vcf.gz")
+    add = variants.EffectsTable.add
+
+    def stop_after_ten(table, result):
+        if table.rows == 10:
+            raise KeyboardInterrupt
+        add(table, result)
+
+    monkeypatch.setattr(variants.EffectsTable, "add", stop_after_ten)
+    out, annotated = tmp_path / "e.tsv", tmp_path / "e.vcf.gz"
+    with pytest.raises(KeyboardInterrupt):
+        run(scorer, vcf, fasta, out, annotated, checkpoint_seconds=3600)  # saved on the way out
+    monkeypatch.undo()
+    checkpoint = checkpoint_dir(out, "variants")
+    assert json.loads((checkpoint / "progress.json").read_text())["rows"] == 8
+    assert not (checkpoint / "owner").exists()  # released: another host may resume it
+    assert run(scorer, vcf, fasta, out, annotated)["resumed_alleles"] == 8
+    assert out.read_bytes() == (tmp_path / "ref.tsv").read_bytes()
+    assert annotated.read_bytes() == (tmp_path / "ref.vcf.gz").read_bytes()
+
+
+def test_force_discards_a_damaged_variants_checkpoint(tmp_path, scorer):
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = variants_vcf(tmp_path / "v.vcf", genome)
+    out = tmp_path / "e.tsv"
+    with pytest.raises(KeyboardInterrupt):
+        run(counting(scorer, stop_after=3)[0], vcf, fasta, out, None)
+    checkpoint = checkpoint_dir(out, "variants")
+    (checkpoint / "effects.tsv").write_text("")
+    with pytest.raises(FileError, match="damaged variants checkpoint"):
+        run(scorer, vcf, fasta, out, None)
+    assert run(scorer, vcf, fasta, out, None, force=True)["resumed_alleles"] == 0
+    assert not checkpoint.exists()
+
+
+def test_the_beam_runner_runs_its_pipeline_once_and_cleans_up(tmp_path, scorer, monkeypatch):
+    """(A leftover of the checkpoint change ran the Beam pipeline twice, leaking one's task files.)"""
+    from attngen_keras.genome import beam, variants
+
+    genome = reference()
+    fasta = write_genome(tmp_path / "ref.fa", genome)
+    vcf = variants_vcf(tmp_path / "v.vcf", genome)
+    calls = {"pipelines": 0, "cleanups": 0}
+
+    def pipeline(model, paths, alleles, length, batch_size, both_strands, options, target):
+        calls["pipelines"] += 1
+        reference_file = variants.open_fasta(paths)
+        sizes = dict(zip(reference_file.references, reference_file.lengths))
+
+        def cleanup():
+            calls["cleanups"] += 1
+
+        results = variants.score_alleles(scorer, reference_file, sizes, alleles, both_strands)
+        return iter(results), cleanup
+
+    monkeypatch.setattr(beam, "require_beam", lambda: None)
+    monkeypatch.setattr(beam, "check_beam_options", lambda options: None)
+    monkeypatch.setattr(beam, "variants_with_beam", pipeline)
+    out = tmp_path / "beam.tsv"
+    score_variants(scorer, vcf, fasta, out, batch_size=BATCH, runner="beam", show_progress=False)
+    assert calls == {"pipelines": 1, "cleanups": 1}
+    run(scorer, vcf, fasta, tmp_path / "local.tsv", None)
+    assert out.read_bytes() == (tmp_path / "local.tsv").read_bytes()
+    assert not checkpoint_dir(out, "variants").exists()

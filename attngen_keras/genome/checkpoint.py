@@ -19,10 +19,11 @@ ALT alleles written and the counts its report needs; run again, it skips
 those alleles of the VCF.
 """
 
-import hashlib
+import contextlib
 import os
 import shutil
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ _PROGRESS = "progress.json"
 _OWNER = "owner"
 # the checkpoint's own files (the rest are the scan's part files)
 CHECKPOINT_FILES = (_IDENTITY, _PROGRESS, _OWNER)
-_SAMPLE_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 22
 _PROBE_WINDOWS = 8
 
 
@@ -47,19 +48,17 @@ def checkpoint_dir(out, command="scan"):
 
 
 def file_fingerprint(path):
-    """`{"size", "sha256"}` of a file's size and its first and last MiB: the same file moved or
-    copied matches, an edited or replaced one almost surely does not (`None` for no file)."""
+    """`{"size", "crc32"}` of a file's whole content: the same file moved or copied matches, an
+    edited or replaced one does not (`None` for no file). One streaming pass (about 1 s a GB)."""
     if path is None:
         return None
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.sha256()
+    checksum = 0
+    size = 0
     with open(path, "rb") as handle:
-        digest.update(handle.read(_SAMPLE_BYTES))
-        if size > _SAMPLE_BYTES:
-            handle.seek(max(_SAMPLE_BYTES, size - _SAMPLE_BYTES))
-            digest.update(handle.read())
-    return {"size": size, "sha256": digest.hexdigest()}
+        while block := handle.read(_BLOCK_BYTES):
+            checksum = zlib.crc32(block, checksum)
+            size += len(block)
+    return {"size": size, "crc32": f"{checksum:08x}"}
 
 
 def model_probe(scorer):
@@ -183,12 +182,23 @@ class Checkpoint:
             progress = self._saved_progress()
             if progress is not None:
                 return progress
-            _clear(directory)
         else:
             directory.mkdir()
-        self._write_owner()
-        write_json_atomic(directory / _IDENTITY, self.identity)
+        self.reset()
         return None
+
+    def reset(self):
+        """Empties the directory and starts it afresh (this process the owner, this identity)."""
+        _clear(self.directory)
+        self._write_owner()
+        write_json_atomic(self.directory / _IDENTITY, self.identity)
+
+    def release(self):
+        """Gives the directory up, keeping its progress: the next run, on any host, may take it."""
+        owner = self.directory / _OWNER
+        with contextlib.suppress(OSError):
+            if owner.read_text().strip() == process_tag():
+                owner.unlink()
 
     def _claim(self):
         owner_file = self.directory / _OWNER
@@ -196,9 +206,9 @@ class Checkpoint:
         if owner and owner != process_tag() and not is_stale_tag(owner):
             raise FileError(
                 self.out,
-                f"another attngen {self.command} ({owner}) is writing this output, or was writing it "
-                "from another host; "
-                f"wait for it, choose another --out, or remove {self.directory} if it is gone",
+                f"another attngen {self.command} ({owner}) is writing this output, or was killed on "
+                f"another host; wait for it, choose another --out, or, if that process is gone, "
+                f"remove {owner_file} (the progress it saved is kept) and run again",
             )
         self._write_owner()
 
@@ -206,10 +216,10 @@ class Checkpoint:
         (self.directory / _OWNER).write_text(process_tag() + "\n")
 
     def _saved_progress(self):
-        """The saved progress when the checkpoint is of this very scan; None when it holds nothing
-        (or, with `force`, a different scan's)."""
+        """The saved progress when the checkpoint is of this very run; None when it holds nothing
+        to resume (whatever its identity) or, with `force`, when it is a different run's."""
         identity_path, progress_path = self.directory / _IDENTITY, self.directory / _PROGRESS
-        if not identity_path.exists():
+        if not identity_path.exists() or not progress_path.exists():
             return None
         saved = read_json(identity_path, f"{self.command} checkpoint")
         differences = identity_differences(saved, self.identity)
@@ -223,8 +233,6 @@ class Checkpoint:
                 f"{', '.join(differences)} {verb}; run it again as it was to resume it, or add "
                 "--force to discard it and start afresh",
             )
-        if not progress_path.exists():
-            return None
         return read_json(progress_path, f"{self.command} checkpoint")
 
     def due(self):

@@ -118,6 +118,8 @@ class TrackWriter:
         ]:
             # an existing file (unless `force`), a directory there, an unwritable place: an error now
             check_output_file(path, force=force)
+        if self.bigwigs:
+            _require_pybigwig()  # now, not after the scan
         first = next(iter(self.bedgraphs.values()))
         self.checkpoint = None
         if checkpoint_identity is not None:
@@ -133,6 +135,8 @@ class TrackWriter:
         self._last = None  # the last window written, (chrom, start)
         self._saved = None  # ... when progress was last saved
         self._consistent = True  # no batch half written
+        self._touched = set()  # part files written since the last save
+        self._finishing = False  # every window written
         self._finished = False
         self.progress = None  # the checkpoint's progress when this scan resumes
         self.lines = 0
@@ -168,36 +172,50 @@ class TrackWriter:
         return self
 
     def _restore(self, progress):
-        """Cuts the checkpoint's part files back to the sizes saved with `progress` (a kill may have
-        written more) and removes the ones made since; reopens the record it stopped in."""
+        """Cuts the current record's part files and the TSV's back to the sizes saved with `progress`
+        (a kill may have written more), removes the part files of records begun since, and reopens
+        the record it stopped in (the records before it were complete, and synced, then)."""
         sizes = (progress or {}).get("sizes", {})
-        kept = {*sizes, *CHECKPOINT_FILES}
-        for path in self._parts.iterdir():
-            if path.name not in kept:
-                path.unlink()
-        for name, size in sizes.items():
-            path = self._parts / name
-            if not path.is_file() or path.stat().st_size < size:
+        damaged = [name for name, size in sizes.items()
+                   if not (self._parts / name).is_file()
+                   or (self._parts / name).stat().st_size < size]  # fmt: skip
+        if damaged:
+            if not self.checkpoint.force:
                 raise FileError(
                     self.checkpoint.directory,
-                    f"damaged scan checkpoint ({name} is missing or shorter than saved); "
+                    f"damaged scan checkpoint ({damaged[0]} is missing or shorter than saved); "
                     "add --force to discard it and start afresh",
                 )
-            os.truncate(path, size)
-        if not progress or progress.get("last") is None:
+            self.checkpoint.reset()
+            self.progress = progress = None
+            sizes = {}
+        current = None
+        if progress and progress.get("last") is not None:
+            current = progress["order"][progress["last"][0]]
+        for path in self._parts.iterdir():
+            if path.name in CHECKPOINT_FILES or path.name in sizes:
+                continue
+            index = path.name.split(".")[0]
+            if current is not None and index.isdigit() and int(index) < current:
+                continue  # a record completed before the save
+            path.unlink()
+        for name, size in sizes.items():
+            os.truncate(self._parts / name, size)
+        if current is None:
             return
         self._order = dict(progress["order"])
         self.lines = int(progress["lines"])
         self._last = self._saved = tuple(progress["last"])
         chrom = self._last[0]
-        index = self._order[chrom]
-        self._handles = [open(self._parts / f"{index}.{c}", "a") for c in self._columns]  # noqa: SIM115 (closed in _close_parts)
+        self._handles = [open(self._parts / f"{current}.{c}", "a") for c in self._columns]  # noqa: SIM115 (closed in _close_parts)
+        self._touched = {f"{current}.{c}" for c in self._columns}
         self._chrom = chrom
 
     def __exit__(self, kind, error, trace):
-        # interrupted, killed, an I/O error: a checkpoint is kept for the next run; bad input
-        # (a ValueError, such as a malformed record) would fail the same way again: it is not
-        interrupted = kind is not None and not issubclass(kind, ValueError)
+        # interrupted, killed, an I/O error, or anything once every window is written (a bigWig
+        # that cannot be made): a checkpoint is kept for the next run; bad input met while
+        # scanning (a ValueError, such as a malformed record) would fail the same way again
+        interrupted = kind is not None and (self._finishing or not issubclass(kind, ValueError))
         keep = self.checkpoint is not None and not self._finished and interrupted
         try:
             if keep and self._consistent:
@@ -212,7 +230,11 @@ class TrackWriter:
         finally:
             if self.checkpoint is None:
                 shutil.rmtree(self._parts, ignore_errors=True)
-            elif not self._finished and not (keep and self._saved is not None):
+            elif self._finished:
+                pass
+            elif keep and self._saved is not None:
+                self.checkpoint.release()  # another process (another host) may resume it
+            else:
                 with contextlib.suppress(OSError):
                     self.checkpoint.remove()
         return False
@@ -226,6 +248,7 @@ class TrackWriter:
         self._order[chrom] = len(self._order)
         index = self._order[chrom]
         self._handles = [open(self._parts / f"{index}.{c}", "w") for c in self._columns]  # noqa: SIM115 (closed in _close_parts)
+        self._touched.update(f"{index}.{c}" for c in self._columns)
         self._chrom = chrom
 
     def _close_parts(self):
@@ -267,21 +290,28 @@ class TrackWriter:
             return
         for handle in [*self._handles, *([self._tsv_handle] if self._tsv_handle else [])]:
             handle.flush()
-        names = [f"{index}.{c}" for index in self._order.values() for c in self._columns]
+        # the files written since the last save (records completed since, the current one)
+        touched = sorted(self._touched) + ([_TSV_PART] if self.tsv is not None else [])
+        sync_files([self._parts / name for name in touched])
+        current = self._order[self._last[0]]
+        current_names = [f"{current}.{c}" for c in self._columns]
         if self.tsv is not None:
-            names.append(_TSV_PART)
-        sync_files([self._parts / name for name in names])
+            current_names.append(_TSV_PART)
         self.checkpoint.save({
             "order": self._order,
             "last": list(self._last),
             "lines": self.lines,
-            "sizes": {name: (self._parts / name).stat().st_size for name in names},
+            # the files a kill may have written past: the current record's, the TSV
+            "sizes": {name: (self._parts / name).stat().st_size for name in current_names},
         })  # fmt: skip
         self._saved = self._last
+        self._touched = {f"{current}.{c}" for c in self._columns} if self._handles else set()
 
     def finish(self, sizes):
         """Assembles the bedGraph files in sorted chromosome order, writes the bigWigs and the window
         TSV, renames all into place (and removes the checkpoint)."""
+        self._finishing = True
+        self.save_progress()  # every window: a failure from here on resumes with none to score
         self._close_parts()
         if self._tsv_handle is not None:
             self._tsv_handle.close()
@@ -321,12 +351,17 @@ class TrackWriter:
         return [path for _, path in written]
 
 
-def _write_bigwig(bedgraph, out, sizes):
-    """A bigWig of a sorted bedGraph through pyBigWig (chromosome sizes from the FASTA)."""
+def _require_pybigwig():
     try:
         import pyBigWig
     except ImportError:
         raise ValueError('--bigwig needs pyBigWig: pip install -e ".[genome]"') from None
+    return pyBigWig
+
+
+def _write_bigwig(bedgraph, out, sizes):
+    """A bigWig of a sorted bedGraph through pyBigWig (chromosome sizes from the FASTA)."""
+    pyBigWig = _require_pybigwig()
     # pyBigWig returns a handle even when it cannot create the file, and then crashes the
     # process (SIGSEGV) in addHeader: create it first, so that Python reports the problem
     with open(out, "wb"):

@@ -387,23 +387,12 @@ def score_variants(
     )
     reference = open_fasta(paths)
     sizes = dict(zip(reference.references, reference.lengths))
-    if runner == "beam":
-        from attngen_keras.genome.beam import variants_with_beam
-
-        results, cleanup = variants_with_beam(
-            model, paths, list(read_alleles(source, vcf)), scorer.length, batch_size, both_strands,
-            beam_options, scorer.target_class,
-        )  # fmt: skip
-    else:
-        results = _local(
-            scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress
-        )
-        cleanup = None
     identity = None
     if runner == "local":
         # a local run checkpoints: killed or interrupted, the same command resumes it
         identity = variants_identity(scorer, vcf, fasta, both_strands, batch_size)
-    table = EffectsTable(out, identity, force=force, checkpoint_seconds=checkpoint_seconds)
+    table = EffectsTable(out, identity, force=force, checkpoint_seconds=checkpoint_seconds,
+                         batch_size=batch_size)  # fmt: skip
     cleanup = None
     try:
         with table:
@@ -425,8 +414,7 @@ def score_variants(
                                  show_progress, skip=table.rows)  # fmt: skip
             for result in results:
                 table.add(result)
-                if table.rows % batch_size == 0:
-                    table.batch_done()
+                table.batch_done()
             table.close()
             if vcf_out is not None:
                 what = (
@@ -468,12 +456,15 @@ class EffectsTable:
         out: the TSV's path (written under a temporary name, renamed into place by `commit`).
         identity: a `checkpoint.variants_identity` to keep the rows in a checkpoint beside
             `out` and resume from it; None: a temporary file, removed unless committed.
-        force: discard a checkpoint of a different run.
+        force: discard a checkpoint of a different run (or a damaged one).
         checkpoint_seconds: how often progress is saved (with a checkpoint).
+        batch_size: alleles per model call: progress is saved only after whole batches, so
+            that a resumed run scores the same batches as an uninterrupted one.
 
     With a checkpoint, an interruption or an I/O error keeps it (the rows up
-    to the last batch boundary saved); bad input (a `ValueError`), which
-    would recur, removes it.
+    to the last batch boundary saved), as does any failure once every row is
+    written (writing the annotated VCF); bad input met while scoring (a
+    `ValueError`), which would recur, removes it.
 
     Example:
 
@@ -481,7 +472,8 @@ class EffectsTable:
     ...     table.add(result); table.close(); table.commit()
     """
 
-    def __init__(self, out, identity=None, force=False, checkpoint_seconds=SAVE_SECONDS):
+    def __init__(self, out, identity=None, force=False, checkpoint_seconds=SAVE_SECONDS,
+                 batch_size=DEFAULT_BATCH_SIZE):  # fmt: skip
         self.out = Path(out)
         self.checkpoint = None
         if identity is not None:
@@ -490,6 +482,7 @@ class EffectsTable:
         self.path = (
             partial_path(out) if self.checkpoint is None else self.checkpoint.directory / _ROWS
         )
+        self.batch_size = int(batch_size)
         self.counts = {
             "alleles": 0, "scored": 0, "ref_mismatch": 0, NOTE_END: 0, NOTE_CHROM: 0,
             NOTE_SYMBOLIC: 0, NOTE_BEYOND: 0, "invalid_windows": 0,
@@ -499,7 +492,8 @@ class EffectsTable:
         self.rows = self.resumed = 0
         self._handle = self._writer = None
         self._saved = None  # rows when progress was last saved
-        self._consistent = True
+        self._boundary = None  # the state at the last batch boundary
+        self._complete = False  # every row written
         self._committed = False
 
     def __enter__(self):
@@ -508,13 +502,16 @@ class EffectsTable:
             for path in self.checkpoint.directory.iterdir():
                 if path.name not in (*CHECKPOINT_FILES, _ROWS):
                     path.unlink()
-        if progress:
-            if not self.path.is_file() or self.path.stat().st_size < progress["size"]:
+        if progress and (not self.path.is_file() or self.path.stat().st_size < progress["size"]):
+            if not self.checkpoint.force:
                 raise FileError(
                     self.checkpoint.directory,
                     f"damaged variants checkpoint ({_ROWS} is missing or shorter than saved); "
                     "add --force to discard it and start afresh",
                 )
+            self.checkpoint.reset()
+            progress = None
+        if progress:
             os.truncate(self.path, progress["size"])
             self.counts.update(progress["counts"])
             self.missing = set(progress["missing"])
@@ -530,7 +527,6 @@ class EffectsTable:
 
     def add(self, result):
         """One ALT allele's result: its row, and the counts."""
-        self._consistent = False
         self._writer.writerow(tsv_row(result))
         counts = self.counts
         counts["alleles"] += 1
@@ -544,30 +540,41 @@ class EffectsTable:
             if result["note"] == NOTE_BEYOND and self.beyond is None:
                 self.beyond = (result["chrom"], result["pos"])
         self.rows += 1
-        self._consistent = True
 
     def batch_done(self):
-        """At a batch boundary: saves the progress when it is due (with a checkpoint)."""
-        if self.checkpoint is not None and self.checkpoint.due():
+        """After a row: at a batch boundary, notes the state there, and saves it when a save is
+        due (with a checkpoint)."""
+        if self.checkpoint is None or self.rows % self.batch_size or self.rows == self._saved:
+            return
+        self._boundary = self._state()
+        if self.checkpoint.due():
             self.save_progress()
 
-    def save_progress(self):
-        """Flushes and syncs the rows, then saves how many there are, and the counts."""
-        if self.checkpoint is None or self.rows == self._saved or self._handle is None:
-            return
-        self._handle.flush()
-        sync_files([self.path])
-        self.checkpoint.save({
-            "rows": self.rows, "size": self.path.stat().st_size, "counts": self.counts,
+    def _state(self):
+        """The progress as of now (the rows flushed): rows, bytes, and the report's counts."""
+        return {
+            "rows": self.rows, "size": self._handle.tell(), "counts": dict(self.counts),
             "missing": sorted(self.missing), "beyond": list(self.beyond) if self.beyond else None,
-        })  # fmt: skip
-        self._saved = self.rows
+        }  # fmt: skip
+
+    def save_progress(self):
+        """Syncs the rows, then saves the state at the last batch boundary (or, once every row is
+        written, the whole): a resumed run scores the same batches as an uninterrupted one."""
+        state = self._state() if self._complete and self._handle else self._boundary
+        if self.checkpoint is None or state is None or state["rows"] == self._saved:
+            return
+        if self._handle is not None:
+            self._handle.flush()
+        sync_files([self.path])
+        self.checkpoint.save(state)
+        self._saved = state["rows"]
 
     def close(self):
-        """Closes the TSV (all rows written), saving the progress first: a failure writing the
-        annotated VCF then resumes with nothing left to score."""
+        """Closes the TSV once every row is written, saving the progress first: a failure writing
+        the annotated VCF then resumes with nothing left to score."""
         if self._handle is None:
             return
+        self._complete = True
         self.save_progress()
         self._handle.close()
         self._handle = None
@@ -581,10 +588,12 @@ class EffectsTable:
             self.checkpoint.remove()
 
     def __exit__(self, kind, error, trace):
-        interrupted = kind is not None and not issubclass(kind, ValueError)
+        # interrupted, killed, an I/O error, or anything once every row is written: the checkpoint
+        # is kept; bad input met while scoring would fail the same way again: it is not
+        interrupted = kind is not None and (self._complete or not issubclass(kind, ValueError))
         keep = self.checkpoint is not None and not self._committed and interrupted
         try:
-            if keep and self._consistent:
+            if keep:
                 with contextlib.suppress(OSError):  # (a full disk) the progress saved last stays
                     self.save_progress()
             if self._handle is not None:
@@ -596,7 +605,9 @@ class EffectsTable:
                 pass
             elif self.checkpoint is None:
                 self.path.unlink(missing_ok=True)
-            elif not (keep and self._saved is not None):
+            elif keep and self._saved is not None:
+                self.checkpoint.release()  # another process (another host) may resume it
+            else:
                 self.checkpoint.remove()
         return False
 
