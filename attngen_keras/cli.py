@@ -151,8 +151,16 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {shown})" if text else f"default: {shown}"
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as the commands' own (argparse's default
+    prints the whole usage block before the error): the usage is one `--help` away."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="attngen",
         description="Interpretable DNA sequence classification with AttnGen (Keras 3).",
     )

@@ -639,3 +639,22 @@ def test_console_script_ignores_ctrl_c_once_the_command_has_succeeded(monkeypatc
             assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "x.csv", "--out", "r", "--checkpoint-every", "0"],
+         "attngen train: error: argument --checkpoint-every: must be >= 1, got 0 "
+         "(see attngen train --help)"),
+        (["explain", "r", "--out", "e", "--n", "-5"],
+         "attngen explain: error: argument --n: must be >= 1, got -5 (see attngen explain --help)"),
+        (["explain", "r"],
+         "attngen explain: error: the following arguments are required: --out "
+         "(see attngen explain --help)"),
+    ],
+)  # fmt: skip
+def test_argument_errors_are_one_line_without_the_usage_block(argv, message, capsys):
+    result = run_cli(capsys, *argv)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [message]
