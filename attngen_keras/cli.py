@@ -846,10 +846,15 @@ def _explain(args):
 
 
 def _perturb(args):
-    from attngen_keras.explain.perturbation import perturb_split, write_perturbation
+    from attngen_keras.explain.perturbation import (
+        check_fractions,
+        perturb_split,
+        write_perturbation,
+    )
     from attngen_keras.files import check_output_dir, staged_files
 
-    check_output_dir(args.out, create=False)  # a file there is an error before the slow part
+    check_fractions(args.fractions)  # before the slow part, as a file at --out
+    check_output_dir(args.out, create=False)
     model, _, split_name, split, request = _load_for_importance(
         args, "perturb.json", "fractions", "replacement", "seed"
     )

@@ -154,6 +154,20 @@ def deletion_auc(fractions, accuracy):
     return float(area / span)
 
 
+def check_fractions(fractions):
+    """`fractions` as floats, when they are sorted values in [0, 1] (else a `ValueError`).
+
+    Example:
+
+    >>> check_fractions([0, 0.2, 0.5])
+    [0.0, 0.2, 0.5]
+    """
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(not 0 <= f <= 1 for f in fractions) or fractions != sorted(fractions):
+        raise ValueError(f"--fractions must be sorted values in [0, 1], got {fractions}")
+    return fractions
+
+
 def perturbation_curves(
     model,
     tokens,
@@ -196,9 +210,7 @@ def perturbation_curves(
     >>> len({curves["accuracy"][ranking][0] for ranking in ("top", "random", "bottom")})
     1
     """
-    fractions = [float(f) for f in fractions]
-    if not fractions or any(not 0 <= f <= 1 for f in fractions) or fractions != sorted(fractions):
-        raise ValueError(f"fractions must be sorted values in [0, 1], got {fractions}")
+    fractions = check_fractions(fractions)
     if replacement not in REPLACEMENTS:
         raise ValueError(f"replacement must be one of {REPLACEMENTS}, got {replacement!r}")
     tokens = np.asarray(tokens, dtype=np.uint8)
