@@ -137,7 +137,8 @@ class SweepConfig:
 
 
 def _check_settings(config):
-    """Refuses to mix runs of a different sweep into `config.out`."""
+    """Refuses to mix runs of a different sweep into `config.out`; returns the settings to write
+    (with `_write_settings`, once the data is known to be usable)."""
     from attngen_keras.training import RunError
 
     path = Path(config.out) / SETTINGS_FILE
@@ -157,8 +158,13 @@ def _check_settings(config):
         # the fractions and seeds of every invocation, as the tables cover all their runs
         for key in ("fractions", "seeds"):
             settings[key] = sorted(set(previous.get(key, [])) | set(settings[key]))
+    return settings
+
+
+def _write_settings(config, settings):
+    path = Path(config.out) / SETTINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2))
+    write_text_atomic(path, json.dumps(settings, indent=2))
 
 
 def first_epoch_reaching(values, target):
@@ -246,11 +252,26 @@ def run_sweep(config, verbose=None):
     from attngen_keras.data import load_dataset
     from attngen_keras.training import _cache_dir, train
 
-    _check_settings(config)
+    settings = _check_settings(config)
+
+    def load(seed):
+        dataset = load_dataset(
+            config.data, config.references, length=config.length, crop=config.crop,
+            seed=seed, cache_dir=_cache_dir(config.cache_dir),
+        )  # fmt: skip
+        if "test" not in dataset.splits:
+            raise ValueError(f"{' '.join(config.data)} has no test split to score the sweep on")
+        return dataset
+
+    pending = [seed for seed in config.seeds for fraction in config.fractions
+               if not (config.run_dir(fraction, seed) / ROW_FILE).exists()]  # fmt: skip
+    # the data is checked before anything is written: a sweep it cannot score leaves no --out
+    loaded = {pending[0]: load(pending[0])} if pending else {}
+    _write_settings(config, settings)
     total = len(config.fractions) * len(config.seeds)
     done = 0
     for seed in config.seeds:
-        dataset = None  # loaded once per seed (the seed also carves validation)
+        dataset = loaded.pop(seed, None)  # loaded once per seed (the seed also carves validation)
         for fraction in config.fractions:
             done += 1
             row_path = config.run_dir(fraction, seed) / ROW_FILE
@@ -260,12 +281,7 @@ def run_sweep(config, verbose=None):
                 continue
             print(f"{label}: training", flush=True)
             if dataset is None:
-                dataset = load_dataset(
-                    config.data, config.references, length=config.length, crop=config.crop,
-                    seed=seed, cache_dir=_cache_dir(config.cache_dir),
-                )  # fmt: skip
-            if "test" not in dataset.splits:
-                raise ValueError(f"{' '.join(config.data)} has no test split to score the sweep on")
+                dataset = load(seed)
             metrics = train(config.train_config(fraction, seed), verbose=verbose, dataset=dataset)
             row = _score_run(config, fraction, seed, metrics, dataset["test"])
             write_text_atomic(row_path, json_text(row))  # a killed write is no 'done' row

@@ -140,3 +140,18 @@ def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
 def test_fractions_sharing_a_run_directory_are_refused():
     with pytest.raises(ValueError, match="first two decimals"):
         SweepConfig(data=["x"], out="o", fractions=[0.12, 0.123])
+
+
+def test_a_sweep_its_data_cannot_score_leaves_no_out_directory(tmp_path):
+    """No test split (a full-sequence layout without test/): refused before anything is written."""
+    from helpers import write_full_sequence_dir
+
+    rng = np.random.default_rng(0)
+    rows = [(f"r{i}", "ab"[i % 2], "".join(rng.choice(list("ACGT"), 40))) for i in range(40)]
+    data = write_full_sequence_dir(tmp_path / "data", {"train": rows})
+    out = tmp_path / "sweep"
+    config = SweepConfig(data=[str(data)], out=str(out), fractions=[0.1], seeds=[0], epochs=1,
+                         warmup_epochs=0, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    with pytest.raises(ValueError, match="has no test split to score the sweep on"):
+        run_sweep(config)
+    assert not out.exists()
