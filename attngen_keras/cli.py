@@ -195,8 +195,10 @@ def _parser():
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument(
-        "--test-fraction", type=float, default=0.2, help="carved when the source has no test split"
-    )
+        "--test-fraction", type=float, default=0.2,
+        help="carved as the test split from a source without splits of its own (one CSV without "
+        "a split column, FASTA per class); a source with its own splits keeps them",
+    )  # fmt: skip
     train.add_argument(
         "--reverse-complement", action="store_true", help="reverse-complement augmentation"
     )

@@ -155,3 +155,13 @@ def test_a_sweep_its_data_cannot_score_leaves_no_out_directory(tmp_path):
     with pytest.raises(ValueError, match="has no test split to score the sweep on"):
         run_sweep(config)
     assert not out.exists()
+    # the loader's warning says what happened, in words that fit every command that loads the data
+    from attngen_keras.data import load_dataset
+
+    with pytest.warns(UserWarning) as caught:
+        load_dataset(str(data), cache_dir=None)
+    assert any(
+        "no test split (the splits are train, val; a test split is carved only from a source "
+        "without splits of its own)" in str(w.message)
+        for w in caught
+    )

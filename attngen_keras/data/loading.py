@@ -517,8 +517,10 @@ def _drop_empty_splits(splits, description, carve, stacklevel):
         )
         del splits[name]
     if carve and "test" not in splits:
+        # (said by every command that loads the data, not only train: no train-only advice)
         warnings.warn(
-            f"{description}: no test split; only validation metrics are reported",
+            f"{description}: no test split (the splits are {', '.join(sorted(splits))}; a test "
+            "split is carved only from a source without splits of its own)",
             stacklevel=stacklevel,
         )
 
