@@ -266,3 +266,25 @@ def test_labels_that_look_missing_and_classes_absent_from_a_split_are_warned_of(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_dataset(str(clean), cache_dir=None, seed=0)  # balanced, no odd labels: no warning
+
+
+@pytest.mark.parametrize("memory_map", [False, True])
+def test_an_unknown_split_value_names_its_record(tmp_path, memory_map):
+    """The first record with a split value that is not train, val or test: by id, else by line."""
+    from attngen_keras.data import load_dataset
+
+    rows = [("r0", "ACGT", "a", "train"), ("r1", "ACGA", "b", "train"), ("r2", "ACGG", "a", "Test"),
+            ("r3", "ACGC", "b", "foo"), ("r4", "ACTT", "a", "bar")]  # fmt: skip
+    with_ids = tmp_path / "ids.csv"
+    pd.DataFrame(rows, columns=["id", "seq", "label", "split"]).to_csv(with_ids, index=False)
+    without = tmp_path / "lines.csv"
+    pd.DataFrame([r[1:] for r in rows], columns=["seq", "label", "split"]).to_csv(
+        without, index=False
+    )
+    for path, record in ((with_ids, "r3"), (without, "line 5")):
+        with pytest.raises(DataError) as error:
+            load_dataset(str(path), cache_dir=tmp_path / "cache", memory_map=memory_map)
+        assert str(error.value) == (
+            f"{path}: record {record!r}: unknown split value 'foo' in column 'split' "
+            "(use train, val, test); also ['bar']"
+        )

@@ -310,13 +310,7 @@ def scan_tables(paths, flat_path, chunk_rows=100_000, show_progress=False):
             for chunk in _table_chunks(path, chunk_rows):
                 chunk_split = split
                 if split is None and "split" in chunk.columns:
-                    names = chunk["split"].str.strip().str.lower()
-                    unknown = sorted(set(names) - set(readers.SPLIT_ALIASES))
-                    if unknown:
-                        raise DataError(
-                            f"unknown split value(s) {unknown} in column 'split' (use train, val, test)",
-                            path,
-                        )
+                    names = readers.check_split_column(chunk, path)
                     chunk_split = names.map(readers.SPLIT_ALIASES).to_numpy()
                 tokens, chunk_lengths, chunk_labels, chunk_ids = _encode_chunk(chunk, path)
                 writer.add(tokens, chunk_lengths, chunk_labels, chunk_ids, chunk_split)

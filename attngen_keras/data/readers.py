@@ -293,14 +293,37 @@ def _frame_to_split(frame, path):
     return builder.build()
 
 
-def _frame_splits_by_column(frame, path):
-    names = frame["split"].str.strip().str.lower()
-    unknown = sorted(set(names) - set(SPLIT_ALIASES))
-    if unknown:
+def check_split_column(frame, path):
+    """The `split` column of a table (or chunk) as lower-case names; a `DataError` naming the first
+    record (its id, else its line) with a value that is not a split name.
+
+    Example:
+
+    >>> frame = pd.DataFrame({"seq": ["ACGT"] * 3, "split": ["train", "Test ", "foo"]})
+    >>> check_split_column(frame, "d.csv")
+    Traceback (most recent call last):
+    ...
+    attngen_keras.data.errors.DataError: d.csv: record 'line 4': unknown split value 'foo' in column 'split' (use train, val, test)
+    """
+    names = frame["split"].astype(str).str.strip().str.lower()
+    bad = ~names.isin(list(SPLIT_ALIASES))
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        record = (frame["id"].iloc[position] if "id" in frame.columns
+                  else f"line {frame.index[position] + 2}")  # fmt: skip
+        others = sorted(set(names[bad]) - {names.iloc[position]})
+        also = f"; also {others}" if others else ""
         raise DataError(
-            f"unknown split value(s) {unknown} in column 'split' (use train, val, test)",
+            f"unknown split value {frame['split'].iloc[position]!r} in column 'split' "
+            f"(use train, val, test){also}",
             path,
+            record,
         )
+    return names
+
+
+def _frame_splits_by_column(frame, path):
+    names = check_split_column(frame, path)
     mapped = names.map(SPLIT_ALIASES)
     return {
         split: _frame_to_split(frame[mapped == split], path)
