@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from attngen_keras.data.errors import DataError
 from attngen_keras.files import (
     FileError,
     check_output_file,
@@ -212,10 +213,15 @@ class TrackWriter:
         self._chrom = chrom
 
     def __exit__(self, kind, error, trace):
-        # interrupted, killed, an I/O error, or anything once every window is written (a bigWig
-        # that cannot be made): a checkpoint is kept for the next run; bad input met while
-        # scanning (a ValueError, such as a malformed record) would fail the same way again
-        interrupted = kind is not None and (self._finishing or not issubclass(kind, ValueError))
+        # interrupted, killed, an I/O error, or a file problem once every window is written (a
+        # bigWig that cannot be made): a checkpoint is kept for the next run; bad input (a
+        # ValueError while scanning, such as a malformed record, a DataError at any time) would
+        # fail the same way again
+        interrupted = (
+            kind is not None
+            and not issubclass(kind, DataError)
+            and (self._finishing or not issubclass(kind, ValueError))
+        )
         keep = self.checkpoint is not None and not self._finished and interrupted
         try:
             if keep and self._consistent:

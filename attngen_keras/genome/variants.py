@@ -462,9 +462,10 @@ class EffectsTable:
             that a resumed run scores the same batches as an uninterrupted one.
 
     With a checkpoint, an interruption or an I/O error keeps it (the rows up
-    to the last batch boundary saved), as does any failure once every row is
-    written (writing the annotated VCF); bad input met while scoring (a
-    `ValueError`), which would recur, removes it.
+    to the last batch boundary saved), as does a file problem once every row
+    is written (the annotated VCF cannot be created); bad input (a
+    `ValueError` while scoring, a `DataError` at any time), which would
+    recur, removes it.
 
     Example:
 
@@ -588,9 +589,15 @@ class EffectsTable:
             self.checkpoint.remove()
 
     def __exit__(self, kind, error, trace):
-        # interrupted, killed, an I/O error, or anything once every row is written: the checkpoint
-        # is kept; bad input met while scoring would fail the same way again: it is not
-        interrupted = kind is not None and (self._complete or not issubclass(kind, ValueError))
+        # interrupted, killed, an I/O error, or a file problem once every row is written (the
+        # annotated VCF cannot be created): the checkpoint is kept; bad input (a ValueError while
+        # scoring, a DataError at any time, such as a record htslib cannot write) would fail the
+        # same way again: it is not
+        interrupted = (
+            kind is not None
+            and not issubclass(kind, DataError)
+            and (self._complete or not issubclass(kind, ValueError))
+        )
         keep = self.checkpoint is not None and not self._committed and interrupted
         try:
             if keep:
