@@ -70,16 +70,17 @@ def model_probe(scorer):
     return np.round(scorer.probabilities(windows).astype(np.float64), 6).tolist()
 
 
+def _model_identity(scorer):
+    return {"class_names": [str(c) for c in scorer.class_names], "length": scorer.length,
+            "probe": model_probe(scorer)}  # fmt: skip
+
+
 def scan_identity(scorer, fasta, regions, stride, both_strands, max_n_fraction, batch_size,
                   columns, tsv):  # fmt: skip
     """What a scan's outputs depend on: a resumed scan must match it exactly (the model within 1e-5)."""
     return {
         "format": FORMAT,
-        "model": {
-            "class_names": [str(c) for c in scorer.class_names],
-            "length": scorer.length,
-            "probe": model_probe(scorer),
-        },  # fmt: skip
+        "model": _model_identity(scorer),
         "fasta": file_fingerprint(fasta),
         "regions": file_fingerprint(regions),
         "stride": int(stride),
@@ -95,11 +96,7 @@ def variants_identity(scorer, vcf, fasta, both_strands, batch_size):
     """What the effects TSV depends on: a resumed `attngen variants` must match it exactly."""
     return {
         "format": FORMAT,
-        "model": {
-            "class_names": [str(c) for c in scorer.class_names],
-            "length": scorer.length,
-            "probe": model_probe(scorer),
-        },  # fmt: skip
+        "model": _model_identity(scorer),
         "vcf": file_fingerprint(vcf),
         "fasta": file_fingerprint(fasta),
         "both_strands": bool(both_strands),
@@ -235,6 +232,17 @@ class Checkpoint:
             )
         return read_json(progress_path, f"{self.command} checkpoint")
 
+    def damaged(self, name):
+        """A damaged checkpoint (part `name` missing or shorter than saved): with `force`, emptied for a
+        fresh start; else a `FileError` saying how to start afresh."""
+        if not self.force:
+            raise FileError(
+                self.directory,
+                f"damaged {self.command} checkpoint ({name} is missing or shorter than saved); "
+                "add --force to discard it and start afresh",
+            )
+        self.reset()
+
     def due(self):
         """Whether `interval` seconds have passed since the last save."""
         return time.monotonic() - self.last_save >= self.interval
@@ -247,6 +255,22 @@ class Checkpoint:
     def remove(self):
         """Removes the directory (the outputs are complete, or there is nothing to resume)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def kept_after(kind, all_written):
+    """Whether a run that left its `with` block by exception `kind` keeps its checkpoint.
+
+    Interrupted, killed, an I/O error, or a file problem once everything is written (a bigWig or
+    an annotated VCF that cannot be created): kept for the next run. Bad input would fail the
+    same way again: a `ValueError` while scoring (a malformed record), a `DataError` at any time.
+    """
+    from attngen_keras.data.errors import DataError
+
+    return (
+        kind is not None
+        and not issubclass(kind, DataError)
+        and (all_written or not issubclass(kind, ValueError))
+    )
 
 
 def _clear(directory):

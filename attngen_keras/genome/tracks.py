@@ -17,7 +17,6 @@ import os
 import shutil
 from pathlib import Path
 
-from attngen_keras.data.errors import DataError
 from attngen_keras.files import (
     FileError,
     check_output_file,
@@ -32,6 +31,7 @@ from attngen_keras.genome.checkpoint import (
     CHECKPOINT_FILES,
     SAVE_SECONDS,
     Checkpoint,
+    kept_after,
     sync_files,
 )
 from attngen_keras.genome.scoring import default_target
@@ -181,13 +181,7 @@ class TrackWriter:
                    if not (self._parts / name).is_file()
                    or (self._parts / name).stat().st_size < size]  # fmt: skip
         if damaged:
-            if not self.checkpoint.force:
-                raise FileError(
-                    self.checkpoint.directory,
-                    f"damaged scan checkpoint ({damaged[0]} is missing or shorter than saved); "
-                    "add --force to discard it and start afresh",
-                )
-            self.checkpoint.reset()
+            self.checkpoint.damaged(damaged[0])
             self.progress = progress = None
             sizes = {}
         current = None
@@ -213,15 +207,7 @@ class TrackWriter:
         self._chrom = chrom
 
     def __exit__(self, kind, error, trace):
-        # interrupted, killed, an I/O error, or a file problem once every window is written (a
-        # bigWig that cannot be made): a checkpoint is kept for the next run; bad input (a
-        # ValueError while scanning, such as a malformed record, a DataError at any time) would
-        # fail the same way again
-        interrupted = (
-            kind is not None
-            and not issubclass(kind, DataError)
-            and (self._finishing or not issubclass(kind, ValueError))
-        )
+        interrupted = kept_after(kind, self._finishing)
         keep = self.checkpoint is not None and not self._finished and interrupted
         try:
             if keep and self._consistent:

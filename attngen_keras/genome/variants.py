@@ -59,6 +59,7 @@ from attngen_keras.genome.checkpoint import (
     CHECKPOINT_FILES,
     SAVE_SECONDS,
     Checkpoint,
+    kept_after,
     sync_files,
     variants_identity,
 )
@@ -504,13 +505,7 @@ class EffectsTable:
                 if path.name not in (*CHECKPOINT_FILES, _ROWS):
                     path.unlink()
         if progress and (not self.path.is_file() or self.path.stat().st_size < progress["size"]):
-            if not self.checkpoint.force:
-                raise FileError(
-                    self.checkpoint.directory,
-                    f"damaged variants checkpoint ({_ROWS} is missing or shorter than saved); "
-                    "add --force to discard it and start afresh",
-                )
-            self.checkpoint.reset()
+            self.checkpoint.damaged(_ROWS)
             progress = None
         if progress:
             os.truncate(self.path, progress["size"])
@@ -589,15 +584,7 @@ class EffectsTable:
             self.checkpoint.remove()
 
     def __exit__(self, kind, error, trace):
-        # interrupted, killed, an I/O error, or a file problem once every row is written (the
-        # annotated VCF cannot be created): the checkpoint is kept; bad input (a ValueError while
-        # scoring, a DataError at any time, such as a record htslib cannot write) would fail the
-        # same way again: it is not
-        interrupted = (
-            kind is not None
-            and not issubclass(kind, DataError)
-            and (self._complete or not issubclass(kind, ValueError))
-        )
+        interrupted = kept_after(kind, self._complete)
         keep = self.checkpoint is not None and not self._committed and interrupted
         try:
             if keep:
