@@ -77,6 +77,16 @@ def interrupted_scan(scorer, fasta, paths, batches=25, **options):
     return json.loads((checkpoint_dir(paths["--out"]) / "progress.json").read_text())
 
 
+def stopped_scan(tmp_path, scorer, batches=5):
+    """`genome()` scanned into `tmp_path` and stopped after `batches` batches: `(fasta, paths,
+    checkpoint directory)`."""
+    records, _ = genome()
+    fasta = write_genome(tmp_path / "g.fa", records)
+    paths = outputs(tmp_path)
+    interrupted_scan(scorer, fasta, paths, batches=batches)
+    return fasta, paths, checkpoint_dir(paths["--out"])
+
+
 def test_an_interrupted_scan_resumes_where_it_stopped_and_writes_the_same_bytes(tmp_path, scorer):
     records, _ = genome()
     fasta = write_genome(tmp_path / "g.fa.gz", records, 60, "gzip")
@@ -161,11 +171,7 @@ def test_a_resume_with_other_settings_is_refused_and_force_starts_afresh(
 
 
 def test_a_checkpoint_that_a_running_scan_holds_is_not_taken(tmp_path, scorer):
-    records, _ = genome()
-    fasta = write_genome(tmp_path / "g.fa", records)
-    paths = outputs(tmp_path)
-    interrupted_scan(scorer, fasta, paths, batches=5)
-    checkpoint = checkpoint_dir(paths["--out"])
+    fasta, paths, checkpoint = stopped_scan(tmp_path, scorer)
     running = process_tag().rsplit("-", 1)[0] + f"-{os.getppid()}"  # a live process of this host
     (checkpoint / "owner").write_text(running + "\n")
     with pytest.raises(
@@ -309,11 +315,7 @@ def test_sigterm_stops_a_scan_as_ctrl_c_does_and_it_resumes(tmp_path, exported):
 def test_a_stopped_scan_releases_its_checkpoint_for_another_host(tmp_path, scorer):
     """A job requeued on another node of a shared file system resumes: the stopped scan leaves no
     owner; a killed one's owner, from another host, is refused with advice that keeps the progress."""
-    records, _ = genome()
-    fasta = write_genome(tmp_path / "g.fa", records)
-    paths = outputs(tmp_path)
-    interrupted_scan(scorer, fasta, paths, batches=5)
-    checkpoint = checkpoint_dir(paths["--out"])
+    fasta, paths, checkpoint = stopped_scan(tmp_path, scorer)
     assert not (checkpoint / "owner").exists() and (checkpoint / "progress.json").exists()
     (checkpoint / "owner").write_text("node-b-4242\n")  # killed there: cannot be judged from here
     with pytest.raises(FileError) as error:
@@ -324,11 +326,7 @@ def test_a_stopped_scan_releases_its_checkpoint_for_another_host(tmp_path, score
 
 
 def test_force_discards_a_damaged_checkpoint(tmp_path, scorer):
-    records, _ = genome()
-    fasta = write_genome(tmp_path / "g.fa", records)
-    paths = outputs(tmp_path)
-    interrupted_scan(scorer, fasta, paths, batches=5)
-    checkpoint = checkpoint_dir(paths["--out"])
+    fasta, paths, checkpoint = stopped_scan(tmp_path, scorer)
     (checkpoint / "0.1").write_text("")  # shorter than saved
     with pytest.raises(FileError, match="damaged scan checkpoint .0.1 is missing or shorter"):
         scan(scorer, fasta, paths)
