@@ -289,6 +289,36 @@ def test_a_reference_with_a_duplicate_record_name_is_refused(tmp_path, exported,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.fa", "v.vcf"]
 
 
+def test_a_plain_fastas_own_index_is_checked_for_duplicates_and_staleness(tmp_path):
+    """`samtools faidx` skipped the second record of a name when it built the `.fai` beside the
+    FASTA: the header lines between the indexed records tell."""
+    from attngen_keras.data.errors import DataError
+    from attngen_keras.genome.reference import check_index, random_access_path
+
+    def indexed(name, text):
+        path = tmp_path / name
+        path.write_text(text)
+        pysam.faidx(str(path))
+        return path
+
+    good = indexed("good.fa", ">chr1 desc\n" + "A" * 60 + "\n" + "C" * 7 + "\n\n>chr2\n" + "G" * 9)
+    assert random_access_path(good)[1] == f"{good}.fai"  # its own index, checked and used
+    crlf = tmp_path / "crlf.fa"
+    crlf.write_bytes(b">a\r\n" + b"ACGT" * 15 + b"\r\nAC\r\n>b\r\nGG\r\n")
+    pysam.faidx(str(crlf))
+    assert check_index(crlf, f"{crlf}.fai")
+    for order in (("chr1", "chr2", "chr1"), ("chr1", "chr1", "chr2")):
+        text = "".join(f">{name}\n{'ACGT' * (5 + i)}\n" for i, name in enumerate(order))
+        dup = indexed(f"dup{order[1]}.fa", text)
+        with pytest.raises(DataError) as error:
+            random_access_path(dup)
+        assert str(error.value) == f"{dup}: record 'chr1': duplicate record name in the FASTA"
+    stale = indexed("stale.fa", ">chr1\nACGT\n>chr2\nGGGG\n")
+    stale.write_text(">chr1\nACGT\n>new\nTT\n>chr2\nGGGG\n")
+    with pytest.raises(DataError, match="does not match the FASTA .made before it changed"):
+        random_access_path(stale)
+
+
 def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
     """An edited plain-gzip VCF is read again (not an earlier copy); a corrupt one is a one-line error."""
     import os

@@ -88,6 +88,8 @@ def random_access_path(path, quiet=False):
     fai = Path(f"{path}.fai")
     gzi = Path(f"{path}.gzi") if kind == "bgzip" else None
     if fai.exists() and (gzi is None or gzi.exists()):
+        if kind == "plain":
+            check_index(path, fai)
         return str(path), str(fai), (str(gzi) if gzi else None)
     fai = temp_dir() / f"{key}.fai"
     gzi = temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
@@ -105,6 +107,53 @@ def random_access_path(path, quiet=False):
             fai.unlink(missing_ok=True)
             raise DataError("duplicate record name in the FASTA", path, duplicate["name"])
     return str(path), str(fai), (str(gzi) if gzi else None)
+
+
+_GAP_BYTES = 1 << 20
+
+
+def check_index(path, fai):
+    """Checks a plain FASTA's own `.fai` against it: between the end of each indexed record's
+    sequence and the next one's, only that record's header line.
+
+    `samtools faidx` indexes the first record of a name and skips the others (with a warning that
+    is long gone when its index is used): a duplicate name, or an index older than the FASTA,
+    is a `DataError` here, not a variant scored on the wrong sequence. Reads only the header
+    lines (one seek per record).
+    """
+    entries = []
+    try:
+        with open(fai) as lines:
+            for line in lines:
+                name, length, offset, line_bases, line_width = line.split("\t")[:5]
+                entries.append((int(offset), name, int(length), int(line_bases), int(line_width)))
+    except (ValueError, UnicodeDecodeError):
+        raise DataError("not a FASTA index (.fai): run samtools faidx again", fai) from None
+    entries.sort()
+    names = {entry[1] for entry in entries}
+    stale = DataError(f"the index {fai} does not match the FASTA (made before it changed?): "
+                      "remove it or run samtools faidx again", path)  # fmt: skip
+    size = Path(path).stat().st_size
+    with open(path, "rb") as handle:
+        end = 0
+        for offset, name, length, line_bases, line_width in [*entries, (size, None, 0, 1, 1)]:
+            if offset < end or offset > size or line_bases < 1:
+                raise stale
+            handle.seek(end)
+            gap = handle.read(min(offset - end, _GAP_BYTES))
+            lines = [line.strip() for line in gap.split(b"\n") if line.strip()]
+            headers = [line for line in lines if line.startswith(b">")]
+            expected = [] if name is None else [name]
+            found = [(h[1:].split() or [b""])[0].decode("utf-8", "replace") for h in headers]
+            if found != expected or len(lines) != len(headers) or offset - end > _GAP_BYTES:
+                extra = next((n for n in found if n != name), None)
+                if extra in names:
+                    raise DataError("duplicate record name in the FASTA", path, extra)
+                raise stale
+            full, rest = divmod(length, line_bases)
+            end = offset + full * line_width + (rest + line_width - line_bases if rest else 0)
+            end = min(end, size)  # (the last line may lack its line break)
+    return True
 
 
 def _normalized(path, key, reason, quiet):
