@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attngen_keras.data.errors import DataError
 from attngen_keras.files import FileError, is_stale_tag, process_tag, read_json, write_json_atomic
 
 SAVE_SECONDS = 30.0  # between progress saves
@@ -121,7 +122,8 @@ _WHAT = {
 
 
 def identity_differences(saved, current):
-    """What differs between two `scan_identity`s, in words (empty: the same scan)."""
+    """What differs between two identities (`scan_identity`, `variants_identity`), in words (empty:
+    the same run)."""
     differences = []
     for key, current_value in current.items():
         saved_value = saved.get(key)
@@ -180,13 +182,14 @@ class Checkpoint:
             if progress is not None:
                 return progress
         else:
-            directory.mkdir()
+            directory.mkdir()  # (so that `reset` finds it, as after an earlier run)
         self.reset()
         return None
 
     def reset(self):
         """Empties the directory and starts it afresh (this process the owner, this identity)."""
-        _clear(self.directory)
+        shutil.rmtree(self.directory)
+        self.directory.mkdir()
         self._write_owner()
         write_json_atomic(self.directory / _IDENTITY, self.identity)
 
@@ -264,21 +267,11 @@ def kept_after(kind, all_written):
     an annotated VCF that cannot be created): kept for the next run. Bad input would fail the
     same way again: a `ValueError` while scoring (a malformed record), a `DataError` at any time.
     """
-    from attngen_keras.data.errors import DataError
-
     return (
         kind is not None
         and not issubclass(kind, DataError)
         and (all_written or not issubclass(kind, ValueError))
     )
-
-
-def _clear(directory):
-    for path in Path(directory).iterdir():
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
 
 
 def sync_files(paths):
@@ -291,28 +284,14 @@ def sync_files(paths):
             os.close(fd)
 
 
-def done_windows(progress):
-    """A predicate `(chrom, start) -> bool`: whether the saved progress holds that window."""
-    if not progress or progress.get("last") is None:
-        return lambda chrom, start: False
+def pending_windows(windows, progress):
+    """The windows not yet written, in order: those after where `progress` (a saved scan's) stops."""
     order = progress["order"]
     last_chrom, last_start = progress["last"]
     last_index = order[last_chrom]
-
-    def done(chrom, start):
-        index = order.get(chrom)
-        if index is None:
-            return False
-        return index < last_index or (index == last_index and start <= last_start)
-
-    return done
-
-
-def pending_windows(windows, progress):
-    """The windows not yet written, in order: those after where `progress` stops."""
-    done = done_windows(progress)
     for window in windows:
-        if not done(window[0], window[1]):
+        index = order.get(window[0])
+        if index is None or index > last_index or (index == last_index and window[1] > last_start):
             yield window
 
 

@@ -140,7 +140,7 @@ def scan_genome(
                 "already scored)",
                 file=sys.stderr,
             )
-            progress.update(writer.progress["lines"])
+            progress.update(done)
         batches = aligned_batches(windows, tiler.regions, stride, batch_size)
         for batch, probs in score_windows(scorer, batches, both_strands):
             writer.add_batch([(chrom, start) for chrom, start, _ in batch], probs)

@@ -91,9 +91,10 @@ class TrackWriter:
 
     Use as a context manager; `finish(sizes)` (the records' sizes, in FASTA
     order) completes the files; leaving the block without it removes them,
-    except that a checkpoint left by an interruption or an I/O error (not by
-    bad input, a `ValueError`, which would recur) is kept, its progress saved
-    for the next run.
+    except that a checkpoint is kept, its progress saved for the next run,
+    when `checkpoint.kept_after` says so (an interruption, an I/O error, a
+    file problem once every window is written; not bad input, which would
+    recur).
 
     Example:
 
@@ -121,7 +122,7 @@ class TrackWriter:
             check_output_file(path, force=force)
         if self.bigwigs:
             _require_pybigwig()  # now, not after the scan
-        first = next(iter(self.bedgraphs.values()))
+        first = self._first = next(iter(self.bedgraphs.values()))
         self.checkpoint = None
         if checkpoint_identity is not None:
             self.checkpoint = Checkpoint(
@@ -157,7 +158,7 @@ class TrackWriter:
 
     def __enter__(self):
         # part files and partial outputs left by killed scans
-        first = next(iter(self.bedgraphs.values()))
+        first = self._first
         remove_stale(first.parent, parts_dir(first).name[: -len(process_tag())])
         for _, path in self.outputs():
             remove_stale_partials(path)
@@ -223,7 +224,7 @@ class TrackWriter:
             if self.checkpoint is None:
                 shutil.rmtree(self._parts, ignore_errors=True)
             elif self._finished:
-                pass
+                pass  # (`finish` removed it)
             elif keep and self._saved is not None:
                 self.checkpoint.release()  # another process (another host) may resume it
             else:
