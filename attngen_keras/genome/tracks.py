@@ -13,6 +13,7 @@ interrupted scan, and the same scan run again resumes from them.
 
 import contextlib
 import gzip
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -136,7 +137,7 @@ class TrackWriter:
         self._tsv_handle = None
         self._last = None  # the last window written, (chrom, start)
         self._saved = None  # ... when progress was last saved
-        self._consistent = True  # no batch half written
+        self._boundary = None  # where the scan was after its last whole batch
         self._touched = set()  # part files written since the last save
         self._finishing = False  # every window written
         self._finished = False
@@ -211,7 +212,7 @@ class TrackWriter:
         interrupted = kept_after(kind, self._finishing)
         keep = self.checkpoint is not None and not self._finished and interrupted
         try:
-            if keep and self._consistent:
+            if keep:
                 # (a full disk) the progress saved last stays; it tells the next run what is whole
                 with contextlib.suppress(OSError):
                     self.save_progress()
@@ -261,7 +262,6 @@ class TrackWriter:
             return
         offset, stride, length = self.offset, self.stride, self.length
         tsv = self._tsv_handle
-        self._consistent = False
         for (chrom, start), row in zip(keys, rows):
             if chrom != self._chrom:
                 self._open_chrom(chrom)
@@ -273,31 +273,36 @@ class TrackWriter:
                 tsv.write(f"{chrom}\t{start}\t{start + length}\t{values}\n")
         self.lines += len(rows)
         self._last = tuple(keys[len(rows) - 1])
-        self._consistent = True
-        if self.checkpoint is not None and self.checkpoint.due():
-            self.save_progress()
+        if self.checkpoint is not None:
+            self._boundary = self._snapshot()
+            if self.checkpoint.due():
+                self.save_progress()
+
+    def _snapshot(self):
+        """Where the scan is after a whole batch: the last window, the lines, the records begun, and
+        the current record's and the TSV's sizes (`tell` flushes them)."""
+        current = self._order[self._last[0]]
+        handles = dict(zip([f"{current}.{c}" for c in self._columns], self._handles))
+        if self._tsv_handle is not None:
+            handles[_TSV_PART] = self._tsv_handle
+        return {"last": list(self._last), "lines": self.lines, "records": len(self._order),
+                "sizes": {name: handle.tell() for name, handle in handles.items()}}  # fmt: skip
 
     def save_progress(self):
-        """Flushes and syncs the part files, then saves where the scan is (with a checkpoint)."""
-        if self.checkpoint is None or self._last is None or self._last == self._saved:
+        """Syncs the part files, then saves where the scan was after its last whole batch (with a
+        checkpoint): a window half written by an interruption is cut off by the next run."""
+        state = self._boundary
+        if self.checkpoint is None or state is None or tuple(state["last"]) == self._saved:
             return
         for handle in [*self._handles, *([self._tsv_handle] if self._tsv_handle else [])]:
             handle.flush()
         # the files written since the last save (records completed since, the current one)
         touched = sorted(self._touched) + ([_TSV_PART] if self.tsv is not None else [])
         sync_files([self._parts / name for name in touched])
-        current = self._order[self._last[0]]
-        current_names = [f"{current}.{c}" for c in self._columns]
-        if self.tsv is not None:
-            current_names.append(_TSV_PART)
-        self.checkpoint.save({
-            "order": self._order,
-            "last": list(self._last),
-            "lines": self.lines,
-            # the files a kill may have written past: the current record's, the TSV
-            "sizes": {name: (self._parts / name).stat().st_size for name in current_names},
-        })  # fmt: skip
-        self._saved = self._last
+        order = dict(itertools.islice(self._order.items(), state["records"]))
+        self.checkpoint.save({"order": order, **{k: state[k] for k in ("last", "lines", "sizes")}})
+        self._saved = tuple(state["last"])
+        current = order[state["last"][0]]
         self._touched = {f"{current}.{c}" for c in self._columns} if self._handles else set()
 
     def finish(self, sizes):
