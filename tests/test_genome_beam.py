@@ -1,5 +1,5 @@
-"""`--runner beam`: the same scan and variant scoring as an Apache Beam pipeline (FnApiRunner, 2 worker
-processes), outputs byte-identical to `--runner local`."""
+"""`--runner beam`: the same scan and variant scoring as an Apache Beam pipeline (FnApiRunner: 2 worker
+threads by default, or 2 worker processes, or in-process), outputs byte-identical to `--runner local`."""
 
 import gzip
 from pathlib import Path
@@ -108,10 +108,45 @@ def test_beam_in_process_equals_local(tmp_path, exported, capsys):
     check_beam_equals_local(tmp_path, exported, capsys, IN_PROCESS)
 
 
+def test_beam_default_two_worker_threads_equal_local(tmp_path, exported, capsys):
+    """The default: FnApiRunner with 2 worker threads sharing the model (and each its own FASTA handle)."""
+    from attngen_keras.genome.beam import _options
+
+    parsed, runner = _options([])
+    assert runner is not None
+    local = parsed.get_all_options()
+    assert (local["direct_num_workers"], local["direct_running_mode"]) == (2, "multi_threading")
+    check_beam_equals_local(tmp_path, exported, capsys, [])
+
+
 @pytest.mark.slow
 def test_beam_two_worker_processes_equal_local(tmp_path, exported, capsys):
-    """The default: FnApiRunner with 2 worker processes (each loads TensorFlow: about a minute here)."""
-    check_beam_equals_local(tmp_path, exported, capsys, [])
+    """FnApiRunner with 2 worker processes (each loads TensorFlow: about a minute here), as a cluster's
+    workers would: the elements and the handlers cross process boundaries."""
+    check_beam_equals_local(
+        tmp_path, exported, capsys, ["--beam-option=--direct_running_mode=multi_processing"]
+    )
+
+
+def test_variant_model_opens_a_reference_per_thread(tmp_path):
+    """RunInference shares one loaded model among a process's worker threads; pysam handles are not
+    thread-safe, so each thread reads the reference through its own."""
+    import threading
+
+    from attngen_keras.genome.beam_handlers import _VariantModel
+    from attngen_keras.genome.reference import random_access_path
+
+    paths = random_access_path(write_genome(tmp_path / "ref.fa", reference()))
+    model = _VariantModel(scorer=None, paths=paths)
+    assert model.sizes == {"chr1": 800, "chr2": 300}
+    mine = model.fasta
+    assert model.fasta is mine  # one per thread, kept
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(model.fasta))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine
+    assert theirs[0].fetch("chr1", 0, 50) == mine.fetch("chr1", 0, 50)
 
 
 def test_missing_beam_is_a_one_line_error(tmp_path, exported, capsys, monkeypatch):

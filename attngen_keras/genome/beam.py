@@ -2,8 +2,12 @@
 
 Locally the pipeline runs on Beam's `FnApiRunner` (DirectRunner would first
 try to download the Prism runner binary, which fails offline) with
-`--direct_num_workers=2 --direct_running_mode=multi_processing` unless other
-options are given; any runner is chosen with
+`--direct_num_workers=2 --direct_running_mode=multi_threading` unless other
+options are given: two worker threads in this process, which share its
+TensorFlow (whose own thread pools use the cores) and one loaded model, where
+worker processes would each start Python, import TensorFlow and load the
+model (about 5 s a run on 2 cores, and a TensorFlow's memory each); any
+runner is chosen with
 `--beam-option=--runner=DataflowRunner --beam-option=--project=...` (see
 docs/guides/genome.md for Dataflow, Flink and Spark).
 
@@ -58,24 +62,8 @@ def require_beam():
         root.setLevel(level)
 
 
-def worker_threads(beam_options):
-    """TensorFlow threads per worker: this machine's cores split among FnApiRunner's worker processes
-    (None, TensorFlow's default, for other runners and in-process runs)."""
-    import os
-
-    options = list(beam_options or ())
-    if any(o.split("=")[0] == "--runner" for o in options):
-        return None
-    mode = [o.split("=", 1)[1] for o in options if o.startswith("--direct_running_mode=")]
-    if mode and mode[-1] != "multi_processing":
-        return None
-    workers = [int(o.split("=", 1)[1]) for o in options if o.startswith("--direct_num_workers=")]
-    count = workers[-1] if workers and workers[-1] > 0 else 2
-    return max(1, (os.cpu_count() or 1) // count)
-
-
 def _options(beam_options):
-    """`(PipelineOptions, runner)`: FnApiRunner with 2 worker processes unless a runner is named."""
+    """`(PipelineOptions, runner)`: FnApiRunner with 2 worker threads unless a runner is named."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = list(beam_options or ())
@@ -88,7 +76,7 @@ def _options(beam_options):
         if not any(o.startswith("--direct_num_workers") for o in options):
             options.append("--direct_num_workers=2")
         if not any(o.startswith("--direct_running_mode") for o in options):
-            options.append("--direct_running_mode=multi_processing")
+            options.append("--direct_running_mode=multi_threading")
     if not any(o.startswith("--default_sdk_harness_log_level") for o in options):
         options.append(
             "--default_sdk_harness_log_level=WARNING"
@@ -314,7 +302,6 @@ def scan_with_beam(
     fasta.close()
     length, stride = tiler.length, tiler.stride
     tasks = list(scan_tasks(sizes, tiler.regions, length, stride, batch_size))
-    threads = None  # TensorFlow's default pools, as locally: worker_threads() changed 6 of 392,739 last digits
     short = _short(sizes, tiler.regions, length)
 
     def build(pipeline, prefix):
@@ -322,7 +309,7 @@ def scan_with_beam(
             pipeline
             | "tasks" >> beam.Create(tasks, reshuffle=True)
             | "windows" >> beam.ParDo(WindowTasks(paths, length, stride, tiler.max_n))
-            | "score" >> RunInference(WindowModelHandler(model_path, both_strands, threads))
+            | "score" >> RunInference(WindowModelHandler(model_path, both_strands))
             | "lines" >> beam.Map(_scan_lines)
             | "write" >> beam.ParDo(WriteTaskFile(prefix))
         )
@@ -413,16 +400,13 @@ def variants_with_beam(
         (index, alleles[k : k + batch_size])
         for index, k in enumerate(range(0, len(alleles), batch_size))
     ]
-    threads = None  # TensorFlow's default pools, as locally: worker_threads() changed 6 of 392,739 last digits
 
     def build(pipeline, prefix):
         return (
             pipeline
             | "alleles" >> beam.Create(batches, reshuffle=True)
             | "score"
-            >> RunInference(
-                VariantModelHandler(str(model_path), paths, both_strands, threads, target_class)
-            )
+            >> RunInference(VariantModelHandler(str(model_path), paths, both_strands, target_class))
             | "lines"
             >> beam.MapTuple(lambda index, results: (index, [json.dumps(r) for r in results]))
             | "write" >> beam.ParDo(WriteTaskFile(prefix))

@@ -8,6 +8,8 @@ whole batch of windows (or alleles), so Beam's per-element cost is paid once
 per batch, not once per window.
 """
 
+import threading
+
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler
 
@@ -62,30 +64,13 @@ class WriteTaskFile(beam.DoFn):
             handle.write("".join(line + "\n" for line in lines).encode())
 
 
-def _share_cores(threads):
-    """Caps this worker's TensorFlow thread pools (workers on one machine split its cores, not oversubscribe them)."""
-    if not threads:
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # TensorFlow already started in this process: keep its pools
-
-
 class WindowModelHandler(ModelHandler):
-    """Scores `(key, [(start, window), ...], skipped)` elements: yields `(key, [(start, probs)], skipped)`.
+    """Scores `(key, [(start, window), ...], skipped)` elements: yields `(key, [(start, probs)], skipped)`."""
 
-    `threads`: TensorFlow threads per worker (None: TensorFlow's default, all cores).
-    """
-
-    def __init__(self, model_path, both_strands=False, threads=None):
-        self._path, self._both, self._threads = str(model_path), bool(both_strands), threads
+    def __init__(self, model_path, both_strands=False):
+        self._path, self._both = str(model_path), bool(both_strands)
 
     def load_model(self):
-        _share_cores(self._threads)
         return Scorer.load(self._path)
 
     def run_inference(self, batch, model, inference_args=None):
@@ -100,14 +85,12 @@ class WindowModelHandler(ModelHandler):
 class VariantModelHandler(ModelHandler):
     """Scores `(index, alleles)` elements (`variants.score_alleles`): yields `(index, [result dict, ...])`."""
 
-    def __init__(self, model_path, paths, both_strands=False, threads=None, target_class=None):
+    def __init__(self, model_path, paths, both_strands=False, target_class=None):
         self._path, self._paths, self._both = str(model_path), paths, bool(both_strands)
-        self._threads, self._target_class = threads, target_class
+        self._target_class = target_class
 
     def load_model(self):
-        _share_cores(self._threads)
-        scorer = Scorer.load(self._path, self._target_class)
-        return _VariantModel(scorer, open_fasta(self._paths))
+        return _VariantModel(Scorer.load(self._path, self._target_class), self._paths)
 
     def run_inference(self, batch, model, inference_args=None):
         from attngen_keras.genome.variants import score_alleles
@@ -120,8 +103,23 @@ class VariantModelHandler(ModelHandler):
 
 
 class _VariantModel:
-    """The model and the reference a worker scores alleles with (Beam keeps it by weak reference)."""
+    """The model and the reference a worker scores alleles with (Beam keeps it by weak reference).
 
-    def __init__(self, scorer, fasta):
-        self.scorer, self.fasta = scorer, fasta
+    RunInference shares one loaded model among a process's worker threads (the
+    local runner's two, say); a TensorFlow function may be called from several
+    threads at once, but a pysam `FastaFile` may not, so each thread opens
+    its own.
+    """
+
+    def __init__(self, scorer, paths):
+        self.scorer, self._paths = scorer, paths
+        self._local = threading.local()
+        fasta = self.fasta
         self.sizes = dict(zip(fasta.references, fasta.lengths))
+
+    @property
+    def fasta(self):
+        """This thread's handle on the reference."""
+        if getattr(self._local, "fasta", None) is None:
+            self._local.fasta = open_fasta(self._paths)
+        return self._local.fasta
