@@ -158,7 +158,7 @@ def memory(model, genomes, work):
         argv += ["--out", str(work / f"{name}.bedGraph"), "--stride", str(MEMORY_STRIDE), "--force"]
         wall, rss, stdout = time_rss(argv)
         windows = int(re.search(r"scored (\d+) windows", stdout).group(1))
-        records = int(re.search(r"of (\d+) records", stdout).group(1))
+        records = int(re.search(r"of (\d+) records?\b", stdout).group(1))
         size = _genome_size(path)
         rows.append(
             {
