@@ -4,7 +4,9 @@ Times `train_on_batch` (batch 128, 200 nt, masking active at 0.15) of:
 
 - `default`: the default AttnGen (`--preset faithful`: log-mean-exp window at sharpness 2,
   window weight learned per position, loss weight 2; before the thirteenth session a fixed
-  weight: `benchmarks/results/window_pooling_cost.json` holds that run, `_gate.json` today's);
+  weight: `benchmarks/results/window_pooling_cost.json` holds that run, `_gate.json` the
+  learned weight's, `_loop.json` the same after 2026-11-29's cheaper log-mean-exp, whose
+  inference cost `window_pooling_forward.py` measures);
 - `mean_window`: the default until 2026-11-28 (the window's mean, loss weight 1.5;
   the loss weight does not change the computation);
 - `cnn`: the same backbone without SaliencyMask;

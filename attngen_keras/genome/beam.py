@@ -211,7 +211,7 @@ def _run(build, beam_options):
 
 @contextlib.contextmanager
 def _beam_log():
-    """Sends what Beam, its worker processes and TensorFlow in them write to stderr (dozens of INFO
+    """Sends what Beam, its workers and TensorFlow in them write to stderr (dozens of INFO
     lines, and tracebacks of the workers on Ctrl-C) to a log file; yields its path. If the run fails
     or is interrupted, the file is kept and its path and last lines are shown. With ATTNGEN_DEBUG
     set, nothing is redirected (yields None)."""
@@ -227,7 +227,7 @@ def _beam_log():
         os.unlink(path)
         yield None
         return
-    os.dup2(handle, 2)  # worker processes started now inherit it
+    os.dup2(handle, 2)  # worker threads write to it, and worker processes started now inherit it
     os.close(handle)
     try:
         yield path

@@ -79,7 +79,8 @@ def window_log_mean_exp(values, weights, window):
     a strong peak is pulled up towards it more than by the mean. Positions
     past either end, and those of weight 0, do not count; 0 where the window
     holds no weight. Each window is shifted by its own maximum, so it neither
-    overflows nor underflows.
+    overflows nor underflows. `weights` is a mask, not differentiated
+    through (the attention passes its valid positions).
 
     Example:
 
