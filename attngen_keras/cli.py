@@ -601,6 +601,11 @@ def _parser():
         help="alleles per model call (each a REF and an ALT window) and per Beam task",
     )  # fmt: skip
     variants.add_argument(
+        "--max-n-fraction", type=float, default=0.1,
+        help="do not score alleles whose REF window has more than this share of N's (an assembly "
+        "gap; the row's note says so), as scan skips such windows (default 0.1; 1: score all)",
+    )  # fmt: skip
+    variants.add_argument(
         "--class", dest="target_class", metavar="NAME",
         help="p_ref and p_alt are this class's probabilities (default: the second class of a "
         "binary model; the class predicted on the REF window of a multi-class model)",
@@ -1062,7 +1067,8 @@ def _variants(args):
 
     summary = score_variants(
         args.model, args.vcf, args.fasta, args.out, vcf_out=args.vcf_out,
-        both_strands=args.both_strands, batch_size=args.batch_size, runner=args.runner,
+        both_strands=args.both_strands, batch_size=args.batch_size,
+        max_n_fraction=args.max_n_fraction, runner=args.runner,
         beam_options=args.beam_option, target_class=args.target_class, force=args.force,
     )  # fmt: skip
     print(

@@ -108,6 +108,20 @@ def test_beam_in_process_equals_local(tmp_path, exported, capsys):
     check_beam_equals_local(tmp_path, exported, capsys, IN_PROCESS)
 
 
+def test_beam_leaves_mostly_n_windows_unscored_as_local(tmp_path, exported, monkeypatch):
+    """The workers apply `--max-n-fraction` as the local runner does."""
+    import sys
+
+    from attngen_keras.genome.variants import NOTE_N
+
+    genome = reference()
+    genome["chr1"] = genome["chr1"][:100] + "N" * 40 + genome["chr1"][140:]  # a gap at 100..139
+    monkeypatch.setattr(sys.modules[__name__], "reference", lambda: genome)
+    effects, _ = variants_local_and_beam(tmp_path, exported, [77, 78, 121, 404], IN_PROCESS)
+    assert effects["beam"] == effects["local"]
+    assert effects["local"].count(NOTE_N) == 2  # positions 78 and 121
+
+
 def test_beam_default_two_worker_threads_equal_local(tmp_path, exported, capsys):
     """The default: FnApiRunner with 2 worker threads sharing the model (and each its own FASTA handle)."""
     from attngen_keras.genome.beam import _options

@@ -720,3 +720,49 @@ def test_invalid_characters_in_a_ref_window_are_counted_and_read_as_n(tmp_path, 
     for ident in ("inside", "outside"):
         for column in ("p_ref", "p_alt", "delta"):
             assert rows["bad"][ident][column] == rows["as_n"][ident][column] != ""
+
+
+def test_alleles_whose_ref_window_is_mostly_n_are_not_scored(tmp_path, exported, capsys):
+    """As `scan` skips windows with more than `--max-n-fraction` N's (an assembly gap), `variants`
+    does not score alleles whose REF window has more: the row is written with a note, counted on
+    stderr; `--max-n-fraction 1` scores them. The limit is floor(0.1 * 60) = 6 N's."""
+    from attngen_keras.genome.variants import NOTE_N
+
+    genome = reference()
+    chr1 = genome["chr1"][:100] + "N" * 40 + genome["chr1"][140:]  # a gap at 100..139
+    genome["chr1"] = chr1
+    fasta = write_genome(tmp_path / "gap.fa", genome)
+    records = [
+        ("chr1", 121, "in_gap", "N", "A"),  # its window, 90..149, is 40 N's
+        ("chr1", 77, "six_n", chr1[76], "A" if chr1[76] != "A" else "C"),  # 46..105: 6 N's
+        ("chr1", 78, "seven_n", chr1[77], "A" if chr1[77] != "A" else "C"),  # 47..106: 7 N's
+        ("chr1", 404, "clear", chr1[403], "A" if chr1[403] != "A" else "C"),
+    ]
+    vcf = write_vcf(tmp_path / "v.vcf", records, {"chr1": 800, "chr2": 300})
+    rows, errors = {}, {}
+    for name, extra in (("default", []), ("all", ["--max-n-fraction", "1"])):
+        out = tmp_path / f"{name}.tsv"
+        argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta)]
+        assert main([*argv, "--out", str(out), *extra]) == 0
+        errors[name] = capsys.readouterr()
+        with open(out) as handle:
+            rows[name] = {r["id"]: r for r in csv.DictReader(handle, delimiter="\t")}
+    default = rows["default"]
+    for ident in ("in_gap", "seven_n"):
+        assert default[ident]["note"] == NOTE_N
+        assert default[ident]["p_ref"] == default[ident]["p_alt"] == ""
+    assert default["in_gap"]["ref_match"] == "true"  # the VCF's REF is the genome's N
+    for ident in ("six_n", "clear"):
+        assert default[ident]["note"] == "" and default[ident]["p_ref"] != ""
+    assert (
+        "2 alleles whose REF window is more than --max-n-fraction N (an assembly gap?), not scored"
+        in errors["default"].err
+    )
+    assert "scored 2 of 4 ALT alleles" in errors["default"].out
+    assert all(r["note"] == "" and r["p_ref"] != "" for r in rows["all"].values())
+    for ident in ("six_n", "clear"):  # the limit changes which alleles are scored, not how
+        assert rows["all"][ident]["p_ref"] == default[ident]["p_ref"]
+    assert "max-n-fraction" not in errors["all"].err
+    bad = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--force"]
+    assert main([*bad, "--out", str(tmp_path / "x.tsv"), "--max-n-fraction", "1.5"]) == 2
+    assert "--max-n-fraction must be between 0 and 1, got 1.5" in capsys.readouterr().err

@@ -193,7 +193,7 @@ def test_the_beam_runner_runs_its_pipeline_once_and_cleans_up(tmp_path, scorer, 
     vcf = variants_vcf(tmp_path / "v.vcf", genome)
     calls = {"pipelines": 0, "cleanups": 0}
 
-    def pipeline(model, paths, alleles, length, batch_size, both_strands, options, target):
+    def pipeline(model, paths, alleles, length, batch_size, both_strands, options, target, max_n):
         calls["pipelines"] += 1
         reference_file = variants.open_fasta(paths)
         sizes = dict(zip(reference_file.references, reference_file.lengths))
@@ -201,7 +201,9 @@ def test_the_beam_runner_runs_its_pipeline_once_and_cleans_up(tmp_path, scorer, 
         def cleanup():
             calls["cleanups"] += 1
 
-        results = variants.score_alleles(scorer, reference_file, sizes, alleles, both_strands)
+        results = variants.score_alleles(
+            scorer, reference_file, sizes, alleles, both_strands, max_n
+        )
         return iter(results), cleanup
 
     monkeypatch.setattr(beam, "require_beam", lambda: None)

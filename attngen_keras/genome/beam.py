@@ -383,7 +383,15 @@ def _scan_lines(element):
 
 
 def variants_with_beam(
-    model_path, paths, alleles, length, batch_size, both_strands, beam_options, target_class=None
+    model_path,
+    paths,
+    alleles,
+    length,
+    batch_size,
+    both_strands,
+    beam_options,
+    target_class=None,
+    max_n=None,
 ):
     """Scores the alleles as a Beam pipeline; returns `(iterator of the result dicts in VCF order,
     cleanup)`: call `cleanup()` when done with the iterator, however that ends."""
@@ -406,7 +414,9 @@ def variants_with_beam(
             pipeline
             | "alleles" >> beam.Create(batches, reshuffle=True)
             | "score"
-            >> RunInference(VariantModelHandler(str(model_path), paths, both_strands, target_class))
+            >> RunInference(
+                VariantModelHandler(str(model_path), paths, both_strands, target_class, max_n)
+            )
             | "lines"
             >> beam.MapTuple(lambda index, results: (index, [json.dumps(r) for r in results]))
             | "write" >> beam.ParDo(WriteTaskFile(prefix))

@@ -85,9 +85,9 @@ class WindowModelHandler(ModelHandler):
 class VariantModelHandler(ModelHandler):
     """Scores `(index, alleles)` elements (`variants.score_alleles`): yields `(index, [result dict, ...])`."""
 
-    def __init__(self, model_path, paths, both_strands=False, target_class=None):
+    def __init__(self, model_path, paths, both_strands=False, target_class=None, max_n=None):
         self._path, self._paths, self._both = str(model_path), paths, bool(both_strands)
-        self._target_class = target_class
+        self._target_class, self._max_n = target_class, max_n
 
     def load_model(self):
         return _VariantModel(Scorer.load(self._path, self._target_class), self._paths)
@@ -96,7 +96,12 @@ class VariantModelHandler(ModelHandler):
         from attngen_keras.genome.variants import score_alleles
 
         for index, alleles in batch:
-            yield index, score_alleles(model.scorer, model.fasta, model.sizes, alleles, self._both)
+            yield (
+                index,
+                score_alleles(
+                    model.scorer, model.fasta, model.sizes, alleles, self._both, self._max_n
+                ),
+            )
 
     def batch_elements_kwargs(self):
         return {"min_batch_size": 1, "max_batch_size": 1}

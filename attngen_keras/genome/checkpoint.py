@@ -93,7 +93,7 @@ def scan_identity(scorer, fasta, regions, stride, both_strands, max_n_fraction, 
     }
 
 
-def variants_identity(scorer, vcf, fasta, both_strands, batch_size):
+def variants_identity(scorer, vcf, fasta, both_strands, batch_size, max_n_fraction):
     """What the effects TSV depends on: a resumed `attngen variants` must match it exactly."""
     return {
         "format": FORMAT,
@@ -102,6 +102,7 @@ def variants_identity(scorer, vcf, fasta, both_strands, batch_size):
         "fasta": file_fingerprint(fasta),
         "both_strands": bool(both_strands),
         "batch_size": int(batch_size),
+        "max_n_fraction": float(max_n_fraction),
         "class": None if scorer.target is None else str(scorer.class_names[scorer.target]),
     }
 

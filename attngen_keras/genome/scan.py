@@ -16,14 +16,13 @@ from attngen_keras.genome.scoring import Scorer, score_windows
 from attngen_keras.genome.tracks import TrackWriter
 from attngen_keras.genome.windows import (
     CHUNK_BASES,
+    DEFAULT_MAX_N_FRACTION,
     Tiler,
     missing_chromosomes,
     read_regions,
     regions_past_the_end,
 )
 from attngen_keras.progress import progress_bar
-
-DEFAULT_MAX_N_FRACTION = 0.1
 
 
 def scan_genome(

@@ -65,7 +65,7 @@ from attngen_keras.genome.checkpoint import (
 )
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
-from attngen_keras.genome.windows import unusual_characters
+from attngen_keras.genome.windows import DEFAULT_MAX_N_FRACTION, unusual_characters
 from attngen_keras.progress import progress_bar
 
 COLUMNS = [
@@ -88,6 +88,7 @@ NOTE_END = "too close to the record end (either end): no full REF window"
 NOTE_CHROM = "chromosome not in the FASTA"
 NOTE_SYMBOLIC = "symbolic or non-sequence ALT allele: not scored"
 NOTE_BEYOND = "REF allele beyond the end of the record: another reference build?"
+NOTE_N = "REF window more than --max-n-fraction N (an assembly gap?): not scored"
 
 
 def readable_vcf(vcf, quiet=False):
@@ -208,8 +209,12 @@ def _diagnose_vcf(path, record):
     return None
 
 
-def _windows(fasta, sizes, allele, length):
-    """`(ref_window, alt_window, ref_match, note)` of one allele (windows None when not scorable)."""
+def _windows(fasta, sizes, allele, length, max_n=None):
+    """`(ref_window, alt_window, ref_match, note)` of one allele (windows None when not scorable).
+
+    `max_n`: the most N's a scored REF window may hold (None: any number), as `scan` skips
+    windows with more (`Tiler.max_n`).
+    """
     _, chrom, pos, _, ref, alt = allele
     p = pos - 1
     if chrom not in sizes:
@@ -227,16 +232,29 @@ def _windows(fasta, sizes, allele, length):
         return None, None, ref_match, NOTE_END
     if not alt or not set(alt) <= _SCORABLE:
         return None, None, ref_match, NOTE_SYMBOLIC
+    ref_window = segment[:length]
+    if max_n is not None and ref_window.count("N") + ref_window.count("n") > max_n:
+        return None, None, ref_match, NOTE_N
     left = segment[:half]
     right = segment[half + len(ref) :]
     alt_window = (left + alt + right)[:length]
     alt_window += "N" * (length - len(alt_window))
-    return segment[:length].encode(), alt_window.encode(), ref_match, ""
+    return ref_window.encode(), alt_window.encode(), ref_match, ""
 
 
-def score_alleles(scorer, fasta, sizes, alleles, both_strands=False):
-    """Scores a batch of alleles; returns one result dict per allele (keys: the TSV columns)."""
-    built = [_windows(fasta, sizes, allele, scorer.length) for allele in alleles]
+def max_n_count(max_n_fraction, length):
+    """The most N's a window of `length` may hold: `floor(max_n_fraction * length)` (as `scan`)."""
+    if not 0 <= max_n_fraction <= 1:
+        raise ValueError(f"--max-n-fraction must be between 0 and 1, got {max_n_fraction}")
+    return math.floor(max_n_fraction * length + 1e-9)
+
+
+def score_alleles(scorer, fasta, sizes, alleles, both_strands=False, max_n=None):
+    """Scores a batch of alleles; returns one result dict per allele (keys: the TSV columns).
+
+    `max_n`: REF windows with more N's are not scored (`NOTE_N`; None: no limit).
+    """
+    built = [_windows(fasta, sizes, allele, scorer.length, max_n) for allele in alleles]
     scored = [b for b in built if b[0] is not None]
     windows = [b[0] for b in scored] + [b[1] for b in scored]
     outputs = scorer.probabilities_and_importance(windows, both_strands)
@@ -327,6 +345,7 @@ def score_variants(
     vcf_out=None,
     both_strands=False,
     batch_size=DEFAULT_BATCH_SIZE,
+    max_n_fraction=DEFAULT_MAX_N_FRACTION,
     runner="local",
     beam_options=(),
     show_progress=True,
@@ -346,6 +365,8 @@ def score_variants(
         both_strands: average each window and its reverse complement.
         batch_size: alleles per model call (each scores a REF and an ALT window); with
             `runner="beam"` also the alleles of one Beam task.
+        max_n_fraction: alleles whose REF window has more than this share of N's (an assembly
+            gap) are not scored, as `scan` skips such windows (their rows say why).
         runner: `local` or `beam` (`beam_options`: Beam pipeline options).
         target_class: the class whose probabilities `p_ref`/`p_alt` are (`--class`; default: the
             second class of a binary model, the REF window's predicted class of a multi-class one).
@@ -386,12 +407,13 @@ def score_variants(
         if isinstance(model, Scorer)
         else Scorer.load(model, target_class)
     )
+    max_n = max_n_count(max_n_fraction, scorer.length)
     reference = open_fasta(paths)
     sizes = dict(zip(reference.references, reference.lengths))
     identity = None
     if runner == "local":
         # a local run checkpoints: killed or interrupted, the same command resumes it
-        identity = variants_identity(scorer, vcf, fasta, both_strands, batch_size)
+        identity = variants_identity(scorer, vcf, fasta, both_strands, batch_size, max_n_fraction)
     table = EffectsTable(out, identity, force=force, checkpoint_seconds=checkpoint_seconds,
                          batch_size=batch_size)  # fmt: skip
     cleanup = None
@@ -402,7 +424,7 @@ def score_variants(
 
                 results, cleanup = variants_with_beam(
                     model, paths, list(read_alleles(source, vcf)), scorer.length, batch_size,
-                    both_strands, beam_options, scorer.target_class,
+                    both_strands, beam_options, scorer.target_class, max_n,
                 )  # fmt: skip
             else:
                 if table.rows:
@@ -412,7 +434,7 @@ def score_variants(
                         file=sys.stderr,
                     )
                 results = _local(scorer, reference, sizes, source, vcf, batch_size, both_strands,
-                                 show_progress, skip=table.rows)  # fmt: skip
+                                 show_progress, skip=table.rows, max_n=max_n)  # fmt: skip
             for result in results:
                 table.add(result)
                 table.batch_done()
@@ -446,7 +468,7 @@ def score_variants(
         "ref_mismatch": counts["ref_mismatch"], "near_end": counts[NOTE_END],
         "missing_chrom": counts[NOTE_CHROM], "symbolic": counts[NOTE_SYMBOLIC],
         "beyond_end": counts[NOTE_BEYOND], "invalid_windows": counts["invalid_windows"],
-        "outputs": outputs, "resumed_alleles": table.resumed,
+        "mostly_n": counts[NOTE_N], "outputs": outputs, "resumed_alleles": table.resumed,
     }  # fmt: skip
 
 
@@ -487,7 +509,7 @@ class EffectsTable:
         self.batch_size = int(batch_size)
         self.counts = {
             "alleles": 0, "scored": 0, "ref_mismatch": 0, NOTE_END: 0, NOTE_CHROM: 0,
-            NOTE_SYMBOLIC: 0, NOTE_BEYOND: 0, "invalid_windows": 0,
+            NOTE_SYMBOLIC: 0, NOTE_BEYOND: 0, NOTE_N: 0, "invalid_windows": 0,
         }  # fmt: skip
         self.missing = set()  # VCF chromosomes that the FASTA lacks
         self.beyond = None  # the first allele past its record's end
@@ -606,7 +628,18 @@ class EffectsTable:
         return False
 
 
-def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show_progress, skip=0):
+def _local(
+    scorer,
+    reference,
+    sizes,
+    source,
+    vcf,
+    batch_size,
+    both_strands,
+    show_progress,
+    skip=0,
+    max_n=None,
+):
     """The results of every ALT allele of the VCF after the first `skip` (already written)."""
     import itertools
 
@@ -620,7 +653,7 @@ def _local(scorer, reference, sizes, source, vcf, batch_size, both_strands, show
     ) as bar:
         bar.update(skip)
         for batch in _batches(alleles, batch_size):
-            yield from score_alleles(scorer, reference, sizes, batch, both_strands)
+            yield from score_alleles(scorer, reference, sizes, batch, both_strands, max_n)
             bar.update(len(batch))
 
 
@@ -654,6 +687,11 @@ def _report(vcf, counts, length, missing=(), fasta_names=(), beyond=None, sizes=
         )
     if counts[NOTE_SYMBOLIC]:
         parts.append(f"{plural(counts[NOTE_SYMBOLIC], 'symbolic ALT allele')}, not scored")
+    if counts.get(NOTE_N):
+        parts.append(
+            f"{plural(counts[NOTE_N], 'allele')} whose REF window is more than --max-n-fraction N "
+            "(an assembly gap?), not scored"
+        )
     if parts:
         parts[-1] += " (see the note column)"
     if counts.get("invalid_windows"):

@@ -29,6 +29,7 @@ from attngen_keras.data.errors import DataError, missing_file_error
 
 BLOCK_BYTES = 1 << 20  # read this much compressed-or-not text at a time
 CHUNK_BASES = 1 << 20  # window a record's buffered sequence once it holds this many bases
+DEFAULT_MAX_N_FRACTION = 0.1  # windows with more N's are skipped (scan) or not scored (variants)
 
 
 def centre(start, length, stride):
@@ -234,7 +235,13 @@ class Tiler:
     """
 
     def __init__(
-        self, path, length, stride, regions=None, max_n_fraction=0.1, chunk_bases=CHUNK_BASES
+        self,
+        path,
+        length,
+        stride,
+        regions=None,
+        max_n_fraction=DEFAULT_MAX_N_FRACTION,
+        chunk_bases=CHUNK_BASES,
     ):
         if not 1 <= stride <= length:
             raise ValueError(
