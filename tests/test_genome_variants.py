@@ -319,6 +319,33 @@ def test_a_plain_fastas_own_index_is_checked_for_duplicates_and_staleness(tmp_pa
         random_access_path(stale)
 
 
+def test_a_bgzip_fastas_own_index_older_than_it_is_refused(tmp_path, exported, capsys):
+    """A bgzip FASTA rewritten after `samtools faidx`: its `.fai`/`.gzi` would be read at stale
+    offsets (a new-user trial got a different track on Beam and 0 of 20 alleles scored)."""
+    from attngen_keras.data.errors import DataError
+    from attngen_keras.genome.reference import random_access_path
+
+    path = tmp_path / "g.fa.gz"
+    pysam.tabix_compress(str(write_genome(tmp_path / "g.fa", reference())), str(path))
+    pysam.faidx(str(path))
+    assert random_access_path(path)[1:] == (f"{path}.fai", f"{path}.gzi")  # its own, used
+    later = os.stat(f"{path}.fai").st_mtime + 5
+    os.utime(path, (later, later))  # the FASTA rewritten after its index was made
+    with pytest.raises(DataError) as error:
+        random_access_path(path)
+    assert str(error.value) == (
+        f"{path}: the index {path}.fai is older than the FASTA (made before it changed?): "
+        "remove it or run samtools faidx again"
+    )
+    vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 404, "a", "A", "C")], {"chr1": 800, "chr2": 300})
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(path)]
+    assert main([*argv, "--out", str(tmp_path / "e.tsv")]) == 2
+    assert "is older than the FASTA" in capsys.readouterr().err
+    os.remove(f"{path}.fai")
+    os.remove(f"{path}.gzi")  # without its own index, one is built in a temporary directory
+    assert random_access_path(path)[1] != f"{path}.fai"
+
+
 def test_gzip_vcf_edited_or_corrupt(tmp_path, exported, capfd):
     """An edited plain-gzip VCF is read again (not an earlier copy); a corrupt one is a one-line error."""
     import os

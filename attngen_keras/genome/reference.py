@@ -90,6 +90,8 @@ def random_access_path(path, quiet=False):
     if fai.exists() and (gzi is None or gzi.exists()):
         if kind == "plain":
             check_index(path, fai)
+        else:
+            check_index_age(path, fai, gzi)
         return str(path), str(fai), (str(gzi) if gzi else None)
     fai = temp_dir() / f"{key}.fai"
     gzi = temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
@@ -110,6 +112,26 @@ def random_access_path(path, quiet=False):
 
 
 _GAP_BYTES = 1 << 20
+
+
+def check_index_age(path, *indexes):
+    """A bgzip FASTA's own index (`.fai`, `.gzi`) older than the FASTA is a `DataError`.
+
+    Its records cannot be checked against the compressed file without
+    decompressing it, so, as htslib does for the indexes of BAM and VCF files
+    (where it warns), the modification times are compared: a FASTA rewritten
+    after `samtools faidx` would otherwise be read at stale offsets, giving
+    windows of the wrong sequence.
+    """
+    written = Path(path).stat().st_mtime
+    for index in indexes:
+        if Path(index).stat().st_mtime < written:
+            raise DataError(
+                f"the index {index} is older than the FASTA (made before it changed?): remove it "
+                "or run samtools faidx again",
+                path,
+            )
+    return True
 
 
 def check_index(path, fai):
