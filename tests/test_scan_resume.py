@@ -411,3 +411,30 @@ def test_the_file_fingerprint_sees_an_edit_anywhere(tmp_path):
     copy.write_bytes(bytes(data))
     assert file_fingerprint(copy) != file_fingerprint(original)
     assert file_fingerprint(copy)["size"] == file_fingerprint(original)["size"]
+
+
+def test_a_beam_run_does_not_leave_a_local_checkpoint_behind(tmp_path, scorer, exported, capsys):
+    """`--runner beam` does not checkpoint: a stopped local scan's checkpoint for the same output is
+    refused (its progress would be left unused, and a later local run would resume it over the
+    Beam run's outputs), discarded with `--force`; a live local scan's is always refused."""
+    pytest.importorskip(
+        "apache_beam", reason='the beam extra is not installed: pip install -e ".[beam]"'
+    )
+    fasta, paths, checkpoint = stopped_scan(tmp_path, scorer)
+    argv = ["scan", str(exported), "--fasta", str(fasta), "--out", str(paths["--out"]),
+            "--stride", str(S), "--batch-size", str(BATCH), "--runner", "beam",
+            "--beam-option=--direct_running_mode=in_memory", "--beam-option=--direct_num_workers=1"]  # fmt: skip
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith(
+        f"an interrupted local scan's checkpoint is beside it ({checkpoint.name}), which --runner "
+        "beam cannot resume: run with --runner local to resume it, or add --force to discard it"
+    )
+    assert (checkpoint / "progress.json").exists() and not paths["--out"].exists()
+    running = process_tag().rsplit("-", 1)[0] + f"-{os.getppid()}"  # a live process of this host
+    (checkpoint / "owner").write_text(running + "\n")
+    assert main([*argv, "--force"]) == 2
+    assert f"another attngen scan ({running}) is writing this output" in capsys.readouterr().err
+    (checkpoint / "owner").unlink()
+    assert main([*argv, "--force"]) == 0
+    assert not checkpoint.exists() and paths["--out"].exists()

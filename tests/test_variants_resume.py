@@ -215,3 +215,15 @@ def test_the_beam_runner_runs_its_pipeline_once_and_cleans_up(tmp_path, scorer, 
     run(scorer, vcf, fasta, tmp_path / "local.tsv", None)
     assert out.read_bytes() == (tmp_path / "local.tsv").read_bytes()
     assert not checkpoint_dir(out, "variants").exists()
+    # a stopped local run's checkpoint for the Beam run's output: refused, --force discards it
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        run(counting(scorer, stop_after=3)[0], vcf, fasta, out, None)
+    checkpoint = checkpoint_dir(out, "variants")
+    with pytest.raises(FileError, match="--runner beam cannot resume: run with --runner local"):
+        score_variants(scorer, vcf, fasta, out, batch_size=BATCH, runner="beam")
+    assert calls["pipelines"] == 1 and (checkpoint / "progress.json").exists()
+    score_variants(scorer, vcf, fasta, out, batch_size=BATCH, runner="beam", force=True,
+                   show_progress=False)  # fmt: skip
+    assert not checkpoint.exists() and calls["pipelines"] == 2
+    assert out.read_bytes() == (tmp_path / "local.tsv").read_bytes()

@@ -261,6 +261,40 @@ class Checkpoint:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def clear_for_beam(out, command, force):
+    """Before a `--runner beam` run into `out` (which does not checkpoint): a local run's
+    checkpoint beside it is refused, as its progress would be left behind unused, or, with
+    `force`, removed; one a live local run owns is always refused (both would write `out`).
+
+    Example:
+
+    >>> clear_for_beam("track.bedGraph", "scan", force=False)  # no checkpoint: nothing to do
+    """
+    directory = checkpoint_dir(out, command)
+    if not directory.exists():
+        return
+    owner_file = directory / _OWNER
+    with contextlib.suppress(OSError):
+        owner = owner_file.read_text().strip()
+        if owner and owner != process_tag() and not is_stale_tag(owner):
+            raise FileError(
+                out,
+                f"another attngen {command} ({owner}) is writing this output, or was killed on "
+                f"another host; wait for it, or choose another --out",
+            )
+    if not force:
+        raise FileError(
+            out,
+            f"an interrupted local {command}'s checkpoint is beside it ({directory.name}), which "
+            f"--runner beam cannot resume: run with --runner local to resume it, or add --force to "
+            "discard it",
+        )
+    if directory.is_dir():
+        shutil.rmtree(directory)
+    else:
+        directory.unlink()
+
+
 def kept_after(kind, all_written):
     """Whether a run that left its `with` block by exception `kind` keeps its checkpoint.
 

@@ -8,6 +8,7 @@ from attngen_keras.data.errors import missing_file_error
 from attngen_keras.files import check_distinct_files, check_output_file, plural, some_names
 from attngen_keras.genome.checkpoint import (
     SAVE_SECONDS,
+    clear_for_beam,
     describe,
     pending_windows,
     scan_identity,
@@ -93,6 +94,7 @@ def scan_genome(
 
         require_beam()
         check_beam_options(beam_options)
+        clear_for_beam(out, "scan", force)
     elif beam_options:
         raise ValueError(f"--beam-option {beam_options[0]} needs --runner beam")
     if scorer is None:

@@ -59,6 +59,7 @@ from attngen_keras.genome.checkpoint import (
     CHECKPOINT_FILES,
     SAVE_SECONDS,
     Checkpoint,
+    clear_for_beam,
     kept_after,
     sync_files,
     variants_identity,
@@ -398,6 +399,7 @@ def score_variants(
 
         require_beam()
         check_beam_options(beam_options)
+        clear_for_beam(out, "variants", force)
     elif beam_options:
         raise ValueError(f"--beam-option {beam_options[0]} needs --runner beam")
     source = readable_vcf(vcf)
