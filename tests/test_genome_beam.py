@@ -228,6 +228,18 @@ def test_unknown_or_misplaced_beam_options_are_one_line_errors(tmp_path, exporte
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "attngen scan: error: --beam-option --direct_num_workers=4 needs --runner beam"
     )
+    # a bad value: Beam's parser printed its whole usage text (128 lines) before the error
+    for option, error in (
+        ("--direct_running_mode=multi_procesing", "--beam-option: argument --direct_running_mode: "
+         "invalid choice: 'multi_procesing' (choose from 'in_memory', 'multi_threading', "
+         "'multi_processing')"),
+        ("--direct_num_workers=abc", "--beam-option: argument --direct_num_workers: invalid int "
+         "value: 'abc'"),
+        ("direct_num_workers=2", "--beam-option 'direct_num_workers=2': a Beam pipeline option "
+         "starts with --, e.g. --beam-option=--direct_num_workers=4"),  # was silently ignored
+    ):  # fmt: skip
+        assert main([*argv, "--runner", "beam", f"--beam-option={option}"]) == 2
+        assert capsys.readouterr().err.strip() == f"attngen scan: error: {error}"
     assert not (tmp_path / "t.bedGraph").exists()
 
 

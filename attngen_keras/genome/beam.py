@@ -25,6 +25,7 @@ not grow with the genome (it holds one task's scores, and the list of tasks).
 
 import collections
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -91,6 +92,12 @@ def check_beam_options(beam_options):
     from apache_beam.options import pipeline_options
 
     flags = list(beam_options or ())
+    for flag in flags:
+        if not flag.startswith("--"):
+            raise ValueError(
+                f"--beam-option {flag!r}: a Beam pipeline option starts with --, e.g. "
+                "--beam-option=--direct_num_workers=4"
+            )
     runners = [o.split("=", 1)[1] for o in flags if o.startswith("--runner=")]
     if runners:
         # some runners' options classes (Dask's, say) exist only once the runner is imported
@@ -100,11 +107,17 @@ def check_beam_options(beam_options):
             create_runner(runners[-1])
         except Exception:  # noqa: BLE001 (its extra is not installed, say): Beam reports that
             return
+    messages = io.StringIO()
     try:  # Beam's own parser of every options class (private API: skipped if it changes)
         parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
         for cls in {str(c): c for c in pipeline_options.PipelineOptions.__subclasses__()}.values():
             cls._add_argparse_args(parser)
-        _, unknown = parser.parse_known_args(flags)
+        with contextlib.redirect_stderr(messages):  # a bad value: its usage text, then an exit
+            _, unknown = parser.parse_known_args(flags)
+    except SystemExit:
+        lines = messages.getvalue().strip().splitlines()
+        problem = lines[-1].split("error: ", 1)[-1] if lines else "not a valid value"
+        raise ValueError(f"--beam-option: {problem}") from None
     except Exception:  # noqa: BLE001
         return
     unknown = [u for u in unknown if u.startswith("-")]
