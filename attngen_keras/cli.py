@@ -1158,9 +1158,10 @@ def main(argv=None):
     handled = (ValueError, OSError)
     if args.command not in _WITHOUT_TENSORFLOW:
         _start_tensorflow_quietly(debug)
+        from attngen_keras.genome.beam import PipelineError
         from attngen_keras.training import RunError  # (imports TensorFlow)
 
-        handled += (RunError,)
+        handled += (RunError, PipelineError)
     previous_handler = _stop_on_sigterm()
     try:
         COMMANDS[args.command](args)

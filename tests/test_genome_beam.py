@@ -2,6 +2,7 @@
 threads by default, or 2 worker processes, or in-process), outputs byte-identical to `--runner local`."""
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,32 @@ def test_options_of_the_named_runner_are_known():
         check_beam_options(options)
     with pytest.raises(ValueError, match="knows no option --projct=p"):
         check_beam_options(["--runner=DataflowRunner", "--projct=p"])
+
+
+def test_a_failing_pipeline_or_bad_temp_location_is_one_line(
+    tmp_path, exported, capsys, monkeypatch
+):
+    """A worker's error reached the user as Beam's 190-line traceback (exit 1), and an unwritable
+    --temp_location only once the workers failed to write there."""
+    from attngen_keras.genome import beam_handlers
+
+    fasta = write_genome(tmp_path / "g.fa", genome()[0])
+    argv = ["scan", str(exported), "--fasta", str(fasta), "--out", str(tmp_path / "t.bedGraph"),
+            "--runner", "beam", *IN_PROCESS]  # fmt: skip
+    assert main([*argv, f"--beam-option=--temp_location={tmp_path / 'absent'}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"attngen scan: error: --beam-option --temp_location={tmp_path / 'absent'}: not a "
+        "directory this process can write to"
+    )
+
+    def failing(self, batch, model, inference_args=None):
+        raise RuntimeError("the worker's disk is full")
+
+    monkeypatch.setattr(beam_handlers.WindowModelHandler, "run_inference", failing)
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("attngen: Apache Beam's log: ")
+    assert lines[1].startswith("attngen scan: error: the Apache Beam pipeline failed: ")
+    assert "the worker's disk is full" in lines[1]
+    assert not (tmp_path / "t.bedGraph").exists()
+    os.unlink(lines[0].split(": ", 2)[2])  # the log, kept for the user

@@ -142,6 +142,11 @@ def _temp_prefix(parsed):
 
     base = parsed.view_as(GoogleCloudOptions).temp_location
     created = []
+    if base and "://" not in base and not (os.path.isdir(base) and os.access(base, os.W_OK)):
+        # a local path (a shared file system): checked here, not once a worker fails to write
+        raise ValueError(
+            f"--beam-option --temp_location={base}: not a directory this process can write to"
+        )
     if not base:
         remove_stale(tempfile.gettempdir(), _TEMP_PREFIX)
         base = os.path.join(tempfile.gettempdir(), _TEMP_PREFIX + process_tag())
@@ -191,6 +196,19 @@ def read_task_files(prefix, count):
         FileSystems.delete([path])
 
 
+class PipelineError(RuntimeError):
+    """The Beam pipeline failed (a worker's error, or a runner that cannot be reached): one line."""
+
+
+def _pipeline_error(error):
+    """A `PipelineError` of `error`'s last line (Beam wraps a worker's traceback in its message)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    problem = lines[-1] if lines else type(error).__name__
+    if len(problem) > 300:
+        problem = problem[:297] + "..."
+    return PipelineError(f"the Apache Beam pipeline failed: {problem}")
+
+
 def _run(build, beam_options):
     """Runs the pipeline `build(pipeline, prefix)` makes; returns `(prefix of its task files,
     directories to remove once they are read)` (removed here if the run fails)."""
@@ -211,6 +229,10 @@ def _run(build, beam_options):
             try:
                 build(pipeline, prefix)
                 pipeline.run().wait_until_finish()
+            except (PipelineError, ValueError, OSError):
+                raise
+            except Exception as error:  # noqa: BLE001 (whatever a runner raises)
+                raise _pipeline_error(error) from error
             finally:  # Beam removes its own temporary directory only after a run
                 shutil.rmtree(getattr(pipeline, "local_tempdir", ""), ignore_errors=True)
         if log is not None:
@@ -247,13 +269,13 @@ def _beam_log():
     except BaseException as error:
         _restore_stderr(saved)
         saved = None
-        if not isinstance(error, KeyboardInterrupt):
+        if not isinstance(error, (KeyboardInterrupt, PipelineError)):
             print(f"attngen: Apache Beam's log: {path}; its last lines:", file=sys.stderr)
             with open(path, errors="replace") as log:
                 print("".join(collections.deque(log, 15)).rstrip(), file=sys.stderr)
-        else:
+        else:  # (a PipelineError's own line names the cause)
             print(f"attngen: Apache Beam's log: {path}", file=sys.stderr)
-            if QUIET_INTERRUPTS:
+            if QUIET_INTERRUPTS and isinstance(error, KeyboardInterrupt):
                 _quiet_shutdown()
         raise
     finally:
