@@ -358,3 +358,29 @@ def test_a_failing_pipeline_or_bad_temp_location_is_one_line(
     assert "the worker's disk is full" in lines[1]
     assert not (tmp_path / "t.bedGraph").exists()
     os.unlink(lines[0].split(": ", 2)[2])  # the log, kept for the user
+
+
+def test_an_empty_record_is_seen_alike_by_both_runners(tmp_path, exported, capsys):
+    """faidx leaves an empty record out of its index: Beam's scan missed it (2 records instead of 3,
+    no warning, a bigWig without its chromosome), where the local runner counts it."""
+    records, _ = genome()
+    fasta = tmp_path / "g.fa"
+    first, *others = records.items()
+    fasta.write_text(
+        f">{first[0]}\n{first[1]}\n>empty\n" + "".join(f">{n}\n{s}\n" for n, s in others)
+    )
+    seen = {}
+    for runner in ("local", "beam"):
+        out = tmp_path / runner
+        argv = ["scan", str(exported), "--fasta", str(fasta), "--out", str(out / "t.bedGraph"),
+                "--bigwig", str(out / "t.bw"), "--stride", "7", "--runner", runner,
+                *(IN_PROCESS if runner == "beam" else [])]  # fmt: skip
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        seen[runner] = (
+            (out / "t.bedGraph").read_bytes(), (out / "t.bw").read_bytes(),
+            captured.out.replace(str(out), "OUT"),
+            [line for line in captured.err.splitlines() if line.startswith("attngen scan:")],
+        )  # fmt: skip
+    assert seen["beam"] == seen["local"]
+    assert f"a FASTA of {len(records) + 1} records" in seen["local"][2]

@@ -33,9 +33,9 @@ import sys
 import tempfile
 import uuid
 
-from attngen_keras.genome.reference import open_fasta, random_access_path
+from attngen_keras.genome.reference import random_access_path
 from attngen_keras.genome.windows import (
-    count_characters,
+    fasta_records,
     missing_chromosomes,
     regions_past_the_end,
     window_starts,
@@ -331,10 +331,10 @@ def scan_with_beam(
         raise ValueError(
             "--runner beam needs a model path (workers load it), not an in-memory model"
         )
+    # every record, empty ones too (a faidx index leaves them out), as the local runner sees them;
+    # the FASTA's errors come first, before any note about indexing it
+    sizes, unusual, invalid = fasta_records(tiler.path)
     paths = random_access_path(tiler.path)
-    fasta = open_fasta(paths)
-    sizes = dict(zip(fasta.references, fasta.lengths))
-    fasta.close()
     length, stride = tiler.length, tiler.stride
     tasks = list(scan_tasks(sizes, tiler.regions, length, stride, batch_size))
     short = _short(sizes, tiler.regions, length)
@@ -365,7 +365,6 @@ def scan_with_beam(
     finally:
         remove_task_dirs(directories)
     outputs = writer.finish(sizes)
-    unusual, invalid = count_characters(tiler.path)  # the workers read windows, not every base
     return {
         "records": len(sizes), "bases": sum(sizes.values()), "windows": windows,
         "skipped_n": skipped, "short": short, "beyond_end": _beyond(sizes, tiler.regions),

@@ -126,12 +126,25 @@ def unusual_characters(piece):
 
 def count_characters(path):
     """`(unusual, invalid)` characters of a FASTA's sequences, as `Tiler` counts them (one streaming pass)."""
+    _, unusual, invalid = fasta_records(path)
+    return unusual, invalid
+
+
+def fasta_records(path):
+    """`({name: length}, unusual, invalid)` of a FASTA in one streaming pass: every record in file
+    order, empty ones too (which a faidx index leaves out), and the characters `Tiler` counts."""
+    sizes = {}
+    name = None
     unusual = invalid = 0
     for kind, value in iter_fasta_pieces(path):
-        if kind == "seq":
+        if kind == "record":
+            name = value
+            sizes[name] = 0
+        else:
+            sizes[name] += len(value)
             extra, bad = unusual_characters(value)
             unusual, invalid = unusual + extra, invalid + bad
-    return unusual, invalid
+    return sizes, unusual, invalid
 
 
 def _record_name(line, count, names, path):
