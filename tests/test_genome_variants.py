@@ -793,3 +793,23 @@ def test_alleles_whose_ref_window_is_mostly_n_are_not_scored(tmp_path, exported,
     bad = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta), "--force"]
     assert main([*bad, "--out", str(tmp_path / "x.tsv"), "--max-n-fraction", "1.5"]) == 2
     assert "--max-n-fraction must be between 0 and 1, got 1.5" in capsys.readouterr().err
+
+
+def test_a_broken_fasta_gets_its_error_alone(tmp_path, exported, capsys):
+    """faidx cannot index it either: the note about rewriting it for random access came first, as
+    if that were the problem; the FASTA's own error is now the only line."""
+    vcf = write_vcf(tmp_path / "v.vcf", [], {"chr1": 800})
+    for name, text, problem in (
+        ("before.fa", "ACGT\n>a\nACGT\n", "sequence before the first '>' header line"),
+        ("empty.fa", "", "no FASTA records (expected '>id' header lines)"),
+    ):
+        fasta = tmp_path / name
+        fasta.write_text(text)
+        argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(fasta)]
+        assert main([*argv, "--out", str(tmp_path / "e.tsv")]) == 2
+        assert capsys.readouterr().err.strip() == f"attngen variants: error: {fasta}: {problem}"
+    ragged = tmp_path / "ragged.fa"
+    ragged.write_text(">chr1\n" + "ACGT" * 10 + "\nAC\n" + "ACGT" * 10 + "\n")
+    argv = ["variants", str(exported), "--vcf", str(vcf), "--fasta", str(ragged)]
+    assert main([*argv, "--out", str(tmp_path / "r.tsv")]) == 0
+    assert "rewriting it to a temporary file for random access" in capsys.readouterr().err

@@ -186,17 +186,20 @@ def _normalized(path, key, reason, quiet):
 
     plain = temp_dir() / f"{key}.fa"
     if not plain.exists():
-        if not quiet:
-            print(
-                f"attngen: note: {path}: FASTA is {reason}: rewriting it to a temporary file for random access "
-                "(use a bgzip FASTA with lines of one length per record to avoid this)",
-                file=sys.stderr,
-            )
         partial = plain.with_suffix(".partial")
         with open(partial, "wb") as target:
             carry = b""
+            noted = quiet
             for kind, value in iter_fasta_pieces(path):
                 if kind == "record":
+                    if not noted:  # once the file reads as a FASTA: its own errors come alone
+                        noted = True
+                        print(
+                            f"attngen: note: {path}: FASTA is {reason}: rewriting it to a "
+                            "temporary file for random access (use a bgzip FASTA with lines of "
+                            "one length per record to avoid this)",
+                            file=sys.stderr,
+                        )
                     if carry:
                         target.write(carry + b"\n")
                     carry = b""
