@@ -384,3 +384,21 @@ def test_an_empty_record_is_seen_alike_by_both_runners(tmp_path, exported, capsy
         )  # fmt: skip
     assert seen["beam"] == seen["local"]
     assert f"a FASTA of {len(records) + 1} records" in seen["local"][2]
+
+
+def test_a_task_file_is_not_written_once_its_run_is_given_up(tmp_path):
+    """After a Ctrl-C the launcher removes the run's directory while worker threads may still finish
+    a task: writing its file made the directory anew, left behind until the next launch."""
+    from attngen_keras.genome.beam import task_file
+    from attngen_keras.genome.beam_handlers import WriteTaskFile
+
+    run = tmp_path / "attngen-run"
+    run.mkdir()
+    writer = WriteTaskFile(str(run / "part"))
+    writer.process((3, ["a", "b"]))
+    assert Path(task_file(str(run / "part"), 3)).read_text() == "a\nb\n"
+    for path in run.iterdir():
+        path.unlink()
+    run.rmdir()
+    writer.process((4, ["c"]))
+    assert not run.exists()

@@ -153,6 +153,10 @@ def _temp_prefix(parsed):
         os.makedirs(base, exist_ok=True)
         created.append(base)
     run_dir = FileSystems.join(base, f"attngen-{uuid.uuid4().hex}")
+    if "://" not in run_dir:
+        # made now: a worker thread still running after an interrupt finds it removed and
+        # writes nothing (`WriteTaskFile`), where creating the file would make it anew
+        os.makedirs(run_dir)
     return FileSystems.join(run_dir, "part"), [run_dir, *created]
 
 

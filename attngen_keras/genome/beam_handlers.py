@@ -55,11 +55,15 @@ class WriteTaskFile(beam.DoFn):
         self.prefix = prefix
 
     def process(self, element):
+        import os
+
         from apache_beam.io.filesystems import FileSystems
 
         from attngen_keras.genome.beam import task_file
 
         index, lines = element
+        if "://" not in self.prefix and not os.path.isdir(os.path.dirname(self.prefix)):
+            return  # a local run directory removed: the launcher gave the run up (Ctrl-C)
         with FileSystems.create(task_file(self.prefix, index)) as handle:
             handle.write("".join(line + "\n" for line in lines).encode())
 
