@@ -90,9 +90,17 @@ def random_access_path(path, quiet=False):
     if fai.exists() and (gzi is None or gzi.exists()):
         if kind == "plain":
             check_index(path, fai)
-        else:
-            check_index_age(path, fai, gzi)
-        return str(path), str(fai), (str(gzi) if gzi else None)
+            return str(path), str(fai), None
+        older = older_index(path, fai, gzi)
+        if older is None:
+            return str(path), str(fai), str(gzi)
+        if not quiet:
+            print(
+                f"attngen: note: {path}: its index {older} is older than it (made before it "
+                "changed, or copied before it): indexing it afresh in a temporary directory "
+                "(run samtools faidx again to avoid this)",
+                file=sys.stderr,
+            )
     fai = temp_dir() / f"{key}.fai"
     gzi = temp_dir() / f"{key}.gzi" if kind == "bgzip" else None
     if not fai.exists():
@@ -114,24 +122,18 @@ def random_access_path(path, quiet=False):
 _GAP_BYTES = 1 << 20
 
 
-def check_index_age(path, *indexes):
-    """A bgzip FASTA's own index (`.fai`, `.gzi`) older than the FASTA is a `DataError`.
+def older_index(path, *indexes):
+    """The first of a bgzip FASTA's own index files (`.fai`, `.gzi`) older than the FASTA, or None.
 
     Its records cannot be checked against the compressed file without
     decompressing it, so, as htslib does for the indexes of BAM and VCF files
     (where it warns), the modification times are compared: a FASTA rewritten
-    after `samtools faidx` would otherwise be read at stale offsets, giving
-    windows of the wrong sequence.
+    after `samtools faidx` would be read at stale offsets, giving windows of
+    the wrong sequence. Such an index is not used (a copy that wrote the
+    index before the FASTA only costs a fresh index).
     """
     written = Path(path).stat().st_mtime
-    for index in indexes:
-        if Path(index).stat().st_mtime < written:
-            raise DataError(
-                f"the index {index} is older than the FASTA (made before it changed?): remove it "
-                "or run samtools faidx again",
-                path,
-            )
-    return True
+    return next((str(index) for index in indexes if Path(index).stat().st_mtime < written), None)
 
 
 def check_index(path, fai):
