@@ -241,6 +241,13 @@ def test_unknown_or_misplaced_beam_options_are_one_line_errors(tmp_path, exporte
     ):  # fmt: skip
         assert main([*argv, "--runner", "beam", f"--beam-option={option}"]) == 2
         assert capsys.readouterr().err.strip() == f"attngen scan: error: {error}"
+    from attngen_keras.genome.beam import check_beam_options
+
+    check_beam_options(["--project", "my-project", "--direct_num_workers=2"])  # a value as the next
+    with pytest.raises(
+        ValueError, match="--beam-option --help: Beam's pipeline options are listed"
+    ):
+        check_beam_options(["--help"])
     assert not (tmp_path / "t.bedGraph").exists()
 
 
@@ -347,17 +354,44 @@ def test_a_failing_pipeline_or_bad_temp_location_is_one_line(
         "directory this process can write to"
     )
 
-    def failing(self, batch, model, inference_args=None):
-        raise RuntimeError("the worker's disk is full")
+    for error in (RuntimeError("the worker's disk is full"),
+                  ValueError("Input 0 of layer is incompatible:\nexpected shape=(None, 60)")):  # fmt: skip
 
-    monkeypatch.setattr(beam_handlers.WindowModelHandler, "run_inference", failing)
-    assert main(argv) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("attngen: Apache Beam's log: ")
-    assert lines[1].startswith("attngen scan: error: the Apache Beam pipeline failed: ")
-    assert "the worker's disk is full" in lines[1]
-    assert not (tmp_path / "t.bedGraph").exists()
-    os.unlink(lines[0].split(": ", 2)[2])  # the log, kept for the user
+        def failing(self, batch, model, inference_args=None, error=error):
+            raise error
+
+        monkeypatch.setattr(beam_handlers.WindowModelHandler, "run_inference", failing)
+        assert main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("attngen: Apache Beam's log: ")
+        assert lines[1].startswith("attngen scan: error: the Apache Beam pipeline failed: ")
+        assert " ".join(str(error).splitlines()) in lines[1]  # every line of the message
+        assert not (tmp_path / "t.bedGraph").exists()
+        os.unlink(lines[0].split(": ", 2)[2])  # the log, kept for the user
+
+
+def test_pipeline_errors_keep_their_cause():
+    """Beam wraps a worker's traceback in its message; gRPC errors end in '>' without details()."""
+    from attngen_keras.genome.beam import _pipeline_error
+
+    wrapped = RuntimeError(
+        'Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
+        "ValueError: Input 0 of layer is incompatible:\nexpected shape=(None, 60) "
+        "[while running 'score']"
+    )
+    assert str(_pipeline_error(wrapped)) == (
+        "the Apache Beam pipeline failed: ValueError: Input 0 of layer is incompatible: "
+        "expected shape=(None, 60) [while running 'score']"
+    )
+
+    class Rpc(Exception):
+        def details(self):
+            return "failed to connect to all addresses"
+
+    assert str(_pipeline_error(Rpc("<_InactiveRpcError of RPC that terminated with:\n>"))) == (
+        "the Apache Beam pipeline failed: failed to connect to all addresses"
+    )
+    assert str(_pipeline_error(TimeoutError())) == "the Apache Beam pipeline failed: TimeoutError"
 
 
 def test_an_empty_record_is_seen_alike_by_both_runners(tmp_path, exported, capsys):

@@ -438,3 +438,12 @@ def test_a_beam_run_does_not_leave_a_local_checkpoint_behind(tmp_path, scorer, e
     (checkpoint / "owner").unlink()
     assert main([*argv, "--force"]) == 0
     assert not checkpoint.exists() and paths["--out"].exists()
+    # nothing to resume (no progress saved): removed without --force; a file there is an error
+    empty = checkpoint_dir(tmp_path / "t2.bedGraph")
+    empty.mkdir()
+    (empty / "identity.json").write_text("{}")
+    assert main([*argv, "--out", str(tmp_path / "t2.bedGraph")]) == 0  # (the last --out counts)
+    assert not empty.exists() and (tmp_path / "t2.bedGraph").exists()
+    checkpoint_dir(tmp_path / "t3.bedGraph").write_text("")
+    assert main([*argv, "--out", str(tmp_path / "t3.bedGraph")]) == 2
+    assert "is a file, not a scan checkpoint; remove it" in capsys.readouterr().err

@@ -223,6 +223,9 @@ def test_the_beam_runner_runs_its_pipeline_once_and_cleans_up(tmp_path, scorer, 
     with pytest.raises(FileError, match="--runner beam cannot resume: run with --runner local"):
         score_variants(scorer, vcf, fasta, out, batch_size=BATCH, runner="beam")
     assert calls["pipelines"] == 1 and (checkpoint / "progress.json").exists()
+    with pytest.raises(ValueError, match="--max-n-fraction must be between 0 and 1"):
+        score_variants(scorer, vcf, fasta, out, runner="beam", force=True, max_n_fraction=2.0)
+    assert (checkpoint / "progress.json").exists()  # bad input discards nothing, even with --force
     score_variants(scorer, vcf, fasta, out, batch_size=BATCH, runner="beam", force=True,
                    show_progress=False)  # fmt: skip
     assert not checkpoint.exists() and calls["pipelines"] == 2

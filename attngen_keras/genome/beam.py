@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -92,11 +93,19 @@ def check_beam_options(beam_options):
     from apache_beam.options import pipeline_options
 
     flags = list(beam_options or ())
-    for flag in flags:
-        if not flag.startswith("--"):
+    for k, flag in enumerate(flags):
+        # a value may follow its option as the next item: --beam-option=--project --beam-option=p
+        follows_option = k > 0 and flags[k - 1].startswith("--") and "=" not in flags[k - 1]
+        if not flag.startswith("--") and not follows_option:
             raise ValueError(
                 f"--beam-option {flag!r}: a Beam pipeline option starts with --, e.g. "
                 "--beam-option=--direct_num_workers=4"
+            )
+        if flag in ("--help", "-h"):
+            raise ValueError(
+                "--beam-option --help: Beam's pipeline options are listed at "
+                "https://beam.apache.org/releases/pydoc/current/"
+                "apache_beam.options.pipeline_options.html"
             )
     runners = [o.split("=", 1)[1] for o in flags if o.startswith("--runner=")]
     if runners:
@@ -186,14 +195,17 @@ def task_file(prefix, index):
 def read_task_files(prefix, count):
     """Yields the output lines of tasks `0 .. count-1`, in that order, deleting each file once read.
 
-    Raises `RuntimeError` naming the first missing file (a task whose output never arrived).
+    Raises `PipelineError` naming the first missing file (a task whose output never arrived).
     """
     from apache_beam.io.filesystems import FileSystems
 
     for index in range(count):
         path = task_file(prefix, index)
         if not FileSystems.exists(path):
-            raise RuntimeError(f"{path}: the Beam pipeline finished without task {index}'s output")
+            raise PipelineError(
+                f"{path}: the Beam pipeline finished without task {index}'s output (can the "
+                "workers write to --temp_location, and this machine read it?)"
+            )
         with FileSystems.open(path) as handle:
             lines = handle.read().decode().splitlines()
         yield from lines
@@ -204,12 +216,25 @@ class PipelineError(RuntimeError):
     """The Beam pipeline failed (a worker's error, or a runner that cannot be reached): one line."""
 
 
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Timeout)\b")
+
+
 def _pipeline_error(error):
-    """A `PipelineError` of `error`'s last line (Beam wraps a worker's traceback in its message)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    problem = lines[-1] if lines else type(error).__name__
-    if len(problem) > 300:
-        problem = problem[:297] + "..."
+    """A one-line `PipelineError` of `error`: Beam wraps a worker's traceback in its message, so
+    the text from its last `SomeError...` line on (else all of it), joined; a gRPC error's
+    `details()`; the type's name when there is no text."""
+    text = str(error)
+    details = getattr(error, "details", None)
+    if callable(details):
+        with contextlib.suppress(Exception):
+            text = details() or text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if _ERROR_LINE.match(line)]
+    problem = " ".join(lines[starts[-1] :] if starts else lines)
+    if len(problem.strip("<>{}[]() ")) < 3:
+        problem = type(error).__name__ + (f": {problem}" if problem else "")
+    if len(problem) > 400:
+        problem = problem[:397] + "..."
     return PipelineError(f"the Apache Beam pipeline failed: {problem}")
 
 
@@ -232,11 +257,10 @@ def _run(build, beam_options):
             pipeline = beam.Pipeline(runner=runner, options=parsed)
             try:
                 build(pipeline, prefix)
-                pipeline.run().wait_until_finish()
-            except (PipelineError, ValueError, OSError):
-                raise
-            except Exception as error:  # noqa: BLE001 (whatever a runner raises)
-                raise _pipeline_error(error) from error
+                try:
+                    pipeline.run().wait_until_finish()
+                except Exception as error:  # noqa: BLE001 (whatever a worker or runner raises)
+                    raise _pipeline_error(error) from error
             finally:  # Beam removes its own temporary directory only after a run
                 shutil.rmtree(getattr(pipeline, "local_tempdir", ""), ignore_errors=True)
         if log is not None:

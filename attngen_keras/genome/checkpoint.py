@@ -263,8 +263,9 @@ class Checkpoint:
 
 def clear_for_beam(out, command, force):
     """Before a `--runner beam` run into `out` (which does not checkpoint): a local run's
-    checkpoint beside it is refused, as its progress would be left behind unused, or, with
-    `force`, removed; one a live local run owns is always refused (both would write `out`).
+    checkpoint beside it with progress is refused, as that progress would be left behind unused,
+    or, with `force`, removed; one a live local run owns is always refused (both would write
+    `out`); one without progress is removed.
 
     Example:
 
@@ -273,26 +274,27 @@ def clear_for_beam(out, command, force):
     directory = checkpoint_dir(out, command)
     if not directory.exists():
         return
+    if not directory.is_dir():
+        raise FileError(directory, f"is a file, not a {command} checkpoint; remove it")
     owner_file = directory / _OWNER
+    owner = ""
     with contextlib.suppress(OSError):
         owner = owner_file.read_text().strip()
-        if owner and owner != process_tag() and not is_stale_tag(owner):
-            raise FileError(
-                out,
-                f"another attngen {command} ({owner}) is writing this output, or was killed on "
-                f"another host; wait for it, or choose another --out",
-            )
-    if not force:
+    if owner and owner != process_tag() and not is_stale_tag(owner):
+        raise FileError(
+            out,
+            f"another attngen {command} ({owner}) is writing this output, or was killed on "
+            f"another host; wait for it, choose another --out, or, if that process is gone, "
+            f"remove {owner_file} and run again",
+        )
+    if (directory / _PROGRESS).exists() and not force:
         raise FileError(
             out,
             f"an interrupted local {command}'s checkpoint is beside it ({directory.name}), which "
             f"--runner beam cannot resume: run with --runner local to resume it, or add --force to "
             "discard it",
         )
-    if directory.is_dir():
-        shutil.rmtree(directory)
-    else:
-        directory.unlink()
+    shutil.rmtree(directory)
 
 
 def kept_after(kind, all_written):

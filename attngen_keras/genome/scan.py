@@ -94,7 +94,6 @@ def scan_genome(
 
         require_beam()
         check_beam_options(beam_options)
-        clear_for_beam(out, "scan", force)
     elif beam_options:
         raise ValueError(f"--beam-option {beam_options[0]} needs --runner beam")
     if scorer is None:
@@ -117,6 +116,8 @@ def scan_genome(
     check_distinct_files({"--fasta": fasta, "--regions": regions}, writer.outputs())
     if runner == "beam":
         from attngen_keras.genome.beam import scan_with_beam
+
+        clear_for_beam(out, "scan", force)  # last, once everything else is checked
 
         with writer:
             summary = scan_with_beam(

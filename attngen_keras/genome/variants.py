@@ -386,6 +386,7 @@ def score_variants(
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    max_n_count(max_n_fraction, 1)  # its range, before any work
     check_distinct_files({"--vcf": vcf, "--fasta": fasta}, {"--out": out, "--vcf-out": vcf_out})
     out = check_output_file(out, force=force)
     vcf_out = check_output_file(vcf_out, force=force) if vcf_out else None
@@ -399,7 +400,6 @@ def score_variants(
 
         require_beam()
         check_beam_options(beam_options)
-        clear_for_beam(out, "variants", force)
     elif beam_options:
         raise ValueError(f"--beam-option {beam_options[0]} needs --runner beam")
     source = readable_vcf(vcf)
@@ -416,6 +416,8 @@ def score_variants(
     if runner == "local":
         # a local run checkpoints: killed or interrupted, the same command resumes it
         identity = variants_identity(scorer, vcf, fasta, both_strands, batch_size, max_n_fraction)
+    if runner == "beam":
+        clear_for_beam(out, "variants", force)  # last, once everything else is checked
     table = EffectsTable(out, identity, force=force, checkpoint_seconds=checkpoint_seconds,
                          batch_size=batch_size)  # fmt: skip
     cleanup = None
