@@ -202,15 +202,7 @@ class Checkpoint:
                 owner.unlink()
 
     def _claim(self):
-        owner_file = self.directory / _OWNER
-        owner = owner_file.read_text().strip() if owner_file.exists() else ""
-        if owner and owner != process_tag() and not is_stale_tag(owner):
-            raise FileError(
-                self.out,
-                f"another attngen {self.command} ({owner}) is writing this output, or was killed on "
-                f"another host; wait for it, choose another --out, or, if that process is gone, "
-                f"remove {owner_file} (the progress it saved is kept) and run again",
-            )
+        refuse_a_live_owner(self.directory, self.out, self.command)
         self._write_owner()
 
     def _write_owner(self):
@@ -261,6 +253,22 @@ class Checkpoint:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def refuse_a_live_owner(directory, out, command):
+    """A `FileError` when checkpoint `directory` belongs to another process that is alive, or that
+    ran on another host (whose liveness cannot be judged from here)."""
+    owner_file = directory / _OWNER
+    owner = ""
+    with contextlib.suppress(OSError):
+        owner = owner_file.read_text().strip()
+    if owner and owner != process_tag() and not is_stale_tag(owner):
+        raise FileError(
+            out,
+            f"another attngen {command} ({owner}) is writing this output, or was killed on "
+            f"another host; wait for it, choose another --out, or, if that process is gone, "
+            f"remove {owner_file} (the progress it saved is kept) and run again",
+        )
+
+
 def clear_for_beam(out, command, force):
     """Before a `--runner beam` run into `out` (which does not checkpoint): a local run's
     checkpoint beside it with progress is refused, as that progress would be left behind unused,
@@ -276,17 +284,7 @@ def clear_for_beam(out, command, force):
         return
     if not directory.is_dir():
         raise FileError(directory, f"is a file, not a {command} checkpoint; remove it")
-    owner_file = directory / _OWNER
-    owner = ""
-    with contextlib.suppress(OSError):
-        owner = owner_file.read_text().strip()
-    if owner and owner != process_tag() and not is_stale_tag(owner):
-        raise FileError(
-            out,
-            f"another attngen {command} ({owner}) is writing this output, or was killed on "
-            f"another host; wait for it, choose another --out, or, if that process is gone, "
-            f"remove {owner_file} and run again",
-        )
+    refuse_a_live_owner(directory, out, command)
     if (directory / _PROGRESS).exists() and not force:
         raise FileError(
             out,

@@ -66,7 +66,11 @@ from attngen_keras.genome.checkpoint import (
 )
 from attngen_keras.genome.reference import compression, open_fasta, random_access_path, temp_dir
 from attngen_keras.genome.scoring import Scorer
-from attngen_keras.genome.windows import DEFAULT_MAX_N_FRACTION, unusual_characters
+from attngen_keras.genome.windows import (
+    DEFAULT_MAX_N_FRACTION,
+    max_n_count,
+    unusual_characters,
+)
 from attngen_keras.progress import progress_bar
 
 COLUMNS = [
@@ -241,13 +245,6 @@ def _windows(fasta, sizes, allele, length, max_n=None):
     alt_window = (left + alt + right)[:length]
     alt_window += "N" * (length - len(alt_window))
     return ref_window.encode(), alt_window.encode(), ref_match, ""
-
-
-def max_n_count(max_n_fraction, length):
-    """The most N's a window of `length` may hold: `floor(max_n_fraction * length)` (as `scan`)."""
-    if not 0 <= max_n_fraction <= 1:
-        raise ValueError(f"--max-n-fraction must be between 0 and 1, got {max_n_fraction}")
-    return math.floor(max_n_fraction * length + 1e-9)
 
 
 def score_alleles(scorer, fasta, sizes, alleles, both_strands=False, max_n=None):

@@ -124,6 +124,20 @@ def unusual_characters(piece):
     return (unusual, len(piece.translate(None, IUPAC))) if unusual else (0, 0)
 
 
+def max_n_count(max_n_fraction, length):
+    """The most N's a window of `length` may hold, `floor(max_n_fraction * length)`: `scan` skips
+    windows with more, `variants` does not score alleles whose REF window has more.
+
+    Example:
+
+    >>> max_n_count(0.1, 200), max_n_count(0.1, 60)
+    (20, 6)
+    """
+    if not 0 <= max_n_fraction <= 1:
+        raise ValueError(f"--max-n-fraction must be between 0 and 1, got {max_n_fraction}")
+    return math.floor(max_n_fraction * int(length) + 1e-9)
+
+
 def count_characters(path):
     """`(unusual, invalid)` characters of a FASTA's sequences, as `Tiler` counts them (one streaming pass)."""
     _, unusual, invalid = fasta_records(path)
@@ -260,11 +274,9 @@ class Tiler:
             raise ValueError(
                 f"--stride must be between 1 and the model's length {length}, got {stride}"
             )
-        if not 0 <= max_n_fraction <= 1:
-            raise ValueError(f"--max-n-fraction must be between 0 and 1, got {max_n_fraction}")
+        self.max_n = max_n_count(max_n_fraction, length)
         self.path, self.length, self.stride = Path(path), int(length), int(stride)
         self.regions = regions
-        self.max_n = math.floor(max_n_fraction * self.length + 1e-9)
         self.chunk_bases = int(chunk_bases)
         self.sizes = {}
         self.windows = self.skipped_n = self.short = self.beyond = 0
