@@ -20,7 +20,7 @@ from attngen_keras.genome.scan import scan_genome
 from attngen_keras.genome.scoring import Scorer, reverse_complement
 from attngen_keras.genome.windows import (
     Tiler,
-    count_characters,
+    fasta_records,
     iter_fasta_pieces,
     read_regions,
     regions_past_the_end,
@@ -406,7 +406,7 @@ def test_characters_that_are_not_nucleotides_are_counted_and_reported(tmp_path, 
     tiler = Tiler(fasta, 4, 2)
     list(tiler)
     # unusual: R Y X X, then M K V L Q W E (A and G are also nucleotides); invalid: X X, then L Q E
-    assert (tiler.unusual, tiler.invalid) == (11, 5) == count_characters(fasta)  # local and Beam
+    assert (tiler.unusual, tiler.invalid) == (11, 5) == fasta_records(fasta)[1:]  # local and Beam
     _report(fasta, _summary(tiler, [], 2, 4))
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"attngen scan: warning: {fasta}: ")

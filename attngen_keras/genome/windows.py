@@ -138,12 +138,6 @@ def max_n_count(max_n_fraction, length):
     return math.floor(max_n_fraction * int(length) + 1e-9)
 
 
-def count_characters(path):
-    """`(unusual, invalid)` characters of a FASTA's sequences, as `Tiler` counts them (one streaming pass)."""
-    _, unusual, invalid = fasta_records(path)
-    return unusual, invalid
-
-
 def fasta_records(path):
     """`({name: length}, unusual, invalid)` of a FASTA in one streaming pass: every record in file
     order, empty ones too (which a faidx index leaves out), and the characters `Tiler` counts."""
