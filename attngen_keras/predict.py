@@ -19,6 +19,7 @@ from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.data.readers import (
     FASTA_SUFFIXES,
     TABLE_SUFFIXES,
+    BlankLineSkipper,
     base_suffix,
     normalize_table_columns,
 )
@@ -189,7 +190,8 @@ def _iter_table(path, suffix):
     import pandas as pd
 
     separator = "\t" if suffix in (".tsv", ".txt") else ","
-    with _open_stream(path) as handle:
+    with _open_stream(path) as text:
+        handle = BlankLineSkipper(text)  # records are named by their file line, empty lines too
         try:
             chunks = pd.read_csv(
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=10_000
@@ -200,7 +202,10 @@ def _iter_table(path, suffix):
                 ids = (
                     chunk["id"]
                     if "id" in chunk.columns
-                    else [f"line {row + i + 2}" for i in range(len(chunk))]
+                    else [
+                        f"line {line + 2}"
+                        for line in handle.data_lines(range(row, row + len(chunk)))
+                    ]
                 )
                 yield from zip(ids, chunk["seq"])
                 row += len(chunk)

@@ -1,6 +1,7 @@
 """Each kind of bad input gives a clear DataError naming file, record, problem."""
 
 import gzip
+import io
 
 import pandas as pd
 import pytest
@@ -288,3 +289,63 @@ def test_an_unknown_split_value_names_its_record(tmp_path, memory_map):
             f"{path}: record {record!r}: unknown split value 'foo' in column 'split' "
             "(use train, val, test); also ['bar']"
         )
+
+
+class _Trickle:
+    """A text stream returning at most a few characters per read, as a slow pipe would."""
+
+    def __init__(self, text, seed):
+        import random
+
+        self._text, self._random = io.StringIO(text), random.Random(seed)
+
+    def read(self, size=-1):
+        return self._text.read(self._random.randint(1, 7))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_blank_line_skipper_names_every_row_by_its_file_line(seed):
+    """Rows keep their file line however empty (LF or CRLF) lines and read boundaries fall."""
+    import random
+
+    import numpy as np
+
+    from attngen_keras.data.readers import BlankLineSkipper
+
+    rng = random.Random(seed)
+    newline = rng.choice(["\n", "\r\n"])
+    lines, expected = [*([""] * rng.randint(0, 2)), "seq,label"], []
+    for row in range(rng.randint(1, 30)):
+        lines += [""] * rng.choice([0, 0, 0, 1, 2])
+        lines.append(f"{''.join(rng.choice('ACGT') for _ in range(rng.randint(1, 9)))},c{row % 2}")
+        expected.append(len(lines))  # its 1-based line
+    text = newline.join(lines) + newline * rng.randint(0, 3)
+    for handle in (BlankLineSkipper(_Trickle(text, seed)), BlankLineSkipper(io.StringIO(text))):
+        frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
+        assert frame["seq"].tolist() == [line.split(",")[0] for line in lines if "," in line][1:]
+        assert (handle.data_lines(np.arange(len(frame))) + 2).tolist() == expected
+
+
+@pytest.mark.parametrize("memory_map", [False, True])
+def test_rows_after_empty_lines_are_named_by_their_file_line(tmp_path, memory_map):
+    csv = tmp_path / "d.csv"
+    csv.write_text("seq,label\nACGT,a\n\nACGT,b\n\r\n\nACXT,a\n")  # the bad record on line 7
+    message = _error(str(csv), cache_dir=str(tmp_path / "c"), memory_map=memory_map)
+    assert "record 'line 7': invalid character 'X'" in message, message
+    # line 2 is empty; the unknown class is on line 6
+    csv.write_text("seq,label,split\n\nACGT,a,train\nACGT,b,train\nACGT,a,test\nACGT,c,test\n")
+    message = _error(str(csv), val_fraction=0.0, cache_dir=None)
+    assert "label/class mismatch" in message and "'line 6'" in message, message
+
+
+def test_a_cache_directory_that_cannot_be_made_says_how_to_choose_another(tmp_path):
+    from attngen_keras.files import FileError
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("seq,label\nACGT,a\nACGT,b\n")
+    with pytest.raises(FileError) as error:
+        load_dataset(str(csv), cache_dir=str(csv))  # a file given as --cache-dir
+    assert str(error.value) == (
+        f"{csv}: cannot be the parsed-data cache directory (file exists); choose another with "
+        "--cache-dir DIR (or ATTNGEN_CACHE), or --cache-dir none to read without a cache"
+    )

@@ -75,6 +75,18 @@ def test_table_column_aliases_name_sequence_class(tmp_path):
     assert list(load_dataset(str(tmp_path / "both.csv"))["test"].ids)[0] == "x8"
 
 
+def test_predict_names_rows_without_an_id_by_their_file_line(tmp_path):
+    """Users join predictions back to their file by these ids: empty lines are counted."""
+    import gzip
+
+    from attngen_keras.predict import iter_records
+
+    text = "seq\r\nACGT\r\n\r\nTTGA\r\n\r\n\r\nGGCC\r\n"
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(text.encode()))
+    expected = [("line 2", "ACGT"), ("line 4", "TTGA"), ("line 7", "GGCC")]
+    assert list(iter_records(tmp_path / "d.csv.gz")) == expected
+
+
 def test_predict_refuses_sequence_before_the_first_fasta_header(tmp_path):
     """Biopython's parser skips text before the first `>`: `predict` would lose it without a word."""
     import gzip

@@ -33,6 +33,24 @@ def default_cache_dir():
     return Path(os.environ.get("ATTNGEN_CACHE", Path.home() / ".cache" / "attngen"))
 
 
+def make_cache_dir(path):
+    """Creates the parsed-data cache directory `path`; a `FileError` saying how to choose
+    another (or none) when it cannot be created or written."""
+    from attngen_keras.files import FileError
+
+    path = Path(path)
+    try:  # (a read-only cache that exists is fine: it is read)
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise FileError(
+            path,
+            f"cannot be the parsed-data cache directory ({reason}); choose another with "
+            "--cache-dir DIR (or ATTNGEN_CACHE), or --cache-dir none to read without a cache",
+        ) from None
+    return path
+
+
 def fingerprint(paths, extra=""):
     """SHA-256 over path, size, mtime, ctime and inode of `paths`, plus `extra`.
 
@@ -521,13 +539,15 @@ def _table_chunks(path, chunk_rows):
     separator = "\t" if readers.base_suffix(path) in (".tsv", ".txt") else ","
     index = 0
     try:
-        with _open_text_stream(path) as handle:
+        with _open_text_stream(path) as text:
+            handle = readers.BlankLineSkipper(text)
             reader = pd.read_csv(
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=chunk_rows
             )
             for chunk in reader:
                 chunk = readers.normalize_table_columns(chunk, path)
-                chunk.index = pd.RangeIndex(index, index + len(chunk))
+                # "line {index + 2}" names a row, as in `readers._read_table`
+                chunk.index = handle.data_lines(range(index, index + len(chunk)))
                 index += len(chunk)
                 yield chunk
     except pd.errors.EmptyDataError:

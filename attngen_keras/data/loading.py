@@ -29,7 +29,8 @@ KINDS = (
     "table", "fasta", "table_dir", "fasta_split_dirs",
 )  # fmt: skip
 # 3: a table's `name` column is read as the record id (cached splits held "line N")
-_READER_VERSION = "3"
+# 4: records without an id are named by their file line also after empty lines
+_READER_VERSION = "4"
 # memory-mapped caches: 2 added the label warnings to the stored meta
 _MEMMAP_VERSION = "2"
 # `load_dataset(memory_map="auto")` memory-maps CSV/TSV sources larger than this.
@@ -377,6 +378,8 @@ def load_dataset(
     """
     if cache_dir == "default":
         cache_dir = cache_lib.default_cache_dir()
+    if cache_dir is not None:
+        cache_lib.make_cache_dir(cache_dir)
     if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
     # known classes (a trained run's): one FASTA of one class is data to score, e.g. known positives

@@ -266,9 +266,81 @@ def normalize_table_columns(frame, path, required=("seq", "label")):
     return frame
 
 
+class BlankLineSkipper:
+    """A text stream of `handle` without its empty lines, which remembers where they were.
+
+    `pandas.read_csv` skips empty lines, so a table's data rows are not its
+    file lines once one is empty. Reading through this stream instead, the
+    rows can still be named by their line in the file (`data_lines`), which
+    is how records without an `id` are named in errors and in `predict`'s
+    output. A multi-line quoted field still counts as one line.
+
+    Args:
+        handle: a text stream (a table's file, opened).
+
+    Example:
+
+    >>> skipper = BlankLineSkipper(io.StringIO("seq,label\\nAC,a\\n\\r\\n\\nGT,b\\n"))
+    >>> frame = pd.read_csv(skipper, dtype=str)
+    >>> [int(line) + 2 for line in skipper.data_lines(range(len(frame)))]  # lines 2 and 5
+    [2, 5]
+    """
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._passed = 0  # complete lines passed on
+        self._at_line_start = True
+        self._empty = []  # for each empty line: how many lines had been passed on before it
+
+    def read(self, size=-1):
+        while True:
+            block = self._handle.read(size)
+            while block.endswith("\r"):  # keep a CRLF together
+                more = self._handle.read(1)
+                if not more:
+                    break
+                block += more
+            if not block:
+                return block
+            kept = self._skip_empty_lines(block)
+            if kept:  # (an empty string would read as the end of the file)
+                return kept
+
+    def __iter__(self):  # pandas wants an iterable stream
+        return self
+
+    def __next__(self):
+        raise StopIteration
+
+    def _skip_empty_lines(self, block):
+        starts_empty = self._at_line_start and block[0] in "\r\n"
+        if not starts_empty and "\n\n" not in block and "\n\r\n" not in block:
+            self._passed += block.count("\n")
+            self._at_line_start = block.endswith("\n")
+            return block
+        pieces = block.split("\n")
+        kept = []
+        for number, piece in enumerate(pieces):
+            ends_line = number < len(pieces) - 1
+            if ends_line and self._at_line_start and piece in ("", "\r"):
+                self._empty.append(self._passed)
+                continue
+            kept.append(piece + "\n" if ends_line else piece)
+            if ends_line:
+                self._passed += 1
+            self._at_line_start = ends_line or (self._at_line_start and piece == "")
+        return "".join(kept)
+
+    def data_lines(self, rows):
+        """The file lines, less 2 (as the data row would be with nothing empty), of the table's
+        0-based data `rows` (line 1 being the header)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows + np.searchsorted(np.asarray(self._empty, np.int64), rows + 1, side="right")
+
+
 def _read_table(path):
     separator = "\t" if base_suffix(path) in (".tsv", ".txt") else ","
-    handle = open_text(path)
+    handle = BlankLineSkipper(open_text(path))
     try:
         frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
@@ -278,6 +350,7 @@ def _read_table(path):
     frame = normalize_table_columns(frame, path)
     if frame.empty:
         raise DataError("no rows", path)
+    frame.index = handle.data_lines(range(len(frame)))  # "line {index + 2}" names a row
     return frame
 
 
