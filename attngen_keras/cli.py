@@ -19,10 +19,24 @@ METHOD_CHOICES = (
 )
 
 
+def _int_argument(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
 def _positive_int(text):
-    value = int(text)
+    value = _int_argument(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seed(text):
+    value = _int_argument(text)
+    if not 0 <= value < 2**32:  # what NumPy and TensorFlow accept
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {value}")
     return value
 
 
@@ -192,7 +206,7 @@ def _parser():
         choices=["linear", "cosine", "step"],
         help="shape of the ramp (default: linear)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument(
         "--test-fraction", type=float, default=0.2,
@@ -387,7 +401,7 @@ def _parser():
     )  # fmt: skip
     perturb.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=0,
         help="seeds the subset, random ranking, random bases and shuffles",
     )
@@ -406,7 +420,7 @@ def _parser():
     sweep.add_argument(
         "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]
     )
-    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sweep.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2])
     sweep.add_argument(
         "--epochs", type=int, default=5, help="epoch budget of every run (no early stopping)"
     )
@@ -454,7 +468,7 @@ def _parser():
         "--objective", default="val_accuracy", help="val_accuracy, val_auc (max) or val_loss (min)"
     )
     tune.add_argument("--batch-size", type=int, default=128)
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=_seed, default=0)
     tune.add_argument("--length", type=int)
     tune.add_argument("--crop", choices=["left", "center", "right"])
     tune.add_argument(
@@ -523,7 +537,7 @@ def _parser():
     synthetic.add_argument("--instances", type=int, default=1, help="motif instances per positive")
     synthetic.add_argument("--gc", type=float, default=0.5, help="background GC content")
     synthetic.add_argument("--negatives", choices=["background", "shuffled"], default="background")
-    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--seed", type=_seed, default=0)
     synthetic.add_argument(
         "--force", action="store_true", help="replace sequences.csv and planted.csv in --out"
     )
@@ -624,7 +638,10 @@ def _parser():
     demo = sub.add_parser("demo", help="offline demo: AttnGen vs CNN on a bundled real sample")
     demo.add_argument("--out", default="runs/demo", help="where the demo run directories go")
     demo.add_argument("--epochs", type=int, default=8)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
+    demo.add_argument(
+        "--overwrite", action="store_true", help="train again the runs already in --out"
+    )
     for command in sub.choices.values():  # every subcommand's --help shows the defaults
         command.formatter_class = _HelpFormatter
         formatter = command._get_formatter()
@@ -1079,7 +1096,7 @@ def _variants(args):
 def _demo(args):
     from attngen_keras.demo import run_demo
 
-    run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    run_demo(args.out, epochs=args.epochs, seed=args.seed, overwrite=args.overwrite)
 
 
 COMMANDS = {

@@ -21,7 +21,7 @@ def demo_data_path():
     return Path(str(resources.files("attngen_keras") / "demo_data" / DEMO_FILE))
 
 
-def run_demo(out="runs/demo", epochs=8, seed=0, models=DEMO_MODELS, verbose=None):
+def run_demo(out="runs/demo", epochs=8, seed=0, models=DEMO_MODELS, verbose=None, overwrite=False):
     """Trains each model on the demo sample and prints a side-by-side table.
 
     Args:
@@ -30,6 +30,7 @@ def run_demo(out="runs/demo", epochs=8, seed=0, models=DEMO_MODELS, verbose=None
         seed: seed of splits, initialization and shuffling.
         models: which models to train.
         verbose: Keras verbosity.
+        overwrite: train again runs already in `out` (finished or with other settings).
 
     Returns:
         `{model: metrics}` as written to each run's `metrics.json`.
@@ -45,10 +46,11 @@ def run_demo(out="runs/demo", epochs=8, seed=0, models=DEMO_MODELS, verbose=None
         print(f"\n== training {model} ==")
         config = TrainConfig(
             data=[data], out=str(Path(out) / model), model=model, epochs=epochs,
-            batch_size=64, mask_fraction=0.15, warmup_epochs=2, seed=seed,
-            patience=0, cache_dir="none",
+            # the masking ramp (2 epochs) ends within a shorter training too
+            batch_size=64, mask_fraction=0.15, warmup_epochs=max(0, min(2, epochs - 1)),
+            seed=seed, patience=0, cache_dir="none",
         )  # fmt: skip
-        results[model] = train(config, verbose=verbose, dataset=dataset)
+        results[model] = train(config, overwrite=overwrite, verbose=verbose, dataset=dataset)
     print()
     print(format_table(results))
     print(

@@ -253,6 +253,13 @@ def export_model(model, out, class_names, length, crop=None, version=None, metad
     if version is not None and int(version) < 1:
         raise ValueError(f"--version must be a positive integer, got {version}")
     created = not Path(out).exists()
+    if (Path(out) / "model.keras").is_file() or (Path(out) / "config.json").is_file():
+        # a run directory (or another Keras model's): `predict` and `evaluate` would then
+        # find two models there
+        raise FileExistsError(
+            f"{out} holds a trained run (model.keras or config.json), not exported models; "
+            "choose another --out, e.g. saved_models/NAME"
+        )
     out = check_output_dir(
         out
     )  # a file there, or an unwritable place, is a one-line error up front

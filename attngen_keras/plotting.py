@@ -36,11 +36,13 @@ def plot_training_curves(history, path, title="", train_loss_label="train loss")
         if metric in history:
             label = train_loss_label if metric == "loss" else f"train {metric}"
             ax.plot(epochs, history[metric], "o-", label=label)
-        if f"val_{metric}" in history:
+        # (a run without validation data has the columns, empty)
+        if f"val_{metric}" in history and history[f"val_{metric}"].notna().any():
             ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+        # epochs are whole, also when there is one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     entries = [ax.get_legend_handles_labels() for ax in axes]
     if "mask_fraction" in history and history["mask_fraction"].max() > 0:

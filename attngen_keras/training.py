@@ -29,7 +29,15 @@ from attngen_keras.data.loading import resolve_data_paths
 from attngen_keras.data.pipeline import epoch_permutation, make_step_stream
 from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
-from attngen_keras.files import check_output_file, plural, read_json, unique_path, write_json_atomic
+from attngen_keras.files import (
+    FileError,
+    check_output_dir,
+    check_output_file,
+    plural,
+    read_json,
+    unique_path,
+    write_json_atomic,
+)
 from attngen_keras.models import build_model, compile_classifier
 from attngen_keras.models.classifiers import AttnGen
 from attngen_keras.plotting import plot_training_curves
@@ -155,6 +163,7 @@ class TrainConfig:
             (0.0 <= self.val_fraction < 1.0, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
             (0.0 < self.test_fraction < 1.0, f"--test-fraction must be in (0, 1), got {self.test_fraction}"),
             (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
+            (0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}"),
             (self.max_train is None or self.max_train >= 2, f"--max-train must be >= 2, got {self.max_train}"),
             (self.checkpoint_every is None or self.checkpoint_every >= 1,
              f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"),
@@ -1095,6 +1104,19 @@ def evaluate_split(model, split, batch_size=256):
     return classification_metrics(split.labels, predict_probabilities(model, split, batch_size))
 
 
+def _what_the_directory_is(directory):
+    """What to do with a directory that is not a finished run, by what it holds."""
+    if (directory / CONFIG_FILE).exists() or (directory / HISTORY_FILE).exists():
+        return "resume its training with the `attngen train` command that started it"
+    if (directory / "saved_model.pb").exists() or any(directory.glob("[0-9]*/saved_model.pb")):
+        return "it is an exported SavedModel: `attngen predict` serves it; evaluate the run it was exported from"
+    runs = sorted(p.parent.name for p in directory.glob(f"*/{DATASET_FILE}"))
+    if runs:
+        shown = ", ".join(runs[:5]) + (", ..." if len(runs) > 5 else "")
+        return f"it holds runs ({shown}): give one of them"
+    return "train one there first with `attngen train --out` this directory"
+
+
 def load_run(run_dir):
     """`(model, config_dict)` of a finished run directory.
 
@@ -1109,10 +1131,8 @@ def load_run(run_dir):
         raise RunError(f"{run_dir} is a file, not a run directory")
     missing = [name for name in (MODEL_FILE, DATASET_FILE) if not (run_dir / name).exists()]
     if missing:
-        raise RunError(
-            f"{run_dir} is not a finished attngen run (no {' and no '.join(missing)}); "
-            "train it first with `attngen train --out` this directory (or resume its training)"
-        )
+        raise RunError(f"{run_dir} is not a finished attngen run (no {' and no '.join(missing)}); "
+                       + _what_the_directory_is(run_dir))  # fmt: skip
     record = read_json(run_dir / DATASET_FILE, "run record")
     return load_model_file(run_dir / MODEL_FILE), record
 
@@ -1524,6 +1544,14 @@ def evaluate_run(
     """
     if out is not None:
         out = check_output_file(out, force)  # before the (slow) work
+    elif Path(run_dir).is_dir():
+        try:  # the default place, the run directory, can be read-only (a shared copy)
+            check_output_dir(run_dir, create=False)
+        except FileError as error:
+            problem = str(error)[len(error.path) + 2 :]
+            raise FileError(
+                error.path, f"{problem}; use --out FILE to write the evaluation elsewhere"
+            ) from None
     model, record, split, part = load_run_data(run_dir, data, references, split, cache_dir)
     metrics = evaluate_split(model, part, batch_size)
     used = resolve_data_paths(data) if data is not None else record["data"]

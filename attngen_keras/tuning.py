@@ -24,7 +24,7 @@ import keras_tuner as kt
 from keras_tuner.src import utils as _kt_utils
 
 from attngen_keras.callbacks import BatchNormRecalibration, MaskingSchedule, recalibration_steps
-from attngen_keras.files import plural
+from attngen_keras.files import plural, write_text_atomic
 from attngen_keras.models import build_model, compile_classifier
 
 TUNERS = ("hyperband", "bayesian", "random")
@@ -169,9 +169,14 @@ class TuneConfig:
     cache_dir: str = "default"
 
     def __post_init__(self):
-        self.data = [
-            str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)
-        ]
+        from attngen_keras.data.loading import resolve_data_paths
+
+        # absolute, as `attngen train` stores them: the search resumes from any directory
+        self.data = resolve_data_paths(
+            [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
+        )
+        if self.references is not None:
+            self.references = resolve_data_paths([self.references])[0]
         checks = [
             (self.tuner in TUNERS, f"--tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}"),
             (self.model in ("attngen", "cnn"), f"--model must be attngen or cnn, got {self.model!r}"),
@@ -180,6 +185,10 @@ class TuneConfig:
             (self.objective.startswith("val_"), f"--objective must be a validation metric (val_...), got {self.objective!r}"),
             (self.strategy in ("default", "mirrored"), f"--strategy must be default or mirrored, got {self.strategy!r}"),
             (bool(self.project_name) and "/" not in self.project_name, f"bad --project-name {self.project_name!r}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}"),
+            (self.length is None or self.length >= 1, f"--length must be >= 1, got {self.length}"),
+            (self.max_train is None or self.max_train >= 2, f"--max-train must be >= 2, got {self.max_train}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -294,7 +303,10 @@ def _load(config, val_fraction=0.1):
 
 
 def _check_settings(config):
-    """Stores the search settings; a resumed search must use the same ones."""
+    """Refuses a search directory holding other settings (a resumed search must use the same
+    ones); returns the settings to store with `_write_settings` once the data is known to be
+    usable. Nothing is written."""
+    from attngen_keras.data.loading import resolve_data_paths
     from attngen_keras.training import RunError
 
     path = config.project_dir / "attngen_tune.json"
@@ -313,14 +325,23 @@ def _check_settings(config):
     fixed = {k: v for k, v in settings.items() if k != "max_trials"}
     if path.exists():
         previous = json.loads(path.read_text())
+        # searches stored before data paths were absolute: relative to the working directory
+        previous["data"] = resolve_data_paths(previous.get("data") or [])
+        if previous.get("references"):
+            previous["references"] = resolve_data_paths([previous["references"]])[0]
         changed = [k for k, v in fixed.items() if previous.get(k) != v]
         if changed:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)
             raise RunError(
                 f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name"
             )
+    return settings
+
+
+def _write_settings(config, settings):
+    path = config.project_dir / "attngen_tune.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2))
+    write_text_atomic(path, json.dumps(settings, indent=2))
 
 
 def run_search(config, verbose=None):
@@ -338,8 +359,7 @@ def run_search(config, verbose=None):
     if verbose is None:
         verbose = 1 if os.isatty(1) else 2
     is_worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
-    if not is_worker:
-        _check_settings(config)
+    settings = None if is_worker else _check_settings(config)
     keras.utils.set_random_seed(config.seed)
     dataset = _load(config)
     if "val" not in dataset.splits:
@@ -363,6 +383,10 @@ def run_search(config, verbose=None):
         shortest_epochs=(hyperband_shortest_epochs(config.max_epochs, config.factor)
                          if config.tuner == "hyperband" else None),
     )  # fmt: skip
+    if not is_worker:
+        # only now, with the options and the data known to be usable: a refused search
+        # leaves nothing that would block the corrected command
+        _write_settings(config, settings)
     tuner = make_tuner(config, hypermodel)
     if not is_worker:
         (config.project_dir / "dataset.json").write_text(

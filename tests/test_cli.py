@@ -106,6 +106,12 @@ def test_invalid_arguments_are_clear_errors(data_csv, tmp_path, capsys, option, 
     assert "Traceback" not in result.stderr and not (tmp_path / "r").exists()
 
 
+def result_line(result):
+    """The one error line of a failed command."""
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.strip()
+
+
 def test_unknown_dataset_and_missing_run(tmp_path, capsys):
     result = run_cli(capsys, "train", "--data", "human_or_dolphin", "--out", tmp_path / "r")
     assert result.returncode == 2 and "not a Genomic Benchmarks dataset name" in result.stderr
@@ -117,6 +123,19 @@ def test_unknown_dataset_and_missing_run(tmp_path, capsys):
     result = run_cli(capsys, "evaluate", unfinished)
     assert (
         result.returncode == 2 and "not a finished attngen run (no model.keras);" in result.stderr
+    )
+    # what to do instead depends on what the directory holds
+    (unfinished / "config.json").write_text("{}")
+    assert result_line(run_cli(capsys, "evaluate", unfinished)).endswith(
+        "resume its training with the `attngen train` command that started it"
+    )
+    (tmp_path / "export" / "1").mkdir(parents=True)
+    (tmp_path / "export" / "1" / "saved_model.pb").write_bytes(b"")
+    assert "it is an exported SavedModel: `attngen predict` serves it" in result_line(
+        run_cli(capsys, "evaluate", tmp_path / "export")
+    )
+    assert result_line(run_cli(capsys, "evaluate", tmp_path)).endswith(
+        "it holds runs (unfinished): give one of them"
     )
 
 
@@ -658,3 +677,29 @@ def test_argument_errors_are_one_line_without_the_usage_block(argv, message, cap
     result = run_cli(capsys, *argv)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [message]
+
+
+def test_demo_passes_overwrite_and_fits_its_masking_ramp_into_short_trainings(
+    tmp_path, capsys, monkeypatch
+):
+    """`demo` accepts the `--overwrite` its messages suggest; `--epochs 1` or 2 still ends the
+    masking ramp (2 epochs by default) within the training, so no warning asks for options
+    `demo` does not have. (The training itself: the slow `test_demo_command_runs_offline`.)"""
+    import attngen_keras.demo as demo
+
+    calls = []
+
+    def fake_train(config, overwrite=False, verbose=None, dataset=None):
+        calls.append((config.model, config.epochs, config.warmup_epochs, overwrite))
+        metrics = {"accuracy": 0.5, "auroc": 0.5}
+        return {"val": metrics, "test": metrics, "epochs_trained": config.epochs}
+
+    monkeypatch.setattr(demo, "train", fake_train)
+    out = tmp_path / "demo"
+    for epochs, warmup in ((1, 0), (2, 1), (8, 2)):
+        assert (
+            run_cli(capsys, "demo", "--out", out, "--epochs", epochs, "--overwrite").returncode == 0
+        )
+        assert calls[-2:] == [(m, epochs, warmup, True) for m in demo.DEMO_MODELS]
+    assert run_cli(capsys, "demo", "--out", out, "--epochs", 8).returncode == 0
+    assert calls[-1][3] is False

@@ -185,6 +185,13 @@ def test_versions_increment_and_are_never_overwritten(tmp_path):
     assert (first.name, second.name) == ("1", "2")
     with pytest.raises(FileExistsError, match="already exists"):
         export_model(model, tmp_path / "m", ["a", "b"], LENGTH, version=2)
+    # a run directory is not an export base: predict would find two models there
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"a run's model")
+    with pytest.raises(FileExistsError, match="holds a trained run .*choose another --out"):
+        export_model(model, run, ["a", "b"], LENGTH)
+    assert sorted(p.name for p in run.iterdir()) == ["model.keras"]
 
 
 def test_failure_mid_export_leaves_no_version_directory(tmp_path, monkeypatch):

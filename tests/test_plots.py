@@ -38,6 +38,23 @@ def test_training_curves_have_whole_epoch_ticks_and_name_the_training_loss(tmp_p
     assert label in [line.get_label() for line in loss_axis.get_lines()]
 
 
+def test_one_epoch_without_validation_has_a_whole_tick_and_no_empty_legend_entries(
+    tmp_path, figures
+):
+    nan = float("nan")
+    history = pd.DataFrame({"epoch": [0], "loss": [0.6], "val_loss": [nan], "accuracy": [0.8],
+                            "val_accuracy": [nan]})  # fmt: skip
+    plot_training_curves(history, tmp_path / "c.png")
+    for axis in figures[0].axes:
+        xmin, xmax = axis.get_xlim()
+        ticks = [t for t in axis.get_xticks() if xmin <= t <= xmax]
+        assert ticks == [1.0]
+        assert [line.get_label() for line in axis.get_lines()] in (
+            ["train loss"],
+            ["train accuracy"],
+        )
+
+
 def test_the_training_loss_label_names_the_terms_the_validation_loss_lacks():
     assert (
         _train_loss_label(build_model("attngen", 50, 2))

@@ -1,6 +1,7 @@
 """Masking-fraction sweep: rows, aggregation, resumability and outputs."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from attngen_keras.training import RunError
 def test_first_epoch_reaching_target():
     assert first_epoch_reaching([0.5, 0.8, 0.95, 0.9], 0.9) == 3
     assert first_epoch_reaching([0.5, 0.6], 0.9) is None
+    # 152 of 160 correct, as float32 accuracy and as history.csv stores it, reaches 0.95
+    assert first_epoch_reaching([0.9, float(np.float32(152 / 160))], 0.95) == 2
+    assert first_epoch_reaching([0.9, 151 / 160], 0.95) is None
 
 
 def test_summary_means_and_seed_to_seed_std():
@@ -71,9 +75,39 @@ def test_invalid_sweep_settings_are_rejected():
         ({"method": "lime"}, "unknown method"),
         ({"perturb_fraction": 0.0}, "perturb-fraction"),
         ({"epochs": 2, "warmup_epochs": 2}, "must exceed --warmup-epochs"),
+        ({"seeds": [0, -1]}, re.escape("--seeds must be in [0, 2**32)")),
+        # the training options, checked as `attngen train` checks them, before anything is written
+        ({"batch_size": 0}, "--batch-size must be >= 1, got 0"),
+        ({"learning_rate": -1.0}, "--learning-rate must be > 0"),
+        ({"warmup_epochs": -1}, "--warmup-epochs and --start-epoch must be >= 0"),
+        ({"max_train": 0}, "--max-train must be >= 2, got 0"),
     ):
         with pytest.raises(ValueError, match=message):
             SweepConfig(data=["x"], out="o", **kwargs)
+
+
+def test_sweep_settings_hold_absolute_data_paths(tmp_path, monkeypatch):
+    """The sweep resumes from another working directory (a job scheduler's), also one stored
+    before the paths were absolute (read relative to where it ran)."""
+    from attngen_keras.sweep import _check_settings, _write_settings
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text("seq,label\nACGT,a\n")
+    out = tmp_path / "sweep"
+    monkeypatch.chdir(tmp_path / "data")
+    here = SweepConfig(data=["d.csv"], out=str(out), fractions=[0.1], seeds=[0])
+    assert here.data == [str(tmp_path / "data" / "d.csv")]
+    _write_settings(here, _check_settings(here))
+    monkeypatch.chdir(tmp_path)
+    _check_settings(SweepConfig(data=["data/d.csv"], out=str(out), fractions=[0.1], seeds=[0]))
+    stored = json.loads((out / "sweep.json").read_text())
+    stored["data"] = ["d.csv"]
+    (out / "sweep.json").write_text(json.dumps(stored))
+    monkeypatch.chdir(tmp_path / "data")
+    _check_settings(SweepConfig(data=["d.csv"], out=str(out), fractions=[0.1], seeds=[0]))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RunError, match="different settings \\(data: "):
+        _check_settings(SweepConfig(data=["other.csv"], out=str(out), fractions=[0.1], seeds=[0]))
 
 
 @pytest.fixture(scope="module")

@@ -417,3 +417,23 @@ def test_resume_fills_options_added_since_the_run_started_with_their_defaults(tm
     assert "attention_window_pooling: 'mean' (now 'log_mean_exp')" in err
     assert "faithfulness_weight: 1.5 (now 2.0)" in err
     assert resumed.attention_window_pooling == "mean" and resumed.faithfulness_weight == 1.5
+
+
+def test_evaluate_into_a_read_only_run_directory_is_refused_before_the_work(tmp_path, monkeypatch):
+    """The default output is the run directory; when it cannot be written (a read-only shared
+    copy), the error says so, and how to write elsewhere, before the model is loaded."""
+    import attngen_keras.files as files
+
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def read_only(directory):
+        raise files.FileError(directory, "directory is not writable (read-only file system)")
+
+    monkeypatch.setattr(files, "_probe_writable", read_only)
+    with pytest.raises(files.FileError) as error:
+        evaluate_run(str(run))
+    assert str(error.value) == (
+        f"{run}: directory is not writable (read-only file system); "
+        "use --out FILE to write the evaluation elsewhere"
+    )

@@ -367,10 +367,10 @@ def test_a_search_started_under_another_attngen_default_is_refused(tmp_path):
     """The AttnGen variant the trials build is part of the settings: an AttnGen search started
     before the default changed (its checkpoints hold another model) is not resumed."""
     from attngen_keras.models.classifiers import PRESETS
-    from attngen_keras.tuning import _check_settings
+    from attngen_keras.tuning import _check_settings, _write_settings
 
     config = TuneConfig(data=["x.csv"], project_name="p", directory=str(tmp_path))
-    _check_settings(config)
+    _write_settings(config, _check_settings(config))
     stored = json.loads((tmp_path / "p" / "attngen_tune.json").read_text())
     assert stored["model_options"] == PRESETS["faithful"]
     _check_settings(config)  # the same settings resume
@@ -379,5 +379,49 @@ def test_a_search_started_under_another_attngen_default_is_refused(tmp_path):
     with pytest.raises(RunError, match="other settings.*model_options"):
         _check_settings(config)
     cnn = TuneConfig(data=["x.csv"], project_name="c", directory=str(tmp_path), model="cnn")
-    _check_settings(cnn)
+    _write_settings(cnn, _check_settings(cnn))
     assert "model_options" not in json.loads((tmp_path / "c" / "attngen_tune.json").read_text())
+
+
+def test_a_refused_search_writes_nothing_and_resumes_from_any_directory(
+    motif_csv, tmp_path, capsys, monkeypatch
+):
+    """Bad options or data leave no settings behind that would block the corrected command; the
+    settings hold absolute data paths, so the search resumes from another working directory."""
+    from helpers import run_cli
+
+    from attngen_keras.data import DataError
+    from attngen_keras.tuning import _check_settings, _write_settings
+
+    project = tmp_path / "search"
+    for option, message in [("--batch-size=0", "--batch-size must be >= 1, got 0"),
+                            ("--max-train=0", "--max-train must be >= 2, got 0"),
+                            ("--length=0", "--length must be >= 1, got 0"),
+                            ("--seed=-1", "--seed: must be an integer in [0, 2**32), got -1")]:  # fmt: skip
+        result = run_cli(capsys, "tune", "--data", motif_csv, "--project-name", "search",
+                         "--directory", tmp_path, "--tuner", "random", option)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and not project.exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("seq,label\nACGT,a\nACXT,b\n")
+    with pytest.raises(DataError, match="invalid character 'X'"):
+        run_search(_config(str(bad), tmp_path))
+    assert not (project / "attngen_tune.json").exists()
+    with pytest.raises(ValueError, match="--objective val_f1 is not computed"):
+        run_search(_config(motif_csv, tmp_path, objective="val_f1"))
+    assert not (project / "attngen_tune.json").exists()
+    # stored absolute; a search stored before (relative to where it ran) is read the same way
+    monkeypatch.chdir(os.path.dirname(motif_csv))
+    here = _config(os.path.basename(motif_csv), tmp_path)
+    assert here.data == [os.path.abspath(motif_csv)]
+    _write_settings(here, _check_settings(here))
+    monkeypatch.chdir(tmp_path)
+    _check_settings(_config(os.path.relpath(motif_csv), tmp_path))  # the same data: resumes
+    stored = json.loads((project / "attngen_tune.json").read_text())
+    assert stored["data"] == [os.path.abspath(motif_csv)]
+    monkeypatch.chdir(os.path.dirname(motif_csv))
+    stored["data"] = [os.path.basename(motif_csv)]
+    (project / "attngen_tune.json").write_text(json.dumps(stored))
+    _check_settings(_config(motif_csv, tmp_path))
+    with pytest.raises(RunError, match="other settings \\(data: "):
+        _check_settings(_config(str(bad), tmp_path))
