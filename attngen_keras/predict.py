@@ -19,7 +19,7 @@ from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.data.readers import (
     FASTA_SUFFIXES,
     TABLE_SUFFIXES,
-    BlankLineSkipper,
+    TableLines,
     base_suffix,
     normalize_table_columns,
 )
@@ -191,7 +191,7 @@ def _iter_table(path, suffix):
 
     separator = "\t" if suffix in (".tsv", ".txt") else ","
     with _open_stream(path) as text:
-        handle = BlankLineSkipper(text)  # records are named by their file line, empty lines too
+        handle = TableLines(text, separator)  # rows are named by their line in the file
         try:
             chunks = pd.read_csv(
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=10_000

@@ -1106,13 +1106,22 @@ def evaluate_split(model, split, batch_size=256):
 
 def _what_the_directory_is(directory):
     """What to do with a directory that is not a finished run, by what it holds."""
-    if (directory / CONFIG_FILE).exists() or (directory / HISTORY_FILE).exists():
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        config = None
+    if isinstance(config, dict) and {"data", "model", "epochs"} <= set(config):
         return "resume its training with the `attngen train` command that started it"
     if (directory / "saved_model.pb").exists() or any(directory.glob("[0-9]*/saved_model.pb")):
         return "it is an exported SavedModel: `attngen predict` serves it; evaluate the run it was exported from"
-    runs = sorted(p.parent.name for p in directory.glob(f"*/{DATASET_FILE}"))
+    # a folder of runs (`attngen demo`'s), or of a sweep's (`runs/mask*_seed*/`)
+    runs = sorted(
+        str(p.parent.relative_to(directory))
+        for pattern in (f"*/{MODEL_FILE}", f"*/*/{MODEL_FILE}")
+        for p in directory.glob(pattern)
+    )
     if runs:
-        shown = ", ".join(runs[:5]) + (", ..." if len(runs) > 5 else "")
+        shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
         return f"it holds runs ({shown}): give one of them"
     return "train one there first with `attngen train --out` this directory"
 
@@ -1544,7 +1553,7 @@ def evaluate_run(
     """
     if out is not None:
         out = check_output_file(out, force)  # before the (slow) work
-    elif Path(run_dir).is_dir():
+    elif (Path(run_dir) / MODEL_FILE).is_file():  # (not a run: `load_run_data` says what it is)
         try:  # the default place, the run directory, can be read-only (a shared copy)
             check_output_dir(run_dir, create=False)
         except FileError as error:

@@ -125,7 +125,11 @@ def test_unknown_dataset_and_missing_run(tmp_path, capsys):
         result.returncode == 2 and "not a finished attngen run (no model.keras);" in result.stderr
     )
     # what to do instead depends on what the directory holds
-    (unfinished / "config.json").write_text("{}")
+    (unfinished / "config.json").write_text('{"model_type": "bert"}')  # another tool's
+    assert result_line(run_cli(capsys, "evaluate", unfinished)).endswith(
+        "train one there first with `attngen train --out` this directory"
+    )
+    (unfinished / "config.json").write_text('{"data": ["d.csv"], "model": "cnn", "epochs": 3}')
     assert result_line(run_cli(capsys, "evaluate", unfinished)).endswith(
         "resume its training with the `attngen train` command that started it"
     )
@@ -134,8 +138,12 @@ def test_unknown_dataset_and_missing_run(tmp_path, capsys):
     assert "it is an exported SavedModel: `attngen predict` serves it" in result_line(
         run_cli(capsys, "evaluate", tmp_path / "export")
     )
-    assert result_line(run_cli(capsys, "evaluate", tmp_path)).endswith(
-        "it holds runs (unfinished): give one of them"
+    sweep_run = tmp_path / "sweep" / "runs" / "mask0.10_seed0"
+    sweep_run.mkdir(parents=True)
+    (sweep_run / "model.keras").write_bytes(b"")
+    (tmp_path / "sweep" / "runs" / "mask0.20_seed0").mkdir()  # begun, no model yet
+    assert result_line(run_cli(capsys, "evaluate", tmp_path / "sweep")).endswith(
+        "it holds runs (runs/mask0.10_seed0): give one of them"
     )
 
 

@@ -303,27 +303,67 @@ class _Trickle:
         return self._text.read(self._random.randint(1, 7))
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_blank_line_skipper_names_every_row_by_its_file_line(seed):
-    """Rows keep their file line however empty (LF or CRLF) lines and read boundaries fall."""
+@pytest.mark.parametrize("seed", range(40))
+def test_table_lines_name_every_row_by_its_file_line(seed):
+    """However skipped lines (empty, spaces and tabs; LF or CRLF), quoted fields spanning lines
+    and read boundaries fall, each row is named by the line it starts on, pandas reads the same
+    rows as without the stream, and pandas' own error messages keep the file's line numbers."""
     import random
 
     import numpy as np
 
-    from attngen_keras.data.readers import BlankLineSkipper
+    from attngen_keras.data.readers import TableLines
 
     rng = random.Random(seed)
-    newline = rng.choice(["\n", "\r\n"])
-    lines, expected = [*([""] * rng.randint(0, 2)), "seq,label"], []
+    separator, newline = rng.choice([",", "\t"]), rng.choice(["\n", "\r\n"])
+    spaces = " " if separator == "\t" else rng.choice([" ", "\t", " \t "])
+    skipped = ["", spaces, "  "]
+    lines, expected, ids = [*rng.choices(skipped, k=rng.randint(0, 2)), f"seq{separator}id"], [], []
     for row in range(rng.randint(1, 30)):
-        lines += [""] * rng.choice([0, 0, 0, 1, 2])
-        lines.append(f"{''.join(rng.choice('ACGT') for _ in range(rng.randint(1, 9)))},c{row % 2}")
-        expected.append(len(lines))  # its 1-based line
+        lines += rng.choices(skipped, k=rng.choice([0, 0, 0, 1, 2]))
+        expected.append(len(lines) + 1)  # the 1-based line it starts on
+        sequence = "".join(rng.choice("ACGT") for _ in range(rng.randint(1, 9)))
+        if rng.random() < 0.2:  # a quoted id over several lines, perhaps with an empty one
+            ids.append(f"r{row}\n{rng.choice(['', 'x'])}\nend")
+            lines += f'{sequence}{separator}"{ids[-1]}"'.split("\n")
+        else:
+            ids.append(f"r{row}")
+            lines.append(f"{sequence}{separator}{ids[-1]}")
     text = newline.join(lines) + newline * rng.randint(0, 3)
-    for handle in (BlankLineSkipper(_Trickle(text, seed)), BlankLineSkipper(io.StringIO(text))):
-        frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
-        assert frame["seq"].tolist() == [line.split(",")[0] for line in lines if "," in line][1:]
+    plain = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+    assert plain["id"].str.replace("\r", "").tolist() == ids  # what pandas reads, as generated
+    for handle in (
+        TableLines(_Trickle(text, seed), separator),
+        TableLines(io.StringIO(text), separator),
+    ):
+        frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(frame, plain)
         assert (handle.data_lines(np.arange(len(frame))) + 2).tolist() == expected
+    # pandas' own messages (a malformed row) name the file's line, as without the stream
+    bad = text.rstrip("\r\n") + newline + newline + f"A{separator}b{separator}c" + newline
+    messages = []
+    for source in (io.StringIO(bad), TableLines(io.StringIO(bad), separator)):
+        with pytest.raises(pd.errors.ParserError) as error:
+            pd.read_csv(source, sep=separator, dtype=str)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+
+
+def test_table_lines_in_chunks_count_each_skipped_line_once():
+    """Rows asked for chunk by chunk (the cache and `predict`) get the same lines as all at once."""
+    import numpy as np
+
+    from attngen_keras.data.readers import TableLines
+
+    text = "seq\n" + "".join(f"A\n{'' if i % 3 else chr(10)}" for i in range(2000))
+    whole = TableLines(io.StringIO(text))
+    frame = pd.read_csv(whole, dtype=str)
+    expected = whole.data_lines(np.arange(len(frame)))
+    chunked = TableLines(io.StringIO(text))
+    lines = [chunked.data_lines(np.arange(c.index.start, c.index.stop))
+             for c in pd.read_csv(chunked, dtype=str, chunksize=97)]  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate(lines), expected)
+    assert expected[:3].tolist() == [0, 2, 3] and len(expected) == 2000
 
 
 @pytest.mark.parametrize("memory_map", [False, True])

@@ -426,6 +426,7 @@ def test_evaluate_into_a_read_only_run_directory_is_refused_before_the_work(tmp_
 
     run = tmp_path / "run"
     run.mkdir()
+    (run / "model.keras").write_bytes(b"not read: the check comes first")
 
     def read_only(directory):
         raise files.FileError(directory, "directory is not writable (read-only file system)")

@@ -540,7 +540,7 @@ def _table_chunks(path, chunk_rows):
     index = 0
     try:
         with _open_text_stream(path) as text:
-            handle = readers.BlankLineSkipper(text)
+            handle = readers.TableLines(text, separator)
             reader = pd.read_csv(
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=chunk_rows
             )

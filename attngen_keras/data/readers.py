@@ -266,81 +266,111 @@ def normalize_table_columns(frame, path, required=("seq", "label")):
     return frame
 
 
-class BlankLineSkipper:
-    """A text stream of `handle` without its empty lines, which remembers where they were.
+class TableLines:
+    """A table's text stream, passed to `pandas.read_csv` unchanged, that maps its rows to file lines.
 
-    `pandas.read_csv` skips empty lines, so a table's data rows are not its
-    file lines once one is empty. Reading through this stream instead, the
-    rows can still be named by their line in the file (`data_lines`), which
-    is how records without an `id` are named in errors and in `predict`'s
-    output. A multi-line quoted field still counts as one line.
+    `pandas.read_csv` skips empty lines and lines of spaces and tabs (those
+    that are not the separator), and a quoted field may span lines, so a
+    table's data rows are not its file lines. Reading through this stream,
+    which notes where such lines are, a row can still be named by its line in
+    the file (`data_lines`): how records without an `id` are named in errors
+    and in `predict`'s output. A quote inside an unquoted field (rare in
+    sequence tables) would be taken as opening a quoted one.
 
     Args:
-        handle: a text stream (a table's file, opened).
+        handle: the table's text stream.
+        separator: the table's field separator.
 
     Example:
 
-    >>> skipper = BlankLineSkipper(io.StringIO("seq,label\\nAC,a\\n\\r\\n\\nGT,b\\n"))
-    >>> frame = pd.read_csv(skipper, dtype=str)
-    >>> [int(line) + 2 for line in skipper.data_lines(range(len(frame)))]  # lines 2 and 5
-    [2, 5]
+    >>> text = "seq,label\\nAC,a\\n\\r\\n  \\n\\nGT,b\\n"
+    >>> lines = TableLines(io.StringIO(text), ",")
+    >>> frame = pd.read_csv(lines, dtype=str)
+    >>> [int(line) + 2 for line in lines.data_lines(range(len(frame)))]  # lines 2 and 6
+    [2, 6]
     """
 
-    def __init__(self, handle):
+    def __init__(self, handle, separator=","):
         self._handle = handle
-        self._passed = 0  # complete lines passed on
-        self._at_line_start = True
-        self._empty = []  # for each empty line: how many lines had been passed on before it
+        self._spaces = "".join(sorted(set(" \t") - {separator}))
+        # a line pandas skips, whole within a block (its first line is checked on its own)
+        self._skipped_line = re.compile(f"\\n[{re.escape(self._spaces)}]*\\r?\\n")
+        self._records = 0  # records (rows, the header included) completed so far
+        self._line_blank = True  # the line read so far holds only what pandas skips
+        self._in_quotes = False
+        # for each line that does not start a record (skipped, or inside a quoted field): the
+        # first record it moves down by one line, in order
+        self._shifts = []
+        self._counted = 0  # shifts before `_shifts`, already counted for every later record
 
     def read(self, size=-1):
-        while True:
-            block = self._handle.read(size)
-            while block.endswith("\r"):  # keep a CRLF together
-                more = self._handle.read(1)
-                if not more:
-                    break
-                block += more
-            if not block:
-                return block
-            kept = self._skip_empty_lines(block)
-            if kept:  # (an empty string would read as the end of the file)
-                return kept
+        block = self._handle.read(size)
+        while block.endswith("\r"):  # a CRLF is read whole
+            more = self._handle.read(1)
+            if not more:
+                break
+            block += more
+        if block:
+            self._observe(block)
+        return block
 
-    def __iter__(self):  # pandas wants an iterable stream
+    def __iter__(self):  # pandas wants an iterable stream; it only calls `read`
         return self
 
     def __next__(self):
         raise StopIteration
 
-    def _skip_empty_lines(self, block):
-        starts_empty = self._at_line_start and block[0] in "\r\n"
-        if not starts_empty and "\n\n" not in block and "\n\r\n" not in block:
-            self._passed += block.count("\n")
-            self._at_line_start = block.endswith("\n")
-            return block
+    def _blank(self, text):
+        return not text.rstrip("\r").strip(self._spaces)
+
+    def _observe(self, block):
+        first_end = block.find("\n")
+        if (
+            not self._in_quotes
+            and '"' not in block
+            and not self._skipped_line.search(block)
+            and not (first_end >= 0 and self._line_blank and self._blank(block[:first_end]))
+        ):  # the common case: every line in the block is a record
+            if first_end < 0:
+                self._line_blank = self._line_blank and self._blank(block)
+            else:
+                self._records += block.count("\n")
+                self._line_blank = self._blank(block[block.rfind("\n") + 1 :])
+            return
         pieces = block.split("\n")
-        kept = []
         for number, piece in enumerate(pieces):
-            ends_line = number < len(pieces) - 1
-            if ends_line and self._at_line_start and piece in ("", "\r"):
-                self._empty.append(self._passed)
-                continue
-            kept.append(piece + "\n" if ends_line else piece)
-            if ends_line:
-                self._passed += 1
-            self._at_line_start = ends_line or (self._at_line_start and piece == "")
-        return "".join(kept)
+            was_in_quotes = self._in_quotes
+            if piece.count('"') % 2:
+                self._in_quotes = not self._in_quotes
+            blank = self._line_blank and self._blank(piece) and not was_in_quotes
+            if number == len(pieces) - 1:  # the line goes on in the next block
+                self._line_blank = blank
+                break
+            if self._in_quotes:  # a line break inside a quoted field: the record goes on
+                self._shifts.append(self._records + 1)
+            elif blank:
+                self._shifts.append(self._records)
+            else:
+                self._records += 1
+            self._line_blank = True
 
     def data_lines(self, rows):
-        """The file lines, less 2 (as the data row would be with nothing empty), of the table's
-        0-based data `rows` (line 1 being the header)."""
+        """The file lines, less 2 (as with nothing skipped), of the 0-based data `rows`, line 1
+        being the header (for a header on line 1; rows asked for in increasing order)."""
         rows = np.asarray(rows, dtype=np.int64)
-        return rows + np.searchsorted(np.asarray(self._empty, np.int64), rows + 1, side="right")
+        if not len(rows):
+            return rows
+        # shifts that move every asked row down are counted once and dropped
+        passed = int(np.searchsorted(np.asarray(self._shifts, np.int64), rows.min() + 1, "right"))
+        self._counted += passed
+        del self._shifts[:passed]
+        later = np.asarray(self._shifts, np.int64)
+        return rows + self._counted + np.searchsorted(later, rows + 1, side="right")
 
 
 def _read_table(path):
     separator = "\t" if base_suffix(path) in (".tsv", ".txt") else ","
-    handle = BlankLineSkipper(open_text(path))
+    handle = TableLines(open_text(path), separator)
     try:
         frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
