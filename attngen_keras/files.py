@@ -28,7 +28,7 @@ class FileError(ValueError):
     """A file or directory that cannot be read or written as asked (`PATH: problem`)."""
 
     def __init__(self, path, problem):
-        self.path = str(path)
+        self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
 
 

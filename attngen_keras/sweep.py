@@ -92,15 +92,11 @@ class SweepConfig:
     cache_dir: str = "default"
 
     def __post_init__(self):
-        from attngen_keras.data.loading import resolve_data_paths
+        from attngen_keras.data.loading import resolve_sources
         from attngen_keras.explain import METHODS
 
         # absolute, as `attngen train` stores them: the sweep resumes from any directory
-        self.data = resolve_data_paths(
-            [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
-        )
-        if self.references is not None:
-            self.references = resolve_data_paths([self.references])[0]
+        self.data, self.references = resolve_sources(self.data, self.references)
         self.fractions = [float(f) for f in self.fractions]
         self.seeds = [int(s) for s in self.seeds]
         checks = [
@@ -147,7 +143,7 @@ class SweepConfig:
 def _check_settings(config):
     """Refuses to mix runs of a different sweep into `config.out`; returns the settings to write
     (with `_write_settings`, once the data is known to be usable)."""
-    from attngen_keras.data.loading import resolve_data_paths
+    from attngen_keras.data.loading import resolve_sources
     from attngen_keras.training import RunError
 
     path = Path(config.out) / SETTINGS_FILE
@@ -158,10 +154,9 @@ def _check_settings(config):
     }
     if path.exists():
         previous = json.loads(path.read_text())
-        # sweeps stored before data paths were absolute: relative to the working directory
-        previous["data"] = resolve_data_paths(previous.get("data") or [])
-        if previous.get("references"):
-            previous["references"] = resolve_data_paths([previous["references"]])[0]
+        previous["data"], previous["references"] = resolve_sources(
+            previous.get("data") or [], previous.get("references")
+        )
         changed = [k for k, v in fixed.items() if previous.get(k) != json.loads(json.dumps(v))]
         if changed:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)

@@ -25,7 +25,7 @@ from attngen_keras.data import load_dataset, make_tf_dataset, one_hot
 from attngen_keras.data.cache import release_pages, sha256_array
 from attngen_keras.data.containers import EncodedSplit
 from attngen_keras.data.errors import DataError, SequenceTooLongError
-from attngen_keras.data.loading import resolve_data_paths
+from attngen_keras.data.loading import resolve_data_paths, resolve_sources
 from attngen_keras.data.pipeline import epoch_permutation, make_step_stream
 from attngen_keras.data.readers import stratified_split
 from attngen_keras.evaluation import classification_metrics
@@ -189,13 +189,9 @@ class TrainConfig:
                 "longest one, so none is cropped",
                 stacklevel=3,
             )
-        if isinstance(self.data, (str, os.PathLike)):
-            self.data = [str(self.data)]
         # absolute paths: the run evaluates, explains and perturbs on its own
         # data from any working directory
-        self.data = resolve_data_paths([str(d) for d in self.data])
-        if self.references is not None:
-            self.references = resolve_data_paths([str(self.references)])[0]
+        self.data, self.references = resolve_sources(self.data, self.references)
 
     def identity(self):
         return {name: getattr(self, name) for name in _IDENTITY_FIELDS}
@@ -314,10 +310,9 @@ def _check_run_dir(out, config, overwrite):
     if overwrite:
         return "replace"
     previous = read_json(config_path, "run configuration")
-    # runs written before data paths were stored absolute: relative to the working directory
-    previous["data"] = resolve_data_paths(previous.get("data") or [])
-    if previous.get("references"):
-        previous["references"] = resolve_data_paths([previous["references"]])[0]
+    previous["data"], previous["references"] = resolve_sources(
+        previous.get("data") or [], previous.get("references")
+    )
     mismatched = [
         name for name, value in _normalize(config.identity()).items() if previous.get(name) != value
     ]
@@ -1295,9 +1290,7 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
                 "give its new location with --data (recognized as the training data by its content)"
             )
     else:
-        data = resolve_data_paths(data)
-        if references is not None:
-            references = resolve_data_paths([references])[0]
+        data, references = resolve_sources(data, references)
     options = dict(
         length=record["length"], crop=record.get("crop"), class_names=record["class_names"],
         val_fraction=record.get("val_fraction", 0.1), test_fraction=record.get("test_fraction", 0.2),
@@ -1557,9 +1550,8 @@ def evaluate_run(
         try:  # the default place, the run directory, can be read-only (a shared copy)
             check_output_dir(run_dir, create=False)
         except FileError as error:
-            problem = str(error)[len(error.path) + 2 :]
             raise FileError(
-                error.path, f"{problem}; use --out FILE to write the evaluation elsewhere"
+                error.path, f"{error.problem}; use --out FILE to write the evaluation elsewhere"
             ) from None
     model, record, split, part = load_run_data(run_dir, data, references, split, cache_dir)
     metrics = evaluate_split(model, part, batch_size)

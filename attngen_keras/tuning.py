@@ -169,14 +169,10 @@ class TuneConfig:
     cache_dir: str = "default"
 
     def __post_init__(self):
-        from attngen_keras.data.loading import resolve_data_paths
+        from attngen_keras.data.loading import resolve_sources
 
         # absolute, as `attngen train` stores them: the search resumes from any directory
-        self.data = resolve_data_paths(
-            [str(d) for d in ([self.data] if isinstance(self.data, (str, Path)) else self.data)]
-        )
-        if self.references is not None:
-            self.references = resolve_data_paths([self.references])[0]
+        self.data, self.references = resolve_sources(self.data, self.references)
         checks = [
             (self.tuner in TUNERS, f"--tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}"),
             (self.model in ("attngen", "cnn"), f"--model must be attngen or cnn, got {self.model!r}"),
@@ -306,7 +302,7 @@ def _check_settings(config):
     """Refuses a search directory holding other settings (a resumed search must use the same
     ones); returns the settings to store with `_write_settings` once the data is known to be
     usable. Nothing is written."""
-    from attngen_keras.data.loading import resolve_data_paths
+    from attngen_keras.data.loading import resolve_sources
     from attngen_keras.training import RunError
 
     path = config.project_dir / "attngen_tune.json"
@@ -325,10 +321,9 @@ def _check_settings(config):
     fixed = {k: v for k, v in settings.items() if k != "max_trials"}
     if path.exists():
         previous = json.loads(path.read_text())
-        # searches stored before data paths were absolute: relative to the working directory
-        previous["data"] = resolve_data_paths(previous.get("data") or [])
-        if previous.get("references"):
-            previous["references"] = resolve_data_paths([previous["references"]])[0]
+        previous["data"], previous["references"] = resolve_sources(
+            previous.get("data") or [], previous.get("references")
+        )
         changed = [k for k, v in fixed.items() if previous.get(k) != v]
         if changed:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {fixed[k]!r}" for k in changed)

@@ -65,6 +65,21 @@ def resolve_data_paths(data):
     return resolved
 
 
+def resolve_sources(data, references=None):
+    """`(data, references)` of a run, sweep or search with their paths made absolute
+    (`resolve_data_paths`), as they are stored and compared: settings stored before paths
+    were stored absolute are read relative to the working directory. No references stay none.
+
+    Example:
+
+    >>> resolve_sources("demo_human_or_worm")
+    (['demo_human_or_worm'], None)
+    """
+    if references:
+        references = resolve_data_paths([references])[0]
+    return resolve_data_paths(data), references
+
+
 def detect_source(data):
     """Returns `(kind, paths)` for a `--data` value (a path, a name, or a list).
 
@@ -157,7 +172,7 @@ def load_raw_splits(data, references=None, cache_dir=None, show_progress=True, m
     kind, items = detect_source(data)
     description = " ".join(items)
     if cache_dir is not None:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        cache_lib.make_cache_dir(cache_dir)
 
     if kind == "genomic_benchmarks_name":
         root = Path(cache_dir or cache_lib.default_cache_dir()) / "genomic_benchmarks"
