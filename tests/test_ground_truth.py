@@ -51,3 +51,31 @@ def test_intervals_past_the_end_duplicates_and_cropping(tmp_path):
         ground_truth_mask(path, ["a", "a"], [10, 10])
     with pytest.raises(DataError, match="none of its ids match"):
         ground_truth_mask(path, ["x"], [10])
+
+
+@pytest.mark.parametrize(
+    "name, content, line",
+    [
+        # pandas skips the empty and blank lines: the row is still named by its file line
+        ("gt.csv", "id,start,end\na,1,3\n\n  \nb,4,4\n", 5),
+        ("gt.tsv", 'id\tstart\tend\n"a\nb"\t1\t3\n\nc\t9\t2\n', 5),
+        ("gt.bed", "track name=planted\n# comment\n\na\t1\t3\nb\t4\tx\n", 5),
+    ],
+)
+def test_errors_name_the_file_line_after_skipped_lines(tmp_path, name, content, line):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError, match=f"line {line}: start"):
+        read_intervals(path)
+
+
+def test_bed_header_lines_are_skipped_and_short_rows_named(tmp_path):
+    bed = tmp_path / "gt.bed"
+    bed.write_text("browser position chr1\ntrack name=x\n#c\na 2 5\nb\t0\t1\tname\t0\t+\n")
+    assert read_intervals(bed).values.tolist() == [["a", 2, 5], ["b", 0, 1]]
+    bed.write_text("a\t2\t5\nb\t3\n")
+    with pytest.raises(DataError, match="line 2: 2 field"):
+        read_intervals(bed)
+    bed.write_text("# only a comment\n\n")
+    with pytest.raises(DataError, match="empty file"):
+        read_intervals(bed)

@@ -361,10 +361,11 @@ class TableLines:
         if not len(rows):
             return rows
         # shifts that move every asked row down are counted once and dropped
-        passed = int(np.searchsorted(np.asarray(self._shifts, np.int64), rows.min() + 1, "right"))
+        shifts = np.asarray(self._shifts, np.int64)
+        passed = int(np.searchsorted(shifts, rows.min() + 1, "right"))
         self._counted += passed
         del self._shifts[:passed]
-        later = np.asarray(self._shifts, np.int64)
+        later = shifts[passed:]
         return rows + self._counted + np.searchsorted(later, rows + 1, side="right")
 
 

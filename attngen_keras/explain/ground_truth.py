@@ -4,7 +4,10 @@ The file lists informative intervals per sequence id, one interval per row,
 0-based with the end excluded (BED convention):
 
 - CSV or TSV with a header holding `id`, `start` and `end` columns, or
-- BED (`.bed`, no header): the first three columns are id, start and end.
+- BED (`.bed`, no header): the first three columns are id, start and end;
+  empty, `#` comment, `track` and `browser` lines are skipped.
+
+Errors name a row by its line in the file.
 
 `attngen synthetic` writes such a file (`planted.csv`) next to its sequences.
 """
@@ -15,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.data.readers import apply_column_aliases, base_suffix, open_text
+from attngen_keras.data.readers import TableLines, apply_column_aliases, base_suffix, open_text
 
 
 def read_intervals(path):
@@ -29,21 +32,19 @@ def read_intervals(path):
     if not path.exists():
         raise DataError("ground-truth file not found", path)
     suffix = base_suffix(path)
-    try:
-        with open_text(path) as handle:
-            if suffix == ".bed":
-                frame = pd.read_csv(
-                    handle, sep="\t", header=None, dtype=str, comment="#", usecols=[0, 1, 2]
-                )
-                frame.columns = ["id", "start", "end"]
-            else:
-                frame = pd.read_csv(
-                    handle, sep="\t" if suffix in (".tsv", ".txt") else ",", dtype=str
-                )
-    except pd.errors.EmptyDataError:
-        raise DataError("empty file (no rows)", path) from None
-    except (pd.errors.ParserError, ValueError) as error:
-        raise DataError(f"malformed ground-truth table ({error})", path) from None
+    if suffix == ".bed":
+        frame, lines = _read_bed(path)
+    else:
+        separator = "\t" if suffix in (".tsv", ".txt") else ","
+        try:
+            with open_text(path) as text:
+                handle = TableLines(text, separator)  # rows are named by their file line
+                frame = pd.read_csv(handle, sep=separator, dtype=str)
+        except pd.errors.EmptyDataError:
+            raise DataError("empty file (no rows)", path) from None
+        except (pd.errors.ParserError, ValueError) as error:
+            raise DataError(f"malformed ground-truth table ({error})", path) from None
+        lines = handle.data_lines(np.arange(len(frame))) + 2
     frame = apply_column_aliases(frame)  # `name` is read as `id`, as in the training tables
     missing = [c for c in ("id", "start", "end") if c not in frame.columns]
     if missing:
@@ -65,7 +66,7 @@ def read_intervals(path):
     )
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        line = row + (1 if suffix == ".bed" else 2)
+        line = int(lines[row])
         raise DataError(
             f"line {line}: start {frame['start'].iloc[row]!r}, end {frame['end'].iloc[row]!r} "
             "is not an interval 0 <= start < end (0-based, end excluded)",
@@ -74,6 +75,28 @@ def read_intervals(path):
     return pd.DataFrame(
         {"id": frame["id"].str.strip(), "start": starts.astype(int), "end": ends.astype(int)}
     )
+
+
+def _read_bed(path):
+    """`(frame, lines)`: a BED file's first three fields as `id, start, end` and each row's
+    file line; empty, `#` comment, `track` and `browser` lines are skipped."""
+    rows, lines = [], []
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if not text.strip() or text.lstrip().startswith(("#", "track", "browser")):
+                continue
+            fields = text.split("\t") if "\t" in text else text.split()
+            if len(fields) < 3:
+                raise DataError(
+                    f"line {number}: {len(fields)} field(s); BED needs chrom (id), start, end",
+                    path,
+                )
+            rows.append([field.strip() for field in fields[:3]])
+            lines.append(number)
+    if not rows:
+        raise DataError("empty file (no rows)", path)
+    return pd.DataFrame(rows, columns=["id", "start", "end"]), np.asarray(lines)
 
 
 def ground_truth_mask(path, ids, lengths, clip=False, intervals=None):
