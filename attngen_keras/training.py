@@ -364,6 +364,16 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
     if out.exists() and not out.is_dir():
         raise RunError(f"{out} is a file, not a run directory; choose another --out")
     created = not out.exists()
+    if not created:
+        try:
+            check_output_dir(out, create=False)
+        except FileError as error:
+            # read-only (an archived run): a finished run of this configuration is
+            # reported as when writable; anything else would have to be written
+            state = _check_run_dir(out, config, overwrite)
+            if state == "finished":
+                return _report_finished(out)
+            raise FileError(out, f"{error.problem}; choose another --out") from None
     try:
         with _run_lock(out):
             return _train_locked(out, config, overwrite, verbose, dataset, callbacks)
@@ -424,14 +434,18 @@ def _run_lock(out):
         path.unlink(missing_ok=True)
 
 
+def _report_finished(out):
+    print(
+        f"{out}: run already finished, nothing retrained (--overwrite trains it again); "
+        f"metrics from {out / METRICS_FILE}"
+    )
+    return read_json(out / METRICS_FILE, "metrics file")
+
+
 def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
     state = _check_run_dir(out, config, overwrite)
     if state == "finished":
-        print(
-            f"{out}: run already finished, nothing retrained (--overwrite trains it again); "
-            f"metrics from {out / METRICS_FILE}"
-        )
-        return read_json(out / METRICS_FILE, "metrics file")
+        return _report_finished(out)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if dataset is None:  # loaded (and so validated) before anything is written

@@ -1,5 +1,6 @@
 """End-to-end training on planted-motif data, run directories and resume."""
 
+import dataclasses
 import json
 import warnings
 import zipfile
@@ -438,3 +439,37 @@ def test_evaluate_into_a_read_only_run_directory_is_refused_before_the_work(tmp_
         f"{run}: directory is not writable (read-only file system); "
         "use --out FILE to write the evaluation elsewhere"
     )
+
+
+def test_train_into_a_read_only_run_directory(small_csv, tmp_path, monkeypatch):
+    """An archived (read-only) run: the same finished configuration is reported as when writable,
+    another configuration is named, and anything that would write says the directory is not
+    writable, all without a lock file or a traceback."""
+    import attngen_keras.files as files
+
+    out = tmp_path / "run"
+    config = TrainConfig(data=[small_csv], out=str(out), epochs=1, batch_size=64,
+                         model="cnn", patience=0, seed=1)  # fmt: skip
+    metrics = train(config, verbose=0)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((out / "config.json").read_text())
+    locked = {str(out), str(unfinished)}
+    probe = files._probe_writable
+
+    def read_only(directory):
+        if str(directory) in locked:
+            raise files.FileError(directory, "directory is not writable (read-only file system)")
+        probe(directory)
+
+    monkeypatch.setattr(files, "_probe_writable", read_only)
+    assert train(config, verbose=0) == metrics
+    assert not (out / ".lock").exists()
+    with pytest.raises(RunError, match="different configuration"):
+        train(dataclasses.replace(config, epochs=2), verbose=0)
+    with pytest.raises(
+        files.FileError, match="not writable .read-only file system.; choose another"
+    ):
+        train(config, overwrite=True, verbose=0)
+    with pytest.raises(files.FileError, match="not writable"):
+        train(dataclasses.replace(config, out=str(unfinished)), verbose=0)
