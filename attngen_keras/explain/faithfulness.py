@@ -23,6 +23,7 @@ import numpy as np
 
 from attngen_keras.data.alphabet import PAD, one_hot
 from attngen_keras.explain.importance import predicted_targets, target_probability
+from attngen_keras.explain.inputs import check_one_hot, check_scores, check_targets, check_tokens
 from attngen_keras.explain.perturbation import (
     REPLACEMENTS,
     removal_orders,
@@ -97,8 +98,9 @@ def faithfulness_curves(
     unknown = set(modes) - set(MODES)
     if unknown:
         raise ValueError(f"modes must be among {MODES}, got {sorted(unknown)}")
-    tokens = np.asarray(tokens, dtype=np.uint8)
-    labels = np.asarray(labels).astype(np.int64)
+    tokens = check_tokens(model, tokens)
+    labels = check_targets(model, labels, len(tokens), name="labels").astype(np.int64)
+    check_scores(scores, tokens.shape)
     probs = predict_batched(model, one_hot(tokens), batch_size)
     targets = predicted_targets(probs)
     p_ref = target_probability(probs, targets)
@@ -230,6 +232,8 @@ def uniform_attention_accuracy(model, x, labels, batch_size=256):
     layers = find_saliency_masks(model)
     if not layers:
         return None
+    x = check_one_hot(model, x)
+    labels = check_targets(model, labels, len(x), name="labels")
     saved = []
     try:
         for layer in layers:

@@ -34,11 +34,13 @@ probability of class 1, or of class 0 (`1 - p`) when the target is 0.
 """
 
 import warnings
+import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from attngen_keras.explain.inputs import check_one_hot, check_targets
 from attngen_keras.models import attention_model
 from attngen_keras.models.batched_prediction import predict_batched
 
@@ -120,10 +122,12 @@ def importance_scores(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    x = np.asarray(x, dtype=np.float32)
+    x = check_one_hot(model, x)
+    if targets is not None:
+        targets = check_targets(model, targets, len(x))
     valid = (x.sum(axis=-1) > 0.5).astype(np.float32)
     if method in ("attention", "attention_raw"):
-        scores = np.asarray(predict_batched(attention_model(model), x, batch_size), np.float32)
+        scores = np.asarray(predict_batched(_attention_model(model), x, batch_size), np.float32)
         if method == "attention":
             scores = project_to_nucleotides(scores * valid, _stem_conv(model))
         return (scores * valid).astype(np.float32)
@@ -158,6 +162,21 @@ def importance_scores(
             stop = start + batch_size
             out[start:stop] = compute(x[start:stop], targets[start:stop])
     return out * valid
+
+
+# the attention model of each model explained, so that repeated calls (a loop over batches or
+# perturbations) reuse its traced prediction function
+_ATTENTION_MODELS = weakref.WeakKeyDictionary()
+
+
+def _attention_model(model):
+    try:
+        return _ATTENTION_MODELS[model]
+    except KeyError:
+        _ATTENTION_MODELS[model] = found = attention_model(model)
+        return found
+    except TypeError:  # not weakly referable
+        return attention_model(model)
 
 
 def input_gradient_function(model, sigmoid):

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from attngen_keras.explain.importance import predicted_targets, target_probability
+from attngen_keras.explain.inputs import check_one_hot, check_targets
 
 DEFAULT_ISM_BATCH = 1024
 
@@ -83,8 +84,10 @@ def ism(model, x, targets=None, batch_size=DEFAULT_ISM_BATCH, show_progress=Fals
     >>> bool(np.all(per_base[0, np.arange(20), tokens[0]] == 0))  # the observed base
     True
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = check_one_hot(model, x)
     n, length = x.shape[:2]
+    if targets is not None:
+        targets = check_targets(model, targets, n)
     forward = forward_function(model, length, batch_size)
 
     probs = np.concatenate(

@@ -3,12 +3,20 @@
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from attngen_keras.explain.inputs import check_scores
+
 
 def _valid_rows(scores, valid):
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = check_scores(scores).astype(np.float64)
     if valid is None:
         valid = np.ones(scores.shape, dtype=bool)
-    valid = np.asarray(valid, dtype=bool)
+    valid = np.asarray(valid)
+    if valid.shape != scores.shape:
+        raise ValueError(
+            f"valid: shape {valid.shape}, not a mask of the scores' shape "
+            f"{scores.shape} (e.g. tokens != PAD, not the lengths)"
+        )
+    valid = valid.astype(bool)
     for row, keep in zip(scores, valid):
         values = np.clip(row[keep], 0.0, None)
         if values.size and values.sum() > 0:
@@ -107,9 +115,13 @@ def localization_metrics(scores, planted, valid=None):
     >>> localization_metrics(s, p)["auroc"]
     1.0
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    planted = np.asarray(planted, dtype=bool)
-    valid = np.ones(scores.shape, bool) if valid is None else np.asarray(valid, bool)
+    scores = check_scores(scores).astype(np.float64)
+    planted = check_scores(planted, scores.shape, name="planted").astype(bool)
+    valid = (
+        np.ones(scores.shape, bool)
+        if valid is None
+        else check_scores(valid, scores.shape, name="valid").astype(bool)
+    )
     aurocs, auprcs, baselines = [], [], []
     for row, truth, keep in zip(scores, planted, valid):
         truth, row = truth[keep], row[keep]

@@ -31,6 +31,7 @@ import numpy as np
 
 from attngen_keras.data.alphabet import PAD, SYMBOLS, one_hot
 from attngen_keras.explain.importance import predicted_targets, target_probability
+from attngen_keras.explain.inputs import check_scores, check_targets, check_tokens
 from attngen_keras.explain.shuffle import shuffle_tokens
 from attngen_keras.files import json_text
 from attngen_keras.models.batched_prediction import predict_batched
@@ -213,8 +214,9 @@ def perturbation_curves(
     fractions = check_fractions(fractions)
     if replacement not in REPLACEMENTS:
         raise ValueError(f"replacement must be one of {REPLACEMENTS}, got {replacement!r}")
-    tokens = np.asarray(tokens, dtype=np.uint8)
-    labels = np.asarray(labels).astype(np.int64)
+    tokens = check_tokens(model, tokens)
+    labels = check_targets(model, labels, len(tokens), name="labels").astype(np.int64)
+    check_scores(scores, tokens.shape)
     orders = removal_orders(scores, tokens != PAD, seed)
     background = shuffled_background(tokens, seed) if replacement == "shuffle" else None
     intact = predict_batched(model, one_hot(tokens), batch_size)
