@@ -572,3 +572,22 @@ def test_cli_help_states_each_presets_faithfulness_weight():
         f"faithful: {weight['faithful']:g}, motif: {weight['motif']:g}, paper: {weight['paper']:g})"
     )
     assert expected in option.help
+
+
+def test_faithfulness_groups_rotate_in_batches_of_fewer_than_three_rows():
+    """Batch size 1 or 2 (or a short last batch): every group is trained in turn, not only the
+    first; batches of 3 rows or more keep row i in group i % 3."""
+    model = build_attngen(30, 2, seed=1)
+    compile_classifier(model, 2)
+    x = _one_hot(4, 30, seed=2)
+    seen = {1: [], 2: []}
+    for step in range(3):
+        model.optimizer.iterations.assign(step)
+        for rows in (1, 2):
+            seen[rows].append(np.asarray(model.faithfulness_inputs(x[:rows])[1]).tolist())
+        assert np.asarray(model.faithfulness_inputs(x)[1]).tolist() == [0, 1, 2, 0]
+    assert seen[1] == [[0], [1], [2]]
+    assert seen[2] == [[0, 1], [1, 2], [2, 0]]
+    # and in the compiled train step, whose batch size is not known when traced
+    history = model.fit(x[:3], np.array([0, 1, 0]), batch_size=1, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and int(model.optimizer.iterations) == 5

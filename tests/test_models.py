@@ -211,3 +211,41 @@ def test_compile_classifier_passes_steps_per_execution():
     model = compile_classifier(build_cnn(20, 2), 2, steps_per_execution=8)
     assert model.steps_per_execution == 8
     assert compile_classifier(build_cnn(20, 2), 2).steps_per_execution == 1
+
+
+def test_bad_lengths_classes_and_compile_mismatches_are_named():
+    for length in (None, 0, 40.0, True):
+        with pytest.raises(ValueError, match="length must be a positive integer"):
+            build_attngen(length, 2)
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        build_attngen(40, 1)
+    assert build_attngen(np.int64(40), 2).length == 40
+    with pytest.raises(ValueError, match=r"num_classes=3 needs 3 output unit\(s\), but model "
+                       r"'attngen' has 1 \(a sigmoid: num_classes=2\)"):  # fmt: skip
+        compile_classifier(build_attngen(40, 2), 3)
+    with pytest.raises(ValueError, match="num_classes=2 needs 1 output"):
+        compile_classifier(build_cnn(40, 3), 2)
+
+
+def test_a_nested_attngen_is_named_where_its_attention_is():
+    """Keras clones and nests a functional subclass as a plain model: an AttnGen inside another
+    model keeps its attention in its own graph, and the error says which model to explain."""
+    inner = build_attngen(40, 2)
+    inputs = keras.Input((40, 4))
+    outer = keras.Model(inputs, inner(inputs), name="outer")
+    with pytest.raises(ValueError, match=r"inside the nested model 'attngen'; explain that model"):
+        attention_model(outer)
+    np.testing.assert_allclose(
+        np.asarray(attention_model(outer.get_layer("attngen"))(_batch())),
+        np.asarray(attention_model(inner)(_batch())),
+    )
+
+
+def test_an_attngen_copy_from_its_config_keeps_its_class_and_faithfulness_loss():
+    """The documented way to copy an AttnGen (keras.models.clone_model returns a plain
+    Functional model, which has no faithfulness loss)."""
+    model = build_attngen(40, 2, seed=3)
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    assert type(copy) is type(model) and copy.faithfulness_weight == model.faithfulness_weight > 0
+    np.testing.assert_allclose(np.asarray(copy(_batch())), np.asarray(model(_batch())), rtol=1e-6)

@@ -2,10 +2,12 @@
 
 import inspect
 import math
+import numbers
 
 import keras
 from keras import layers, ops
 
+from attngen_keras.callbacks.masking_schedule import find_saliency_masks
 from attngen_keras.layers import (
     ApplyValidity,
     MaskedBatchNormalization,
@@ -107,7 +109,10 @@ class AttnGen(keras.Model):
 
     A functional model (`model.input`, `get_layer` and `.keras` files work as
     for any functional model) built from its constructor arguments, which
-    `get_config` stores.
+    `get_config` stores. Copy it with
+    `type(model).from_config(model.get_config())` and `set_weights`:
+    `keras.models.clone_model` returns a plain functional copy, without the
+    faithfulness loss.
 
     - `mask_on="features"` (the paper): the SaliencyMask scores and masks the
       stem convolution's output; a nucleotide's attention is the projection
@@ -205,6 +210,17 @@ class AttnGen(keras.Model):
         name="attngen",
         **kwargs,
     ):
+        if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
+            raise ValueError(
+                f"length must be a positive integer (AttnGen takes sequences of one length; "
+                f"pad or crop them to it), got {length!r}"
+            )
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, numbers.Integral)
+            or num_classes < 2
+        ):
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         if mask_on not in MASK_PLACEMENTS:
             raise ValueError(f"mask_on must be one of {MASK_PLACEMENTS}, got {mask_on!r}")
         if stem_activation not in STEM_ACTIVATIONS:
@@ -327,7 +343,11 @@ class AttnGen(keras.Model):
 
         Row `i` belongs to group `i % 3`: 0 has its top `faithfulness_fraction`
         of nucleotides by `nucleotide_attention` replaced by N, 1 keeps only
-        those, 2 has as many random *other* nucleotides replaced.
+        those, 2 has as many random *other* nucleotides replaced. In a batch
+        of fewer than 3 rows (batch size 1 or 2, a short last batch, or few
+        rows left by `faithfulness_batch_fraction`) row `i` belongs to group
+        `(i + step) % 3`, `step` being the optimizer's iteration count, so
+        that every group is trained in turn.
 
         Returns:
             `(perturbed, group, valid)`: `(batch, length, 4)`, `(batch,)` int
@@ -345,7 +365,12 @@ class AttnGen(keras.Model):
         top = lowest_fraction_mask(-ranking, valid, fraction)
         noise = keras.random.uniform(ops.shape(ranking), seed=self._faithfulness_seed)
         random = lowest_fraction_mask(ops.where(top, 2.0, noise), valid, fraction)
-        group = ops.arange(ops.shape(x)[0]) % 3
+        rows = ops.arange(ops.shape(x)[0])
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            step = ops.cast(optimizer.iterations, "int32") % 3
+            rows = rows + ops.where(ops.shape(x)[0] < 3, step, 0)
+        group = rows % 3
         rows = ops.expand_dims(group, -1)
         only_top = ops.logical_and(valid, ops.logical_not(top))
         replaced = ops.where(rows == 0, top, ops.where(rows == 1, only_top, random))
@@ -706,6 +731,15 @@ def compile_classifier(
     TensorFlow backend creates them inside the first trace of the train step,
     and TensorFlow then traces the step twice.
     """
+    units = 1 if int(num_classes) == 2 else int(num_classes)
+    outputs = getattr(model, "output_shape", None)
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if isinstance(outputs, tuple) and outputs and outputs[-1] not in (None, units):
+        raise ValueError(
+            f"num_classes={num_classes} needs {units} output unit(s), but model {model.name!r} "
+            f"has {outputs[-1]} ({'a sigmoid: num_classes=2' if outputs[-1] == 1 else 'num_classes=' + str(outputs[-1])})"
+        )
     if num_classes == 2:
         loss = keras.losses.BinaryCrossentropy()
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
@@ -747,6 +781,17 @@ def saliency_mask_layer(model):
     if len(found) == 1:
         return found[0]
     if not found:
+        nested = [
+            layer.name
+            for layer in getattr(model, "layers", [])
+            if isinstance(layer, keras.Model) and find_saliency_masks(layer)
+        ]
+        if nested:
+            raise ValueError(
+                f"model {model.name!r} has no SaliencyMask layer of its own: it is inside the "
+                f"nested model {nested[0]!r}; explain that model "
+                f"(model.get_layer({nested[0]!r})), whose graph holds the attention scores"
+            )
         raise ValueError(
             f"model {model.name!r} has no SaliencyMask layer; attention scores exist only for "
             "models with one (use another method: saliency, input_x_gradient, ism or gradcam)"
