@@ -171,3 +171,25 @@ def test_batch_norm_inside_a_custom_layer_is_found_and_renorm_is_warned_of():
     block = model.layers[1]
     assert [v for v, _ in found] == [block.norm.moving_mean, block.norm.moving_variance]
     assert [m for _, m in found] == [0.9, 0.9]
+
+
+def test_data_that_does_not_yield_batches_is_named():
+    x = _x(8)
+    with pytest.raises(ValueError, match="data must yield batches .* not whole arrays"):
+        BatchNormRecalibration(x, steps=2)
+    with pytest.raises(ValueError, match="not whole arrays"):
+        BatchNormRecalibration((x, np.zeros(8)), steps=2)
+    model = build_attngen(40, 2)
+    model.get_layer("saliency_mask").mask_fraction.assign(0.2)
+    for data, message in (
+        ([], "data yields no batch"),
+        ([x[0]], r"a batch of data has shape \(40, 4\)"),
+    ):
+        recalibration = BatchNormRecalibration(data, steps=2)
+        recalibration.set_model(model)
+        with pytest.raises(ValueError, match=message):
+            recalibration.recalibrate()
+        assert float(model.get_layer("saliency_mask").mask_fraction) == pytest.approx(0.2)
+    recalibration = BatchNormRecalibration([x[:4], x[4:]], steps=3)  # a list of batches works
+    recalibration.set_model(model)
+    recalibration.recalibrate()

@@ -82,6 +82,16 @@ class BatchNormRecalibration(keras.callbacks.Callback):
             raise ValueError(f"steps must be >= 1, got {steps}")
         if statistics not in STATISTICS:
             raise ValueError(f"statistics must be one of {STATISTICS}, got {statistics!r}")
+        if isinstance(data, np.ndarray) or (  # an array, or arrays (x, y)
+            isinstance(data, tuple)
+            and data
+            and all(isinstance(part, np.ndarray) for part in data)
+            and len({part.ndim for part in data}) > 1
+        ):
+            raise ValueError(
+                "data must yield batches (a tf.data.Dataset or another iterable of x or (x, y) "
+                "batches), not whole arrays: e.g. tf.data.Dataset.from_tensor_slices(x).batch(128)"
+            )
         self.data = data
         self.steps = int(steps)
         self.statistics = statistics
@@ -154,10 +164,23 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         if self._iterator is None:
             self._iterator = iter(self.data)
         try:
-            return next(self._iterator)
+            batch = next(self._iterator)
         except StopIteration:
             self._iterator = iter(self.data)
-            return next(self._iterator)
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                raise ValueError("BatchNormRecalibration: data yields no batch") from None
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        inputs = getattr(self.model, "inputs", None)
+        first = keras.tree.flatten(x)[0]
+        if inputs and len(inputs) == 1 and len(first.shape) != len(inputs[0].shape):
+            raise ValueError(
+                f"BatchNormRecalibration: a batch of data has shape {tuple(first.shape)}, not "
+                f"that of the model's input {tuple(inputs[0].shape)}: data must yield batches "
+                "(e.g. tf.data.Dataset.from_tensor_slices(x).batch(128)), not single sequences"
+            )
+        return batch
 
     def on_test_begin(self, logs=None):
         self.recalibrate()
