@@ -37,3 +37,17 @@ def test_empty_and_non_ascii_sequences():
         encode("", file="f", record="r")
     with pytest.raises(DataError, match="position 3"):
         encode("ACé", file="f", record="r")
+
+
+def test_one_hot_and_from_sequences_name_bad_input():
+    from attngen_keras.data.containers import EncodedSplit
+
+    with pytest.raises(
+        ValueError, match=r"tokens must be in 0-15 \(see encode\), got values 0-200"
+    ):
+        one_hot(np.array([0, 200], np.uint8))
+    with pytest.raises(ValueError, match="tokens must be integers"):
+        one_hot(np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"got one string \(wrap it: \[sequence\]\)"):
+        EncodedSplit.from_sequences("ACGT", [0, 0, 0, 0], 4)
+    assert one_hot(np.zeros((0, 5), np.uint8)).shape == (0, 5, 4)

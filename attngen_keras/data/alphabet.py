@@ -120,4 +120,12 @@ def one_hot(tokens):
     >>> one_hot(encode("AR")).tolist()
     [[1.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.5, 0.0]]
     """
-    return ONE_HOT_TABLE[np.asarray(tokens)]
+    tokens = np.asarray(tokens)
+    if tokens.dtype.kind not in "iu":
+        raise ValueError(f"tokens must be integers (see encode), got {tokens.dtype}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= len(ONE_HOT_TABLE)):
+        raise ValueError(
+            f"tokens must be in 0-{len(ONE_HOT_TABLE) - 1} (see encode), got values "
+            f"{tokens.min()}-{tokens.max()}"
+        )
+    return ONE_HOT_TABLE[tokens]

@@ -164,6 +164,10 @@ class EncodedSplit:
         >>> split.tokens.shape, split.sequences(), split.ids.tolist()
         ((2, 5), ['ACGT', 'GGCN'], ['0', '1'])
         """
+        if isinstance(sequences, (str, bytes)):
+            raise ValueError(
+                "sequences must be a list of DNA strings, got one string (wrap it: [sequence])"
+            )
         builder = RawSplitBuilder()
         given = np.asarray(labels)
         if given.ndim != 1 or (given.size and (given.dtype.kind not in "iu" or given.min() < 0)):
