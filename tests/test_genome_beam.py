@@ -436,3 +436,34 @@ def test_a_task_file_is_not_written_once_its_run_is_given_up(tmp_path):
     run.rmdir()
     writer.process((4, ["c"]))
     assert not run.exists()
+
+
+@pytest.mark.parametrize("state", ["CANCELLED", "FAILED"])
+def test_a_run_that_ends_without_error_but_not_done_is_an_error(tmp_path, monkeypatch, state):
+    """A runner may end a cancelled run (Ctrl-C in its worker processes) without raising: its
+    task files are then incomplete, so the run fails, keeps its log, and leaves no task files."""
+    import tempfile
+
+    import apache_beam
+
+    from attngen_keras.genome import beam
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    class Ended:
+        def __init__(self, runner=None, options=None):
+            pass
+
+        def run(self):
+            return self
+
+        def wait_until_finish(self):
+            return getattr(apache_beam.runners.runner.PipelineState, state)
+
+    monkeypatch.setattr(apache_beam, "Pipeline", Ended)
+    with pytest.raises(
+        beam.PipelineError, match=f"ended {state}, not DONE: its results are incomplete"
+    ):
+        beam._run(lambda pipeline, prefix: None, IN_PROCESS)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith("attngen-beam-") and left[0].endswith(".log")

@@ -238,6 +238,20 @@ def _pipeline_error(error):
     return PipelineError(f"the Apache Beam pipeline failed: {problem}")
 
 
+def _check_finished(state):
+    """Raises `PipelineError` unless `state` (what `wait_until_finish` returned) is DONE: a
+    runner may end a cancelled or failed run (Ctrl-C in its workers, say) without raising,
+    and its task files are then incomplete. `None` (a runner that does not say) passes."""
+    if state is None:
+        return
+    name = str(getattr(state, "name", state)).rsplit(".", 1)[-1].upper()
+    if name != "DONE":
+        raise PipelineError(
+            f"the Apache Beam pipeline ended {name}, not DONE: its results are incomplete "
+            "and were not written"
+        )
+
+
 def _run(build, beam_options):
     """Runs the pipeline `build(pipeline, prefix)` makes; returns `(prefix of its task files,
     directories to remove once they are read)` (removed here if the run fails)."""
@@ -258,9 +272,10 @@ def _run(build, beam_options):
             try:
                 build(pipeline, prefix)
                 try:
-                    pipeline.run().wait_until_finish()
+                    state = pipeline.run().wait_until_finish()
                 except Exception as error:  # noqa: BLE001 (whatever a worker or runner raises)
                     raise _pipeline_error(error) from error
+                _check_finished(state)
             finally:  # Beam removes its own temporary directory only after a run
                 shutil.rmtree(getattr(pipeline, "local_tempdir", ""), ignore_errors=True)
         if log is not None:
