@@ -289,10 +289,10 @@ def _normalize(value):
     return json.loads(json.dumps(value))
 
 
-def _check_run_dir(out, config, overwrite):
+def _check_run_dir(out, config, overwrite, writable=True):
     """`new`, `resume`, `finished` or (with `overwrite`, for a run already there) `replace`.
 
-    Nothing is changed on disk.
+    Nothing is changed on disk. `writable=False`: the errors do not suggest `--overwrite`.
     """
     out = Path(out)
     config_path = out / CONFIG_FILE
@@ -322,8 +322,9 @@ def _check_run_dir(out, config, overwrite):
         )
         raise RunError(
             f"{out} holds a run with a different configuration ({details}); "
-            "use a new --out, or --overwrite to discard it"
-        )
+            + ("use a new --out, or --overwrite to discard it" if writable else
+               "use a new --out (this one is not writable)")
+        )  # fmt: skip
     if (out / METRICS_FILE).exists() and (out / MODEL_FILE).exists():
         return "finished"
     return "resume"
@@ -370,7 +371,7 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         except FileError as error:
             # read-only (an archived run): a finished run of this configuration is
             # reported as when writable; anything else would have to be written
-            state = _check_run_dir(out, config, overwrite)
+            state = _check_run_dir(out, config, overwrite, writable=False)
             if state == "finished":
                 return _report_finished(out)
             raise FileError(out, f"{error.problem}; choose another --out") from None

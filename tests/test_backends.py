@@ -159,3 +159,28 @@ WINDOW_SCRIPT = textwrap.dedent(
 def test_window_log_mean_exp_gradient_on_other_backends(backend):
     """Each window's maximum takes its whole gradient (JAX and torch split a tied minimum's)."""
     _run_on_backend(backend, WINDOW_SCRIPT)
+
+
+FIT_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, keras
+    from attngen_keras.models import build_attngen, compile_classifier
+
+    backend = keras.backend.backend()
+    x = np.eye(4, dtype="float32")[np.random.default_rng(0).integers(0, 4, (5, 30))]
+    model = build_attngen(30, 2, seed=1, filters=8, dense_units=8)  # the faithful default
+    compile_classifier(model, 2)
+    for batch_size in (1, 2, 4):  # the faithfulness loss's groups turn in batches under 3 rows
+        history = model.fit(x, np.array([0, 1, 0, 1, 1]), batch_size=batch_size, verbose=0)
+        assert np.isfinite(history.history["loss"]).all(), history.history
+    first = [int(np.asarray(model.faithfulness_inputs(x[:1])[1])[0]) for _ in range(3)]
+    assert sorted(first) == [0, 1, 2], first
+    print("ok", backend)
+    """
+)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_faithful_default_trains_at_any_batch_size(backend):
+    """`fit` of the default AttnGen (its faithfulness loss) at batch sizes 1, 2 and 4."""
+    _run_on_backend(backend, FIT_SCRIPT)

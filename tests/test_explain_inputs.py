@@ -43,6 +43,10 @@ def test_whole_number_targets_of_any_dtype_are_accepted(model):
     a = importance_scores(model, _x(), "input_x_gradient", targets=np.array([1.0, 2.0]))
     b = importance_scores(model, _x(), "input_x_gradient", targets=[1, 2])
     np.testing.assert_array_equal(a, b)
+    c = importance_scores(model, _x(), "input_x_gradient", targets=np.array([True, False]))
+    np.testing.assert_array_equal(
+        c, importance_scores(model, _x(), "input_x_gradient", targets=[1, 0])
+    )
     assert ism(model, _x(), targets=np.array([2, 0], "uint8"))[0].shape == (2, 40)
 
 
@@ -77,6 +81,8 @@ def test_metrics_refuse_one_sequence_and_lengths_for_a_mask():
     assert concentration_summary(scores[:1])["n"] == 1
     with pytest.raises(ValueError, match=r"planted: shape \(2, 9\), not \(2, 10\)"):
         localization_metrics(scores, np.zeros((2, 9), bool))
+    with pytest.raises(ValueError, match=r"valid: shape \(10,\) .*pass valid\[None\]"):
+        localization_metrics(scores, scores > 0.5, np.ones(10, bool))
 
 
 def test_repeated_attention_calls_reuse_one_attention_model():

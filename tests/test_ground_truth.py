@@ -73,6 +73,9 @@ def test_bed_header_lines_are_skipped_and_short_rows_named(tmp_path):
     bed = tmp_path / "gt.bed"
     bed.write_text("browser position chr1\ntrack name=x\n#c\na 2 5\nb\t0\t1\tname\t0\t+\n")
     assert read_intervals(bed).values.tolist() == [["a", 2, 5], ["b", 0, 1]]
+    # ids that merely begin with "track" or "browser" are ids
+    bed.write_text("track_1\t2\t5\nbrowser7\t1\t3\n #x\t0\t1\n")
+    assert read_intervals(bed).values.tolist() == [["track_1", 2, 5], ["browser7", 1, 3]]
     bed.write_text("a\t2\t5\nb\t3\n")
     with pytest.raises(DataError, match="line 2: 2 field"):
         read_intervals(bed)

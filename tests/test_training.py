@@ -465,7 +465,8 @@ def test_train_into_a_read_only_run_directory(small_csv, tmp_path, monkeypatch):
     monkeypatch.setattr(files, "_probe_writable", read_only)
     assert train(config, verbose=0) == metrics
     assert not (out / ".lock").exists()
-    with pytest.raises(RunError, match="different configuration"):
+    with pytest.raises(RunError, match=r"different configuration .*; use a new --out \(this one is "
+                       r"not writable\)$"):  # fmt: skip
         train(dataclasses.replace(config, epochs=2), verbose=0)
     with pytest.raises(
         files.FileError, match="not writable .read-only file system.; choose another"

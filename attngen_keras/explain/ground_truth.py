@@ -84,7 +84,8 @@ def _read_bed(path):
     with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             text = line.rstrip("\r\n")
-            if not text.strip() or text.lstrip().startswith(("#", "track", "browser")):
+            words = text.split(None, 1)
+            if not words or words[0].startswith("#") or words[0] in ("track", "browser"):
                 continue
             fields = text.split("\t") if "\t" in text else text.split()
             if len(fields) < 3:

@@ -50,7 +50,7 @@ def check_one_hot(model, x, name="x"):
     ValueError: x: sequences of length 30, but the model takes 40 positions (pad or crop them to 40)
     """
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2 and x.shape[-1] == 4:
+    if x.ndim == 2 and x.shape[-1] == 4 and model_length(model) != 4:
         problem = f"shape {x.shape} is one sequence; pass a batch of one: x[None]"
     elif x.ndim == 2:
         problem = (
@@ -104,6 +104,8 @@ def check_targets(model, targets, n, name="targets"):
     ValueError: targets: class 2 is not a class of the model (0-1)
     """
     values = np.asarray(targets)
+    if values.dtype == bool:  # e.g. y > 0.5 of a binary model
+        values = values.astype(np.int64)
     if values.shape != (n,):
         raise ValueError(f"{name}: shape {values.shape}; give one class index per sequence ({n},)")
     if n and not np.issubdtype(values.dtype, np.integer):
@@ -124,7 +126,7 @@ def check_scores(scores, shape=None, name="scores"):
     """`scores` as float, checked to be `(n, length)` (and of `shape` when given)."""
     scores = np.asarray(scores)
     if scores.ndim != 2:
-        hint = "; for one sequence pass scores[None]" if scores.ndim == 1 else ""
+        hint = f"; for one sequence pass {name}[None]" if scores.ndim == 1 else ""
         raise ValueError(f"{name}: shape {scores.shape} is not (n, length){hint}")
     if shape is not None and scores.shape != tuple(shape):
         raise ValueError(f"{name}: shape {scores.shape}, not {tuple(shape)} as the sequences")

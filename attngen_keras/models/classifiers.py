@@ -345,15 +345,18 @@ class AttnGen(keras.Model):
         of nucleotides by `nucleotide_attention` replaced by N, 1 keeps only
         those, 2 has as many random *other* nucleotides replaced. In a batch
         of fewer than 3 rows (batch size 1 or 2, a short last batch, or few
-        rows left by `faithfulness_batch_fraction`) row `i` belongs to group
-        `(i + step) % 3`, `step` being the optimizer's iteration count, so
-        that every group is trained in turn.
+        rows left by `faithfulness_batch_fraction`) the groups turn from one
+        call to the next, so that every group is trained.
 
         Returns:
             `(perturbed, group, valid)`: `(batch, length, 4)`, `(batch,)` int
             and the `(batch, length)` bool real positions.
         """
         x = ops.convert_to_tensor(x)
+        # the random generator's counter advances by the same number of draws every call
+        # (below): it turns the groups of a batch of fewer than 3 rows from call to call, on
+        # every backend (model state), with neither a new draw nor a new variable; 0 at first
+        turn = ops.cast(self._faithfulness_seed.state[1] % 3, "int32")
         valid = ops.sum(x, axis=-1) > 0.5
         ranking = ops.stop_gradient(self.nucleotide_attention(x))
         if self.normalization == "sparsemax":
@@ -366,11 +369,7 @@ class AttnGen(keras.Model):
         noise = keras.random.uniform(ops.shape(ranking), seed=self._faithfulness_seed)
         random = lowest_fraction_mask(ops.where(top, 2.0, noise), valid, fraction)
         rows = ops.arange(ops.shape(x)[0])
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None:
-            step = ops.cast(optimizer.iterations, "int32") % 3
-            rows = rows + ops.where(ops.shape(x)[0] < 3, step, 0)
-        group = rows % 3
+        group = (rows + ops.where(ops.shape(x)[0] < 3, turn, 0)) % 3
         rows = ops.expand_dims(group, -1)
         only_top = ops.logical_and(valid, ops.logical_not(top))
         replaced = ops.where(rows == 0, top, ops.where(rows == 1, only_top, random))
@@ -736,9 +735,16 @@ def compile_classifier(
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if isinstance(outputs, tuple) and outputs and outputs[-1] not in (None, units):
+        has = outputs[-1]
+        if has == 1:
+            fits = "a sigmoid: num_classes=2"
+        elif has == 2:
+            fits = "2 classes take 1 sigmoid unit here, as the build_* functions make them"
+        else:
+            fits = f"num_classes={has}"
         raise ValueError(
             f"num_classes={num_classes} needs {units} output unit(s), but model {model.name!r} "
-            f"has {outputs[-1]} ({'a sigmoid: num_classes=2' if outputs[-1] == 1 else 'num_classes=' + str(outputs[-1])})"
+            f"has {has} ({fits})"
         )
     if num_classes == 2:
         loss = keras.losses.BinaryCrossentropy()
