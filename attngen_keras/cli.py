@@ -720,7 +720,7 @@ def _request(args, record, split_name, split, *names):
     """What a result depends on, as recorded in its JSON and compared before it is replaced.
 
     The resolved values, so that one computation asked for in two ways is
-    one request: the split used, the sequences taken (`--n` capped at the
+    one request: the run (its absolute path), the split used, the sequences taken (`--n` capped at the
     split's size), `data` None for the run's own files, paths made absolute;
     and the options `names` of `args` as given.
     """
@@ -730,6 +730,7 @@ def _request(args, record, split_name, split, *names):
     if data is not None and data == resolve_data_paths([str(d) for d in record.get("data", [])]):
         data = None  # the run's own files, named explicitly
     request = {
+        "run": os.path.abspath(args.run_dir),
         "method": args.method,
         "n": min(int(args.n), len(split)),
         "data": data,
@@ -746,6 +747,8 @@ def _request(args, record, split_name, split, *names):
 
 
 def _option_text(key, value):
+    if key == "run":
+        return f"the run {value}"
     if value is None:
         return f"no --{key.replace('_', '-')}"
     shown = " ".join(map(str, value)) if isinstance(value, list) else value
@@ -803,10 +806,11 @@ def _default_method(args, model, record):
 
 
 def _explain(args):
-    from attngen_keras.explain.report import explain_split, write_report
-    from attngen_keras.files import check_output_dir, staged_files
+    from attngen_keras.explain.report import REPORT_FILES, explain_split, write_report
+    from attngen_keras.files import check_output_dir, check_result_names, staged_files
 
     check_output_dir(args.out, create=False)  # a file there is an error before the slow part
+    check_result_names(args.out, REPORT_FILES)
     intervals = None
     if args.ground_truth:  # checked before the (slow) importance computation
         from attngen_keras.explain.ground_truth import ground_truth_mask, read_intervals
@@ -871,14 +875,16 @@ def _explain(args):
 
 def _perturb(args):
     from attngen_keras.explain.perturbation import (
+        PERTURB_FILES,
         check_fractions,
         perturb_split,
         write_perturbation,
     )
-    from attngen_keras.files import check_output_dir, staged_files
+    from attngen_keras.files import check_output_dir, check_result_names, staged_files
 
     check_fractions(args.fractions)  # before the slow part, as a file at --out
     check_output_dir(args.out, create=False)
+    check_result_names(args.out, PERTURB_FILES)
     model, _, split_name, split, request = _load_for_importance(
         args, "perturb.json", "fractions", "replacement", "seed"
     )
@@ -887,7 +893,7 @@ def _perturb(args):
         replacement=args.replacement, seed=args.seed, show_progress=True,
     )  # fmt: skip
     result = {
-        "run": str(args.run_dir), "split": split_name, **result, "request": request,
+        "run": os.path.abspath(args.run_dir), "split": split_name, **result, "request": request,
         "labels": "given" if args.sequences is None else "predicted",
     }  # fmt: skip
     with staged_files(args.out) as staging:  # the previous results stay until these are complete

@@ -290,6 +290,29 @@ def remove_stale_partials(path):
     remove_stale(path.parent, f".{path.name}{_PARTIAL}")
 
 
+def check_result_names(out, names):
+    """Checks that no entry `names` of the directory `out` is in the way of a result file (a
+    directory of that name, say), so that `staged_files` can move every new file in.
+
+    Example:
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> (out / "summary.json").mkdir()
+    >>> check_result_names(out, ["summary.json"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    attngen_keras.files.FileError: .../summary.json: is a directory, not a result file; move it away or choose another --out
+    """
+    for name in names:
+        path = Path(out) / name
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise FileError(
+                path, f"is {kind}, not a result file; move it away or choose another --out"
+            )
+
+
 @contextlib.contextmanager
 def staged_files(out):
     """A hidden directory inside `out` to write a result's files into, moved into `out` at the end.
@@ -323,6 +346,8 @@ def staged_files(out):
         for path in sorted(staging.iterdir()):
             if path.is_dir():
                 raise FileError(path, "staged results must be files")
+        # all or nothing: every new file can replace its namesake before any is moved in
+        check_result_names(out, [path.name for path in staging.iterdir()])
         for path in sorted(staging.iterdir()):
             os.replace(path, out / path.name)
     finally:

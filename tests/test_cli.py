@@ -7,6 +7,7 @@ process (`helpers.run_cli`), which spares each TensorFlow's start-up.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -359,10 +360,28 @@ def test_explain_and_perturb_keep_the_previous_results_until_the_new_ones_are_co
     written = json.loads((perturbed / "perturb.json").read_text())
     assert written["replacement"] == "random" and written["n"] == 10
     assert written["request"] == {
-        "method": "attention", "n": 10, "data": None, "references": None, "sequences": None,
+        "run": str(attngen_run.absolute()), "method": "attention", "n": 10, "data": None, "references": None, "sequences": None,
         "split": "test", "fractions": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5], "replacement": "random",
         "seed": 0,
     }  # fmt: skip
+    # another run's results (a copy of this one, say) are not replaced without --force either
+    other = tmp_path / "other_run"
+    shutil.copytree(attngen_run, other)
+    refused = run_cli(capsys, "perturb", other, "--n", "10", "--replacement", "random",
+                      "--out", perturbed)  # fmt: skip
+    assert refused.returncode == 2 and (
+        f"holds results made with the run {attngen_run.absolute()} (now the run {other.absolute()})"
+        in refused.stderr
+    ), refused.stderr
+    # a directory where a result file goes is refused before the slow part, and nothing moves in
+    blocked = tmp_path / "blocked"
+    (blocked / "summary.json").mkdir(parents=True)
+    refused = run_cli(capsys, "explain", attngen_run, "--n", "10", "--out", blocked)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        f"{blocked / 'summary.json'}: is a directory, not a result file; move it away or choose "
+        "another --out"
+    ), refused.stderr
+    assert [p.name for p in blocked.iterdir()] == ["summary.json"]
     # one computation asked for in another way is the same request: the run's own data named
     # explicitly (a relative path), its test split named, more sequences than the split has
     data = json.loads((attngen_run / "config.json").read_text())["data"]

@@ -578,3 +578,20 @@ def test_an_error_about_a_temporary_file_names_the_users_path(tmp_path):
     for name in ("reads.fa.partial", ".config.partial-2024", ".partial-1-2"):
         error = FileNotFoundError(2, "No such file or directory", str(tmp_path / name))
         assert _describe(error) == f"{tmp_path / name}: no such file or directory"
+
+
+def test_staged_files_move_all_new_files_or_none(tmp_path):
+    """A directory where one result file goes (made after the command's early check) stops the
+    move before any new file replaces an old one; the old results and the staging are as before."""
+    from attngen_keras.files import FileError, staged_files
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.json").write_text("old")
+    refused = pytest.raises(FileError, match=r"b.png: is a directory, not a result file")
+    with refused, staged_files(out) as staging:
+        (staging / "a.json").write_text("new")
+        (staging / "b.png").write_text("new")
+        (out / "b.png").mkdir()
+    assert (out / "a.json").read_text() == "old"
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.png"]

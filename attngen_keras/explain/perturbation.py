@@ -373,6 +373,10 @@ def plot_perturbation(result, path, title=None):
     return save_figure(fig, axes[0, -1], path)
 
 
+# the files `write_perturbation` writes
+PERTURB_FILES = ("perturb.json", "perturbation_curve.png")
+
+
 def write_perturbation(result, out):
     """Writes `perturb.json` and `perturbation_curve.png` into `out`."""
     out = Path(out)

@@ -275,6 +275,12 @@ def localization_summary(result, planted, seed=0):
     }
 
 
+# the files `write_report` writes
+REPORT_FILES = (
+    "importance.npz", "summary.json", "saliency_tracks.png", "mean_profile.png", "enriched_kmers.png",
+)  # fmt: skip
+
+
 def write_report(result, out, method, k=6, planted=None, request=None, labels="given"):
     """Writes `importance.npz`, `summary.json` and the PNG plots to `out`.
 
