@@ -1185,9 +1185,13 @@ def main(argv=None):
         from attngen_keras.training import RunError  # (imports TensorFlow)
 
         handled += (RunError, PipelineError)
-    previous_handler = _stop_on_sigterm()
+    previous_handlers = _stop_on_signals()
     try:
         COMMANDS[args.command](args)
+        if _SIGNALLED:
+            # the signal's exception was raised where Python drops it (a weakref or garbage
+            # collection callback), and the command went on: it still ends as stopped
+            raise Terminated if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt
     except handled as error:
         if debug:
             raise
@@ -1208,8 +1212,7 @@ def main(argv=None):
         print(f"\nattngen {args.command}: interrupted; {advice}", file=sys.stderr)
         return 130
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        _restore_signals(previous_handlers)
         _remove_temporaries()
     return 0
 
@@ -1219,17 +1222,43 @@ class Terminated(KeyboardInterrupt):
     stops as it does on Ctrl-C, saving what it checkpoints and removing its temporary files."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated
+# the signals received while a command runs (their exception may be dropped: see `main`)
+_SIGNALLED = []
 
 
-def _stop_on_sigterm():
-    """Turns SIGTERM into `Terminated` (in the main thread only); returns the previous handler."""
+def _raise_on_signal(signum, frame):
+    _SIGNALLED.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _stop_on_signals():
+    """Turns SIGTERM into `Terminated` and SIGINT into `KeyboardInterrupt`, noting each (in the
+    main thread only), and keeps a dropped interrupt from printing a traceback; returns what
+    `_restore_signals` puts back (None off the main thread)."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+    handlers = {signum: signal.signal(signum, _raise_on_signal)
+                for signum in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    hook = sys.unraisablehook
+
+    def quiet_interrupts(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet_interrupts
+    return handlers, hook
+
+
+def _restore_signals(previous):
+    _SIGNALLED.clear()
+    if previous is None:
+        return
+    handlers, hook = previous
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    sys.unraisablehook = hook
 
 
 def _remove_temporaries():

@@ -730,3 +730,39 @@ def test_demo_passes_overwrite_and_fits_its_masking_ramp_into_short_trainings(
         assert calls[-2:] == [(m, epochs, warmup, True) for m in demo.DEMO_MODELS]
     assert run_cli(capsys, "demo", "--out", out, "--epochs", 8).returncode == 0
     assert calls[-1][3] is False
+
+
+@pytest.mark.parametrize(
+    "signum, code, said",
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_signal_whose_exception_python_drops_still_stops_the_command(
+    tmp_path, capsys, monkeypatch, signum, code, said
+):
+    """A signal handled inside a weakref or garbage-collection callback raises where Python only
+    prints the exception ("Exception ignored in ...") and goes on: the command still ends as
+    stopped (never status 0), without a traceback, and the handlers are put back."""
+    import weakref
+
+    import attngen_keras.cli as cli
+
+    class Thing:
+        pass
+
+    def command(args):
+        thing = Thing()
+        # the process's own handler, run where the signal would arrive: in the callback
+        watch = weakref.ref(thing, lambda ref: signal.getsignal(signum)(signum, None))
+        del thing  # the callback runs (its exception is dropped), and the command goes on
+        assert watch() is None
+
+    monkeypatch.setitem(cli.COMMANDS, "synthetic", command)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), sys.unraisablehook
+    assert cli.main(["synthetic", "--out", str(tmp_path / "s")]) == code
+    err = capsys.readouterr().err
+    assert f"attngen synthetic: {said};" in err and "Traceback" not in err and "ignored" not in err
+    assert (
+        signal.getsignal(signal.SIGTERM),
+        signal.getsignal(signal.SIGINT),
+        sys.unraisablehook,
+    ) == before
