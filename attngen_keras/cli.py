@@ -487,7 +487,9 @@ def _parser():
         "--worker-id", type=int, default=0, help="this worker's number (distributed mode)"
     )
     tune.add_argument(
-        "--retrain-best", action="store_true", help="then train the best configuration on train+val"
+        "--retrain-best",
+        action="store_true",
+        help="then train the best configuration on all of train+val (also with --max-train)",
     )
     tune.add_argument(
         "--retrain-out", help="run directory of --retrain-best (default PROJECT/best_run)"
@@ -986,11 +988,19 @@ def _tune(args):
     print((config.project_dir / "summary.md").read_text())
     print(f"wrote trials.csv, summary.md and best_hyperparameters.json to {config.project_dir}")
     if args.retrain_best:
-        out, metrics = retrain_best(config, args.retrain_out, args.retrain_epochs)
+        out, metrics, retrained = retrain_best(config, args.retrain_out, args.retrain_epochs)
         from attngen_keras.training import format_metrics
 
-        print(f"best configuration retrained on train+val: test {format_metrics(metrics['test'])}")
-        print(f"run written to {out}")
+        if retrained:
+            print(
+                f"best configuration retrained on train+val: test {format_metrics(metrics['test'])}"
+            )
+            print(f"run written to {out}")
+        else:
+            print(
+                f"{out}: the best configuration was already retrained there, nothing retrained; "
+                f"test {format_metrics(metrics['test'])}"
+            )
 
 
 def _export(args):

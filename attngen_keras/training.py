@@ -289,10 +289,12 @@ def _normalize(value):
     return json.loads(json.dumps(value))
 
 
-def _check_run_dir(out, config, overwrite, writable=True):
+def check_run_dir(out, config, overwrite=False, writable=True, advice=None):
     """`new`, `resume`, `finished` or (with `overwrite`, for a run already there) `replace`.
 
-    Nothing is changed on disk. `writable=False`: the errors do not suggest `--overwrite`.
+    Nothing is changed on disk. `writable=False`: the errors do not suggest `--overwrite`;
+    `advice`: what a run of another configuration there says to do (for commands that name
+    the run directory otherwise than `--out`).
     """
     out = Path(out)
     config_path = out / CONFIG_FILE
@@ -322,8 +324,8 @@ def _check_run_dir(out, config, overwrite, writable=True):
         )
         raise RunError(
             f"{out} holds a run with a different configuration ({details}); "
-            + ("use a new --out, or --overwrite to discard it" if writable else
-               "use a new --out (this one is not writable)")
+            + (advice or ("use a new --out, or --overwrite to discard it" if writable else
+                          "use a new --out (this one is not writable)"))
         )  # fmt: skip
     if (out / METRICS_FILE).exists() and (out / MODEL_FILE).exists():
         return "finished"
@@ -371,7 +373,7 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         except FileError as error:
             # read-only (an archived run): a finished run of this configuration is
             # reported as when writable; anything else would have to be written
-            state = _check_run_dir(out, config, overwrite, writable=False)
+            state = check_run_dir(out, config, overwrite, writable=False)
             if state == "finished":
                 return _report_finished(out)
             raise FileError(out, f"{error.problem}; choose another --out") from None
@@ -444,7 +446,7 @@ def _report_finished(out):
 
 
 def _train_locked(out, config, overwrite, verbose, dataset, callbacks):
-    state = _check_run_dir(out, config, overwrite)
+    state = check_run_dir(out, config, overwrite)
     if state == "finished":
         return _report_finished(out)
     if verbose is None:
@@ -489,7 +491,7 @@ def _prepare_staging(staging, out, config):
         state = None
         if (staging / STAGING_MARKER).exists():
             try:
-                state = _check_run_dir(staging, config, overwrite=False)
+                state = check_run_dir(staging, config, overwrite=False)
             except RunError:
                 state = None
         if state in ("resume", "finished"):

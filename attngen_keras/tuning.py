@@ -60,7 +60,9 @@ class AttnGenHyperModel(kt.HyperModel):
         shortest_epochs: the fewest epochs a trial trains (Hyperband's first
             round of its most aggressive bracket, `hyperband_shortest_epochs`);
             `warmup_epochs` is then searched up to `shortest_epochs - 1`, so
-            that every trial is scored at its mask fraction.
+            that every trial reaches its mask fraction.
+        objective: the search's objective: an AttnGen trial is scored on the
+            epochs at its full mask fraction only (`score_after_ramp`).
 
     Example:
 
@@ -72,7 +74,7 @@ class AttnGenHyperModel(kt.HyperModel):
 
     def __init__(
         self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50,
-        max_epochs=None, shortest_epochs=None,
+        max_epochs=None, shortest_epochs=None, objective="val_accuracy",
     ):  # fmt: skip
         if model not in ("attngen", "cnn"):
             raise ValueError(f"the search covers attngen or cnn, got {model!r}")
@@ -84,6 +86,7 @@ class AttnGenHyperModel(kt.HyperModel):
         self.recalibration_steps = recalibration_steps
         self.max_epochs = max_epochs
         self.shortest_epochs = shortest_epochs
+        self.objective = objective
 
     def declare(self, hp):
         """Declares every hyperparameter; returns the values as build kwargs."""
@@ -116,13 +119,42 @@ class AttnGenHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
-        if self.model == "attngen":
-            callbacks.insert(0, MaskingSchedule(hp.get("mask_fraction"), hp.get("warmup_epochs")))
-            if self.recalibration_data is not None:
-                callbacks.insert(
-                    1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps)
-                )
-        return model.fit(*args, callbacks=callbacks, **kwargs)
+        if self.model != "attngen":
+            return model.fit(*args, callbacks=callbacks, **kwargs)
+        schedule = MaskingSchedule(hp.get("mask_fraction"), hp.get("warmup_epochs"))
+        callbacks.insert(0, schedule)
+        if self.recalibration_data is not None:
+            callbacks.insert(
+                1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps)
+            )
+        history = model.fit(*args, callbacks=callbacks, **kwargs)
+        return score_after_ramp(history, schedule.last_ramp_epoch, self.objective)
+
+
+def score_after_ramp(history, first_full_epoch, objective):
+    """`history` with the objective of the epochs inside the masking ramp set to its worst value.
+
+    KerasTuner scores a trial by the best epoch of the `History` its fit returns;
+    so an AttnGen trial is scored, as `attngen train` selects its model, on the
+    epochs at its full mask fraction (from `first_full_epoch`, 0-based; a
+    Hyperband continuation's epochs count from its `initial_epoch`). The
+    training log and the other metrics are left as they were.
+
+    Example:
+
+    >>> history = keras.callbacks.History()
+    >>> history.epoch, history.history = [0, 1, 2], {"val_loss": [0.3, 0.5, 0.4]}
+    >>> score_after_ramp(history, 1, "val_loss").history["val_loss"]
+    [inf, 0.5, 0.4]
+    """
+    values = history.history.get(objective)
+    if values is None:
+        return history
+    worst = math.inf if objective_of(objective).direction == "min" else -math.inf
+    history.history[objective] = [
+        worst if epoch < first_full_epoch else value for epoch, value in zip(history.epoch, values)
+    ]
+    return history
 
 
 @dataclasses.dataclass
@@ -330,6 +362,13 @@ def _check_settings(config):
             raise RunError(
                 f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name"
             )
+        held = previous.get("max_trials")
+        if isinstance(held, int) and config.max_trials < held:
+            raise RunError(
+                f"{config.project_dir} holds a search of --max-trials {held}; it may be raised "
+                f"to add trials, not lowered to {config.max_trials} (its trials are already "
+                "counted toward it); use a new --project-name for a smaller search"
+            )
     return settings
 
 
@@ -377,6 +416,7 @@ def run_search(config, verbose=None):
         max_epochs=config.max_epochs,
         shortest_epochs=(hyperband_shortest_epochs(config.max_epochs, config.factor)
                          if config.tuner == "hyperband" else None),
+        objective=config.objective,
     )  # fmt: skip
     if not is_worker:
         # only now, with the options and the data known to be usable: a refused search
@@ -493,14 +533,19 @@ def _fmt(value):
 def retrain_best(config, out=None, epochs=None, verbose=None):
     """Trains the best configuration on train+val into a run directory.
 
-    The epoch count is the best trial's best epoch (at least one epoch past
+    All of train+val, also when the search used `max_train` (a subset, for
+    speed). The epoch count is the best trial's best epoch (at least one epoch past
     the masking warm-up), unless `epochs` is given. The run directory works
-    with `attngen evaluate`, `explain`, `perturb` and `export`.
+    with `attngen evaluate`, `explain`, `perturb` and `export`. A run
+    directory holding this retrained run is not trained again; one holding
+    another is refused.
 
     Returns:
-        `(run_dir, metrics)`.
+        `(run_dir, metrics, retrained)`: `retrained` is False when the run
+        was already there.
     """
-    from attngen_keras.training import TrainConfig, train
+    from attngen_keras.files import read_json
+    from attngen_keras.training import METRICS_FILE, TrainConfig, check_run_dir, train
 
     best_path = config.project_dir / "best_hyperparameters.json"
     if not best_path.exists():
@@ -516,10 +561,12 @@ def retrain_best(config, out=None, epochs=None, verbose=None):
         length=config.length, crop=config.crop, mask_fraction=float(hps.get("mask_fraction", 0.0)),
         warmup_epochs=warmup, seed=config.seed, val_fraction=0.0, patience=0,
         backbone={k: _int_if_whole(hps[k]) for k in BACKBONE_HPS}, cache_dir=config.cache_dir,
-        max_train=config.max_train, strategy=config.strategy,
+        strategy=config.strategy,
     )  # fmt: skip
-    metrics = train(train_config, verbose=verbose)
-    return out, metrics
+    state = check_run_dir(out, train_config, advice="use another --retrain-out, or delete it")
+    if state == "finished":
+        return out, read_json(out / METRICS_FILE, "metrics file"), False
+    return out, train(train_config, verbose=verbose), True
 
 
 def _int_if_whole(value):

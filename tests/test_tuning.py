@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import keras_tuner as kt
 import numpy as np
 import pandas as pd
@@ -126,9 +127,21 @@ def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path
     # other settings in the same project are refused
     with pytest.raises(RunError, match="other settings.*max_epochs"):
         run_search(_config(motif_csv, tmp_path, max_trials=3, max_epochs=5), verbose=0)
+    # --max-trials may grow, not shrink below the trials the search counts
+    with pytest.raises(RunError, match="search of --max-trials 3; it may be raised to add "
+                       "trials, not lowered to 2"):  # fmt: skip
+        run_search(_config(motif_csv, tmp_path, max_trials=2), verbose=0)
+    assert json.loads((project / "attngen_tune.json").read_text())["max_trials"] == 3
 
-    out, metrics = retrain_best(config, verbose=0)
+    config.max_train = 300  # the search's subset: the retrained run takes all of train+val
+    out, metrics, retrained = retrain_best(config, verbose=0)
     record = json.loads((out / "config.json").read_text())
+    assert retrained and record["max_train"] is None
+    # the same retrain again reports the run there; another asks for another --retrain-out
+    assert retrain_best(config, verbose=0) == (out, metrics, False)
+    with pytest.raises(RunError, match=r"different configuration \(epochs: .*use another "
+                       r"--retrain-out, or delete it"):  # fmt: skip
+        retrain_best(config, epochs=7, verbose=0)
     hps = json.loads((project / "best_hyperparameters.json").read_text())["hyperparameters"]
     assert record["val_fraction"] == 0.0 and record["mask_fraction"] == pytest.approx(
         hps["mask_fraction"]
@@ -425,3 +438,33 @@ def test_a_refused_search_writes_nothing_and_resumes_from_any_directory(
     _check_settings(_config(motif_csv, tmp_path))
     with pytest.raises(RunError, match="other settings \\(data: "):
         _check_settings(_config(str(bad), tmp_path))
+
+
+@pytest.mark.parametrize(
+    "objective, values, best_value, best_step",
+    [
+        ("val_accuracy", [0.9, 0.6, 0.7], 0.7, 2),  # the warm-up epoch's 0.9 does not count
+        ("val_loss", [0.1, 0.5, 0.4], 0.4, 2),
+        ("val_accuracy", [0.9, 0.8, 0.7], 0.8, 1),
+    ],
+)
+def test_trials_are_scored_on_epochs_at_their_full_mask_fraction(
+    objective, values, best_value, best_step
+):
+    """KerasTuner scores a trial by the best epoch of its History: epochs inside the masking
+    ramp (here epoch 0) are not eligible, as `attngen train` does not select them."""
+    from keras_tuner.src.engine import tuner_utils
+
+    from attngen_keras.tuning import objective_of, score_after_ramp
+
+    history = keras.callbacks.History()
+    history.epoch = [0, 1, 2]
+    history.history = {objective: list(values), "loss": [1.0, 0.9, 0.8]}
+    scored = score_after_ramp(history, 1, objective)
+    target = objective_of(objective)
+    assert tuner_utils.convert_to_metrics_dict(scored, target)[objective] == best_value
+    assert tuner_utils.get_best_step(scored, target) == best_step
+    assert scored.history["loss"] == [1.0, 0.9, 0.8]
+    # a Hyperband continuation counts its epochs from its initial epoch: all past the ramp
+    history.epoch, history.history = [2, 3], {objective: [0.5, 0.6]}
+    assert score_after_ramp(history, 1, objective).history[objective] == [0.5, 0.6]
