@@ -144,8 +144,9 @@ def test_comprehensiveness_sufficiency_and_aopc_by_hand():
         p = ToyModel().predict_on_batch(one_hot(remove_positions(tokens, order, k)))[:, 0]
         expected.append(np.mean(p_ref - np.array([p[0], 1 - p[1]])))
     assert table["comprehensiveness"]["random"] == pytest.approx(np.mean(expected))
-    # comprehensiveness at k is the deletion curve's probability drop (N and shuffle are deterministic)
-    for replacement in ("N", "shuffle"):
+    # comprehensiveness at k is the deletion curve's probability drop (each replacement has
+    # one seeded base per position, shared by both functions)
+    for replacement in ("N", "shuffle", "random"):
         deletion = perturbation_curves(
             ToyModel(), tokens, labels, scores, [0, 0.2, 0.5], replacement
         )
@@ -347,3 +348,29 @@ def test_cli_explain_ism_saves_the_per_base_map(tiny_run, tmp_path, capsys):
         scores, np.where(observed, -np.inf, -per_base).max(axis=-1), atol=1e-7
     )
     assert json.loads((out / "summary.json").read_text())["method"] == "ism"
+
+
+def test_random_bases_are_shared_by_every_ranking_fraction_and_mode():
+    """Common random numbers: a position is replaced by the same random base whichever ranking,
+    fraction or mode replaces it, so top and random differ only in which positions they
+    replace; at sufficiency 0 (every position replaced) they are the same input."""
+    from attngen_keras.explain.perturbation import random_background
+
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, 4, (6, 30)).astype(np.uint8)
+    tokens[5, 25:] = PAD
+    scores, labels = rng.random((6, 30)), np.arange(6) % 2
+    model = build_cnn(30, 2)
+    curves = faithfulness_curves(model, tokens, labels, scores, [0, 0.2], replacement="random")
+    for name in ("accuracy", "probability_drop"):
+        sufficiency = curves[name]["sufficiency"]
+        assert sufficiency["top"][0] == sufficiency["random"][0]
+    bases = random_background(tokens, seed=0)
+    orders = removal_orders(scores, tokens != PAD, seed=0)
+    for ranking in ("top", "random"):
+        for fraction, keep in ((0.2, False), (0.5, False), (0.3, True)):
+            out = remove_positions(tokens, orders[ranking], fraction, "random", keep=keep,
+                                   background=bases)  # fmt: skip
+            changed = out != tokens
+            np.testing.assert_array_equal(out[changed], bases[changed])
+            assert (out[tokens == PAD] == PAD).all()

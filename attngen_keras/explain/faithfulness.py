@@ -28,7 +28,7 @@ from attngen_keras.explain.perturbation import (
     REPLACEMENTS,
     removal_orders,
     remove_positions,
-    shuffled_background,
+    replacement_background,
 )
 from attngen_keras.models.batched_prediction import predict_batched
 
@@ -54,9 +54,11 @@ def faithfulness_curves(
     `floor(k * valid_length)` positions of each ranking and `sufficiency`
     replaces every other real position (`k = 0`: all replaced). Removal
     orders are those of `removal_orders` with the same `seed`; the
-    `"shuffle"` background is `shuffled_background(tokens, seed)`, and
-    `"random"` bases are drawn per `(mode, ranking, k)` from `seed`, so a
-    value at `k` does not depend on the other fractions asked for.
+    `"shuffle"` background is `shuffled_background(tokens, seed)`, and the
+    `"random"` bases are `random_background(tokens, seed)`: one per position,
+    whatever the mode, ranking and `k`, so a value at `k` does not depend on
+    the other fractions asked for, and the rankings differ only in the
+    positions they replace.
 
     Args:
         model: a classifier with `predict` (sigmoid `(n, 1)` or softmax output).
@@ -105,23 +107,15 @@ def faithfulness_curves(
     targets = predicted_targets(probs)
     p_ref = target_probability(probs, targets)
     orders = removal_orders(scores, tokens != PAD, seed)
-    background = shuffled_background(tokens, seed) if replacement == "shuffle" else None
+    background = replacement_background(tokens, replacement, seed)
     accuracy = {mode: {} for mode in modes}
     drop = {mode: {} for mode in modes}
     for mode in modes:
         for ranking in rankings:
             accuracy[mode][ranking], drop[mode][ranking] = [], []
             for fraction in fractions:
-                rng = np.random.default_rng(
-                    [
-                        seed,
-                        MODES.index(mode),
-                        ("top", "random", "bottom").index(ranking),
-                        round(fraction * 1e6),
-                    ]
-                )
                 perturbed = remove_positions(
-                    tokens, orders[ranking], fraction, replacement, rng,
+                    tokens, orders[ranking], fraction, replacement,
                     keep=mode == "sufficiency", background=background,
                 )  # fmt: skip
                 out = predict_batched(model, one_hot(perturbed), batch_size)

@@ -11,7 +11,8 @@ real (non-padding) positions, chosen three ways:
 
 A removed position is replaced by the encoding of `N` (uniform 0.25 over
 A/C/G/T: the model sees "unknown base", not padding), or, with
-`replacement="random"`, by a seeded random base, or, with
+`replacement="random"`, by a seeded random base (one per position, the same
+whichever ranking, fraction or mode removes it: `random_background`), or, with
 `replacement="shuffle"`, by the base at the same position of a seeded
 dinucleotide-preserving shuffle of the same sequence (the replaced stretch
 keeps the sequence's own composition). The model is then scored on
@@ -41,6 +42,7 @@ RANKINGS = ("top", "random", "bottom")
 REPLACEMENTS = ("N", "random", "shuffle")
 N_TOKEN = SYMBOLS.index("N")
 _SHUFFLE_STREAM = 1985  # the shuffled background's random stream, next to `seed`
+_RANDOM_STREAM = 1986  # the random bases' stream
 
 
 def shuffled_background(tokens, seed=0):
@@ -52,6 +54,33 @@ def shuffled_background(tokens, seed=0):
     (1, 5)
     """
     return shuffle_tokens(tokens, np.random.default_rng([seed, _SHUFFLE_STREAM]))
+
+
+def random_background(tokens, seed=0):
+    """The `"random"` replacement source: one seeded random A/C/G/T per position.
+
+    Every ranking, fraction and mode that replaces a position replaces it by
+    the same base, so that `top` and `random` differ only in *which*
+    positions they replace (common random numbers: at fraction 0 of the
+    sufficiency curves, where every position is replaced, they are equal).
+
+    Example:
+
+    >>> tokens = np.zeros((2, 5), np.uint8)
+    >>> bool((random_background(tokens, 1) == random_background(tokens, 1)).all())
+    True
+    """
+    rng = np.random.default_rng([seed, _RANDOM_STREAM])
+    return rng.integers(0, 4, size=np.shape(tokens), dtype=np.uint8)
+
+
+def replacement_background(tokens, replacement, seed=0):
+    """The per-position replacement source of `replacement` (None for `"N"`)."""
+    if replacement == "shuffle":
+        return shuffled_background(tokens, seed)
+    if replacement == "random":
+        return random_background(tokens, seed)
+    return None
 
 
 def removal_orders(scores, valid, seed=0):
@@ -101,13 +130,15 @@ def remove_positions(
         tokens: `(n, length)` uint8 tokens (padding is `PAD`).
         order: `(n, length)` removal order (from `removal_orders`).
         fraction: share of each sequence's valid positions to remove (or keep).
-        replacement: `"N"`, `"random"` (a random A/C/G/T from `rng`) or
+        replacement: `"N"`, `"random"` (the base at the same position of
+            `background`, or a random A/C/G/T from `rng` without one) or
             `"shuffle"` (the token at the same position of `background`).
         rng: `numpy.random.Generator` for `"random"` (and for `"shuffle"`
             when `background` is not given).
         keep: replace the complement of the chosen positions instead.
         background: `(n, length)` tokens for `"shuffle"` (default:
-            `shuffle_tokens(tokens, rng)`).
+            `shuffle_tokens(tokens, rng)`) and `"random"` (see
+            `replacement_background`).
 
     Returns:
         the perturbed `(n, length)` tokens.
@@ -132,7 +163,7 @@ def remove_positions(
         rows, columns = np.nonzero(replaced)
     if replacement == "N":
         tokens[rows, columns] = N_TOKEN
-    elif replacement == "random":
+    elif replacement == "random" and background is None:
         rng = rng if rng is not None else np.random.default_rng(0)
         tokens[rows, columns] = rng.integers(0, 4, size=len(rows), dtype=np.uint8)
     else:
@@ -218,17 +249,16 @@ def perturbation_curves(
     labels = check_targets(model, labels, len(tokens), name="labels").astype(np.int64)
     check_scores(scores, tokens.shape)
     orders = removal_orders(scores, tokens != PAD, seed)
-    background = shuffled_background(tokens, seed) if replacement == "shuffle" else None
+    background = replacement_background(tokens, replacement, seed)
     intact = predict_batched(model, one_hot(tokens), batch_size)
     targets = predicted_targets(intact)
     p_ref = target_probability(intact, targets)
     accuracy, drop = {}, {}
-    for index, ranking in enumerate(RANKINGS):
-        rng = np.random.default_rng([seed, index])
+    for ranking in RANKINGS:
         curve, drops = [], []
         for fraction in fractions:
             perturbed = remove_positions(
-                tokens, orders[ranking], fraction, replacement, rng, background=background
+                tokens, orders[ranking], fraction, replacement, background=background
             )
             probs = predict_batched(model, one_hot(perturbed), batch_size)
             curve.append(float(np.mean(predicted_targets(probs) == labels)))
