@@ -42,10 +42,12 @@ def test_bad_files_name_the_problem(tmp_path, content, message):
 def test_intervals_past_the_end_duplicates_and_cropping(tmp_path):
     path = tmp_path / "gt.csv"
     path.write_text("id,start,end\na,8,14\nb,12,15\n")
-    with pytest.raises(DataError, match="runs past the sequence end"):
+    with pytest.raises(DataError, match=r"line 2: interval 8-14 runs past the sequence end"):
         ground_truth_mask(path, ["a", "b"], [10, 10])
-    # cropped at the end (--crop left): coordinates hold, the tail is clipped away
-    clipped = ground_truth_mask(path, ["a", "b"], [10, 10], clip=True)
+    # cropped at the end (--crop left): coordinates hold, the tail is clipped away, with a warning
+    with pytest.warns(UserWarning, match="1 interval clipped and 1 interval left out where they "
+                      "run past their sequence's end"):  # fmt: skip
+        clipped = ground_truth_mask(path, ["a", "b"], [10, 10], clip=True)
     assert np.flatnonzero(clipped[0]).tolist() == [8, 9] and not clipped[1].any()
     with pytest.raises(DataError, match="share the id 'a'"):
         ground_truth_mask(path, ["a", "a"], [10, 10])

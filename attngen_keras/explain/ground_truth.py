@@ -12,6 +12,7 @@ Errors name a row by its line in the file.
 `attngen synthetic` writes such a file (`planted.csv`) next to its sequences.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pandas as pd
 
 from attngen_keras.data.errors import DataError
 from attngen_keras.data.readers import TableLines, apply_column_aliases, base_suffix, open_text
+from attngen_keras.files import plural
 
 
 def read_intervals(path):
@@ -72,9 +74,11 @@ def read_intervals(path):
             "is not an interval 0 <= start < end (0-based, end excluded)",
             path, frame["id"].iloc[row],
         )  # fmt: skip
-    return pd.DataFrame(
+    intervals = pd.DataFrame(
         {"id": frame["id"].str.strip(), "start": starts.astype(int), "end": ends.astype(int)}
     )
+    intervals.index = pd.Index(np.asarray(lines, dtype=int), name="line")  # each row's file line
+    return intervals
 
 
 def _read_bed(path):
@@ -129,23 +133,33 @@ def ground_truth_mask(path, ids, lengths, clip=False, intervals=None):
     lengths = np.asarray(lengths, dtype=int)
     mask = np.zeros((len(ids), int(lengths.max()) if len(ids) else 0), dtype=bool)
     where = {record: i for i, record in enumerate(ids)}
-    matched = 0
-    for record, start, end in intervals.itertuples(index=False):
+    matched = clipped = dropped = 0
+    for line, record, start, end in intervals.itertuples(index=True):
         row = where.get(record)
         if row is None:
             continue
         if clip:
+            if end > lengths[row]:
+                clipped += start < lengths[row]
+                dropped += start >= lengths[row]
             end = min(end, int(lengths[row]))
             if start >= end:
                 continue
         elif end > lengths[row]:
             raise DataError(
-                f"interval {start}-{end} runs past the sequence end ({lengths[row]} nt)",
-                path,
-                record,
-            )
+                f"line {line}: interval {start}-{end} runs past the sequence end "
+                f"({lengths[row]} nt)",
+                path, record,
+            )  # fmt: skip
         mask[row, start:end] = True
         matched += 1
+    if clipped or dropped:
+        warnings.warn(
+            f"{path}: {plural(clipped, 'interval')} clipped and {plural(dropped, 'interval')} "
+            "left out where they run past their sequence's end (the explained sequences are cut "
+            "at the model's length, or shorter)",
+            stacklevel=2,
+        )
     if not matched:
         example = ", ".join(ids[:3])
         raise DataError(
