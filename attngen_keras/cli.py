@@ -350,7 +350,8 @@ def _parser():
     _add_sequences_argument(explain)
     explain.add_argument(
         "--split", choices=["test", "val", "train", "all"],
-        help="split to use (default: test; other data without splits of its own is used whole, 'all')",
+        help="split to use (default: test; 'all', data without splits of its own used whole, applies "
+        "to --data other than the run's)",
     )  # fmt: skip
     explain.add_argument(
         "--method", choices=METHOD_CHOICES,
@@ -380,7 +381,8 @@ def _parser():
     _add_sequences_argument(perturb)
     perturb.add_argument(
         "--split", choices=["test", "val", "train", "all"],
-        help="split to use (default: test; other data without splits of its own is used whole, 'all')",
+        help="split to use (default: test; 'all', data without splits of its own used whole, applies "
+        "to --data other than the run's)",
     )  # fmt: skip
     perturb.add_argument(
         "--method", choices=METHOD_CHOICES,
@@ -863,9 +865,11 @@ def _explain(args):
         else "no 6-mer is enriched in the high-importance windows"
     )
     if "localization" in summary:
+        from attngen_keras.files import plural
+
         found, random = summary["localization"]["importance"], summary["localization"]["random"]
         print(
-            f"ground truth ({found['n']} sequences with informative positions): AUROC {found['auroc']:.3f} "
+            f"ground truth ({plural(found['n'], 'sequence')} with informative positions): AUROC {found['auroc']:.3f} "
             f"(random {random['auroc']:.3f}), AUPRC {found['auprc']:.3f} (baseline {found['auprc_baseline']:.3f})"
         )
     if "ism" in result:

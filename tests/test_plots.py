@@ -121,3 +121,22 @@ def test_perturbation_curves_say_what_their_y_axis_measures(tmp_path, figures, l
         result["labels"] = labels
     plot_perturbation(result, tmp_path / "p.png")
     assert [ax.get_ylabel() for ax in figures[0].axes] == [ylabel, ylabel]
+
+
+def test_saliency_tracks_of_all_n_sequences_plot_without_warnings(tmp_path):
+    """All-N sequences have no base to draw: an empty track, not matplotlib's singular-limits
+    warning (which the CLI would print)."""
+    import warnings
+
+    import numpy as np
+
+    from attngen_keras.explain.report import plot_tracks
+
+    result = {
+        "class_names": ["a", "b"], "probs": np.array([[0.4], [0.7]]), "labels": np.array([0, 1]),
+        "sequences": ["NNNNNNNN", "NNNNNNNN"], "scores": np.zeros((2, 8)), "ids": ["s1", "s2"],
+    }  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_tracks(result, tmp_path / "tracks.png")
+    assert (tmp_path / "tracks.png").stat().st_size > 1000

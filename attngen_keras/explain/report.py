@@ -1,5 +1,6 @@
 """`attngen explain`: importance maps of a trained run, as arrays and plots."""
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -157,7 +158,11 @@ def plot_tracks(result, path, n_examples=4, window=None):
             if base in BASES:
                 matrix[pos, BASES.index(base)] = scores[pos]
         frame = pd.DataFrame(matrix, columns=list(BASES))
-        logomaker.Logo(frame, ax=ax, color_scheme=BASE_COLORS)
+        with warnings.catch_warnings():  # a track of zeros (no base to draw: all N, say)
+            warnings.filterwarnings("ignore", message="Attempting to set identical")
+            logomaker.Logo(frame, ax=ax, color_scheme=BASE_COLORS)
+        if not matrix.any():
+            ax.set_ylim(0, 1)
         label = result["class_names"][result["labels"][i]]
         p = target_probability(result["probs"][i : i + 1], result["labels"][i : i + 1])[0]
         ax.set_title(f"{result['ids'][i]} (class {label}, p = {p:.2f})", fontsize=9, loc="left")
