@@ -27,6 +27,10 @@ def test_csv_and_bed_intervals_become_a_mask(tmp_path):
     "content, message",
     [
         ("id,start\na,1\n", "missing column"),
+        (
+            "name,from,to\na,1,2\n",
+            r"missing column\(s\) \['start', 'end'\]; found \['name', 'from', 'to'\]",
+        ),
         ("id,start,end\na,5,5\n", "line 2"),
         ("id,start,end\na,x,3\n", "line 2"),
         ("", "empty"),

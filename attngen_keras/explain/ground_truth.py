@@ -47,11 +47,12 @@ def read_intervals(path):
         except (pd.errors.ParserError, ValueError) as error:
             raise DataError(f"malformed ground-truth table ({error})", path) from None
         lines = handle.data_lines(np.arange(len(frame))) + 2
+    found = list(frame.columns)
     frame = apply_column_aliases(frame)  # `name` is read as `id`, as in the training tables
     missing = [c for c in ("id", "start", "end") if c not in frame.columns]
     if missing:
         raise DataError(
-            f"missing column(s) {missing}; found {list(frame.columns)} (need id or name, start, end)",
+            f"missing column(s) {missing}; found {found} (need id or name, start, end)",
             path,
         )
     if frame.empty:
