@@ -135,6 +135,13 @@ def _load_for_importance(args, result_file, *options):
         )  # the subset explain_split / perturb_split would take of a split of these sequences
         split_name = "unlabeled"
     args.method = _default_method(args, model, record)
+    if args.n > len(split):
+        where = "given sequences" if args.sequences is not None else f"{split_name} split"
+        print(
+            f"attngen: note: --n {args.n} is more than the {len(split)} sequences of the {where}: "
+            "all of them are used",
+            file=sys.stderr,
+        )
     request = _request(args, record, split_name, split, *options)
     _keep_other_results(args.out, result_file, request, args.force)
     if args.sequences is not None:  # labelled only once nothing stands in the way

@@ -766,3 +766,14 @@ def test_a_signal_whose_exception_python_drops_still_stops_the_command(
         signal.getsignal(signal.SIGINT),
         sys.unraisablehook,
     ) == before
+
+
+def test_more_sequences_asked_than_the_split_has_is_said(attngen_run, tmp_path, capsys):
+    result = run_cli(capsys, "perturb", attngen_run, "--split", "val", "--n", "100000",
+                     "--fractions", "0", "0.2", "--out", tmp_path / "p")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    n = json.loads((tmp_path / "p" / "perturb.json").read_text())["n"]
+    assert (
+        f"attngen: note: --n 100000 is more than the {n} sequences of the val split: all of them are used"
+        in result.stderr
+    )
