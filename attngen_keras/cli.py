@@ -107,6 +107,9 @@ def _check_sequences_options(args):
         )
 
 
+DEFAULT_N = 3000  # explain and perturb: sequences of the split used, by default
+
+
 def _load_for_importance(args, result_file, *options):
     """What `explain` and `perturb` share before their slow part.
 
@@ -125,6 +128,7 @@ def _load_for_importance(args, result_file, *options):
     )
 
     _check_sequences_options(args)
+    given_n, args.n = args.n is not None, args.n or DEFAULT_N
     if args.sequences is None:
         model, record, split_name, split = load_run_data(
             args.run_dir, args.data, args.references, args.split, args.cache_dir
@@ -135,7 +139,7 @@ def _load_for_importance(args, result_file, *options):
         )  # the subset explain_split / perturb_split would take of a split of these sequences
         split_name = "unlabeled"
     args.method = _default_method(args, model, record)
-    if args.n > len(split):
+    if given_n and args.n > len(split):
         where = "given sequences" if args.sequences is not None else f"{split_name} split"
         print(
             f"attngen: note: --n {args.n} is more than the {len(split)} sequences of the {where}: "
@@ -365,7 +369,7 @@ def _parser():
         help="importance to compute (default: attention for AttnGen runs, input_x_gradient for others)",
     )  # fmt: skip
     explain.add_argument(
-        "--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)"
+        "--n", type=_positive_int, help=f"sequences (a fixed seeded subset; default: {DEFAULT_N})"
     )
     explain.add_argument(
         "--ground-truth", metavar="FILE",
@@ -397,7 +401,7 @@ def _parser():
         "for others)",
     )  # fmt: skip
     perturb.add_argument(
-        "--n", type=_positive_int, default=3000, help="sequences (a fixed seeded subset)"
+        "--n", type=_positive_int, help=f"sequences (a fixed seeded subset; default: {DEFAULT_N})"
     )
     perturb.add_argument(
         "--fractions", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
@@ -731,7 +735,7 @@ def _request(args, record, split_name, split, *names):
     """What a result depends on, as recorded in its JSON and compared before it is replaced.
 
     The resolved values, so that one computation asked for in two ways is
-    one request: the run (its absolute path), the split used, the sequences taken (`--n` capped at the
+    one request: the run (its real path: symlinks resolved), the split used, the sequences taken (`--n` capped at the
     split's size), `data` None for the run's own files, paths made absolute;
     and the options `names` of `args` as given.
     """
@@ -741,7 +745,7 @@ def _request(args, record, split_name, split, *names):
     if data is not None and data == resolve_data_paths([str(d) for d in record.get("data", [])]):
         data = None  # the run's own files, named explicitly
     request = {
-        "run": os.path.abspath(args.run_dir),
+        "run": os.path.realpath(args.run_dir),
         "method": args.method,
         "n": min(int(args.n), len(split)),
         "data": data,
@@ -1207,8 +1211,10 @@ def main(argv=None):
 
         handled += (RunError, PipelineError)
     previous_handlers = _stop_on_signals()
+    finished = False
     try:
         COMMANDS[args.command](args)
+        finished = True
         if _SIGNALLED:
             # the signal's exception was raised where Python drops it (a weakref or garbage
             # collection callback), and the command went on: it still ends as stopped
@@ -1216,26 +1222,36 @@ def main(argv=None):
     except handled as error:
         if debug:
             raise
+        if _SIGNALLED:  # an error that the interruption caused (a Beam pipeline cancelled, say)
+            return _stopped(args, Terminated() if _SIGNALLED[-1] == signal.SIGTERM else None)
         print(f"attngen {args.command}: error: {_describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
-        if args.command == "train" and not Path(args.out).exists():
-            advice = "nothing was trained yet, and no --out directory was left"
-        elif args.command in RESUMABLE_COMMANDS or (
-            args.command in ("scan", "variants") and args.runner == "local"
-        ):
-            advice = "re-run the same command to resume"
-        else:
-            advice = "earlier outputs are unchanged; re-run the command to start again"
-        if isinstance(interrupt, Terminated):
-            print(f"\nattngen {args.command}: terminated (SIGTERM); {advice}", file=sys.stderr)
-            return 128 + signal.SIGTERM
-        print(f"\nattngen {args.command}: interrupted; {advice}", file=sys.stderr)
-        return 130
+        return _stopped(args, interrupt, finished)
     finally:
         _restore_signals(previous_handlers)
         _remove_temporaries()
     return 0
+
+
+def _stopped(args, interrupt, finished=False):
+    """The line and exit status (143 for SIGTERM, else 130) of a command stopped by a signal;
+    `finished`: it had done its work when the signal was noted."""
+    if finished:
+        advice = "it had finished: its results were written"
+    elif args.command == "train" and not Path(args.out).exists():
+        advice = "nothing was trained yet, and no --out directory was left"
+    elif args.command in RESUMABLE_COMMANDS or (
+        args.command in ("scan", "variants") and args.runner == "local"
+    ):
+        advice = "re-run the same command to resume"
+    else:
+        advice = "earlier outputs are unchanged; re-run the command to start again"
+    if isinstance(interrupt, Terminated):
+        print(f"\nattngen {args.command}: terminated (SIGTERM); {advice}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print(f"\nattngen {args.command}: interrupted; {advice}", file=sys.stderr)
+    return 130
 
 
 class Terminated(KeyboardInterrupt):
@@ -1260,8 +1276,10 @@ def _stop_on_signals():
 
     if threading.current_thread() is not threading.main_thread():
         return None
+    # a signal the process was started ignoring (a background job of a script) stays ignored
     handlers = {signum: signal.signal(signum, _raise_on_signal)
-                for signum in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+                for signum in (signal.SIGTERM, signal.SIGINT)
+                if signal.getsignal(signum) is not signal.SIG_IGN}  # fmt: skip
     hook = sys.unraisablehook
 
     def quiet_interrupts(unraisable):

@@ -127,8 +127,42 @@ class AttnGenHyperModel(kt.HyperModel):
             callbacks.insert(
                 1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps)
             )
+        # KerasTuner's callbacks (its best-epoch checkpoint, which a Hyperband continuation
+        # loads) see the ramp's epochs as the worst ones too; the training log does not
+        hide = _HideRampObjective(schedule.last_ramp_epoch, self.objective)
+        callbacks = [hide, *callbacks, hide.restorer()]
         history = model.fit(*args, callbacks=callbacks, **kwargs)
         return score_after_ramp(history, schedule.last_ramp_epoch, self.objective)
+
+
+def _worst(objective):
+    return math.inf if objective_of(objective).direction == "min" else -math.inf
+
+
+class _HideRampObjective(keras.callbacks.Callback):
+    """Sets the objective in the epoch logs of the masking ramp to its worst value for the
+    callbacks between it and its `restorer()`, which puts the real value back."""
+
+    def __init__(self, first_full_epoch, objective):
+        super().__init__()
+        self.first_full_epoch, self.objective = first_full_epoch, objective
+        self.hidden = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.hidden = None
+        if logs is not None and epoch < self.first_full_epoch and self.objective in logs:
+            self.hidden = logs[self.objective]
+            logs[self.objective] = _worst(self.objective)
+
+    def restorer(self):
+        hide = self
+
+        class Restore(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if logs is not None and hide.hidden is not None:
+                    logs[hide.objective] = hide.hidden
+
+        return Restore()
 
 
 def score_after_ramp(history, first_full_epoch, objective):
@@ -150,7 +184,7 @@ def score_after_ramp(history, first_full_epoch, objective):
     values = history.history.get(objective)
     if values is None:
         return history
-    worst = math.inf if objective_of(objective).direction == "min" else -math.inf
+    worst = _worst(objective)
     history.history[objective] = [
         worst if epoch < first_full_epoch else value for epoch, value in zip(history.epoch, values)
     ]
@@ -350,6 +384,9 @@ def _check_settings(config):
         from attngen_keras.models.classifiers import DEFAULT_PRESET, PRESETS
 
         settings["model_options"] = dict(PRESETS[DEFAULT_PRESET])
+        # trials scored on their epochs at full mask fraction (since 2026-11-29): a search
+        # begun under the earlier rule (every epoch) would mix two scores
+        settings["scoring"] = "epochs at full mask fraction"
     fixed = {k: v for k, v in settings.items() if k != "max_trials"}
     if path.exists():
         previous = json.loads(path.read_text())
@@ -363,7 +400,7 @@ def _check_settings(config):
                 f"{config.project_dir} holds a search with other settings ({details}); use a new --project-name"
             )
         held = previous.get("max_trials")
-        if isinstance(held, int) and config.max_trials < held:
+        if config.tuner != "hyperband" and isinstance(held, int) and config.max_trials < held:
             raise RunError(
                 f"{config.project_dir} holds a search of --max-trials {held}; it may be raised "
                 f"to add trials, not lowered to {config.max_trials} (its trials are already "

@@ -760,7 +760,8 @@ def test_a_signal_whose_exception_python_drops_still_stops_the_command(
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), sys.unraisablehook
     assert cli.main(["synthetic", "--out", str(tmp_path / "s")]) == code
     err = capsys.readouterr().err
-    assert f"attngen synthetic: {said};" in err and "Traceback" not in err and "ignored" not in err
+    assert f"attngen synthetic: {said}; it had finished: its results were written" in err
+    assert "Traceback" not in err and "ignored" not in err
     assert (
         signal.getsignal(signal.SIGTERM),
         signal.getsignal(signal.SIGINT),
@@ -777,3 +778,24 @@ def test_more_sequences_asked_than_the_split_has_is_said(attngen_run, tmp_path, 
         f"attngen: note: --n 100000 is more than the {n} sequences of the val split: all of them are used"
         in result.stderr
     )
+
+
+def test_a_signal_the_process_was_started_ignoring_stays_ignored(tmp_path, capsys, monkeypatch):
+    """A background job of a script starts with SIGINT ignored: the launcher's Ctrl-C does not
+    stop it (the command does not install its own SIGINT handler then)."""
+    import attngen_keras.cli as cli
+
+    done = []
+
+    def command(args):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # (a signal is handled between bytecodes)
+        done.append(True)
+
+    monkeypatch.setitem(cli.COMMANDS, "synthetic", command)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert cli.main(["synthetic", "--out", str(tmp_path / "s")]) == 0 and done
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -468,3 +468,39 @@ def test_trials_are_scored_on_epochs_at_their_full_mask_fraction(
     # a Hyperband continuation counts its epochs from its initial epoch: all past the ramp
     history.epoch, history.history = [2, 3], {objective: [0.5, 0.6]}
     assert score_after_ramp(history, 1, objective).history[objective] == [0.5, 0.6]
+
+
+def test_the_hypermodel_hides_the_ramp_from_kerastuners_callbacks_and_score():
+    """In `fit`, KerasTuner's own callbacks (its best-epoch checkpoint) see the warm-up epoch's
+    objective as the worst value, later callbacks (the log) the real one, and the History
+    KerasTuner scores has the worst value there."""
+    hypermodel = AttnGenHyperModel(40, 2, max_epochs=3, objective="val_accuracy")
+    hp = kt.HyperParameters()
+    hypermodel.declare(hp)
+    hp.values.update({"warmup_epochs": 1, "mask_fraction": 0.2, "filters": 32, "conv_blocks": 1})
+    model = hypermodel.build(hp)
+    seen = {"tuner": []}
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, key):
+            super().__init__()
+            self.key = key
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen[self.key].append(logs["val_accuracy"])
+
+    x = np.eye(4, dtype="float32")[np.random.default_rng(0).integers(0, 4, (64, 40))]
+    y = np.arange(64) % 2
+    history = hypermodel.fit(hp, model, x, y, validation_data=(x[:16], y[:16]), epochs=3,
+                             batch_size=32, verbose=0, callbacks=[Record("tuner")])  # fmt: skip
+    assert seen["tuner"][0] == -np.inf and np.isfinite(seen["tuner"][1:]).all()
+    assert history.history["val_accuracy"][0] == -np.inf
+    assert np.isfinite(history.history["val_accuracy"][1:]).all()
+
+
+def test_hyperband_ignores_max_trials_so_its_resume_does_not_check_it(motif_csv, tmp_path):
+    from attngen_keras.tuning import _check_settings, _write_settings
+
+    config = _config(motif_csv, tmp_path, tuner="hyperband", max_trials=20)
+    _write_settings(config, _check_settings(config))
+    _check_settings(_config(motif_csv, tmp_path, tuner="hyperband"))  # the default 10: accepted
