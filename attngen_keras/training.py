@@ -1123,6 +1123,12 @@ def _what_the_directory_is(directory):
     except (OSError, ValueError):
         config = None
     if isinstance(config, dict) and {"data", "model", "epochs"} <= set(config):
+        if (directory / MODEL_FILE).exists() and (directory / METRICS_FILE).exists():
+            # finished, less a file that `train` would not write again
+            return (
+                "its training finished, but a file of it was removed: restore it, or train the "
+                "run again with `attngen train ... --overwrite`"
+            )
         return "resume its training with the `attngen train` command that started it"
     if (directory / "saved_model.pb").exists() or any(directory.glob("[0-9]*/saved_model.pb")):
         return "it is an exported SavedModel: `attngen predict` serves it; evaluate the run it was exported from"

@@ -134,6 +134,17 @@ def test_unknown_dataset_and_missing_run(tmp_path, capsys):
     assert result_line(run_cli(capsys, "evaluate", unfinished)).endswith(
         "resume its training with the `attngen train` command that started it"
     )
+    # a finished run less its dataset.json (which `train` would not write again)
+    (unfinished / "dataset.json").unlink()
+    (unfinished / "model.keras").write_bytes(b"")
+    (unfinished / "metrics.json").write_text("{}")
+    assert result_line(run_cli(capsys, "evaluate", unfinished)).endswith(
+        "not a finished attngen run (no dataset.json); its training finished, but a file of it "
+        "was removed: restore it, or train the run again with `attngen train ... --overwrite`"
+    )
+    for name in ("model.keras", "metrics.json"):
+        (unfinished / name).unlink()
+    (unfinished / "dataset.json").write_text("{}")
     (tmp_path / "export" / "1").mkdir(parents=True)
     (tmp_path / "export" / "1" / "saved_model.pb").write_bytes(b"")
     assert "it is an exported SavedModel: `attngen predict` serves it" in result_line(
