@@ -51,3 +51,7 @@ def test_one_hot_and_from_sequences_name_bad_input():
     with pytest.raises(ValueError, match=r"got one string \(wrap it: \[sequence\]\)"):
         EncodedSplit.from_sequences("ACGT", [0, 0, 0, 0], 4)
     assert one_hot(np.zeros((0, 5), np.uint8)).shape == (0, 5, 4)
+    # its errors name its own arguments, not the command line's options
+    with pytest.raises(DataError, match=r"record '0': sequence of length 8 is longer than length 4 "
+                       r".*raise length or pass crop='left', 'center' or 'right'$"):  # fmt: skip
+        EncodedSplit.from_sequences(["ACGTACGT"], [0], 4)

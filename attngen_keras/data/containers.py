@@ -188,7 +188,12 @@ class EncodedSplit:
             )
         for record_id, label, sequence in zip(ids, labels, sequences):
             builder.add(record_id, label, sequence, source)
-        tokens = pad_tokens(builder.build(), int(length), crop, split_name=source)
+        try:
+            tokens = pad_tokens(builder.build(), int(length), crop, split_name=source)
+        except SequenceTooLongError as error:  # named as this function's arguments
+            raise error.with_advice(
+                "raise length or pass crop='left', 'center' or 'right'", length_name="length"
+            ) from None
         return cls(tokens, labels, np.asarray(ids, dtype=str))
 
 
