@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from attngen_keras.data import make_tf_dataset, reverse_complement_tokens
 from attngen_keras.data.alphabet import PAD, decode, encode
@@ -30,6 +31,9 @@ def test_batches_one_hot_and_labels():
     assert _decode_batch(x) == ["ACGT", "GGA", "TTTTT"]
     assert np.all(np.asarray(x)[1, 3:] == 0)  # padding is all-zero
     assert y.numpy().tolist() == [0, 1, 0]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            make_tf_dataset(split, batch_size=bad)
 
 
 def test_shuffle_is_seeded_and_reshuffles_each_epoch():

@@ -82,6 +82,9 @@ def make_tf_dataset(
     >>> tuple(x.shape), tuple(y.shape)
     ((4, 10, 4), (4,))
     """
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = int(batch_size)
     one_hot_table = tf.constant(alphabet.ONE_HOT_TABLE)
     complement = tf.constant(alphabet.COMPLEMENT_TOKEN.astype("int32"))
     pad = alphabet.PAD
