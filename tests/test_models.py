@@ -239,6 +239,13 @@ def test_a_nested_attngen_is_named_where_its_attention_is():
         np.asarray(attention_model(outer.get_layer("attngen"))(_batch())),
         np.asarray(attention_model(inner)(_batch())),
     )
+    # training the outer model leaves the nested faithfulness loss out: said, not silent
+    from attngen_keras.callbacks import MaskingSchedule
+
+    compile_classifier(outer, 2)
+    with pytest.warns(UserWarning, match="nests AttnGen 'attngen', whose faithfulness loss is not"):
+        outer.fit(_batch(), np.array([0, 1] * 3), epochs=1, verbose=0,
+                  callbacks=[MaskingSchedule(0.1, 0)])  # fmt: skip
 
 
 def test_an_attngen_copy_from_its_config_keeps_its_class_and_faithfulness_loss():

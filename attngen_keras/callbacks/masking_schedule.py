@@ -1,6 +1,7 @@
 """`MaskingSchedule`: ramps the mask fraction of every SaliencyMask during fit."""
 
 import math
+import warnings
 
 import keras
 
@@ -82,6 +83,21 @@ class MaskingSchedule(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not find_saliency_masks(self.model):
             raise ValueError("MaskingSchedule was given a model without any SaliencyMask layer")
+        # a model's own training loss (AttnGen's faithfulness loss) is computed by the model
+        # that `fit` trains, not by the models nested in it
+        nested = [
+            layer.name
+            for layer in all_layers(self.model)
+            if float(getattr(layer, "faithfulness_weight", 0.0) or 0.0) > 0
+            and hasattr(layer, "faithfulness_loss")
+        ]
+        if nested and not hasattr(self.model, "faithfulness_loss"):
+            warnings.warn(
+                f"the model being trained nests AttnGen {nested[0]!r}, whose faithfulness loss "
+                "is not trained this way (only the model that fit trains computes its own loss); "
+                f"train {nested[0]!r} itself to keep its attention faithful",
+                stacklevel=2,
+            )
 
     def progress(self, epoch):
         """Share of the ramp done at 0-based `epoch` (0 before `start_epoch`, 1 from `last_ramp_epoch`)."""
