@@ -122,6 +122,16 @@ def planted_motif_data(
             raise ValueError(f"motif {motif!r} must be a non-empty consensus of A, C, G, T and N")
     rng = np.random.default_rng(seed)
     pwms = [consensus_to_pwm(m) if isinstance(m, str) else np.asarray(m, float) for m in motifs]
+    for number, pwm in enumerate(pwms, start=1):
+        if pwm.ndim != 2 or pwm.shape[1] != 4 or not len(pwm):
+            raise ValueError(
+                f"motif {number}: a PWM must be (k, 4) for A, C, G, T; got shape {pwm.shape}"
+            )
+        if (pwm < 0).any() or not np.allclose(pwm.sum(axis=1), 1.0, atol=1e-6):
+            raise ValueError(
+                f"motif {number}: each PWM row must be probabilities summing to 1; row sums "
+                f"{np.round(pwm.sum(axis=1), 4).tolist()}"
+            )
     background = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
     labels = np.zeros(n, dtype=np.int32)
     labels[: n // 2] = 1
