@@ -910,7 +910,7 @@ def _perturb(args):
         replacement=args.replacement, seed=args.seed, show_progress=True,
     )  # fmt: skip
     result = {
-        "run": os.path.abspath(args.run_dir), "split": split_name, **result, "request": request,
+        "run": request["run"], "split": split_name, **result, "request": request,
         "labels": "given" if args.sequences is None else "predicted",
     }  # fmt: skip
     with staged_files(args.out) as staging:  # the previous results stay until these are complete

@@ -289,12 +289,14 @@ def _normalize(value):
     return json.loads(json.dumps(value))
 
 
-def check_run_dir(out, config, overwrite=False, writable=True, advice=None):
+def check_run_dir(
+    out, config, overwrite=False, advice="use a new --out, or --overwrite to discard it"
+):
     """`new`, `resume`, `finished` or (with `overwrite`, for a run already there) `replace`.
 
-    Nothing is changed on disk. `writable=False`: the errors do not suggest `--overwrite`;
-    `advice`: what a run of another configuration there says to do (for commands that name
-    the run directory otherwise than `--out`).
+    Nothing is changed on disk. `advice`: what the error for a run of another configuration
+    there says to do (another wording where `--overwrite` cannot help, or the run directory
+    is named otherwise than `--out`).
     """
     out = Path(out)
     config_path = out / CONFIG_FILE
@@ -322,11 +324,7 @@ def check_run_dir(out, config, overwrite=False, writable=True, advice=None):
         details = ", ".join(
             f"{n}: {previous.get(n)!r} -> {getattr(config, n)!r}" for n in mismatched
         )
-        raise RunError(
-            f"{out} holds a run with a different configuration ({details}); "
-            + (advice or ("use a new --out, or --overwrite to discard it" if writable else
-                          "use a new --out (this one is not writable)"))
-        )  # fmt: skip
+        raise RunError(f"{out} holds a run with a different configuration ({details}); " + advice)
     if (out / METRICS_FILE).exists() and (out / MODEL_FILE).exists():
         return "finished"
     return "resume"
@@ -373,7 +371,9 @@ def train(config, overwrite=False, verbose=None, dataset=None, callbacks=()):
         except FileError as error:
             # read-only (an archived run): a finished run of this configuration is
             # reported as when writable; anything else would have to be written
-            state = check_run_dir(out, config, overwrite, writable=False)
+            state = check_run_dir(
+                out, config, overwrite, advice="use a new --out (this one is not writable)"
+            )
             if state == "finished":
                 return _report_finished(out)
             raise FileError(out, f"{error.problem}; choose another --out") from None

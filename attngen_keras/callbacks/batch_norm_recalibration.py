@@ -145,6 +145,7 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 batch = self._next_batch()
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 if forward is None:  # once per recalibration (it walks the model's layers)
+                    self._check_batch(x)
                     forward = self._training_forward(x)
                     if self.statistics == "average" and not getattr(
                         forward, "averages_statistics", False
@@ -171,7 +172,10 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 batch = next(self._iterator)
             except StopIteration:
                 raise ValueError("BatchNormRecalibration: data yields no batch") from None
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return batch
+
+    def _check_batch(self, x):
+        """Refuses inputs `x` that are not a batch of the model's input (a single sequence)."""
         inputs = getattr(self.model, "inputs", None)
         first = keras.tree.flatten(x)[0]
         if inputs and len(inputs) == 1 and len(first.shape) != len(inputs[0].shape):
@@ -180,7 +184,6 @@ class BatchNormRecalibration(keras.callbacks.Callback):
                 f"that of the model's input {tuple(inputs[0].shape)}: data must yield batches "
                 "(e.g. tf.data.Dataset.from_tensor_slices(x).batch(128)), not single sequences"
             )
-        return batch
 
     def on_test_begin(self, logs=None):
         self.recalibrate()

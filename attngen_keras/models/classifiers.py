@@ -730,10 +730,10 @@ def compile_classifier(
     TensorFlow backend creates them inside the first trace of the train step,
     and TensorFlow then traces the step twice.
     """
-    units = 1 if int(num_classes) == 2 else int(num_classes)
-    outputs = getattr(model, "output_shape", None)
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    units = 1 if int(num_classes) == 2 else int(num_classes)
+    outputs = getattr(model, "output_shape", None)
     if isinstance(outputs, tuple) and outputs and outputs[-1] not in (None, units):
         has = outputs[-1]
         if has == 1:
