@@ -22,6 +22,7 @@ from attngen_keras.data.readers import (
     TableLines,
     base_suffix,
     normalize_table_columns,
+    open_text_stream,
 )
 from attngen_keras.export import METADATA_FILE
 from attngen_keras.files import (
@@ -119,17 +120,6 @@ def resolve_endpoints(path):
     }
 
 
-def _open_stream(path):
-    """A text stream over plain or gzip input, read as it is consumed."""
-    import gzip
-
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
-    return open(path, encoding="utf-8-sig", errors="replace")
-
-
 def iter_records(path, kind=None):
     """Yields `(id, sequence)` from FASTA or CSV/TSV without loading the whole file.
 
@@ -167,7 +157,7 @@ def _iter_fasta(path):
 
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-    with _open_stream(path) as handle:
+    with open_text_stream(path) as handle:
         # the parser would skip text before the first header: sequence lost without a word
         lines = iter(handle)
         leading = []
@@ -190,7 +180,7 @@ def _iter_table(path, suffix):
     import pandas as pd
 
     separator = "\t" if suffix in (".tsv", ".txt") else ","
-    with _open_stream(path) as text:
+    with open_text_stream(path) as text:
         handle = TableLines(text, separator)  # rows are named by their line in the file
         try:
             chunks = pd.read_csv(

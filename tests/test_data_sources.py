@@ -87,6 +87,49 @@ def test_predict_names_rows_without_an_id_by_their_file_line(tmp_path):
     assert list(iter_records(tmp_path / "d.csv.gz")) == expected
 
 
+def test_old_mac_line_ends_are_read_alike_by_training_and_predict(tmp_path):
+    """A lone CR ends a line in FASTA and tables, in both training readers and in `predict`
+    (training read a CR-only FASTA as one title line: 'empty sequence'), and table rows are
+    named by the same file lines."""
+    from attngen_keras.data.readers import _read_table, fasta_records, open_text
+    from attngen_keras.predict import iter_records
+
+    (tmp_path / "cr.fa").write_bytes(b">a x\rACGT\rAC\r\r>b\rGGTT\r")
+    expected = [("a", "ACGTAC"), ("b", "GGTT")]
+    assert list(fasta_records(open_text(tmp_path / "cr.fa"), "cr.fa")) == expected
+    assert list(iter_records(tmp_path / "cr.fa")) == expected
+    (tmp_path / "cr.csv").write_bytes(b"seq,label\rACGT,a\r\rGGCC,b\r")
+    assert list(_read_table(tmp_path / "cr.csv").index + 2) == [2, 4]
+    assert list(iter_records(tmp_path / "cr.csv")) == [("line 2", "ACGT"), ("line 4", "GGCC")]
+
+
+def test_text_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
+    """`predict` read such files with replacement characters (ids silently changed); every
+    reader now names the first line that is not UTF-8, and UTF-16 (Excel's "Unicode Text")."""
+    import gzip
+
+    from attngen_keras.data.errors import DataError
+    from attngen_keras.predict import iter_records
+
+    latin = "id,seq,label\nr1,ACGT,a\nr2_\u00b5,GGCC,b\n"
+    inputs = {
+        "latin.csv": (latin.encode("latin-1"), "line 3: not UTF-8 text (byte 0xb5"),
+        "latin.csv.gz": (gzip.compress(latin.encode("latin-1")), "line 3: not UTF-8 text"),
+        "excel.tsv": (latin.replace(",", "\t").encode("utf-16"), "line 1: UTF-16 text, not UTF-8"),
+        "latin.fa": (b">a\nACGT\n>b_\xb5\nGG\n", "line 3: not UTF-8 text (byte 0xb5"),
+    }
+    for name, (data, problem) in inputs.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DataError) as error:
+            list(iter_records(path))
+        assert str(error.value).startswith(f"{path}: {problem}"), str(error.value)
+        if not name.endswith(".fa"):
+            with pytest.raises(DataError) as error:
+                load_dataset(str(path))
+            assert str(error.value).startswith(f"{path}: {problem}"), str(error.value)
+
+
 def test_predict_refuses_sequence_before_the_first_fasta_header(tmp_path):
     """Biopython's parser skips text before the first `>`: `predict` would lose it without a word."""
     import gzip

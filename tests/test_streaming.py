@@ -403,6 +403,9 @@ def test_memory_mapped_fasta_bad_input_is_the_same_one_line_error(tmp_path):
     empty = tmp_path / "empty.fa"
     empty.write_text("")
     cases["empty file"] = [str(good), str(empty)]
+    latin = tmp_path / "latin.fa"
+    latin.write_bytes(b">l1\nACGT\n>l2 caf\xe9\nACGG\n")
+    cases["line 3: not UTF-8 text (byte 0xe9"] = [str(good), str(latin)]
     for problem, data in cases.items():
         with pytest.raises(DataError) as mapped:
             load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True)
@@ -432,16 +435,20 @@ def test_large_fasta_is_memory_mapped_automatically(tmp_path, monkeypatch):
 
 
 def test_memory_mapped_fasta_splits_lines_as_the_in_memory_reader(tmp_path):
-    """CRLF is read alike; a lone CR is not a line end in either reader."""
+    """CRLF and a lone CR (old Mac files) are line ends in both readers."""
     rng = np.random.default_rng(7)
-    for name, seed_text in (("a", "CRLF"), ("b", "CR")):
-        records = [f">{name}{i}\r\n{''.join(rng.choice(list('ACGT'), 30))}\r\n" for i in range(30)]
-        if seed_text == "CR":
-            records[0] = f">{name}0\rbc title\n{''.join(rng.choice(list('ACGT'), 30))}\n"
-        (tmp_path / f"{name}.fa").write_bytes("".join(records).encode())
+    sequences = {}
+    for name, end in (("a", "\r\n"), ("b", "\r")):
+        sequences[name] = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(30)]
+        text = "".join(f">{name}{i} title{end}{s[:20]}{end}{s[20:]}{end}"
+                       for i, s in enumerate(sequences[name]))  # fmt: skip
+        (tmp_path / f"{name}.fa").write_bytes(text.encode())
     data = [str(tmp_path / "a.fa"), str(tmp_path / "b.fa")]
     mapped = load_dataset(data, cache_dir=str(tmp_path / "c"), memory_map=True)
-    _same(mapped, load_dataset(data, cache_dir=None, memory_map=False))
+    plain = load_dataset(data, cache_dir=None, memory_map=False)
+    _same(mapped, plain)
+    read = {i: s for split in plain.splits.values() for i, s in zip(split.ids, split.sequences())}
+    assert read == {f"{n}{i}": s for n, seqs in sequences.items() for i, s in enumerate(seqs)}
 
 
 def test_memory_mapped_loads_warn_of_length_outliers_like_the_in_memory_ones(tmp_path):
@@ -463,6 +470,36 @@ def test_memory_mapped_loads_warn_of_length_outliers_like_the_in_memory_ones(tmp
         messages = [str(w.message) for w in mapped if "typical length" in str(w.message)]
         expected = [str(w.message) for w in plain if "typical length" in str(w.message)]
         assert messages == expected and "record 'pos5'" in messages[0]
+
+
+def test_an_inferred_length_far_past_the_typical_one_is_refused_by_both_readers(tmp_path):
+    """A chromosome left among short records would be the padded length of all (the user trial's
+    3 Mb record: a crash after 17 GB); past 100x the typical length it is an error naming it,
+    and an explicit length is still taken."""
+    rng = np.random.default_rng(9)
+    for name in ("pos", "neg"):
+        lengths = [3_101 if (name, i) == ("pos", 5) else 30 for i in range(40)]
+        text = "".join(
+            f">{name}{i}\n{''.join(rng.choice(list('ACGT'), k))}\n" for i, k in enumerate(lengths)
+        )
+        (tmp_path / f"{name}.fa").write_text(text)
+    data = [str(tmp_path / "pos.fa"), str(tmp_path / "neg.fa")]
+    messages = []
+    for options in ({"memory_map": False, "cache_dir": None},
+                    {"memory_map": True, "cache_dir": str(tmp_path / "c")}):  # fmt: skip
+        with pytest.raises(DataError) as error:
+            load_dataset(data, **options)
+        messages.append(str(error.value))
+        dataset = load_dataset(data, length=30, crop="left", **options)
+        assert dataset["train"].tokens.shape[1] == 30
+    assert messages[0] == messages[1]
+    assert "record 'pos5'" in messages[0] and "3,101 nt" in messages[0]
+    assert "--length 30 with --crop" in messages[0] and "--length 3101 to pad" in messages[0]
+    (tmp_path / "pos.fa").write_text(  # 3,000 nt: 100x the typical 30, still only a warning
+        "".join(f">pos{i}\n{'ACGT' * 750 if i == 5 else 'ACGTTG' * 5}\n" for i in range(40))
+    )
+    with pytest.warns(UserWarning, match="twice the typical length"):
+        assert load_dataset(data, memory_map=False, cache_dir=None)["train"].tokens.shape[1] == 3000
 
 
 def test_fasta_chunks_are_bounded_by_bases_as_well_as_records(tmp_path):

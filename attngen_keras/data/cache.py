@@ -382,8 +382,7 @@ def _fasta_chunks(path, chunk_records, chunk_bases=32 * 2**20):
     from attngen_keras.data import alphabet, readers
 
     ids, tokens, bases = [], [], 0
-    # a lone \r stays in its line, as in the in-memory reader
-    with _open_text_stream(path, newline="\n") as handle:
+    with readers.open_text_stream(path) as handle:
         for record_id, sequence in readers.fasta_records(handle, path):
             tokens.append(alphabet.encode(sequence, file=path, record=record_id))
             ids.append(record_id)
@@ -393,29 +392,6 @@ def _fasta_chunks(path, chunk_records, chunk_bases=32 * 2**20):
                 ids, tokens, bases = [], [], 0
     if ids:
         yield ids, tokens
-
-
-@contextlib.contextmanager
-def _open_text_stream(path, newline=None):
-    """Plain or gzip text read as it is consumed; corrupt gzip or non-UTF-8 input is a
-    `DataError` naming `path` (as `readers.open_text` reports it), wherever it is found.
-    `newline` as for `open` (`"\n"`: lines split as `readers.open_text`'s StringIO splits them)."""
-    import gzip
-    import zlib
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", newline=newline) as handle:
-            yield handle
-    except UnicodeDecodeError as error:
-        raise DataError(f"not a UTF-8 text file ({error})", path) from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise DataError(f"corrupt gzip file ({error})", path) from None
 
 
 class _ScanWriter:
@@ -539,7 +515,7 @@ def _table_chunks(path, chunk_rows):
     separator = "\t" if readers.base_suffix(path) in (".tsv", ".txt") else ","
     index = 0
     try:
-        with _open_text_stream(path) as text:
+        with readers.open_text_stream(path) as text:
             handle = readers.TableLines(text, separator)
             reader = pd.read_csv(
                 handle, sep=separator, dtype=str, keep_default_na=False, chunksize=chunk_rows

@@ -296,9 +296,14 @@ def _warn_length_outliers(raw, description):
         warnings.warn(message, stacklevel=3)
 
 
+# the most padding an inferred length may impose: longest / typical (95th percentile) length
+MAX_INFERRED_PADDING = 100
+
+
 def _length_outlier_message(lengths, longest_record, description):
     """The warning of `_warn_length_outliers` for these `lengths`, or None; `longest_record()`
-    names the longest record."""
+    names the longest record. Past `MAX_INFERRED_PADDING` times the typical length it is a
+    `DataError` instead (a length given explicitly is not checked)."""
     if len(lengths) < 20:
         return None
     typical = int(np.percentile(lengths, 95))
@@ -306,11 +311,20 @@ def _length_outlier_message(lengths, longest_record, description):
     if longest <= 2 * max(typical, 1):
         return None
     outliers = int((lengths > 2 * typical).sum())
-    return (
+    ratio = longest / max(typical, 1)
+    found = (
         f"{description}: {outliers} of {len(lengths)} sequences are more than twice the typical length "
-        f"(95% are <= {typical:,} nt; the longest, {longest_record()}, has {longest:,} nt): every sequence is padded "
-        f"to {longest:,}, about {longest / max(typical, 1):.0f}x the work; pass --length {typical} with "
-        "--crop left|center|right to crop the long ones"
+        f"(95% are <= {typical:,} nt; the longest, {longest_record()}, has {longest:,} nt)"
+    )
+    advice = f"pass --length {typical} with --crop left|center|right to crop the long ones"
+    if ratio > MAX_INFERRED_PADDING:
+        # e.g. a chromosome left among short sequences: padding to it would exhaust memory
+        raise DataError(
+            f"{found}: padding every sequence to {longest:,} would be about {ratio:.0f}x the work; "
+            f"{advice}, or --length {longest} to pad to it anyway"
+        )
+    return (
+        f"{found}: every sequence is padded to {longest:,}, about {ratio:.0f}x the work; {advice}"
     )
 
 

@@ -4,6 +4,7 @@ Every reader returns `{split_name: RawSplit}`; split names are `train`,
 `val`, `test`, or `all` when the source has no split of its own.
 """
 
+import contextlib
 import gzip
 import io
 import itertools
@@ -47,7 +48,8 @@ def base_suffix(path):
 
 
 def open_text(path):
-    """Opens plain or gzip text; a missing or corrupt file is a DataError."""
+    """Opens plain or gzip UTF-8 text, read whole; a missing, corrupt or non-UTF-8 file is a
+    `DataError` naming `path`. Line ends are universal: CRLF and a lone CR read as LF."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
@@ -61,9 +63,58 @@ def open_text(path):
     else:
         data = path.read_bytes()
     try:
-        return io.StringIO(data.decode("utf-8-sig"))
+        return io.StringIO(data.decode("utf-8-sig"), newline=None)
     except UnicodeDecodeError as error:
-        raise DataError(f"not a UTF-8 text file ({error})", path) from None
+        raise not_utf8_error(path, error) from None
+
+
+@contextlib.contextmanager
+def open_text_stream(path):
+    """Plain or gzip UTF-8 text read as it is consumed, with universal line ends as
+    `open_text`; corrupt gzip or non-UTF-8 input is a `DataError` naming `path` (and the
+    line), wherever in the `with` block it is found."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline=None) as handle:
+            yield handle
+    except UnicodeDecodeError as error:
+        raise not_utf8_error(path, error) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"corrupt gzip file ({error})", path) from None
+
+
+def not_utf8_error(path, error):
+    """The `DataError` for `path`, whose decoding raised `error`: it names the first line that
+    is not UTF-8 (counted in LF-ended lines) and, for UTF-16 text, says so."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    line = None
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
+            head = handle.read(2)
+            handle.seek(0)
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as found:
+                    line, error = number, found
+                    break
+    except _CORRUPT_ERRORS:
+        head = b""
+    where = f"line {line}: " if line else ""
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return DataError(f"{where}UTF-16 text, not UTF-8; save it as UTF-8", path)
+    byte = error.object[error.start : error.start + 1]
+    return DataError(
+        f"{where}not UTF-8 text (byte 0x{byte.hex() or '??'}: {error.reason}); save it as UTF-8",
+        path,
+    )
 
 
 def read_fasta(path, label, builder):
