@@ -18,11 +18,13 @@ from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.data.readers import (
     FASTA_SUFFIXES,
+    TAB_SEPARATED_SUFFIXES,
     TABLE_SUFFIXES,
     TableLines,
     base_suffix,
     normalize_table_columns,
     open_text_stream,
+    table_separator,
 )
 from attngen_keras.export import METADATA_FILE
 from attngen_keras.files import (
@@ -139,7 +141,7 @@ def iter_records(path, kind=None):
             "fasta"
             if suffix in FASTA_SUFFIXES
             else "table"
-            if suffix in (*TABLE_SUFFIXES, ".txt")
+            if suffix in (*TABLE_SUFFIXES, *TAB_SEPARATED_SUFFIXES)
             else None
         )
     if kind is None:
@@ -147,7 +149,7 @@ def iter_records(path, kind=None):
             "unrecognized file type (expected FASTA or CSV/TSV, optionally gzipped)", path
         )
     try:
-        yield from (_iter_fasta(path) if kind == "fasta" else _iter_table(path, suffix))
+        yield from (_iter_fasta(path) if kind == "fasta" else _iter_table(path))
     except (gzip.BadGzipFile, zlib.error, EOFError) as error:
         raise DataError(f"corrupt gzip file ({error})", path) from None
 
@@ -176,10 +178,10 @@ def _iter_fasta(path):
             raise DataError("no FASTA records (expected '>id' header lines)", path)
 
 
-def _iter_table(path, suffix):
+def _iter_table(path):
     import pandas as pd
 
-    separator = "\t" if suffix in (".tsv", ".txt") else ","
+    separator = table_separator(path)
     with open_text_stream(path) as text:
         handle = TableLines(text, separator)  # rows are named by their line in the file
         try:

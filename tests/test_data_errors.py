@@ -173,6 +173,57 @@ def test_missing_file_among_several_inputs(tmp_path):
     assert "missing.csv" in _error([str(tmp_path / "train.csv"), str(tmp_path / "missing.csv")])
 
 
+def test_data_items_of_the_wrong_kind_are_named(tmp_path):
+    """Each error names the item at fault (several items once said only "cannot combine these
+    inputs", and a directory holding FASTA and CSV files was read as its CSV files alone)."""
+    import os
+
+    write_fasta(tmp_path / "a.fa", [("r", "ACGT")])
+    write_fasta(tmp_path / "b.faa", [("p", "MKV")])
+    (tmp_path / "dir").mkdir()
+    message = _error([str(tmp_path / "a.fa"), str(tmp_path / "b.faa")])
+    assert message.startswith(f"{tmp_path / 'b.faa'}: unrecognized file type (expected .csv")
+    assert ".fas FASTA" in message
+    assert _error(str(tmp_path / "b.faa")).startswith(f"{tmp_path / 'b.faa'}: unrecognized")
+    message = _error([f"x={tmp_path / 'dir'}", str(tmp_path / "a.fa")])
+    assert message.startswith(f"{tmp_path / 'dir'}: is a directory: several --data items")
+    assert _error([f"={tmp_path / 'a.fa'}", f"b={tmp_path / 'a.fa'}"]) == (
+        f"={tmp_path / 'a.fa'}: empty class name before '=' (write class=path)"
+    )
+    os.mkfifo(tmp_path / "pipe.csv")
+    assert "pipe.csv: not a regular file (a pipe" in _error(str(tmp_path / "pipe.csv"))
+    write_fasta(tmp_path / "dir" / "pos.fa", [("p1", "ACGT")])
+    write_fasta(tmp_path / "dir" / "neg.fa", [("n1", "ACGA")])
+    (tmp_path / "dir" / "samples.csv").write_text("seq,label\nACGT,a\n")
+    assert _error(str(tmp_path / "dir")) == (
+        f"{tmp_path / 'dir'}: holds both CSV/TSV files (samples.csv) and FASTA files (neg.fa, "
+        "pos.fa): give the files you mean as --data items"
+    )
+
+
+def test_a_txt_table_is_tab_separated_alone_or_with_others(tmp_path):
+    """One `.txt` file was refused while two were read as TSV; both are tables now, and a
+    comma-separated `.txt` is told why its header is one column."""
+    rows = [(f"r{i}", "ACGT" if i % 2 else "GGCA", "ab"[i % 2]) for i in range(40)]
+    text = "id\tseq\tlabel\n" + "".join("\t".join(row) + "\n" for row in rows)
+    (tmp_path / "all.txt").write_text(text)
+    assert load_dataset(str(tmp_path / "all.txt"), cache_dir=None).class_names == ["a", "b"]
+    (tmp_path / "train.txt").write_text(text)
+    (tmp_path / "test.txt").write_text(text)
+    dataset = load_dataset(
+        [str(tmp_path / "train.txt"), str(tmp_path / "test.txt")], cache_dir=None
+    )
+    assert len(dataset["test"]) == 40
+    (tmp_path / "commas.txt").write_text(text.replace("\t", ","))
+    assert _error(str(tmp_path / "commas.txt")).endswith(
+        "; it looks comma-separated, but a .txt file is read as tab-separated"
+    )
+    (tmp_path / "tabs.csv").write_text(text)
+    assert _error(str(tmp_path / "tabs.csv")).endswith(
+        "; it looks tab-separated, but a .csv file is read as comma-separated"
+    )
+
+
 def test_split_from_file_name_uses_whole_words(tmp_path):
     frame = pd.DataFrame({"seq": ["ACGT", "TTGA"] * 4, "label": ["a", "b"] * 4})
     frame.to_csv(tmp_path / "interval_train.csv", index=False)

@@ -512,7 +512,7 @@ def _table_chunks(path, chunk_rows):
 
     from attngen_keras.data import readers
 
-    separator = "\t" if readers.base_suffix(path) in (".tsv", ".txt") else ","
+    separator = readers.table_separator(path)
     index = 0
     try:
         with readers.open_text_stream(path) as text:

@@ -97,8 +97,9 @@ def detect_source(data):
             _, path = readers.class_and_path(item)
             if not Path(path).exists():
                 raise DataError("no such file or directory", path)
+            _check_data_file(Path(path), several=True)
         suffixes = {readers.base_suffix(readers.class_and_path(i)[1]) for i in items}
-        if suffixes <= set(readers.TABLE_SUFFIXES) | {".txt"}:
+        if suffixes <= set(_TABLE_FILE_SUFFIXES):
             return "table", items
         if suffixes <= set(readers.FASTA_SUFFIXES):
             return "fasta", items
@@ -108,6 +109,8 @@ def detect_source(data):
         )
     item = items[0]
     path = Path(item)
+    if path.exists() and not path.is_dir():
+        _check_data_file(path)
     if not path.exists():
         label, labelled_path = readers.class_and_path(item)
         if label is not None and Path(labelled_path).exists():
@@ -121,21 +124,44 @@ def detect_source(data):
             item,
         )
     if path.is_file():
-        suffix = readers.base_suffix(path)
-        if suffix in readers.TABLE_SUFFIXES:
+        if readers.base_suffix(path) in _TABLE_FILE_SUFFIXES:
             return "table", items
-        if suffix in readers.FASTA_SUFFIXES:
-            raise DataError(
-                "a single FASTA file has no classes: give one FASTA file per class "
-                "(--data pos.fa neg.fa) or a CSV with seq,label columns (sequences without "
-                "labels: explain/perturb --sequences FILE, or attngen predict)",
-                path,
-            )
         raise DataError(
-            "unrecognized file type (expected .csv, .tsv, .fa, .fasta, .fna, optionally gzipped)",
+            "a single FASTA file has no classes: give one FASTA file per class "
+            "(--data pos.fa neg.fa) or a CSV with seq,label columns (sequences without "
+            "labels: explain/perturb --sequences FILE, or attngen predict)",
             path,
         )
     return _detect_directory(path), items
+
+
+_TABLE_FILE_SUFFIXES = (*readers.TABLE_SUFFIXES, *readers.TAB_SEPARATED_SUFFIXES)
+_KNOWN_FILE_TYPES = (
+    "expected .csv, .tsv or .txt (tab-separated) tables, or .fa, .fasta, .fna or .fas FASTA; "
+    "optionally gzipped"
+)
+
+
+def _check_data_file(path, several=False):
+    """A `DataError` for a `--data` path that is not a file of a known type (`several`: one of
+    several items, which must all be files)."""
+    if path.is_dir():
+        if several:
+            raise DataError(
+                "is a directory: several --data items must be files (CSV/TSV files, one per "
+                "split, or FASTA files, one per class); give a directory alone",
+                path,
+            )
+        return
+    if not path.is_file():
+        raise DataError(
+            "not a regular file (a pipe or a device?): save the data to a file first "
+            f"({_KNOWN_FILE_TYPES})",
+            path,
+        )
+    suffix = readers.base_suffix(path)
+    if suffix not in _TABLE_FILE_SUFFIXES and suffix not in readers.FASTA_SUFFIXES:
+        raise DataError(f"unrecognized file type ({_KNOWN_FILE_TYPES})", path)
 
 
 def _detect_directory(path):
@@ -151,16 +177,30 @@ def _detect_directory(path):
             for f in d.iterdir()
         ):
             return "fasta_split_dirs"
-    suffixes = {readers.base_suffix(p) for p in path.iterdir() if p.is_file()}
-    if suffixes & set(readers.TABLE_SUFFIXES):
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    tables = [p.name for p in files if readers.base_suffix(p) in readers.TABLE_SUFFIXES]
+    fasta = [p.name for p in files if readers.base_suffix(p) in readers.FASTA_SUFFIXES]
+    if tables and fasta:
+        raise DataError(
+            f"holds both CSV/TSV files ({_some(tables)}) and FASTA files ({_some(fasta)}): "
+            "give the files you mean as --data items",
+            path,
+        )
+    if tables:
         return "table_dir"
-    if suffixes & set(readers.FASTA_SUFFIXES):
+    if fasta:
         return "fasta"
     raise DataError(
         "unrecognized directory layout: expected metadata.yaml (interval list), "
         "{train,test}/<class>/*.txt (full sequences), CSV/TSV files or FASTA files",
         path,
     )
+
+
+def _some(names, most=3):
+    """`a, b, c and 2 more`."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def load_raw_splits(data, references=None, cache_dir=None, show_progress=True, min_classes=2):

@@ -23,6 +23,7 @@ from attngen_keras.progress import progress_bar
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 TABLE_SUFFIXES = (".csv", ".tsv")
+TAB_SEPARATED_SUFFIXES = (".tsv", ".txt")  # `.txt` given as a --data file: a table, as `.tsv`
 SPLIT_ALIASES = {
     "train": "train", "training": "train",
     "val": "val", "valid": "val", "validation": "val", "dev": "val",
@@ -45,6 +46,11 @@ def base_suffix(path):
     if name.endswith(".gz"):
         name = name[:-3]
     return Path(name).suffix
+
+
+def table_separator(path):
+    """`"\\t"` for a `.tsv` or `.txt` table (optionally gzipped), else `","`."""
+    return "\t" if base_suffix(path) in TAB_SEPARATED_SUFFIXES else ","
 
 
 def open_text(path):
@@ -229,6 +235,8 @@ def class_and_path(item):
     item = str(item)
     if "=" in item and not Path(item).exists():
         label, path = item.split("=", 1)
+        if not label.strip():
+            raise DataError("empty class name before '=' (write class=path)", item)
         return label, path
     return None, item
 
@@ -308,10 +316,20 @@ def normalize_table_columns(frame, path, required=("seq", "label")):
     missing = [c for c in required if c not in frame.columns]
     if missing:
         need = {"seq": "'seq' or 'sequence'", "label": "'label' or 'class'"}
+        hint = ""
+        if len(header) == 1:  # one column: another separator than the file name says?
+            tabbed = base_suffix(path) in TAB_SEPARATED_SUFFIXES
+            other = "," if tabbed else "\t"
+            if other in header[0]:
+                hint = (
+                    f"; it looks {'comma' if tabbed else 'tab'}-separated, but a "
+                    f"{base_suffix(path)} file is read as {'tab' if tabbed else 'comma'}-separated"
+                )
         raise DataError(
             f"missing column(s) {missing}; the header is {header} "
             f"(need {', and '.join(need[c] for c in required)}; optional 'id' or 'name'"
-            + (", and 'split')" if "label" in required else ")"),
+            + (", and 'split')" if "label" in required else ")")
+            + hint,
             path,
         )
     return frame
@@ -421,7 +439,7 @@ class TableLines:
 
 
 def _read_table(path):
-    separator = "\t" if base_suffix(path) in (".tsv", ".txt") else ","
+    separator = table_separator(path)
     handle = TableLines(open_text(path), separator)
     try:
         frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False)

@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from attngen_keras.data.errors import DataError
-from attngen_keras.data.readers import TableLines, apply_column_aliases, base_suffix, open_text
+from attngen_keras.data.readers import (
+    TableLines,
+    apply_column_aliases,
+    base_suffix,
+    open_text,
+    table_separator,
+)
 from attngen_keras.files import plural
 
 
@@ -37,7 +43,7 @@ def read_intervals(path):
     if suffix == ".bed":
         frame, lines = _read_bed(path)
     else:
-        separator = "\t" if suffix in (".tsv", ".txt") else ","
+        separator = table_separator(path)
         try:
             with open_text(path) as text:
                 handle = TableLines(text, separator)  # rows are named by their file line
