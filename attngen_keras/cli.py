@@ -532,7 +532,10 @@ def _parser():
     source.add_argument("--csv", help="CSV/TSV file with a seq column (optional id)")
     predict.add_argument("--saliency", action="store_true", help="add per-nucleotide importance")
     predict.add_argument("--batch-size", type=int, default=256)
-    predict.add_argument("--out", required=True, help="output TSV")
+    predict.add_argument(
+        "--out", required=True,
+        help="output TSV (.gz: gzipped; -: standard output, the summary on stderr)",
+    )  # fmt: skip
     predict.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     synthetic = sub.add_parser(
@@ -1060,7 +1063,12 @@ def _predict(args):
         kind=kind,
         force=args.force,
     )
-    print(f"wrote {count} predictions to {args.out}")
+    from attngen_keras.files import plural
+
+    if args.out == "-":  # the TSV went to standard output
+        print(f"wrote {plural(count, 'prediction')} to standard output", file=sys.stderr)
+    else:
+        print(f"wrote {plural(count, 'prediction')} to {args.out}")
 
 
 def _synthetic(args):

@@ -120,7 +120,11 @@ class _Serving(tf.Module):
         cropped = tf.strings.substr(sequences, start, tf.fill(tf.shape(start), self.length))
         raw = tf.io.decode_raw(cropped, tf.uint8, fixed_length=self.length)
         tokens = tf.gather(self.byte_table, tf.cast(raw, tf.int32))
-        invalid = tokens == alphabet.INVALID
+        # byte 0 pads past the string's end; within it, a NUL is an invalid character
+        within = (
+            tf.range(self.length)[tf.newaxis, :] < tf.minimum(lengths, self.length)[:, tf.newaxis]
+        )
+        invalid = (tokens == alphabet.INVALID) | (within & (tokens == alphabet.PAD))
         tokens = tf.where(invalid, alphabet.SYMBOLS.index("N"), tokens)
         one_hot = tf.gather(self.one_hot_table, tokens)
         flags = {

@@ -7,7 +7,11 @@ through the same in-graph preprocessing as TF Serving (see
 `attngen_keras.export`), so predictions match the served model exactly.
 """
 
+import contextlib
 import csv
+import functools
+import gzip
+import io
 import sys
 from pathlib import Path
 
@@ -41,6 +45,11 @@ from attngen_keras.progress import progress_bar
 # reported as probably not DNA (protein letters are mostly IUPAC codes, so
 # the invalid characters alone undercount them).
 _DEFINITE = "ACGTUNacgtun"
+
+
+STDOUT = "-"  # `--out -`: the TSV goes to standard output
+# duplicate ids are looked for among this many distinct ids (a set of them is held)
+DUPLICATE_IDS_CHECKED = 1_000_000
 
 
 def resolve_model(path):
@@ -173,7 +182,11 @@ def _iter_fasta(path):
         count = 0
         for title, sequence in SimpleFastaParser(itertools.chain(leading, lines)):
             count += 1
-            yield title.split()[0] if title.strip() else f"record{count}", sequence
+            # spaces and tabs inside sequence lines are not sequence (the parser drops spaces)
+            yield (
+                title.split()[0] if title.strip() else f"record{count}",
+                sequence.replace("\t", ""),
+            )
         if count == 0:
             raise DataError("no FASTA records (expected '>id' header lines)", path)
 
@@ -242,39 +255,64 @@ def predict_file(
 
     >>> predict_file("saved_models/hof", "reads.fa", "preds.tsv")  # doctest: +SKIP
     """
-    out = check_output_file(out, force)
+    to_stdout = str(out) == STDOUT
+    if not to_stdout:
+        out = check_output_file(out, force)
     if not Path(input_path).is_file():
         raise missing_file_error(input_path)
-    check_distinct_files({"the input file": input_path}, {"--out": out})
+    if not to_stdout:
+        check_distinct_files({"the input file": input_path}, {"--out": out})
     endpoints = resolve_endpoints(model_path)
     predict, importance, facts = endpoints["predict"], endpoints["saliency"], endpoints["facts"]
     if saliency and endpoints["predict_with_saliency"] is not None:
         # one forward pass for both; `importance` reads it from the same outputs
         predict, importance = endpoints["predict_with_saliency"], None
-    class_names = facts["class_names"]
-    remove_stale_partials(out)  # left by a killed predict
-    partial = partial_path(out)  # hidden, per process; an error about it names `out`
-    count = 0
-    try:
-        count, invalid = _write_predictions(
-            partial, predict, importance, class_names, input_path, kind, saliency, batch_size, show_progress,
-            window=int(facts["length"]), shortest=facts.get("shortest_sequence"),
-        )  # fmt: skip
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(out)
+    write = functools.partial(
+        _write_predictions, predict=predict, importance=importance,
+        class_names=facts["class_names"], input_path=input_path, kind=kind, saliency=saliency,
+        batch_size=batch_size, show_progress=show_progress, window=int(facts["length"]),
+        shortest=facts.get("shortest_sequence"),
+    )  # fmt: skip
+    if to_stdout:
+        count, invalid = write(sys.stdout)
+        sys.stdout.flush()
+    else:
+        remove_stale_partials(out)  # left by a killed predict
+        partial = partial_path(out)  # hidden, per process; an error about it names `out`
+        try:
+            with _open_output(partial, gzipped=out.name.endswith(".gz")) as handle:
+                count, invalid = write(handle)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(out)
     _report_invalid(
         input_path, count, invalid, int(facts["length"]), facts.get("shortest_sequence")
     )
     return count
 
 
+@contextlib.contextmanager
+def _open_output(path, gzipped):
+    """The TSV's text handle: `gzipped` with a fixed gzip header (the same input, the same
+    bytes)."""
+    with open(path, "wb") as raw:
+        if not gzipped:
+            with io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+                yield handle
+            return
+        with (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
+            io.TextIOWrapper(compressed, encoding="utf-8", newline="") as handle,
+        ):
+            yield handle
+
+
 def _report_invalid(input_path, count, stats, window, shortest=None):
     """One stderr line when characters were not nucleotides (read as N), the input does not look like
     DNA, sequences were longer than the model's window, shorter than any it was trained on
     (`shortest`: the training data's shortest length, when the run recorded it), or empty."""
-    sequences, invalid, unusual, total, truncated, empty, short = stats
+    sequences, invalid, unusual, total, truncated, empty, short, repeated = stats
     share = unusual / max(total, 1)
     parts = []
     if invalid:
@@ -302,12 +340,18 @@ def _report_invalid(input_path, count, stats, window, shortest=None):
             f"{plural(empty, 'empty sequence')}, predicted as an input with no nucleotides: "
             "not meaningful"
         )
+    if repeated:
+        count_repeated, first = repeated
+        parts.append(
+            f"{plural(count_repeated, 'record')} with an id used before (the first: {first!r}): "
+            "the id column does not name one record"
+        )
     if parts:
         print(f"attngen predict: warning: {input_path}: {'; '.join(parts)}", file=sys.stderr)
 
 
 def _write_predictions(
-    partial,
+    handle,
     predict,
     importance,
     class_names,
@@ -319,23 +363,23 @@ def _write_predictions(
     window=None,
     shortest=None,
 ):
-    """Writes the TSV; returns `(count, stats)`.
+    """Writes the TSV to the text `handle`; returns `(count, stats)`.
 
     `stats`: sequences with invalid characters, invalid characters,
     characters other than A/C/G/T/U/N, and all characters, counted within the
     model's `window` (as `invalid_characters` is); sequences longer than the
     window; empty sequences; non-empty sequences shorter than `shortest` (the
-    training data's shortest length, capped at the window; None: not counted).
+    training data's shortest length, capped at the window; None: not counted);
+    None or `(records whose id came before, the first such id)`, looked for
+    among the first `DUPLICATE_IDS_CHECKED` distinct ids.
     """
     count = invalid_sequences = invalid_characters = unusual = characters = truncated = empty = 0
-    short = 0
+    short = repeated = 0
+    seen_ids, first_repeated = set(), None
     short_of = None if shortest is None else min(shortest, window or shortest)
-    with (
-        open(partial, "w", newline="") as handle,
-        progress_bar(
-            unit=" sequences", desc=f"predicting {Path(input_path).name}", disable=not show_progress
-        ) as progress,
-    ):  # closed (ending its line) before any error message
+    with progress_bar(
+        unit=" sequences", desc=f"predicting {Path(input_path).name}", disable=not show_progress
+    ) as progress:  # closed (ending its line) before any error message
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         header = [
             "id",
@@ -355,6 +399,11 @@ def _write_predictions(
                 if scores is None:
                     scores = importance(strings)["importance"].numpy()
             for i, record in enumerate(ids):
+                if record in seen_ids:
+                    repeated += 1
+                    first_repeated = record if first_repeated is None else first_repeated
+                elif len(seen_ids) < DUPLICATE_IDS_CHECKED:
+                    seen_ids.add(record)
                 row = [record, class_names[int(result["class_index"][i])]]
                 row += [f"{p:.6f}" for p in result["probabilities"][i]]
                 row += [int(result["invalid_characters"][i]), bool(result["truncated"][i])]
@@ -375,5 +424,6 @@ def _write_predictions(
                 unusual += len(seen) - sum(seen.count(c) for c in _DEFINITE)
             progress.update(len(batch))
     return count, (
-        invalid_sequences, invalid_characters, unusual, characters, truncated, empty, short
+        invalid_sequences, invalid_characters, unusual, characters, truncated, empty, short,
+        (repeated, first_repeated) if repeated else None,
     )  # fmt: skip

@@ -288,6 +288,21 @@ def test_classes_that_differ_only_in_case_are_warned_of(tmp_path):
     assert dataset.class_names == ["Bound", "bound", "unbound"]
 
 
+def test_classes_that_are_one_number_written_differently_are_warned_of(tmp_path):
+    """`1` and `1.0` (a spreadsheet's export) made a third class with only a split warning."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    labels = ["0", "1"] * 40 + ["1.0"] * 3
+    rows = [("".join(rng.choice(list("ACGT"), 20)), label) for label in labels]
+    path = tmp_path / "numbers.csv"
+    pd.DataFrame(rows, columns=["seq", "label"]).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"classes '1' \(40 sequences\), '1.0' \(3 sequences\) "
+                      "are the same number written differently"):  # fmt: skip
+        dataset = load_dataset(str(path), cache_dir=None, seed=0)
+    assert dataset.class_names == ["0", "1", "1.0"]
+
+
 def test_labels_that_look_missing_and_classes_absent_from_a_split_are_warned_of(tmp_path):
     import numpy as np
 

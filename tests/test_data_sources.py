@@ -103,6 +103,18 @@ def test_old_mac_line_ends_are_read_alike_by_training_and_predict(tmp_path):
     assert list(iter_records(tmp_path / "cr.csv")) == [("line 2", "ACGT"), ("line 4", "GGCC")]
 
 
+def test_spaces_and_tabs_inside_fasta_lines_are_dropped_by_every_reader(tmp_path):
+    """Biopython drops spaces; a tab was an invalid character ('\\t' at position 6)."""
+    from attngen_keras.data.cache import _fasta_chunks
+    from attngen_keras.data.readers import fasta_records, open_text
+
+    (tmp_path / "t.fa").write_text(">a\nACG TA\tC\t\n>b\n\tGG\n")
+    expected = [("a", "ACGTAC"), ("b", "GG")]
+    assert list(fasta_records(open_text(tmp_path / "t.fa"), "t.fa")) == expected
+    [(ids, tokens)] = list(_fasta_chunks(str(tmp_path / "t.fa"), 10))
+    assert ids == ["a", "b"] and [len(t) for t in tokens] == [6, 2]
+
+
 def test_text_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
     """`predict` read such files with replacement characters (ids silently changed); every
     reader now names the first line that is not UTF-8, and UTF-16 (Excel's "Unicode Text")."""

@@ -1,5 +1,6 @@
 """SavedModel export for TF Serving, and `attngen predict`."""
 
+import io
 import json
 import subprocess
 import sys
@@ -222,6 +223,36 @@ def test_long_sequences_are_cropped_like_training(tmp_path, crop):
     expected = model.predict(one_hot(_expected_tokens(long, crop)[None]), verbose=0)[0, 0]
     assert out["probabilities"].numpy()[0, 1] == pytest.approx(expected, abs=1e-5)
     assert bool(out["truncated"].numpy()[0])
+
+
+def test_predict_writes_gzip_or_standard_output_and_flags_nul_tabs_and_repeated_ids(
+    exported_models, tmp_path, capsys, monkeypatch
+):
+    """`--out X.gz` was plain text under a .gz name and `--out -` a file named '-'; a NUL inside a
+    sequence was read as padding, uncounted; a tab inside a FASTA line was an invalid character
+    (spaces were dropped); repeated ids were not mentioned."""
+    import gzip
+
+    from attngen_keras.predict import predict_file
+
+    _, path, _, _ = exported_models["cnn"]
+    fasta = tmp_path / "reads.fa"
+    fasta.write_bytes(b">a\nACG\tTT GA\n>a x\nAC\x00GT\n>b\nACGTTGA\n>a\nTT\n")
+    assert predict_file(path, fasta, tmp_path / "p.tsv.gz", show_progress=False) == 4
+    warning = capsys.readouterr().err
+    assert "2 records with an id used before (the first: 'a')" in warning
+    text = gzip.decompress((tmp_path / "p.tsv.gz").read_bytes()).decode()
+    table = pd.read_csv(io.StringIO(text), sep="\t")
+    assert table["id"].tolist() == ["a", "a", "b", "a"]
+    assert table["invalid_characters"].tolist() == [0, 1, 0, 0]
+    assert table.loc[0, "prob_pos"] == table.loc[2, "prob_pos"]  # ACGTTGA either way
+    again = tmp_path / "again.tsv.gz"
+    predict_file(path, fasta, again, show_progress=False)
+    assert again.read_bytes() == (tmp_path / "p.tsv.gz").read_bytes()  # no time in the header
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert predict_file(path, fasta, "-", show_progress=False) == 4
+    assert capsys.readouterr().out == text and not (tmp_path / "-").exists()
 
 
 def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):

@@ -533,8 +533,8 @@ def _warn_label_problems(raw, class_names, description):
 
 
 def label_problem_messages(counts, class_names, description):
-    """Messages on labels that look like missing values, classes that differ only in case, and
-    classes absent from val or test.
+    """Messages on labels that look like missing values, classes that differ only in case or are
+    the same number written differently (`1`, `1.0`), and classes absent from val or test.
 
     Args:
         counts: split name -> {label: number of sequences}.
@@ -564,6 +564,18 @@ def label_problem_messages(counts, class_names, description):
             messages.append(
                 f"{description}: classes {listed} differ only in case: each is a class of its own"
             )
+    as_numbers = {}
+    for name in class_names:
+        number = _as_number(name)
+        if number is not None:
+            as_numbers.setdefault(number, []).append(name)
+    for group in as_numbers.values():
+        if len(group) > 1:
+            listed = ", ".join(f"{name!r} ({totals.get(name, 0)} sequences)" for name in group)
+            messages.append(
+                f"{description}: classes {listed} are the same number written differently: "
+                "each is a class of its own"
+            )
     for split_name in ("val", "test"):
         present = {name for name, count in counts.get(split_name, {}).items() if count}
         if not present:
@@ -575,6 +587,15 @@ def label_problem_messages(counts, class_names, description):
                 f"{description}: the {split_name} split has no sequences of class {listed}"
             )
     return messages
+
+
+def _as_number(label):
+    """`label` read as a number (`"1.0"` -> 1.0), or None."""
+    try:
+        number = float(label)
+    except ValueError:
+        return None
+    return None if number != number else number  # NaN is no number to compare
 
 
 def _drop_empty_splits(splits, description, carve, stacklevel):

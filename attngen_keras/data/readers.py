@@ -148,6 +148,8 @@ def fasta_records(handle, path):
     count = 0
     try:
         for title, sequence in SimpleFastaParser(lines):
+            # spaces and tabs inside sequence lines are not sequence (the parser drops spaces)
+            sequence = sequence.replace("\t", "")
             yield (title.split(None, 1)[0] if title.strip() else f"#{count + 1}"), sequence
             count += 1
     except ValueError as error:
