@@ -1049,23 +1049,30 @@ def serving_command(base):
 
 
 def _predict(args):
-    from attngen_keras.predict import predict_file
+    from attngen_keras.predict import STDOUT, predict_file
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     kind = "fasta" if args.fasta else "table"
-    count = predict_file(
-        args.model,
-        args.fasta or args.csv,
-        args.out,
-        args.saliency,
-        args.batch_size,
-        kind=kind,
-        force=args.force,
-    )
+    try:
+        count = predict_file(
+            args.model,
+            args.fasta or args.csv,
+            args.out,
+            args.saliency,
+            args.batch_size,
+            kind=kind,
+            force=args.force,
+        )
+    except BrokenPipeError:
+        if args.out != STDOUT:
+            raise
+        # the reader of standard output stopped (`| head`): end quietly, as on SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+        raise SystemExit(128 + signal.SIGPIPE) from None
     from attngen_keras.files import plural
 
-    if args.out == "-":  # the TSV went to standard output
+    if args.out == STDOUT:  # the TSV went to standard output
         print(f"wrote {plural(count, 'prediction')} to standard output", file=sys.stderr)
     else:
         print(f"wrote {plural(count, 'prediction')} to {args.out}")

@@ -274,13 +274,15 @@ def predict_file(
         shortest=facts.get("shortest_sequence"),
     )  # fmt: skip
     if to_stdout:
+        if hasattr(sys.stdout, "reconfigure"):  # UTF-8, as the files are, whatever the locale
+            sys.stdout.reconfigure(encoding="utf-8")
         count, invalid = write(sys.stdout)
         sys.stdout.flush()
     else:
         remove_stale_partials(out)  # left by a killed predict
         partial = partial_path(out)  # hidden, per process; an error about it names `out`
         try:
-            with _open_output(partial, gzipped=out.name.endswith(".gz")) as handle:
+            with _open_output(partial, gzipped=out.name.lower().endswith(".gz")) as handle:
                 count, invalid = write(handle)
         except BaseException:
             partial.unlink(missing_ok=True)
@@ -302,7 +304,9 @@ def _open_output(path, gzipped):
                 yield handle
             return
         with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
+            gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
+            ) as compressed,
             io.TextIOWrapper(compressed, encoding="utf-8", newline="") as handle,
         ):
             yield handle
@@ -344,7 +348,7 @@ def _report_invalid(input_path, count, stats, window, shortest=None):
         count_repeated, first = repeated
         parts.append(
             f"{plural(count_repeated, 'record')} with an id used before (the first: {first!r}): "
-            "the id column does not name one record"
+            "an id does not name one record"
         )
     if parts:
         print(f"attngen predict: warning: {input_path}: {'; '.join(parts)}", file=sys.stderr)

@@ -129,6 +129,8 @@ def test_text_that_is_not_utf8_is_refused_naming_its_line(tmp_path):
         "latin.csv.gz": (gzip.compress(latin.encode("latin-1")), "line 3: not UTF-8 text"),
         "excel.tsv": (latin.replace(",", "\t").encode("utf-16"), "line 1: UTF-16 text, not UTF-8"),
         "latin.fa": (b">a\nACGT\n>b_\xb5\nGG\n", "line 3: not UTF-8 text (byte 0xb5"),
+        "mac.csv": (latin.replace("\n", "\r").encode("latin-1"), "line 3: not UTF-8 text"),
+        "mixed.csv": (b"id,seq,label\r\nr1,ACGT,a\rr2,GG,b\nr3\xb5,GG,b\n", "line 4: not UTF-8"),
     }
     for name, (data, problem) in inputs.items():
         path = tmp_path / name

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -246,13 +247,36 @@ def test_predict_writes_gzip_or_standard_output_and_flags_nul_tabs_and_repeated_
     assert table["id"].tolist() == ["a", "a", "b", "a"]
     assert table["invalid_characters"].tolist() == [0, 1, 0, 0]
     assert table.loc[0, "prob_pos"] == table.loc[2, "prob_pos"]  # ACGTTGA either way
-    again = tmp_path / "again.tsv.gz"
-    predict_file(path, fasta, again, show_progress=False)
-    assert again.read_bytes() == (tmp_path / "p.tsv.gz").read_bytes()  # no time in the header
+    header = (tmp_path / "p.tsv.gz").read_bytes()[:10]
+    assert header[3] == 0 and header[4:8] == bytes(
+        4
+    )  # no file name, no time: same input, same bytes
+    upper = tmp_path / "P.TSV.GZ"
+    predict_file(path, fasta, upper, show_progress=False)
+    assert gzip.decompress(upper.read_bytes()).decode() == text
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     assert predict_file(path, fasta, "-", show_progress=False) == 4
     assert capsys.readouterr().out == text and not (tmp_path / "-").exists()
+
+
+def test_predict_to_a_closed_pipe_ends_quietly(exported_models, tmp_path):
+    """`attngen predict ... --out - | head -1` printed 'error: [Errno 32] Broken pipe', exit 2."""
+    import shutil
+
+    _, path, _, _ = exported_models["cnn"]
+    fasta = tmp_path / "many.fa"
+    fasta.write_text("".join(f">r{i}\nACGTTGCAACGT\n" for i in range(20_000)))  # > a pipe's buffer
+    attngen = shutil.which("attngen") or str(Path(sys.executable).with_name("attngen"))
+    process = subprocess.Popen(
+        [attngen, "predict", str(path), "--fasta", str(fasta), "--out", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout.readline().startswith(b"id\tpredicted_class")
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141, stderr
+    assert "error" not in stderr and "Traceback" not in stderr, stderr
 
 
 def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):

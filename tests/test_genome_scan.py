@@ -188,6 +188,19 @@ def test_chunks_and_blocks_do_not_change_windows(tmp_path):
     assert tiler.sizes == {k: len(v) for k, v in records.items()}
 
 
+def test_a_genome_with_lone_cr_line_ends_is_refused_not_read_as_one_header(tmp_path):
+    """An old-Mac FASTA read as one header line: chr1 with no bases, chr2 lost, without a word."""
+    from attngen_keras.data import DataError
+
+    fasta = tmp_path / "mac.fa"
+    fasta.write_bytes(b">chr1 x\rACGT\rACGG\r>chr2\rTTTT\r")
+    with pytest.raises(DataError) as error:
+        list(iter_fasta_pieces(fasta))
+    assert str(error.value).startswith(f"{fasta}: record 1: a carriage return inside the header")
+    fasta.write_bytes(b">chr1 x\r\nACGT\r\n>chr2\r\nTT\r\n")  # CRLF is read
+    assert [v for kind, v in iter_fasta_pieces(fasta) if kind == "record"] == ["chr1", "chr2"]
+
+
 def test_both_strands_averages_a_window_and_its_reverse_complement(tmp_path, scorer):
     rng = np.random.default_rng(2)
     seq = list(random_dna(rng, 400))

@@ -30,7 +30,8 @@ KINDS = (
 )  # fmt: skip
 # 3: a table's `name` column is read as the record id (cached splits held "line N")
 # 4: records without an id are named by their file line also after empty lines
-_READER_VERSION = "4"
+# 5: a lone CR ends a line; tabs in FASTA sequence lines dropped; label and length checks
+_READER_VERSION = "5"
 # memory-mapped caches: 2 added the label warnings to the stored meta
 _MEMMAP_VERSION = "2"
 # `load_dataset(memory_map="auto")` memory-maps CSV/TSV sources larger than this.
@@ -192,7 +193,8 @@ def _detect_directory(path):
         return "fasta"
     raise DataError(
         "unrecognized directory layout: expected metadata.yaml (interval list), "
-        "{train,test}/<class>/*.txt (full sequences), CSV/TSV files or FASTA files",
+        "{train,test}/<class>/*.txt (full sequences), CSV/TSV files or FASTA files (a .txt "
+        "table is read when given as a file, not from a directory)",
         path,
     )
 

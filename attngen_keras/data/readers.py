@@ -96,7 +96,7 @@ def open_text_stream(path):
 
 def not_utf8_error(path, error):
     """The `DataError` for `path`, whose decoding raised `error`: it names the first line that
-    is not UTF-8 (counted in LF-ended lines) and, for UTF-16 text, says so."""
+    is not UTF-8 (LF, CRLF or a lone CR ending a line) and, for UTF-16 text, says so."""
     path = Path(path)
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
@@ -105,12 +105,14 @@ def not_utf8_error(path, error):
         with (gzip.open if gzipped else open)(path, "rb") as handle:
             head = handle.read(2)
             handle.seek(0)
-            for number, raw in enumerate(handle, start=1):
+            number = 1  # of the line `raw` starts (a lone CR ends a line too)
+            for raw in handle:
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as found:
-                    line, error = number, found
+                    line, error = number + _lone_crs(raw[: found.start]), found
                     break
+                number += 1 + _lone_crs(raw)
     except _CORRUPT_ERRORS:
         head = b""
     where = f"line {line}: " if line else ""
@@ -121,6 +123,11 @@ def not_utf8_error(path, error):
         f"{where}not UTF-8 text (byte 0x{byte.hex() or '??'}: {error.reason}); save it as UTF-8",
         path,
     )
+
+
+def _lone_crs(raw):
+    """Carriage returns in the bytes `raw` not followed by a line feed."""
+    return raw.count(b"\r") - raw.count(b"\r\n")
 
 
 def read_fasta(path, label, builder):

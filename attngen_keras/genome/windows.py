@@ -156,6 +156,12 @@ def fasta_records(path):
 
 
 def _record_name(line, count, names, path):
+    if b"\r" in line.rstrip(b"\r"):  # a whole old-Mac file reads as this one header line
+        raise DataError(
+            f"record {count}: a carriage return inside the header line; lone CR line ends "
+            "(an old Mac file?) are not read here: convert them (tr '\\r' '\\n')",
+            path,
+        )
     words = line[1:].decode("utf-8", "replace").split()
     if not words:  # a track or a VCF needs the chromosome's name: none is made up
         raise DataError(f"record {count} has a header line without a name ('>' alone)", path)
