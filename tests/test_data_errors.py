@@ -274,33 +274,29 @@ def test_too_small_to_carve_validation_warns_and_drops_it(tmp_path):
     assert "val" not in ds.splits and len(ds["train"]) == 2
 
 
-def test_classes_that_differ_only_in_case_are_warned_of(tmp_path):
+@pytest.mark.parametrize(
+    "labels, warning, classes",
+    [  # a typo in 3 rows; `1.0` beside `1` (a spreadsheet's export; once only a split warning)
+        (["bound", "unbound"] * 40 + ["Bound"] * 3,
+         r"classes 'Bound' \(3 sequences\), 'bound' \(40 sequences\) differ only in case",
+         ["Bound", "bound", "unbound"]),
+        (["0", "1"] * 40 + ["1.0"] * 3,
+         r"classes '1' \(40 sequences\), '1.0' \(3 sequences\) are the same number written "
+         "differently", ["0", "1", "1.0"]),
+    ],
+)  # fmt: skip
+def test_classes_that_look_like_one_written_differently_are_warned_of(
+    tmp_path, labels, warning, classes
+):
     import numpy as np
 
     rng = np.random.default_rng(1)
-    labels = ["bound", "unbound"] * 40 + ["Bound"] * 3  # a typo in 3 rows
     rows = [("".join(rng.choice(list("ACGT"), 20)), label) for label in labels]
-    path = tmp_path / "typo.csv"
+    path = tmp_path / "labels.csv"
     pd.DataFrame(rows, columns=["seq", "label"]).to_csv(path, index=False)
-    with pytest.warns(UserWarning, match=r"classes 'Bound' \(3 sequences\), 'bound' \(40 sequences\) "
-                      "differ only in case"):  # fmt: skip
+    with pytest.warns(UserWarning, match=warning):
         dataset = load_dataset(str(path), cache_dir=None, seed=0)
-    assert dataset.class_names == ["Bound", "bound", "unbound"]
-
-
-def test_classes_that_are_one_number_written_differently_are_warned_of(tmp_path):
-    """`1` and `1.0` (a spreadsheet's export) made a third class with only a split warning."""
-    import numpy as np
-
-    rng = np.random.default_rng(2)
-    labels = ["0", "1"] * 40 + ["1.0"] * 3
-    rows = [("".join(rng.choice(list("ACGT"), 20)), label) for label in labels]
-    path = tmp_path / "numbers.csv"
-    pd.DataFrame(rows, columns=["seq", "label"]).to_csv(path, index=False)
-    with pytest.warns(UserWarning, match=r"classes '1' \(40 sequences\), '1.0' \(3 sequences\) "
-                      "are the same number written differently"):  # fmt: skip
-        dataset = load_dataset(str(path), cache_dir=None, seed=0)
-    assert dataset.class_names == ["0", "1", "1.0"]
+    assert dataset.class_names == classes
 
 
 def test_labels_that_look_missing_and_classes_absent_from_a_split_are_warned_of(tmp_path):

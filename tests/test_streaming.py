@@ -451,17 +451,22 @@ def test_memory_mapped_fasta_splits_lines_as_the_in_memory_reader(tmp_path):
     assert read == {f"{n}{i}": s for n, seqs in sequences.items() for i, s in enumerate(seqs)}
 
 
-def test_memory_mapped_loads_warn_of_length_outliers_like_the_in_memory_ones(tmp_path):
-    """A few very long records set the padded length: the same warning from both readers, also
-    when the memory-mapped cache is reused."""
-    rng = np.random.default_rng(8)
+def _fasta_with_one_long_record(tmp_path, long_length, seed):
+    """`pos.fa` and `neg.fa`, 40 records of 30 nt each, but `pos5` of `long_length` nt."""
+    rng = np.random.default_rng(seed)
     for name in ("pos", "neg"):
-        lengths = [500 if (name, i) == ("pos", 5) else 30 for i in range(40)]
+        lengths = [long_length if (name, i) == ("pos", 5) else 30 for i in range(40)]
         text = "".join(
             f">{name}{i}\n{''.join(rng.choice(list('ACGT'), k))}\n" for i, k in enumerate(lengths)
         )
         (tmp_path / f"{name}.fa").write_text(text)
-    data = [str(tmp_path / "pos.fa"), str(tmp_path / "neg.fa")]
+    return [str(tmp_path / "pos.fa"), str(tmp_path / "neg.fa")]
+
+
+def test_memory_mapped_loads_warn_of_length_outliers_like_the_in_memory_ones(tmp_path):
+    """A few very long records set the padded length: the same warning from both readers, also
+    when the memory-mapped cache is reused."""
+    data = _fasta_with_one_long_record(tmp_path, 500, seed=8)
     with pytest.warns(UserWarning, match="twice the typical length") as plain:
         load_dataset(data, cache_dir=None, memory_map=False)
     for _ in range(2):  # built, then reused
@@ -476,14 +481,7 @@ def test_an_inferred_length_far_past_the_typical_one_is_refused_by_both_readers(
     """A chromosome left among short records would be the padded length of all (the user trial's
     3 Mb record: a crash after 17 GB); past 100x the typical length it is an error naming it,
     and an explicit length is still taken."""
-    rng = np.random.default_rng(9)
-    for name in ("pos", "neg"):
-        lengths = [3_101 if (name, i) == ("pos", 5) else 30 for i in range(40)]
-        text = "".join(
-            f">{name}{i}\n{''.join(rng.choice(list('ACGT'), k))}\n" for i, k in enumerate(lengths)
-        )
-        (tmp_path / f"{name}.fa").write_text(text)
-    data = [str(tmp_path / "pos.fa"), str(tmp_path / "neg.fa")]
+    data = _fasta_with_one_long_record(tmp_path, 3_101, seed=9)
     messages = []
     for options in ({"memory_map": False, "cache_dir": None},
                     {"memory_map": True, "cache_dir": str(tmp_path / "c")}):  # fmt: skip
