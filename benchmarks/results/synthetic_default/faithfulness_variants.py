@@ -6,6 +6,8 @@
 - `off0`, `off1`, `off2`: group 0 (top removed), 1 (only top kept) or 2 (random removed) left out;
 - `gate1`: group 1 only on sequences the model classifies correctly (its clean prediction);
   `gate01`: groups 0 and 1 so; `gate0`: group 0 so;
+- `conf1`: group 1's loss weighted by the copy's own probability of the label (no gradient
+  through the weight), so that copies whose kept positions miss the evidence count less;
 - `ramp`: `MaskingSchedule(ramp_faithfulness=True)`, the loss unchanged.
 
 Example: `VARIANT=off1 python faithfulness_variants.py train --data syn/sequences.csv ...`
@@ -44,6 +46,9 @@ def faithfulness_loss(self, x, y):
     per = ops.where(group == 0, to_uniform, on_label)
     if VARIANT.startswith("off"):
         per = ops.where(group == int(VARIANT[3:]), 0.0, per)
+    elif VARIANT == "conf1":
+        on_true = ops.stop_gradient(label * p + (1.0 - label) * (1.0 - p))
+        per = ops.where(group == 1, on_true * on_label, per)
     elif VARIANT.startswith("gate"):
         clean = ops.cast(self._clean_pred, "float32")[:, 0]
         wrong = ops.not_equal(clean > 0.5, label > 0.5)
