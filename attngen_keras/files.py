@@ -74,6 +74,24 @@ def _probe_writable(directory):
         raise FileError(directory, f"directory is not writable ({reason})") from None
 
 
+def reproducible_gzip(raw, compresslevel=9):
+    """A gzip writer onto the binary file `raw` with a fixed header (no time stamp, no file
+    name), so that the same content gives the same bytes.
+
+    Example:
+
+    >>> import io
+    >>> out = io.BytesIO()
+    >>> with reproducible_gzip(out) as compressed:
+    ...     _ = compressed.write(b"ACGT")
+    >>> out.getvalue()[4:8]  # the time stamp
+    b'\\x00\\x00\\x00\\x00'
+    """
+    import gzip
+
+    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel)
+
+
 def check_output_file(path, force=False):
     """Checks that `path` can be written (parents created) and is not an existing file, unless `force`.
 

@@ -22,8 +22,7 @@ from attngen_keras.data.alphabet import NOT_DNA_SHARE
 from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.data.readers import (
     FASTA_SUFFIXES,
-    TAB_SEPARATED_SUFFIXES,
-    TABLE_SUFFIXES,
+    TABLE_FILE_SUFFIXES,
     TableLines,
     base_suffix,
     normalize_table_columns,
@@ -38,6 +37,7 @@ from attngen_keras.files import (
     plural,
     read_json,
     remove_stale_partials,
+    reproducible_gzip,
 )
 from attngen_keras.progress import progress_bar
 
@@ -138,7 +138,6 @@ def iter_records(path, kind=None):
         path: the input file (optionally gzipped).
         kind: `"fasta"` or `"table"` (default: from the file name).
     """
-    import gzip
     import zlib
 
     path = Path(path)
@@ -150,7 +149,7 @@ def iter_records(path, kind=None):
             "fasta"
             if suffix in FASTA_SUFFIXES
             else "table"
-            if suffix in (*TABLE_SUFFIXES, *TAB_SEPARATED_SUFFIXES)
+            if suffix in TABLE_FILE_SUFFIXES
             else None
         )
     if kind is None:
@@ -298,18 +297,12 @@ def predict_file(
 def _open_output(path, gzipped):
     """The TSV's text handle: `gzipped` with a fixed gzip header (the same input, the same
     bytes)."""
-    with open(path, "wb") as raw:
-        if not gzipped:
-            with io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
-                yield handle
-            return
-        with (
-            gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-            ) as compressed,
-            io.TextIOWrapper(compressed, encoding="utf-8", newline="") as handle,
-        ):
-            yield handle
+    with (
+        open(path, "wb") as raw,
+        reproducible_gzip(raw, compresslevel=6) if gzipped else contextlib.nullcontext(raw) as sink,
+        io.TextIOWrapper(sink, encoding="utf-8", newline="") as handle,
+    ):
+        yield handle
 
 
 def _report_invalid(input_path, count, stats, window, shortest=None):

@@ -94,13 +94,13 @@ def detect_source(data):
     if not items:
         raise DataError("no --data given")
     if len(items) > 1:
-        for item in items:
-            _, path = readers.class_and_path(item)
-            if not Path(path).exists():
+        paths = [Path(readers.class_and_path(item)[1]) for item in items]
+        for path in paths:
+            if not path.exists():
                 raise DataError("no such file or directory", path)
-            _check_data_file(Path(path), several=True)
-        suffixes = {readers.base_suffix(readers.class_and_path(i)[1]) for i in items}
-        if suffixes <= set(_TABLE_FILE_SUFFIXES):
+            _check_data_file(path, several=True)
+        suffixes = {readers.base_suffix(path) for path in paths}
+        if suffixes <= set(readers.TABLE_FILE_SUFFIXES):
             return "table", items
         if suffixes <= set(readers.FASTA_SUFFIXES):
             return "fasta", items
@@ -125,7 +125,7 @@ def detect_source(data):
             item,
         )
     if path.is_file():
-        if readers.base_suffix(path) in _TABLE_FILE_SUFFIXES:
+        if readers.base_suffix(path) in readers.TABLE_FILE_SUFFIXES:
             return "table", items
         raise DataError(
             "a single FASTA file has no classes: give one FASTA file per class "
@@ -136,7 +136,6 @@ def detect_source(data):
     return _detect_directory(path), items
 
 
-_TABLE_FILE_SUFFIXES = (*readers.TABLE_SUFFIXES, *readers.TAB_SEPARATED_SUFFIXES)
 _KNOWN_FILE_TYPES = (
     "expected .csv, .tsv or .txt (tab-separated) tables, or .fa, .fasta, .fna or .fas FASTA; "
     "optionally gzipped"
@@ -161,7 +160,7 @@ def _check_data_file(path, several=False):
             path,
         )
     suffix = readers.base_suffix(path)
-    if suffix not in _TABLE_FILE_SUFFIXES and suffix not in readers.FASTA_SUFFIXES:
+    if suffix not in readers.TABLE_FILE_SUFFIXES and suffix not in readers.FASTA_SUFFIXES:
         raise DataError(f"unrecognized file type ({_KNOWN_FILE_TYPES})", path)
 
 

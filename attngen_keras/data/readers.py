@@ -18,12 +18,14 @@ import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from attngen_keras.data.containers import RawSplitBuilder
-from attngen_keras.data.errors import DataError
+from attngen_keras.data.errors import DataError, missing_file_error
 from attngen_keras.progress import progress_bar
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 TABLE_SUFFIXES = (".csv", ".tsv")
 TAB_SEPARATED_SUFFIXES = (".tsv", ".txt")  # `.txt` given as a --data file: a table, as `.tsv`
+# a table given as a file (in a directory, `.txt` files are notes or the full-sequence layout)
+TABLE_FILE_SUFFIXES = (*TABLE_SUFFIXES, ".txt")
 SPLIT_ALIASES = {
     "train": "train", "training": "train",
     "val": "val", "valid": "val", "validation": "val", "dev": "val",
@@ -51,6 +53,16 @@ def base_suffix(path):
 def table_separator(path):
     """`"\\t"` for a `.tsv` or `.txt` table (optionally gzipped), else `","`."""
     return "\t" if base_suffix(path) in TAB_SEPARATED_SUFFIXES else ","
+
+
+def open_binary(path):
+    """A binary stream over a plain, gzip or bgzip file, decompressed as it is read."""
+    path = Path(path)
+    if not path.is_file():
+        raise missing_file_error(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
 def open_text(path):
@@ -82,11 +94,8 @@ def open_text_stream(path):
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline=None) as handle:
+        with io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline=None) as handle:
             yield handle
     except UnicodeDecodeError as error:
         raise not_utf8_error(path, error) from None
@@ -97,16 +106,12 @@ def open_text_stream(path):
 def not_utf8_error(path, error):
     """The `DataError` for `path`, whose decoding raised `error`: it names the first line that
     is not UTF-8 (LF, CRLF or a lone CR ending a line) and, for UTF-16 text, says so."""
-    path = Path(path)
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    line = None
+    line, head = None, None
     try:
-        with (gzip.open if gzipped else open)(path, "rb") as handle:
-            head = handle.read(2)
-            handle.seek(0)
+        with open_binary(path) as handle:
             number = 1  # of the line `raw` starts (a lone CR ends a line too)
             for raw in handle:
+                head = raw[:2] if head is None else head
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as found:

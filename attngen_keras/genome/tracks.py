@@ -12,7 +12,6 @@ interrupted scan, and the same scan run again resumes from them.
 """
 
 import contextlib
-import gzip
 import itertools
 import os
 import shutil
@@ -26,6 +25,7 @@ from attngen_keras.files import (
     process_tag,
     remove_stale,
     remove_stale_partials,
+    reproducible_gzip,
     user_path,
 )
 from attngen_keras.genome.checkpoint import (
@@ -63,7 +63,7 @@ def _write_tsv(part, out, header, gzipped):
     runners' outputs, and a resumed scan's, compare equal with `cmp`."""
     with open(out, "wb") as raw, open(part, "rb") as rows:
         if gzipped:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed:
+            with reproducible_gzip(raw) as compressed:
                 compressed.write(header.encode())
                 shutil.copyfileobj(rows, compressed, 1 << 20)
         else:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from attngen_keras.data.alphabet import SYMBOLS
 from attngen_keras.data.errors import DataError, missing_file_error
+from attngen_keras.data.readers import open_binary
 
 BLOCK_BYTES = 1 << 20  # read this much compressed-or-not text at a time
 CHUNK_BASES = 1 << 20  # window a record's buffered sequence once it holds this many bases
@@ -49,16 +50,6 @@ def window_starts(region_start, region_end, size, length, stride):
     if end - region_start < length:
         return range(0)
     return range(region_start, end - length + 1, stride)
-
-
-def open_binary(path):
-    """A binary stream over a plain, gzip or bgzip file, decompressed as it is read."""
-    path = Path(path)
-    if not path.is_file():
-        raise missing_file_error(path)
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
 def iter_fasta_pieces(path, block_bytes=BLOCK_BYTES):
