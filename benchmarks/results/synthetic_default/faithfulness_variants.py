@@ -1,9 +1,13 @@
-# Ad hoc experiment of 2026-11-29 (eighteenth session), kept as run: it patches AttnGen in
+# Ad hoc experiment of 2026-11-29 (eighteenth session; `offGG` with several groups and
+# `distillG` added in the nineteenth, the earlier variants unchanged): it patches AttnGen in
 # place (binary models only) and is not part of the library. See docs/results/faithfulness.md,
 # section "The default on `attngen synthetic`'s default data".
 """`attngen train` (the arguments) with a variant of the faithfulness loss, from `VARIANT`:
 
 - `off0`, `off1`, `off2`: group 0 (top removed), 1 (only top kept) or 2 (random removed) left out;
+  `off01`: groups 0 and 1 left out (so on for any digits);
+- `distill1`, `distill12`: group 1 (and 2) trained on the clean prediction of the training pass
+  (a Bernoulli KL to it, no gradient through it) instead of the label;
 - `gate1`: group 1 only on sequences the model classifies correctly (its clean prediction);
   `gate01`: groups 0 and 1 so; `gate0`: group 0 so;
 - `conf1`: group 1's loss weighted by the copy's own probability of the label (no gradient
@@ -45,7 +49,15 @@ def faithfulness_loss(self, x, y):
     to_uniform = 0.5 * (ops.log(0.5) - ops.log(p)) + 0.5 * (ops.log(0.5) - ops.log(1.0 - p))
     per = ops.where(group == 0, to_uniform, on_label)
     if VARIANT.startswith("off"):
-        per = ops.where(group == int(VARIANT[3:]), 0.0, per)
+        for g in VARIANT[3:]:
+            per = ops.where(group == int(g), 0.0, per)
+    elif VARIANT.startswith("distill"):
+        clean = ops.clip(ops.cast(self._clean_pred, "float32")[:, 0], eps, 1 - eps)
+        on_clean = clean * (ops.log(clean) - ops.log(p)) + (1 - clean) * (
+            ops.log(1 - clean) - ops.log(1 - p)
+        )
+        for g in VARIANT[7:]:
+            per = ops.where(group == int(g), on_clean, per)
     elif VARIANT == "conf1":
         on_true = ops.stop_gradient(label * p + (1.0 - label) * (1.0 - p))
         per = ops.where(group == 1, on_true * on_label, per)
