@@ -982,6 +982,17 @@ def _sweep(args):
 
 
 def _tune(args):
+    # the retraining's options are checked before the search, which can take hours
+    if not args.retrain_best:
+        given = [n for n, v in (("--retrain-out", args.retrain_out),
+                                ("--retrain-epochs", args.retrain_epochs)) if v is not None]  # fmt: skip
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise ValueError(f"{' and '.join(given)} {verb} --retrain-best")
+    if args.retrain_epochs is not None and args.retrain_epochs < 1:
+        raise ValueError(f"--retrain-epochs must be >= 1, got {args.retrain_epochs}")
+    if args.retrain_out is not None and Path(args.retrain_out).is_file():
+        raise ValueError(f"--retrain-out {args.retrain_out} is a file, not a run directory")
     if args.distributed:
         host, _, port = args.oracle_address.rpartition(":")
         if not host or not port.isdigit():

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attngen_keras.files import json_text, plural, write_text_atomic
+from attngen_keras.files import json_text, plural, read_json, write_text_atomic
 
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 ROW_FILE = "sweep_row.json"
@@ -269,7 +269,7 @@ def run_sweep(config, verbose=None):
         the per-run `pandas.DataFrame` (also `OUT/sweep.csv`).
     """
     from attngen_keras.data import load_dataset
-    from attngen_keras.training import _cache_dir, train
+    from attngen_keras.training import METRICS_FILE, _cache_dir, check_run_dir, train
 
     settings = _check_settings(config)
 
@@ -298,10 +298,19 @@ def run_sweep(config, verbose=None):
             if row_path.exists():
                 print(f"{label}: done before, kept")
                 continue
-            print(f"{label}: training", flush=True)
+            train_config = config.train_config(fraction, seed)
+            run_dir = config.run_dir(fraction, seed)
+            # killed after its training but before its row: scored without training again
+            trained = (
+                check_run_dir(run_dir, train_config, advice="use another sweep --out") == "finished"
+            )
+            print(f"{label}: {'trained before, scoring' if trained else 'training'}", flush=True)
             if dataset is None:
                 dataset = load(seed)
-            metrics = train(config.train_config(fraction, seed), verbose=verbose, dataset=dataset)
+            if trained:
+                metrics = read_json(run_dir / METRICS_FILE, "metrics file")
+            else:
+                metrics = train(train_config, verbose=verbose, dataset=dataset)
             row = _score_run(config, fraction, seed, metrics, dataset["test"])
             write_text_atomic(row_path, json_text(row))  # a killed write is no 'done' row
             print(

@@ -808,7 +808,8 @@ def _warn_small_faithful_set(model, n_train):
             f"{n_train:,} training sequences: on sets this small the faithful AttnGen can settle on "
             "one feature of several (it found one of `attngen synthetic`'s two motifs on 3 of 10 "
             "seeds at 2,880 sequences, 1 of 6 at 4,320, 0 of 5 at 8,640); compare its test "
-            "accuracy with `--model cnn`'s, or use --preset motif",
+            "accuracy with a CNN's (`attngen train --model cnn`), or use `attngen train --preset "
+            "motif`",
             stacklevel=3,
         )
 

@@ -590,7 +590,11 @@ def retrain_best(config, out=None, epochs=None, verbose=None):
     best = json.loads(best_path.read_text())
     hps = best["hyperparameters"]
     warmup = int(hps.get("warmup_epochs", 0))
-    epochs = int(epochs or max(best.get("best_epoch") or config.max_epochs, warmup + 1))
+    if epochs is None:
+        epochs = max(best.get("best_epoch") or config.max_epochs, warmup + 1)
+    elif int(epochs) < 1:
+        raise ValueError(f"retrain epochs must be >= 1, got {epochs}")
+    epochs = int(epochs)
     out = Path(out) if out else config.project_dir / "best_run"
     train_config = TrainConfig(
         data=config.data, out=str(out), references=config.references, model=config.model,

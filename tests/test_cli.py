@@ -493,6 +493,19 @@ def test_perturb_writes_curves_json_and_plot(attngen_run, tmp_path, capsys):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "attngen perturb: error: --fractions must be sorted values in [0, 1], got [0.5, 0.1]"
     ]
+    # no curve: a "deletion AUC" would be one accuracy (`sweep` refuses duplicates too)
+    for fractions, message in (
+        (["0.2", "0.2"], "--fractions has duplicates: [0.2, 0.2]"),
+        (
+            ["1.0"],
+            "--fractions needs at least two values (a curve and its deletion AUC), got [1.0]",
+        ),
+    ):
+        bad = run_cli(capsys, "perturb", attngen_run, "--method", "ism", "--fractions", *fractions,
+                      "--out", tmp_path / "bad")  # fmt: skip
+        assert bad.returncode == 2
+        assert bad.stderr.strip().splitlines() == [f"attngen perturb: error: {message}"]
+    assert not (tmp_path / "bad").exists()
 
 
 def test_synthetic_ground_truth_flows_into_explain(tmp_path, capsys):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from attngen_keras.sweep import (
+    ROW_FILE,
     SweepConfig,
     first_epoch_reaching,
     markdown_table,
@@ -163,6 +164,17 @@ def test_sweep_writes_tables_plots_and_resumes(motif_csv, tmp_path, capsys):
     assert (out / "sweep.md").read_text().count("\n") == 4
     saved = json.loads((out / "sweep.json").read_text())
     assert saved["fractions"] == [0.0, 0.3] and saved["seeds"] == [0, 1]
+
+    # killed after a run's training but before its row was written: scored, not trained again,
+    # and no word of an --overwrite that sweep does not have
+    row, model = config.run_dir(0.3, 1) / ROW_FILE, config.run_dir(0.3, 1) / "model.keras"
+    trained_at = model.stat().st_mtime
+    row.unlink()
+    run_sweep(config, verbose=0)
+    printed = capsys.readouterr().out
+    assert "[1/1] mask fraction 0.30, seed 1: trained before, scoring" in printed
+    assert ": training" not in printed and "--overwrite" not in printed
+    assert row.exists() and model.stat().st_mtime == trained_at
 
     # changing the budget of an existing sweep is refused, not mixed in
     with pytest.raises(RunError, match="different settings.*epochs"):

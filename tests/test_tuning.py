@@ -14,7 +14,7 @@ import keras_tuner as kt
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import start_in_background
+from helpers import run_cli, start_in_background
 
 from attngen_keras.synthetic import planted_motif_data
 from attngen_keras.training import RunError
@@ -504,3 +504,31 @@ def test_hyperband_ignores_max_trials_so_its_resume_does_not_check_it(motif_csv,
     config = _config(motif_csv, tmp_path, tuner="hyperband", max_trials=20)
     _write_settings(config, _check_settings(config))
     _check_settings(_config(motif_csv, tmp_path, tuner="hyperband"))  # the default 10: accepted
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--retrain-best", "--retrain-epochs", "0"], "--retrain-epochs must be >= 1, got 0"),
+        (["--retrain-best", "--retrain-epochs", "-1"], "--retrain-epochs must be >= 1, got -1"),
+        (["--retrain-epochs", "3"], "--retrain-epochs needs --retrain-best"),
+        (
+            ["--retrain-out", "r", "--retrain-epochs", "3"],
+            "--retrain-out and --retrain-epochs need",
+        ),
+        (["--retrain-best", "--retrain-out", "afile"], "--retrain-out afile is a file, not a run"),
+    ],
+)
+def test_retrain_options_are_checked_before_the_search(
+    motif_csv, tmp_path, capsys, monkeypatch, extra, message
+):
+    """A typo in the retraining's options ends the command before the search (which can take
+    hours) and before anything is written; a 0 is not taken for "not given"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    args = ["tune", "--data", str(motif_csv), "--project-name", "p", "--directory", "tun"]
+    result = run_cli(capsys, *args, *extra)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"attngen tune: error: {message}"), lines
+    assert not (tmp_path / "tun").exists()

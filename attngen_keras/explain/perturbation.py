@@ -187,7 +187,8 @@ def deletion_auc(fractions, accuracy):
 
 
 def check_fractions(fractions):
-    """`fractions` as floats, when they are sorted values in [0, 1] (else a `ValueError`).
+    """`fractions` as floats, when they are at least two increasing values in [0, 1] (a curve,
+    whose deletion AUC is its mean height), else a `ValueError`.
 
     Example:
 
@@ -195,8 +196,14 @@ def check_fractions(fractions):
     [0.0, 0.2, 0.5]
     """
     fractions = [float(f) for f in fractions]
-    if not fractions or any(not 0 <= f <= 1 for f in fractions) or fractions != sorted(fractions):
+    if any(not 0 <= f <= 1 for f in fractions) or fractions != sorted(fractions):
         raise ValueError(f"--fractions must be sorted values in [0, 1], got {fractions}")
+    if len(set(fractions)) != len(fractions):
+        raise ValueError(f"--fractions has duplicates: {fractions}")
+    if len(fractions) < 2:
+        raise ValueError(
+            f"--fractions needs at least two values (a curve and its deletion AUC), got {fractions}"
+        )
     return fractions
 
 
