@@ -63,6 +63,14 @@ class AttnGenHyperModel(kt.HyperModel):
             that every trial reaches its mask fraction.
         objective: the search's objective: an AttnGen trial is scored on the
             epochs at its full mask fraction only (`score_after_ramp`).
+        seed: with it, each trial seeds Keras, NumPy and Python from it and its
+            hyperparameters (`trial_seed`) before building its model, so that a
+            trial does not depend on the trials run before it in the process (a
+            resumed search re-runs an interrupted trial as it would have run).
+        train_data: a callable returning a new training dataset, called for
+            every trial (its shuffling order then starts afresh too); the search
+            is then run without `x`. `recalibration_data` may be such a callable
+            as well.
 
     Example:
 
@@ -74,7 +82,8 @@ class AttnGenHyperModel(kt.HyperModel):
 
     def __init__(
         self, length, num_classes, model="attngen", recalibration_data=None, recalibration_steps=50,
-        max_epochs=None, shortest_epochs=None, objective="val_accuracy",
+        max_epochs=None, shortest_epochs=None, objective="val_accuracy", seed=None,
+        train_data=None,
     ):  # fmt: skip
         if model not in ("attngen", "cnn"):
             raise ValueError(f"the search covers attngen or cnn, got {model!r}")
@@ -87,6 +96,8 @@ class AttnGenHyperModel(kt.HyperModel):
         self.max_epochs = max_epochs
         self.shortest_epochs = shortest_epochs
         self.objective = objective
+        self.seed = seed
+        self.train_data = train_data
 
     def declare(self, hp):
         """Declares every hyperparameter; returns the values as build kwargs."""
@@ -111,6 +122,8 @@ class AttnGenHyperModel(kt.HyperModel):
         return values
 
     def build(self, hp):
+        if self.seed is not None:
+            keras.utils.set_random_seed(trial_seed(self.seed, hp.values))
         values = self.declare(hp)
         model = build_model(
             self.model, self.length, self.num_classes, **{k: values[k] for k in BACKBONE_HPS}
@@ -119,20 +132,40 @@ class AttnGenHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
+        if self.train_data is not None:
+            args = (self.train_data(), *args)
         if self.model != "attngen":
             return model.fit(*args, callbacks=callbacks, **kwargs)
         schedule = MaskingSchedule(hp.get("mask_fraction"), hp.get("warmup_epochs"))
         callbacks.insert(0, schedule)
         if self.recalibration_data is not None:
-            callbacks.insert(
-                1, BatchNormRecalibration(self.recalibration_data, self.recalibration_steps)
-            )
+            recalibration = self.recalibration_data
+            recalibration = recalibration() if callable(recalibration) else recalibration
+            callbacks.insert(1, BatchNormRecalibration(recalibration, self.recalibration_steps))
         # KerasTuner's callbacks (its best-epoch checkpoint, which a Hyperband continuation
         # loads) see the ramp's epochs as the worst ones too; the training log does not
         hide = _HideRampObjective(schedule.last_ramp_epoch, self.objective)
         callbacks = [hide, *callbacks, hide.restorer()]
         history = model.fit(*args, callbacks=callbacks, **kwargs)
         return score_after_ramp(history, schedule.last_ramp_epoch, self.objective)
+
+
+def trial_seed(seed, values):
+    """The seed of one trial: from the search's `seed` and the trial's hyperparameter `values`.
+
+    Example:
+
+    >>> trial_seed(0, {"filters": 32, "dropout": 0.1}) == trial_seed(0, {"dropout": 0.1, "filters": 32})
+    True
+    >>> trial_seed(0, {"filters": 32}) == trial_seed(1, {"filters": 32})
+    False
+    """
+    import zlib
+
+    import numpy as np
+
+    text = json.dumps(values, sort_keys=True, default=str)
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(text.encode())]).generate_state(1)[0])
 
 
 def _worst(objective):
@@ -442,18 +475,25 @@ def run_search(config, verbose=None):
         raise ValueError(
             f"--objective {config.objective} is not computed for this data; choose one of {sorted(available)}"
         )
-    train_ds = make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed)
     val_ds = make_tf_dataset(dataset["val"], config.batch_size)
-    recalibration = make_tf_dataset(
-        dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1
-    )
+
+    # new datasets for every trial, which seeds itself (`trial_seed`): a trial runs the same
+    # whether it is the first of its process (a resumed search) or not
+    def train_data():
+        return make_tf_dataset(dataset["train"], config.batch_size, shuffle=True, seed=config.seed)
+
+    def recalibration():
+        return make_tf_dataset(
+            dataset["train"], config.batch_size, shuffle=True, seed=config.seed + 1
+        )
+
     steps = recalibration_steps(config.batch_size, len(dataset["train"]))
     hypermodel = AttnGenHyperModel(
         dataset.length, dataset.num_classes, config.model, recalibration, steps,
         max_epochs=config.max_epochs,
         shortest_epochs=(hyperband_shortest_epochs(config.max_epochs, config.factor)
                          if config.tuner == "hyperband" else None),
-        objective=config.objective,
+        objective=config.objective, seed=config.seed, train_data=train_data,
     )  # fmt: skip
     if not is_worker:
         # only now, with the options and the data known to be usable: a refused search
@@ -474,7 +514,6 @@ def run_search(config, verbose=None):
         )
     try:
         tuner.search(
-            train_ds,
             validation_data=val_ds,
             epochs=config.max_epochs,
             verbose=verbose,
