@@ -1262,6 +1262,8 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256, labe
             f"cut to their {kept} {length} nt (as predict does)",
             file=sys.stderr,
         )
+    shortest = _shortest_trained(record)
+    _note_short_inputs(path, sum(len(s.strip()) < shortest for _, s in chosen), record)
     split = EncodedSplit.from_sequences(
         [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), length,
         ids=[record_id for record_id, _ in chosen], crop=crop, source=str(path),
@@ -1269,6 +1271,24 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256, labe
     if label:
         split = label_with_predictions(model, split, batch_size)
     return model, record, split
+
+
+def _shortest_trained(record):
+    """The length of the run's shortest training sequence (at most its padded length)."""
+    length = int(record["length"])
+    return min(int(record.get("shortest_sequence") or length), length)
+
+
+def _note_short_inputs(path, short, record):
+    """Says on stderr that `short` of the sequences are shorter than any of the run's training
+    data (as `predict` warns): padded, they are inputs unlike it."""
+    if short:
+        print(
+            f"attngen: note: {path}: {plural(short, 'sequence')} shorter than any the model was "
+            f"trained on ({_shortest_trained(record)} nt), padded to {int(record['length'])} nt: "
+            "inputs unlike its training data (as predict says)",
+            file=sys.stderr,
+        )
 
 
 def label_with_predictions(model, split, batch_size=256):
@@ -1409,6 +1429,9 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
         raise RunError(
             f"{_describe_data(data)} has no {split!r} split (it has: {', '.join(dataset.splits)}){hint}"
         )
+    if not own:
+        short = dataset[split].count_shorter(_shortest_trained(record))
+        _note_short_inputs(_describe_data(data), short, record)
     return model, record, split, dataset[split]
 
 

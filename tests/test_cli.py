@@ -293,6 +293,10 @@ def test_explain_and_perturb_take_sequences_without_labels(
     assert f"{longer}: 1 sequence longer than the run's 60 nt, cut to their first 60 nt" in (
         result.stderr
     )
+    # and one shorter than any it was trained on is padded, as predict pads it, and said
+    assert (
+        f"{longer}: 1 sequence shorter than any the model was trained on (60 nt), padded to 60 nt"
+    ) in result.stderr
     with np.load(tmp_path / "l" / "importance.npz") as arrays:
         assert arrays["sequences"].tolist() == [data.sequences[0], data.sequences[1][:50]]
     # a table without ids (rows are named by line) and with an empty sequence (left out, said)
@@ -434,7 +438,8 @@ def test_explain_attention_of_a_cnn_is_a_clear_error_and_its_default_is_gradient
     assert (
         result.returncode == 2
         and "no SaliencyMask" in result.stderr
-        and "(use another method: saliency, input_x_gradient, ism or gradcam)" in result.stderr
+        and "(use another method: saliency, input_x_gradient, smoothgrad, ism or gradcam)"
+        in result.stderr
         and "Traceback" not in result.stderr
     )
     # without --method, a model without attention is explained by |gradient x input|, said so

@@ -337,6 +337,19 @@ def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     from_fasta = json.loads(out.read_text())
     assert from_fasta["n"] == saved["n"] and from_fasta["accuracy"] == saved["accuracy"]
+    assert "shorter than any the model was trained on" not in result.stderr
+    # shorter sequences than any it was trained on are scored padded, and said (as predict does)
+    shorter = tmp_path / "shorter.csv"
+    frame.assign(seq=[s[:40] if i < 3 else s for i, s in enumerate(frame["seq"])]).to_csv(
+        shorter, index=False
+    )
+    result = run_cli(capsys, "evaluate", tmp_path / "run", "--data", shorter, "--out", out,
+                     "--force")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"attngen: note: {shorter}: 3 sequences shorter than any the model was trained on (80 nt), "
+        "padded to 80 nt: inputs unlike its training data (as predict says)"
+    ) in result.stderr
     # too long for the run: the advice names what can be done with a trained run
     longer = tmp_path / "longer.csv"
     frame.assign(seq=frame["seq"] + frame["seq"]).to_csv(longer, index=False)

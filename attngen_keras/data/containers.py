@@ -137,6 +137,22 @@ class EncodedSplit:
             shortest = min(shortest, int((chunk != alphabet.PAD).sum(axis=1).min()))
         return shortest
 
+    def count_shorter(self, length, rows=1 << 16):
+        """How many sequences are shorter than `length` (padding left out), `rows` at a time.
+
+        Example:
+
+        >>> from attngen_keras.data import encode
+        >>> split = EncodedSplit(np.stack([encode("ACGT"), encode("AC--")]), np.zeros(2), ["a", "b"])
+        >>> split.count_shorter(4)
+        1
+        """
+        short = 0
+        for start in range(0, len(self), rows):
+            chunk = np.asarray(self.tokens[start : start + rows])
+            short += int(((chunk != alphabet.PAD).sum(axis=1) < length).sum())
+        return short
+
     def one_hot(self):
         """`(n, length, 4)` float32 one-hot (padding all-zero)."""
         return alphabet.one_hot(self.tokens)

@@ -800,7 +800,7 @@ def saliency_mask_layer(model):
             )
         raise ValueError(
             f"model {model.name!r} has no SaliencyMask layer; attention scores exist only for "
-            "models with one (use another method: saliency, input_x_gradient, ism or gradcam)"
+            "models with one (use another method: saliency, input_x_gradient, smoothgrad, ism or gradcam)"
         )
     names = [layer.name for layer in found]
     prefix = f"{SALIENCY_LAYER_NAME}_"
@@ -852,7 +852,7 @@ def attention_model(model):
             f"the SaliencyMask {layer.name!r} of model {model.name!r} scores {scores.shape[1]} "
             f"positions, not the input's {length} nucleotides (a pooling, strided or 'valid' "
             "layer comes before it); attention maps need it at the input's resolution (use "
-            "another method: saliency, input_x_gradient, ism or gradcam)"
+            "another method: saliency, input_x_gradient, smoothgrad, ism or gradcam)"
         )
     return keras.Model(model.input, scores, name=f"{model.name}_attention")
 
