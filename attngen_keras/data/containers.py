@@ -142,8 +142,7 @@ class EncodedSplit:
 
         Example:
 
-        >>> from attngen_keras.data import encode
-        >>> split = EncodedSplit(np.stack([encode("ACGT"), encode("AC--")]), np.zeros(2), ["a", "b"])
+        >>> split = EncodedSplit.from_sequences(["ACGT", "AC"], [0, 1], 4)
         >>> split.count_shorter(4)
         1
         """
