@@ -47,8 +47,9 @@ def plot_training_curves(history, path, title="", train_loss_label="train loss")
     entries = [ax.get_legend_handles_labels() for ax in axes]
     if "mask_fraction" in history and history["mask_fraction"].max() > 0:
         twin = axes[1].twinx()
-        twin.step(epochs, history["mask_fraction"], where="mid", color="gray",
-                  linestyle="--", label="mask fraction")  # fmt: skip
+        # a marker too when there is one epoch: a one-point line is not drawn
+        twin.step(epochs, history["mask_fraction"], where="mid", color="gray", linestyle="--",
+                  marker="o" if len(history) == 1 else None, label="mask fraction")  # fmt: skip
         twin.set_ylabel("mask fraction")
         twin.set_ylim(0, max(0.5, float(history["mask_fraction"].max()) * 1.2))
         handles, labels = twin.get_legend_handles_labels()  # one legend with the accuracy's

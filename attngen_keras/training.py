@@ -1108,6 +1108,10 @@ def _history_columns(path):
         return []
 
 
+# values `train` logs every epoch beside the metrics (history.csv columns)
+NOT_METRICS = ("mask_fraction", "epoch_seconds")
+
+
 def _tidy_history(path, constant=None):
     """Deduplicates epochs written twice around a resume (keeps the last), and adds the
     `constant` columns a model does not log (a CNN's `mask_fraction` 0, so that every run's
@@ -1115,6 +1119,11 @@ def _tidy_history(path, constant=None):
     history = pd.read_csv(path)
     history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
     history = history.reset_index(drop=True)
+    # Keras' CSVLogger, logging no validation, adds an empty `val_` column for every key,
+    # also for the logged values that are not metrics
+    history = history.drop(
+        columns=[f"val_{c}" for c in NOT_METRICS if f"val_{c}" in history], errors="ignore"
+    )
     for name, value in (constant or {}).items():
         if name not in history:
             history[name] = value

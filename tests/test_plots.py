@@ -55,6 +55,16 @@ def test_one_epoch_without_validation_has_a_whole_tick_and_no_empty_legend_entri
         )
 
 
+def test_one_epoch_s_mask_fraction_is_drawn_as_a_point(tmp_path, figures):
+    """A one-point dashed line draws nothing: the mask fraction of a one-epoch run (a short
+    `--retrain-best`) gets a marker, as its accuracy does."""
+    history = pd.DataFrame({"epoch": [0], "loss": [0.6], "accuracy": [0.8], "mask_fraction": [0.2]})
+    plot_training_curves(history, tmp_path / "c.png")
+    twin = [axis for axis in figures[0].axes if axis.get_ylabel() == "mask fraction"]
+    [line] = [line for line in twin[0].get_lines() if line.get_label() == "mask fraction"]
+    assert line.get_marker() == "o" and line.get_ydata().tolist() == [0.2]
+
+
 def test_the_training_loss_label_names_the_terms_the_validation_loss_lacks():
     assert (
         _train_loss_label(build_model("attngen", 50, 2))

@@ -513,3 +513,18 @@ def test_train_into_a_read_only_run_directory(small_csv, tmp_path, monkeypatch):
         train(config, overwrite=True, verbose=0)
     with pytest.raises(files.FileError, match="not writable"):
         train(dataclasses.replace(config, out=str(unfinished)), verbose=0)
+
+
+def test_a_run_without_validation_has_no_val_columns_for_values_that_are_not_metrics(
+    small_csv, tmp_path
+):
+    """Keras' CSVLogger, seeing no validation, adds an empty `val_` column for every logged key:
+    `val_mask_fraction` and `val_epoch_seconds` (not metrics) are dropped from history.csv."""
+    out = tmp_path / "run"
+    config = TrainConfig(data=[small_csv], out=str(out), epochs=1, batch_size=64, val_fraction=0.0,
+                         warmup_epochs=0, patience=0)  # fmt: skip
+    train(config, verbose=0)
+    columns = pd.read_csv(out / "history.csv").columns.tolist()
+    assert "val_mask_fraction" not in columns and "val_epoch_seconds" not in columns
+    assert columns[:3] == ["epoch", "loss", "accuracy"]
+    assert {"mask_fraction", "epoch_seconds"} <= set(columns)
