@@ -1222,7 +1222,11 @@ RESUMABLE_COMMANDS = ("train", "sweep", "tune", "demo")
 def main(argv=None):
     """Entry point of the `attngen` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's parser, whose --help lists the options it has
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     debug = bool(os.environ.get("ATTNGEN_DEBUG"))
     if not debug:
         _one_line_warnings(args.command)

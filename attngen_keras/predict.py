@@ -94,8 +94,11 @@ def resolve_endpoints(path):
             (int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True
         )
         if not versions:
+            from attngen_keras.training import _what_the_directory_is
+
             raise DataError(
-                "not a run directory (model.keras) nor an exported SavedModel (saved_model.pb)",
+                "not a run directory (model.keras) nor an exported SavedModel (saved_model.pb); "
+                + _what_the_directory_is(path),
                 path,
             )
         path = path / str(versions[0])

@@ -834,3 +834,16 @@ def test_a_signal_the_process_was_started_ignoring_stays_ignored(tmp_path, capsy
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_an_unknown_option_is_named_by_its_command(tmp_path, capsys):
+    """An option the command does not have points to that command's --help (which lists the
+    options it has), not to attngen's; nothing is written."""
+    result = run_cli(
+        capsys, "sweep", "--data", "x.csv", "--out", tmp_path / "s", "--preset", "motif"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "attngen sweep: error: unrecognized arguments: --preset motif (see attngen sweep --help)"
+    ]
+    assert not (tmp_path / "s").exists()

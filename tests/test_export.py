@@ -355,3 +355,11 @@ def test_predict_cli_streams_fasta_through_export_and_run_dir(tmp_path, capsys):
     )
     assert not (tmp_path / "c.tsv").exists()
     assert not [p.name for p in tmp_path.iterdir() if ".partial" in p.name]  # no temporary file
+    # a directory of runs (a tune project's best_run, a demo's): the error says to give one
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "best_run").symlink_to(run, target_is_directory=True)
+    result = attngen("predict", tmp_path / "project", "--fasta", fasta, "--out", tmp_path / "d.tsv")
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        "not a run directory (model.keras) nor an exported SavedModel (saved_model.pb); it holds "
+        "runs (best_run): give one of them"
+    ), result.stderr
