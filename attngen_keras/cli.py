@@ -1010,6 +1010,12 @@ def _tune(args):
         length=args.length, crop=args.crop, max_train=args.max_train, strategy=args.strategy,
         cache_dir=args.cache_dir,
     )  # fmt: skip
+    if args.distributed == "worker":  # KerasTuner's worker waits for the chief without a word
+        print(
+            f"worker {args.worker_id}: asking the chief at {args.oracle_address} for trials (it "
+            "waits until the chief is reachable; start it with --distributed chief)",
+            flush=True,
+        )
     run_search(config)
     if args.distributed == "worker":
         print(f"worker {args.worker_id}: no trials left; done")

@@ -222,8 +222,10 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(motif_csv,
         for process in (chief, *workers):
             process.kill()
     assert chief.returncode == 0, chief_err[-3000:]
-    for worker, (out, err) in zip(workers, outputs):
+    for i, (worker, (out, err)) in enumerate(zip(workers, outputs)):
         assert worker.returncode == 0 and "no trials left" in out, err[-3000:]
+        # a worker says whom it waits for (KerasTuner's says nothing until the chief answers)
+        assert out.startswith(f"worker {i}: asking the chief at {address} for trials"), out[:300]
     trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
     assert len(trials) == 4 and trials["status"].eq("COMPLETED").all()
     assert {"tuner0.json", "tuner1.json"} <= {p.name for p in (tmp_path / "cli").iterdir()}
