@@ -991,8 +991,19 @@ def _tune(args):
             raise ValueError(f"{' and '.join(given)} {verb} --retrain-best")
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise ValueError(f"--retrain-epochs must be >= 1, got {args.retrain_epochs}")
-    if args.retrain_out is not None and Path(args.retrain_out).is_file():
-        raise ValueError(f"--retrain-out {args.retrain_out} is a file, not a run directory")
+    if args.retrain_out is not None:
+        retrain_out = Path(args.retrain_out)
+        if retrain_out.is_file():
+            raise ValueError(f"--retrain-out {args.retrain_out} is a file, not a run directory")
+        if (
+            retrain_out.is_dir()
+            and any(retrain_out.iterdir())
+            and not (retrain_out / "config.json").exists()
+        ):
+            raise ValueError(
+                f"--retrain-out {args.retrain_out} exists and is not an attngen run directory; "
+                "choose another"
+            )
     if args.distributed:
         host, _, port = args.oracle_address.rpartition(":")
         if not host or not port.isdigit():
@@ -1013,10 +1024,24 @@ def _tune(args):
     if args.distributed == "worker":  # KerasTuner's worker waits for the chief without a word
         print(
             f"worker {args.worker_id}: asking the chief at {args.oracle_address} for trials (it "
-            "waits until the chief is reachable; start it with --distributed chief)",
+            "waits up to an hour, KerasTuner's limit, for the chief to answer; start it with "
+            "--distributed chief)",
             flush=True,
         )
-    run_search(config)
+    try:
+        run_search(config)
+    except Exception as error:
+        import grpc
+
+        from attngen_keras.training import RunError
+
+        if not isinstance(error, grpc.RpcError):
+            raise
+        code = getattr(error, "code", lambda: None)()
+        raise RunError(
+            f"--distributed {args.distributed}: the oracle at {args.oracle_address} did not answer "
+            f"({getattr(code, 'name', 'no answer')}): is the chief running there?"
+        ) from None
     if args.distributed == "worker":
         print(f"worker {args.worker_id}: no trials left; done")
         return

@@ -301,6 +301,7 @@ def run_sweep(config, verbose=None):
             train_config = config.train_config(fraction, seed)
             run_dir = config.run_dir(fraction, seed)
             # killed after its training but before its row: scored without training again
+            # (outside train()'s run lock: one sweep process per --out, as the tuning guide says)
             trained = (
                 check_run_dir(run_dir, train_config, advice="use another sweep --out") == "finished"
             )

@@ -806,11 +806,11 @@ def _warn_small_faithful_set(model, n_train):
     ):
         warnings.warn(
             f"{n_train:,} training sequences: on sets this small the faithful AttnGen can settle on "
-            "one feature of several (it found one of `attngen synthetic`'s two motifs on 3 of 10 "
+            "one feature of several (it found only one of `attngen synthetic`'s two motifs on 3 of 10 "
             "seeds at 2,880 sequences, 1 of 6 at 4,320, 0 of 5 at 8,640); compare its test "
             "accuracy with a CNN's (`attngen train --model cnn`), or use `attngen train --preset "
             "motif`",
-            stacklevel=3,
+            stacklevel=5,  # train()'s caller (train > _train_locked > _fit_and_write > here)
         )
 
 
@@ -1272,7 +1272,8 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256, labe
             file=sys.stderr,
         )
     shortest = _shortest_trained(record)
-    _note_short_inputs(path, sum(len(s.strip()) < shortest for _, s in chosen), record)
+    if shortest is not None:
+        _note_short_inputs(path, sum(len(s.strip()) < shortest for _, s in chosen), record)
     split = EncodedSplit.from_sequences(
         [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), length,
         ids=[record_id for record_id, _ in chosen], crop=crop, source=str(path),
@@ -1283,19 +1284,21 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256, labe
 
 
 def _shortest_trained(record):
-    """The length of the run's shortest training sequence (at most its padded length)."""
-    length = int(record["length"])
-    return min(int(record.get("shortest_sequence") or length), length)
+    """The length of the run's shortest training sequence (at most its padded length); None
+    for runs trained before it was recorded."""
+    if record.get("shortest_sequence") is None:
+        return None
+    return min(int(record["shortest_sequence"]), int(record["length"]))
 
 
-def _note_short_inputs(path, short, record):
-    """Says on stderr that `short` of the sequences are shorter than any of the run's training
-    data (as `predict` warns): padded, they are inputs unlike it."""
+def _note_short_inputs(where, short, record):
+    """Says on stderr that `short` sequences (of `where`) are shorter than any of the run's
+    training data, as `predict` warns: padded, they are inputs unlike it."""
     if short:
         print(
-            f"attngen: note: {path}: {plural(short, 'sequence')} shorter than any the model was "
+            f"attngen: note: {where}: {plural(short, 'sequence')} shorter than any the model was "
             f"trained on ({_shortest_trained(record)} nt), padded to {int(record['length'])} nt: "
-            "inputs unlike its training data (as predict says)",
+            "inputs unlike its training data",
             file=sys.stderr,
         )
 
@@ -1438,9 +1441,10 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
         raise RunError(
             f"{_describe_data(data)} has no {split!r} split (it has: {', '.join(dataset.splits)}){hint}"
         )
-    if not own:
+    if not own and _shortest_trained(record) is not None:
         short = dataset[split].count_shorter(_shortest_trained(record))
-        _note_short_inputs(_describe_data(data), short, record)
+        where = f"{_describe_data(data)} ({split} split, {len(dataset[split])} sequences)"
+        _note_short_inputs(where, short, record)
     return model, record, split, dataset[split]
 
 

@@ -847,3 +847,14 @@ def test_an_unknown_option_is_named_by_its_command(tmp_path, capsys):
         "attngen sweep: error: unrecognized arguments: --preset motif (see attngen sweep --help)"
     ]
     assert not (tmp_path / "s").exists()
+    # after a positional argument and a list-valued option too
+    for argv, unknown in (
+        (["explain", "runs/x", "--bogus", "v", "--out", tmp_path / "e"], "--bogus v"),
+        (["perturb", "runs/x", "--fractions", "0.1", "0.2", "--foo", "--out", tmp_path / "p"],
+         "--foo"),
+    ):  # fmt: skip
+        result = run_cli(capsys, *argv)
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+            f"attngen {argv[0]}: error: unrecognized arguments: {unknown} "
+            f"(see attngen {argv[0]} --help)"
+        ]

@@ -509,8 +509,8 @@ def test_fasta_chunks_are_bounded_by_bases_as_well_as_records(tmp_path):
 
 
 def test_shortest_length_reads_a_memory_mapped_split_in_chunks(tmp_path):
-    """`EncodedSplit.shortest_length` sees every row whatever the chunk size (the shortest is in the
-    last, partial chunk here), and is 0 for an empty split."""
+    """`EncodedSplit.shortest_length` and `count_shorter` see every row whatever the chunk size
+    (the shortest is in the last, partial chunk here); an empty split's shortest length is 0."""
     from attngen_keras.data import EncodedSplit
     from attngen_keras.data.alphabet import PAD
 
@@ -519,7 +519,9 @@ def test_shortest_length_reads_a_memory_mapped_split_in_chunks(tmp_path):
     tokens[2, 8:] = PAD  # 8 nt
     tokens[6, 3:] = PAD  # 3 nt, in the last chunk of 3 rows
     split = EncodedSplit(tokens=tokens, labels=np.zeros(7, np.int32), ids=np.arange(7).astype(str))
-    assert [split.shortest_length(rows) for rows in (1, 3, 100)] == [3, 3, 3]
+    # chunks of 1, 3 and all rows (10 bytes a row)
+    assert [split.shortest_length(chunk_bytes) for chunk_bytes in (10, 30, 1000)] == [3, 3, 3]
+    assert [split.count_shorter(9, chunk_bytes) for chunk_bytes in (10, 30, 1000)] == [2, 2, 2]
     empty = EncodedSplit(
         tokens=np.zeros((0, 10), np.uint8), labels=np.zeros(0, np.int32), ids=np.zeros(0, str)
     )

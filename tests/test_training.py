@@ -347,9 +347,19 @@ def test_evaluate_on_other_data_scores_it_whole(small_csv, tmp_path, capsys):
                      "--force")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (
-        f"attngen: note: {shorter}: 3 sequences shorter than any the model was trained on (80 nt), "
-        "padded to 80 nt: inputs unlike its training data (as predict says)"
+        f"attngen: note: {shorter} (all split, 300 sequences): 3 sequences shorter than any the "
+        "model was trained on (80 nt), padded to 80 nt: inputs unlike its training data"
     ) in result.stderr
+    # a run trained before the shortest length was recorded: nothing to compare with, no note
+    # (its padded length is no such bound for sequences of several lengths)
+    record_path = tmp_path / "run" / "dataset.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(
+        json.dumps({k: v for k, v in record.items() if k != "shortest_sequence"})
+    )
+    result = run_cli(capsys, "evaluate", tmp_path / "run", "--data", shorter, "--out", out,
+                     "--force")  # fmt: skip
+    assert result.returncode == 0 and "shorter than any" not in result.stderr, result.stderr
     # too long for the run: the advice names what can be done with a trained run
     longer = tmp_path / "longer.csv"
     frame.assign(seq=frame["seq"] + frame["seq"]).to_csv(longer, index=False)

@@ -1,5 +1,6 @@
 """KerasTuner search: the search space, trials with masking, resume, retrain, distributed mode."""
 
+import dataclasses
 import itertools
 import json
 import os
@@ -114,6 +115,14 @@ def test_search_writes_summary_resumes_and_retrains_the_best(motif_csv, tmp_path
         best["hyperparameters"]
     )
     assert (project / "summary.md").read_text().count("\n| ") == 3  # header + 2 trials
+
+    # a search stopped after its first trial and resumed runs its second as the uninterrupted
+    # search did: each trial seeds itself and gets new datasets, whatever ran before it
+    stopped = dataclasses.replace(config, project_name="stopped", max_trials=1)
+    run_search(stopped, verbose=0)
+    run_search(dataclasses.replace(stopped, max_trials=2), verbose=0)
+    resumed = pd.read_csv(tmp_path / "stopped" / "trials.csv")
+    pd.testing.assert_frame_equal(resumed, trials)
 
     # resuming with one more trial runs only that trial; finished ones are kept
     before = {t: (project / f"trial_{t}" / "trial.json").stat().st_mtime for t in ("0", "1")}
@@ -519,6 +528,10 @@ def test_hyperband_ignores_max_trials_so_its_resume_does_not_check_it(motif_csv,
             "--retrain-out and --retrain-epochs need",
         ),
         (["--retrain-best", "--retrain-out", "afile"], "--retrain-out afile is a file, not a run"),
+        (
+            ["--retrain-best", "--retrain-out", "notes"],
+            "--retrain-out notes exists and is not an attngen run directory; choose another",
+        ),
     ],
 )
 def test_retrain_options_are_checked_before_the_search(
@@ -528,6 +541,8 @@ def test_retrain_options_are_checked_before_the_search(
     hours) and before anything is written; a 0 is not taken for "not given"."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
     args = ["tune", "--data", str(motif_csv), "--project-name", "p", "--directory", "tun"]
     result = run_cli(capsys, *args, *extra)
     assert result.returncode == 2
@@ -565,3 +580,30 @@ def test_a_trial_trains_the_same_after_other_trials(motif_csv):
     again = trial(mask_fraction=0.2, dropout=0.1)
     assert all(np.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(first, again))
     assert not all(np.allclose(a, b) for a, b in zip(first, other))
+
+
+def test_a_worker_whose_chief_never_answers_ends_with_one_line(motif_csv, tmp_path, capsys,
+                                                              monkeypatch):  # fmt: skip
+    """KerasTuner's worker gives up on an unreachable chief after an hour with a gRPC error: it
+    ends the command in one line naming the address, not a traceback."""
+    import grpc
+
+    import attngen_keras.tuning as tuning
+
+    class Unanswered(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def search(config, verbose=None):
+        raise Unanswered()
+
+    monkeypatch.setattr(tuning, "run_search", search)
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, "tune", "--data", motif_csv, "--project-name", "p", "--distributed",
+                     "worker", "--oracle-address", "10.0.0.9:8000")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "attngen tune: error: --distributed worker: the oracle at 10.0.0.9:8000 did not answer "
+        "(DEADLINE_EXCEEDED): is the chief running there?"
+    ]
+    assert result.stdout.startswith("worker 0: asking the chief at 10.0.0.9:8000 for trials")

@@ -128,17 +128,25 @@ class EncodedSplit:
     def lengths(self):
         return np.sum(self.tokens != alphabet.PAD, axis=1).astype(np.int32)
 
-    def shortest_length(self, rows=1 << 16):
-        """The length of the shortest sequence (0 for an empty split), `rows` at a time (a memory-mapped
-        cache is read once, never whole)."""
-        shortest = int(self.tokens.shape[1]) if len(self) else 0
+    def _lengths_in_chunks(self, chunk_bytes=1 << 24):
+        """The sequences' lengths (padding left out), one array per chunk of about `chunk_bytes`
+        of tokens (a memory-mapped cache is read once, never whole)."""
+        rows = max(1, chunk_bytes // max(1, int(self.tokens.shape[1])))
         for start in range(0, len(self), rows):
             chunk = np.asarray(self.tokens[start : start + rows])
-            shortest = min(shortest, int((chunk != alphabet.PAD).sum(axis=1).min()))
+            yield (chunk != alphabet.PAD).sum(axis=1)
+
+    def shortest_length(self, chunk_bytes=1 << 24):
+        """The length of the shortest sequence (0 for an empty split), read `chunk_bytes` of
+        tokens at a time."""
+        shortest = int(self.tokens.shape[1]) if len(self) else 0
+        for lengths in self._lengths_in_chunks(chunk_bytes):
+            shortest = min(shortest, int(lengths.min()))
         return shortest
 
-    def count_shorter(self, length, rows=1 << 16):
-        """How many sequences are shorter than `length` (padding left out), `rows` at a time.
+    def count_shorter(self, length, chunk_bytes=1 << 24):
+        """How many sequences are shorter than `length` (padding left out), read `chunk_bytes`
+        of tokens at a time.
 
         Example:
 
@@ -146,11 +154,8 @@ class EncodedSplit:
         >>> split.count_shorter(4)
         1
         """
-        short = 0
-        for start in range(0, len(self), rows):
-            chunk = np.asarray(self.tokens[start : start + rows])
-            short += int(((chunk != alphabet.PAD).sum(axis=1) < length).sum())
-        return short
+        chunks = self._lengths_in_chunks(chunk_bytes)
+        return sum(int((lengths < length).sum()) for lengths in chunks)
 
     def one_hot(self):
         """`(n, length, 4)` float32 one-hot (padding all-zero)."""
