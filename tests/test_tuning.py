@@ -561,7 +561,7 @@ def test_a_trial_trains_the_same_after_other_trials(motif_csv):
     train, val = dataset["train"], dataset["val"]
     hypermodel = AttnGenHyperModel(
         dataset.length, 2, recalibration_data=lambda: make_tf_dataset(train, 64, shuffle=True),
-        recalibration_steps=2, max_epochs=2, seed=5,
+        recalibration_steps=2, max_epochs=1, seed=5,
         train_data=lambda: make_tf_dataset(train, 64, shuffle=True, seed=5),
     )  # fmt: skip
 
@@ -571,7 +571,7 @@ def test_a_trial_trains_the_same_after_other_trials(motif_csv):
         hp.values.update(conv_blocks=1, filters=32, warmup_epochs=0, **values)
         model = hypermodel.build(hp)
         hypermodel.fit(
-            hp, model, validation_data=make_tf_dataset(val, 64), epochs=2, verbose=0, shuffle=False
+            hp, model, validation_data=make_tf_dataset(val, 64), epochs=1, verbose=0, shuffle=False
         )
         return model.get_weights()
 
