@@ -992,14 +992,12 @@ def _tune(args):
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise ValueError(f"--retrain-epochs must be >= 1, got {args.retrain_epochs}")
     if args.retrain_out is not None:
-        retrain_out = Path(args.retrain_out)
-        if retrain_out.is_file():
+        from attngen_keras.training import not_a_run_directory
+
+        problem = not_a_run_directory(args.retrain_out)
+        if problem == "a file":
             raise ValueError(f"--retrain-out {args.retrain_out} is a file, not a run directory")
-        if (
-            retrain_out.is_dir()
-            and any(retrain_out.iterdir())
-            and not (retrain_out / "config.json").exists()
-        ):
+        if problem:
             raise ValueError(
                 f"--retrain-out {args.retrain_out} exists and is not an attngen run directory; "
                 "choose another"

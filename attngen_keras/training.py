@@ -293,6 +293,21 @@ def _normalize(value):
     return json.loads(json.dumps(value))
 
 
+def not_a_run_directory(out):
+    """Why `out` cannot hold a run: `"a file"`, `"another directory"` (one with files but no
+    run configuration), or None (no such path, an empty directory or a run directory)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        return "a file"
+    if (
+        out.exists()
+        and not (out / CONFIG_FILE).exists()
+        and any(not p.name.startswith((LOCK_FILE, STAGING_MARKER)) for p in out.iterdir())
+    ):
+        return "another directory"
+    return None
+
+
 def check_run_dir(
     out, config, overwrite=False, advice="use a new --out, or --overwrite to discard it"
 ):
@@ -304,12 +319,11 @@ def check_run_dir(
     """
     out = Path(out)
     config_path = out / CONFIG_FILE
-    if out.exists() and not out.is_dir():
+    problem = not_a_run_directory(out)
+    if problem == "a file":
         raise RunError(f"{out} is a file, not a run directory; choose another --out")
     if not config_path.exists():
-        if out.exists() and any(
-            not p.name.startswith((LOCK_FILE, STAGING_MARKER)) for p in out.iterdir()
-        ):
+        if problem:
             raise RunError(
                 f"{out} exists and is not an attngen run directory; choose another --out"
                 + (" (--overwrite replaces only attngen run directories)" if overwrite else "")
@@ -1121,9 +1135,7 @@ def _tidy_history(path, constant=None):
     history = history.reset_index(drop=True)
     # Keras' CSVLogger, logging no validation, adds an empty `val_` column for every key,
     # also for the logged values that are not metrics
-    history = history.drop(
-        columns=[f"val_{c}" for c in NOT_METRICS if f"val_{c}" in history], errors="ignore"
-    )
+    history = history.drop(columns=[f"val_{c}" for c in NOT_METRICS], errors="ignore")
     for name, value in (constant or {}).items():
         if name not in history:
             history[name] = value
@@ -1273,7 +1285,8 @@ def load_unlabeled_sequences(run_dir, path, n=None, seed=0, batch_size=256, labe
         )
     shortest = _shortest_trained(record)
     if shortest is not None:
-        _note_short_inputs(path, sum(len(s.strip()) < shortest for _, s in chosen), record)
+        short = sum(len(sequence.strip()) < shortest for _, sequence in chosen)
+        _note_short_inputs(path, short, shortest, length)
     split = EncodedSplit.from_sequences(
         [sequence for _, sequence in chosen], np.zeros(len(chosen), np.int32), length,
         ids=[record_id for record_id, _ in chosen], crop=crop, source=str(path),
@@ -1291,14 +1304,13 @@ def _shortest_trained(record):
     return min(int(record["shortest_sequence"]), int(record["length"]))
 
 
-def _note_short_inputs(where, short, record):
-    """Says on stderr that `short` sequences (of `where`) are shorter than any of the run's
-    training data, as `predict` warns: padded, they are inputs unlike it."""
+def _note_short_inputs(where, short, shortest, length):
+    """Says on stderr that `short` sequences (of `where`) are shorter than the run's `shortest`
+    training sequence, as `predict` warns: padded to `length`, they are inputs unlike it."""
     if short:
         print(
             f"attngen: note: {where}: {plural(short, 'sequence')} shorter than any the model was "
-            f"trained on ({_shortest_trained(record)} nt), padded to {int(record['length'])} nt: "
-            "inputs unlike its training data",
+            f"trained on ({shortest} nt), padded to {length} nt: inputs unlike its training data",
             file=sys.stderr,
         )
 
@@ -1441,10 +1453,11 @@ def _load_run_data(run_dir, data=None, references=None, split=None, cache_dir="d
         raise RunError(
             f"{_describe_data(data)} has no {split!r} split (it has: {', '.join(dataset.splits)}){hint}"
         )
-    if not own and _shortest_trained(record) is not None:
-        short = dataset[split].count_shorter(_shortest_trained(record))
+    shortest = _shortest_trained(record)
+    if not own and shortest is not None:
         where = f"{_describe_data(data)} ({split} split, {len(dataset[split])} sequences)"
-        _note_short_inputs(where, short, record)
+        short = dataset[split].count_shorter(shortest)
+        _note_short_inputs(where, short, shortest, int(record["length"]))
     return model, record, split, dataset[split]
 
 
